@@ -1,0 +1,37 @@
+"""Shared fixtures. Every test gets its own WORKBENCH_HOME, so nothing touches data/ or runs/."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(autouse=True)
+def workbench_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("WORKBENCH_HOME", str(home))
+    monkeypatch.delenv("WORKBENCH_CONFIG", raising=False)
+    for key in list(os.environ):
+        if key.startswith("WORKBENCH__") or key in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY"):
+            monkeypatch.delenv(key)
+    return home
+
+
+@pytest.fixture
+def store(workbench_home):
+    from workbench.data.store import Store
+
+    return Store(workbench_home / "data")
+
+
+@pytest.fixture
+def workbench_cmd() -> list[str]:
+    """The installed command, run as a real process."""
+    return [str(BIN / "workbench")]

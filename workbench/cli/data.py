@@ -1,0 +1,141 @@
+"""``workbench data ...``: put bars into the store and see what it holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from workbench.cli.output import echo, echo_json, echo_table
+from workbench.errors import ConfigError
+
+__all__ = ["data"]
+
+
+def _settings():
+    from workbench.config import load_settings
+
+    return load_settings()
+
+
+def _store():
+    from workbench.data.store import Store
+
+    return Store()
+
+
+def _report(report, as_json: bool, store) -> None:
+    if as_json:
+        echo_json({**report.to_dict(), "store": str(store.root)})
+        return
+    echo(report.summary())
+    if report.quarantined_total:
+        echo(f"quarantined bars are kept: `workbench data quarantine` lists them with their reason")
+    echo(f"store: {store.root}")
+
+
+@click.group()
+def data() -> None:
+    """Market data: synthesize, import, fetch and list bars in the Parquet store."""
+
+
+@data.command()
+@click.option("--symbols", "-n", "symbols", default="20", show_default=True,
+              help="How many synthetic symbols, or a comma-separated list of names.")
+@click.option("--days", "-d", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Number of trading sessions, ending at --end.")
+@click.option("--timeframe", "-t", default="1Min", show_default=True,
+              help="Bar timeframe: 1Min, 5Min, 15Min, 1Hour or 1Day.")
+@click.option("--seed", default=7, show_default=True, type=int, help="Random seed (same seed, same bars).")
+@click.option("--end", default=None,
+              help="Last session date (YYYY-MM-DD); default: the last completed NYSE session.")
+@click.option("--json", "as_json", is_flag=True, help="Print the write report as JSON.")
+def synth(symbols: str, days: int, timeframe: str, seed: int, end: str | None, as_json: bool) -> None:
+    """Write seeded synthetic bars on the real NYSE calendar into the store.
+
+    Regular-hours bars only, with holidays and early closes; a realistic intraday volume
+    shape and occasional gaps. The same seed and arguments always give the same bytes.
+    """
+    from workbench.data.sources import synth_into_store
+
+    names = _parse_symbols(symbols)
+    store = _store()
+    report = synth_into_store(store, names, days, timeframe, seed, end,
+                              spike_band=_settings().data.spike_band, progress=not as_json)
+    _report(report, as_json, store)
+
+
+@data.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--symbol", "-s", default=None, help="Symbol of the bars (else the file's symbol column).")
+@click.option("--timeframe", "-t", required=True, help="Bar timeframe of the file: 1Min ... 1Day.")
+@click.option("--tz", default=None,
+              help="Time zone of naive timestamps (e.g. America/New_York); naive times are refused without it.")
+@click.option("--spike-band", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Quarantine closes further than this fraction from the local median (default from settings: 0.5).")
+@click.option("--json", "as_json", is_flag=True, help="Print the write report as JSON.")
+def import_(file: Path, symbol: str | None, timeframe: str, tz: str | None,
+            spike_band: float | None, as_json: bool) -> None:
+    """Import OHLCV bars from a CSV or Parquet FILE, validated; bad bars are quarantined.
+
+    Column names are matched case-insensitively (ts/timestamp/time/date, open, high, low,
+    close, volume, symbol). Timestamps with an offset are converted to UTC; naive ones
+    need --tz.
+    """
+    from workbench.data.sources import import_into_store
+
+    if not file.exists():
+        raise ConfigError(f"no such file: {file}")
+    store = _store()
+    band = spike_band if spike_band is not None else _settings().data.spike_band
+    report = import_into_store(store, file, symbol, timeframe, tz, spike_band=band)
+    _report(report, as_json, store)
+
+
+@data.command("ls")
+@click.option("--timeframe", "-t", default=None, help="Only this timeframe.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: a list of {symbol, timeframe, first, last, rows, ...}.")
+def ls(timeframe: str | None, as_json: bool) -> None:
+    """What the store holds: symbol, timeframe, first and last bar (UTC), rows, files, quarantined."""
+    from workbench.data.timeframe import Timeframe
+
+    store = _store()
+    df = store.ls()
+    if timeframe is not None:
+        df = df[df["timeframe"] == str(Timeframe.parse(timeframe))]
+    if as_json:
+        echo_json(df.to_dict(orient="records"))
+        return
+    echo_table(df, empty=f"the store at {store.root} is empty; try `workbench data synth`")
+    if not df.empty:
+        echo(f"{len(df)} series, {int(df['rows'].sum()):,} bars in {store.root}")
+
+
+@data.command()
+@click.option("--symbol", "-s", "symbols", multiple=True, help="Only this symbol (repeatable).")
+@click.option("--timeframe", "-t", default=None, help="Only this timeframe.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON records.")
+def quarantine(symbols: tuple[str, ...], timeframe: str | None, as_json: bool) -> None:
+    """List quarantined bars with the reason each was refused."""
+    store = _store()
+    df = store.quarantine(list(symbols) or None, timeframe)
+    if as_json:
+        echo_json(df.to_dict(orient="records"))
+        return
+    echo_table(df, empty="no quarantined bars")
+    if not df.empty:
+        counts = df["reason"].value_counts()
+        echo("by reason: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+def _parse_symbols(text: str) -> int | list[str]:
+    text = text.strip()
+    if text.isdigit():
+        n = int(text)
+        if not 1 <= n <= 5000:
+            raise ConfigError(f"--symbols {n}: choose between 1 and 5000 symbols")
+        return n
+    names = [s.strip().upper() for s in text.split(",") if s.strip()]
+    if not names:
+        raise ConfigError("--symbols: give a count or a comma-separated list of names")
+    return names

@@ -1,0 +1,48 @@
+"""Clocks. Nothing in the workbench reads wall time except through a clock.
+
+``LiveClock`` reads the system clock; ``SimClock`` is set and advanced by a replay.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+
+__all__ = ["Clock", "LiveClock", "SimClock"]
+
+
+class Clock:
+    def now(self) -> pd.Timestamp:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class LiveClock(Clock):
+    """Wall time, UTC."""
+
+    def now(self) -> pd.Timestamp:
+        return pd.Timestamp(datetime.now(timezone.utc))
+
+
+class SimClock(Clock):
+    """A clock that only moves when told to (replays, tests)."""
+
+    def __init__(self, start) -> None:
+        self._now = _utc(start)
+
+    def now(self) -> pd.Timestamp:
+        return self._now
+
+    def set(self, when) -> None:
+        when = _utc(when)
+        if when < self._now:
+            raise ValueError(f"SimClock cannot go back from {self._now} to {when}")
+        self._now = when
+
+    def advance(self, delta) -> None:
+        self.set(self._now + pd.Timedelta(delta))
+
+
+def _utc(value) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")

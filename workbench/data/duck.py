@@ -1,0 +1,100 @@
+"""DuckDB queries over the Parquet store (in-memory connections: no file locks, ever)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from workbench.data.bars import FIELDS
+from workbench.data.timeframe import Timeframe
+
+__all__ = ["connect", "read_bars", "summarize", "quarantined"]
+
+_HIVE = "hive_partitioning = true, hive_types = {'timeframe': VARCHAR, 'symbol': VARCHAR}"
+
+
+def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory connection (cheap; one per call keeps processes independent)."""
+    con = duckdb.connect(":memory:")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
+def _file_list(files: Iterable[Path]) -> str:
+    return "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
+
+
+def read_bars(files: list[Path], symbols: list[str], lo: pd.Timestamp | None,
+              hi: pd.Timestamp | None) -> dict[str, np.ndarray]:
+    """Long columns for the given files: ``ts`` (int64 ns), ``code`` (index into symbols), OHLCV."""
+    con = connect()
+    con.execute("CREATE TYPE sym AS ENUM (SELECT unnest($1::VARCHAR[]))", [symbols])
+    where, params = [], []
+    if lo is not None:
+        where.append("epoch_ns(ts) >= $lo")
+        params.append(("lo", lo.value))
+    if hi is not None:
+        where.append("epoch_ns(ts) <= $hi")
+        params.append(("hi", hi.value))
+    sql = (
+        f"SELECT epoch_ns(ts) AS ts, enum_code(symbol::sym) AS code, {', '.join(FIELDS)} "
+        f"FROM read_parquet({_file_list(files)}, {_HIVE})"
+        + (f" WHERE {' AND '.join(where)}" if where else "")
+    )
+    result = con.execute(sql, dict(params)).fetchnumpy()
+    con.close()
+    return {k: np.asarray(v) for k, v in result.items()}
+
+
+def summarize(root: Path) -> pd.DataFrame:
+    """One row per (timeframe, symbol) of the store: first, last, rows, files, quarantined."""
+    cols = ["timeframe", "symbol", "first", "last", "rows", "files", "quarantined"]
+    bars = sorted((root / "bars").glob("timeframe=*/symbol=*/*.parquet"))
+    if not bars:
+        return pd.DataFrame(columns=cols)
+    con = connect()
+    df = con.execute(
+        f"SELECT timeframe, symbol, min(ts) AS first, max(ts) AS last, count(*) AS rows, "
+        f"count(DISTINCT filename) AS files "
+        f"FROM read_parquet({_file_list(bars)}, {_HIVE}, filename = true) "
+        f"GROUP BY ALL ORDER BY timeframe, symbol"
+    ).df()
+    bad = sorted((root / "quarantine").glob("timeframe=*/symbol=*/*.parquet"))
+    if bad:
+        q = con.execute(
+            f"SELECT timeframe, symbol, count(*) AS quarantined "
+            f"FROM read_parquet({_file_list(bad)}, {_HIVE}) GROUP BY ALL"
+        ).df()
+        df = df.merge(q, on=["timeframe", "symbol"], how="left")
+    else:
+        df["quarantined"] = 0
+    con.close()
+    df["quarantined"] = df["quarantined"].fillna(0).astype(int)
+    for c in ("first", "last"):
+        df[c] = pd.to_datetime(df[c], utc=True)
+    return df[cols]
+
+
+def quarantined(root: Path, symbols=None, timeframe=None) -> pd.DataFrame:
+    """Quarantined bars (``symbol, timeframe, ts, OHLCV, reason, source``)."""
+    tf = f"timeframe={Timeframe.parse(timeframe)}" if timeframe else "timeframe=*"
+    files = sorted((root / "quarantine").glob(f"{tf}/symbol=*/*.parquet"))
+    if symbols is not None:
+        wanted = {symbols} if isinstance(symbols, str) else set(symbols)
+        files = [f for f in files if f.parent.name.split("=", 1)[1] in wanted]
+    cols = ["symbol", "timeframe", "ts", *FIELDS, "reason", "source"]
+    if not files:
+        return pd.DataFrame(columns=cols)
+    con = connect()
+    df = con.execute(
+        f"SELECT {', '.join(cols)} FROM read_parquet({_file_list(files)}, {_HIVE}) "
+        f"ORDER BY symbol, timeframe, ts"
+    ).df()
+    con.close()
+    df["ts"] = pd.to_datetime(df["ts"], utc=True)
+    return df

@@ -1,0 +1,40 @@
+"""Getting bars into the store: the synthetic generator and file import, both validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from workbench.clock import Clock, LiveClock
+from workbench.data import calendar
+from workbench.data.importer import read_bars_file
+from workbench.data.store import Store, WriteReport
+from workbench.data.synth import synthesize
+from workbench.data.timeframe import Timeframe
+
+__all__ = ["synth_into_store", "import_into_store", "last_completed_session"]
+
+
+def last_completed_session(clock: Clock | None = None) -> pd.Timestamp:
+    """The date of the most recent NYSE session whose regular close has passed."""
+    return calendar.last_completed_session((clock or LiveClock()).now())
+
+
+def synth_into_store(store: Store, symbols: int | list[str], days: int, timeframe: str,
+                     seed: int, end=None, spike_band: float = 0.5,
+                     progress: bool = False) -> WriteReport:
+    """Synthesize bars (ending at ``end`` or the last completed session) and store them."""
+    tf = Timeframe.parse(timeframe)
+    end_date = pd.Timestamp(end) if end is not None else last_completed_session()
+    bars = synthesize(symbols, days, str(tf), seed=seed, end=end_date, progress=progress)
+    return store.write(bars, tf, source=f"synth:seed={seed}", spike_band=spike_band,
+                       progress=progress)
+
+
+def import_into_store(store: Store, path: Path, symbol: str | None, timeframe: str,
+                      tz: str | None, spike_band: float = 0.5) -> WriteReport:
+    """Read a CSV or Parquet file of bars and store it (bad bars quarantined)."""
+    tf = Timeframe.parse(timeframe)
+    bars = read_bars_file(path, symbol=symbol, tz=tz)
+    return store.write(bars, tf, source=f"import:{Path(path).name}", spike_band=spike_band)

@@ -1,0 +1,281 @@
+"""The market-data store: an immutable Parquet dataset read through in-memory DuckDB.
+
+Layout under the data directory::
+
+    bars/timeframe=1Min/symbol=AAPL/<first>_<last>_<digest>.parquet   good bars
+    quarantine/timeframe=1Min/symbol=AAPL/<...>.parquet                bad bars + reason
+    tmp/                                                                files being written
+    .write.lock                                                         one writer at a time
+
+A file is written under ``tmp/``, flushed to disk, then renamed into its partition, so a
+reader sees a whole file or none. Files are never rewritten or deleted: an append writes
+only the bars whose timestamps the symbol does not have yet, so re-importing the same
+bars is a no-op and older bars are never lost. Any number of processes may read while
+one writes (writers take ``.write.lock``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from workbench import paths
+from workbench.data import duck
+from workbench.data.bars import FIELDS, Bars, pivot_arrays
+from workbench.data.timeframe import Timeframe
+from workbench.data.validate import validate
+from workbench.errors import DataError
+
+__all__ = ["Store", "WriteReport", "open_store"]
+
+NY = "America/New_York"
+_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
+_BAR_SCHEMA = pa.schema(
+    [("ts", pa.timestamp("ns", tz="UTC"))] + [(f, pa.float64()) for f in FIELDS]
+)
+_QUARANTINE_SCHEMA = _BAR_SCHEMA.append(pa.field("reason", pa.string())).append(
+    pa.field("source", pa.string())
+)
+
+
+@dataclass
+class WriteReport:
+    """What one write did, per symbol and in total."""
+
+    timeframe: str
+    received: int = 0
+    written: int = 0
+    already_stored: int = 0
+    conflicts: int = 0  # same (symbol, ts) as a stored bar but different values: kept the stored
+    quarantined: dict[str, int] = field(default_factory=dict)  # reason -> count
+    symbols: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+    def summary(self) -> str:
+        q = ", ".join(f"{k}={v}" for k, v in sorted(self.quarantined.items())) or "none"
+        return (
+            f"{self.timeframe}: {len(self.symbols)} symbol(s), {self.received} bars received, "
+            f"{self.written} written, {self.already_stored} already stored, "
+            f"{self.conflicts} conflicting with stored bars (kept stored), quarantined: {q}"
+        )
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "quarantined_total": self.quarantined_total}
+
+
+def check_symbol(symbol: str) -> str:
+    if not isinstance(symbol, str) or not _SYMBOL.match(symbol):
+        raise DataError(
+            f"invalid symbol {symbol!r}: use upper-case letters, digits, '.' or '-' (max 16)"
+        )
+    return symbol
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Store:
+    """One data directory. Cheap to create; holds no open files between calls."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else paths.data_dir()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # -- paths ----------------------------------------------------------------------------
+    def partition(self, kind: str, timeframe: Timeframe, symbol: str) -> Path:
+        return self.root / kind / f"timeframe={timeframe}" / f"symbol={symbol}"
+
+    def files(self, timeframe: Timeframe, symbols: Iterable[str] | None = None,
+              kind: str = "bars") -> list[Path]:
+        base = self.root / kind / f"timeframe={timeframe}"
+        if symbols is None:
+            return sorted(base.glob("symbol=*/*.parquet"))
+        return sorted(p for s in symbols for p in self.partition(kind, timeframe, s).glob("*.parquet"))
+
+    def symbols(self, timeframe: str | Timeframe) -> list[str]:
+        base = self.root / "bars" / f"timeframe={Timeframe.parse(timeframe)}"
+        return sorted(p.name.split("=", 1)[1] for p in base.glob("symbol=*") if any(p.glob("*.parquet")))
+
+    def timeframes(self) -> list[str]:
+        return sorted(p.name.split("=", 1)[1] for p in (self.root / "bars").glob("timeframe=*"))
+
+    # -- writing --------------------------------------------------------------------------
+    @contextmanager
+    def _writer_lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".write.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _write_file(self, table: pa.Table, directory: Path, stem: str) -> Path:
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_dir / f"{directory.name}-{stem}.{os.getpid()}.tmp"
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+        with open(tmp, "rb") as fh:
+            digest = hashlib.sha256(fh.read()).hexdigest()[:12]
+            os.fsync(fh.fileno())
+        final = directory / f"{stem}_{digest}.parquet"
+        os.replace(tmp, final)
+        _fsync_dir(directory)
+        return final
+
+    def _stored(self, timeframe: Timeframe, symbol: str) -> pd.DataFrame:
+        files = self.files(timeframe, [symbol])
+        if not files:
+            return pd.DataFrame({f: pd.Series(dtype=float) for f in ("ts", *FIELDS)})
+        table = pa.concat_tables(pq.read_table(f, schema=_BAR_SCHEMA) for f in files)
+        return table.to_pandas().sort_values("ts", ignore_index=True)
+
+    def write(self, bars: pd.DataFrame, timeframe: str | Timeframe, source: str = "import",
+              spike_band: float = 0.5, progress: bool = False) -> WriteReport:
+        """Validate long bars and append the good ones; quarantine the bad with their reason."""
+        tf = Timeframe.parse(timeframe)
+        report = WriteReport(timeframe=str(tf), received=len(bars))
+        if len(bars) == 0:
+            return report
+        for symbol in bars["symbol"].unique():
+            check_symbol(symbol)
+        groups = bars.groupby("symbol", sort=True)
+        with self._writer_lock():
+            for symbol, rows in _progress(groups, progress, "writing"):
+                self._write_symbol(str(symbol), rows, tf, source, spike_band, report)
+        return report
+
+    def _write_symbol(self, symbol: str, rows: pd.DataFrame, tf: Timeframe, source: str,
+                      spike_band: float, report: WriteReport) -> None:
+        stored = self._stored(tf, symbol)
+        ref = {symbol: float(stored["close"].iloc[-1])} if len(stored) else None
+        checked = validate(rows, spike_band=spike_band, reference_close=ref)
+        report.symbols.append(symbol)
+        for reason, n in checked.counts.items():
+            report.quarantined[reason] = report.quarantined.get(reason, 0) + n
+        if len(checked.bad):
+            bad = checked.bad.assign(source=source)[list(_QUARANTINE_SCHEMA.names)]
+            table = pa.Table.from_pandas(bad, schema=_QUARANTINE_SCHEMA, preserve_index=False)
+            stem = _stem(bad["ts"])
+            report.files.append(str(self._write_file(table, self.partition("quarantine", tf, symbol), stem)))
+        good = checked.good
+        if len(stored) and len(good):
+            known = good["ts"].isin(stored["ts"])
+            if known.any():
+                merged = good[known].merge(stored, on="ts", suffixes=("", "_stored"))
+                same = np.ones(len(merged), dtype=bool)
+                for f in FIELDS:
+                    same &= np.isclose(merged[f], merged[f + "_stored"], rtol=0, atol=0, equal_nan=True)
+                report.already_stored += int(same.sum())
+                report.conflicts += int((~same).sum())
+                good = good[~known]
+        if len(good):
+            table = pa.Table.from_pandas(good[["ts", *FIELDS]], schema=_BAR_SCHEMA, preserve_index=False)
+            report.files.append(str(self._write_file(table, self.partition("bars", tf, symbol), _stem(good["ts"]))))
+            report.written += len(good)
+
+    # -- reading --------------------------------------------------------------------------
+    def load(self, symbols: str | Iterable[str] | None, timeframe: str | Timeframe,
+             start=None, end=None) -> Bars:
+        """Bars for ``symbols`` (None: every stored symbol) with ``start <= ts <= end``."""
+        tf = Timeframe.parse(timeframe)
+        wanted = self._resolve_symbols(symbols, tf)
+        files = self.files(tf, wanted)
+        lo, hi = _bound(start, "start"), _bound(end, "end", inclusive_day=True)
+        if lo is not None and hi is not None and lo > hi:
+            raise DataError(f"start {start} is after end {end}")
+        cols = duck.read_bars(files, wanted, lo, hi) if files else None
+        if cols is None or cols["ts"].size == 0:
+            raise DataError(
+                f"no {tf} bars stored for {_names(wanted)} between {start or 'the start'} "
+                f"and {end or 'the end'} in {self.root}"
+            )
+        frames = pivot_arrays(cols["ts"], cols["code"], wanted, {f: cols[f] for f in FIELDS})
+        present = [s for s, frame_has in zip(wanted, frames["close"].notna().any().to_numpy()) if frame_has]
+        if len(present) < len(wanted):
+            missing = [s for s in wanted if s not in present]
+            raise DataError(f"no {tf} bars in range for {_names(missing)}")
+        return Bars(**frames, timeframe=tf)
+
+    def _resolve_symbols(self, symbols, tf: Timeframe) -> list[str]:
+        stored = self.symbols(tf)
+        if symbols is None:
+            if not stored:
+                raise DataError(f"the store at {self.root} holds no {tf} bars; try `workbench data synth`")
+            return stored
+        wanted = [symbols] if isinstance(symbols, str) else list(dict.fromkeys(symbols))
+        missing = [s for s in wanted if s not in stored]
+        if missing:
+            raise DataError(f"no {tf} bars stored for {_names(missing)} in {self.root}")
+        return wanted
+
+    def ls(self) -> pd.DataFrame:
+        """One row per (timeframe, symbol): first, last, rows, files, quarantined."""
+        return duck.summarize(self.root)
+
+    def quarantine(self, symbols: str | Iterable[str] | None = None,
+                   timeframe: str | Timeframe | None = None) -> pd.DataFrame:
+        """The quarantined bars with their reason (and source)."""
+        return duck.quarantined(self.root, symbols, timeframe)
+
+
+def open_store(root: str | Path | None = None) -> Store:
+    return Store(root)
+
+
+def _stem(ts: pd.Series) -> str:
+    fmt = "%Y%m%dT%H%M%S"
+    return f"{ts.min().strftime(fmt)}_{ts.max().strftime(fmt)}"
+
+
+def _names(symbols: list[str]) -> str:
+    return ", ".join(symbols[:8]) + (f" and {len(symbols) - 8} more" if len(symbols) > 8 else "")
+
+
+def _bound(value, what: str, inclusive_day: bool = False) -> pd.Timestamp | None:
+    """A UTC bound. A bare date is a New York calendar day (start of it, or end if inclusive);
+    a naive time is UTC."""
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{what}: cannot read {value!r} as a date or time") from e
+    if isinstance(value, str) and len(value.strip()) <= 10:  # a date: a New York trading day
+        ts = ts.tz_localize(NY)
+        if inclusive_day:
+            ts = (ts + pd.Timedelta(days=1)).normalize().tz_localize(None).tz_localize(NY)
+            ts -= pd.Timedelta(1, "ns")
+        return ts.tz_convert("UTC")
+    return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+
+
+def _progress(iterable, enabled: bool, desc: str):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, unit="symbol", total=getattr(iterable, "ngroups", None))

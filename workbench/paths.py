@@ -1,0 +1,35 @@
+"""Where the workbench keeps things.
+
+The project root is the folder holding ``pyproject.toml`` next to the installed package
+(an editable install); data and runs default to ``data/`` and ``runs/`` under it.
+``WORKBENCH_HOME=DIR`` moves both to ``DIR/data`` and ``DIR/runs``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["project_root", "home", "data_dir", "runs_dir"]
+
+
+def project_root() -> Path:
+    """The repository this package lives in (falls back to the current directory)."""
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").exists():
+        return here
+    return Path.cwd()
+
+
+def home() -> Path:
+    """``$WORKBENCH_HOME`` if set, else the project root."""
+    env = os.environ.get("WORKBENCH_HOME")
+    return Path(env).expanduser().resolve() if env else project_root()
+
+
+def data_dir() -> Path:
+    return home() / "data"
+
+
+def runs_dir() -> Path:
+    return home() / "runs"
