@@ -74,9 +74,22 @@ def pivot_arrays(
     out = {}
     for name, values in columns.items():
         arr = np.full(n_s * n_t, np.nan)
-        arr[flat] = values
+        _scatter(arr, flat, values)
         out[name] = pd.DataFrame(arr.reshape(n_s, n_t).T, index=index, columns=cols, copy=False)
     return out
+
+
+def _scatter(target: np.ndarray, flat: np.ndarray, values) -> None:
+    """``target[flat] = values``; an Arrow ChunkedArray is scattered chunk by chunk (no concat)."""
+    chunks = getattr(values, "chunks", None)
+    if chunks is None:
+        target[flat] = values
+        return
+    start = 0
+    for chunk in chunks:
+        stop = start + len(chunk)
+        target[flat[start:stop]] = chunk.to_numpy(zero_copy_only=False)
+        start = stop
 
 
 @dataclass(frozen=True, eq=False)

@@ -29,26 +29,36 @@ def _file_list(files: Iterable[Path]) -> str:
     return "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
 
 
-def read_bars(files: list[Path], symbols: list[str], lo: pd.Timestamp | None,
-              hi: pd.Timestamp | None) -> dict[str, np.ndarray]:
-    """Long columns for the given files: ``ts`` (int64 ns), ``code`` (index into symbols), OHLCV."""
-    con = connect()
-    con.execute("CREATE TYPE sym AS ENUM (SELECT unnest($1::VARCHAR[]))", [symbols])
-    where, params = [], []
+def read_bars(files: list[Path], file_codes: list[int], lo: pd.Timestamp | None,
+              hi: pd.Timestamp | None) -> dict:
+    """Long columns of ``files``: ``ts`` (int64 ns), ``code`` (``file_codes`` of the row's file), OHLCV.
+
+    Rows are tagged with DuckDB's ``file_index`` virtual column rather than the hive
+    partition string: mapping a small per-file array is far cheaper than a string per row.
+    """
+    where, params = [], {}
     if lo is not None:
         where.append("epoch_ns(ts) >= $lo")
-        params.append(("lo", lo.value))
+        params["lo"] = lo.value
     if hi is not None:
         where.append("epoch_ns(ts) <= $hi")
-        params.append(("hi", hi.value))
+        params["hi"] = hi.value
     sql = (
-        f"SELECT epoch_ns(ts) AS ts, enum_code(symbol::sym) AS code, {', '.join(FIELDS)} "
-        f"FROM read_parquet({_file_list(files)}, {_HIVE})"
+        f"SELECT file_index, ts, {', '.join(FIELDS)} FROM read_parquet({_file_list(files)})"
         + (f" WHERE {' AND '.join(where)}" if where else "")
     )
-    result = con.execute(sql, dict(params)).fetchnumpy()
-    con.close()
-    return {k: np.asarray(v) for k, v in result.items()}
+    con = connect()
+    try:
+        table = con.execute(sql, params).to_arrow_table() if params else con.sql(sql).to_arrow_table()
+    finally:
+        con.close()
+    codes = np.asarray(file_codes, dtype=np.int64)
+    out = {
+        "ts": table.column("ts").to_numpy().view(np.int64),
+        "code": codes[table.column("file_index").to_numpy()],
+    }
+    out.update({f: table.column(f) for f in FIELDS})  # chunked: scattered without a concat
+    return out
 
 
 def summarize(root: Path) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Getting bars into the store: the synthetic generator and file import, both validated."""
+"""Getting bars into the store: the synthetic generator, file import and Alpaca, all validated."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from workbench.data.store import Store, WriteReport
 from workbench.data.synth import synthesize
 from workbench.data.timeframe import Timeframe
 
-__all__ = ["synth_into_store", "import_into_store", "last_completed_session"]
+__all__ = ["synth_into_store", "import_into_store", "fetch_into_store", "last_completed_session"]
 
 
 def last_completed_session(clock: Clock | None = None) -> pd.Timestamp:
@@ -38,3 +38,20 @@ def import_into_store(store: Store, path: Path, symbol: str | None, timeframe: s
     tf = Timeframe.parse(timeframe)
     bars = read_bars_file(path, symbol=symbol, tz=tz)
     return store.write(bars, tf, source=f"import:{Path(path).name}", spike_band=spike_band)
+
+
+def fetch_into_store(store: Store, symbols, start, end, timeframe: str, *, settings=None,
+                     credentials=None, spike_band: float | None = None,
+                     progress=False) -> WriteReport:
+    """Fetch bars from Alpaca (see :func:`workbench.data.alpaca_history.fetch_bars`) and store
+    them validated, with source ``alpaca:<feed>``; ``spike_band`` defaults to the setting."""
+    from workbench.config import load_settings
+    from workbench.data.alpaca_history import fetch_bars
+
+    settings = settings or load_settings()
+    tf = Timeframe.parse(timeframe)
+    bars = fetch_bars(symbols, start, end, tf, settings=settings, credentials=credentials,
+                      progress=progress)
+    band = settings.data.spike_band if spike_band is None else spike_band
+    return store.write(bars, tf, source=f"alpaca:{settings.alpaca.feed}", spike_band=band,
+                       progress=bool(progress is True))

@@ -203,11 +203,11 @@ class Store:
         """Bars for ``symbols`` (None: every stored symbol) with ``start <= ts <= end``."""
         tf = Timeframe.parse(timeframe)
         wanted = self._resolve_symbols(symbols, tf)
-        files = self.files(tf, wanted)
+        files, codes = self._files_with_codes(tf, wanted)
         lo, hi = _bound(start, "start"), _bound(end, "end", inclusive_day=True)
         if lo is not None and hi is not None and lo > hi:
             raise DataError(f"start {start} is after end {end}")
-        cols = duck.read_bars(files, wanted, lo, hi) if files else None
+        cols = duck.read_bars(files, codes, lo, hi) if files else None
         if cols is None or cols["ts"].size == 0:
             raise DataError(
                 f"no {tf} bars stored for {_names(wanted)} between {start or 'the start'} "
@@ -219,6 +219,14 @@ class Store:
             missing = [s for s in wanted if s not in present]
             raise DataError(f"no {tf} bars in range for {_names(missing)}")
         return Bars(**frames, timeframe=tf)
+
+    def _files_with_codes(self, tf: Timeframe, symbols: list[str]) -> tuple[list[Path], list[int]]:
+        files, codes = [], []
+        for code, symbol in enumerate(symbols):
+            mine = sorted(self.partition("bars", tf, symbol).glob("*.parquet"))
+            files += mine
+            codes += [code] * len(mine)
+        return files, codes
 
     def _resolve_symbols(self, symbols, tf: Timeframe) -> list[str]:
         stored = self.symbols(tf)

@@ -1,0 +1,131 @@
+"""The `workbench data` commands, run as real processes, as the acceptance list states them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from workbench.data import calendar
+
+SYNTH = ["data", "synth", "--symbols", "50", "--days", "20", "--timeframe", "1Min", "--seed", "7"]
+END = "2025-12-31"  # 20 sessions back from here hold Christmas and the Dec 24 early close
+
+
+def run(cmd, *args, home: Path, check=True, env=None):
+    full_env = {**os.environ, "WORKBENCH_HOME": str(home), **(env or {})}
+    proc = subprocess.run([*cmd, *args], capture_output=True, text=True, env=full_env, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*.parquet"))
+    }
+
+
+@pytest.fixture(scope="module")
+def synth_home(tmp_path_factory):
+    from tests.conftest import BIN
+
+    home = tmp_path_factory.mktemp("synth")
+    run([str(BIN / "workbench")], *SYNTH, "--end", END, home=home)
+    return home
+
+
+def test_ls_json_lists_50_symbols_with_session_bounds(synth_home, workbench_cmd):
+    out = run(workbench_cmd, "data", "ls", "--json", home=synth_home).stdout
+    rows = json.loads(out)
+    assert len(rows) == 50 and {r["timeframe"] for r in rows} == {"1Min"}
+    days = calendar.last_sessions(20, END)
+    grid = calendar.bar_times(days[0], days[-1], "1Min")
+    frame = pd.read_parquet(synth_home / "data" / "bars" / "timeframe=1Min")
+    for row in rows:
+        mine = frame[frame["symbol"] == row["symbol"]]["ts"]
+        assert pd.Timestamp(row["first"]) == mine.min() and pd.Timestamp(row["last"]) == mine.max()
+        assert row["rows"] == len(mine)
+        assert grid[0] <= pd.Timestamp(row["first"]) and pd.Timestamp(row["last"]) <= grid[-1]
+
+
+def test_every_bar_in_a_regular_session(synth_home):
+    frame = pd.read_parquet(synth_home / "data" / "bars" / "timeframe=1Min")
+    days = calendar.last_sessions(20, END)
+    grid = calendar.bar_times(days[0], days[-1], "1Min")
+    assert frame["ts"].isin(grid).all(), "a bar falls outside a regular session"
+    ny = pd.DatetimeIndex(frame["ts"]).tz_convert("America/New_York")
+    assert not (ny.date == pd.Timestamp("2025-12-25").date()).any()
+    dec24 = ny[ny.date == pd.Timestamp("2025-12-24").date()]
+    assert dec24.max().strftime("%H:%M") == "12:59"  # the bar ending 13:00, the early close
+
+
+def test_same_seed_gives_identical_bytes(synth_home, workbench_cmd, tmp_path):
+    other = tmp_path / "again"
+    run(workbench_cmd, *SYNTH, "--end", END, home=other)
+    assert tree_digest(other / "data" / "bars") == tree_digest(synth_home / "data" / "bars")
+
+
+def test_synth_again_is_idempotent(synth_home, workbench_cmd):
+    before = tree_digest(synth_home / "data")
+    out = run(workbench_cmd, *SYNTH, "--end", END, "--json", home=synth_home).stdout
+    report = json.loads(out)
+    assert report["written"] == 0 and report["already_stored"] == report["received"] > 0
+    assert tree_digest(synth_home / "data") == before
+
+
+def test_import_reports_and_quarantines(workbench_cmd, tmp_path):
+    csv = tmp_path / "bars.csv"
+    csv.write_text(
+        "Timestamp,Open,High,Low,Close,Volume\n"
+        "2026-03-02T14:30:00Z,10,11,9,10.5,100\n"
+        "2026-03-02T14:31:00Z,10.5,11,10,10.6,100\n"
+        "2026-03-02T14:32:00Z,10.6,10,11,10.7,100\n"  # high < low
+        "2026-03-02T14:33:00Z,10.7,11,10,,100\n"  # NaN close
+    )
+    proc = run(workbench_cmd, "data", "import", str(csv), "--symbol", "ABC", "--timeframe", "1Min",
+               "--json", home=tmp_path)
+    report = json.loads(proc.stdout)
+    assert report["written"] == 2 and report["quarantined"] == {"high_below_low": 1, "nan": 1}
+    q = json.loads(run(workbench_cmd, "data", "quarantine", "--json", home=tmp_path).stdout)
+    assert sorted(r["reason"] for r in q) == ["high_below_low", "nan"]
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["data", "synth", "--timeframe", "7Parsecs"], 2, "unknown timeframe"),
+        (["data", "synth", "--symbols", "0"], 2, "between 1 and 5000"),
+        (["data", "synth", "--days", "0"], 2, "--days"),
+        (["data", "import", "nope.csv", "--timeframe", "1Min"], 2, "no such file"),
+        (["data", "import", "{naive}", "--symbol", "ABC", "--timeframe", "1Min"], 3, "--tz"),
+        (["data", "frobnicate"], 2, "No such command"),
+    ],
+)
+def test_bad_input_one_line_error(workbench_cmd, tmp_path, args, code, message):
+    naive = tmp_path / "naive.csv"
+    naive.write_text("time,open,high,low,close,volume\n2026-03-02 09:30,1,1,1,1,1\n")
+    args = [a.replace("{naive}", str(naive)) for a in args]
+    proc = run(workbench_cmd, *args, home=tmp_path, check=False)
+    assert proc.returncode == code, proc.stderr
+    first = proc.stderr.strip().splitlines()[0]
+    assert first.startswith("error: ") and message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("group", [[], ["data"], ["data", "synth"], ["data", "import"], ["data", "ls"],
+                                   ["data", "quarantine"], ["kernel"], ["kernel", "install"],
+                                   ["config"], ["demo"]])
+def test_every_command_has_help(group):
+    from click.testing import CliRunner
+
+    from workbench.cli import cli
+
+    result = CliRunner().invoke(cli, [*group, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output

@@ -1,0 +1,200 @@
+"""The NYSE trading calendar (``exchange_calendars`` "XNYS"), UTC inside, New York outside.
+
+Session dates are tz-naive normalized dates (``2026-07-02``). Times are UTC
+``Timestamp``/``DatetimeIndex`` in nanoseconds; :func:`to_display` converts them to
+America/New_York for people. Nothing here reads the wall clock: callers pass the dates.
+
+The calendar covers :data:`FIRST_DATE` .. :data:`LAST_DATE` whatever today is, so results
+are reproducible; a date outside that span raises a one-line :class:`DataError`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from workbench.data.timeframe import Timeframe
+from workbench.errors import ConfigError, DataError
+
+__all__ = [
+    "FIRST_DATE",
+    "LAST_DATE",
+    "NY",
+    "bar_grid",
+    "bar_times",
+    "is_session",
+    "last_completed_session",
+    "last_sessions",
+    "session_close",
+    "session_open",
+    "sessions",
+    "to_display",
+]
+
+NY = "America/New_York"
+FIRST_DATE = "2000-01-01"
+LAST_DATE = "2035-12-31"
+_REGULAR_CLOSE = pd.Timedelta(hours=16)
+
+
+@lru_cache(maxsize=1)
+def _calendar():
+    """The XNYS calendar over the fixed span (loading it takes a fraction of a second)."""
+    import exchange_calendars as xcals
+
+    with warnings.catch_warnings():  # its pandas-4 deprecation noise is not ours to show
+        warnings.simplefilter("ignore")
+        return xcals.get_calendar("XNYS", start=FIRST_DATE, end=LAST_DATE)
+
+
+@lru_cache(maxsize=1)
+def _schedule() -> pd.DataFrame:
+    """Every session of the span: ``open``, ``close`` (UTC, ns), ``early_close``."""
+    raw = _calendar().schedule
+    opens = pd.DatetimeIndex(raw["open"]).tz_convert("UTC").as_unit("ns")
+    closes = pd.DatetimeIndex(raw["close"]).tz_convert("UTC").as_unit("ns")
+    dates = pd.DatetimeIndex(raw.index).tz_localize(None).normalize().as_unit("ns")
+    local_close = closes.tz_convert(NY)
+    early = (local_close - local_close.normalize()) < _REGULAR_CLOSE
+    frame = pd.DataFrame(
+        {"open": opens, "close": closes, "early_close": np.asarray(early, dtype=bool)},
+        index=pd.DatetimeIndex(dates, name="session"),
+    )
+    return frame
+
+
+def _to_date(value, what: str = "date") -> pd.Timestamp:
+    """A tz-naive normalized date; aware timestamps are read in New York time."""
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{what}: cannot read {value!r} as a date") from e
+    if ts is pd.NaT:
+        raise ConfigError(f"{what}: a date is required, got {value!r}")
+    if ts.tz is not None:
+        ts = ts.tz_convert(NY).tz_localize(None)
+    return ts.normalize().as_unit("ns")
+
+
+def _in_span(day: pd.Timestamp, what: str) -> pd.Timestamp:
+    first, last = _schedule().index[[0, -1]]
+    if not first <= day <= last:
+        raise DataError(
+            f"{what} {day.date()} is outside the NYSE calendar ({first.date()} .. {last.date()})"
+        )
+    return day
+
+
+def sessions(start, end) -> pd.DataFrame:
+    """Sessions with ``start <= date <= end``: columns ``open``, ``close``, ``early_close``.
+
+    The index holds tz-naive session dates; ``open``/``close`` are the regular session's
+    UTC times (a 13:00 New York early close shows as such).
+    """
+    first = _in_span(_to_date(start, "start"), "start")
+    last = _in_span(_to_date(end, "end"), "end")
+    if first > last:
+        raise ConfigError(f"start {first.date()} is after end {last.date()}")
+    return _schedule().loc[first:last].copy()
+
+
+def bar_grid(table: pd.DataFrame, timeframe) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """Bar open times for the sessions in ``table`` (a :func:`sessions` frame).
+
+    Returns the UTC times and, for each bar, the position of its session in ``table``.
+    Intraday bars run from the open in steps of the timeframe while they start before the
+    close (the last bar may be short, e.g. 15:30 for 1Hour); a daily bar is stamped at
+    midnight New York of its session date.
+    """
+    tf = Timeframe.parse(timeframe)
+    if not tf.is_intraday:
+        stamps = table.index.tz_localize(NY).tz_convert("UTC").as_unit("ns")
+        return pd.DatetimeIndex(stamps, name="ts"), np.arange(len(table))
+    step = tf.delta.value
+    opens = table["open"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    closes = table["close"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    counts = -((opens - closes) // step)  # ceil((close - open) / step)
+    session_pos = np.repeat(np.arange(len(table)), counts)
+    first_bar = np.cumsum(counts) - counts
+    within = np.arange(counts.sum()) - np.repeat(first_bar, counts)
+    ns = opens[session_pos] + within * step
+    times = pd.DatetimeIndex(ns.view("datetime64[ns]"), name="ts").tz_localize("UTC")
+    return times, session_pos
+
+
+def bar_times(start, end, timeframe) -> pd.DatetimeIndex:
+    """UTC open times of every regular-hours bar of ``timeframe`` in ``start..end``."""
+    return bar_grid(sessions(start, end), timeframe)[0]
+
+
+def last_sessions(n: int, end) -> list[pd.Timestamp]:
+    """The ``n`` sessions ending at or before the date ``end``, oldest first."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ConfigError(f"the number of sessions must be a positive integer, got {n!r}")
+    day = _in_span(_to_date(end, "end"), "end")
+    index = _schedule().index
+    stop = int(index.searchsorted(day, side="right"))
+    if stop < n:
+        raise DataError(
+            f"only {stop} sessions on or before {day.date()} in the NYSE calendar, asked for {n}"
+        )
+    return list(index[stop - n : stop])
+
+
+def last_completed_session(now) -> pd.Timestamp:
+    """The last session whose regular close is at or before ``now`` (naive means UTC)."""
+    ts = pd.Timestamp(now)
+    ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+    table = _schedule()
+    _in_span(_to_date(ts), "now")
+    pos = int(table["close"].searchsorted(ts, side="right"))
+    if pos == 0:
+        raise DataError(f"no NYSE session completed before {ts}")
+    return table.index[pos - 1]
+
+
+def is_session(date) -> bool:
+    """Whether the NYSE holds a regular session on ``date``."""
+    day = _in_span(_to_date(date), "date")
+    return bool(day in _schedule().index)
+
+
+def _row(date) -> pd.Series:
+    day = _in_span(_to_date(date), "date")
+    table = _schedule()
+    if day not in table.index:
+        raise DataError(f"{day.date()} is not an NYSE session (weekend or holiday)")
+    return table.loc[day]
+
+
+def session_open(date) -> pd.Timestamp:
+    """UTC time of the regular open of the session on ``date``."""
+    return _row(date)["open"]
+
+
+def session_close(date) -> pd.Timestamp:
+    """UTC time of the regular close of the session on ``date`` (13:00 NY if early)."""
+    return _row(date)["close"]
+
+
+def to_display(value):
+    """``value`` (Timestamp, DatetimeIndex, Series of times or frame by time) in New York.
+
+    Naive times are taken to be UTC, as everything inside the workbench is.
+    """
+    if isinstance(value, pd.Series) and pd.api.types.is_datetime64_any_dtype(value.dtype):
+        return pd.Series(to_display(pd.DatetimeIndex(value)), index=value.index, name=value.name)
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        if not isinstance(value.index, pd.DatetimeIndex):
+            raise ConfigError("to_display: the index must hold timestamps")
+        return value.set_axis(to_display(value.index), axis=0)
+    if isinstance(value, pd.DatetimeIndex):
+        return (value.tz_localize("UTC") if value.tz is None else value).tz_convert(NY)
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"to_display: cannot read {value!r} as a time") from e
+    return (ts.tz_localize("UTC") if ts.tz is None else ts).tz_convert(NY)
