@@ -7,6 +7,8 @@ with no bar at a timestamp holds NaN there.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -69,14 +71,23 @@ def pivot_arrays(
     uniq, t_idx = _dense_codes(np.asarray(ts_ns, dtype=np.int64))
     n_t, n_s = uniq.size, len(symbols)
     flat = np.asarray(symbol_codes, dtype=np.int64) * n_t + t_idx
+    present = np.zeros(n_s * n_t, dtype=bool)
+    present[flat] = True
+    holes = None if present.all() else np.flatnonzero(~present)
     index = pd.DatetimeIndex(uniq.view("datetime64[ns]"), name="ts").tz_localize("UTC")
     cols = pd.Index(symbols, name="symbol")
-    out = {}
-    for name, values in columns.items():
-        arr = np.full(n_s * n_t, np.nan)
+
+    def build(values) -> pd.DataFrame:
+        arr = np.empty(n_s * n_t)
         _scatter(arr, flat, values)
-        out[name] = pd.DataFrame(arr.reshape(n_s, n_t).T, index=index, columns=cols, copy=False)
-    return out
+        if holes is not None:
+            arr[holes] = np.nan
+        return pd.DataFrame(arr.reshape(n_s, n_t).T, index=index, columns=cols, copy=False)
+
+    if len(columns) > 1 and flat.size > 1_000_000:  # numpy scatters without the GIL
+        with ThreadPoolExecutor(max_workers=min(len(columns), os.cpu_count() or 1)) as pool:
+            return dict(zip(columns, pool.map(build, columns.values())))
+    return {name: build(values) for name, values in columns.items()}
 
 
 def _scatter(target: np.ndarray, flat: np.ndarray, values) -> None:

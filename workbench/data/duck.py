@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Iterable
 
@@ -17,11 +19,18 @@ __all__ = ["connect", "read_bars", "summarize", "quarantined"]
 _HIVE = "hive_partitioning = true, hive_types = {'timeframe': VARCHAR, 'symbol': VARCHAR}"
 
 
-def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A fresh in-memory connection (cheap; one per call keeps processes independent)."""
-    con = duckdb.connect(":memory:")
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
+_local = threading.local()
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """This thread's in-memory connection (no file, so no lock; reused: opening one costs ~20 ms).
+
+    Keyed by process id too, so a forked child never shares its parent's connection.
+    """
+    con = getattr(_local, "con", None)
+    if con is None or getattr(_local, "pid", None) != os.getpid():
+        con = _local.con = duckdb.connect(":memory:")
+        _local.pid = os.getpid()
     return con
 
 
@@ -48,10 +57,7 @@ def read_bars(files: list[Path], file_codes: list[int], lo: pd.Timestamp | None,
         + (f" WHERE {' AND '.join(where)}" if where else "")
     )
     con = connect()
-    try:
-        table = con.execute(sql, params).to_arrow_table() if params else con.sql(sql).to_arrow_table()
-    finally:
-        con.close()
+    table = con.execute(sql, params).to_arrow_table() if params else con.sql(sql).to_arrow_table()
     codes = np.asarray(file_codes, dtype=np.int64)
     out = {
         "ts": table.column("ts").to_numpy().view(np.int64),
@@ -83,7 +89,6 @@ def summarize(root: Path) -> pd.DataFrame:
         df = df.merge(q, on=["timeframe", "symbol"], how="left")
     else:
         df["quarantined"] = 0
-    con.close()
     df["quarantined"] = df["quarantined"].fillna(0).astype(int)
     for c in ("first", "last"):
         df[c] = pd.to_datetime(df[c], utc=True)
@@ -105,6 +110,5 @@ def quarantined(root: Path, symbols=None, timeframe=None) -> pd.DataFrame:
         f"SELECT {', '.join(cols)} FROM read_parquet({_file_list(files)}, {_HIVE}) "
         f"ORDER BY symbol, timeframe, ts"
     ).df()
-    con.close()
     df["ts"] = pd.to_datetime(df["ts"], utc=True)
     return df

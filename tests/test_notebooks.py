@@ -1,0 +1,45 @@
+"""Every notebook in notebooks/ runs top to bottom with papermill on small data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.conftest import ROOT
+
+NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+@pytest.fixture(scope="session")
+def jupyter_env(tmp_path_factory):
+    """A private Jupyter data dir with the project's kernelspec installed into it."""
+    data = tmp_path_factory.mktemp("jupyter")
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(data), "JUPYTER_PATH": ""}
+    subprocess.run([str(Path(sys.executable).parent / "workbench"), "kernel", "install", "--user"],
+                   env=env, check=True, capture_output=True, timeout=120)
+    return env
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks found"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_notebook_executes(notebook, jupyter_env, workbench_home, tmp_path):
+    nb = nbformat.read(notebook, as_version=4)
+    assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), "no parameters cell"
+    out = tmp_path / notebook.name
+    env = {**jupyter_env, "WORKBENCH_HOME": str(workbench_home)}
+    papermill = Path(sys.executable).parent / "papermill"
+    proc = subprocess.run([str(papermill), str(notebook), str(out), "-k", "workbench",
+                           "--cwd", str(notebook.parent), "--log-level", "ERROR"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    executed = nbformat.read(out, as_version=4)
+    errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
