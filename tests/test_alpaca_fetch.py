@@ -134,6 +134,7 @@ def test_wrong_secret_is_a_config_error_without_the_secret(fake, monkeypatch):
         fetch_bars(SYMBOLS, START, END, "1Min", settings=_settings(fake),
                    credentials=_creds(secret=CANARY + "-wrong"))
     _no_secret(str(info.value), "".join(traceback.format_exception(info.value)))
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no alpaca-py frames
 
 
 def test_missing_credentials_name_the_variables(fake):
@@ -152,14 +153,24 @@ def test_a_stalled_server_times_out(fake, after_headers):
 
 
 @pytest.mark.parametrize("args, message", [
-    (dict(symbols=[]), "no symbols"), (dict(symbols=["aapl!"]), "invalid symbol"),
-    (dict(start="2025-12-31", end="2025-12-01"), "after end"),
-    (dict(start="yesterday-ish"), "cannot read"), (dict(timeframe="90Min"), "not one Alpaca serves"),
+    ({"symbols": []}, "no symbols"), ({"symbols": ["aapl!"]}, "invalid symbol"),
+    ({"start": "2025-12-31", "end": "2025-12-01"}, "after end"),
+    ({"start": "yesterday-ish"}, "cannot read"), ({"timeframe": "90Min"}, "not one Alpaca serves"),
 ])
 def test_bad_arguments_fail_before_any_request(fake, args, message):
     with pytest.raises(ConfigError, match=message):
         _fetch(fake, **args)
     assert fake.requests == []
+
+
+def test_malformed_answer_and_unreachable_server(fake):
+    fake.inject(Fault(status=200, body={"bars": None, "next_page_token": None}))
+    with pytest.raises(DataError, match="malformed answer"):
+        _fetch(fake)
+    settings = _settings(fake)
+    fake.stop()
+    with pytest.raises(DataError, match="cannot reach .*Connection refused"):
+        fetch_bars(SYMBOLS, START, END, "1Min", settings=settings, credentials=_creds())
 
 
 def test_empty_answer_and_malformed_bars(served):
@@ -229,18 +240,25 @@ def test_cli_fetch_writes_the_served_bars_to_the_store(fake, served, workbench_h
     assert again.exit_code == 0 and f"{len(served)} already stored" in again.stdout
 
 
+def _error_line(result) -> str:
+    """The one ``error:`` line, last on stderr (after any finished progress bar)."""
+    lines = [line for line in result.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    return errors[0]
+
+
 def test_cli_missing_credentials_exit_2_with_one_line(fake):
     result = _cli(fake, key="", secret="")
-    assert result.exit_code == 2
-    assert result.stderr.strip().count("\n") == 0
-    assert "ALPACA_API_KEY" in result.stderr and "ALPACA_SECRET_KEY" in result.stderr
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "ALPACA_API_KEY" in _error_line(result) and "ALPACA_SECRET_KEY" in result.stderr
     assert fake.requests == []
 
 
 def test_cli_wrong_key_is_one_line(fake):
-    result = _cli(fake, key="PKWRONGKEY99")
-    assert result.exit_code == 2 and "credentials refused" in result.stderr
-    assert result.stderr.strip().count("\n") == 0
+    result = _cli(fake, "--json", key="PKWRONGKEY99")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "credentials refused" in _error_line(result) and result.stdout == ""
 
 
 def test_cli_stalled_server_errors_within_seconds(fake):
@@ -248,5 +266,4 @@ def test_cli_stalled_server_errors_within_seconds(fake):
     began = time.monotonic()
     result = _cli(fake, WORKBENCH__ALPACA__REQUEST_TIMEOUT_S="1")
     assert time.monotonic() - began < 5
-    assert result.exit_code == 3 and "1 s request timeout" in result.stderr
-    assert result.stderr.strip().count("\n") == 0
+    assert result.exit_code == 3 and "1 s request timeout" in _error_line(result)

@@ -30,7 +30,7 @@ def _report(report, as_json: bool, store) -> None:
         return
     echo(report.summary())
     if report.quarantined_total:
-        echo(f"quarantined bars are kept: `workbench data quarantine` lists them with their reason")
+        echo("quarantined bars are kept: `workbench data quarantine` lists them with their reason")
     echo(f"store: {store.root}")
 
 
@@ -90,6 +90,44 @@ def import_(file: Path, symbol: str | None, timeframe: str, tz: str | None,
     band = spike_band if spike_band is not None else _settings().data.spike_band
     report = import_into_store(store, file, symbol, timeframe, tz, spike_band=band)
     _report(report, as_json, store)
+
+
+@data.command()
+@click.option("--symbols", "-s", required=True, help="Comma-separated symbols, e.g. AAPL,MSFT.")
+@click.option("--start", required=True,
+              help="First day (YYYY-MM-DD, a New York day) or a time (no zone: UTC).")
+@click.option("--end", default=None,
+              help="Last day, inclusive, or a time; default: the last completed NYSE session.")
+@click.option("--timeframe", "-t", default="1Min", show_default=True,
+              help="Bar timeframe: 1Min, 5Min, 15Min, 1Hour or 1Day.")
+@click.option("--spike-band", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Quarantine closes further than this fraction from the local median (default from settings: 0.5).")
+@click.option("--json", "as_json", is_flag=True, help="Print the write report as JSON.")
+def fetch(symbols: str, start: str, end: str | None, timeframe: str,
+          spike_band: float | None, as_json: bool) -> None:
+    """Download historical bars from Alpaca into the store, validated; bad bars are quarantined.
+
+    Needs ALPACA_API_KEY and ALPACA_SECRET_KEY in the environment. The feed comes from the
+    setting alpaca.feed (iex, free; sip, with a subscription), the server from
+    alpaca.data_url (default Alpaca's), the per-request time limit from
+    alpaca.request_timeout_s. Prices and volumes are adjusted for splits and dividends.
+    Bars already stored are kept; fetching the same range again writes nothing.
+    """
+    from workbench.data.sources import fetch_into_store, last_completed_session
+
+    names = _parse_symbols(symbols)
+    if isinstance(names, int):
+        raise ConfigError("--symbols: give names, e.g. AAPL,MSFT")
+    settings = _settings()
+    end = end if end is not None else last_completed_session().strftime("%Y-%m-%d")
+    store = _store()
+    report = fetch_into_store(store, names, start, end, timeframe, settings=settings,
+                              spike_band=spike_band, progress=not as_json)
+    _report(report, as_json, store)
+    missing = [s for s in names if s not in report.symbols]
+    if missing and not as_json:
+        echo(f"no bars from Alpaca for {', '.join(missing)} between {start} and {end} "
+             f"(feed {settings.alpaca.feed})")
 
 
 @data.command("ls")

@@ -13,7 +13,7 @@ from workbench.data.store import Store, WriteReport
 from workbench.data.synth import synthesize
 from workbench.data.timeframe import Timeframe
 
-__all__ = ["synth_into_store", "import_into_store", "fetch_into_store", "last_completed_session"]
+__all__ = ["fetch_into_store", "import_into_store", "last_completed_session", "synth_into_store"]
 
 
 def last_completed_session(clock: Clock | None = None) -> pd.Timestamp:
