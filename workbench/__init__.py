@@ -1,14 +1,58 @@
 """The workbench: research to production for systematic trading of US stocks.
 
     import workbench as wb
+
     bars = wb.data.load(["AAPL", "MSFT"], timeframe="1Min", start="2026-01-02")
+
+    @wb.strategy(warmup=60)
+    def sma_cross(bars, fast: int = 10, slow: int = 30):
+        fast_ma, slow_ma = wb.ta.SMA(bars.close, fast), wb.ta.SMA(bars.close, slow)
+        return wb.Signals(entries=wb.crossed_above(fast_ma, slow_ma),
+                          exits=wb.crossed_below(fast_ma, slow_ma))
+
+    result = wb.backtest(sma_cross, bars, fast=10, slow=30)
+
+Heavy parts (vectorbt, TA-Lib) are imported on first use, so ``import workbench`` is quick.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from workbench import data
 from workbench.data.bars import Bars
 from workbench.errors import ConfigError, DataError, StrategyError, WorkbenchError
+from workbench.strategy import Signals, Strategy, strategy
 
-__all__ = ["data", "Bars", "WorkbenchError", "ConfigError", "DataError", "StrategyError"]
 __version__ = "0.1.0"
+
+# name -> (module, attribute or None for the module itself), imported on first access
+_LAZY = {
+    "ta": ("workbench.ta", None),
+    "crossed_above": ("workbench.signals", "crossed_above"),
+    "crossed_below": ("workbench.signals", "crossed_below"),
+    "lookahead_check": ("workbench.strategy.lookahead", "lookahead_check"),
+    "backtest": ("workbench.backtest", "backtest"),
+    "sweep": ("workbench.backtest", "sweep"),
+    "walk_forward": ("workbench.backtest", "walk_forward"),
+}
+
+__all__ = [
+    "data", "Bars", "Signals", "Strategy", "strategy",
+    "WorkbenchError", "ConfigError", "DataError", "StrategyError", *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,94 @@
+"""``@wb.strategy``: a pure function of bars and parameters, with its schema and warmup.
+
+    @wb.strategy(warmup=60)
+    def sma_cross(bars, fast: int = 10, slow: int = 30):
+        ...
+        return wb.Signals(entries=..., exits=...)
+
+Calling the decorated object checks the parameters, refuses bars shorter than the
+warmup, calls the function, checks the signals it returned against the bars and clears
+the first ``warmup`` rows (an indicator's first values are not signals). The live engine
+and every backtest call it the same way, so the backtested code is the traded code.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+from workbench.data.bars import Bars
+from workbench.errors import StrategyError
+from workbench.strategy.params import Schema
+from workbench.strategy.signals import Signals
+
+__all__ = ["Strategy", "strategy"]
+
+Warmup = int | Callable[[dict[str, Any]], int]
+
+
+class Strategy:
+    """A strategy function with its parameter schema and warmup."""
+
+    def __init__(self, fn: Callable[..., Signals], warmup: Warmup = 0, name: str | None = None) -> None:
+        if not callable(fn):
+            raise StrategyError("@strategy decorates a function")
+        if not callable(warmup) and (not isinstance(warmup, int) or warmup < 0):
+            raise StrategyError(f"warmup must be a non-negative int or a function of the params, got {warmup!r}")
+        self.fn = fn
+        self.name = name or fn.__name__
+        self._warmup = warmup
+        self.schema = Schema(fn, self.name)
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{p['name']}={p['default']!r}" for p in self.schema.describe())
+        return f"<strategy {self.name}({params}) warmup={self._warmup if not callable(self._warmup) else 'f(params)'}>"
+
+    def params(self, **given: Any) -> dict[str, Any]:
+        """The full, checked parameter set: defaults overlaid with ``given``."""
+        return self.schema.resolve(given)
+
+    def warmup(self, params: dict[str, Any] | None = None) -> int:
+        """Bars of history needed before the first meaningful signal."""
+        if not callable(self._warmup):
+            return self._warmup
+        value = self._warmup(self.params(**(params or {})))
+        if not isinstance(value, int) or value < 0:
+            raise StrategyError(f"{self.name}: warmup function returned {value!r}, not an int >= 0")
+        return value
+
+    def check_history(self, bars: Bars, params: dict[str, Any]) -> int:
+        need = self.warmup(params)
+        if len(bars) <= need:
+            raise StrategyError(
+                f"{self.name}: too little history: {len(bars)} bar(s), but warmup needs {need} "
+                f"before the first signal; load more bars (start earlier)"
+            )
+        return need
+
+    def __call__(self, bars: Bars, **given: Any) -> Signals:
+        """Checked signals for ``bars``: the contract every backtest and the engine rely on."""
+        params = self.params(**given)
+        if not isinstance(bars, Bars):
+            raise StrategyError(f"{self.name}: expects wb.Bars, got {type(bars).__name__}")
+        need = self.check_history(bars, params)
+        return self.raw(bars, params).checked(bars, self.name).masked_before(need)
+
+    def raw(self, bars: Bars, params: dict[str, Any]) -> Signals:
+        """The function's own output for already-checked params (no warmup masking)."""
+        try:
+            out = self.fn(bars, **params)
+        except StrategyError:
+            raise
+        except Exception as e:
+            raise StrategyError(f"{self.name} raised {type(e).__name__}: {e}") from e
+        if not isinstance(out, Signals):
+            raise StrategyError(f"{self.name} must return wb.Signals, got {type(out).__name__}")
+        return out
+
+
+def strategy(fn: Callable | None = None, *, warmup: Warmup = 0, name: str | None = None):
+    """Decorate a strategy function: ``@wb.strategy`` or ``@wb.strategy(warmup=N)``."""
+    if fn is not None:
+        return Strategy(fn, warmup=warmup, name=name)
+    return lambda f: Strategy(f, warmup=warmup, name=name)
