@@ -97,6 +97,29 @@ def test_import_reports_and_quarantines(workbench_cmd, tmp_path):
     assert sorted(r["reason"] for r in q) == ["high_below_low", "nan"]
 
 
+def test_import_of_every_kind_of_bad_bar_through_the_store(workbench_cmd, tmp_path):
+    """The acceptance CSV: each bad bar quarantined with its reason, the good bars stored."""
+    from tests.test_validate import BAD_CSV, EXPECTED_BAD
+
+    csv = tmp_path / "bad.csv"
+    csv.write_text(BAD_CSV)
+    report = json.loads(run(workbench_cmd, "data", "import", str(csv), "--timeframe", "1Min",
+                            "--json", home=tmp_path).stdout)
+    n_rows = len(BAD_CSV.strip().splitlines()) - 1
+    assert report["written"] == n_rows - len(EXPECTED_BAD)
+    assert report["quarantined_total"] == len(EXPECTED_BAD)
+    q = json.loads(run(workbench_cmd, "data", "quarantine", "--json", home=tmp_path).stdout)
+    assert sorted(r["reason"] for r in q) == sorted(EXPECTED_BAD.values())
+    lines = BAD_CSV.strip().splitlines()[1:]
+    bad_times = {pd.Timestamp(lines[i].split(",")[1]) for i in EXPECTED_BAD} - {
+        pd.Timestamp(lines[i].split(",")[1]) for i in range(len(lines)) if i not in EXPECTED_BAD}
+    stored = pd.read_parquet(tmp_path / "data" / "bars" / "timeframe=1Min")
+    assert len(stored) == n_rows - len(EXPECTED_BAD) and stored["ts"].is_unique
+    assert not set(stored["ts"]) & bad_times
+    assert stored["close"].notna().all() and (stored[["open", "high", "low", "close"]] > 0).all().all()
+    assert (stored["high"] >= stored["low"]).all() and stored["close"].max() < 100
+
+
 @pytest.mark.parametrize(
     "args, code, message",
     [

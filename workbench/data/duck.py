@@ -57,7 +57,7 @@ def read_bars(files: list[Path], file_codes: list[int], lo: pd.Timestamp | None,
         + (f" WHERE {' AND '.join(where)}" if where else "")
     )
     con = connect()
-    table = con.execute(sql, params).to_arrow_table() if params else con.sql(sql).to_arrow_table()
+    table = con.sql(sql, params=params or None).to_arrow_table()
     codes = np.asarray(file_codes, dtype=np.int64)
     out = {
         "ts": table.column("ts").to_numpy().view(np.int64),
