@@ -33,6 +33,7 @@ _LAZY = {
     "crossed_above": ("workbench.signals", "crossed_above"),
     "crossed_below": ("workbench.signals", "crossed_below"),
     "lookahead_check": ("workbench.strategy.lookahead", "lookahead_check"),
+    "LookaheadError": ("workbench.strategy.lookahead", "LookaheadError"),
     "backtest": ("workbench.backtest", "backtest"),
     "sweep": ("workbench.backtest", "sweep"),
     "walk_forward": ("workbench.backtest", "walk_forward"),

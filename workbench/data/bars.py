@@ -7,8 +7,6 @@ with no bar at a timestamp holds NaN there.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -84,9 +82,6 @@ def pivot_arrays(
             arr[holes] = np.nan
         return pd.DataFrame(arr.reshape(n_s, n_t).T, index=index, columns=cols, copy=False)
 
-    if len(columns) > 1 and flat.size > 1_000_000:  # numpy scatters without the GIL
-        with ThreadPoolExecutor(max_workers=min(len(columns), os.cpu_count() or 1)) as pool:
-            return dict(zip(columns, pool.map(build, columns.values())))
     return {name: build(values) for name, values in columns.items()}
 
 
