@@ -218,3 +218,21 @@ def test_input_that_is_not_a_bars_field(bars):
     assert_same(wb.ta.MAVP(bars.close, periods, maxperiod=10), want)
     with pytest.raises(wb.StrategyError, match="periods is not a Bars field"):
         wb.ta.MAVP(bars)
+
+
+def test_indicator_cache_computes_each_distinct_call_once(bars):
+    from workbench.ta import indicator_cache
+
+    with indicator_cache() as cache:
+        first = wb.ta.SMA(bars.close, 10)
+        first.iloc[:, 0] = -1.0  # a strategy scribbling on its result must not poison the cache
+        again = wb.ta.SMA(bars.close, 10)
+        other = wb.ta.SMA(bars.close, 20)
+        macd = wb.ta.MACD(bars.close)
+        macd_again = wb.ta.MACD(bars.close)
+    assert (cache.hits, cache.misses, len(cache)) == (2, 3, 3)
+    pd.testing.assert_frame_equal(again, wb.ta.SMA(bars.close, 10))
+    assert not again.equals(other)
+    pd.testing.assert_frame_equal(macd.hist, macd_again.hist)
+    outside = wb.ta.SMA(bars.close, 10)  # no cache outside the block
+    assert outside is not again

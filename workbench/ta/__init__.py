@@ -28,6 +28,7 @@ count positions among the present bars, not rows of the frame.
 
 from __future__ import annotations
 
+from workbench.ta._cache import IndicatorCache, indicator_cache
 from workbench.ta._engine import (
     BBandsOutput,
     MACDOutput,
@@ -53,6 +54,8 @@ __all__ = [
     "UnknownIndicatorError",
     "call",
     "functions",
+    "indicator_cache",
+    "IndicatorCache",
 ]
 
 SMA = indicator("SMA")

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import StrategyError
+from workbench.ta._cache import cached_call
 from workbench.ta._spec import Spec, UnknownIndicatorError, bind, functions, spec
 
 __all__ = [
@@ -62,6 +63,10 @@ def call(name: str, *args, **kwargs):
     """Run TA-Lib function ``name`` column-wise: ``call("KAMA", close, timeperiod=10)``."""
     sp = spec(name)
     inputs, params = bind(sp, args, kwargs)
+    return cached_call(sp.name, inputs, params, lambda: _run(sp, inputs, params))
+
+
+def _run(sp: Spec, inputs: list, params: dict):
     like = _check_inputs(sp, inputs)
     mats = [_matrix(x) for x in inputs]
     out = _compute(sp, mats, params, _names(like))
