@@ -20,10 +20,10 @@ import fcntl
 import hashlib
 import os
 import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,7 @@ from workbench.data.bars import FIELDS, Bars, pivot_arrays
 from workbench.data.timeframe import Timeframe
 from workbench.data.validate import validate
 from workbench.errors import DataError
+from workbench.fsutil import fsync_dir
 
 __all__ = ["Store", "WriteReport", "open_store"]
 
@@ -84,14 +85,6 @@ def check_symbol(symbol: str) -> str:
             f"invalid symbol {symbol!r}: use upper-case letters, digits, '.' or '-' (max 16)"
         )
     return symbol
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Store:
@@ -143,7 +136,7 @@ class Store:
             os.fsync(fh.fileno())
         final = directory / f"{stem}_{digest}.parquet"
         os.replace(tmp, final)
-        _fsync_dir(directory)
+        fsync_dir(directory)
         return final
 
     def _stored(self, timeframe: Timeframe, symbol: str) -> pd.DataFrame:

@@ -1,0 +1,52 @@
+"""Durable file writes: a reader sees a whole file or none, and a crash loses nothing acknowledged."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_write", "fsync_dir", "fsync_file"]
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new name in ``path`` durable."""
+    fsync_file(path)
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any], *, overwrite: bool = False) -> None:
+    """``write`` a temporary file beside ``path``, fsync it, then move it into place in one step.
+
+    Without ``overwrite`` an existing ``path`` is never replaced: ``FileExistsError``.
+    """
+    tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
+    try:
+        write(tmp)
+        fsync_file(tmp)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _publish_new(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def _publish_new(tmp: Path, path: Path) -> None:
+    try:
+        os.link(tmp, path)  # atomic, and fails rather than clobber
+    except FileExistsError:
+        raise
+    except OSError:  # a filesystem without hard links: check, then rename
+        if path.exists():
+            raise FileExistsError(path) from None
+        os.replace(tmp, path)
