@@ -1,0 +1,281 @@
+"""The single place where signals become fills: a compiled loop over numpy arrays.
+
+Array in, arrays out; no pandas needed, cheap to call once per chunk of a sweep::
+
+    from workbench.backtest import CostModel, SimOptions, simulate
+
+    sim = simulate(open, high, low, close, entries, exits,      # float64 / bool, T x N
+                   short_entries=None, short_exits=None,         # bool T x N ("longshort")
+                   costs=CostModel(), options=SimOptions(),
+                   sl_stop=None, tp_stop=None)                   # per-column (N,) overrides
+    sim.equity          # T x N float64: each account's value at each bar's close
+    sim.position        # T x N float64: signed shares held after each bar
+    sim.fills           # structured (col, idx, side, size, price, fees, reason)
+    sim.trades          # structured (col, direction, size, entry_idx, entry_price, ...)
+    sim.metrics()       # dict of (N,) arrays: total_return, sharpe, ... (see metrics.py)
+    sim.portfolio(index, columns)   # the same fills as a vectorbt Portfolio
+
+Each column is its own account starting with ``options.cash``; columns never interact, so a
+sweep can tile symbols x parameter combinations into columns and split them into chunks.
+The loop reads each column contiguously (column-major (T, N) arrays, e.g. ``a.T`` of a
+C-ordered (N, T) array, avoid a copy), runs about 50 ns per bar and column, and releases
+the GIL, so threads can simulate chunks in parallel. The first call compiles it (seconds,
+then cached on disk by numba).
+
+Semantics (the independent reference in ``tests/reference_backtest.py`` does the same):
+
+* **Fill timing.** ``fill="next_open"`` (default): a signal on bar t (computed from data
+  up to t's close) is an order that fills at the open of the column's next bar with an
+  open (> 0). A NaN bar (the symbol did not trade) delays the order to its next bar; it is
+  never dropped and never filled at a price known before the signal. Signals of bars that
+  wait for the same fill are OR-ed. An entry on the last bar does not fill.
+  ``fill="close"`` fills at bar t's close (a NaN close delays to the next close).
+* **Signals to orders** (vectorbt's ``from_signals`` defaults, no accumulation): an entry
+  and an exit of the same side on one bar cancel out, as do a long and a short entry.
+  Flat: a long entry buys, a short entry (``"longshort"`` only) sells short. Long: an exit
+  sells everything; a short entry reverses (sell everything, then sell short). Short:
+  mirrored. Entries in the direction already held are ignored. With ``"long"`` the short
+  signal arrays are ignored.
+* **Costs and size** (:class:`CostModel`): buys fill at ``ref * (1 + slip)``, sells at
+  ``ref * (1 - slip)``; fee = notional x ``fees_bps`` / 1e4 + shares x ``fee_per_share``,
+  recorded as the fill's actual fee (so vectorbt's percent-only fee model is not needed:
+  the order records carry the per-share part exactly). An entry spends ``size`` x the
+  account's cash, fees included: ``qty = size * cash / (price * (1 + rate) + per_share)``,
+  floored with ``shares="whole"``; an entry that buys no share does not happen.
+* **Stops** (``sl_stop``/``tp_stop``: fractions of the entry *fill* price, slippage
+  included). Levels: long ``entry * (1 - sl)`` and ``entry * (1 + tp)``; short
+  ``entry * (1 + sl)`` and ``entry * (1 - tp)``. They are checked on every bar *after*
+  the entry bar that has an open, high and low, exactly as vectorbt's
+  ``get_stop_price_nb``: if the bar opens through the level (a gap) the stop fills at the
+  open, else if the bar's range reaches the level it fills at the level; the stop loss is
+  checked first, so a bar reaching both levels exits at the stop loss. The exit is a
+  market order: slippage and fees apply to the stop price as to any sell (or buy).
+  With ``next_open`` a signal order at the bar's open comes before the stops (the open is
+  the bar's first trade); with ``close`` the stops come before the signal at the close,
+  and a stopped-out account may re-enter at that close.
+* **Accounting.** ``equity = cash + shares x last close`` (NaN bars keep the last close).
+  A short sale credits its proceeds to cash; covering always buys the whole position back,
+  even if cash goes negative. An account whose cash is not positive cannot enter.
+  Positions still open after the last bar are trades with reason ``OPEN``, marked at the
+  last close with no exit fee.
+
+Where this differs from ``vectorbt.Portfolio.from_signals`` (and why the loop is ours):
+``from_signals`` raises on a reversal with percent-of-cash sizing, checks stops *before* a
+pending order that fills at the same bar's open, partially covers a short when cash runs
+short, and does not record why a position was exited. The fills are still vectorbt order
+records: :meth:`Simulation.portfolio` hands them to ``vectorbt.Portfolio`` for its
+analytics, and the test suite checks vectorbt's trades and equity against ours.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from workbench.backtest import kernel
+from workbench.backtest import metrics as _metrics
+from workbench.backtest.costs import CostModel
+from workbench.errors import ConfigError
+
+__all__ = ["EXIT_REASONS", "FILL_DTYPE", "TRADE_DTYPE", "SimOptions", "Simulation", "simulate"]
+
+FILLS = ("next_open", "close")
+SHARES = ("fractional", "whole")
+DIRECTIONS = ("long", "longshort")
+EXIT_REASONS = ("signal", "stop_loss", "take_profit", "open at end")  # by kernel code 0..3
+
+_INT = ("col", "idx", "side", "reason", "direction", "entry_idx", "exit_idx")
+# fills: side +1 buy / -1 sell; reason and trades' reason index EXIT_REASONS; direction +1/-1;
+# a trade still open at the end has exit_idx -1 and is marked at the last close
+FILL_DTYPE = np.dtype([(f, np.int64 if f in _INT else np.float64) for f in kernel.FILL_FIELDS])
+TRADE_DTYPE = np.dtype([(f, np.int64 if f in _INT else np.float64) for f in kernel.TRADE_FIELDS])
+
+
+def _choice(name: str, value, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    return value
+
+
+def _number(name: str, value, *, low: float, high: float = math.inf,
+            optional: bool = False) -> float | None:
+    """``value`` as a float with ``low < value <= high`` (None allowed if ``optional``)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name} must be a number{' or None' if optional else ''}, got {value!r}")
+    value = float(value)
+    if not (math.isfinite(value) and low < value <= high):
+        upper = "" if math.isinf(high) else f" and <= {high:g}"
+        raise ConfigError(f"{name} must be > {low:g}{upper}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class SimOptions:
+    """How signals are filled (see the module docstring). Bad values raise ``ConfigError``.
+
+    ``periods_per_year`` only annualizes metrics (None: 252, i.e. daily bars)."""
+
+    fill: str = "next_open"
+    shares: str = "fractional"
+    cash: float = 100_000.0
+    size: float = 1.0
+    direction: str = "long"
+    sl_stop: float | None = None
+    tp_stop: float | None = None
+    periods_per_year: float | None = None
+
+    def __post_init__(self) -> None:
+        _choice("fill", self.fill, FILLS)
+        _choice("shares", self.shares, SHARES)
+        _choice("direction", self.direction, DIRECTIONS)
+        checks = {"cash": {}, "size": {"high": 1.0}, "sl_stop": {"optional": True},
+                  "tp_stop": {"optional": True}, "periods_per_year": {"optional": True}}
+        for name, kw in checks.items():
+            label = "size (fraction of cash per entry)" if name == "size" else name
+            object.__setattr__(self, name, _number(label, getattr(self, name), low=0.0, **kw))
+
+    def describe(self) -> dict:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, eq=False)
+class Simulation:
+    """What :func:`simulate` returns: numpy arrays only (see the module docstring)."""
+
+    equity: np.ndarray
+    position: np.ndarray
+    fills: np.ndarray
+    trades: np.ndarray
+    costs: CostModel
+    options: SimOptions
+    close: np.ndarray = field(repr=False)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.equity.shape
+
+    def metrics(self, periods_per_year: float | None = None) -> dict[str, np.ndarray]:
+        """Per-column metrics (see :func:`workbench.backtest.metrics.summary`)."""
+        ppy = periods_per_year or self.options.periods_per_year or _metrics.DAYS_PER_YEAR
+        return _metrics.summary(self.equity, self.position, self.fills, self.trades,
+                                self.options.cash, ppy)
+
+    def order_records(self) -> np.ndarray:
+        """The fills as vectorbt order records (``vectorbt.portfolio.enums.order_dt``)."""
+        from vectorbt.portfolio.enums import order_dt
+
+        out = np.empty(len(self.fills), dtype=order_dt)
+        out["id"] = np.arange(len(self.fills))
+        for name in ("col", "idx", "size", "price", "fees"):
+            out[name] = self.fills[name]
+        out["side"] = np.where(self.fills["side"] > 0, 0, 1)  # vectorbt: 0 buy, 1 sell
+        return out
+
+    def portfolio(self, index=None, columns=None, freq=None):
+        """A ``vectorbt.Portfolio`` over the same fills (imports vectorbt: seconds, once)."""
+        import pandas as pd
+        import vectorbt as vbt
+        from vectorbt.base.array_wrapper import ArrayWrapper
+        from vectorbt.portfolio.enums import log_dt
+
+        n_t, n_c = self.shape
+        index = pd.RangeIndex(n_t) if index is None else index
+        columns = pd.RangeIndex(n_c) if columns is None else columns
+        wrapper = ArrayWrapper(index=index, columns=columns, ndim=2, freq=freq)
+        # valued at the last close; before a column's first bar it holds only cash
+        close = pd.DataFrame(self.close, index=index, columns=columns).ffill().bfill()
+        return vbt.Portfolio(wrapper, close, self.order_records(), np.empty(0, dtype=log_dt),
+                             init_cash=np.full(n_c, self.options.cash), cash_sharing=False,
+                             call_seq=np.zeros((n_t, n_c), dtype=np.int64))
+
+
+def _prices(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out, shape = {}, None
+    for name, a in arrays.items():
+        a = np.asarray(a, dtype=np.float64)
+        a = a.reshape(-1, 1) if a.ndim == 1 else a
+        if a.ndim != 2 or (shape is not None and a.shape != shape):
+            raise ConfigError(f"simulate: {name} has shape {a.shape}, expected {shape or '(T, N)'}")
+        shape = a.shape
+        out[name] = a
+    return out
+
+
+def _columns(a: np.ndarray) -> np.ndarray:
+    """(T, N) -> the (N, T) C-contiguous layout the loop reads (one compiled variant)."""
+    return np.ascontiguousarray(a.T)
+
+
+def _flags(name: str, a, shape) -> np.ndarray:
+    if a is None:
+        return np.zeros(shape, dtype=np.bool_)
+    a = np.asarray(a)
+    a = a.reshape(-1, 1) if a.ndim == 1 else a
+    if a.dtype != np.bool_:
+        raise ConfigError(f"simulate: {name} must be a boolean array, got {a.dtype}")
+    if a.shape != shape:
+        raise ConfigError(f"simulate: {name} has shape {a.shape}, the prices {shape}")
+    return a
+
+
+def _stop_levels(name: str, override, default: float | None, n_cols: int) -> np.ndarray:
+    if override is None:
+        return np.full(n_cols, np.nan if default is None else default)
+    a = np.broadcast_to(np.asarray(override, dtype=np.float64), (n_cols,)).copy()
+    given = a[~np.isnan(a)]
+    if not (np.isfinite(given).all() and (given > 0).all()):
+        raise ConfigError(f"simulate: {name} values must be > 0 (NaN: no stop)")
+    return a
+
+
+def simulate(open, high, low, close, entries, exits, short_entries=None, short_exits=None,
+             *, costs: CostModel | None = None, options: SimOptions | None = None,
+             sl_stop=None, tp_stop=None) -> Simulation:
+    """Fill ``entries``/``exits`` (and the short ones) against OHLC prices; see the module doc.
+
+    Prices are float arrays T x N (a 1-D array is one column), NaN where a column has no
+    bar; signals are bool arrays of the same shape. ``sl_stop``/``tp_stop`` optionally give
+    one stop per column (shape (N,), NaN: none), overriding ``options``.
+    """
+    costs = CostModel() if costs is None else costs
+    options = SimOptions() if options is None else options
+    if not isinstance(costs, CostModel) or not isinstance(options, SimOptions):
+        raise ConfigError("simulate: costs must be a CostModel and options a SimOptions")
+    px = _prices({"open": open, "high": high, "low": low, "close": close})
+    shape = px["close"].shape
+    le, lx = _flags("entries", entries, shape), _flags("exits", exits, shape)
+    longshort = options.direction == "longshort"
+    se = _flags("short_entries", short_entries if longshort else None, shape)
+    sx = _flags("short_exits", short_exits if longshort else None, shape)
+    sl = _stop_levels("sl_stop", sl_stop, options.sl_stop, shape[1])
+    tp = _stop_levels("tp_stop", tp_stop, options.tp_stop, shape[1])
+
+    # bounds: each bar with a signal opens at most one trade; a trade has two fills
+    n_signals = int(np.count_nonzero(le | lx | se | sx if longshort else le | lx))
+    fills = np.empty((2 * n_signals + 1, len(kernel.FILL_FIELDS)))
+    trades = np.empty((n_signals + 1, len(kernel.TRADE_FIELDS)))
+    equity = np.empty(shape[::-1])
+    position = np.empty(shape[::-1])
+    cost = np.array([costs.slippage, costs.fee_rate, costs.fee_per_share, options.size,
+                     1.0 if options.shares == "whole" else 0.0])
+    n = np.zeros(2, dtype=np.int64)
+    kernel.run(*(_columns(px[k]) for k in ("open", "high", "low", "close")),
+               *(_columns(f) for f in (le, lx, se, sx)),
+               options.fill == "close", options.cash, cost, sl, tp,
+               equity, position, fills, trades, n)
+    return Simulation(equity=equity.T, position=position.T,
+                      fills=_records(fills[: n[0]], FILL_DTYPE),
+                      trades=_records(trades[: n[1]], TRADE_DTYPE),
+                      costs=costs, options=options, close=px["close"])
+
+
+def _records(table: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Rows written by the loop (already in column, then time order) as a record array."""
+    out = np.empty(len(table), dtype=dtype)
+    for j, name in enumerate(dtype.names):
+        out[name] = table[:, j]
+    return out
