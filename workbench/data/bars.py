@@ -43,13 +43,14 @@ def _dense_codes(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = int(ts.min()), int(ts.max())
     offsets = ts - lo
     step = int(np.gcd.reduce(offsets[: min(offsets.size, 4096)])) or 1
-    slot = offsets // step if step > 1 else offsets
-    if step > 1 and (hi - lo) // step < 8 * ts.size + 1024 and np.array_equal(slot * step, offsets):
-        present = np.zeros((hi - lo) // step + 1, dtype=bool)
-        present[slot] = True
-        rank = np.cumsum(present, dtype=np.int64) - 1
-        uniq = lo + np.flatnonzero(present).astype(np.int64) * step
-        return uniq, rank[slot]
+    if step > 1 and (hi - lo) // step < 8 * ts.size + 1024:
+        slot, rest = np.divmod(offsets, step)
+        if not rest.any():
+            present = np.zeros((hi - lo) // step + 1, dtype=bool)
+            present[slot] = True
+            rank = np.cumsum(present, dtype=np.int64) - 1
+            uniq = lo + np.flatnonzero(present).astype(np.int64) * step
+            return uniq, rank[slot]
     return np.unique(ts, return_inverse=True)
 
 

@@ -108,8 +108,21 @@ class Store:
         return sorted(p for s in symbols for p in self.partition(kind, timeframe, s).glob("*.parquet"))
 
     def symbols(self, timeframe: str | Timeframe) -> list[str]:
-        base = self.root / "bars" / f"timeframe={Timeframe.parse(timeframe)}"
-        return sorted(p.name.split("=", 1)[1] for p in base.glob("symbol=*") if any(p.glob("*.parquet")))
+        return sorted(self._bar_files(Timeframe.parse(timeframe)))
+
+    def _bar_files(self, tf: Timeframe) -> dict[str, list[Path]]:
+        """symbol -> its bar files (sorted), from one pass over the timeframe's folder."""
+        base = self.root / "bars" / f"timeframe={tf}"
+        out: dict[str, list[Path]] = {}
+        try:
+            partitions = [e for e in os.scandir(base) if e.name.startswith("symbol=")]
+        except FileNotFoundError:
+            return out
+        for entry in partitions:
+            files = sorted(Path(f.path) for f in os.scandir(entry.path) if f.name.endswith(".parquet"))
+            if files:
+                out[entry.name.split("=", 1)[1]] = files
+        return out
 
     def timeframes(self) -> list[str]:
         return sorted(p.name.split("=", 1)[1] for p in (self.root / "bars").glob("timeframe=*"))
@@ -195,8 +208,10 @@ class Store:
              start=None, end=None) -> Bars:
         """Bars for ``symbols`` (None: every stored symbol) with ``start <= ts <= end``."""
         tf = Timeframe.parse(timeframe)
-        wanted = self._resolve_symbols(symbols, tf)
-        files, codes = self._files_with_codes(tf, wanted)
+        catalog = self._bar_files(tf)
+        wanted = self._resolve_symbols(symbols, tf, catalog)
+        files = [f for s in wanted for f in catalog[s]]
+        codes = [code for code, s in enumerate(wanted) for _ in catalog[s]]
         lo, hi = _bound(start, "start"), _bound(end, "end", inclusive_day=True)
         if lo is not None and hi is not None and lo > hi:
             raise DataError(f"start {start} is after end {end}")
@@ -213,20 +228,11 @@ class Store:
             raise DataError(f"no {tf} bars in range for {_names(missing)}")
         return Bars(**frames, timeframe=tf)
 
-    def _files_with_codes(self, tf: Timeframe, symbols: list[str]) -> tuple[list[Path], list[int]]:
-        files, codes = [], []
-        for code, symbol in enumerate(symbols):
-            mine = sorted(self.partition("bars", tf, symbol).glob("*.parquet"))
-            files += mine
-            codes += [code] * len(mine)
-        return files, codes
-
-    def _resolve_symbols(self, symbols, tf: Timeframe) -> list[str]:
-        stored = self.symbols(tf)
+    def _resolve_symbols(self, symbols, tf: Timeframe, stored: dict[str, list[Path]]) -> list[str]:
         if symbols is None:
             if not stored:
                 raise DataError(f"the store at {self.root} holds no {tf} bars; try `workbench data synth`")
-            return stored
+            return sorted(stored)
         wanted = [symbols] if isinstance(symbols, str) else list(dict.fromkeys(symbols))
         missing = [s for s in wanted if s not in stored]
         if missing:
