@@ -72,12 +72,14 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from workbench.cli import config_cmd, data, demo, kernel
+    from workbench.cli import backtest, config_cmd, data, demo, kernel
 
     cli.add_command(data.data)
     cli.add_command(kernel.kernel)
     cli.add_command(config_cmd.config)
     cli.add_command(demo.demo)
+    cli.add_command(backtest.backtest)
+    cli.add_command(backtest.sweep)
 
 
 _register()
