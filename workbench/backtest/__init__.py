@@ -9,8 +9,8 @@
 broker; metrics.py scores arrays. ``sweep`` and ``walk_forward`` come from ``sweep.py``
 and ``walkforward.py`` when those modules exist.
 
-vectorbt is imported only when a ``vectorbt.Portfolio`` is asked for
-(``BacktestResult.portfolio``), so importing this package stays quick.
+vectorbt is imported on the first simulation (its compiled core runs every simulation,
+see simulate.py), not when this package is imported, so ``import workbench`` stays quick.
 """
 
 from __future__ import annotations

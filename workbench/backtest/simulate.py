@@ -1,4 +1,4 @@
-"""The single place where signals become fills: a compiled loop over numpy arrays.
+"""The single place where signals become fills: vectorbt's compiled core over numpy arrays.
 
 Array in, arrays out; no pandas needed, cheap to call once per chunk of a sweep::
 
@@ -17,10 +17,26 @@ Array in, arrays out; no pandas needed, cheap to call once per chunk of a sweep:
 
 Each column is its own account starting with ``options.cash``; columns never interact, so a
 sweep can tile symbols x parameter combinations into columns and split them into chunks.
-The loop reads each column contiguously (column-major (T, N) arrays, e.g. ``a.T`` of a
-C-ordered (N, T) array, avoid a copy), runs about 50 ns per bar and column, and releases
-the GIL, so threads can simulate chunks in parallel. The first call compiles it (seconds,
-then cached on disk by numba).
+
+**vectorbt runs the simulation.** The loop over bars and columns is vectorbt's compiled
+``vectorbt.portfolio.nb.flex_simulate_nb`` (the engine of ``Portfolio.from_order_func(...,
+flexible=True)``), one account per column, and every order is executed by vectorbt's
+``process_order_nb``: fill price with slippage, fees, cash, position and order record are
+vectorbt's arithmetic. What is ours (:mod:`workbench.backtest.vbt_core`) is the order
+function vectorbt calls on a bar: it decides the bar's orders in the order the semantics
+below give (signal exit, signal entry, stops; stops first with ``fill="close"``), their
+reference price, and their size in shares for an entry (sent as ``SizeType.Amount`` with
+``fees`` = ``fees_bps``/1e4, ``fixed_fees`` = shares x ``fee_per_share``, ``slippage`` =
+``slippage_bps``/1e4); it notes each fill's exit reason. Two compiled passes of ours
+(:mod:`workbench.backtest.kernel`) run before and after: merging the signals into the
+orders of their fill bars (which also tells vectorbt which bars to visit at all), and
+reading vectorbt's order records into the fills, trades, equity and position.
+
+It reads each column contiguously (column-major (T, N) arrays, e.g. ``a.T`` of a C-ordered
+(N, T) array, avoid a copy), runs about 45 ns per bar and column with long signals on 5% of
+the bars (about 100 ns long/short with stops), and releases the GIL, so threads can
+simulate chunks in parallel. The first call imports vectorbt (seconds) and, once per
+installation, compiles (then cached on disk by numba).
 
 Semantics (the independent reference in ``tests/reference_backtest.py`` does the same):
 
@@ -37,9 +53,9 @@ Semantics (the independent reference in ``tests/reference_backtest.py`` does the
   mirrored. Entries in the direction already held are ignored. With ``"long"`` the short
   signal arrays are ignored.
 * **Costs and size** (:class:`CostModel`): buys fill at ``ref * (1 + slip)``, sells at
-  ``ref * (1 - slip)``; fee = notional x ``fees_bps`` / 1e4 + shares x ``fee_per_share``,
-  recorded as the fill's actual fee (so vectorbt's percent-only fee model is not needed:
-  the order records carry the per-share part exactly). An entry spends ``size`` x the
+  ``ref * (1 - slip)``; fee = notional x ``fees_bps`` / 1e4 + shares x ``fee_per_share``
+  (vectorbt's ``fees`` and ``fixed_fees`` of the order, evaluated by vectorbt in this very
+  order, so they equal the CostModel's numbers to the last bit). An entry spends ``size`` x the
   account's cash, fees included: ``qty = size * cash / (price * (1 + rate) + per_share)``,
   floored with ``shares="whole"``; an entry that buys no share does not happen.
 * **Stops** (``sl_stop``/``tp_stop``: fractions of the entry *fill* price, slippage
@@ -59,12 +75,18 @@ Semantics (the independent reference in ``tests/reference_backtest.py`` does the
   Positions still open after the last bar are trades with reason ``OPEN``, marked at the
   last close with no exit fee.
 
-Where this differs from ``vectorbt.Portfolio.from_signals`` (and why the loop is ours):
-``from_signals`` raises on a reversal with percent-of-cash sizing, checks stops *before* a
-pending order that fills at the same bar's open, partially covers a short when cash runs
-short, and does not record why a position was exited. The fills are still vectorbt order
-records: :meth:`Simulation.portfolio` hands them to ``vectorbt.Portfolio`` for its
-analytics, and the test suite checks vectorbt's trades and equity against ours.
+Why an order function and not ``vectorbt.Portfolio.from_signals``: ``from_signals`` raises
+on a reversal with percent-of-cash sizing, checks stops *before* a pending order that fills
+at the same bar's open, partially covers a short when cash runs short, and does not record
+why a position was exited. Where vectorbt's order execution itself would differ, the order
+function adjusts around it (see :mod:`workbench.backtest.vbt_core`): a short is covered in
+full on a credit of the missing cash (vectorbt would cover only partly), and a sell whose
+fees exceed its proceeds (vectorbt rejects it) books the excess fee after the fill. One
+vectorbt convention remains: it treats amounts within 1e-12 (and a cash balance within 1e-9
+of the amount spent) as zero, so an entry that would leave a billionth of the cash unspent
+leaves none, and an account with less than 1e-12 of cash does not trade. vectorbt's order
+records are the fills: :meth:`Simulation.portfolio` hands them to ``vectorbt.Portfolio`` for
+its analytics, and the test suite checks vectorbt's trades and equity against ours.
 """
 
 from __future__ import annotations
@@ -254,22 +276,35 @@ def simulate(open, high, low, close, entries, exits, short_entries=None, short_e
     sl = _stop_levels("sl_stop", sl_stop, options.sl_stop, shape[1])
     tp = _stop_levels("tp_stop", tp_stop, options.tp_stop, shape[1])
 
-    # bounds: each bar with a signal opens at most one trade; a trade has two fills
-    n_signals = int(np.count_nonzero(le | lx | se | sx if longshort else le | lx))
-    fills = np.empty((2 * n_signals + 1, len(kernel.FILL_FIELDS)))
-    trades = np.empty((n_signals + 1, len(kernel.TRADE_FIELDS)))
-    equity = np.empty(shape[::-1])
-    position = np.empty(shape[::-1])
+    return _run(px, (le, lx, se, sx), costs, options, sl, tp)
+
+
+def _run(px: dict[str, np.ndarray], signals: tuple, costs: CostModel, options: SimOptions,
+         sl: np.ndarray, tp: np.ndarray) -> Simulation:
+    """Signals to orders (ours), the simulation (vectorbt's), books (ours); see the module
+    docstring. Every compiled step reads (N, T) C-contiguous arrays."""
+    from workbench.backtest import vbt_core  # imports vectorbt (seconds, once)
+
+    cols = {k: _columns(a) for k, a in px.items()}
+    at_close = options.fill == "close"
+    bits = np.empty(cols["close"].shape, dtype=np.uint8)  # the orders, and vectorbt's mask
+    n_orders = kernel.signal_orders(cols["open"], cols["close"], *map(_columns, signals),
+                                    at_close, bits)
+    # bounds: a signal order opens at most one trade, and a trade has two fills
+    side = np.empty((2 * n_orders + 1, len(kernel.SIDE_FIELDS)))
     cost = np.array([costs.slippage, costs.fee_rate, costs.fee_per_share, options.size,
                      1.0 if options.shares == "whole" else 0.0])
-    n = np.zeros(2, dtype=np.int64)
-    kernel.run(*(_columns(px[k]) for k in ("open", "high", "low", "close")),
-               *(_columns(f) for f in (le, lx, se, sx)),
-               options.fill == "close", options.cash, cost, sl, tp,
-               equity, position, fills, trades, n)
+    records = vbt_core.simulate_orders(cols["open"], cols["high"], cols["low"], cols["close"],
+                                       bits, len(side), options.cash, cost, sl, tp, at_close,
+                                       side)
+    fills = np.empty((len(records), len(kernel.FILL_FIELDS)))
+    trades = np.empty((len(records) + 1, len(kernel.TRADE_FIELDS)))  # a fill opens at most one
+    equity, position = np.empty(bits.shape), np.empty(bits.shape)
+    n_trades = kernel.books(cols["close"], records, side, options.cash, equity, position,
+                            fills, trades)
     return Simulation(equity=equity.T, position=position.T,
-                      fills=_records(fills[: n[0]], FILL_DTYPE),
-                      trades=_records(trades[: n[1]], TRADE_DTYPE),
+                      fills=_records(fills, FILL_DTYPE),
+                      trades=_records(trades[:n_trades], TRADE_DTYPE),
                       costs=costs, options=options, close=px["close"])
 
 
