@@ -1,0 +1,269 @@
+"""``wb.sweep`` against idiomatic vectorbt on an SMA crossover grid, and at scale.
+
+    .venv/bin/python bench/sweep.py                   # both parts (about a minute)
+    .venv/bin/python bench/sweep.py --part compare    # 200 symbols x 2,000 bars x 50 pairs
+    .venv/bin/python bench/sweep.py --part scale      # 1,000 symbols x 2,500 bars x 200 pairs
+
+compare: fast 5..25 step 5 x slow 10..65 step 5 (fast < slow: 50 pairs) on 200 symbols x
+2,000 daily bars, fill at the close, 0.1% fees, all cash in on each entry (fractional
+shares, no slippage). ``wb.sweep`` (``wb.ta.SMA``, ``wb.crossed_above/below``) against
+idiomatic vectorbt (``vbt.MA.run`` with parameter lists, ``ma_crossed_above/below``,
+``Portfolio.from_signals``). Both are warmed first on a small grid (numba compilation and
+imports are not timed), then run alternately REPEAT times in this process; the ratio is
+vectorbt's time over wb.sweep's, best against best (target >= 2). Every column's total
+return must agree to 1e-9 or the script fails.
+
+scale: fast 5..50 step 5 x slow 60..250 step 10 (200 pairs) on 1,000 symbols x 2,500
+bars with ``memory_budget="4GB"``, in a child process: wall time, bar-combinations per
+second (bars x symbols x pairs / time; target >= 10 M/s) and peak RSS (sampled every 20 ms
+over the process and its children, and ``getrusage`` high-water marks; target < 4 GB).
+Idiomatic vectorbt at that size runs in another child limited to the budget
+(``RLIMIT_AS``): it is expected to fail with MemoryError, as it holds every pair x symbol
+column at once (one float64 array of them is 500 M x 8 bytes = 4 GB).
+
+Prices: synthetic daily bars (``wb.data.synth``) with the cent rounding jittered away
+(each bar's prices times ``1 + 1e-7 * u``). With cent prices the two averages are often
+exactly equal; at such ties TA-Lib's SMA and vectorbt's running-sum mean differ in the
+last bits and the two crossing rules differ (vectorbt needs a strict "below" before an
+"above"), so the signals, not the simulations, would differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Self
+
+import numpy as np
+
+import workbench as wb
+from workbench.data.synth import synthesize
+
+COMPARE = {"fast": range(5, 30, 5), "slow": range(10, 70, 5)}
+SCALE = {"fast": range(5, 55, 5), "slow": range(60, 260, 10)}
+BUDGET = "4GB"
+OPTIONS = {"fill": "close", "fees_bps": 10.0, "slippage_bps": 0.0, "size": 1.0,
+           "shares": "fractional", "cash": 100_000.0}
+
+
+@wb.strategy
+def sma_cross(bars, fast: int = 10, slow: int = 30):
+    fast_ma, slow_ma = wb.ta.SMA(bars.close, fast), wb.ta.SMA(bars.close, slow)
+    return wb.Signals(entries=wb.crossed_above(fast_ma, slow_ma),
+                      exits=wb.crossed_below(fast_ma, slow_ma))
+
+
+def make_bars(n_symbols: int, n_bars: int, seed: int = 1) -> wb.Bars:
+    """Synthetic daily bars, prices jittered off the cent grid (see the module doc)."""
+    bars = wb.Bars.from_long(synthesize(n_symbols, n_bars, "1Day", seed=seed), timeframe="1Day")
+    rng = np.random.default_rng(seed)
+    factor = 1.0 + 1e-7 * rng.random(bars.close.shape)
+    prices = {f: getattr(bars, f) * factor for f in ("open", "high", "low", "close")}
+    return wb.Bars.from_wide(**prices, volume=bars.volume, timeframe="1Day")
+
+
+def pairs(grid: dict) -> list[tuple[int, int]]:
+    return [(f, s) for f in grid["fast"] for s in grid["slow"] if f < s]
+
+
+def run_sweep(bars: wb.Bars, grid: dict, **kw):
+    return wb.sweep(sma_cross, bars, **grid, constraint=lambda p: p["fast"] < p["slow"],
+                    progress=False, **OPTIONS, **kw)
+
+
+def run_vectorbt(close, grid: dict, stage: list | None = None):
+    """Idiomatic vectorbt: total return per (fast, slow, symbol) column."""
+    import vectorbt as vbt
+
+    stage = [] if stage is None else stage
+    fast_w, slow_w = zip(*pairs(grid))
+    stage.append("MA.run")
+    fast = vbt.MA.run(close, list(fast_w), short_name="fast")
+    slow = vbt.MA.run(close, list(slow_w), short_name="slow")
+    stage.append("ma_crossed_above/below")
+    entries, exits = fast.ma_crossed_above(slow), fast.ma_crossed_below(slow)
+    stage.append("Portfolio.from_signals")
+    pf = vbt.Portfolio.from_signals(close, entries, exits, fees=OPTIONS["fees_bps"] / 1e4,
+                                    init_cash=OPTIONS["cash"], freq="1D")
+    stage.append("total_return")
+    return pf.total_return()
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+# -- part 1: the same grid both ways --------------------------------------------------------
+
+
+def check_identical(result, vbt_returns) -> float:
+    """Largest |difference| of total returns, column by column; fails above 1e-9."""
+    ours = result.table.set_index(["fast", "slow", "symbol"])["total_return"]
+    theirs = vbt_returns.copy()
+    theirs.index = theirs.index.set_names(["fast", "slow", "symbol"])
+    theirs = theirs.reindex(ours.index)
+    assert theirs.notna().all(), "vectorbt's columns do not match the sweep's"
+    worst = float(np.max(np.abs(ours.to_numpy() - theirs.to_numpy())))
+    assert worst <= 1e-9, f"total returns differ by up to {worst:.3g}"
+    return worst
+
+
+def compare(args) -> None:
+    bars = make_bars(args.symbols, args.bars)
+    small = make_bars(5, 300, seed=2)
+    run_sweep(small, COMPARE), run_vectorbt(small.close, COMPARE)  # warm: compile, import
+    n_pairs = len(pairs(COMPARE))
+    cells = len(bars) * len(bars.symbols) * n_pairs
+    ours, theirs = [], []
+    for _ in range(args.repeat):
+        t, vbt_returns = timed(lambda: run_vectorbt(bars.close, COMPARE))
+        theirs.append(t)
+        t, result = timed(lambda: run_sweep(bars, COMPARE))
+        ours.append(t)
+    worst = check_identical(result, vbt_returns)
+    info = result.info
+    print(f"compare: {len(bars.symbols)} symbols x {len(bars):,} daily bars x {n_pairs} pairs "
+          f"= {cells / 1e6:.0f} M bar-combinations; {args.repeat} alternating runs, warmed "
+          f"(compilation not timed); wb.sweep ran {info['mode']} x {info['workers']}")
+    for label, pick in (("best", min), ("median", statistics.median)):
+        v, w = pick(theirs), pick(ours)
+        print(f"  {label:6s} vectorbt {v:6.2f} s ({cells / v / 1e6:5.1f} M/s)   "
+              f"wb.sweep {w:6.2f} s ({cells / w / 1e6:5.1f} M/s)   ratio {v / w:.2f}")
+    print(f"  total returns identical: {len(result.table):,} columns, max |diff| {worst:.1e}")
+    print(f"  ratio (best of each) vectorbt / wb.sweep = {min(theirs) / min(ours):.2f}  "
+          f"(target >= 2)")
+
+
+# -- part 2: at scale, each in its own process ----------------------------------------------
+
+
+class PeakRSS:
+    """The largest RSS of this process plus its children, sampled in a thread."""
+
+    def __init__(self, every: float = 0.02) -> None:
+        import psutil
+
+        self.me, self.every, self.peak, self._stop = psutil.Process(), every, 0, False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop:
+            try:
+                procs = [self.me, *self.me.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
+            except psutil.Error:
+                pass
+            time.sleep(self.every)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop = True
+        self._thread.join()
+
+
+def child_sweep(args) -> dict:
+    bars = make_bars(args.big_symbols, args.big_bars, seed=3)
+    run_sweep(make_bars(5, 300, seed=2), SCALE)  # warm
+    kw = {"memory_budget": BUDGET}
+    if args.processes:
+        kw["processes"] = args.processes
+    with PeakRSS() as rss:
+        seconds, result = timed(lambda: run_sweep(bars, SCALE, **kw))
+    usage = {who: resource.getrusage(getattr(resource, f"RUSAGE_{who.upper()}")).ru_maxrss * 1024
+             for who in ("self", "children")}
+    return {"seconds": seconds, "cells": result.info["cells"], "peak_rss": rss.peak,
+            "maxrss_self": usage["self"], "maxrss_children": usage["children"],
+            "info": {k: result.info[k] for k in ("mode", "workers", "chunks", "symbols_per_chunk",
+                                                 "combos_per_chunk", "indicator_computations")},
+            "best": repr(result.best())}
+
+
+def child_vectorbt(args) -> dict:
+    from workbench.backtest.chunks import parse_bytes
+
+    limit = parse_bytes(BUDGET)
+    bars = make_bars(args.big_symbols, args.big_bars, seed=3)
+    run_vectorbt(make_bars(5, 300, seed=2).close, SCALE)  # warm
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    stage: list = []
+    start = time.perf_counter()
+    try:
+        run_vectorbt(bars.close, SCALE, stage)
+    except MemoryError as e:
+        return {"outcome": "MemoryError", "stage": stage[-1], "seconds": time.perf_counter() - start,
+                "error": str(e)[:200]}
+    return {"outcome": "ok", "seconds": time.perf_counter() - start}
+
+
+def in_child(part: str, args) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", part,
+           "--big-symbols", str(args.big_symbols), "--big-bars", str(args.big_bars),
+           "--processes", str(args.processes)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        return {"outcome": f"exit code {out.returncode}", "stderr": out.stderr[-500:]}
+    return json.loads(lines[-1])
+
+
+def scale(args) -> None:
+    gb = 2**30
+    ours = in_child("sweep", args)
+    if "seconds" not in ours or "cells" not in ours:
+        raise SystemExit(f"wb.sweep failed: {ours}")
+    rate = ours["cells"] / ours["seconds"]
+    print(f"scale: {args.big_symbols} symbols x {args.big_bars:,} bars x {len(pairs(SCALE))} pairs "
+          f"= {ours['cells'] / 1e6:.0f} M bar-combinations, memory_budget={BUDGET}")
+    print(f"  wb.sweep {ours['seconds']:.1f} s, {rate / 1e6:.1f} M bar-combinations/s "
+          f"(target >= 10), {ours['info']}")
+    print(f"  peak RSS {ours['peak_rss'] / gb:.2f} GB (process + children, sampled; target < 4); "
+          f"getrusage maxrss self {ours['maxrss_self'] / gb:.2f} GB, "
+          f"children {ours['maxrss_children'] / gb:.2f} GB")
+    print(f"  best: {ours['best']}")
+    theirs = in_child("vectorbt", args)
+    took = f" after {theirs['seconds']:.1f} s" if "seconds" in theirs else ""
+    where = f" in {theirs['stage']}" if "stage" in theirs else ""
+    print(f"  idiomatic vectorbt (RLIMIT_AS {BUDGET}): {theirs['outcome']}{where}{took}"
+          + (f" ({theirs['error']})" if "error" in theirs else ""))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=("compare", "scale", "all"), default="all")
+    ap.add_argument("--symbols", type=int, default=200)
+    ap.add_argument("--bars", type=int, default=2000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--big-symbols", type=int, default=1000)
+    ap.add_argument("--big-bars", type=int, default=2500)
+    ap.add_argument("--processes", type=int, default=0,
+                    help="force a pool of this many processes at scale (0: wb.sweep's default)")
+    ap.add_argument("--child", choices=("sweep", "vectorbt"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps((child_sweep if args.child == "sweep" else child_vectorbt)(args)))
+        return
+    # scale first: its children are forked from this process while it is still small
+    # (Linux carries a process's RSS high-water mark across fork and exec into getrusage)
+    if args.part in ("scale", "all"):
+        scale(args)
+    if args.part in ("compare", "all"):
+        compare(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The parameter grid of a sweep: ranges in, checked combinations out.
+
+    grid = Grid.build(sma_cross, {"fast": range(5, 30, 5), "slow": range(10, 70, 5)},
+                      constraint=lambda p: p["fast"] < p["slow"])
+    grid.combos        # tuple of full parameter dicts (defaults filled in), one per combination
+    grid.frame()       # DataFrame: one row per combination, a column per named parameter
+
+A range is any iterable (``range``, list, tuple, numpy array, pandas Series); a scalar
+(strings included) is a fixed value. Every value is checked and converted by the
+strategy's schema, so an unknown name raises the schema's error (with its "did you
+mean" suggestion) and a value of the wrong type names the parameter. Combinations run in
+``itertools.product`` order of the names as the strategy declares them, so consecutive
+combinations share the leading parameters (and their indicators).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.errors import ConfigError, StrategyError
+from workbench.strategy import Strategy
+
+__all__ = ["RESERVED", "Grid", "values_of"]
+
+# table columns a parameter may not be named like
+RESERVED = ("combo", "symbol", "total_return", "cagr", "sharpe", "sortino", "max_drawdown",
+            "win_rate", "trades", "exposure", "turnover", "fees", "final_equity")
+
+
+def values_of(name: str, given: Any) -> list:
+    """The values of one parameter: an iterable's distinct items in order, or ``[scalar]``."""
+    if isinstance(given, (str, bytes)) or not isinstance(given, Iterable):
+        return [given]
+    if isinstance(given, Mapping):
+        raise ConfigError(f"sweep: {name} must be a value or an iterable of values, got a mapping")
+    items = np.asarray(given, dtype=object).ravel().tolist() if isinstance(
+        given, (np.ndarray, pd.Series, pd.Index)) else list(given)
+    if not items:
+        raise ConfigError(f"sweep: {name} has no values (an empty range)")
+    out: list = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Checked parameter combinations of one strategy."""
+
+    names: tuple[str, ...]  # the parameters the user named, in the strategy's order
+    combos: tuple[dict[str, Any], ...]  # full parameter sets, defaults included
+    n_candidates: int  # combinations before the constraint
+
+    @classmethod
+    def build(cls, strategy: Strategy, ranges: Mapping[str, Any],
+              constraint: Callable[[dict], bool] | None = None) -> Grid:
+        """Every combination of ``ranges`` that passes ``constraint``, checked by the schema."""
+        if constraint is not None and not callable(constraint):
+            raise ConfigError("sweep: constraint must be a function of the parameter dict")
+        values = {name: values_of(name, given) for name, given in ranges.items()}
+        strategy.params(**{name: v[0] for name, v in values.items()})  # names: schema errors
+        names = tuple(n for n in strategy.schema.names if n in values)
+        clash = [n for n in names if n in RESERVED]
+        if clash:
+            raise StrategyError(f"{strategy.name}: parameter(s) {', '.join(clash)} are named "
+                                f"like sweep table columns; rename them in the strategy")
+        candidates = itertools.product(*(values[n] for n in names))
+        combos, n = [], 0
+        for point in candidates:
+            n += 1
+            params = strategy.params(**dict(zip(names, point)))
+            if constraint is None or _accepts(constraint, params):
+                combos.append(params)
+        if not combos:
+            raise ConfigError(f"sweep: the constraint rejects all {n} combination(s)")
+        return cls(names=names, combos=tuple(combos), n_candidates=n)
+
+    def __len__(self) -> int:
+        return len(self.combos)
+
+    def frame(self) -> pd.DataFrame:
+        """One row per combination (index ``combo``), one column per named parameter."""
+        data = {n: [c[n] for c in self.combos] for n in self.names}
+        return pd.DataFrame(data, index=pd.RangeIndex(len(self.combos), name="combo"))
+
+    def distinct(self) -> dict[str, int]:
+        """How many distinct values each named parameter takes among the combinations."""
+        return {n: len({repr(c[n]) for c in self.combos}) for n in self.names}
+
+
+def _accepts(constraint: Callable[[dict], bool], params: dict[str, Any]) -> bool:
+    try:
+        return bool(constraint(dict(params)))
+    except Exception as e:
+        raise ConfigError(f"sweep: the constraint raised {type(e).__name__}: {e} "
+                          f"for {params}") from e
