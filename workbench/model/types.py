@@ -1,0 +1,121 @@
+"""Frozen value types: signals, intents, orders, fills, positions, the account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pandas as pd
+
+from workbench.model.enums import OrderStatus, OrderType, Side, TimeInForce
+
+__all__ = ["Signal", "OrderIntent", "Order", "Fill", "Position", "Account", "to_decimal"]
+
+_CENT = Decimal("0.0001")
+
+
+def to_decimal(value, places: Decimal = _CENT) -> Decimal:
+    """A float price or quantity from the data layer, as an exact Decimal (4 places)."""
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(repr(float(value))).quantize(places)
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """What the strategy said for one symbol at one bar (the bar's open time)."""
+
+    strategy: str
+    symbol: str
+    bar_time: pd.Timestamp
+    entry: bool = False
+    exit: bool = False
+    short_entry: bool = False
+    short_exit: bool = False
+    weight: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """An order the session means to place; journaled before it is sent."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    order_type: OrderType = OrderType.MARKET
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    take_profit: Decimal | None = None  # bracket legs
+    stop_loss: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.DAY
+    bar_time: pd.Timestamp | None = None
+    reason: str = "signal"  # signal | stop_loss | take_profit | flatten | ...
+
+    def __post_init__(self) -> None:
+        if self.quantity <= 0:
+            raise ValueError(f"order quantity must be positive, got {self.quantity}")
+        if self.order_type is OrderType.LIMIT and self.limit_price is None:
+            raise ValueError("a limit order needs a limit price")
+        if self.order_type is OrderType.STOP and self.stop_price is None:
+            raise ValueError("a stop order needs a stop price")
+        if self.order_type is OrderType.BRACKET and (self.take_profit is None or self.stop_loss is None):
+            raise ValueError("a bracket order needs take_profit and stop_loss")
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """The order as last known: the intent plus the broker's view of it."""
+
+    intent: OrderIntent
+    status: OrderStatus = OrderStatus.NEW
+    broker_order_id: str | None = None
+    filled_quantity: Decimal = Decimal(0)
+    average_price: Decimal | None = None
+    updated_at: pd.Timestamp | None = None
+
+    @property
+    def client_order_id(self) -> str:
+        return self.intent.client_order_id
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.intent.quantity - self.filled_quantity
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution; ``execution_id`` is unique per broker and de-duplicates fills."""
+
+    execution_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    time: pd.Timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    symbol: str
+    quantity: Decimal  # signed: negative is short
+    average_price: Decimal
+
+    @property
+    def is_flat(self) -> bool:
+        return self.quantity == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    cash: Decimal
+    positions: dict[str, Position] = field(default_factory=dict)
+
+    def equity(self, prices: dict[str, Decimal]) -> Decimal:
+        """Cash plus positions marked at ``prices`` (average price where none is given)."""
+        return self.cash + sum(
+            (p.quantity * prices.get(s, p.average_price) for s, p in self.positions.items()),
+            Decimal(0),
+        )
