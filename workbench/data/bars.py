@@ -70,20 +70,14 @@ def pivot_arrays(
     uniq, t_idx = _dense_codes(np.asarray(ts_ns, dtype=np.int64))
     n_t, n_s = uniq.size, len(symbols)
     flat = np.asarray(symbol_codes, dtype=np.int64) * n_t + t_idx
-    present = np.zeros(n_s * n_t, dtype=bool)
-    present[flat] = True
-    holes = None if present.all() else np.flatnonzero(~present)
     index = pd.DatetimeIndex(uniq.view("datetime64[ns]"), name="ts").tz_localize("UTC")
     cols = pd.Index(symbols, name="symbol")
-
-    def build(values) -> pd.DataFrame:
-        arr = np.empty(n_s * n_t)
-        _scatter(arr, flat, values)
-        if holes is not None:
-            arr[holes] = np.nan
-        return pd.DataFrame(arr.reshape(n_s, n_t).T, index=index, columns=cols, copy=False)
-
-    return {name: build(values) for name, values in columns.items()}
+    block = np.full((len(columns), n_s * n_t), np.nan)  # one allocation for every field
+    out = {}
+    for row, (name, values) in zip(block, columns.items()):
+        _scatter(row, flat, values)
+        out[name] = pd.DataFrame(row.reshape(n_s, n_t).T, index=index, columns=cols, copy=False)
+    return out
 
 
 def _scatter(target: np.ndarray, flat: np.ndarray, values) -> None:
