@@ -20,6 +20,7 @@ from pydantic_settings import TomlConfigSettingsSource
 
 from workbench import paths
 from workbench.errors import ConfigError
+from workbench.risk.config import RiskSettings
 from workbench.secrets import SECRET_ENV_VARS, redact
 
 __all__ = ["Settings", "DataSettings", "LogSettings", "AlpacaSettings", "Credentials", "load_settings"]
@@ -90,6 +91,7 @@ class Settings(BaseSettings):
     data: DataSettings = DataSettings()
     log: LogSettings = LogSettings()
     alpaca: AlpacaSettings = AlpacaSettings()
+    risk: RiskSettings = RiskSettings()
     credentials: Credentials = Field(default_factory=Credentials.from_env, exclude=True)
 
     @classmethod
