@@ -72,7 +72,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from workbench.cli import backtest, config_cmd, data, demo, kernel
+    from workbench.cli import backtest, config_cmd, data, demo, kernel, parity
 
     cli.add_command(data.data)
     cli.add_command(kernel.kernel)
@@ -80,6 +80,7 @@ def _register() -> None:
     cli.add_command(demo.demo)
     cli.add_command(backtest.backtest)
     cli.add_command(backtest.sweep)
+    cli.add_command(parity.parity)
 
 
 _register()

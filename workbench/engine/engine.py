@@ -1,0 +1,294 @@
+"""The live engine: one timestamp at a time, the same strategy function, the last row.
+
+    engine = Engine(sma_cross, symbols, params={"fast": 10, "slow": 30}, sink=on_decision)
+    engine.run(ReplayFeed.from_store(days=1, timeframe="1Min"))     # or engine.on_bars(row)
+
+For each :class:`~workbench.engine.feed.BarRow` the engine appends the row to its
+:class:`~workbench.engine.window.RollingWindow`, calls the strategy exactly as a backtest
+does (``strategy(window.bars(), **params)``: parameter checks, signal checks, warmup
+masking), reads the last row of the signals and hands a :class:`Decision` to the sink:
+the :class:`~workbench.model.Signal` of every symbol with a signal, stamped with the
+bar's open time (the bar it belongs to), plus when it was decided and how long it took.
+A signal on bar t is decided at t's close and fills at t+1's open, in the backtest
+(``fill="next_open"``) as in a session.
+
+Time. The engine reads time only through its clock: a :class:`~workbench.clock.SimClock`
+(the default, for replays) is set to each bar's close as the bar is processed; a
+:class:`~workbench.clock.LiveClock` reads wall time in a live session. Decision latency
+(the row's arrival to its signals, sink excluded) is measured with ``time.perf_counter``,
+which is a stopwatch, not a clock for trading time.
+
+Window length, and why engine and backtest agree exactly. Indicators with memory (EMA,
+Wilder's RSI, MACD; TA-Lib's "unstable period") depend on where their input starts: on
+the last ``warmup + k`` bars they differ, slightly, from the same indicator on the whole
+history. The window therefore does not slide from the start: it is *anchored* at the
+first bar the engine sees (its preloaded history, or the first bar replayed) and grows
+until it holds ``warmup + margin`` rows. While anchored, the window at bar t is exactly
+the rows ``0..t`` of the history a vectorized backtest is given, and every strategy
+built from causal pieces (TA-Lib functions, rolling windows, lags such as ``shift(1)``,
+``crossed_above``) computes row t from the same inputs in the same order: the engine's
+last row is bit-for-bit the backtest's row t, whatever the indicators' memory. That is
+parity by construction; ``workbench parity`` checks it, and a difference can then only
+come from a look-ahead in the strategy (a signal at t that uses bars after t).
+
+``margin`` defaults to :data:`DEFAULT_MARGIN` (2,048 rows): five sessions of minute bars,
+a day's session with four days of preloaded history, or eight years of daily bars all
+stay anchored. Past that the window slides, and the engine says so once: from then on
+the window's first row is no longer the history's, and values differ from a computation
+from the start, in their last bits or more. Indicators with memory (EMA, RSI) keep about
+``(1 - alpha) ** rows`` of their start-up difference; even TA-Lib's SMA is a running sum
+whose rounding depends on where it started, so a tie between a cent price and its
+average (6.66 against 6.660000000000022 or 6.659999999999999) can be decided the other
+way. Such differences are rare, but they are not parity, so a session keeps its window
+anchored (preload at most ``margin`` minus a session's bars) and ``workbench parity``
+sizes the window to the whole history it replays. The price of a long window is latency:
+the strategy reruns on the whole window at every bar (see docs/performance.md). Give
+``window=`` (rows in all) or ``margin=`` to trade one for the other.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.clock import Clock, SimClock
+from workbench.data.bars import FIELDS, Bars
+from workbench.data.timeframe import Timeframe
+from workbench.engine.feed import BarRow, Feed, bar_close
+from workbench.engine.window import RollingWindow
+from workbench.errors import ConfigError, DataError
+from workbench.model import Signal
+from workbench.strategy import Signals, Strategy
+
+__all__ = ["DEFAULT_MARGIN", "Decision", "Engine", "LatencyStats", "Sink"]
+
+DEFAULT_MARGIN = 2048
+_FLAGS = (("entries", "entry"), ("exits", "exit"),
+          ("short_entries", "short_entry"), ("short_exits", "short_exit"))
+_EPOCH = pd.Timestamp(0, tz="UTC")
+_Mapping = tuple[np.ndarray, np.ndarray]  # positions in the row, positions in the engine
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the engine decided at one timestamp."""
+
+    bar_time: pd.Timestamp  # the bar's open time: what the signals belong to
+    decided_at: pd.Timestamp  # the engine's clock when the signals were emitted
+    signals: tuple[Signal, ...]  # one per symbol with a signal (empty: nothing to do)
+    latency: float  # seconds from the row's arrival to its signals
+    ready: bool  # False while the window is shorter than warmup + 1 (no signals yet)
+
+
+Sink = Callable[[Decision], None]
+
+
+class LatencyStats:
+    """Decision latencies (seconds) of the timestamps the strategy ran on."""
+
+    def __init__(self) -> None:
+        self._samples = array("d")
+
+    def record(self, seconds: float) -> None:
+        self._samples.append(seconds)
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile in seconds (NaN when nothing was recorded)."""
+        return float(np.percentile(self._samples, q)) if self._samples else float("nan")
+
+    def summary(self) -> dict[str, float | int]:
+        """count, and p50/p99/max/mean in milliseconds."""
+        if not self._samples:
+            return {"count": 0}
+        values = np.frombuffer(self._samples, dtype=float) * 1e3
+        return {"count": len(values), "p50_ms": float(np.percentile(values, 50)),
+                "p99_ms": float(np.percentile(values, 99)), "max_ms": float(values.max()),
+                "mean_ms": float(values.mean())}
+
+
+class Engine:
+    """Runs one strategy over bars arriving one timestamp at a time (see the module doc)."""
+
+    def __init__(self, strategy, symbols: Sequence[str], *, params: dict[str, Any] | None = None,
+                 window: int | None = None, margin: int = DEFAULT_MARGIN, sink: Sink | None = None,
+                 clock: Clock | None = None, timeframe: str | Timeframe | None = None,
+                 log_notices: bool = True) -> None:
+        self.strategy = strategy if isinstance(strategy, Strategy) else Strategy(strategy)
+        self.params = self.strategy.params(**(params or {}))
+        self.warmup = self.strategy.warmup(self.params)
+        capacity = _capacity(window, margin, self.warmup)
+        self.window = RollingWindow(symbols, capacity, timeframe)
+        self.clock = clock if clock is not None else SimClock(_EPOCH)
+        self.sink = sink
+        self.latency = LatencyStats()
+        self.notices: list[str] = []  # one-time messages, also logged if log_notices
+        self.log_notices = log_notices
+        self._told: set[str] = set()
+        self._layout: tuple[tuple[str, ...], _Mapping | None] | None = None
+
+    def __repr__(self) -> str:
+        return (f"<Engine {self.strategy.name} {len(self.symbols)} symbols, warmup "
+                f"{self.warmup}, {self.window!r}>")
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self.window.symbols
+
+    @property
+    def ready(self) -> bool:
+        """Whether the window is long enough for the strategy (more than warmup rows)."""
+        return len(self.window) > self.warmup
+
+    # -- input ----------------------------------------------------------------------------
+    def preload(self, history: Bars) -> int:
+        """Fill the window with bars before the first row (no signals); returns rows kept."""
+        if not isinstance(history, Bars):
+            raise DataError(f"preload needs wb.Bars, got {type(history).__name__}")
+        columns = list(self.symbols)
+        values = np.stack([getattr(history, f).reindex(columns=columns).to_numpy(dtype=float).T
+                           for f in FIELDS])
+        self.window.extend(history.index.asi8, values)
+        if self.window.timeframe is None:
+            self.window.timeframe = history.timeframe
+        self._note_sliding()
+        return len(self.window)
+
+    def on_bars(self, row: BarRow) -> Decision:
+        """Process one timestamp: update the window, run the strategy, emit its last row.
+
+        The sink gets the decision of every timestamp (no signals while warming up). Rows
+        must come in increasing time order (``DataError`` otherwise); a strategy error
+        propagates as ``StrategyError``, the row staying in the window.
+        """
+        arrived = row.received if row.received is not None else time.perf_counter()
+        self.window.append(row.time.value, self._aligned(row))
+        if isinstance(self.clock, SimClock):
+            self.clock.set(self._close_of(row.time))
+        ready = self.ready
+        signals = self._decide(row.time) if ready else self._note_warming_up()
+        latency = time.perf_counter() - arrived
+        if ready:
+            self.latency.record(latency)
+        decision = Decision(row.time, self.clock.now(), signals, latency, ready)
+        if self.sink is not None:
+            self.sink(decision)
+        return decision
+
+    def run(self, feed: Feed, progress: bool = False) -> int:
+        """Preload the feed's history, then process each of its rows; returns rows processed."""
+        if self.window.timeframe is None and feed.timeframe is not None:
+            self.window.timeframe = Timeframe.parse(feed.timeframe)
+        history = feed.history()
+        if history is not None and len(history):
+            self.preload(history)
+        rows = iter(feed)
+        if progress:
+            from tqdm.auto import tqdm
+
+            total = len(feed) if hasattr(feed, "__len__") else None
+            rows = tqdm(rows, total=total, unit="bar", desc=f"replaying {self.strategy.name}")
+        count = 0
+        for row in rows:
+            self.on_bars(row)
+            count += 1
+        return count
+
+    # -- internals ------------------------------------------------------------------------
+    def _aligned(self, row: BarRow) -> np.ndarray:
+        """The row's values in the engine's symbol order (NaN for symbols it lacks)."""
+        if self._layout is None or self._layout[0] is not row.symbols:
+            self._layout = (row.symbols, _mapping(row.symbols, self.symbols))
+        mapping = self._layout[1]
+        if mapping is None:
+            return row.values
+        out = np.full((len(FIELDS), len(self.symbols)), np.nan)
+        out[:, mapping[1]] = row.values[:, mapping[0]]
+        return out
+
+    def _close_of(self, bar_time: pd.Timestamp) -> pd.Timestamp:
+        if self.window.timeframe is None:
+            raise ConfigError("a replay engine sets its SimClock to each bar's close and needs "
+                              "the bars' timeframe for that: Engine(..., timeframe='1Min')")
+        return bar_close(bar_time, self.window.timeframe)
+
+    def _decide(self, bar_time: pd.Timestamp) -> tuple[Signal, ...]:
+        self._note_sliding()
+        signals = self.strategy(self.window.bars(), **self.params)
+        return self._last_row(signals, bar_time)
+
+    def _last_row(self, signals: Signals, bar_time: pd.Timestamp) -> tuple[Signal, ...]:
+        last = signals.last_row()
+        name, symbols = self.strategy.name, self.symbols
+        if "weights" in last:
+            weights = last["weights"].to_numpy(dtype=float)
+            return tuple(Signal(name, symbols[j], bar_time, weight=float(weights[j]))
+                         for j in np.flatnonzero(~np.isnan(weights)))
+        flags = {attr: last[frame].to_numpy(dtype=bool) for frame, attr in _FLAGS if frame in last}
+        hit = np.logical_or.reduce(list(flags.values()))
+        return tuple(Signal(name, symbols[j], bar_time, **{a: bool(v[j]) for a, v in flags.items()})
+                     for j in np.flatnonzero(hit))
+
+    def _note_warming_up(self) -> tuple[Signal, ...]:
+        """Say once that the engine waits for its warmup; no signals meanwhile."""
+        self._notice(
+            "engine_warming_up",
+            f"{self.strategy.name}: warming up: the strategy needs more than {self.warmup} bars "
+            f"before its first signal and the window holds {len(self.window)}; no signals until "
+            f"then (preload history to start ready)",
+        )
+        return ()
+
+    def _note_sliding(self) -> None:
+        if self.window.anchored:
+            return
+        self._notice(
+            "engine_window_sliding",
+            f"{self.strategy.name}: the window is full ({self.window.capacity} rows) and now "
+            f"slides: indicators with memory (EMA, RSI) start from its first row, no longer "
+            f"from the first bar seen; run `workbench parity` or raise window/margin",
+        )
+
+    def _notice(self, event: str, message: str) -> None:
+        """Log ``message`` the first time ``event`` happens."""
+        if event in self._told:
+            return
+        self._told.add(event)
+        self.notices.append(f"{event}: {message}")
+        if not self.log_notices:
+            return
+        from workbench.log import get_logger
+
+        get_logger("engine").warning(event, message=message, strategy=self.strategy.name)
+
+
+def _capacity(window: int | None, margin: int, warmup: int) -> int:
+    if window is None:
+        if isinstance(margin, bool) or not isinstance(margin, int) or margin < 1:
+            raise ConfigError(f"margin must be a positive int, got {margin!r}")
+        return warmup + margin
+    if isinstance(window, bool) or not isinstance(window, int) or window <= warmup:
+        raise ConfigError(
+            f"window must be an int above the strategy's warmup ({warmup}), got {window!r}"
+        )
+    return window
+
+
+def _mapping(source: tuple[str, ...], target: tuple[str, ...]) -> _Mapping | None:
+    """Positions (in ``source``, in ``target``) of the shared symbols; None when identical."""
+    if source == target:
+        return None
+    where = {s: i for i, s in enumerate(target)}
+    unknown = [s for s in source if s not in where]
+    if unknown:
+        raise DataError(f"the feed sends bars for {unknown[:5]}, which the engine does not trade "
+                        f"(it has {len(target)} symbols); give the engine the feed's symbols")
+    return np.arange(len(source)), np.array([where[s] for s in source])
