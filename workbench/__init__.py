@@ -37,6 +37,7 @@ _LAZY = {
     "backtest": ("workbench.backtest", "backtest"),
     "sweep": ("workbench.backtest", "sweep"),
     "walk_forward": ("workbench.backtest", "walk_forward"),
+    "catalog": ("workbench.journal", "catalog"),
 }
 
 __all__ = [

@@ -1,0 +1,57 @@
+"""The journal of a run (append-only events, one writer) and the catalog over all runs.
+
+    from workbench.journal import Journal, FILL, replay, catalog
+
+    with Journal.open(record.path, clock) as journal:
+        journal.append_durable(INTENT, intent)          # before the broker call
+        journal.append(FILL, fill)
+    result = replay(record.path)                        # events + report (torn tail?)
+    wb.catalog().sql("SELECT * FROM orders").df()
+"""
+
+from workbench.journal.catalog import VIEWS, catalog
+from workbench.journal.events import (
+    ALERT,
+    BAR,
+    BROKER_REPLY,
+    BROKER_REQUEST,
+    COMMAND,
+    CONFIG,
+    EQUITY,
+    ERROR,
+    EVENT_TYPES,
+    FILL,
+    HEARTBEAT,
+    INTENT,
+    ORDER_UPDATE,
+    POSITION,
+    RECONCILE,
+    RISK_DECISION,
+    SESSION_END,
+    SESSION_START,
+    SIGNAL,
+    STATE,
+    Event,
+    JournalCorrupt,
+    JournalError,
+    JournalLocked,
+    to_model,
+)
+from workbench.journal.reader import (
+    ReadReport,
+    ReplayResult,
+    TornTail,
+    TornTailWarning,
+    read_events,
+    replay,
+)
+from workbench.journal.writer import Journal
+
+__all__ = [
+    "Journal", "Event", "read_events", "replay", "ReplayResult", "ReadReport", "TornTail",
+    "TornTailWarning", "JournalError", "JournalLocked", "JournalCorrupt", "to_model",
+    "catalog", "VIEWS", "EVENT_TYPES",
+    "BAR", "SIGNAL", "RISK_DECISION", "INTENT", "BROKER_REQUEST", "BROKER_REPLY",
+    "ORDER_UPDATE", "FILL", "POSITION", "EQUITY", "HEARTBEAT", "ALERT", "CONFIG", "COMMAND",
+    "STATE", "RECONCILE", "SESSION_START", "SESSION_END", "ERROR",
+]

@@ -1,0 +1,236 @@
+"""The catalog: an in-memory DuckDB connection with views over every run in ``runs/``.
+
+``catalog()`` never opens a database file and never takes a lock: it reads the run
+manifests and the journal segments as plain files, so any number of dashboards and
+notebooks can query while a session writes. Views are lazy: each query reads the files
+as they are at that moment (new runs and events appear without reconnecting); pass
+``snapshot=True`` to read the journals once into tables (a consistent, fast snapshot).
+
+Only whole lines are visible. Each segment is read as bytes (``read_blob``) and split
+on newlines in SQL; the part after the last newline (a line being written, or torn by a
+crash) is dropped, and so is any line that is not valid JSON: exactly the Python
+reader's rule. ``read_ndjson`` was not used: with ``ignore_errors`` it yields a torn line
+as a row of nulls and parses a whole-looking last line that has no newline yet. A
+segment that is not UTF-8 (disk damage; the writer only writes ASCII) is skipped rather
+than failing every query. The views of one type (fills, positions, ...) pick their lines
+by the envelope's first bytes (``{"type":"fill",``) before parsing any JSON. On 1.2 M
+events (220 MB, 2 cores): ``events`` 0.3-0.7 s a full scan, ``fills`` 0.2 s, ``orders``
+0.5 s; ``read_ndjson`` would take about 0.25 s for the full scan.
+
+Views (columns in :data:`VIEWS`): ``runs`` (manifests), ``events``, ``orders`` (latest
+state per ``(run_id, client_order_id)``), ``fills``, ``positions`` (latest per
+``(run_id, symbol)``, flat ones included), ``equity``; ``_journal_lines`` holds the raw
+whole lines. Quantities and prices are ``DECIMAL(38, 10)``, times ``TIMESTAMPTZ`` (UTC).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from workbench import paths
+from workbench.journal import events as ev
+
+__all__ = ["VIEWS", "catalog"]
+
+VIEWS = {
+    "runs": ("run_id", "kind", "mode", "strategy", "status", "outcome", "started_at",
+             "ended_at", "timeframe", "symbols_count", "git_commit", "error", "params", "path"),
+    "events": ("run_id", "seq", "ts", "type", "payload"),
+    "orders": ("run_id", "client_order_id", "symbol", "side", "order_type", "qty",
+               "limit_price", "stop_price", "status", "filled_qty", "avg_price",
+               "broker_order_id", "created", "updated", "last_seq", "events"),
+    "fills": ("run_id", "seq", "ts", "time", "execution_id", "client_order_id", "symbol",
+              "side", "qty", "price", "fee"),
+    "positions": ("run_id", "symbol", "qty", "avg_price", "ts", "seq"),
+    "equity": ("run_id", "seq", "ts", "equity", "cash"),
+}
+
+_ENVELOPE = '{"type":"VARCHAR","seq":"VARCHAR","ts":"VARCHAR","payload":"JSON"}'
+_DEC = "DECIMAL(38, 10)"
+# the order manager's own names for some order events (workbench.orders, for now)
+_ORDER_ALIASES = ("order_intent", "order_leg", "order_unknown", "order_settled",
+                  "unmatched_update")
+_ORDER_TYPES = (ev.INTENT, ev.BROKER_REQUEST, ev.BROKER_REPLY, ev.ORDER_UPDATE, *_ORDER_ALIASES)
+_STATUS_OF_TYPE = {ev.INTENT: "new", "order_intent": "new", "order_unknown": "unknown"}
+
+# output column -> (JSON paths tried in order, SQL type or None for text)
+_ORDER_FIELDS = {
+    "client_order_id": (("$.client_order_id", "$.intent.client_order_id"), None),
+    "symbol": (("$.symbol", "$.intent.symbol"), None),
+    "side": (("$.side", "$.intent.side"), None),
+    "order_type": (("$.order_type", "$.intent.order_type"), None),
+    "qty": (("$.quantity", "$.intent.quantity"), _DEC),
+    "limit_price": (("$.limit_price", "$.intent.limit_price"), _DEC),
+    "stop_price": (("$.stop_price", "$.intent.stop_price"), _DEC),
+    "status": (("$.status",), None),
+    "filled_qty": (("$.filled_quantity",), _DEC),
+    "avg_price": (("$.average_price",), _DEC),
+    "broker_order_id": (("$.broker_order_id",), None),
+}
+_FILL_FIELDS = {
+    "time": (("$.fill_time", "$.time"), "TIMESTAMPTZ"),
+    "execution_id": (("$.execution_id",), None),
+    "client_order_id": (("$.client_order_id",), None), "symbol": (("$.symbol",), None),
+    "side": (("$.side",), None), "qty": (("$.quantity",), _DEC),
+    "price": (("$.price",), _DEC), "fee": (("$.fee",), _DEC),
+}
+_POSITION_FIELDS = {"symbol": (("$.symbol",), None), "qty": (("$.quantity",), _DEC),
+                    "avg_price": (("$.average_price",), _DEC)}
+_EQUITY_FIELDS = {"equity": (("$.equity",), _DEC), "cash": (("$.cash",), _DEC)}
+_RUN_FIELDS = {
+    "run_id": (("$.run_id",), None), "kind": (("$.kind",), None), "mode": (("$.mode",), None),
+    "strategy": (("$.strategy",), None), "status": (("$.status",), None),
+    "outcome": (("$.outcome",), None), "started_at": (("$.started_at",), "TIMESTAMPTZ"),
+    "ended_at": (("$.ended_at",), "TIMESTAMPTZ"),
+    "timeframe": (("$.data_range.timeframe",), None),
+    "symbols_count": (("$.data_range.symbols_count",), "BIGINT"),
+    "git_commit": (("$.git_commit",), None), "error": (("$.error",), None),
+}
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _columns(source: str, fields: dict) -> tuple[dict[str, str], str]:
+    """SQL expressions for ``fields`` of the JSON ``source``, all from one parse ``_f``."""
+    flat = [p for tried, _ in fields.values() for p in tried]
+    exprs, i = {}, 1
+    for name, (tried, sql_type) in fields.items():
+        parts = [f"_f[{i + k}]" for k in range(len(tried))]
+        value = parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+        exprs[name] = f"TRY_CAST({value} AS {sql_type})" if sql_type else value
+        i += len(tried)
+    return exprs, f"json_extract_string({source}, [{', '.join(map(_quote, flat))}]) AS _f"
+
+
+def _select(exprs: dict[str, str]) -> str:
+    return ", ".join(f"{expr} AS {name}" for name, expr in exprs.items())
+
+
+def _types(kinds: tuple[str, ...]) -> str:
+    return ", ".join(map(_quote, kinds))
+
+
+def _parsed(kinds: tuple[str, ...] = ()) -> str:
+    """The events in ``_journal_lines`` (only those of ``kinds`` if given), parsed.
+
+    Lines are picked by their first bytes (``{"type":"fill",``: the writer puts the type
+    first) before any JSON is parsed; the CASE keeps DuckDB from running the costlier
+    ``json_valid`` on every line first. (A filter on a parsed field instead would be
+    pushed below the projection and parse each line twice.)
+    """
+    prefixes = [ev.LINE_PREFIX % k for k in kinds] or ['{"type":']
+    pick = " OR ".join(f"starts_with(line, {_quote(p)})" for p in prefixes)
+    return f"""SELECT run_id, TRY_CAST(e.seq AS BIGINT) AS seq,
+                   TRY_CAST(e.ts AS TIMESTAMPTZ) AS ts, e.type AS type, e.payload AS payload
+            FROM (SELECT run_id, from_json(line, {_quote(_ENVELOPE)}) AS e
+                  FROM _journal_lines
+                  WHERE CASE WHEN {pick} THEN json_valid(line) ELSE false END)"""
+
+
+def _events_of(kinds: tuple[str, ...], snapshot: bool) -> str:
+    """A subquery of the events of ``kinds``."""
+    if snapshot:
+        return f"(SELECT * FROM events WHERE type IN ({', '.join(map(_quote, kinds))}))"
+    return f"({_parsed(kinds)})"
+
+
+def _typed(kinds: tuple[str, ...], fields: dict, snapshot: bool) -> str:
+    exprs, f = _columns("payload", fields)
+    return (f"SELECT run_id, seq, ts, {_select(exprs)} "
+            f"FROM (SELECT *, {f} FROM {_events_of(kinds, snapshot)})")
+
+
+def _journal_sql(root: Path, table: str) -> list[str]:
+    segments = _quote(f"{root}/*/events/*.jsonl")
+    return [
+        f"""CREATE VIEW _journal_lines AS
+            SELECT regexp_extract(filename, '([^/]+)/events/[0-9]+[.]jsonl$', 1) AS run_id,
+                   unnest(parts[1:len(parts) - 1]) AS line
+            FROM (SELECT filename, string_split(try(decode(content)), chr(10)) AS parts
+                  FROM read_blob({segments}))""",
+        f"CREATE {table} events AS {_parsed()}",
+    ]
+
+
+def _runs_sql(root: Path, table: str) -> str:
+    exprs, f = _columns("m", _RUN_FIELDS)
+    exprs["run_id"] = (f"coalesce({exprs['run_id']}, "
+                       "regexp_extract(filename, '([^/]+)/manifest[.]json$', 1))")
+    exprs["params"] = "json_extract(m, '$.params')"
+    exprs["path"] = "regexp_replace(filename, '/manifest[.]json$', '')"
+    return f"""CREATE {table} runs AS
+        SELECT {_select(exprs)}
+        FROM (SELECT filename, m, {f}
+              FROM (SELECT filename, try(decode(content)) AS m
+                    FROM read_blob({_quote(f"{root}/*/manifest.json")}))
+              WHERE json_valid(m))"""
+
+
+def _orders_sql(snapshot: bool) -> list[str]:
+    """``orders``: the latest non-null value of each field over the order's events; the
+    filled quantity is the larger of the last one reported and the sum of its fills (both
+    only grow), the average price from whichever of the two that is."""
+    exprs, f = _columns("payload", _ORDER_FIELDS)
+    implied = " ".join(f"WHEN {_quote(k)} THEN {_quote(v)}" for k, v in _STATUS_OF_TYPE.items())
+    exprs["status"] = f"coalesce({exprs['status']}, CASE type {implied} END)"
+    last = ", ".join(f"arg_max({c}, seq) FILTER (WHERE {c} IS NOT NULL) AS {c}"
+                     for c in _ORDER_FIELDS if c != "client_order_id")
+    return [
+        f"""CREATE VIEW _order_events AS
+            SELECT run_id, seq, ts, type, {_select(exprs)}
+            FROM (SELECT *, {f} FROM {_events_of(_ORDER_TYPES, snapshot)})""",
+        f"""CREATE VIEW orders AS
+            WITH o AS (
+                SELECT run_id, client_order_id, {last}, min(ts) AS created, max(ts) AS updated,
+                       max(seq) AS last_seq, count(*) AS events
+                FROM _order_events WHERE client_order_id IS NOT NULL
+                GROUP BY run_id, client_order_id),
+            f AS (
+                SELECT run_id, client_order_id, sum(qty) AS fill_qty,
+                       CAST(sum(qty * price) / sum(qty) AS {_DEC}) AS fill_avg
+                FROM fills GROUP BY run_id, client_order_id HAVING sum(qty) > 0)
+            SELECT {", ".join(VIEWS["orders"])} FROM (
+                SELECT o.* EXCLUDE (filled_qty, avg_price),
+                       greatest(coalesce(o.filled_qty, 0), coalesce(f.fill_qty, 0)) AS filled_qty,
+                       CASE WHEN f.fill_qty >= coalesce(o.filled_qty, 0) THEN f.fill_avg
+                            ELSE o.avg_price END AS avg_price
+                FROM o LEFT JOIN f USING (run_id, client_order_id))""",
+    ]
+
+
+def _statements(root: Path, snapshot: bool) -> list[str]:
+    table = "TABLE" if snapshot else "VIEW"
+    return [
+        "SET TimeZone = 'UTC'",
+        *_journal_sql(root, table),
+        _runs_sql(root, table),
+        f"CREATE VIEW fills AS {_typed((ev.FILL,), _FILL_FIELDS, snapshot)}",
+        *_orders_sql(snapshot),
+        f"""CREATE VIEW positions AS
+            SELECT run_id, symbol, qty, avg_price, ts, seq
+            FROM ({_typed((ev.POSITION,), _POSITION_FIELDS, snapshot)})
+            WHERE symbol IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY run_id, symbol ORDER BY seq DESC) = 1""",
+        f"CREATE VIEW equity AS {_typed((ev.EQUITY,), _EQUITY_FIELDS, snapshot)}",
+    ]
+
+
+def catalog(root: str | Path | None = None, *, snapshot: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the catalog views over ``root`` (default ``runs/``).
+
+    Keep the connection and query it again to see new events; it holds no file open
+    between queries. ``snapshot=True`` reads ``runs`` and ``events`` once, into tables.
+    """
+    base = Path(root) if root is not None else paths.runs_dir()
+    con = duckdb.connect(":memory:")
+    try:
+        for sql in _statements(base.expanduser().resolve(), snapshot):
+            con.execute(sql)
+    except BaseException:
+        con.close()
+        raise
+    return con
