@@ -1,0 +1,307 @@
+"""The simulated broker: orders fill against incoming bars with the backtest's cost model.
+
+    broker = SimBroker(path / "broker.sqlite", costs=CostModel(slippage_bps=2), cash=100_000)
+    broker.submit(intent)                    # -> BrokerOrder (accepted)
+    broker.on_bars(ts, {"AAPL": bar, ...})   # fills due on these bars -> [Fill]
+    for update in broker.updates(): ...      # accepted / fill / partial_fill / canceled / ...
+
+State (orders, fills, positions, cash, the update stream) lives in its own SQLite file
+(:mod:`workbench.brokers.sim_store`), one transaction per call: a session process can be
+killed at any point and a new ``SimBroker`` opened on the file knows everything it
+accepted, as a real broker would.
+
+Fill semantics, as the backtest's (``workbench.backtest.simulate``):
+
+* An order fills only on a bar that starts after the order's bar: after ``intent.bar_time``
+  and after the last bar this broker had seen when it accepted the order. A market order
+  placed on bar t's signal therefore fills at the open of the symbol's next bar with an
+  open, at ``CostModel.fill_price(side, open)`` with ``CostModel.fee(qty, price)``; a bar
+  without an open delays it. Prices are the cost model's floats held exactly as Decimals
+  (``Decimal(repr(x))``); cash moves by ``qty * price + fee`` in Decimal.
+* Stops, limits and bracket legs trigger on the bar's range; a gap through the level fills
+  at the open (:mod:`workbench.brokers.sim_rules`). On each bar market orders fill first
+  (the open is the bar's first trade), then the others in the order they arrived.
+* A bracket is an entry (market, or limit with ``limit_price``) plus a stop-loss leg (a
+  stop order) and a take-profit leg (a limit order) of the opposite side, with client ids
+  ``<entry>.sl`` and ``<entry>.tp``. The legs become active once the entry is filled and
+  are checked from the bar after the entry's fill bar (the backtest never checks stops on
+  the entry bar); on a bar that reaches both, the stop loss fills (it is checked first)
+  and the take profit is canceled: one cancels the other. Canceling an unfilled entry
+  cancels its legs. With partial fills (a test fault) the legs wait for the whole entry,
+  and a leg cancels its sibling once it is filled completely.
+* Every fill has a unique execution id. There is no buying-power check: limits are the
+  risk gateway's job. ``expire()`` ends DAY orders (the session calls it at the close).
+
+The broker is synchronous: a request it accepted is visible at once (``ack_window`` 0).
+Its positions are computed here from its own fills, independently of the order manager's
+ledger, so reconciliation compares two separate records.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+
+from workbench.backtest.costs import CostModel
+from workbench.brokers.base import (
+    BrokerOrder,
+    BrokerUpdate,
+    DuplicateClientOrderId,
+    OrderNotFound,
+    OrderRejected,
+    OutcomeUnknown,
+    RateLimited,
+)
+from workbench.brokers.sim_rules import SimFaults, check_bracket, ohlc, reference_price
+from workbench.brokers.sim_store import SimStore, order_from_row
+from workbench.model import (
+    Account,
+    Fill,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    TimeInForce,
+)
+
+__all__ = ["SimBroker"]
+
+S = OrderStatus
+_ZERO = Decimal(0)
+_OPPOSITE = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
+
+
+def _utc(value) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+
+
+def _exact(x: float) -> Decimal:
+    """A float as the Decimal of its shortest repr: ``float(_exact(x)) == x``."""
+    return Decimal(repr(float(x)))
+
+
+class SimBroker:
+    """A broker simulated over bars, persisted in one SQLite file (see the module doc)."""
+
+    ack_window = pd.Timedelta(0)
+
+    def __init__(self, path: str | Path, *, costs: CostModel | None = None, cash=100_000,
+                 clock=None, faults: SimFaults | None = None, timeout: float = 10.0,
+                 sleep=_time.sleep, durable: bool = False) -> None:
+        self.store = SimStore(path, durable=durable)
+        self.costs = costs or CostModel()
+        self.clock = clock
+        self.faults = faults or SimFaults()
+        self.timeout = timeout
+        self._sleep = sleep
+        with self.store.write():
+            if self.store.meta("cash") is None:
+                self.store.set_meta("cash", Decimal(str(cash)))
+        last = self.store.meta("last_bar_time")
+        self._last_bar = pd.Timestamp(last) if last else None
+        self._cursor = self.store.last_update()  # a new connection sees new updates only
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _now(self) -> pd.Timestamp:
+        if self.clock is not None:
+            return self.clock.now()
+        return self._last_bar if self._last_bar is not None else pd.Timestamp(0, tz="UTC")
+
+    # -- requests -------------------------------------------------------------------------
+    def submit(self, intent: OrderIntent) -> BrokerOrder:
+        fault = self.faults.take("submit")
+        kind = fault.kind if fault else None
+        if kind == "rate_limit":
+            raise RateLimited("simulated rate limit")
+        if kind == "reject":
+            raise OrderRejected(f"order {intent.client_order_id} rejected: {fault.reason}",
+                                fault.reason)
+        if kind == "drop_request":
+            raise OutcomeUnknown(f"order {intent.client_order_id}: request lost (simulated)")
+        silent = kind == "delay" and fault.seconds >= self.timeout
+        if kind == "delay" and not silent:
+            self._sleep(fault.seconds)
+        order = self._accept(intent)
+        if silent:
+            self._sleep(self.timeout)
+            raise OutcomeUnknown(f"order {intent.client_order_id}: no answer in {self.timeout} s")
+        if kind == "lose_reply":
+            raise OutcomeUnknown(f"order {intent.client_order_id}: reply lost (simulated)")
+        return order
+
+    def _accept(self, intent: OrderIntent) -> BrokerOrder:
+        check_bracket(intent)
+        with self.store.write():
+            if self.store.order(intent.client_order_id) is not None:
+                raise DuplicateClientOrderId(
+                    f"client_order_id must be unique: {intent.client_order_id}")
+            row = self._row(intent, self._not_before(intent))
+            self._insert(row)
+            if intent.order_type is OrderType.BRACKET:
+                self._insert_legs(intent, row)
+        return self.get_order(intent.client_order_id)
+
+    def _not_before(self, intent: OrderIntent) -> pd.Timestamp | None:
+        stored = self.store.meta("last_bar_time")
+        times = [t for t in (intent.bar_time, self._last_bar, stored) if t is not None]
+        return max(_utc(t) for t in times) if times else None
+
+    def _row(self, intent: OrderIntent, not_before) -> dict:
+        now = self._now()
+        return {"client_order_id": intent.client_order_id,
+                "broker_order_id": f"sim-{self.store.next_order_seq():08d}",
+                "symbol": intent.symbol, "side": intent.side, "quantity": intent.quantity,
+                "order_type": intent.order_type, "limit_price": intent.limit_price,
+                "stop_price": intent.stop_price, "take_profit": intent.take_profit,
+                "stop_loss": intent.stop_loss, "time_in_force": intent.time_in_force,
+                "status": S.ACCEPTED, "filled_quantity": _ZERO, "not_before": not_before,
+                "created_at": now, "updated_at": now}
+
+    def _insert_legs(self, intent: OrderIntent, entry: dict) -> None:
+        for suffix, leg, kind, price in (("sl", "stop_loss", OrderType.STOP, "stop_price"),
+                                         ("tp", "take_profit", OrderType.LIMIT, "limit_price")):
+            row = {**entry, "client_order_id": f"{intent.client_order_id}.{suffix}",
+                   "broker_order_id": f"sim-{self.store.next_order_seq():08d}",
+                   "side": _OPPOSITE[intent.side], "order_type": kind, "limit_price": None,
+                   "stop_price": None, "take_profit": None, "stop_loss": None,
+                   "parent_id": intent.client_order_id, "leg": leg, "not_before": None}
+            row[price] = getattr(intent, leg)
+            self._insert(row)
+
+    def _insert(self, row: dict) -> None:
+        self.store.insert_order(row)
+        self.store.add_update("accepted", row, None, row["created_at"])
+
+    def cancel(self, client_order_id: str) -> None:
+        fault = self.faults.take("cancel")
+        if fault and fault.kind == "drop_request":
+            raise OutcomeUnknown(f"cancel {client_order_id}: request lost (simulated)")
+        with self.store.write():
+            row = self.store.order(client_order_id)
+            if row is None:
+                raise OrderNotFound(f"no order {client_order_id}")
+            if S(row["status"]).is_terminal:
+                raise OrderRejected(f"order {client_order_id} is {row['status']}: not cancelable",
+                                    "not open")
+            self._end(row, S.CANCELED, "canceled on request")
+            if row["parent_id"] is None:
+                for leg in self.store.children(client_order_id):
+                    if not S(leg["status"]).is_terminal:
+                        self._end(leg, S.CANCELED, "entry canceled")
+        if fault and fault.kind == "lose_reply":
+            raise OutcomeUnknown(f"cancel {client_order_id}: reply lost (simulated)")
+
+    def _end(self, row: dict, status: OrderStatus, reason: str) -> None:
+        now = self._now()
+        self.store.update_order(row["client_order_id"], status=status, reason=reason,
+                                updated_at=now)
+        row.update(status=status.value, reason=reason, updated_at=now)
+        self.store.add_update(status.value, row, None, now)
+
+    def expire(self, time_in_force: TimeInForce = TimeInForce.DAY) -> list[str]:
+        """End the open orders of ``time_in_force`` (DAY at the close); their client ids."""
+        with self.store.write():
+            rows = [r for r in self.store.open_orders() if r["time_in_force"] == time_in_force]
+            for row in rows:
+                self._end(row, S.EXPIRED, f"{time_in_force} order expired")
+        return [r["client_order_id"] for r in rows]
+
+    # -- reads ----------------------------------------------------------------------------
+    def get_order(self, client_order_id: str) -> BrokerOrder | None:
+        row = self.store.order(client_order_id)
+        if row is None:
+            return None
+        legs = tuple(order_from_row(r) for r in self.store.children(client_order_id))
+        return order_from_row(row, legs)
+
+    def orders(self) -> list[BrokerOrder]:
+        """Every order this broker ever accepted, oldest first (legs included)."""
+        return [order_from_row(r) for r in self.store.all_orders()]
+
+    def open_orders(self) -> list[BrokerOrder]:
+        return [order_from_row(r) for r in self.store.open_orders()]
+
+    def positions(self) -> dict[str, Position]:
+        return self.store.positions()
+
+    def account(self) -> Account:
+        return Account(Decimal(self.store.meta("cash")), self.positions())
+
+    def fills(self, client_order_id: str | None = None, since=None) -> list[Fill]:
+        out = self.store.fills(client_order_id)
+        return out if since is None else [f for f in out if f.time >= _utc(since)]
+
+    def updates(self) -> Iterator[BrokerUpdate]:
+        for update in self.store.updates_after(self._cursor):
+            self._cursor = update.sequence
+            yield update
+
+    # -- bars -----------------------------------------------------------------------------
+    def on_bar(self, symbol: str, time, bar) -> list[Fill]:
+        return self.on_bars(time, {symbol: bar})
+
+    def on_bars(self, time, bars: Mapping[str, object]) -> list[Fill]:
+        """Fill what the bars of one timestamp (``{symbol: bar}``) trigger; the new fills."""
+        time = _utc(time)
+        self._last_bar = time if self._last_bar is None else max(self._last_bar, time)
+        if not any(self._due(r, time, bars) for r in self.store.open_orders()):
+            return []
+        fills: list[Fill] = []
+        with self.store.write():
+            rows = [r for r in self.store.open_orders() if self._due(r, time, bars)]
+            rows.sort(key=lambda r: (r["order_type"] not in ("market", "bracket")
+                                     or r["limit_price"] is not None, r["seq"]))
+            ended: set[str] = set()
+            for row in rows:
+                if row["client_order_id"] not in ended:
+                    fills += self._try_fill(row, time, ohlc(bars[row["symbol"]]), ended)
+            self.store.set_meta("last_bar_time", self._last_bar)
+        return fills
+
+    @staticmethod
+    def _due(row: dict, time: pd.Timestamp, bars) -> bool:
+        if row["symbol"] not in bars:
+            return False
+        if row["parent_id"] is not None:
+            return row["active_from"] is not None and time > pd.Timestamp(row["active_from"])
+        return row["not_before"] is None or time > pd.Timestamp(row["not_before"])
+
+    def _try_fill(self, row: dict, time, ohlc, ended: set[str]) -> list[Fill]:
+        side, kind = Side(row["side"]), OrderType(row["order_type"])
+        limit = float(row["limit_price"]) if row["limit_price"] else None
+        stop = float(row["stop_price"]) if row["stop_price"] else None
+        ref = reference_price(kind, side, *ohlc, limit=limit, stop=stop)
+        if ref is None:
+            return []
+        qty = Decimal(row["quantity"]) - Decimal(row["filled_quantity"])
+        if self.faults.max_fill_quantity is not None:
+            qty = min(qty, self.faults.max_fill_quantity)
+        price = self.costs.fill_price(side.value, ref)
+        fill = Fill(f"sim-x{self.store.next_fill_seq():08d}", row["client_order_id"],
+                    row["symbol"], side, qty, _exact(price),
+                    _exact(self.costs.fee(float(qty), price)), time)
+        self.store.record_fill(row, fill)
+        if S(row["status"]) is S.FILLED:
+            self._after_filled(row, time, ended)
+        return [fill]
+
+    def _after_filled(self, row: dict, time, ended: set[str]) -> None:
+        """A filled bracket entry arms its legs; a filled leg cancels its sibling (OCO)."""
+        ended.add(row["client_order_id"])
+        if row["order_type"] == OrderType.BRACKET:
+            for leg in self.store.children(row["client_order_id"]):
+                self.store.update_order(leg["client_order_id"], active_from=time)
+        elif row["parent_id"] is not None:
+            for sibling in self.store.children(row["parent_id"]):
+                if sibling["client_order_id"] != row["client_order_id"] \
+                        and not S(sibling["status"]).is_terminal:
+                    self._end(sibling, S.CANCELED, "one-cancels-other: sibling leg filled")
+                    ended.add(sibling["client_order_id"])

@@ -1,0 +1,236 @@
+"""The simulated broker's persisted state: one SQLite file in WAL mode.
+
+Orders, fills, positions, cash and the update stream live in the file, and every change
+of the broker is one ``BEGIN IMMEDIATE`` transaction, so a process killed at any point
+leaves the broker exactly as it was after its last acknowledged call, and several
+``SimBroker`` objects (or processes) opened on one file see one broker. WAL mode lets
+readers run while a writer writes. ``synchronous=NORMAL`` survives the death of any
+process (what the crash tests do); ``durable=True`` (``FULL``) also survives power loss.
+
+Decimals are stored as text, times as ISO-8601 UTC text: nothing is rounded by SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+
+from workbench.brokers.base import BrokerOrder, BrokerUpdate
+from workbench.brokers.sim_rules import position_after
+from workbench.model import Fill, OrderStatus, OrderType, Position, Side, TimeInForce
+
+__all__ = ["ORDER_FIELDS", "SimStore", "fill_from_row", "order_from_row"]
+
+ORDER_FIELDS = ("client_order_id", "broker_order_id", "symbol", "side", "quantity",
+                "order_type", "limit_price", "stop_price", "take_profit", "stop_loss",
+                "time_in_force", "parent_id", "leg", "status", "filled_quantity",
+                "average_price", "not_before", "active_from", "reason", "created_at",
+                "updated_at")
+FILL_FIELDS = ("execution_id", "client_order_id", "symbol", "side", "quantity", "price",
+               "fee", "time")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS orders (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    {", ".join(f + (" TEXT UNIQUE NOT NULL" if f == "client_order_id" else " TEXT")
+               for f in ORDER_FIELDS)});
+CREATE INDEX IF NOT EXISTS orders_status ON orders (status);
+CREATE INDEX IF NOT EXISTS orders_parent ON orders (parent_id);
+CREATE TABLE IF NOT EXISTS fills (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    {", ".join(f + (" TEXT UNIQUE NOT NULL" if f == "execution_id" else " TEXT")
+               for f in FILL_FIELDS)});
+CREATE INDEX IF NOT EXISTS fills_order ON fills (client_order_id);
+CREATE TABLE IF NOT EXISTS positions (symbol TEXT PRIMARY KEY, quantity TEXT, average_price TEXT);
+CREATE TABLE IF NOT EXISTS updates (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT);
+"""
+_OPEN = tuple(s.value for s in OrderStatus if not s.is_terminal)
+
+
+def _dec(v) -> Decimal | None:
+    return None if v is None else Decimal(v)
+
+
+def _ts(v) -> pd.Timestamp | None:
+    return None if v is None else pd.Timestamp(v)
+
+
+def text(v) -> str | None:
+    """A value as stored: Decimal and enums as their text, times as ISO UTC."""
+    if v is None:
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    return str(v)
+
+
+def order_from_row(row: dict, legs: tuple[BrokerOrder, ...] = ()) -> BrokerOrder:
+    return BrokerOrder(
+        client_order_id=row["client_order_id"], broker_order_id=row["broker_order_id"],
+        symbol=row["symbol"], side=Side(row["side"]), quantity=Decimal(row["quantity"]),
+        order_type=OrderType(row["order_type"]), status=OrderStatus(row["status"]),
+        filled_quantity=Decimal(row["filled_quantity"]),
+        average_price=_dec(row["average_price"]), limit_price=_dec(row["limit_price"]),
+        stop_price=_dec(row["stop_price"]), take_profit=_dec(row["take_profit"]),
+        stop_loss=_dec(row["stop_loss"]), time_in_force=TimeInForce(row["time_in_force"]),
+        parent_id=row["parent_id"], leg=row["leg"], legs=legs, reason=row["reason"],
+        created_at=_ts(row["created_at"]), updated_at=_ts(row["updated_at"]))
+
+
+def fill_from_row(row: dict) -> Fill:
+    return Fill(execution_id=row["execution_id"], client_order_id=row["client_order_id"],
+                symbol=row["symbol"], side=Side(row["side"]), quantity=Decimal(row["quantity"]),
+                price=Decimal(row["price"]), fee=Decimal(row["fee"]), time=_ts(row["time"]))
+
+
+class SimStore:
+    """Typed access to the broker file. Writes happen inside :meth:`write`."""
+
+    def __init__(self, path: str | Path, *, durable: bool = False) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
+                                   check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        with self.write():
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                self._db.execute(statement)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """One transaction holding the file's write lock; rolled back on any error."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _rows(self, sql: str, args=()) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self._db.execute(sql, args).fetchall()]
+
+    # -- meta -----------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, key: str, value) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                         (key, text(value)))
+
+    # -- orders ---------------------------------------------------------------------------
+    def insert_order(self, row: dict) -> int:
+        cols = ", ".join(ORDER_FIELDS)
+        cur = self._db.execute(f"INSERT INTO orders ({cols}) VALUES ({', '.join('?' * len(ORDER_FIELDS))})",
+                               [text(row.get(f)) for f in ORDER_FIELDS])
+        return cur.lastrowid
+
+    def next_order_seq(self) -> int:
+        rows = self._rows("SELECT seq FROM sqlite_sequence WHERE name = 'orders'")
+        return (rows[0]["seq"] if rows else 0) + 1
+
+    def update_order(self, client_order_id: str, **fields) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self._db.execute(f"UPDATE orders SET {sets} WHERE client_order_id = ?",
+                         [text(v) for v in fields.values()] + [client_order_id])
+
+    def order(self, client_order_id: str) -> dict | None:
+        rows = self._rows("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,))
+        return rows[0] if rows else None
+
+    def children(self, parent_id: str) -> list[dict]:
+        return self._rows("SELECT * FROM orders WHERE parent_id = ? ORDER BY seq", (parent_id,))
+
+    def all_orders(self) -> list[dict]:
+        return self._rows("SELECT * FROM orders ORDER BY seq")
+
+    def open_orders(self) -> list[dict]:
+        marks = ", ".join("?" * len(_OPEN))
+        return self._rows(f"SELECT * FROM orders WHERE status IN ({marks}) ORDER BY seq", _OPEN)
+
+    # -- fills and positions --------------------------------------------------------------
+    def insert_fill(self, fill: Fill) -> None:
+        self._db.execute(f"INSERT INTO fills ({', '.join(FILL_FIELDS)}) VALUES "
+                         f"({', '.join('?' * len(FILL_FIELDS))})",
+                         [text(getattr(fill, f)) for f in FILL_FIELDS])
+
+    def next_fill_seq(self) -> int:
+        rows = self._rows("SELECT seq FROM sqlite_sequence WHERE name = 'fills'")
+        return (rows[0]["seq"] if rows else 0) + 1
+
+    def fills(self, client_order_id: str | None = None) -> list[Fill]:
+        if client_order_id is None:
+            rows = self._rows("SELECT * FROM fills ORDER BY seq")
+        else:
+            rows = self._rows("SELECT * FROM fills WHERE client_order_id = ? ORDER BY seq",
+                              (client_order_id,))
+        return [fill_from_row(r) for r in rows]
+
+    def position(self, symbol: str) -> Position | None:
+        rows = self._rows("SELECT * FROM positions WHERE symbol = ?", (symbol,))
+        if not rows:
+            return None
+        return Position(symbol, Decimal(rows[0]["quantity"]), Decimal(rows[0]["average_price"]))
+
+    def set_position(self, position: Position) -> None:
+        self._db.execute("INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
+                         (position.symbol, text(position.quantity), text(position.average_price)))
+
+    def positions(self) -> dict[str, Position]:
+        rows = self._rows("SELECT * FROM positions ORDER BY symbol")
+        out = {r["symbol"]: Position(r["symbol"], Decimal(r["quantity"]),
+                                     Decimal(r["average_price"])) for r in rows}
+        return {s: p for s, p in out.items() if p.quantity != 0}
+
+    def record_fill(self, row: dict, fill: Fill) -> None:
+        """Book ``fill`` of order ``row`` (updated in place): the fill, the position, the
+        cash, the order's filled quantity, average price and status, the update."""
+        self.insert_fill(fill)
+        self.set_position(position_after(self.position(fill.symbol), fill))
+        self.set_meta("cash", Decimal(self.meta("cash"))
+                      - fill.side.sign * fill.quantity * fill.price - fill.fee)
+        done, avg = Decimal(row["filled_quantity"]), Decimal(row["average_price"] or 0)
+        filled = done + fill.quantity
+        status = OrderStatus.FILLED if filled == Decimal(row["quantity"]) \
+            else OrderStatus.PARTIALLY_FILLED
+        row.update(filled_quantity=str(filled), status=status.value, updated_at=text(fill.time),
+                   average_price=str((avg * done + fill.price * fill.quantity) / filled))
+        self.update_order(row["client_order_id"], filled_quantity=filled, status=status,
+                          average_price=row["average_price"], updated_at=fill.time)
+        event = "fill" if status is OrderStatus.FILLED else "partial_fill"
+        self.add_update(event, row, fill, fill.time)
+
+    # -- the update stream ----------------------------------------------------------------
+    def add_update(self, event: str, order_row: dict, fill: Fill | None, time) -> None:
+        payload = {"event": event, "time": text(time),
+                   "order": {f: text(order_row.get(f)) for f in ORDER_FIELDS},
+                   "fill": None if fill is None else {f: text(getattr(fill, f)) for f in FILL_FIELDS}}
+        self._db.execute("INSERT INTO updates (payload) VALUES (?)", (json.dumps(payload),))
+
+    def last_update(self) -> int:
+        rows = self._rows("SELECT COALESCE(MAX(seq), 0) AS seq FROM updates")
+        return rows[0]["seq"]
+
+    def updates_after(self, seq: int) -> list[BrokerUpdate]:
+        out = []
+        for row in self._rows("SELECT seq, payload FROM updates WHERE seq > ? ORDER BY seq", (seq,)):
+            p = json.loads(row["payload"])
+            fill = fill_from_row(p["fill"]) if p["fill"] else None
+            out.append(BrokerUpdate(p["event"], order_from_row(p["order"]), fill,
+                                    _ts(p["time"]), row["seq"]))
+        return out

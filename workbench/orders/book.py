@@ -1,0 +1,191 @@
+"""The order manager's state, and the one function that moves it: :func:`apply`.
+
+The manager journals an event, then applies it here; :func:`rebuild` applies a run's
+journaled events in order. Both go through :func:`apply`, so the state after a restart is
+the state before it, and :func:`rebuild` is a pure function of the events.
+
+Events of other components (signals, risk decisions, heartbeats) are ignored. An order
+still NEW at the end of a replayed journal had its intent journaled but no reply: the
+process died around the broker call, so :func:`rebuild` marks it UNKNOWN (unknown since
+the intent's time), to be settled by lookup, never resent.
+
+A fill or status report the state table refuses is an *anomaly*: recorded (the
+reconciliation reports it and the session halts), never silently dropped; the fill still
+moves cash and positions, because the money moved at the broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+
+from workbench.model import Fill, Order, OrderStatus
+from workbench.orders import codec
+from workbench.orders.ledger import Ledger
+from workbench.orders.states import Event, EventKind, IllegalTransition, catch_up, transition
+
+__all__ = ["EVENT_TYPES", "OrderBook", "apply", "rebuild"]
+
+S = OrderStatus
+EVENT_TYPES = ("account_snapshot", "order_intent", "broker_request", "broker_reply",
+               "order_unknown", "order_settled", "order_leg", "order_update", "fill",
+               "unmatched_update", "position", "reconcile")
+
+
+@dataclass
+class OrderBook:
+    """Orders by client id, bracket legs, the ledger, executions seen, anomalies."""
+
+    orders: dict[str, Order] = field(default_factory=dict)
+    parents: dict[str, str] = field(default_factory=dict)  # leg client id -> entry's
+    ledger: Ledger = field(default_factory=Ledger)
+    executions: set[str] = field(default_factory=set)
+    unknown_since: dict[str, pd.Timestamp] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)  # why rejected / canceled / expired
+    anomalies: list[str] = field(default_factory=list)
+    started_at: pd.Timestamp | None = None  # the account snapshot's time
+
+    def open_orders(self) -> dict[str, Order]:
+        return {c: o for c, o in self.orders.items() if not o.status.is_terminal}
+
+    def legs(self, parent_id: str) -> list[str]:
+        return [leg for leg, parent in self.parents.items() if parent == parent_id]
+
+
+def _set(book: OrderBook, order: Order) -> None:
+    book.orders[order.client_order_id] = order
+    if order.status is not S.UNKNOWN:
+        book.unknown_since.pop(order.client_order_id, None)
+
+
+def _guarded(book: OrderBook, cid: str, step) -> None:
+    """Apply ``step(order) -> order`` to order ``cid``; a refusal is an anomaly."""
+    order = book.orders.get(cid)
+    if order is None:
+        book.anomalies.append(f"update for order {cid} the journal does not know")
+        return
+    try:
+        _set(book, step(order))
+    except IllegalTransition as e:
+        book.anomalies.append(str(e))
+
+
+def _snapshot(book: OrderBook, p: dict) -> None:
+    book.ledger = Ledger(codec.dec(p["cash"]),
+                         {q["symbol"]: codec.position_from(q) for q in p["positions"]})
+    book.started_at = codec.ts(p["time"])
+    book.executions.update(p.get("executions", ()))
+    for o in p.get("open_orders", ()):
+        _register(book, o)
+
+
+def _register(book: OrderBook, p: dict) -> None:
+    """An order learned from the broker (a bracket leg, an order open at the start)."""
+    filled = codec.dec(p.get("filled_quantity")) or Decimal(0)
+    order = Order(codec.intent_from(p), S(p["status"]), p.get("broker_order_id"), filled,
+                  codec.dec(p.get("average_price")), codec.ts(p.get("time")))
+    book.orders.setdefault(order.client_order_id, order)
+    if p.get("parent_id"):
+        book.parents[order.client_order_id] = p["parent_id"]
+
+
+def _intent(book: OrderBook, p: dict) -> None:
+    intent = codec.intent_from(p)
+    book.orders.setdefault(intent.client_order_id, Order(intent, updated_at=codec.ts(p["time"])))
+
+
+def _reply(book: OrderBook, p: dict) -> None:
+    if p.get("action") not in ("submit", "resubmit") or p["outcome"] in ("duplicate", "unknown"):
+        return  # cancel replies change nothing: the outcome arrives as an update
+    cid, when = p["client_order_id"], codec.ts(p["time"])
+    if p["outcome"] == "rejected":
+        book.reasons[cid] = p.get("reason") or "rejected"
+        _guarded(book, cid, lambda o: transition(o, Event(EventKind.REJECT, time=when)))
+    else:
+        _guarded(book, cid, lambda o: catch_up(o, S(p["status"]), when, p.get("broker_order_id")))
+
+
+def _unknown(book: OrderBook, p: dict) -> None:
+    cid, when = p["client_order_id"], codec.ts(p["time"])
+    _guarded(book, cid, lambda o: transition(o, Event(EventKind.LOSE, time=when)))
+    book.unknown_since.setdefault(cid, when)
+
+
+def _settled(book: OrderBook, p: dict) -> None:
+    cid, when = p["client_order_id"], codec.ts(p["time"])
+    if p["found"]:  # the real status follows as fills and updates
+        _guarded(book, cid, lambda o: catch_up(o, S.ACCEPTED, when, p.get("broker_order_id")))
+    else:
+        book.reasons[cid] = p.get("reason") or "never arrived"
+        _guarded(book, cid, lambda o: transition(o, Event(EventKind.REJECT, time=when)))
+
+
+def _update(book: OrderBook, p: dict) -> None:
+    cid, when = p["client_order_id"], codec.ts(p["time"])
+    if p.get("reason"):
+        book.reasons[cid] = p["reason"]
+    _guarded(book, cid, lambda o: catch_up(o, S(p["status"]), when, p.get("broker_order_id")))
+
+
+def _fill(book: OrderBook, p: dict) -> None:
+    fill = codec.fill_from(p)
+    if fill.execution_id in book.executions:
+        return
+    book.executions.add(fill.execution_id)
+    book.ledger.apply(fill)
+    _guarded(book, fill.client_order_id, lambda o: _fill_order(o, fill))
+
+
+def _fill_order(order: Order, fill: Fill) -> Order:
+    order = catch_up(order, S.ACCEPTED, fill.time)  # a fill proves the order exists
+    return transition(order, Event(EventKind.FILL, fill.quantity, fill.price, fill.time))
+
+
+def _unmatched(book: OrderBook, p: dict) -> None:
+    book.anomalies.append(f"broker {p.get('event')} for order {p['client_order_id']} "
+                          f"({p.get('side')} {p.get('quantity')} {p.get('symbol')}) "
+                          "that this run did not place")
+
+
+_REDUCERS = {"account_snapshot": _snapshot, "order_intent": _intent, "broker_reply": _reply,
+             "order_unknown": _unknown, "order_settled": _settled, "order_leg": _register,
+             "order_update": _update, "fill": _fill, "unmatched_update": _unmatched}
+
+
+def apply(book: OrderBook, event_type: str, payload: dict) -> None:
+    """Move ``book`` by one journaled event (other event types are ignored)."""
+    reducer = _REDUCERS.get(event_type)
+    if reducer is not None:
+        reducer(book, payload)
+
+
+def _split(event: Any) -> tuple[str, dict]:
+    """(type, payload) of a journal event: a pair, a mapping with ``type`` and either a
+    ``payload`` mapping or the fields inline, or an object with ``.type``/``.payload``."""
+    if isinstance(event, tuple):
+        return event[0], dict(event[1])
+    if isinstance(event, dict):
+        if isinstance(event.get("payload"), dict):
+            return event["type"], event["payload"]
+        return event["type"], {k: v for k, v in event.items() if k != "type"}
+    return event.type, dict(event.payload)
+
+
+def rebuild(events: Iterable[Any]) -> OrderBook:
+    """The state the journaled ``events`` (in order) describe; see the module doc."""
+    book = OrderBook()
+    intents: dict[str, pd.Timestamp] = {}
+    for event in events:
+        kind, payload = _split(event)
+        apply(book, kind, payload)
+        if kind == "order_intent":
+            intents[payload["client_order_id"]] = codec.ts(payload["time"])
+    for cid, order in list(book.orders.items()):
+        if order.status is S.NEW:  # intent journaled, reply never journaled
+            _set(book, transition(order, Event(EventKind.LOSE, time=intents.get(cid))))
+            book.unknown_since[cid] = intents.get(cid) or pd.Timestamp(0, tz="UTC")
+    return book

@@ -1,0 +1,328 @@
+"""The order manager: intents journaled before they are sent, outcomes settled by lookup.
+
+    manager = OrderManager(broker, journal, clock)      # journal: append / append_durable
+    manager.start()                                     # a new run: the broker's account
+    manager.place(intent)        # order_intent (durable) -> broker_request -> broker_reply
+    manager.process_updates()    # stream: fills (de-duplicated by execution id), statuses
+    manager.settle_unknown()     # UNKNOWN orders looked up by client id, never resent blindly
+    manager.reconcile()          # at a restart: adopt what is explained, list the rest
+
+    # after a crash
+    manager = OrderManager.from_journal(broker, journal, clock, journal_events)
+    rec = manager.reconcile(); if not rec.ok: halt (fail closed)
+
+Every change of state is an event journaled first and applied second through
+:func:`workbench.orders.book.apply`, so the state rebuilt from the journal equals the live
+state. Only the intent is journaled durably (before the broker call that depends on it);
+anything journaled after it and lost in a crash is found again at the broker.
+
+Outcomes of a submit: accepted (``broker_reply``), refused (``broker_reply`` outcome
+``rejected``: a rejection, or a rate limit: not sent, not retried here), duplicate client
+id (the order exists: looked up at once), or anything else (timeout, lost reply, 5xx, a
+bug in the adapter) -> ``order_unknown``: UNKNOWN, never "failed". ``place`` is idempotent
+per client order id: an intent the book already holds is never sent again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from workbench.brokers.base import (
+    Broker,
+    BrokerOrder,
+    BrokerUpdate,
+    DuplicateClientOrderId,
+    OrderNotFound,
+    OrderRejected,
+    RateLimited,
+    TemporaryBrokerError,
+)
+from workbench.model import Account, Fill, Order, OrderIntent, OrderStatus, Position
+from workbench.orders import codec
+from workbench.orders.book import OrderBook, apply, rebuild
+from workbench.orders.reconcile import Difference, Reconciliation, reconcile
+from workbench.orders.states import IllegalTransition, catch_up
+
+__all__ = ["OrderManager"]
+
+S = OrderStatus
+NEVER_ARRIVED = "never arrived: not at the broker after its acknowledgement window"
+
+
+class OrderManager:
+    """Places, tracks and settles the orders of one run (see the module doc).
+
+    ``sink`` is the run's journal (``append(type, **payload)``, ``append_durable(...)``);
+    ``clock`` gives event times and the age of UNKNOWN orders; ``ack_window`` defaults to
+    the broker's."""
+
+    def __init__(self, broker: Broker, sink, clock, *, book: OrderBook | None = None,
+                 ack_window: pd.Timedelta | None = None) -> None:
+        self.broker = broker
+        self.sink = sink
+        self.clock = clock
+        self.book = book if book is not None else OrderBook()
+        window = ack_window if ack_window is not None else getattr(broker, "ack_window", None)
+        self.ack_window = pd.Timedelta(window if window is not None else 0)
+
+    @classmethod
+    def from_journal(cls, broker: Broker, sink, clock, events: Iterable[Any],
+                     **kw) -> OrderManager:
+        """A manager whose state is rebuilt from a run's journaled events."""
+        return cls(broker, sink, clock, book=rebuild(events), **kw)
+
+    def rebuild(self, events: Iterable[Any]) -> OrderBook:
+        """Replace the state with the one ``events`` describe (pure: see ``book.rebuild``)."""
+        self.book = rebuild(events)
+        return self.book
+
+    # -- the journal ----------------------------------------------------------------------
+    def _emit(self, event_type: str, durable: bool = False, **payload) -> None:
+        payload = codec.plain({**payload, "time": self.clock.now()})
+        (self.sink.append_durable if durable else self.sink.append)(event_type, **payload)
+        apply(self.book, event_type, payload)
+
+    # -- views ----------------------------------------------------------------------------
+    @property
+    def orders(self) -> dict[str, Order]:
+        return dict(self.book.orders)
+
+    def order(self, client_order_id: str) -> Order | None:
+        return self.book.orders.get(client_order_id)
+
+    def open_orders(self) -> dict[str, Order]:
+        return self.book.open_orders()
+
+    def positions(self) -> dict[str, Position]:
+        return self.book.ledger.open_positions()
+
+    @property
+    def cash(self):
+        return self.book.ledger.cash
+
+    def account(self) -> Account:
+        return self.book.ledger.account()
+
+    @property
+    def anomalies(self) -> list[str]:
+        return list(self.book.anomalies)
+
+    # -- start ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Take the broker's account (cash, positions, open orders) as this run's start;
+        once per run (a rebuilt run already has it)."""
+        if self.book.started_at is not None:
+            return
+        account, open_orders = self.broker.account(), self.broker.open_orders()
+        # fills already in the account: of open orders, and any stamped at or after now
+        executions = {f.execution_id for o in open_orders if o.filled_quantity > 0
+                      for f in self.broker.fills(o.client_order_id)}
+        executions |= {f.execution_id for f in self.broker.fills(since=self.clock.now())}
+        self._emit("account_snapshot", durable=True, cash=account.cash,
+                   positions=[codec.position_payload(p) for p in account.positions.values()],
+                   open_orders=[codec.order_payload(o) for o in open_orders],
+                   executions=sorted(executions))
+
+    # -- placing and canceling ------------------------------------------------------------
+    def place(self, intent: OrderIntent) -> Order:
+        """Journal ``intent`` durably, then send it once; the order as it then stands."""
+        cid = intent.client_order_id
+        if cid in self.book.orders:
+            return self.book.orders[cid]  # one broker order per intent, ever
+        self._emit("order_intent", durable=True, **codec.intent_payload(intent))
+        return self._send(intent, "submit")
+
+    def _send(self, intent: OrderIntent, action: str) -> Order:
+        cid = intent.client_order_id
+        self._emit("broker_request", client_order_id=cid, action=action)
+        try:
+            reply = self.broker.submit(intent)
+        except DuplicateClientOrderId as e:
+            self._reply(cid, "duplicate", action, reason=str(e))
+            return self.sync(cid)
+        except RateLimited as e:
+            self._reply(cid, "rejected", action, reason=f"rate limited, not sent: {e}")
+        except OrderRejected as e:
+            self._reply(cid, "rejected", action, reason=e.reason)
+        except Exception as e:  # timeout, lost reply, 5xx, adapter bug: the outcome is unknown
+            if self.book.orders[cid].status is S.UNKNOWN:
+                self._reply(cid, "unknown", action, reason=repr(e))
+            else:
+                self._emit("order_unknown", client_order_id=cid, action=action, error=repr(e))
+            if not isinstance(e, TemporaryBrokerError):
+                raise
+        else:
+            self._reply(cid, "accepted", action, status=reply.status,
+                        broker_order_id=reply.broker_order_id)
+            self._learn_legs(reply)
+        return self.book.orders[cid]
+
+    def _reply(self, cid: str, outcome: str, action: str = "submit", **fields) -> None:
+        self._emit("broker_reply", client_order_id=cid, action=action, outcome=outcome, **fields)
+
+    def cancel(self, client_order_id: str) -> Order:
+        """Ask the broker to cancel; the outcome arrives as an update (drained here)."""
+        order = self.book.orders[client_order_id]
+        if order.status.is_terminal:
+            return order
+        self._emit("broker_request", client_order_id=client_order_id, action="cancel")
+        try:
+            self.broker.cancel(client_order_id)
+        except (OrderNotFound, OrderRejected) as e:  # gone, filled or ended meanwhile
+            self._reply(client_order_id, "rejected", action="cancel", reason=str(e))
+            return self.sync(client_order_id)
+        except RateLimited as e:
+            self._reply(client_order_id, "rejected", action="cancel", reason=str(e))
+        except TemporaryBrokerError as e:  # did the cancel happen? settle by lookup
+            self._mark_unknown(client_order_id, "cancel", repr(e))
+        else:
+            self._reply(client_order_id, "accepted", action="cancel")
+        self.process_updates()
+        return self.book.orders[client_order_id]
+
+    # -- what the broker tells ------------------------------------------------------------
+    def process_updates(self) -> list[Fill]:
+        """Apply the broker's pending updates; the fills that were new."""
+        fills = []
+        for update in self.broker.updates():
+            fill = self._on_update(update)
+            if fill is not None:
+                fills.append(fill)
+        return fills
+
+    def _on_update(self, update: BrokerUpdate) -> Fill | None:
+        order = update.order
+        if order.client_order_id not in self.book.orders:
+            if order.parent_id not in self.book.orders:
+                self._emit("unmatched_update", client_order_id=order.client_order_id,
+                           event=update.event, symbol=order.symbol, side=order.side,
+                           quantity=order.quantity, status=order.status,
+                           execution_id=update.fill.execution_id if update.fill else None)
+                return None
+            self._learn_legs(order, as_leg=True)
+        if update.fill is not None:
+            return update.fill if self._record_fill(update.fill, "stream") else None
+        self._record_status(order, "stream")
+        return None
+
+    def _learn_legs(self, order: BrokerOrder, as_leg: bool = False) -> None:
+        """Register bracket legs as ACCEPTED; their fills and updates then move them."""
+        for leg in ((order,) if as_leg else order.legs):
+            if leg.client_order_id not in self.book.orders:
+                self._emit("order_leg", **{**codec.order_payload(leg), "status": S.ACCEPTED,
+                                           "filled_quantity": "0", "average_price": None})
+
+    def _record_fill(self, fill: Fill, source: str) -> bool:
+        """Journal a new fill, then (for readers of the journal: the catalog's ``orders``
+        and ``positions`` views) the order and the position it left."""
+        if fill.execution_id in self.book.executions:
+            return False
+        self._emit("fill", source=source, **codec.fill_payload(fill))
+        order = self.book.orders.get(fill.client_order_id)
+        if order is not None:
+            self._emit("order_update", client_order_id=order.client_order_id,
+                       status=order.status, filled_quantity=order.filled_quantity,
+                       average_price=order.average_price,
+                       broker_order_id=order.broker_order_id, source="fill")
+        self._emit("position", **codec.position_payload(self.book.ledger.positions[fill.symbol]))
+        return True
+
+    def _record_status(self, order: BrokerOrder, source: str) -> None:
+        ours = self.book.orders[order.client_order_id]
+        try:
+            if catch_up(ours, order.status) == ours:
+                return  # stale or already known
+        except IllegalTransition:
+            pass  # journaled all the same: the book records the anomaly
+        self._emit("order_update", client_order_id=order.client_order_id, status=order.status,
+                   filled_quantity=ours.filled_quantity, average_price=ours.average_price,
+                   broker_order_id=order.broker_order_id, reason=order.reason, source=source)
+
+    def sync(self, client_order_id: str) -> Order:
+        """Look the order up and adopt the broker's view (its legs, fills, then status)."""
+        self._emit("broker_request", client_order_id=client_order_id, action="lookup")
+        try:
+            found = self.broker.get_order(client_order_id)
+        except TemporaryBrokerError as e:
+            self._mark_unknown(client_order_id, "lookup", e)
+            return self.book.orders[client_order_id]
+        if found is None:
+            self._mark_unknown(client_order_id, "lookup", "not found")
+        else:
+            self.adopt(found, "lookup")
+        return self.book.orders[client_order_id]
+
+    def _mark_unknown(self, cid: str, action: str, error) -> None:
+        if self.book.orders[cid].status in (S.NEW, S.ACCEPTED, S.PARTIALLY_FILLED):
+            self._emit("order_unknown", client_order_id=cid, action=action, error=str(error))
+
+    def adopt(self, order: BrokerOrder, source: str) -> None:
+        """Bring a known order (and its legs) up to the broker's view of it."""
+        cid = order.client_order_id
+        if self.book.orders[cid].status is S.UNKNOWN:
+            self._emit("order_settled", client_order_id=cid, found=True, status=order.status,
+                       broker_order_id=order.broker_order_id)
+        self._learn_legs(order)
+        for member in (order, *order.legs):
+            for fill in self.broker.fills(member.client_order_id):
+                self._record_fill(fill, source)
+            self._record_status(member, source)
+
+    def settle_unknown(self, *, resend: bool = False) -> list[Order]:
+        """Look up every UNKNOWN order: found -> its real state; else left UNKNOWN until
+        the acknowledgement window has passed, then REJECTED ("never arrived") or, with
+        ``resend``, sent again under the same client id (never blindly: the lookup says
+        it is not there, and a late original would make the broker refuse the copy as a
+        duplicate, which is then looked up). The orders that left UNKNOWN."""
+        settled = []
+        for cid in [c for c, o in self.book.orders.items() if o.status is S.UNKNOWN]:
+            try:
+                found = self.broker.get_order(cid)
+            except TemporaryBrokerError:
+                continue
+            if found is not None:
+                self.adopt(found, "lookup")
+            elif self._never_arrived(cid) and resend:
+                self._send(self.book.orders[cid].intent, "resubmit")
+            elif self._never_arrived(cid):
+                self._emit("order_settled", client_order_id=cid, found=False, reason=NEVER_ARRIVED)
+            if self.book.orders[cid].status is not S.UNKNOWN:
+                settled.append(self.book.orders[cid])
+        return settled
+
+    def _never_arrived(self, cid: str) -> bool:
+        """Not found, never acknowledged, and the acknowledgement window has passed (an
+        order the broker acknowledged and then lost stays UNKNOWN: reconcile reports it)."""
+        if self.book.orders[cid].broker_order_id is not None:
+            return False
+        now = self.clock.now()
+        return now - self.book.unknown_since.get(cid, now) >= self.ack_window
+
+    def reconcile(self, *, resend: bool = False, cash_tolerance=0) -> Reconciliation:
+        """Drain updates, settle UNKNOWN orders, compare with the broker, adopt what the
+        broker did while we were away (fills, ended orders, unseen legs), journal the
+        result. Trading must stop unless ``result.ok``: fail closed."""
+        self.process_updates()
+        first = reconcile(self.book, self.broker, cash_tolerance=cash_tolerance)
+        for order in first.adopted_orders:
+            if order.parent_id and order.client_order_id not in self.book.orders:
+                self._learn_legs(order, as_leg=True)
+        for fill in first.adopted_fills:  # in the broker's order, as they happened
+            self._record_fill(fill, "reconcile")
+        self.settle_unknown(resend=resend)
+        for order in first.adopted_orders:  # ended while we were away; legs we had not seen
+            self.adopt(order, "reconcile")
+        final = reconcile(self.book, self.broker, cash_tolerance=cash_tolerance)
+        leftover = [Difference("order", o.client_order_id, str(self.book.orders[
+            o.client_order_id].status), f"{o.status}: could not be adopted")
+            for o in final.adopted_orders if o.client_order_id in self.book.orders]
+        result = Reconciliation(final.differences + tuple(leftover), first.adopted_fills,
+                                first.adopted_orders)
+        self._emit("reconcile", ok=result.ok,
+                   differences=[str(d) for d in result.differences],
+                   adopted_fills=[f.execution_id for f in result.adopted_fills],
+                   adopted_orders=[o.client_order_id for o in result.adopted_orders])
+        return result
