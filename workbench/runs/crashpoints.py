@@ -1,0 +1,93 @@
+"""Test-only crash points: SIGKILL the session at a named step of the order path.
+
+Set ``WORKBENCH_TEST_CRASH_AT=<point>:<n>`` in a session's environment and the process
+kills itself (``SIGKILL``: no cleanup, no flush, as a power cut or the OOM killer would)
+the ``n``-th time it reaches ``point``:
+
+* ``intent_journaled``: the intent is durable in the journal, the broker not yet called;
+* ``broker_accepted``: the broker accepted the order, the manager has not seen the reply;
+* ``before_reply``: the manager is about to journal the broker's reply;
+* ``fill``: a fill is journaled, the order update and position that follow it are not.
+
+Without the variable the wrappers are not installed (:func:`wrap` returns its inputs).
+The crash-safety tests restart the run and check that every intent has exactly one
+broker order and that positions equal the broker's.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from workbench.errors import ConfigError
+
+__all__ = ["CRASH_ENV", "POINTS", "CrashPoint", "wrap"]
+
+CRASH_ENV = "WORKBENCH_TEST_CRASH_AT"
+POINTS = ("intent_journaled", "broker_accepted", "before_reply", "fill")
+
+
+class CrashPoint:
+    """Counts arrivals at one point and kills the process at the ``n``-th."""
+
+    def __init__(self, spec: str) -> None:
+        point, _, count = spec.partition(":")
+        if point not in POINTS or not (count or "1").isdigit():
+            raise ConfigError(f"{CRASH_ENV}={spec!r}: give <point>:<n>, point one of {POINTS}")
+        self.point, self.n, self.seen = point, int(count or 1), 0
+
+    def reached(self, point: str) -> None:
+        if point != self.point:
+            return
+        self.seen += 1
+        if self.seen >= self.n:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _Sink:
+    """The journal, with crash points around the order manager's events."""
+
+    def __init__(self, journal, crash: CrashPoint) -> None:
+        self._journal, self._crash = journal, crash
+
+    def append(self, kind: str, *args: Any, **fields: Any):
+        if kind == "broker_reply":
+            self._crash.reached("before_reply")
+        event = self._journal.append(kind, *args, **fields)
+        if kind == "fill":
+            self._crash.reached("fill")
+        return event
+
+    def append_durable(self, kind: str, *args: Any, **fields: Any):
+        event = self._journal.append_durable(kind, *args, **fields)
+        if kind == "order_intent":
+            self._crash.reached("intent_journaled")
+        return event
+
+    def __getattr__(self, name: str):
+        return getattr(self._journal, name)
+
+
+class _Broker:
+    """The broker, with a crash point after it accepted an order."""
+
+    def __init__(self, broker, crash: CrashPoint) -> None:
+        self._broker, self._crash = broker, crash
+
+    def submit(self, intent):
+        order = self._broker.submit(intent)
+        self._crash.reached("broker_accepted")
+        return order
+
+    def __getattr__(self, name: str):
+        return getattr(self._broker, name)
+
+
+def wrap(journal, broker, environ=os.environ):
+    """``(sink, broker)`` for the order manager: wrapped when ``CRASH_ENV`` is set."""
+    spec = environ.get(CRASH_ENV)
+    if not spec:
+        return journal, broker
+    crash = CrashPoint(spec)
+    return _Sink(journal, crash), _Broker(broker, crash)

@@ -1,0 +1,304 @@
+"""A replayed paper session: one trading day of stored bars on the simulated broker.
+
+    result = run_session(sma_cross, {"fast": 10}, replay_date="2026-11-20",
+                         symbols=["AAA", "BBB"], speed="max")
+    result.outcome, result.pnl, result.path           # runs/<run_id>/ holds the record
+
+Start (:mod:`workbench.runs.session_start`): the run record (kind "session", mode
+"paper"), the journal (one writer), the broker's lock and file (default
+``runs/<run_id>/broker.sqlite``: a fresh account per run; give ``broker_path`` for a
+deployment's account that lives across runs and days), then the journal replayed and
+reconciled with the broker; an unexplained difference ends the session at once, HALTED,
+outcome "halted" (fail closed). A restarted run (``run_dir`` of a run still "running",
+i.e. one that crashed) resumes at the last bar it journaled; that bar is processed again
+and yields the same client order ids, so nothing is sent twice.
+
+Each bar (one timestamp, every symbol): the control channel is read (halt / resume /
+stop); ``broker.on_bars`` fills what is due; ``manager.process_updates``; the risk
+gateway's kill switches (``on_bar``; Flatten and ForceExit carried out); the engine's
+decision on the same strategy function as the backtest; intents (see
+:mod:`workbench.runs.session_orders`) reviewed by the gateway and placed. Journaled: a
+``bar`` summary, the ``signal``\\s, every risk decision and order event, an ``equity``
+event per bar and a ``heartbeat`` every ``heartbeat_every`` bars (with wall time, for
+``workbench status``). SIGTERM and a ``stop`` command end the session after the current
+bar: ``session_end`` journaled, manifest outcome "interrupted". At the end of the day
+DAY orders expire at the broker.
+
+``speed``: "max" (as fast as possible) or N (N x real time: a minute bar every 60/N s).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workbench.backtest.costs import CostModel
+from workbench.brokers.sim import SimBroker
+from workbench.clock import LiveClock, SimClock
+from workbench.data import calendar
+from workbench.data.timeframe import Timeframe
+from workbench.engine import Engine, ReplayFeed, bar_close, load_sessions
+from workbench.errors import ConfigError, DataError
+from workbench.model import to_decimal
+from workbench.risk import RiskGateway, RiskSettings
+from workbench.runs import crashpoints
+from workbench.runs.control import ControlChannel
+from workbench.runs.session_orders import Sizing, Trader
+from workbench.runs.session_start import (
+    lock_broker,
+    open_journal,
+    open_record,
+    start_manager,
+    write_owner,
+)
+from workbench.strategy import Strategy
+
+__all__ = ["SessionResult", "run_session"]
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    """How a session ended and where its record is."""
+
+    run_id: str
+    path: str
+    outcome: str  # ok | interrupted | halted | failed
+    message: str
+    bars: int
+    orders: int
+    fills: int
+    cash: str
+    equity: str
+    pnl: str
+    state: str
+    positions: dict
+    broker_path: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ny_midnight(date) -> pd.Timestamp:
+    return pd.Timestamp(pd.Timestamp(date).date()).tz_localize(calendar.NY).tz_convert("UTC")
+
+
+def _load(replay_date, symbols, tf, history_days, store):
+    bars = load_sessions(1 + history_days, symbols, tf, end=replay_date, store=store)
+    day = pd.Timestamp(replay_date).date()
+    if not len(bars) or bars.index[-1].tz_convert(calendar.NY).date() != day:
+        raise DataError(f"no stored {tf} bars on {day} for these symbols: nothing to replay")
+    return bars
+
+
+class _Session:
+    """The state and the per-bar loop of one session (see the module doc)."""
+
+    def __init__(self, engine, manager, risk, trader, broker, journal, record, clock,
+                 start_equity, options) -> None:
+        self.engine, self.manager, self.risk, self.trader = engine, manager, risk, trader
+        self.broker, self.journal, self.record, self.clock = broker, journal, record, clock
+        self.start_equity, self.o = start_equity, options
+        self.control = ControlChannel(record.path)
+        self.last_prices: dict[str, Decimal] = {}
+        self.stop_reason: str | None = None
+        self.bars = self.orders = 0
+        self.wall = LiveClock()
+
+    def request_stop(self, why: str) -> None:
+        self.stop_reason = self.stop_reason or why
+
+    # -- one bar ----------------------------------------------------------------------
+    def on_row(self, row) -> None:
+        self._commands()
+        self.clock.set(max(self.clock.now(), bar_close(row.time, self.engine.window.timeframe)))
+        present = np.flatnonzero(row.present)
+        self.journal.append("bar", bar_time=row.time, symbols=len(present),
+                            volume=float(np.nansum(row.field("volume"))))
+        bars = {row.symbols[j]: row.values[:, j] for j in present}
+        self.broker.on_bars(row.time, bars)
+        self.manager.process_updates()
+        self.manager.settle_unknown()
+        for symbol, values in bars.items():
+            self.last_prices[symbol] = to_decimal(values[3])
+        ctx = self._context(row.time)
+        for intent in self.trader.from_actions(self.risk.on_bar(ctx), row.time):
+            self._send(intent, ctx)
+        decision = self.engine.on_bars(row)
+        for sig in decision.signals:
+            self.journal.append("signal", sig)
+        for intent in self.trader.from_signals(decision.signals, self.last_prices):
+            self._send(intent, ctx)
+        self.bars += 1
+        self._equity()
+        if self.bars % self.o["heartbeat_every"] == 0:
+            self.heartbeat()
+
+    def _context(self, bar_time):
+        tf = self.engine.window.timeframe
+        return self.trader.context(self.clock.now(), self.start_equity, self.last_prices,
+                                   bar_time, tf.delta if tf else pd.Timedelta(minutes=1))
+
+    def _send(self, intent, ctx) -> None:
+        decision = self.risk.review(intent, ctx)
+        if decision.approved and intent.client_order_id not in self.manager.orders:
+            self.manager.place(intent)
+            self.trader.placed(self.clock.now())
+            self.orders += 1
+
+    def _commands(self) -> None:
+        for cmd in self.control.poll():
+            self.journal.append("command", command=cmd.command, reason=cmd.reason,
+                                operator=cmd.operator, sent_at=cmd.sent_at, file=cmd.name)
+            if cmd.command == "halt":
+                self.risk.halt(cmd.reason, operator=cmd.operator)
+            elif cmd.command == "resume":
+                self.risk.resume(cmd.operator)
+            else:
+                self.request_stop(f"stop command by {cmd.operator}: {cmd.reason}")
+
+    def equity(self) -> Decimal:
+        return self.manager.account().equity(self.last_prices)
+
+    def _equity(self) -> None:
+        self.journal.append("equity", equity=self.equity(), cash=self.manager.cash,
+                            pnl=self.equity() - self.start_equity)
+
+    def heartbeat(self) -> None:
+        self.journal.append("heartbeat", wall=self.wall.now(), bars=self.bars,
+                            state=str(self.risk.state), orders=self.orders,
+                            positions=len(self.manager.positions()))
+
+
+def _install_sigterm(session: _Session):
+    try:
+        return signal.signal(signal.SIGTERM, lambda *_: session.request_stop("SIGTERM"))
+    except ValueError:  # not the main thread: no signal handling
+        return None
+
+
+def _pace(speed, started: float, interval: pd.Timedelta) -> None:
+    if speed == "max":
+        return
+    wait = interval.total_seconds() / float(speed) - (time.perf_counter() - started)
+    if wait > 0:
+        time.sleep(wait)
+
+
+def _options(speed, heartbeat_every, history_days) -> dict:
+    if speed != "max" and not (isinstance(speed, (int, float)) and speed > 0):
+        raise ConfigError(f"speed must be 'max' or a positive number, got {speed!r}")
+    if heartbeat_every < 1 or history_days < 0:
+        raise ConfigError("heartbeat_every must be >= 1 and history_days >= 0")
+    return {"speed": speed, "heartbeat_every": int(heartbeat_every)}
+
+
+def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None,
+                timeframe="1Min", broker_path=None, run_dir=None, clock=None,
+                risk: RiskSettings | None = None, cash=100_000, size: float = 0.1,
+                shares: str = "fractional", costs: CostModel | None = None,
+                heartbeat_every: int = 30, history_days: int = 1, store=None,
+                runs_root=None) -> SessionResult:
+    """Replay ``replay_date`` through engine, risk, orders and the simulated broker."""
+    options = _options(speed, heartbeat_every, history_days)
+    strategy = strategy if isinstance(strategy, Strategy) else Strategy(strategy)
+    tf = Timeframe.parse(timeframe)
+    bars = _load(replay_date, symbols, tf, history_days, store)
+    engine = Engine(strategy, bars.symbols, params=params, timeframe=tf, log_notices=False,
+                    clock=clock or SimClock(_ny_midnight(replay_date)))
+    clock = engine.clock
+    record = open_record(run_dir, strategy, engine.params, bars, LiveClock(), runs_root)
+    journal = open_journal(record, clock)
+    try:
+        broker_path = Path(broker_path) if broker_path else record.path / "broker.sqlite"
+        lock = lock_broker(broker_path)
+    except BaseException:
+        journal.close()
+        raise
+    costs = costs or CostModel()
+    broker = SimBroker(broker_path, costs=costs, cash=cash, clock=clock)
+    try:
+        return _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
+                    risk, Sizing(size, shares, costs), options)
+    finally:
+        broker.close()
+        journal.close()
+        os.close(lock)
+
+
+def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock, risk_settings,
+         sizing, options) -> SessionResult:
+    sink, wrapped = crashpoints.wrap(journal, broker)
+    risk = RiskGateway(risk_settings, clock, journal)
+    manager, check, events = start_manager(wrapped, sink, clock, record, broker_path, journal)
+    starts = [e for e in events if e.type == "session_start"]
+    resume_at = max((pd.Timestamp(e.payload["bar_time"]) for e in events if e.type == "bar"),
+                    default=None)
+    for e in [e for e in events if e.type == "state"][-1:]:
+        risk.restore(e.payload)
+    start_equity = (Decimal(starts[0].payload["start_equity"]) if starts
+                    else wrapped.account().equity({}))
+    journal.append("session_start", replay_date=str(pd.Timestamp(replay_date).date()),
+                   symbols=list(bars.symbols), strategy=engine.strategy.name,
+                   params=engine.params, start_equity=start_equity, broker=str(broker_path),
+                   speed=str(options["speed"]), restart=bool(starts), resume_at=resume_at)
+    trader = Trader(record.run_id, engine.strategy.name, manager, sizing)
+    session = _Session(engine, manager, risk, trader, wrapped, journal, record, clock,
+                       start_equity, options)
+    if not check.ok:
+        risk.halt(check.message, operator="reconcile")
+        return _finish(session, "halted", check.message, broker_path, expire=False)
+    write_owner(broker_path, record)
+    previous = _install_sigterm(session)
+    try:
+        _loop(session, bars, replay_date, resume_at, options)
+    except BaseException as e:
+        journal.append("error", error=f"{type(e).__name__}: {e}")
+        _finish(session, "failed", f"{type(e).__name__}: {e}", broker_path, expire=False)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if session.stop_reason:
+        return _finish(session, "interrupted", session.stop_reason, broker_path, expire=False)
+    return _finish(session, "ok", "the replayed day is over", broker_path, expire=True)
+
+
+def _loop(session: _Session, bars, replay_date, resume_at, options) -> None:
+    start = resume_at if resume_at is not None else _ny_midnight(replay_date)
+    feed = ReplayFeed(bars, start=start)
+    history = feed.history()
+    if history is not None and len(history):
+        session.engine.preload(history)
+    interval = session.engine.window.timeframe.delta
+    for row in feed:
+        started = time.perf_counter()
+        session.on_row(row)
+        if session.stop_reason:
+            return
+        _pace(options["speed"], started, interval)
+
+
+def _finish(session: _Session, outcome: str, message: str, broker_path, expire: bool):
+    if expire:
+        session.broker.expire()
+        session.manager.process_updates()
+    session.heartbeat()
+    positions = {s: f"{p.quantity:f}" for s, p in session.manager.positions().items()}
+    equity = session.equity()
+    summary = {"outcome": outcome, "message": message, "bars": session.bars,
+               "orders": session.orders, "fills": len(session.manager.book.executions),
+               "cash": f"{session.manager.cash:f}", "equity": f"{equity:f}",
+               "pnl": f"{equity - session.start_equity:f}", "state": str(session.risk.state),
+               "positions": positions, "broker_path": str(broker_path)}
+    session.journal.append("session_end", **summary)
+    session.journal.sync()
+    session.record.finish(outcome, error=None if outcome == "ok" else message, extra=summary)
+    return SessionResult(run_id=session.record.run_id, path=str(session.record.path), **summary)
+

@@ -1,0 +1,120 @@
+"""From signals and risk actions to order intents, and the risk context of a bar.
+
+Sizing is the backtest's (``workbench.backtest.simulate``): an entry spends ``size`` x the
+cash left, fees included, at the last close (the fill comes at the next open), floored
+with ``shares="whole"``; an entry that buys no share is skipped. An exit sells the whole
+position. Long only in this slice: ``short_entry``/``short_exit`` and ``weight`` signals
+are journaled but not traded. One order per symbol at a time: no entry while a position
+or an open order exists, no exit while a sell is open.
+
+Client order ids are :func:`workbench.model.client_order_id` of (run, strategy, symbol,
+bar time, leg), so a bar processed again after a restart yields the same ids and the
+order manager never sends an intent twice.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pandas as pd
+
+from workbench.backtest.costs import CostModel
+from workbench.model import OrderIntent, Side, Signal, client_order_id, to_decimal
+from workbench.risk import FLATTEN, FORCE_EXIT, RiskContext
+from workbench.risk.switches import Flatten, ForceExit
+
+__all__ = ["Sizing", "Trader"]
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    """Entry size: a fraction of cash per entry; whole or fractional shares."""
+
+    size: float = 0.1
+    shares: str = "fractional"
+    costs: CostModel = field(default_factory=CostModel)
+
+    def quantity(self, budget: Decimal, price: Decimal) -> Decimal:
+        qty = self.costs.max_quantity(float(budget) * self.size, float(price),
+                                      whole=self.shares == "whole")
+        return Decimal(int(qty)) if self.shares == "whole" else to_decimal(qty)
+
+
+class Trader:
+    """Builds the intents of one bar for one run and strategy (see the module doc)."""
+
+    def __init__(self, run_id: str, strategy: str, manager, sizing: Sizing) -> None:
+        self.run_id, self.strategy = run_id, strategy
+        self.manager, self.sizing = manager, sizing
+        self.order_times: deque[pd.Timestamp] = deque(maxlen=1000)
+
+    def _cid(self, symbol: str, bar_time, leg: str) -> str:
+        return client_order_id(self.run_id, self.strategy, symbol, bar_time, leg)
+
+    def _open_sides(self, symbol: str) -> set[Side]:
+        return {o.intent.side for o in self.manager.open_orders().values()
+                if o.intent.symbol == symbol}
+
+    def context(self, now, start_equity: Decimal, last_prices, last_bar_time,
+                bar_interval) -> RiskContext:
+        """The risk gateway's snapshot: cash, positions, marks and open orders now."""
+        buys: dict[str, Decimal] = {}
+        sells: dict[str, Decimal] = {}
+        for order in self.manager.open_orders().values():
+            book = buys if order.intent.side is Side.BUY else sells
+            book[order.intent.symbol] = book.get(order.intent.symbol, _ZERO) + order.remaining
+        return RiskContext(now=now, cash=self.manager.cash, start_equity=start_equity,
+                           positions=self.manager.positions(), last_prices=last_prices,
+                           pending_buys=buys, pending_sells=sells,
+                           order_times=tuple(self.order_times), last_bar_time=last_bar_time,
+                           bar_interval=bar_interval)
+
+    def from_actions(self, actions, bar_time) -> list[OrderIntent]:
+        """Sell orders carrying out the gateway's Flatten and ForceExit actions."""
+        out = []
+        for action in actions:
+            if isinstance(action, Flatten):
+                for symbol, pos in self.manager.positions().items():
+                    if pos.quantity > 0 and Side.SELL not in self._open_sides(symbol):
+                        out.append(self._sell(symbol, pos.quantity, bar_time, "flat", FLATTEN))
+            elif isinstance(action, ForceExit) and action.side is Side.SELL \
+                    and Side.SELL not in self._open_sides(action.symbol):
+                out.append(self._sell(action.symbol, action.quantity, bar_time, "fexit",
+                                      FORCE_EXIT))
+        return out
+
+    def from_signals(self, signals: tuple[Signal, ...], last_prices) -> list[OrderIntent]:
+        """Entries sized from the cash left, exits of whole positions."""
+        out = []
+        budget = self.manager.cash - self._pending_cost(last_prices)
+        positions = self.manager.positions()
+        for sig in signals:
+            held = positions[sig.symbol].quantity if sig.symbol in positions else _ZERO
+            sides = self._open_sides(sig.symbol)
+            if sig.exit and held > 0 and Side.SELL not in sides:
+                out.append(self._sell(sig.symbol, held, sig.bar_time, "exit", "signal"))
+            elif sig.entry and not sig.exit and held == 0 and not sides:
+                price = last_prices.get(sig.symbol)
+                qty = self.sizing.quantity(budget, price) if price and budget > 0 else _ZERO
+                if qty > 0:
+                    budget -= qty * price
+                    out.append(OrderIntent(self._cid(sig.symbol, sig.bar_time, "entry"),
+                                           sig.symbol, Side.BUY, qty, bar_time=sig.bar_time))
+        return out
+
+    def _pending_cost(self, last_prices) -> Decimal:
+        return sum((o.remaining * last_prices.get(o.intent.symbol, _ZERO)
+                    for o in self.manager.open_orders().values()
+                    if o.intent.side is Side.BUY), _ZERO)
+
+    def _sell(self, symbol, quantity, bar_time, leg, reason) -> OrderIntent:
+        return OrderIntent(self._cid(symbol, bar_time, leg), symbol, Side.SELL,
+                           Decimal(quantity), bar_time=bar_time, reason=reason)
+
+    def placed(self, at) -> None:
+        """Count an order sent (the order-rate kill switch reads these times)."""
+        self.order_times.append(at)
