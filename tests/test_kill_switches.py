@@ -24,21 +24,11 @@ from workbench.risk import (
     SetState,
     UnblockEntries,
 )
+from workbench.testing.sinks import ListSink
 
 OPEN = pd.Timestamp("2024-03-04 14:30", tz="UTC")  # 09:30 in New York
 MINUTE = pd.Timedelta(minutes=1)
 HALTED, REDUCING, ACTIVE = TradingState.HALTED, TradingState.REDUCING, TradingState.ACTIVE
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
-
-    def append(self, type: str, **payload) -> None:
-        self.events.append((type, payload))
-
-    def of(self, type: str) -> list[dict]:
-        return [p for t, p in self.events if t == type]
 
 
 class Desk:

@@ -28,21 +28,9 @@ from workbench.risk import (
     TotalExposureCap,
     is_reducing,
 )
+from workbench.testing.sinks import ListSink
 
 T0 = pd.Timestamp("2024-03-04 15:00", tz="UTC")  # 10:00 in New York
-
-
-class ListSink:
-    """The journal's ``append(type, **payload)``, kept in a list."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
-
-    def append(self, type: str, **payload) -> None:
-        self.events.append((type, payload))
-
-    def of(self, type: str) -> list[dict]:
-        return [p for t, p in self.events if t == type]
 
 
 def order(symbol="AAA", side="buy", qty="10", n=0, **kw) -> OrderIntent:
