@@ -3,7 +3,10 @@
 Step by step, each printing what it did: synthesize minute and daily bars on the NYSE
 calendar into the store, show what the store holds and where, then backtest the SMA-cross
 research notebook's strategy on the daily bars and sweep its two parameters, each run
-recorded under ``runs/`` by the same code as ``workbench backtest`` and ``workbench sweep``.
+recorded under ``runs/`` by the same code as ``workbench backtest`` and ``workbench sweep``;
+last, replay the last stored minute session as a paper session on the simulated broker
+with the sweep's best parameters (:mod:`workbench.runs.demo_session`, the same code as
+``workbench session``) and show its P&L, orders and record.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ def run_demo(echo: Callable[[str], None] = print, store: Store | None = None, en
     """Run the demo; returns what it did (for tests), printing as it goes."""
     store = store or Store()
     out = _data(echo, store, end)
-    return {**out, **_research(echo, store)}
+    research = _research(echo, store)
+    return {**out, **research, "session": _session(echo, store, research["sweep"])}
 
 
 def _data(echo: Callable[[str], None], store: Store, end) -> dict:
@@ -80,3 +84,11 @@ def _research(echo: Callable[[str], None], store: Store) -> dict:
          f"`workbench backtest {DEMO_NOTEBOOK} -p fast {sweep.best.params['fast']} "
          f"-p slow {sweep.best.params['slow']}`")
     return {"backtest": backtest, "sweep": sweep}
+
+
+def _session(echo: Callable[[str], None], store: Store, sweep):
+    """A replayed paper session with the sweep's best parameters, recorded."""
+    from workbench.runs.demo_session import run_demo_session
+
+    notebook = paths.project_root() / DEMO_NOTEBOOK
+    return run_demo_session(echo, store, notebook, dict(sweep.best.params), DEMO_NOTEBOOK)
