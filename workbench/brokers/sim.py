@@ -29,6 +29,9 @@ Fill semantics, as the backtest's (``workbench.backtest.simulate``):
   and the take profit is canceled: one cancels the other. Canceling an unfilled entry
   cancels its legs. With partial fills (a test fault) the legs wait for the whole entry,
   and a leg cancels its sibling once it is filled completely.
+* A notional buy (``intent.notional``, Alpaca's notional market order) fills in one
+  execution of ``CostModel.max_quantity(notional, fill price)`` shares: the backtest's
+  sizing at the fill, fees included; the order's quantity becomes those shares.
 * Every fill has a unique execution id. There is no buying-power check: limits are the
   risk gateway's job. ``expire()`` ends DAY orders (the session calls it at the close).
 
@@ -56,7 +59,13 @@ from workbench.brokers.base import (
     OutcomeUnknown,
     RateLimited,
 )
-from workbench.brokers.sim_rules import SimFaults, check_bracket, ohlc, reference_price
+from workbench.brokers.sim_rules import (
+    SimFaults,
+    check_bracket,
+    fill_quantity,
+    ohlc,
+    reference_price,
+)
 from workbench.brokers.sim_store import SimStore, order_from_row
 from workbench.model import (
     Account,
@@ -162,6 +171,7 @@ class SimBroker:
                 "order_type": intent.order_type, "limit_price": intent.limit_price,
                 "stop_price": intent.stop_price, "take_profit": intent.take_profit,
                 "stop_loss": intent.stop_loss, "time_in_force": intent.time_in_force,
+                "notional": intent.notional,
                 "status": S.ACCEPTED, "filled_quantity": _ZERO, "not_before": not_before,
                 "created_at": now, "updated_at": now}
 
@@ -281,10 +291,11 @@ class SimBroker:
         ref = reference_price(kind, side, *ohlc, limit=limit, stop=stop)
         if ref is None:
             return []
-        qty = Decimal(row["quantity"]) - Decimal(row["filled_quantity"])
-        if self.faults.max_fill_quantity is not None:
-            qty = min(qty, self.faults.max_fill_quantity)
         price = self.costs.fill_price(side.value, ref)
+        qty = fill_quantity(row, self.costs, price, self.faults)
+        if row["notional"] is not None:  # its shares are known now: the order's quantity
+            row["quantity"] = str(qty)
+            self.store.update_order(row["client_order_id"], quantity=qty)
         fill = Fill(f"sim-x{self.store.next_fill_seq():08d}", row["client_order_id"],
                     row["symbol"], side, qty, _exact(price),
                     _exact(self.costs.fee(float(qty), price)), time)

@@ -87,6 +87,18 @@ def position_after(position: Position | None, fill: Fill) -> Position:
     return Position(fill.symbol, new, avg)
 
 
+def fill_quantity(row: dict, costs, price: float, faults) -> Decimal:
+    """The shares an order fills at ``price``: a notional buy's, sized at the fill as the
+    backtest sizes an entry (fees included, one execution); else what remains of the
+    order, capped by a partial-fill fault."""
+    if row.get("notional") is not None:
+        return Decimal(repr(costs.max_quantity(float(row["notional"]), price)))
+    qty = Decimal(row["quantity"]) - Decimal(row["filled_quantity"])
+    if faults.max_fill_quantity is not None:
+        qty = min(qty, faults.max_fill_quantity)
+    return qty
+
+
 def check_bracket(intent: OrderIntent) -> None:
     if intent.order_type is not OrderType.BRACKET:
         return

@@ -32,7 +32,7 @@ ORDER_FIELDS = ("client_order_id", "broker_order_id", "symbol", "side", "quantit
                 "order_type", "limit_price", "stop_price", "take_profit", "stop_loss",
                 "time_in_force", "parent_id", "leg", "status", "filled_quantity",
                 "average_price", "not_before", "active_from", "reason", "created_at",
-                "updated_at")
+                "updated_at", "notional")
 FILL_FIELDS = ("execution_id", "client_order_id", "symbol", "side", "quantity", "price",
                "fee", "time")
 
@@ -104,6 +104,9 @@ class SimStore:
         with self.write():
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 self._db.execute(statement)
+            columns = {r["name"] for r in self._db.execute("PRAGMA table_info(orders)")}
+            if "notional" not in columns:  # a file from before notional orders
+                self._db.execute("ALTER TABLE orders ADD COLUMN notional TEXT")
 
     def close(self) -> None:
         self._db.close()

@@ -48,11 +48,14 @@ def _speed(text: str):
               "runs/<id>/broker.sqlite, a fresh account).")
 @click.option("--size", type=float, default=0.1, show_default=True,
               help="Fraction of cash per entry.")
+@click.option("--accounts", type=click.Choice(["shared", "per-symbol"]), default="shared",
+              show_default=True, help="One account for all symbols, or each symbol its own "
+              "account of the cash, as wb.backtest (entries then notional, sized at the fill).")
 @click.option("--strategy", "name", default=None, help="The strategy, when several.")
 @click.option("-p", "--param", "pairs", nargs=2, multiple=True, metavar="NAME VALUE")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def session(target, broker, replay_date, speed, symbols, timeframe, run_dir, broker_path,
-            size, name, pairs, as_json) -> None:
+            size, accounts, name, pairs, as_json) -> None:
     """Replay one stored trading day as a paper session on the simulated broker.
 
     Example: workbench session notebooks/strategies/sma_cross.ipynb --broker sim
@@ -64,7 +67,7 @@ def session(target, broker, replay_date, speed, symbols, timeframe, run_dir, bro
     result = run_session(strategy, _params(strategy, cell, pairs), replay_date=replay_date,
                          speed=_speed(speed), symbols=_symbols(symbols, cell, timeframe),
                          timeframe=timeframe, broker_path=broker_path, run_dir=run_dir,
-                         size=size)
+                         size=size, accounts=accounts.replace("-", "_"))
     if as_json:
         echo_json(result.to_dict())
     else:

@@ -26,7 +26,8 @@ __all__ = [
     "ts",
 ]
 
-_INTENT_DECIMALS = ("quantity", "limit_price", "stop_price", "take_profit", "stop_loss")
+_INTENT_DECIMALS = ("quantity", "notional", "limit_price", "stop_price", "take_profit",
+                    "stop_loss")
 
 
 def plain(value):
@@ -59,7 +60,8 @@ def intent_payload(intent: OrderIntent) -> dict:
             "order_type": plain(intent.order_type), "limit_price": plain(intent.limit_price),
             "stop_price": plain(intent.stop_price), "take_profit": plain(intent.take_profit),
             "stop_loss": plain(intent.stop_loss), "time_in_force": plain(intent.time_in_force),
-            "bar_time": plain(intent.bar_time), "reason": intent.reason}
+            "bar_time": plain(intent.bar_time), "reason": intent.reason,
+            **({} if intent.notional is None else {"notional": plain(intent.notional)})}
 
 
 def intent_from(p: dict) -> OrderIntent:
@@ -69,7 +71,7 @@ def intent_from(p: dict) -> OrderIntent:
         limit_price=dec(p.get("limit_price")), stop_price=dec(p.get("stop_price")),
         take_profit=dec(p.get("take_profit")), stop_loss=dec(p.get("stop_loss")),
         time_in_force=TimeInForce(p.get("time_in_force", "day")), bar_time=ts(p.get("bar_time")),
-        reason=p.get("reason", "signal"))
+        reason=p.get("reason", "signal"), notional=dec(p.get("notional")))
 
 
 def fill_payload(fill: Fill) -> dict:

@@ -50,12 +50,17 @@ class Ledger:
     positions: dict[str, Position] = field(default_factory=dict)
     fees: Decimal = ZERO
     realized: Decimal = ZERO
+    # the cash each symbol's fills moved since the book started (its snapshot): a
+    # per-symbol account's cash is its starting cash plus this
+    flows: dict[str, Decimal] = field(default_factory=dict)
 
     def apply(self, fill: Fill) -> None:
         """Book one fill (the caller de-duplicates by execution id)."""
         position, realized = apply_fill(self.positions.get(fill.symbol), fill)
         self.positions[fill.symbol] = position
-        self.cash -= fill.side.sign * fill.quantity * fill.price + fill.fee
+        flow = fill.side.sign * fill.quantity * fill.price + fill.fee
+        self.cash -= flow
+        self.flows[fill.symbol] = self.flows.get(fill.symbol, ZERO) - flow
         self.fees += fill.fee
         self.realized += realized
 

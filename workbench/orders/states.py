@@ -11,7 +11,9 @@
                 UNKNOWN ──reject──► REJECTED (looked up, never arrived; nothing filled)
 
 FILLED, CANCELED, REJECTED and EXPIRED are terminal: no event leaves them. A fill moves an
-order to FILLED exactly when it completes the quantity and can never exceed it. Anything
+order to FILLED exactly when it completes the quantity and can never exceed it; a
+notional order (``intent.notional``) is FILLED by its one execution, whose cost may not
+exceed the notional (the shares are the broker's, set at the fill price). Anything
 not in :data:`TABLE` raises :class:`IllegalTransition`; :func:`transition` is pure.
 
 :func:`catch_up` moves an order toward a status a broker reports (a stream update or a
@@ -85,6 +87,9 @@ TABLE: dict[OrderStatus, dict[EventKind, frozenset[OrderStatus]]] = {
     S.FILLED: {}, S.CANCELED: {}, S.REJECTED: {}, S.EXPIRED: {},
 }
 
+# a notional order's fill may cost its notional up to the float rounding of the shares
+_NOTIONAL_SLACK = Decimal("1.000000001")
+
 OPEN = frozenset({S.NEW, S.ACCEPTED, S.PARTIALLY_FILLED, S.UNKNOWN})  # not terminal
 
 _SIMPLE = {EventKind.ACCEPT: S.ACCEPTED, EventKind.CANCEL: S.CANCELED,
@@ -101,6 +106,12 @@ def _target(order: Order, event: Event) -> OrderStatus:
         qty = event.quantity
         if qty is None or event.price is None or qty <= 0 or event.price <= 0:
             raise _illegal(order, event, "a fill needs a positive quantity and price")
+        notional = order.intent.notional
+        if notional is not None:  # one execution spends it, shares set at the fill price
+            if order.filled_quantity > 0 or qty * event.price > notional * _NOTIONAL_SLACK:
+                raise _illegal(order, event, f"fill of {qty} at {event.price} exceeds the "
+                               f"notional {notional}")
+            return S.FILLED
         if qty > order.remaining:
             raise _illegal(order, event, f"fill of {qty} exceeds the remaining {order.remaining}")
         return S.FILLED if qty == order.remaining else S.PARTIALLY_FILLED

@@ -24,6 +24,10 @@ event per bar and a ``heartbeat`` every ``heartbeat_every`` bars (with wall time
 bar: ``session_end`` journaled, manifest outcome "interrupted". At the end of the day
 DAY orders expire at the broker.
 
+``accounts``: "shared" (one account of ``cash``) or "per_symbol" (each symbol its own
+account of ``cash``, as ``wb.backtest``; the broker is funded with ``cash`` x symbols):
+see :mod:`workbench.runs.session_orders`. A restart must use the run's ``accounts``.
+
 ``speed``: "max" (as fast as possible) or N (N x real time: a minute bar every 60/N s).
 """
 
@@ -204,9 +208,11 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
                 risk: RiskSettings | None = None, cash=100_000, size: float = 0.1,
                 shares: str = "fractional", costs: CostModel | None = None,
                 heartbeat_every: int = 30, history_days: int = 1, store=None,
-                runs_root=None) -> SessionResult:
+                runs_root=None, accounts: str = "shared") -> SessionResult:
     """Replay ``replay_date`` through engine, risk, orders and the simulated broker."""
     options = _options(speed, heartbeat_every, history_days)
+    costs = costs or CostModel()
+    sizing = Sizing(size, shares, costs, accounts, to_decimal(cash))
     strategy = strategy if isinstance(strategy, Strategy) else Strategy(strategy)
     tf = Timeframe.parse(timeframe)
     bars = _load(replay_date, symbols, tf, history_days, store)
@@ -221,11 +227,11 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
     except BaseException:
         journal.close()
         raise
-    costs = costs or CostModel()
-    broker = SimBroker(broker_path, costs=costs, cash=cash, clock=clock)
+    funds = cash * len(bars.symbols) if accounts == "per_symbol" else cash
+    broker = SimBroker(broker_path, costs=costs, cash=funds, clock=clock)
     try:
         return _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
-                    risk, Sizing(size, shares, costs), options)
+                    risk, sizing, options)
     finally:
         broker.close()
         journal.close()
@@ -244,10 +250,14 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
         risk.restore(e.payload)
     start_equity = (Decimal(starts[0].payload["start_equity"]) if starts
                     else wrapped.account().equity({}))
+    if starts and starts[0].payload.get("accounts", "shared") != sizing.accounts:
+        raise ConfigError(f"run {record.run_id} trades with accounts="
+                          f"{starts[0].payload.get('accounts', 'shared')!r}: restart it so")
     journal.append("session_start", replay_date=str(pd.Timestamp(replay_date).date()),
                    symbols=list(bars.symbols), strategy=engine.strategy.name,
                    params=engine.params, start_equity=start_equity, broker=str(broker_path),
-                   speed=str(options["speed"]), restart=bool(starts), resume_at=resume_at)
+                   speed=str(options["speed"]), restart=bool(starts), resume_at=resume_at,
+                   accounts=sizing.accounts)
     trader = Trader(record.run_id, engine.strategy.name, manager, sizing)
     session = _Session(engine, manager, risk, trader, wrapped, journal, record, clock,
                        start_equity, options)

@@ -1,9 +1,22 @@
 """From signals and risk actions to order intents, and the risk context of a bar.
 
-Sizing is the backtest's (``workbench.backtest.simulate``): an entry spends ``size`` x the
-cash left, fees included, at the last close (the fill comes at the next open), floored
-with ``shares="whole"``; an entry that buys no share is skipped. An exit sells the whole
-position. Long only in this slice: ``short_entry``/``short_exit`` and ``weight`` signals
+Sizing follows the backtest's (``workbench.backtest.simulate``): an entry spends ``size`` x
+the cash of its account, fees included, floored with ``shares="whole"``; an entry that
+buys no share is skipped. The account (``accounts``):
+
+* ``"shared"`` (default, a real paper account): one account for every symbol; an entry
+  spends ``size`` x the cash left (open buys deducted) at the last close (the fill comes
+  at the next open, so the shares are those of the close, not of the fill);
+* ``"per_symbol"`` (the backtest's research default): each symbol its own account of
+  ``cash`` plus what its fills in this run moved. With fractional shares an entry is a
+  *notional* market buy of ``size`` x that cash (Alpaca's ``notional``): the broker sets
+  the shares at the fill price with :meth:`CostModel.max_quantity`, exactly as the
+  backtest sizes at the fill, so when no risk limit binds the session makes the
+  backtest's trades (``tests/test_session_parity.py``). Whole shares cannot be bought by
+  notional: the shares are then fixed at the last close.
+
+An exit sells the whole position. An entry and an exit on one bar cancel out, as in the
+backtest. Long only in this slice: ``short_entry``/``short_exit`` and ``weight`` signals
 are journaled but not traded. One order per symbol at a time: no entry while a position
 or an open order exists, no exit while a sell is open.
 
@@ -21,22 +34,35 @@ from decimal import Decimal
 import pandas as pd
 
 from workbench.backtest.costs import CostModel
+from workbench.errors import ConfigError
 from workbench.model import OrderIntent, Side, Signal, client_order_id, to_decimal
 from workbench.risk import FLATTEN, FORCE_EXIT, RiskContext
 from workbench.risk.switches import Flatten, ForceExit
 
-__all__ = ["Sizing", "Trader"]
+__all__ = ["ACCOUNTS", "Sizing", "Trader"]
 
+ACCOUNTS = ("shared", "per_symbol")
 _ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
 class Sizing:
-    """Entry size: a fraction of cash per entry; whole or fractional shares."""
+    """Entry size: a fraction of its account's cash per entry; whole or fractional shares;
+    one shared account, or one of ``cash`` per symbol (see the module doc)."""
 
     size: float = 0.1
     shares: str = "fractional"
     costs: CostModel = field(default_factory=CostModel)
+    accounts: str = "shared"
+    cash: Decimal = Decimal(100_000)  # each symbol's account, with accounts="per_symbol"
+
+    def __post_init__(self) -> None:
+        if self.accounts not in ACCOUNTS or self.shares not in ("fractional", "whole"):
+            raise ConfigError(f"accounts must be one of {ACCOUNTS} and shares 'fractional' or "
+                              f"'whole'; got {self.accounts!r}, {self.shares!r}")
+        if isinstance(self.size, bool) or not 0 < self.size <= 1 or not self.cash > 0:
+            raise ConfigError(f"size must be in (0, 1] and cash positive; got {self.size!r}, "
+                              f"{self.cash!r}")
 
     def quantity(self, budget: Decimal, price: Decimal) -> Decimal:
         qty = self.costs.max_quantity(float(budget) * self.size, float(price),
@@ -95,16 +121,38 @@ class Trader:
         for sig in signals:
             held = positions[sig.symbol].quantity if sig.symbol in positions else _ZERO
             sides = self._open_sides(sig.symbol)
+            if sig.entry and sig.exit:
+                continue  # they cancel out, as in the backtest
             if sig.exit and held > 0 and Side.SELL not in sides:
                 out.append(self._sell(sig.symbol, held, sig.bar_time, "exit", "signal"))
-            elif sig.entry and not sig.exit and held == 0 and not sides:
+            elif sig.entry and held == 0 and not sides:
                 price = last_prices.get(sig.symbol)
+                if self.sizing.accounts == "per_symbol":
+                    intent = self._own_account_entry(sig, price)
+                    out += [intent] if intent is not None else []
+                    continue
                 qty = self.sizing.quantity(budget, price) if price and budget > 0 else _ZERO
                 if qty > 0:
                     budget -= qty * price
                     out.append(OrderIntent(self._cid(sig.symbol, sig.bar_time, "entry"),
                                            sig.symbol, Side.BUY, qty, bar_time=sig.bar_time))
         return out
+
+    def account_cash(self, symbol: str) -> Decimal:
+        """The cash of ``symbol``'s own account (``accounts="per_symbol"``)."""
+        return self.sizing.cash + self.manager.book.ledger.flows.get(symbol, _ZERO)
+
+    def _own_account_entry(self, sig: Signal, price) -> OrderIntent | None:
+        """A buy of ``size`` x the symbol's own cash: notional with fractional shares
+        (shares set at the fill), else whole shares at the last close; None if none."""
+        cash = self.account_cash(sig.symbol)
+        qty = self.sizing.quantity(cash, price) if price and cash > 0 else _ZERO
+        if not qty > 0:
+            return None
+        notional = (cash * Decimal(repr(float(self.sizing.size)))
+                    if self.sizing.shares == "fractional" else None)
+        return OrderIntent(self._cid(sig.symbol, sig.bar_time, "entry"), sig.symbol, Side.BUY,
+                           qty, bar_time=sig.bar_time, notional=notional)
 
     def _pending_cost(self, last_prices) -> Decimal:
         return sum((o.remaining * last_prices.get(o.intent.symbol, _ZERO)
