@@ -183,3 +183,16 @@ def test_sigkill_at_each_crash_point_then_restart_leaves_one_order_per_intent(ho
     assert result["outcome"] == "ok" and result["state"] == "active"
     assert _events(run, "reconcile")[-1].payload["ok"] is True
     _assert_agrees_with_broker(run, SimBroker(run / "broker.sqlite"))
+
+
+def test_risk_settings_come_from_the_configuration(home, strategy, monkeypatch):
+    """Kill-switch thresholds are the configured ones (env over workbench.toml), journaled."""
+    monkeypatch.setenv("WORKBENCH__RISK__DAILY_LOSS_REDUCE", "0.02")
+    monkeypatch.setenv("WORKBENCH__RISK__MAX_ORDERS", "2")
+    monkeypatch.setenv("WORKBENCH__RISK__ORDER_WINDOW_S", "86400")
+    result = run_session(strategy, {}, replay_date=END, heartbeat_every=50)
+    config = _events(result.path, "config")[-1].payload["risk"]
+    assert config["daily_loss_reduce"] == "0.02" and config["max_orders"] == 2
+    states = [e.payload for e in _events(result.path, "state")]
+    assert states and states[-1]["state"] == "halted", states  # the third order trips the rate switch
+    assert len(_events(result.path, "order_intent")) <= 3

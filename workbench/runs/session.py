@@ -51,6 +51,7 @@ from workbench.data.timeframe import Timeframe
 from workbench.engine import Engine, ReplayFeed, bar_close, load_sessions
 from workbench.errors import ConfigError, DataError
 from workbench.model import to_decimal
+from workbench.config import load_settings
 from workbench.risk import RiskGateway, RiskSettings
 from workbench.runs import crashpoints
 from workbench.runs.control import ControlChannel
@@ -211,6 +212,7 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
                 runs_root=None, accounts: str = "shared") -> SessionResult:
     """Replay ``replay_date`` through engine, risk, orders and the simulated broker."""
     options = _options(speed, heartbeat_every, history_days)
+    risk = risk if risk is not None else load_settings().risk  # [risk] of workbench.toml + env
     costs = costs or CostModel()
     sizing = Sizing(size, shares, costs, accounts, to_decimal(cash))
     strategy = strategy if isinstance(strategy, Strategy) else Strategy(strategy)
@@ -258,6 +260,7 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
                    params=engine.params, start_equity=start_equity, broker=str(broker_path),
                    speed=str(options["speed"]), restart=bool(starts), resume_at=resume_at,
                    accounts=sizing.accounts)
+    journal.append("config", risk=risk_settings.model_dump(mode="json"))
     trader = Trader(record.run_id, engine.strategy.name, manager, sizing)
     session = _Session(engine, manager, risk, trader, wrapped, journal, record, clock,
                        start_equity, options)
