@@ -19,10 +19,11 @@ gateway's kill switches (``on_bar``; Flatten and ForceExit carried out); the eng
 decision on the same strategy function as the backtest; intents (see
 :mod:`workbench.runs.session_orders`) reviewed by the gateway and placed. Journaled: a
 ``bar`` summary, the ``signal``\\s, every risk decision and order event, an ``equity``
-event per bar and a ``heartbeat`` every ``heartbeat_every`` bars (with wall time, for
-``workbench status``). SIGTERM and a ``stop`` command end the session after the current
-bar: ``session_end`` journaled, manifest outcome "interrupted". At the end of the day
-DAY orders expire at the broker.
+event per bar (its ``latency_ms``: the row's arrival to its orders sent; p50/p99/max in
+``SessionResult.latency_ms``) and a ``heartbeat`` every ``heartbeat_every`` bars (with
+wall time, for ``workbench status``). SIGTERM and a ``stop`` command end the session
+after the current bar: ``session_end`` journaled, manifest outcome "interrupted". At the
+end of the day DAY orders expire at the broker.
 
 ``accounts``: "shared" (one account of ``cash``) or "per_symbol" (each symbol its own
 account of ``cash``, as ``wb.backtest``; the broker is funded with ``cash`` x symbols):
@@ -46,12 +47,13 @@ import pandas as pd
 from workbench.backtest.costs import CostModel
 from workbench.brokers.sim import SimBroker
 from workbench.clock import LiveClock, SimClock
+from workbench.config import load_settings
 from workbench.data import calendar
 from workbench.data.timeframe import Timeframe
 from workbench.engine import Engine, ReplayFeed, bar_close, load_sessions
+from workbench.engine.engine import LatencyStats
 from workbench.errors import ConfigError, DataError
 from workbench.model import to_decimal
-from workbench.config import load_settings
 from workbench.risk import RiskGateway, RiskSettings
 from workbench.runs import crashpoints
 from workbench.runs.control import ControlChannel
@@ -60,6 +62,8 @@ from workbench.runs.session_start import (
     lock_broker,
     open_journal,
     open_record,
+    pace,
+    session_options,
     start_manager,
     write_owner,
 )
@@ -85,6 +89,7 @@ class SessionResult:
     state: str
     positions: dict
     broker_path: str
+    latency_ms: dict  # count, p50, p99, max: a bar's arrival to its orders sent (this run)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,6 +120,7 @@ class _Session:
         self.stop_reason: str | None = None
         self.bars = self.orders = 0
         self.wall = LiveClock()
+        self.latency = LatencyStats()  # each bar: the row's arrival to its orders sent
 
     def request_stop(self, why: str) -> None:
         self.stop_reason = self.stop_reason or why
@@ -140,8 +146,10 @@ class _Session:
             self.journal.append("signal", sig)
         for intent in self.trader.from_signals(decision.signals, self.last_prices):
             self._send(intent, ctx)
+        latency = time.perf_counter() - (row.received or time.perf_counter())
+        self.latency.record(latency)
         self.bars += 1
-        self._equity()
+        self._equity(latency_ms=round(latency * 1e3, 3))
         if self.bars % self.o["heartbeat_every"] == 0:
             self.heartbeat()
 
@@ -171,9 +179,9 @@ class _Session:
     def equity(self) -> Decimal:
         return self.manager.account().equity(self.last_prices)
 
-    def _equity(self) -> None:
+    def _equity(self, **extra) -> None:
         self.journal.append("equity", equity=self.equity(), cash=self.manager.cash,
-                            pnl=self.equity() - self.start_equity)
+                            pnl=self.equity() - self.start_equity, **extra)
 
     def heartbeat(self) -> None:
         self.journal.append("heartbeat", wall=self.wall.now(), bars=self.bars,
@@ -188,22 +196,6 @@ def _install_sigterm(session: _Session):
         return None
 
 
-def _pace(speed, started: float, interval: pd.Timedelta) -> None:
-    if speed == "max":
-        return
-    wait = interval.total_seconds() / float(speed) - (time.perf_counter() - started)
-    if wait > 0:
-        time.sleep(wait)
-
-
-def _options(speed, heartbeat_every, history_days) -> dict:
-    if speed != "max" and not (isinstance(speed, (int, float)) and speed > 0):
-        raise ConfigError(f"speed must be 'max' or a positive number, got {speed!r}")
-    if heartbeat_every < 1 or history_days < 0:
-        raise ConfigError("heartbeat_every must be >= 1 and history_days >= 0")
-    return {"speed": speed, "heartbeat_every": int(heartbeat_every)}
-
-
 def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None,
                 timeframe="1Min", broker_path=None, run_dir=None, clock=None,
                 risk: RiskSettings | None = None, cash=100_000, size: float = 0.1,
@@ -211,7 +203,7 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
                 heartbeat_every: int = 30, history_days: int = 1, store=None,
                 runs_root=None, accounts: str = "shared") -> SessionResult:
     """Replay ``replay_date`` through engine, risk, orders and the simulated broker."""
-    options = _options(speed, heartbeat_every, history_days)
+    options = session_options(speed, heartbeat_every, history_days)
     risk = risk if risk is not None else load_settings().risk  # [risk] of workbench.toml + env
     costs = costs or CostModel()
     sizing = Sizing(size, shares, costs, accounts, to_decimal(cash))
@@ -295,7 +287,7 @@ def _loop(session: _Session, bars, replay_date, resume_at, options) -> None:
         session.on_row(row)
         if session.stop_reason:
             return
-        _pace(options["speed"], started, interval)
+        pace(options["speed"], started, interval)
 
 
 def _finish(session: _Session, outcome: str, message: str, broker_path, expire: bool):
@@ -309,9 +301,15 @@ def _finish(session: _Session, outcome: str, message: str, broker_path, expire: 
                "orders": session.orders, "fills": len(session.manager.book.executions),
                "cash": f"{session.manager.cash:f}", "equity": f"{equity:f}",
                "pnl": f"{equity - session.start_equity:f}", "state": str(session.risk.state),
-               "positions": positions, "broker_path": str(broker_path)}
+               "positions": positions, "broker_path": str(broker_path),
+               "latency_ms": _latency_ms(session.latency)}
     session.journal.append("session_end", **summary)
     session.journal.sync()
     session.record.finish(outcome, error=None if outcome == "ok" else message, extra=summary)
     return SessionResult(run_id=session.record.run_id, path=str(session.record.path), **summary)
 
+
+def _latency_ms(stats: LatencyStats) -> dict:
+    s = stats.summary()
+    return {"count": s["count"], **{k: round(s[f"{k}_ms"], 3) if s["count"] else None
+                                    for k in ("p50", "p99", "max")}}

@@ -21,10 +21,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from pathlib import Path
 
+import pandas as pd
+
 from workbench.clock import SimClock
-from workbench.errors import WorkbenchError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.fsutil import atomic_write
 from workbench.journal import Journal, JournalLocked
 from workbench.journal.reader import replay
@@ -32,7 +35,7 @@ from workbench.orders import OrderManager, rebuild, reconcile
 from workbench.runs.records import MANIFEST, RunRecord
 
 __all__ = ["SessionLocked", "StartCheck", "lock_broker", "open_journal", "open_record",
-           "previous_run_check", "start_manager", "write_owner"]
+           "pace", "previous_run_check", "session_options", "start_manager", "write_owner"]
 
 
 class SessionLocked(WorkbenchError):
@@ -134,3 +137,21 @@ def start_manager(broker, sink, clock, record, broker_path, journal) -> tuple:
     journal.append("reconcile", ok=check.ok, differences=check.differences,
                    message=check.message, adopted_fills=[], adopted_orders=[])
     return manager, check, events
+
+
+def pace(speed, started: float, interval: pd.Timedelta) -> None:
+    """Sleep out the rest of one bar at ``speed`` x real time ("max": never sleep)."""
+    if speed == "max":
+        return
+    wait = interval.total_seconds() / float(speed) - (time.perf_counter() - started)
+    if wait > 0:
+        time.sleep(wait)
+
+
+def session_options(speed, heartbeat_every, history_days) -> dict:
+    """The session's checked loop options (``ConfigError`` on a bad one)."""
+    if speed != "max" and not (isinstance(speed, (int, float)) and speed > 0):
+        raise ConfigError(f"speed must be 'max' or a positive number, got {speed!r}")
+    if heartbeat_every < 1 or history_days < 0:
+        raise ConfigError("heartbeat_every must be >= 1 and history_days >= 0")
+    return {"speed": speed, "heartbeat_every": int(heartbeat_every)}
