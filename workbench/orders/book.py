@@ -48,16 +48,22 @@ class OrderBook:
     reasons: dict[str, str] = field(default_factory=dict)  # why rejected / canceled / expired
     anomalies: list[str] = field(default_factory=list)
     started_at: pd.Timestamp | None = None  # the account snapshot's time
+    open: dict[str, Order] = field(default_factory=dict)  # the non-terminal subset of orders
 
     def open_orders(self) -> dict[str, Order]:
-        return {c: o for c, o in self.orders.items() if not o.status.is_terminal}
+        return dict(self.open)
 
     def legs(self, parent_id: str) -> list[str]:
         return [leg for leg, parent in self.parents.items() if parent == parent_id]
 
 
 def _set(book: OrderBook, order: Order) -> None:
+    """The one place an order changes: keeps the open-order index with it."""
     book.orders[order.client_order_id] = order
+    if order.status.is_terminal:
+        book.open.pop(order.client_order_id, None)
+    else:
+        book.open[order.client_order_id] = order
     if order.status is not S.UNKNOWN:
         book.unknown_since.pop(order.client_order_id, None)
 
@@ -88,14 +94,16 @@ def _register(book: OrderBook, p: dict) -> None:
     filled = codec.dec(p.get("filled_quantity")) or Decimal(0)
     order = Order(codec.intent_from(p), S(p["status"]), p.get("broker_order_id"), filled,
                   codec.dec(p.get("average_price")), codec.ts(p.get("time")))
-    book.orders.setdefault(order.client_order_id, order)
+    if order.client_order_id not in book.orders:
+        _set(book, order)
     if p.get("parent_id"):
         book.parents[order.client_order_id] = p["parent_id"]
 
 
 def _intent(book: OrderBook, p: dict) -> None:
     intent = codec.intent_from(p)
-    book.orders.setdefault(intent.client_order_id, Order(intent, updated_at=codec.ts(p["time"])))
+    if intent.client_order_id not in book.orders:
+        _set(book, Order(intent, updated_at=codec.ts(p["time"])))
 
 
 def _reply(book: OrderBook, p: dict) -> None:
