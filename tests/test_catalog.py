@@ -95,16 +95,18 @@ def test_views_over_runs_orders_fills_positions_equity(tmp_path, clock):
         assert snap.sql(query).fetchall() == con.sql(query).fetchall(), view
 
 
-def test_orders_in_the_order_managers_own_terms(tmp_path, clock):
-    """``order_intent``/``order_unknown`` events, fills with ``fill_time`` and updates
+@pytest.mark.parametrize("intent_type", [ev.INTENT, *ev.LEGACY_ALIASES])
+def test_orders_in_the_order_managers_own_terms(tmp_path, clock, intent_type):
+    """``intent``/``order_unknown`` events (or the old spelling ``order_intent`` of runs
+    journaled before the names were unified), fills with ``fill_time`` and updates
     without quantities: the filled quantity and average price come from the fills."""
     root = tmp_path / "runs"
     record = _session(root, clock)
     with Journal.open(record.path, clock) as journal:
         for cid in ("a", "b"):
-            journal.append_durable("order_intent", client_order_id=cid, symbol="AAPL",
+            journal.append_durable(intent_type, client_order_id=cid, symbol="AAPL",
                                    side="buy", quantity="10", order_type="market")
-        journal.append("order_unknown", client_order_id="b", action="submit", error="504")
+        journal.append(ev.ORDER_UNKNOWN, client_order_id="b", action="submit", error="504")
         for n, (qty, price) in enumerate([("4", "100"), ("6", "101")]):
             journal.append(ev.FILL, execution_id=f"x{n}", client_order_id="a", symbol="AAPL",
                            side="buy", quantity=qty, price=price, fee="0",

@@ -126,7 +126,7 @@ def test_values_are_encoded_plainly(run, clock):
         with pytest.raises(JournalError, match="given twice"):
             journal.append(ev.POSITION, Position("A", Decimal(1), Decimal(1)), symbol="B")
         assert journal.last_seq == 1  # refused events take no seq
-        journal.append("order_intent", qty=1)  # a type of another component's own
+        journal.append("plugin_note", qty=1)  # a word not in EVENT_TYPES is accepted too
     line = json.loads(segment(run).read_text().splitlines()[0])
     assert line["payload"] == {"big": "1000", "nan": None, "inf": None, "nat": None,
                                "naive": "2026-01-02T09:30:00",

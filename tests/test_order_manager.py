@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from workbench.backtest.costs import CostModel
 from workbench.brokers import SimBroker, SimFaults
 from workbench.clock import SimClock
+from workbench.journal import events as ev
 from workbench.model import OrderIntent, OrderStatus, OrderType, Side, TimeInForce
 from workbench.orders import NEVER_ARRIVED, OrderManager, rebuild
 
@@ -126,9 +127,9 @@ def test_the_intent_is_journaled_durably_before_the_broker_call(session):
 
     session.broker.submit = spy
     order = session.manager.place(intent())
-    assert seen[0][0] == "order_intent" and seen[0][1]["client_order_id"] == "c1"
-    assert session.journal.types() == ["account_snapshot", "order_intent", "broker_request",
-                                       "broker_reply"]
+    assert seen[0][0] == ev.INTENT and seen[0][1]["client_order_id"] == "c1"
+    assert session.journal.types() == [ev.ACCOUNT_SNAPSHOT, ev.INTENT, ev.BROKER_REQUEST,
+                                       ev.BROKER_REPLY]
     assert order.status is S.ACCEPTED and order.broker_order_id is not None
 
 
@@ -155,7 +156,7 @@ def test_a_lost_reply_leaves_the_order_unknown_then_lookup_settles_it(tmp_path):
     s = Session(tmp_path, faults=SimFaults().lose_reply())
     order = s.manager.place(intent())
     assert order.status is S.UNKNOWN  # not "failed"
-    assert "order_unknown" in s.journal.types()
+    assert ev.ORDER_UNKNOWN in s.journal.types()
     settled = s.manager.settle_unknown()
     assert [o.status for o in settled] == [S.ACCEPTED]
     assert broker_orders(s.broker) == ["c1"]  # exactly one broker order for the intent
@@ -222,7 +223,7 @@ def test_fills_are_deduplicated_by_execution_id(session):
     fills = session.manager.process_updates()
     assert len(fills) == 1
     assert session.manager.positions()["AAPL"].quantity == D(10)
-    assert session.journal.types().count("fill") == 1
+    assert session.journal.types().count(ev.FILL) == 1
 
 
 def test_partial_fills_then_filled(tmp_path):
@@ -263,7 +264,7 @@ def test_cancel_and_cancels_with_unknown_outcomes(tmp_path):
     assert s.manager.cancel("b").status is S.CANCELED
     assert s.manager.cancel("c").status is S.CANCELED
     assert s.manager.cancel("c").status is S.CANCELED  # ended: nothing sent
-    assert s.journal.types().count("broker_request") == 3 + 4
+    assert s.journal.types().count(ev.BROKER_REQUEST) == 3 + 4
 
 
 def test_the_live_state_equals_the_state_rebuilt_from_the_journal(tmp_path):
@@ -282,16 +283,34 @@ def test_the_live_state_equals_the_state_rebuilt_from_the_journal(tmp_path):
     assert book.executions == s.manager.book.executions
 
 
+def test_a_journal_written_before_the_unified_names_still_rebuilds(tmp_path):
+    """Runs journaled before the names were unified call the intent ``order_intent``."""
+    s = Session(tmp_path, faults=SimFaults().lose_reply())
+    s.manager.place(intent("a"))  # reply lost: UNKNOWN
+    s.manager.place(intent("b", qty=3))
+    s.manager.place(intent("c", qty=2))
+    s.bar(1, 101.0)
+    new = s.journal.events
+    old = [("order_intent" if k == ev.INTENT else k, p) for k, p in new]
+    assert "order_intent" in [k for k, _ in old] and ev.INTENT not in [k for k, _ in old]
+    book, expected = rebuild(old), rebuild(new)
+    assert book.orders == expected.orders == s.manager.book.orders
+    assert book.ledger == expected.ledger and book.unknown_since == expected.unknown_since
+    cut = old[:[k for k, _ in old].index(ev.BROKER_REQUEST, 2)]  # "a" journaled, not sent
+    assert rebuild(cut).orders["a"].status is S.UNKNOWN  # never resent blindly
+    s.broker.close()
+
+
 # -- restarts -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("crash_on, after, flushed", [
-    ("order_intent", True, True),     # intent journaled, nothing sent
-    ("broker_request", True, True),   # about to send
-    ("broker_reply", False, True),    # the broker accepted; the reply never journaled
-    ("broker_reply", False, False),   # ... and the journal's unflushed tail is lost
-    ("fill", False, True),            # during fill handling
-    ("fill", False, False),
+    (ev.INTENT, True, True),     # intent journaled, nothing sent
+    (ev.BROKER_REQUEST, True, True),   # about to send
+    (ev.BROKER_REPLY, False, True),    # the broker accepted; the reply never journaled
+    (ev.BROKER_REPLY, False, False),   # ... and the journal's unflushed tail is lost
+    (ev.FILL, False, True),            # during fill handling
+    (ev.FILL, False, False),
 ])
 def test_after_a_crash_at_each_point_one_order_per_intent_and_the_brokers_positions(
         tmp_path, crash_on, after, flushed):
@@ -439,9 +458,9 @@ ops = st.lists(st.one_of(
     st.tuples(st.just("cancel"), st.integers(0, 50)),
     st.tuples(st.just("bar"), st.floats(90, 110), st.floats(0, 6)),
     st.tuples(st.just("restart"), st.booleans()),
-    st.tuples(st.just("crash"), st.sampled_from(["order_intent", "broker_request",
-                                                 "broker_reply", "order_leg", "fill",
-                                                 "order_update", "order_unknown"]),
+    st.tuples(st.just("crash"), st.sampled_from([ev.INTENT, ev.BROKER_REQUEST,
+                                                 ev.BROKER_REPLY, ev.ORDER_LEG, ev.FILL,
+                                                 ev.ORDER_UPDATE, ev.ORDER_UNKNOWN]),
               st.booleans(), st.booleans()),
 ), max_size=30)
 
@@ -494,7 +513,7 @@ def test_any_sequence_ends_with_one_order_per_intent_and_the_brokers_account(tmp
     result = s.manager.reconcile(resend=True)
     assert result.ok, result.message
     entries = [c for c in broker_orders(s.broker) if "." not in c]
-    journaled = [p["client_order_id"] for k, p in s.journal.events if k == "order_intent"]
+    journaled = [p["client_order_id"] for k, p in s.journal.events if k == ev.INTENT]
     assert sorted(entries) == sorted(journaled)  # exactly one broker order per intent
     assert set(journaled) <= {p.client_order_id for p in placed}  # a crash before: none
     assert s.manager.positions() == s.broker.positions()

@@ -20,6 +20,7 @@ from workbench.brokers.sim import SimBroker
 from workbench.data.store import Store
 from workbench.data.synth import synthesize
 from workbench.journal import catalog, replay
+from workbench.journal import events as ev
 from workbench.model import OrderIntent, Side
 from workbench.runs.control import send
 from workbench.runs.notebook_strategy import load_notebook_strategy
@@ -55,7 +56,7 @@ def _assert_agrees_with_broker(run_path: Path, broker: SimBroker) -> None:
                            [run_id]).fetchall())
     assert {s: Decimal(q) for s, q in pos.items()} == {
         s: p.quantity for s, p in broker.positions().items()}
-    intents = {e.payload["client_order_id"] for e in _events(run_path, "order_intent")}
+    intents = {e.payload["client_order_id"] for e in _events(run_path, ev.INTENT)}
     assert intents == {o.client_order_id for o in broker.orders()}  # one order per intent
 
 
@@ -66,9 +67,10 @@ def test_a_replayed_day_completes_and_journal_manifest_catalog_agree(home, strat
     assert manifest["kind"] == "session" and manifest["mode"] == "paper"
     assert manifest["outcome"] == "ok" and manifest["extra"]["pnl"] == result.pnl
     types = {e.type for e in _events(result.path)}
-    assert {"session_start", "reconcile", "bar", "signal", "risk_decision", "order_intent",
-            "fill", "equity", "heartbeat", "session_end"} <= types
-    assert len(_events(result.path, "equity")) == 390
+    assert {ev.SESSION_START, ev.RECONCILE, ev.BAR, ev.SIGNAL, ev.RISK_DECISION, ev.INTENT,
+            ev.FILL, ev.EQUITY, ev.HEARTBEAT, ev.SESSION_END} <= types
+    assert "order_intent" not in types  # the old spelling is no longer written
+    assert len(_events(result.path, ev.EQUITY)) == 390
     broker = SimBroker(result.broker_path)
     _assert_agrees_with_broker(Path(result.path), broker)
     assert Decimal(result.cash) == broker.account().cash
@@ -90,9 +92,9 @@ def test_a_halt_waiting_in_the_control_channel_stops_new_orders_from_the_next_ba
     monkeypatch.setattr(records.RunRecord, "create", classmethod(create))
     result = run_session(strategy, {}, replay_date=END)
     assert result.state == "halted" and result.orders == 0
-    assert _events(result.path, "command")[0].payload["command"] == "halt"
-    assert not _events(result.path, "order_intent")
-    assert any(e.payload["approved"] is False for e in _events(result.path, "risk_decision"))
+    assert _events(result.path, ev.COMMAND)[0].payload["command"] == "halt"
+    assert not _events(result.path, ev.INTENT)
+    assert any(e.payload["approved"] is False for e in _events(result.path, ev.RISK_DECISION))
 
 
 def _wb(*args, env=None, **kw):
@@ -121,14 +123,14 @@ def test_real_processes_second_session_refused_halt_then_sigterm(home):
                 "--json")
     try:
         run = _wait_for(lambda: _one_run(home))
-        _wait_for(lambda: len(_events(run, "bar")) >= 3)
+        _wait_for(lambda: len(_events(run, ev.BAR)) >= 3)
         second = subprocess.run([WB, "session", str(NOTEBOOK), "--replay", END, "--run",
                                  str(run)], capture_output=True, text=True, timeout=60, check=False)
         assert second.returncode != 0 and "already" in second.stderr
         halt = subprocess.run([WB, "halt", str(run)], capture_output=True, text=True, timeout=60, check=False)
         assert halt.returncode == 0, halt.stderr
-        command = _wait_for(lambda: _events(run, "command"))[0]
-        _wait_for(lambda: [e for e in _events(run, "bar") if e.seq > command.seq][1:])
+        command = _wait_for(lambda: _events(run, ev.COMMAND))[0]
+        _wait_for(lambda: [e for e in _events(run, ev.BAR) if e.seq > command.seq][1:])
         status = subprocess.run([WB, "status", "--json"], capture_output=True, text=True,
                                 timeout=60, check=False)
         row = json.loads(status.stdout)[0]
@@ -142,8 +144,8 @@ def test_real_processes_second_session_refused_halt_then_sigterm(home):
     assert json.loads(out)["outcome"] == "interrupted"
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["outcome"] == "interrupted" and manifest["status"] == "finished"
-    assert _events(run, "session_end")
-    later = [e for e in _events(run, "order_intent") if e.seq > command.seq]
+    assert _events(run, ev.SESSION_END)
+    later = [e for e in _events(run, ev.INTENT) if e.seq > command.seq]
     assert later == []  # no new orders once halted
 
 
@@ -161,10 +163,10 @@ def test_a_position_changed_behind_the_sessions_back_halts_the_next_run(home, st
     three = run_session(strategy, {}, replay_date=DAYS[2], broker_path=broker_path)
     assert three.outcome == "halted" and three.state == "halted" and three.orders == 0
     assert "reconciliation failed" in three.message and "position" in three.message
-    rec = _events(three.path, "reconcile")[0].payload
+    rec = _events(three.path, ev.RECONCILE)[0].payload
     assert rec["ok"] is False and rec["differences"]
-    assert _events(three.path, "state")[-1].payload["state"] == "halted"
-    assert not _events(three.path, "order_intent")
+    assert _events(three.path, ev.STATE)[-1].payload["state"] == "halted"
+    assert not _events(three.path, ev.INTENT)
 
 
 @pytest.mark.parametrize("point", ["intent_journaled", "broker_accepted", "before_reply", "fill"])
@@ -181,7 +183,7 @@ def test_sigkill_at_each_crash_point_then_restart_leaves_one_order_per_intent(ho
     assert again.returncode == 0, again.stderr
     result = json.loads(again.stdout)
     assert result["outcome"] == "ok" and result["state"] == "active"
-    assert _events(run, "reconcile")[-1].payload["ok"] is True
+    assert _events(run, ev.RECONCILE)[-1].payload["ok"] is True
     _assert_agrees_with_broker(run, SimBroker(run / "broker.sqlite"))
 
 
@@ -191,8 +193,8 @@ def test_risk_settings_come_from_the_configuration(home, strategy, monkeypatch):
     monkeypatch.setenv("WORKBENCH__RISK__MAX_ORDERS", "2")
     monkeypatch.setenv("WORKBENCH__RISK__ORDER_WINDOW_S", "86400")
     result = run_session(strategy, {}, replay_date=END, heartbeat_every=50)
-    config = _events(result.path, "config")[-1].payload["risk"]
+    config = _events(result.path, ev.CONFIG)[-1].payload["risk"]
     assert config["daily_loss_reduce"] == "0.02" and config["max_orders"] == 2
-    states = [e.payload for e in _events(result.path, "state")]
+    states = [e.payload for e in _events(result.path, ev.STATE)]
     assert states and states[-1]["state"] == "halted", states  # the third order trips the rate switch
-    assert len(_events(result.path, "order_intent")) <= 3
+    assert len(_events(result.path, ev.INTENT)) <= 3

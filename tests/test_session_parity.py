@@ -27,6 +27,7 @@ from workbench.data import calendar
 from workbench.data.store import Store
 from workbench.data.synth import synthesize
 from workbench.engine import load_sessions
+from workbench.journal import events as ev
 from workbench.model import OrderIntent, OrderStatus, OrderType, Side
 from workbench.orders.states import Event, EventKind, IllegalTransition, transition
 from workbench.risk import RiskSettings
@@ -230,10 +231,10 @@ def test_the_command_line_option_trades_per_symbol_accounts_with_notional_entrie
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     events = replay(result["path"]).events
-    start = next(e for e in events if e.type == "session_start")
+    start = next(e for e in events if e.type == ev.SESSION_START)
     assert start.payload["accounts"] == "per_symbol"
     entries = [e.payload for e in events
-               if e.type == "order_intent" and e.payload["side"] == "buy"]
+               if e.type == ev.INTENT and e.payload["side"] == "buy"]
     assert entries and all(Decimal(p["notional"]) > 0 for p in entries)
     broker = SimBroker(result["broker_path"])
     assert broker.account().cash + sum(  # funded with cash x symbols: 2 x 100,000

@@ -14,6 +14,7 @@ from tests.conftest import BIN, ROOT
 from workbench.data.store import Store
 from workbench.data.synth import synthesize
 from workbench.journal import catalog, replay
+from workbench.journal import events as ev
 
 END = "2026-11-20"
 NOTEBOOK = ROOT / "notebooks" / "strategies" / "sma_cross.ipynb"
@@ -32,8 +33,8 @@ def _final_counts(run_path: Path) -> dict[str, int]:
     """What the journal itself says: order intents, fills, events."""
     events = replay(run_path).events
     return {"orders": len({e.payload["client_order_id"] for e in events
-                           if e.type == "order_intent"}),
-            "fills": len({e.payload["execution_id"] for e in events if e.type == "fill"}),
+                           if e.type == ev.INTENT}),
+            "fills": len({e.payload["execution_id"] for e in events if e.type == ev.FILL}),
             "events": len(events)}
 
 

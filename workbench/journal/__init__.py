@@ -11,6 +11,7 @@
 
 from workbench.journal.catalog import VIEWS, catalog
 from workbench.journal.events import (
+    ACCOUNT_SNAPSHOT,
     ALERT,
     BAR,
     BROKER_REPLY,
@@ -23,6 +24,11 @@ from workbench.journal.events import (
     FILL,
     HEARTBEAT,
     INTENT,
+    LEGACY_ALIASES,
+    ORDER_EVENT_TYPES,
+    ORDER_LEG,
+    ORDER_SETTLED,
+    ORDER_UNKNOWN,
     ORDER_UPDATE,
     POSITION,
     RECONCILE,
@@ -31,6 +37,7 @@ from workbench.journal.events import (
     SESSION_START,
     SIGNAL,
     STATE,
+    UNMATCHED_UPDATE,
     Event,
     JournalCorrupt,
     JournalError,
@@ -54,4 +61,6 @@ __all__ = [
     "BAR", "SIGNAL", "RISK_DECISION", "INTENT", "BROKER_REQUEST", "BROKER_REPLY",
     "ORDER_UPDATE", "FILL", "POSITION", "EQUITY", "HEARTBEAT", "ALERT", "CONFIG", "COMMAND",
     "STATE", "RECONCILE", "SESSION_START", "SESSION_END", "ERROR",
+    "ACCOUNT_SNAPSHOT", "ORDER_LEG", "ORDER_UNKNOWN", "ORDER_SETTLED", "UNMATCHED_UPDATE",
+    "ORDER_EVENT_TYPES", "LEGACY_ALIASES",
 ]

@@ -49,11 +49,14 @@ VIEWS = {
 
 _ENVELOPE = '{"type":"VARCHAR","seq":"VARCHAR","ts":"VARCHAR","payload":"JSON"}'
 _DEC = "DECIMAL(38, 10)"
-# the order manager's own names for some order events (workbench.orders, for now)
-_ORDER_ALIASES = ("order_intent", "order_leg", "order_unknown", "order_settled",
-                  "unmatched_update")
-_ORDER_TYPES = (ev.INTENT, ev.BROKER_REQUEST, ev.BROKER_REPLY, ev.ORDER_UPDATE, *_ORDER_ALIASES)
-_STATUS_OF_TYPE = {ev.INTENT: "new", "order_intent": "new", "order_unknown": "unknown"}
+# the order events, and the old spellings of them that journals written before the names
+# were unified still hold (read as the type they stand for)
+_ORDER_ALIASES = tuple(old for old, new in ev.LEGACY_ALIASES.items()
+                       if new in ev.ORDER_EVENT_TYPES)
+_ORDER_TYPES = (*ev.ORDER_EVENT_TYPES, *_ORDER_ALIASES)
+_STATUS_OF_TYPE = {ev.INTENT: "new", ev.ORDER_UNKNOWN: "unknown"}
+_STATUS_OF_TYPE.update({old: _STATUS_OF_TYPE[ev.canonical_type(old)] for old in _ORDER_ALIASES
+                        if ev.canonical_type(old) in _STATUS_OF_TYPE})
 
 # output column -> (JSON paths tried in order, SQL type or None for text)
 _ORDER_FIELDS = {

@@ -46,8 +46,10 @@ from workbench.secrets import redact, secret_values
 __all__ = [
     "BAR", "SIGNAL", "RISK_DECISION", "INTENT", "BROKER_REQUEST", "BROKER_REPLY",
     "ORDER_UPDATE", "FILL", "POSITION", "EQUITY", "HEARTBEAT", "ALERT", "CONFIG", "COMMAND",
-    "STATE", "RECONCILE", "SESSION_START", "SESSION_END", "ERROR", "EVENT_TYPES",
-    "LINE_PREFIX", "Event", "JournalError", "JournalLocked", "JournalCorrupt",
+    "STATE", "RECONCILE", "SESSION_START", "SESSION_END", "ERROR", "ACCOUNT_SNAPSHOT",
+    "ORDER_LEG", "ORDER_UNKNOWN", "ORDER_SETTLED", "UNMATCHED_UPDATE", "EVENT_TYPES",
+    "ORDER_EVENT_TYPES", "LEGACY_ALIASES", "canonical_type", "LINE_PREFIX", "Event",
+    "JournalError", "JournalLocked", "JournalCorrupt",
     "encode_event", "decode_event", "make_payload", "to_model",
 ]
 
@@ -70,6 +72,12 @@ RECONCILE = "reconcile"
 SESSION_START = "session_start"
 SESSION_END = "session_end"
 ERROR = "error"
+# the order manager's own kinds (workbench.orders), with no more general name above
+ACCOUNT_SNAPSHOT = "account_snapshot"  # the broker's account at a run's start (durable)
+ORDER_LEG = "order_leg"  # a bracket leg (or an open order) learned from the broker
+ORDER_UNKNOWN = "order_unknown"  # a broker call whose outcome is not known
+ORDER_SETTLED = "order_settled"  # an UNKNOWN order looked up: found or never arrived
+UNMATCHED_UPDATE = "unmatched_update"  # a broker update for an order this run did not place
 
 LINE_PREFIX = '{"type":"%s",'  # every line starts so (types are plain words)
 _TYPE_WORD = re.compile(r"[a-z][a-z0-9_]{0,47}")
@@ -77,8 +85,23 @@ _TYPE_WORD = re.compile(r"[a-z][a-z0-9_]{0,47}")
 EVENT_TYPES = frozenset({
     BAR, SIGNAL, RISK_DECISION, INTENT, BROKER_REQUEST, BROKER_REPLY, ORDER_UPDATE, FILL,
     POSITION, EQUITY, HEARTBEAT, ALERT, CONFIG, COMMAND, STATE, RECONCILE, SESSION_START,
-    SESSION_END, ERROR,
+    SESSION_END, ERROR, ACCOUNT_SNAPSHOT, ORDER_LEG, ORDER_UNKNOWN, ORDER_SETTLED,
+    UNMATCHED_UPDATE,
 })
+
+# the events about one order (keyed by ``client_order_id``), as the catalog's orders view reads
+ORDER_EVENT_TYPES = (INTENT, BROKER_REQUEST, BROKER_REPLY, ORDER_UPDATE, ORDER_LEG,
+                     ORDER_UNKNOWN, ORDER_SETTLED, UNMATCHED_UPDATE)
+
+# old spellings still found in journals written before the names were unified (run folders
+# on users' machines): replay and the catalog read them as the type they map to; nothing
+# writes them any more
+LEGACY_ALIASES = {"order_intent": INTENT}
+
+
+def canonical_type(kind: str) -> str:
+    """``kind`` with an old spelling (:data:`LEGACY_ALIASES`) replaced by today's name."""
+    return LEGACY_ALIASES.get(kind, kind)
 
 _MODELS = {cls.__name__: cls for cls in (model.Signal, model.OrderIntent, model.Order,
                                          model.Fill, model.Position, model.Account)}

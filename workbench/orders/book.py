@@ -9,6 +9,11 @@ still NEW at the end of a replayed journal had its intent journaled but no reply
 process died around the broker call, so :func:`rebuild` marks it UNKNOWN (unknown since
 the intent's time), to be settled by lookup, never resent.
 
+Event types are the journal's constants (:mod:`workbench.journal.events`: constants only,
+this package never writes a journal itself). Journals written before the names were
+unified call the intent ``order_intent``; :func:`apply` reads an old spelling as today's
+name (:func:`~workbench.journal.events.canonical_type`), so such runs still rebuild.
+
 A fill or status report the state table refuses is an *anomaly*: recorded (the
 reconciliation reports it and the session halts), never silently dropped; the fill still
 moves cash and positions, because the money moved at the broker.
@@ -23,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.journal import events as ev
 from workbench.model import Fill, Order, OrderStatus
 from workbench.orders import codec
 from workbench.orders.ledger import Ledger
@@ -31,9 +37,9 @@ from workbench.orders.states import Event, EventKind, IllegalTransition, catch_u
 __all__ = ["EVENT_TYPES", "OrderBook", "apply", "rebuild"]
 
 S = OrderStatus
-EVENT_TYPES = ("account_snapshot", "order_intent", "broker_request", "broker_reply",
-               "order_unknown", "order_settled", "order_leg", "order_update", "fill",
-               "unmatched_update", "position", "reconcile")
+EVENT_TYPES = (ev.ACCOUNT_SNAPSHOT, ev.INTENT, ev.BROKER_REQUEST, ev.BROKER_REPLY,
+               ev.ORDER_UNKNOWN, ev.ORDER_SETTLED, ev.ORDER_LEG, ev.ORDER_UPDATE, ev.FILL,
+               ev.UNMATCHED_UPDATE, ev.POSITION, ev.RECONCILE)
 
 
 @dataclass
@@ -159,14 +165,15 @@ def _unmatched(book: OrderBook, p: dict) -> None:
                           "that this run did not place")
 
 
-_REDUCERS = {"account_snapshot": _snapshot, "order_intent": _intent, "broker_reply": _reply,
-             "order_unknown": _unknown, "order_settled": _settled, "order_leg": _register,
-             "order_update": _update, "fill": _fill, "unmatched_update": _unmatched}
+_REDUCERS = {ev.ACCOUNT_SNAPSHOT: _snapshot, ev.INTENT: _intent, ev.BROKER_REPLY: _reply,
+             ev.ORDER_UNKNOWN: _unknown, ev.ORDER_SETTLED: _settled, ev.ORDER_LEG: _register,
+             ev.ORDER_UPDATE: _update, ev.FILL: _fill, ev.UNMATCHED_UPDATE: _unmatched}
 
 
 def apply(book: OrderBook, event_type: str, payload: dict) -> None:
-    """Move ``book`` by one journaled event (other event types are ignored)."""
-    reducer = _REDUCERS.get(event_type)
+    """Move ``book`` by one journaled event (other event types are ignored; an old
+    spelling of a type, as journals before the unified names hold, counts as today's)."""
+    reducer = _REDUCERS.get(ev.canonical_type(event_type))
     if reducer is not None:
         reducer(book, payload)
 
@@ -189,8 +196,9 @@ def rebuild(events: Iterable[Any]) -> OrderBook:
     intents: dict[str, pd.Timestamp] = {}
     for event in events:
         kind, payload = _split(event)
+        kind = ev.canonical_type(kind)
         apply(book, kind, payload)
-        if kind == "order_intent":
+        if kind == ev.INTENT:
             intents[payload["client_order_id"]] = codec.ts(payload["time"])
     for cid, order in list(book.orders.items()):
         if order.status is S.NEW:  # intent journaled, reply never journaled

@@ -2,7 +2,7 @@
 
     manager = OrderManager(broker, journal, clock)      # journal: append / append_durable
     manager.start()                                     # a new run: the broker's account
-    manager.place(intent)        # order_intent (durable) -> broker_request -> broker_reply
+    manager.place(intent)        # intent (durable) -> broker_request -> broker_reply
     manager.process_updates()    # stream: fills (de-duplicated by execution id), statuses
     manager.settle_unknown()     # UNKNOWN orders looked up by client id, never resent blindly
     manager.reconcile()          # at a restart: adopt what is explained, list the rest
@@ -40,6 +40,7 @@ from workbench.brokers.base import (
     RateLimited,
     TemporaryBrokerError,
 )
+from workbench.journal import events as ev
 from workbench.model import Account, Fill, Order, OrderIntent, OrderStatus, Position
 from workbench.orders import codec
 from workbench.orders.book import OrderBook, apply, rebuild
@@ -121,7 +122,7 @@ class OrderManager:
         executions = {f.execution_id for o in open_orders if o.filled_quantity > 0
                       for f in self.broker.fills(o.client_order_id)}
         executions |= {f.execution_id for f in self.broker.fills(since=self.clock.now())}
-        self._emit("account_snapshot", durable=True, cash=account.cash,
+        self._emit(ev.ACCOUNT_SNAPSHOT, durable=True, cash=account.cash,
                    positions=[codec.position_payload(p) for p in account.positions.values()],
                    open_orders=[codec.order_payload(o) for o in open_orders],
                    executions=sorted(executions))
@@ -132,12 +133,12 @@ class OrderManager:
         cid = intent.client_order_id
         if cid in self.book.orders:
             return self.book.orders[cid]  # one broker order per intent, ever
-        self._emit("order_intent", durable=True, **codec.intent_payload(intent))
+        self._emit(ev.INTENT, durable=True, **codec.intent_payload(intent))
         return self._send(intent, "submit")
 
     def _send(self, intent: OrderIntent, action: str) -> Order:
         cid = intent.client_order_id
-        self._emit("broker_request", client_order_id=cid, action=action)
+        self._emit(ev.BROKER_REQUEST, client_order_id=cid, action=action)
         try:
             reply = self.broker.submit(intent)
         except DuplicateClientOrderId as e:
@@ -151,7 +152,7 @@ class OrderManager:
             if self.book.orders[cid].status is S.UNKNOWN:
                 self._reply(cid, "unknown", action, reason=repr(e))
             else:
-                self._emit("order_unknown", client_order_id=cid, action=action, error=repr(e))
+                self._emit(ev.ORDER_UNKNOWN, client_order_id=cid, action=action, error=repr(e))
             if not isinstance(e, TemporaryBrokerError):
                 raise
         else:
@@ -161,14 +162,14 @@ class OrderManager:
         return self.book.orders[cid]
 
     def _reply(self, cid: str, outcome: str, action: str = "submit", **fields) -> None:
-        self._emit("broker_reply", client_order_id=cid, action=action, outcome=outcome, **fields)
+        self._emit(ev.BROKER_REPLY, client_order_id=cid, action=action, outcome=outcome, **fields)
 
     def cancel(self, client_order_id: str) -> Order:
         """Ask the broker to cancel; the outcome arrives as an update (drained here)."""
         order = self.book.orders[client_order_id]
         if order.status.is_terminal:
             return order
-        self._emit("broker_request", client_order_id=client_order_id, action="cancel")
+        self._emit(ev.BROKER_REQUEST, client_order_id=client_order_id, action="cancel")
         try:
             self.broker.cancel(client_order_id)
         except (OrderNotFound, OrderRejected) as e:  # gone, filled or ended meanwhile
@@ -197,7 +198,7 @@ class OrderManager:
         order = update.order
         if order.client_order_id not in self.book.orders:
             if order.parent_id not in self.book.orders:
-                self._emit("unmatched_update", client_order_id=order.client_order_id,
+                self._emit(ev.UNMATCHED_UPDATE, client_order_id=order.client_order_id,
                            event=update.event, symbol=order.symbol, side=order.side,
                            quantity=order.quantity, status=order.status,
                            execution_id=update.fill.execution_id if update.fill else None)
@@ -212,7 +213,7 @@ class OrderManager:
         """Register bracket legs as ACCEPTED; their fills and updates then move them."""
         for leg in ((order,) if as_leg else order.legs):
             if leg.client_order_id not in self.book.orders:
-                self._emit("order_leg", **{**codec.order_payload(leg), "status": S.ACCEPTED,
+                self._emit(ev.ORDER_LEG, **{**codec.order_payload(leg), "status": S.ACCEPTED,
                                            "filled_quantity": "0", "average_price": None})
 
     def _record_fill(self, fill: Fill, source: str) -> bool:
@@ -220,14 +221,14 @@ class OrderManager:
         and ``positions`` views) the order and the position it left."""
         if fill.execution_id in self.book.executions:
             return False
-        self._emit("fill", source=source, **codec.fill_payload(fill))
+        self._emit(ev.FILL, source=source, **codec.fill_payload(fill))
         order = self.book.orders.get(fill.client_order_id)
         if order is not None:
-            self._emit("order_update", client_order_id=order.client_order_id,
+            self._emit(ev.ORDER_UPDATE, client_order_id=order.client_order_id,
                        status=order.status, filled_quantity=order.filled_quantity,
                        average_price=order.average_price,
                        broker_order_id=order.broker_order_id, source="fill")
-        self._emit("position", **codec.position_payload(self.book.ledger.positions[fill.symbol]))
+        self._emit(ev.POSITION, **codec.position_payload(self.book.ledger.positions[fill.symbol]))
         return True
 
     def _record_status(self, order: BrokerOrder, source: str) -> None:
@@ -237,13 +238,13 @@ class OrderManager:
                 return  # stale or already known
         except IllegalTransition:
             pass  # journaled all the same: the book records the anomaly
-        self._emit("order_update", client_order_id=order.client_order_id, status=order.status,
+        self._emit(ev.ORDER_UPDATE, client_order_id=order.client_order_id, status=order.status,
                    filled_quantity=ours.filled_quantity, average_price=ours.average_price,
                    broker_order_id=order.broker_order_id, reason=order.reason, source=source)
 
     def sync(self, client_order_id: str) -> Order:
         """Look the order up and adopt the broker's view (its legs, fills, then status)."""
-        self._emit("broker_request", client_order_id=client_order_id, action="lookup")
+        self._emit(ev.BROKER_REQUEST, client_order_id=client_order_id, action="lookup")
         try:
             found = self.broker.get_order(client_order_id)
         except TemporaryBrokerError as e:
@@ -257,13 +258,13 @@ class OrderManager:
 
     def _mark_unknown(self, cid: str, action: str, error) -> None:
         if self.book.orders[cid].status in (S.NEW, S.ACCEPTED, S.PARTIALLY_FILLED):
-            self._emit("order_unknown", client_order_id=cid, action=action, error=str(error))
+            self._emit(ev.ORDER_UNKNOWN, client_order_id=cid, action=action, error=str(error))
 
     def adopt(self, order: BrokerOrder, source: str) -> None:
         """Bring a known order (and its legs) up to the broker's view of it."""
         cid = order.client_order_id
         if self.book.orders[cid].status is S.UNKNOWN:
-            self._emit("order_settled", client_order_id=cid, found=True, status=order.status,
+            self._emit(ev.ORDER_SETTLED, client_order_id=cid, found=True, status=order.status,
                        broker_order_id=order.broker_order_id)
         self._learn_legs(order)
         for member in (order, *order.legs):
@@ -288,7 +289,7 @@ class OrderManager:
             elif self._never_arrived(cid) and resend:
                 self._send(self.book.orders[cid].intent, "resubmit")
             elif self._never_arrived(cid):
-                self._emit("order_settled", client_order_id=cid, found=False, reason=NEVER_ARRIVED)
+                self._emit(ev.ORDER_SETTLED, client_order_id=cid, found=False, reason=NEVER_ARRIVED)
             if self.book.orders[cid].status is not S.UNKNOWN:
                 settled.append(self.book.orders[cid])
         return settled
@@ -321,7 +322,7 @@ class OrderManager:
             for o in final.adopted_orders if o.client_order_id in self.book.orders]
         result = Reconciliation(final.differences + tuple(leftover), first.adopted_fills,
                                 first.adopted_orders)
-        self._emit("reconcile", ok=result.ok,
+        self._emit(ev.RECONCILE, ok=result.ok,
                    differences=[str(d) for d in result.differences],
                    adopted_fills=[f.execution_id for f in result.adopted_fills],
                    adopted_orders=[o.client_order_id for o in result.adopted_orders])

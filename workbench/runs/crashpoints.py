@@ -21,6 +21,7 @@ import signal
 from typing import Any
 
 from workbench.errors import ConfigError
+from workbench.journal import events as ev
 
 __all__ = ["CRASH_ENV", "POINTS", "CrashPoint", "wrap"]
 
@@ -52,16 +53,16 @@ class _Sink:
         self._journal, self._crash = journal, crash
 
     def append(self, kind: str, *args: Any, **fields: Any):
-        if kind == "broker_reply":
+        if kind == ev.BROKER_REPLY:
             self._crash.reached("before_reply")
         event = self._journal.append(kind, *args, **fields)
-        if kind == "fill":
+        if kind == ev.FILL:
             self._crash.reached("fill")
         return event
 
     def append_durable(self, kind: str, *args: Any, **fields: Any):
         event = self._journal.append_durable(kind, *args, **fields)
-        if kind == "order_intent":
+        if kind == ev.INTENT:
             self._crash.reached("intent_journaled")
         return event
 

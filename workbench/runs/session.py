@@ -53,6 +53,7 @@ from workbench.data.timeframe import Timeframe
 from workbench.engine import Engine, ReplayFeed, bar_close, load_sessions
 from workbench.engine.engine import LatencyStats
 from workbench.errors import ConfigError, DataError
+from workbench.journal import events as ev
 from workbench.model import to_decimal
 from workbench.risk import RiskGateway, RiskSettings
 from workbench.runs import crashpoints
@@ -130,7 +131,7 @@ class _Session:
         self._commands()
         self.clock.set(max(self.clock.now(), bar_close(row.time, self.engine.window.timeframe)))
         present = np.flatnonzero(row.present)
-        self.journal.append("bar", bar_time=row.time, symbols=len(present),
+        self.journal.append(ev.BAR, bar_time=row.time, symbols=len(present),
                             volume=float(np.nansum(row.field("volume"))))
         bars = {row.symbols[j]: row.values[:, j] for j in present}
         self.broker.on_bars(row.time, bars)
@@ -143,7 +144,7 @@ class _Session:
             self._send(intent, ctx)
         decision = self.engine.on_bars(row)
         for sig in decision.signals:
-            self.journal.append("signal", sig)
+            self.journal.append(ev.SIGNAL, sig)
         for intent in self.trader.from_signals(decision.signals, self.last_prices):
             self._send(intent, ctx)
         latency = time.perf_counter() - (row.received or time.perf_counter())
@@ -167,7 +168,7 @@ class _Session:
 
     def _commands(self) -> None:
         for cmd in self.control.poll():
-            self.journal.append("command", command=cmd.command, reason=cmd.reason,
+            self.journal.append(ev.COMMAND, command=cmd.command, reason=cmd.reason,
                                 operator=cmd.operator, sent_at=cmd.sent_at, file=cmd.name)
             if cmd.command == "halt":
                 self.risk.halt(cmd.reason, operator=cmd.operator)
@@ -180,11 +181,11 @@ class _Session:
         return self.manager.account().equity(self.last_prices)
 
     def _equity(self, **extra) -> None:
-        self.journal.append("equity", equity=self.equity(), cash=self.manager.cash,
+        self.journal.append(ev.EQUITY, equity=self.equity(), cash=self.manager.cash,
                             pnl=self.equity() - self.start_equity, **extra)
 
     def heartbeat(self) -> None:
-        self.journal.append("heartbeat", wall=self.wall.now(), bars=self.bars,
+        self.journal.append(ev.HEARTBEAT, wall=self.wall.now(), bars=self.bars,
                             state=str(self.risk.state), orders=self.orders,
                             positions=len(self.manager.positions()))
 
@@ -237,22 +238,22 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     sink, wrapped = crashpoints.wrap(journal, broker)
     risk = RiskGateway(risk_settings, clock, journal)
     manager, check, events = start_manager(wrapped, sink, clock, record, broker_path, journal)
-    starts = [e for e in events if e.type == "session_start"]
-    resume_at = max((pd.Timestamp(e.payload["bar_time"]) for e in events if e.type == "bar"),
+    starts = [e for e in events if e.type == ev.SESSION_START]
+    resume_at = max((pd.Timestamp(e.payload["bar_time"]) for e in events if e.type == ev.BAR),
                     default=None)
-    for e in [e for e in events if e.type == "state"][-1:]:
+    for e in [e for e in events if e.type == ev.STATE][-1:]:
         risk.restore(e.payload)
     start_equity = (Decimal(starts[0].payload["start_equity"]) if starts
                     else wrapped.account().equity({}))
     if starts and starts[0].payload.get("accounts", "shared") != sizing.accounts:
         raise ConfigError(f"run {record.run_id} trades with accounts="
                           f"{starts[0].payload.get('accounts', 'shared')!r}: restart it so")
-    journal.append("session_start", replay_date=str(pd.Timestamp(replay_date).date()),
+    journal.append(ev.SESSION_START, replay_date=str(pd.Timestamp(replay_date).date()),
                    symbols=list(bars.symbols), strategy=engine.strategy.name,
                    params=engine.params, start_equity=start_equity, broker=str(broker_path),
                    speed=str(options["speed"]), restart=bool(starts), resume_at=resume_at,
                    accounts=sizing.accounts)
-    journal.append("config", risk=risk_settings.model_dump(mode="json"))
+    journal.append(ev.CONFIG, risk=risk_settings.model_dump(mode="json"))
     trader = Trader(record.run_id, engine.strategy.name, manager, sizing)
     session = _Session(engine, manager, risk, trader, wrapped, journal, record, clock,
                        start_equity, options)
@@ -264,7 +265,7 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     try:
         _loop(session, bars, replay_date, resume_at, options)
     except BaseException as e:
-        journal.append("error", error=f"{type(e).__name__}: {e}")
+        journal.append(ev.ERROR, error=f"{type(e).__name__}: {e}")
         _finish(session, "failed", f"{type(e).__name__}: {e}", broker_path, expire=False)
         raise
     finally:
@@ -303,7 +304,7 @@ def _finish(session: _Session, outcome: str, message: str, broker_path, expire: 
                "pnl": f"{equity - session.start_equity:f}", "state": str(session.risk.state),
                "positions": positions, "broker_path": str(broker_path),
                "latency_ms": _latency_ms(session.latency)}
-    session.journal.append("session_end", **summary)
+    session.journal.append(ev.SESSION_END, **summary)
     session.journal.sync()
     session.record.finish(outcome, error=None if outcome == "ok" else message, extra=summary)
     return SessionResult(run_id=session.record.run_id, path=str(session.record.path), **summary)

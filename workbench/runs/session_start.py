@@ -30,6 +30,7 @@ from workbench.clock import SimClock
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.fsutil import atomic_write
 from workbench.journal import Journal, JournalLocked
+from workbench.journal import events as ev
 from workbench.journal.reader import replay
 from workbench.orders import OrderManager, rebuild, reconcile
 from workbench.runs.records import MANIFEST, RunRecord
@@ -123,7 +124,7 @@ def start_manager(broker, sink, clock, record, broker_path, journal) -> tuple:
     """``(manager, check, events)``: rebuilt from the run's journaled ``events`` and
     reconciled, or new (no account snapshot yet) and checked against the broker."""
     events = replay(record.path).events
-    if any(e.type == "account_snapshot" for e in events):
+    if any(e.type == ev.ACCOUNT_SNAPSHOT for e in events):
         if isinstance(clock, SimClock):  # a replay's time goes on from where the run stopped
             clock.set(max(clock.now(), events[-1].ts))
         manager = OrderManager.from_journal(broker, sink, clock, events)
@@ -134,7 +135,7 @@ def start_manager(broker, sink, clock, record, broker_path, journal) -> tuple:
     check = previous_run_check(broker_path, broker, record)
     if check.ok:
         manager.start()
-    journal.append("reconcile", ok=check.ok, differences=check.differences,
+    journal.append(ev.RECONCILE, ok=check.ok, differences=check.differences,
                    message=check.message, adopted_fills=[], adopted_orders=[])
     return manager, check, events
 

@@ -13,17 +13,20 @@ import pandas as pd
 
 from workbench.clock import LiveClock
 from workbench.journal import catalog
+from workbench.journal import events as ev
 
 __all__ = ["session_status"]
-
-_LAST = """
-SELECT run_id, type, arg_max(payload, seq) AS payload
-FROM events WHERE type IN ('heartbeat', 'state', 'equity') AND run_id IN ({ids})
-GROUP BY run_id, type"""
 
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+_LAST = f"""
+SELECT run_id, type, arg_max(payload, seq) AS payload
+FROM events WHERE type IN ({", ".join(map(_quote, (ev.HEARTBEAT, ev.STATE, ev.EQUITY)))})
+AND run_id IN ({{ids}})
+GROUP BY run_id, type"""
 
 
 def session_status(root=None, clock=None) -> list[dict]:
@@ -43,15 +46,15 @@ def session_status(root=None, clock=None) -> list[dict]:
     now = (clock or LiveClock()).now()
     out = []
     for run_id, kind, status, outcome, started, ended in runs:
-        beat = last.get((run_id, "heartbeat"), {})
-        equity = last.get((run_id, "equity"), {})
+        beat = last.get((run_id, ev.HEARTBEAT), {})
+        equity = last.get((run_id, ev.EQUITY), {})
         age = (now - pd.Timestamp(beat["wall"])).total_seconds() if beat.get("wall") else None
         out.append({
             "run_id": run_id, "kind": kind, "status": status, "outcome": outcome,
             "started_at": str(started) if started else None,
             "ended_at": str(ended) if ended else None, "heartbeat_age_s": age,
             "bars": beat.get("bars"), "equity": equity.get("equity"), "pnl": equity.get("pnl"),
-            "risk_state": last.get((run_id, "state"), {}).get("state", "active"),
+            "risk_state": last.get((run_id, ev.STATE), {}).get("state", "active"),
             "positions": {s: str(q.normalize()) for r, s, q in pos if r == run_id},
         })
     return out
