@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from workbench.clock import Clock
+from workbench.journal.events import ALERT, RISK_DECISION, STATE
 from workbench.model import OrderIntent, TradingState
 from workbench.risk.checks import (
     APPROVED,
@@ -251,7 +252,7 @@ class RiskGateway:
             self._journal_state(previous, switch, operator)
         for a in actions:
             if isinstance(a, Alert):
-                self._sink.append("alert", level=a.level, switch=a.switch, message=a.message,
+                self._sink.append(ALERT, level=a.level, switch=a.switch, message=a.message,
                                   at=self._clock.now().isoformat())
         if queue:
             self._queued += actions
@@ -270,7 +271,7 @@ class RiskGateway:
     def _journal_state(self, previous: TradingState, switch: str | None,
                        operator: str | None) -> None:
         self._sink.append(
-            "state", state=str(self._state), previous=str(previous), reason=self._reason,
+            STATE, state=str(self._state), previous=str(previous), reason=self._reason,
             switch=switch, operator=operator,
             halted_for_day=self._halt_day.isoformat() if self._halt_day else None,
             flatten=self._flatten, entries_blocked=dict(self._blocks),
@@ -280,7 +281,7 @@ class RiskGateway:
 
     def _journal_decision(self, intent: OrderIntent, decision: Decision) -> None:
         self._sink.append(
-            "risk_decision", client_order_id=intent.client_order_id, symbol=intent.symbol,
+            RISK_DECISION, client_order_id=intent.client_order_id, symbol=intent.symbol,
             side=str(intent.side), quantity=str(intent.quantity),
             order_type=str(intent.order_type), intent_reason=intent.reason,
             approved=decision.approved, check=getattr(decision, "check", None),
