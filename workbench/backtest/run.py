@@ -15,6 +15,7 @@ of the accounts. Signals come as entries/exits (and short entries/exits with
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any
 
@@ -40,6 +41,16 @@ def _as_strategy(strategy) -> Strategy:
     raise StrategyError(
         f"backtest needs a strategy (a @wb.strategy function), got {type(strategy).__name__}"
     )
+
+
+def build_settings(options: dict[str, Any], ppy: float | None = None) -> tuple[CostModel, SimOptions]:
+    """The cost model and simulation options from backtest keywords (a subset of OPTIONS);
+    each bad value is a ``ConfigError`` naming it. The one place keywords become settings."""
+    cost_names = {f.name for f in dataclasses.fields(CostModel)}
+    costs = CostModel(**{k: v for k, v in options.items() if k in cost_names})
+    sim = SimOptions(**{k: v for k, v in options.items() if k not in cost_names},
+                     periods_per_year=ppy)
+    return costs, sim
 
 
 def check_option_names(strategy: Strategy) -> None:
@@ -97,10 +108,11 @@ def backtest(
     check_option_names(strat)
     if not isinstance(bars, Bars):
         raise DataError(f"backtest needs wb.Bars, got {type(bars).__name__}")
-    costs = CostModel(fees_bps=fees_bps, fee_per_share=fee_per_share, slippage_bps=slippage_bps)
-    options = SimOptions(fill=fill, shares=shares, cash=cash, size=size, direction=direction,
-                         sl_stop=sl_stop, tp_stop=tp_stop,
-                         periods_per_year=periods_per_year(bars.timeframe, bars.index))
+    costs, options = build_settings(
+        dict(fill=fill, fees_bps=fees_bps, fee_per_share=fee_per_share,
+             slippage_bps=slippage_bps, shares=shares, cash=cash, size=size,
+             direction=direction, sl_stop=sl_stop, tp_stop=tp_stop),
+        periods_per_year(bars.timeframe, bars.index))
     resolved = strat.params(**params)
     signals = strat(bars, **resolved)
     if signals.kind == "weights":

@@ -43,7 +43,7 @@ from workbench.backtest import chunks as C
 from workbench.backtest.costs import CostModel
 from workbench.backtest.grid import Grid
 from workbench.backtest.metrics import periods_per_year
-from workbench.backtest.run import OPTIONS, backtest, check_option_names
+from workbench.backtest.run import OPTIONS, backtest, build_settings, check_option_names
 from workbench.backtest.simulate import SimOptions
 from workbench.backtest.sweep_book import BookAccumulator, book_metrics, book_returns
 from workbench.backtest.sweep_job import COLUMN_METRICS, SweepJob
@@ -80,13 +80,8 @@ def _settings(bars: Bars, given: dict[str, Any]) -> tuple[CostModel, SimOptions]
         if isinstance(value, Iterable) and not isinstance(value, str):
             raise ConfigError(f"sweep: the backtest option {name} takes one value for the whole "
                               f"sweep, got {type(value).__name__}")
-    o = {**OPTION_DEFAULTS, **given}
-    costs = CostModel(fees_bps=o["fees_bps"], fee_per_share=o["fee_per_share"],
-                      slippage_bps=o["slippage_bps"])
-    options = SimOptions(fill=o["fill"], shares=o["shares"], cash=o["cash"], size=o["size"],
-                         direction=o["direction"], sl_stop=o["sl_stop"], tp_stop=o["tp_stop"],
-                         periods_per_year=periods_per_year(bars.timeframe, bars.index))
-    return costs, options
+    return build_settings({**OPTION_DEFAULTS, **given},
+                          periods_per_year(bars.timeframe, bars.index))
 
 
 def _probe(strategy: Strategy, bars: Bars, params: dict, direction: str) -> None:

@@ -152,12 +152,23 @@ class Store:
         fsync_dir(directory)
         return final
 
-    def _stored(self, timeframe: Timeframe, symbol: str) -> pd.DataFrame:
+    def _stored(self, timeframe: Timeframe, symbol: str,
+                since: pd.Timestamp) -> tuple[pd.DataFrame, float | None]:
+        """Stored bars of ``symbol`` at or after ``since`` (all a new batch can collide with),
+        and the last stored close (the validator's reference). Files are named by their
+        first and last bar, so files that end before ``since`` are not opened at all."""
         files = self.files(timeframe, [symbol])
+        empty = pd.DataFrame({f: pd.Series(dtype=float) for f in ("ts", *FIELDS)})
         if not files:
-            return pd.DataFrame({f: pd.Series(dtype=float) for f in ("ts", *FIELDS)})
-        table = pa.concat_tables(pq.read_table(f, schema=_BAR_SCHEMA) for f in files)
-        return table.to_pandas().sort_values("ts", ignore_index=True)
+            return empty, None
+        latest = max(files, key=_file_last)
+        tail = pq.read_table(latest, columns=["ts", "close"]).to_pandas()
+        ref = float(tail.loc[tail["ts"].idxmax(), "close"])
+        overlap = [f for f in files if _file_last(f) >= since.floor("s")]
+        if not overlap:
+            return empty, ref
+        table = pa.concat_tables(pq.read_table(f, schema=_BAR_SCHEMA) for f in overlap)
+        return table.to_pandas().sort_values("ts", ignore_index=True), ref
 
     def write(self, bars: pd.DataFrame, timeframe: str | Timeframe, source: str = "import",
               spike_band: float = 0.5, progress: bool = False) -> WriteReport:
@@ -176,8 +187,8 @@ class Store:
 
     def _write_symbol(self, symbol: str, rows: pd.DataFrame, tf: Timeframe, source: str,
                       spike_band: float, report: WriteReport) -> None:
-        stored = self._stored(tf, symbol)
-        ref = {symbol: float(stored["close"].iloc[-1])} if len(stored) else None
+        stored, last_close = self._stored(tf, symbol, rows["ts"].min())
+        ref = {symbol: last_close} if last_close is not None else None
         checked = validate(rows, spike_band=spike_band, reference_close=ref)
         report.symbols.append(symbol)
         for reason, n in checked.counts.items():
@@ -251,6 +262,11 @@ class Store:
 
 def open_store(root: str | Path | None = None) -> Store:
     return Store(root)
+
+
+def _file_last(path: Path) -> pd.Timestamp:
+    """The last bar time a store file's name records (``<first>_<last>_<digest>``), UTC, to the second."""
+    return pd.Timestamp(path.stem.split("_")[1], tz="UTC")
 
 
 def _stem(ts: pd.Series) -> str:

@@ -268,6 +268,13 @@ class NotionalCap:
         return APPROVED
 
 
+def _exposure_change(intent, ctx) -> tuple[Decimal, Decimal]:
+    """The symbol's worst-case gross exposure before and after ``intent``, at one price."""
+    price = reference_price(intent, ctx)
+    return (symbol_exposure(ctx, intent.symbol, price=price),
+            symbol_exposure(ctx, intent.symbol, intent, price=price))
+
+
 @dataclass(frozen=True, slots=True)
 class SymbolExposureCap:
     """Worst-case gross exposure of the order's symbol stays within ``cap`` (or falls)."""
@@ -276,9 +283,7 @@ class SymbolExposureCap:
     name: str = "symbol_exposure_cap"
 
     def check(self, intent, ctx):
-        price = reference_price(intent, ctx)
-        before = symbol_exposure(ctx, intent.symbol, price=price)
-        after = symbol_exposure(ctx, intent.symbol, intent, price=price)
+        before, after = _exposure_change(intent, ctx)
         if after > before and after > self.cap:
             return Denied(f"{intent.symbol} exposure would be {_money(after)}, above the "
                           f"per-symbol cap {_money(self.cap)}", self.name)
@@ -294,9 +299,7 @@ class TotalExposureCap:
     name: str = "total_exposure_cap"
 
     def check(self, intent, ctx):
-        price = reference_price(intent, ctx)
-        before = symbol_exposure(ctx, intent.symbol, price=price)
-        after = symbol_exposure(ctx, intent.symbol, intent, price=price)
+        before, after = _exposure_change(intent, ctx)
         if after <= before:
             return APPROVED
         limit = min(self.cap, max(self.leverage * ctx.current_equity(), _ZERO))

@@ -20,7 +20,6 @@ record exists, a failure finishes it ``failed`` with the error and raises
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import inspect
 from dataclasses import dataclass
@@ -183,12 +182,9 @@ def select_bars(data: DataChoice, defaults: dict[str, Any] | None = None,
 
 def check_options(options: dict[str, Any]) -> None:
     """Refuse a bad backtest option value now (``ConfigError`` naming it), not mid-run."""
-    from workbench.backtest.costs import CostModel
-    from workbench.backtest.simulate import SimOptions
+    from workbench.backtest.run import build_settings
 
-    cost_names = {f.name for f in dataclasses.fields(CostModel)}
-    CostModel(**{k: v for k, v in options.items() if k in cost_names})
-    SimOptions(**{k: v for k, v in options.items() if k not in cost_names})
+    build_settings(options)
 
 
 @dataclass
