@@ -15,7 +15,7 @@ wall time and throughput in bars/s, and whether the targets hold: p99 <= 50 ms p
 timestamp and a full day replayed in <= 60 s.
 
 ``--path session`` measures the acceptance's full path instead: the last day replayed by
-``workbench.runs.session.run_session`` (speed "max", default accounts and risk settings,
+``workbench.session.runner.run_session`` (speed "max", default accounts and risk settings,
 HISTORY_DAYS earlier sessions preloaded, 1 by default as the session's) with the same
 strategy, in a temporary WORKBENCH_HOME. Per timestamp, from the row's arrival to the end
 of placing its orders: broker.on_bars, process_updates, the risk gateway's on_bar, the
@@ -40,7 +40,7 @@ from workbench.data.store import Store
 from workbench.data.synth import synthesize
 from workbench.engine import Decision, Engine, ReplayFeed, load_sessions
 from workbench.journal.reader import replay as read_journal
-from workbench.runs.session import run_session
+from workbench.session.runner import run_session
 
 P99_TARGET_MS = 50.0
 DAY_TARGET_S = 60.0

@@ -193,7 +193,7 @@ def child_sweep(args) -> dict:
 
 
 def child_vectorbt(args) -> dict:
-    from workbench.backtest.chunks import parse_bytes
+    from workbench.backtesting.sweeps.chunks import parse_bytes
 
     limit = parse_bytes(BUDGET)
     bars = make_bars(args.big_symbols, args.big_bars, seed=3)

@@ -1,7 +1,7 @@
 """An independent, event-driven reference backtester (test support, not product code).
 
 A plain Python loop over each symbol's bars, one event at a time, written from the rules
-in the ``workbench.backtest.simulate`` docstring and nothing else: it reads the option
+in the ``workbench.backtesting.simulation`` docstring and nothing else: it reads the option
 values of a backtest, never its code. ``tests/test_backtest_reference.py`` checks that
 ``wb.backtest`` agrees with it trade by trade on random bars, signals and options.
 

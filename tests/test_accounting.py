@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.backtest.costs import CostModel
 from workbench.brokers import SimBroker
 from workbench.brokers.sim_rules import position_after
 from workbench.model import Fill, OrderIntent, Side
+from workbench.model.costs import CostModel
 from workbench.orders.ledger import Ledger, apply_fill
 
 T0 = pd.Timestamp("2025-03-03 14:30", tz="UTC")

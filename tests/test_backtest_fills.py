@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import workbench as wb
 from tests.reference_backtest import random_market
-from workbench.backtest import CostModel, SimOptions, simulate
+from workbench.backtesting import CostModel, SimOptions, simulate
 from workbench.errors import ConfigError
 
 NAN = (math.nan,) * 4

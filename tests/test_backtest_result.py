@@ -13,8 +13,8 @@ import pytest
 
 import workbench as wb
 from tests.reference_backtest import random_market
-from workbench.backtest import CostModel, metrics
-from workbench.backtest.result import TRADE_COLUMNS
+from workbench.backtesting import CostModel, metrics
+from workbench.backtesting.result import TRADE_COLUMNS
 from workbench.data.synth import synthesize
 from workbench.errors import ConfigError, DataError, StrategyError
 
@@ -235,10 +235,12 @@ def test_import_stays_light_and_wb_backtest_is_callable_in_any_import_order():
     code = (
         "import sys, workbench as wb\n"
         "assert 'vectorbt' not in sys.modules and 'numba' not in sys.modules\n"
-        "from workbench.backtest import CostModel\n"  # binds workbench.backtest to the module
+        "import workbench.backtesting\n"  # the package is not the function: no name clash
+        "from workbench.backtesting import CostModel\n"
         "assert callable(wb.backtest) and 'vectorbt' not in sys.modules\n"
-        "from workbench.backtest import backtest\n"
-        "print(wb.backtest.__name__)\n"
+        "from workbench.backtesting import backtest\n"
+        "assert wb.backtest is backtest\n"
+        "print(wb.backtest.__module__, wb.backtest.__name__)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "workbench.backtest"
+    assert out.stdout.strip() == "workbench.backtesting.run backtest"

@@ -10,7 +10,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from tests.conftest import ROOT
 from workbench.errors import ConfigError, StrategyError
-from workbench.runs.notebook_strategy import load_notebook_strategy, plain_value
+from workbench.strategy.notebook import load_notebook_strategy, plain_value
 
 STRATEGY = '''import workbench as wb
 

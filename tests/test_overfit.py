@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from workbench.backtest.overfit import (
+from workbench.backtesting.overfit import (
     DSR,
     PBO,
     deflated_sharpe_ratio,

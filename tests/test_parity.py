@@ -21,7 +21,7 @@ from workbench.data.bars import Bars
 from workbench.data.store import Store
 from workbench.data.synth import synthesize
 from workbench.engine import ParityError, ReplayFeed, check_parity, load_sessions
-from workbench.runs.notebook_strategy import load_notebook_strategy
+from workbench.strategy.notebook import load_notebook_strategy
 
 NOTEBOOKS = ROOT / "notebooks" / "strategies"
 WB = str(BIN / "workbench")

@@ -22,9 +22,9 @@ from workbench.data.synth import synthesize
 from workbench.journal import catalog, replay
 from workbench.journal import events as ev
 from workbench.model import OrderIntent, Side
-from workbench.runs.control import send
-from workbench.runs.notebook_strategy import load_notebook_strategy
-from workbench.runs.session import run_session
+from workbench.session.control import send
+from workbench.session.runner import run_session
+from workbench.strategy.notebook import load_notebook_strategy
 
 END = "2026-11-20"
 DAYS = ("2026-11-18", "2026-11-19", "2026-11-20")

@@ -21,7 +21,6 @@ import pytest
 
 import workbench as wb
 from tests.conftest import ROOT
-from workbench.backtest.costs import CostModel
 from workbench.brokers.sim import SimBroker
 from workbench.data import calendar
 from workbench.data.store import Store
@@ -29,12 +28,13 @@ from workbench.data.synth import synthesize
 from workbench.engine import load_sessions
 from workbench.journal import events as ev
 from workbench.model import OrderIntent, OrderStatus, OrderType, Side
+from workbench.model.costs import CostModel
 from workbench.orders.states import Event, EventKind, IllegalTransition, transition
 from workbench.risk import RiskSettings
-from workbench.runs.notebook_strategy import load_notebook_strategy
-from workbench.runs.session import run_session
-from workbench.runs.session_orders import Sizing
+from workbench.session.runner import run_session
+from workbench.session.trader import Sizing
 from workbench.strategy import Strategy
+from workbench.strategy.notebook import load_notebook_strategy
 
 END = "2026-11-20"
 SYMBOLS = 4

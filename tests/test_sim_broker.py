@@ -16,8 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.backtest import SimOptions, simulate
-from workbench.backtest.costs import CostModel
+from workbench.backtesting import SimOptions, simulate
 from workbench.brokers import (
     Broker,
     DuplicateClientOrderId,
@@ -29,6 +28,7 @@ from workbench.brokers import (
     SimFaults,
 )
 from workbench.model import OrderIntent, OrderStatus, OrderType, Side, TimeInForce
+from workbench.model.costs import CostModel
 
 S = OrderStatus
 T0 = pd.Timestamp("2025-03-03 14:30", tz="UTC")

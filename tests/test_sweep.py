@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import workbench as wb
-from workbench.backtest.chunks import Chunk, parse_bytes, plan_chunks
-from workbench.backtest.sweep_job import COLUMN_METRICS
-from workbench.backtest.sweep_result import cscv_splits
+from workbench.backtesting.sweeps.chunks import Chunk, parse_bytes, plan_chunks
+from workbench.backtesting.sweeps.result import cscv_splits
+from workbench.backtesting.sweeps.worker import COLUMN_METRICS
 from workbench.data.synth import synthesize
 from workbench.errors import ConfigError, StrategyError
 

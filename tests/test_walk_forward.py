@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import workbench as wb
-from workbench.backtest.walkforward import fold_windows
+from workbench.backtesting.walkforward import fold_windows
 from workbench.data.synth import synthesize
 from workbench.errors import ConfigError
 

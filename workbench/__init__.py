@@ -30,13 +30,13 @@ __version__ = "0.1.0"
 # name -> (module, attribute or None for the module itself), imported on first access
 _LAZY = {
     "ta": ("workbench.ta", None),
-    "crossed_above": ("workbench.signals", "crossed_above"),
-    "crossed_below": ("workbench.signals", "crossed_below"),
+    "crossed_above": ("workbench.crossings", "crossed_above"),
+    "crossed_below": ("workbench.crossings", "crossed_below"),
     "lookahead_check": ("workbench.strategy.lookahead", "lookahead_check"),
     "LookaheadError": ("workbench.strategy.lookahead", "LookaheadError"),
-    "backtest": ("workbench.backtest", "backtest"),
-    "sweep": ("workbench.backtest", "sweep"),
-    "walk_forward": ("workbench.backtest", "walk_forward"),
+    "backtest": ("workbench.backtesting", "backtest"),
+    "sweep": ("workbench.backtesting", "sweep"),
+    "walk_forward": ("workbench.backtesting", "walk_forward"),
     "catalog": ("workbench.journal", "catalog"),
 }
 

@@ -5,7 +5,7 @@ calendar into the store, show what the store holds and where, then backtest the 
 research notebook's strategy on the daily bars and sweep its two parameters, each run
 recorded under ``runs/`` by the same code as ``workbench backtest`` and ``workbench sweep``;
 last, replay the last stored minute session as a paper session on the simulated broker
-with the sweep's best parameters (:mod:`workbench.runs.demo_session`, the same code as
+with the sweep's best parameters (:mod:`workbench.session.demo`, the same code as
 ``workbench session``) and show its P&L, orders and record.
 """
 
@@ -66,8 +66,8 @@ def _data(echo: Callable[[str], None], store: Store, end) -> dict:
 
 def _research(echo: Callable[[str], None], store: Store) -> dict:
     """Backtest and sweep the SMA-cross notebook's strategy on the daily bars, recorded."""
-    from workbench.runs.research import DataChoice, run_backtest
-    from workbench.runs.sweep_run import run_sweep
+    from workbench.jobs.backtest import DataChoice, run_backtest
+    from workbench.jobs.sweep import run_sweep
 
     notebook = paths.project_root() / DEMO_NOTEBOOK
     daily = DataChoice(timeframe="1Day")
@@ -88,7 +88,7 @@ def _research(echo: Callable[[str], None], store: Store) -> dict:
 
 def _session(echo: Callable[[str], None], store: Store, sweep):
     """A replayed paper session with the sweep's best parameters, recorded."""
-    from workbench.runs.demo_session import run_demo_session
+    from workbench.session.demo import run_demo_session
 
     notebook = paths.project_root() / DEMO_NOTEBOOK
     return run_demo_session(echo, store, notebook, dict(sweep.best.params), DEMO_NOTEBOOK)

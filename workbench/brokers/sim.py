@@ -10,7 +10,7 @@ State (orders, fills, positions, cash, the update stream) lives in its own SQLit
 killed at any point and a new ``SimBroker`` opened on the file knows everything it
 accepted, as a real broker would.
 
-Fill semantics, as the backtest's (``workbench.backtest.simulate``):
+Fill semantics, as the backtest's (``workbench.backtesting.simulation``):
 
 * An order fills only on a bar that starts after the order's bar: after ``intent.bar_time``
   and after the last bar this broker had seen when it accepted the order. A market order
@@ -49,7 +49,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.backtest.costs import CostModel
 from workbench.brokers.base import (
     BrokerOrder,
     BrokerUpdate,
@@ -77,6 +76,7 @@ from workbench.model import (
     Side,
     TimeInForce,
 )
+from workbench.model.costs import CostModel
 
 __all__ = ["SimBroker"]
 

@@ -1,6 +1,6 @@
 """The simulated broker's trigger rules and its fault injection.
 
-Trigger rules (the backtest's, see ``workbench.backtest.simulate``): on a bar with an open
+Trigger rules (the backtest's, see ``workbench.backtesting.simulation``): on a bar with an open
 (> 0), a high and a low,
 
 * a market order meets the bar's open;

@@ -1,9 +1,9 @@
 """``workbench backtest`` and ``workbench sweep``: a notebook's strategy, recorded in runs/.
 
 Both load the strategy from the notebook's cells tagged ``parameters`` and ``strategy``
-(see :mod:`workbench.runs.notebook_strategy`) without running the rest of it, and write
+(see :mod:`workbench.strategy.notebook`) without running the rest of it, and write
 ``runs/<run_id>/`` (manifest and results). The logic lives in
-:mod:`workbench.runs.research` and :mod:`workbench.runs.sweep_run`; this module parses
+:mod:`workbench.jobs.backtest` and :mod:`workbench.jobs.sweep`; this module parses
 and prints.
 """
 
@@ -43,7 +43,7 @@ def _data_options(fn):
 
 
 def _params(pairs: tuple[tuple[str, str], ...]) -> dict:
-    from workbench.runs.grid import parse_value
+    from workbench.cli.grid_args import parse_value
 
     out = {}
     for name, value in pairs:
@@ -54,7 +54,7 @@ def _params(pairs: tuple[tuple[str, str], ...]) -> dict:
 
 
 def _choice(symbols, timeframe, start, end):
-    from workbench.runs.research import DataChoice
+    from workbench.jobs.backtest import DataChoice
 
     return DataChoice(symbols=symbols, timeframe=timeframe, start=start, end=end)
 
@@ -78,7 +78,7 @@ def backtest(notebook: Path, symbols, timeframe, start, end, name, params, as_js
 
     Example: workbench backtest notebooks/strategies/sma_cross.ipynb -p fast 5 -p fees_bps 1
     """
-    from workbench.runs.research import format_value, run_backtest
+    from workbench.jobs.backtest import format_value, run_backtest
 
     run = run_backtest(_notebook(notebook), _params(params), name=name,
                        data=_choice(symbols, timeframe, start, end))
@@ -117,8 +117,8 @@ def sweep(notebook: Path, grids, constraint, metric, symbols, timeframe, start, 
     Example: workbench sweep notebooks/strategies/sma_cross.ipynb --grid fast=5:25:5
     --grid slow=20:60:10 --constraint "fast < slow"
     """
-    from workbench.runs.grid import parse_grid
-    from workbench.runs.sweep_run import run_sweep
+    from workbench.cli.grid_args import parse_grid
+    from workbench.jobs.sweep import run_sweep
 
     grid = dict(parse_grid(g) for g in grids)
     if len(grid) < len(grids):

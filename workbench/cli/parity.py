@@ -1,7 +1,7 @@
 """``workbench parity``: the live engine against the vectorized backtest, signal by signal.
 
 The strategy comes from a notebook (its cells tagged ``parameters`` and ``strategy``, see
-:mod:`workbench.runs.notebook_strategy`) or from ``module:function`` (a ``@wb.strategy``
+:mod:`workbench.strategy.notebook`) or from ``module:function`` (a ``@wb.strategy``
 importable from the current directory). The work is :func:`workbench.engine.check_parity`.
 """
 
@@ -23,8 +23,8 @@ __all__ = ["parity"]
 
 def load_target(target: str, name: str | None):
     """``(strategy, parameters cell values)`` from a notebook path or ``module:function``."""
-    from workbench.runs.notebook_strategy import load_notebook_strategy
     from workbench.strategy import Strategy
+    from workbench.strategy.notebook import load_notebook_strategy
 
     path = Path(target).expanduser()
     if target.endswith(".ipynb") or path.is_file():
@@ -68,7 +68,7 @@ def _symbols(option: str | None, cell: dict[str, Any], timeframe: str):
 
 
 def _params(strategy, cell: dict[str, Any], pairs) -> dict[str, Any]:
-    from workbench.runs.grid import parse_value
+    from workbench.cli.grid_args import parse_value
 
     given = {k: v for k, v in cell.items() if k in strategy.schema.names}
     given.update({n: parse_value(v) for n, v in pairs})

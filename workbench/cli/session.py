@@ -1,7 +1,7 @@
 """``workbench session``, ``status``, ``halt`` and ``resume``: a replayed paper session and
 its control channel.
 
-``session`` runs one replayed day on the simulated broker (:func:`workbench.runs.session.
+``session`` runs one replayed day on the simulated broker (:func:`workbench.session.runner.
 run_session`); ``status`` reads the catalog (never the broker); ``halt`` and ``resume``
 write command files to ``runs/<id>/control/`` (never to the broker), which the session
 carries out at its next bar.
@@ -61,7 +61,7 @@ def session(target, broker, replay_date, speed, symbols, timeframe, run_dir, bro
     Example: workbench session notebooks/strategies/sma_cross.ipynb --broker sim
     --replay 2026-11-20 --speed max --symbols 5
     """
-    from workbench.runs.session import run_session
+    from workbench.session.runner import run_session
 
     strategy, cell = load_target(target, name)
     result = run_session(strategy, _params(strategy, cell, pairs), replay_date=replay_date,
@@ -98,8 +98,8 @@ def status(as_json) -> None:
 
 
 def _send_all(command: str, run, all_runs: bool, reason: str) -> None:
-    from workbench.runs.control import send
     from workbench.runs.records import _run_dir, list_runs
+    from workbench.session.control import send
 
     if all_runs == (run is not None):
         raise ConfigError(f"{command}: give a RUN or --all")

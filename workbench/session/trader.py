@@ -1,6 +1,6 @@
 """From signals and risk actions to order intents, and the risk context of a bar.
 
-Sizing follows the backtest's (``workbench.backtest.simulate``): an entry spends ``size`` x
+Sizing follows the backtest's (``workbench.backtesting.simulation``): an entry spends ``size`` x
 the cash of its account, fees included, floored with ``shares="whole"``; an entry that
 buys no share is skipped. The account (``accounts``):
 
@@ -33,9 +33,9 @@ from decimal import Decimal
 
 import pandas as pd
 
-from workbench.backtest.costs import CostModel
 from workbench.errors import ConfigError
 from workbench.model import OrderIntent, Side, Signal, client_order_id, to_decimal
+from workbench.model.costs import CostModel
 from workbench.risk import FLATTEN, FORCE_EXIT, RiskContext
 from workbench.risk.switches import Flatten, ForceExit
 

@@ -1,8 +1,8 @@
 """The compiled passes around vectorbt's simulation (numba): orders in, books out.
 
-Private to :mod:`workbench.backtest.simulate`, which documents the semantics and is the
+Private to :mod:`workbench.backtesting.simulation`, which documents the semantics and is the
 only caller. vectorbt's compiled core runs the simulation itself
-(:mod:`workbench.backtest.vbt_core`); the two passes here prepare its input and read its
+(:mod:`workbench.backtesting.vbt_core`); the two passes here prepare its input and read its
 output, column by column, on arrays laid out column by column (shape (N, T), C-contiguous):
 
 * :func:`signal_orders` (before): which bars carry an order from the signals, and which

@@ -4,7 +4,7 @@
                          symbols=["AAA", "BBB"], speed="max")
     result.outcome, result.pnl, result.path           # runs/<run_id>/ holds the record
 
-Start (:mod:`workbench.runs.session_start`): the run record (kind "session", mode
+Start (:mod:`workbench.session.start`): the run record (kind "session", mode
 "paper"), the journal (one writer), the broker's lock and file (default
 ``runs/<run_id>/broker.sqlite``: a fresh account per run; give ``broker_path`` for a
 deployment's account that lives across runs and days), then the journal replayed and
@@ -17,7 +17,7 @@ Each bar (one timestamp, every symbol): the control channel is read (halt / resu
 stop); ``broker.on_bars`` fills what is due; ``manager.process_updates``; the risk
 gateway's kill switches (``on_bar``; Flatten and ForceExit carried out); the engine's
 decision on the same strategy function as the backtest; intents (see
-:mod:`workbench.runs.session_orders`) reviewed by the gateway and placed. Journaled: a
+:mod:`workbench.session.trader`) reviewed by the gateway and placed. Journaled: a
 ``bar`` summary, the ``signal``\\s, every risk decision and order event, an ``equity``
 event per bar (its ``latency_ms``: the row's arrival to its orders sent; p50/p99/max in
 ``SessionResult.latency_ms``) and a ``heartbeat`` every ``heartbeat_every`` bars (with
@@ -27,7 +27,7 @@ end of the day DAY orders expire at the broker.
 
 ``accounts``: "shared" (one account of ``cash``) or "per_symbol" (each symbol its own
 account of ``cash``, as ``wb.backtest``; the broker is funded with ``cash`` x symbols):
-see :mod:`workbench.runs.session_orders`. A restart must use the run's ``accounts``.
+see :mod:`workbench.session.trader`. A restart must use the run's ``accounts``.
 
 ``speed``: "max" (as fast as possible) or N (N x real time: a minute bar every 60/N s).
 """
@@ -44,7 +44,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.backtest.costs import CostModel
 from workbench.brokers.sim import SimBroker
 from workbench.clock import LiveClock, SimClock
 from workbench.config import load_settings
@@ -55,19 +54,20 @@ from workbench.engine.engine import LatencyStats
 from workbench.errors import ConfigError, DataError
 from workbench.journal import events as ev
 from workbench.model import to_decimal
+from workbench.model.costs import CostModel
 from workbench.risk import RiskGateway, RiskSettings
-from workbench.runs import crashpoints
-from workbench.runs.control import ControlChannel
-from workbench.runs.session_orders import Sizing, Trader
-from workbench.runs.session_start import (
+from workbench.session import crashpoints
+from workbench.session.control import ControlChannel
+from workbench.session.pacing import pace
+from workbench.session.start import (
     lock_broker,
     open_journal,
     open_record,
-    pace,
     session_options,
     start_manager,
     write_owner,
 )
+from workbench.session.trader import Sizing, Trader
 from workbench.strategy import Strategy
 
 __all__ = ["SessionResult", "run_session"]

@@ -2,7 +2,7 @@
 
 Array in, arrays out; no pandas needed, cheap to call once per chunk of a sweep::
 
-    from workbench.backtest import CostModel, SimOptions, simulate
+    from workbench.backtesting import CostModel, SimOptions, simulate
 
     sim = simulate(open, high, low, close, entries, exits,      # float64 / bool, T x N
                    short_entries=None, short_exits=None,         # bool T x N ("longshort")
@@ -22,13 +22,13 @@ sweep can tile symbols x parameter combinations into columns and split them into
 ``vectorbt.portfolio.nb.flex_simulate_nb`` (the engine of ``Portfolio.from_order_func(...,
 flexible=True)``), one account per column, and every order is executed by vectorbt's
 ``process_order_nb``: fill price with slippage, fees, cash, position and order record are
-vectorbt's arithmetic. What is ours (:mod:`workbench.backtest.vbt_core`) is the order
+vectorbt's arithmetic. What is ours (:mod:`workbench.backtesting.vbt_core`) is the order
 function vectorbt calls on a bar: it decides the bar's orders in the order the semantics
 below give (signal exit, signal entry, stops; stops first with ``fill="close"``), their
 reference price, and their size in shares for an entry (sent as ``SizeType.Amount`` with
 ``fees`` = ``fees_bps``/1e4, ``fixed_fees`` = shares x ``fee_per_share``, ``slippage`` =
 ``slippage_bps``/1e4); it notes each fill's exit reason. Two compiled passes of ours
-(:mod:`workbench.backtest.kernel`) run before and after: merging the signals into the
+(:mod:`workbench.backtesting.passes`) run before and after: merging the signals into the
 orders of their fill bars (which also tells vectorbt which bars to visit at all), and
 reading vectorbt's order records into the fills, trades, equity and position.
 
@@ -79,7 +79,7 @@ Why an order function and not ``vectorbt.Portfolio.from_signals``: ``from_signal
 on a reversal with percent-of-cash sizing, checks stops *before* a pending order that fills
 at the same bar's open, partially covers a short when cash runs short, and does not record
 why a position was exited. Where vectorbt's order execution itself would differ, the order
-function adjusts around it (see :mod:`workbench.backtest.vbt_core`): a short is covered in
+function adjusts around it (see :mod:`workbench.backtesting.vbt_core`): a short is covered in
 full on a credit of the missing cash (vectorbt would cover only partly), and a sell whose
 fees exceed its proceeds (vectorbt rejects it) books the excess fee after the fill. One
 vectorbt convention remains: it treats amounts within 1e-12 (and a cash balance within 1e-9
@@ -96,23 +96,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from workbench.backtest import kernel
-from workbench.backtest import metrics as _metrics
-from workbench.backtest.costs import CostModel
+from workbench.backtesting import metrics as _metrics
+from workbench.backtesting import passes
 from workbench.errors import ConfigError
+from workbench.model.costs import CostModel
 
 __all__ = ["EXIT_REASONS", "FILL_DTYPE", "TRADE_DTYPE", "SimOptions", "Simulation", "simulate"]
 
 FILLS = ("next_open", "close")
 SHARES = ("fractional", "whole")
 DIRECTIONS = ("long", "longshort")
-EXIT_REASONS = ("signal", "stop_loss", "take_profit", "open at end")  # by kernel code 0..3
+EXIT_REASONS = ("signal", "stop_loss", "take_profit", "open at end")  # by the passes' code 0..3
 
 _INT = ("col", "idx", "side", "reason", "direction", "entry_idx", "exit_idx")
 # fills: side +1 buy / -1 sell; reason and trades' reason index EXIT_REASONS; direction +1/-1;
 # a trade still open at the end has exit_idx -1 and is marked at the last close
-FILL_DTYPE = np.dtype([(f, np.int64 if f in _INT else np.float64) for f in kernel.FILL_FIELDS])
-TRADE_DTYPE = np.dtype([(f, np.int64 if f in _INT else np.float64) for f in kernel.TRADE_FIELDS])
+FILL_DTYPE = np.dtype([(f, np.int64 if f in _INT else np.float64) for f in passes.FILL_FIELDS])
+TRADE_DTYPE = np.dtype([(f, np.int64 if f in _INT else np.float64) for f in passes.TRADE_FIELDS])
 
 
 def _choice(name: str, value, allowed: tuple[str, ...]) -> str:
@@ -181,7 +181,7 @@ class Simulation:
         return self.equity.shape
 
     def metrics(self, periods_per_year: float | None = None) -> dict[str, np.ndarray]:
-        """Per-column metrics (see :func:`workbench.backtest.metrics.summary`)."""
+        """Per-column metrics (see :func:`workbench.backtesting.metrics.summary`)."""
         ppy = periods_per_year or self.options.periods_per_year or _metrics.DAYS_PER_YEAR
         return _metrics.summary(self.equity, self.position, self.fills, self.trades,
                                 self.options.cash, ppy)
@@ -283,24 +283,24 @@ def _run(px: dict[str, np.ndarray], signals: tuple, costs: CostModel, options: S
          sl: np.ndarray, tp: np.ndarray) -> Simulation:
     """Signals to orders (ours), the simulation (vectorbt's), books (ours); see the module
     docstring. Every compiled step reads (N, T) C-contiguous arrays."""
-    from workbench.backtest import vbt_core  # imports vectorbt (seconds, once)
+    from workbench.backtesting import vbt_core  # imports vectorbt (seconds, once)
 
     cols = {k: _columns(a) for k, a in px.items()}
     at_close = options.fill == "close"
     bits = np.empty(cols["close"].shape, dtype=np.uint8)  # the orders, and vectorbt's mask
-    n_orders = kernel.signal_orders(cols["open"], cols["close"], *map(_columns, signals),
+    n_orders = passes.signal_orders(cols["open"], cols["close"], *map(_columns, signals),
                                     at_close, bits)
     # bounds: a signal order opens at most one trade, and a trade has two fills
-    side = np.empty((2 * n_orders + 1, len(kernel.SIDE_FIELDS)))
+    side = np.empty((2 * n_orders + 1, len(passes.SIDE_FIELDS)))
     cost = np.array([costs.slippage, costs.fee_rate, costs.fee_per_share, options.size,
                      1.0 if options.shares == "whole" else 0.0])
     records = vbt_core.simulate_orders(cols["open"], cols["high"], cols["low"], cols["close"],
                                        bits, len(side), options.cash, cost, sl, tp, at_close,
                                        side)
-    fills = np.empty((len(records), len(kernel.FILL_FIELDS)))
-    trades = np.empty((len(records) + 1, len(kernel.TRADE_FIELDS)))  # a fill opens at most one
+    fills = np.empty((len(records), len(passes.FILL_FIELDS)))
+    trades = np.empty((len(records) + 1, len(passes.TRADE_FIELDS)))  # a fill opens at most one
     equity, position = np.empty(bits.shape), np.empty(bits.shape)
-    n_trades = kernel.books(cols["close"], records, side, options.cash, equity, position,
+    n_trades = passes.books(cols["close"], records, side, options.cash, equity, position,
                             fills, trades)
     return Simulation(equity=equity.T, position=position.T,
                       fills=_records(fills, FILL_DTYPE),

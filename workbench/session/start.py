@@ -21,10 +21,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import time
 from pathlib import Path
-
-import pandas as pd
 
 from workbench.clock import SimClock
 from workbench.errors import ConfigError, WorkbenchError
@@ -36,7 +33,7 @@ from workbench.orders import OrderManager, rebuild, reconcile
 from workbench.runs.records import MANIFEST, RunRecord
 
 __all__ = ["SessionLocked", "StartCheck", "lock_broker", "open_journal", "open_record",
-           "pace", "previous_run_check", "session_options", "start_manager", "write_owner"]
+           "previous_run_check", "session_options", "start_manager", "write_owner"]
 
 
 class SessionLocked(WorkbenchError):
@@ -138,15 +135,6 @@ def start_manager(broker, sink, clock, record, broker_path, journal) -> tuple:
     journal.append(ev.RECONCILE, ok=check.ok, differences=check.differences,
                    message=check.message, adopted_fills=[], adopted_orders=[])
     return manager, check, events
-
-
-def pace(speed, started: float, interval: pd.Timedelta) -> None:
-    """Sleep out the rest of one bar at ``speed`` x real time ("max": never sleep)."""
-    if speed == "max":
-        return
-    wait = interval.total_seconds() / float(speed) - (time.perf_counter() - started)
-    if wait > 0:
-        time.sleep(wait)
 
 
 def session_options(speed, heartbeat_every, history_days) -> dict:

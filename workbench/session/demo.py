@@ -69,10 +69,10 @@ def _report(echo: Callable[[str], None], result) -> None:
 def run_demo_session(echo: Callable[[str], None], store: Store, notebook: Path,
                      params: dict, shown_as: Path | None = None):
     """Replay the last stored minute session with ``params``; print and return the result
-    (a :class:`~workbench.runs.session.SessionResult`); ``shown_as``: the notebook's path
+    (a :class:`~workbench.session.runner.SessionResult`); ``shown_as``: the notebook's path
     as printed."""
-    from workbench.runs.notebook_strategy import load_notebook_strategy
-    from workbench.runs.session import run_session
+    from workbench.session.runner import run_session
+    from workbench.strategy.notebook import load_notebook_strategy
 
     strategy = load_notebook_strategy(notebook)[0]
     day = last_minute_session(store)

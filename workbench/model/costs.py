@@ -17,7 +17,7 @@ Rules (every fill, entries and exits alike, stops included):
 
 Plain floats in, plain floats out (the ``*_array`` variants take numpy arrays): no pandas,
 no vectorbt, so the live simulated broker can import it cheaply. The compiled backtest core
-(:mod:`workbench.backtest.simulate`) evaluates these same expressions in the same order,
+(:mod:`workbench.backtesting.simulation`) evaluates these same expressions in the same order,
 and ``tests/test_backtest_fills.py`` checks that they agree to the last bit.
 """
 

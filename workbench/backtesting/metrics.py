@@ -1,6 +1,6 @@
 """Performance metrics from numpy arrays, vectorized over columns (accounts).
 
-Inputs are what :func:`workbench.backtest.simulate.simulate` returns, so a sweep can
+Inputs are what :func:`workbench.backtesting.simulation.simulate` returns, so a sweep can
 score thousands of columns at once::
 
     m = summary(sim.equity, sim.position, sim.fills, sim.trades, init_cash=1e5,
@@ -188,7 +188,7 @@ def summary(equity, position, fills, trades, init_cash,
     """Every metric of :data:`METRICS` per column, plus ``final_equity``.
 
     ``fills`` needs fields ``col, size, price, fees``; ``trades`` fields ``col, pnl, reason``
-    (reason 3 = still open), as in :data:`workbench.backtest.simulate.FILL_DTYPE`/``TRADE_DTYPE``.
+    (reason 3 = still open), as in :data:`workbench.backtesting.simulation.FILL_DTYPE`/``TRADE_DTYPE``.
     """
     e = _2d(equity)
     n = e.shape[1]

@@ -8,7 +8,7 @@
 
 The book of a combination is all symbols' accounts together, exactly what
 ``wb.backtest(...).stats()`` reports for those parameters. Next to the best combination
-stand two honesty numbers (see :mod:`workbench.backtest.overfit`): the deflated Sharpe
+stand two honesty numbers (see :mod:`workbench.backtesting.overfit`): the deflated Sharpe
 ratio, with every combination's book Sharpe ratio as the trials, and the probability of
 backtest overfitting by CSCV over the T x M per-bar returns of the books.
 """
@@ -28,7 +28,7 @@ import pandas as pd
 from workbench.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # scipy (under overfit) is imported only when best() needs it
-    from workbench.backtest import overfit
+    from workbench.backtesting import overfit
 
 __all__ = ["MAX_SPLITS", "Best", "SweepResult", "cscv_splits"]
 
@@ -144,7 +144,7 @@ class SweepResult:
     def _honesty(self, i: int, metric: str):
         """DSR of combination ``i`` against all combinations' Sharpe ratios; PBO of selecting
         by Sharpe ratio (by mean return for total_return and cagr) over the books' returns."""
-        from workbench.backtest import overfit
+        from workbench.backtesting import overfit
 
         notes: list[str] = []
         deflated = pbo = None

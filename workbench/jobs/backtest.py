@@ -3,9 +3,9 @@
     run = run_backtest("notebooks/strategies/sma_cross.ipynb", {"fast": 5})
     run.path, run.stats                    # the record folder and the book's stats
 
-What ``workbench backtest``, ``workbench sweep`` (see :mod:`workbench.runs.sweep_run`)
+What ``workbench backtest``, ``workbench sweep`` (see :mod:`workbench.jobs.sweep`)
 and ``make demo`` share. The strategy is loaded with
-:func:`~workbench.runs.notebook_strategy.load_notebook_strategy`. Values (strategy
+:func:`~workbench.strategy.notebook.load_notebook_strategy`. Values (strategy
 parameters and backtest options alike) come from the notebook's parameters cell,
 overridden by ``params``; a name that is neither a strategy parameter nor a backtest
 option is a ``StrategyError`` with the closest name. Bars come from the store: ``data``
@@ -29,14 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.backtest.run import OPTIONS
+from workbench.backtesting.run import OPTIONS
 from workbench.clock import Clock, LiveClock
 from workbench.data.bars import Bars
 from workbench.data.store import Store
 from workbench.errors import ConfigError, StrategyError, WorkbenchError
-from workbench.runs.notebook_strategy import load_notebook_strategy
 from workbench.runs.records import RunRecord
 from workbench.strategy import Strategy
+from workbench.strategy.notebook import load_notebook_strategy
 
 __all__ = [
     "BacktestRun",
@@ -132,7 +132,7 @@ def format_value(value: Any, name: str = "") -> str:
 
 def option_defaults() -> dict[str, Any]:
     """The backtest options and their defaults, from ``wb.backtest``'s signature."""
-    from workbench.backtest.run import backtest
+    from workbench.backtesting.run import backtest
 
     sig = inspect.signature(backtest).parameters
     return {name: sig[name].default for name in OPTIONS}
@@ -182,7 +182,7 @@ def select_bars(data: DataChoice, defaults: dict[str, Any] | None = None,
 
 def check_options(options: dict[str, Any]) -> None:
     """Refuse a bad backtest option value now (``ConfigError`` naming it), not mid-run."""
-    from workbench.backtest.run import build_settings
+    from workbench.backtesting.run import build_settings
 
     build_settings(options)
 
@@ -232,7 +232,7 @@ def run_backtest(notebook, params: dict[str, Any] | None = None, *,
                  root=None) -> BacktestRun:
     """Backtest the notebook's strategy and record it: ``results/`` holds ``stats``,
     ``trades`` and ``equity`` as Parquet; the manifest's ``extra`` the book's stats."""
-    from workbench.backtest.run import backtest
+    from workbench.backtesting.run import backtest
 
     inp = prepare(notebook, params, data, name, store)
     resolved = inp.strategy.params(**inp.strategy_params)

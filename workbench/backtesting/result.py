@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.backtest import metrics as M
-from workbench.backtest.costs import CostModel
-from workbench.backtest.simulate import EXIT_REASONS, SimOptions, Simulation
+from workbench.backtesting import metrics as M
+from workbench.backtesting.simulation import EXIT_REASONS, SimOptions, Simulation
 from workbench.data.bars import Bars
 from workbench.errors import ConfigError
+from workbench.model.costs import CostModel
 from workbench.strategy import Signals
 
 __all__ = ["TRADE_COLUMNS", "BacktestResult"]
@@ -119,7 +119,7 @@ class BacktestResult:
     def stats(self, per_symbol: bool = False) -> pd.Series | pd.DataFrame:
         """Metrics of the book (a Series) or of each symbol's account (a DataFrame).
 
-        See :mod:`workbench.backtest.metrics` for the definitions; returns and drawdowns
+        See :mod:`workbench.backtesting.metrics` for the definitions; returns and drawdowns
         are fractions (0.05 is 5%), ``turnover`` is per year."""
         n = len(self.symbols)
         head = {

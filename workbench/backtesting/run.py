@@ -1,4 +1,4 @@
-"""``wb.backtest``: run a strategy over bars and fill its signals (see ``simulate.py``).
+"""``wb.backtest``: run a strategy over bars and fill its signals (see ``simulation.py``).
 
     result = wb.backtest(sma_cross, bars, fast=10, slow=30,            # strategy params
                          fill="next_open", fees_bps=1.0, slippage_bps=2.0, sl_stop=0.02)
@@ -19,12 +19,12 @@ import dataclasses
 import warnings
 from typing import Any
 
-from workbench.backtest.costs import CostModel
-from workbench.backtest.metrics import periods_per_year
-from workbench.backtest.result import BacktestResult
-from workbench.backtest.simulate import SimOptions, simulate
+from workbench.backtesting.metrics import periods_per_year
+from workbench.backtesting.result import BacktestResult
+from workbench.backtesting.simulation import SimOptions, simulate
 from workbench.data.bars import Bars
 from workbench.errors import DataError, StrategyError
+from workbench.model.costs import CostModel
 from workbench.strategy import Signals, Strategy
 
 __all__ = ["OPTIONS", "backtest"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench.backtest import metrics as M
-from workbench.backtest.sweep_job import BOOK_COUNTS, COLUMN_METRICS, ChunkResult
+from workbench.backtesting import metrics as M
+from workbench.backtesting.sweeps.worker import BOOK_COUNTS, COLUMN_METRICS, ChunkResult
 
 __all__ = ["BookAccumulator", "book_metrics", "book_returns"]
 

@@ -8,7 +8,7 @@
 
 Fold k trains on ``train`` bars and tests on the ``test`` bars that follow; the next fold
 starts ``test`` bars later (``anchored=True`` keeps every training window starting at the
-first bar). In each training window :func:`workbench.backtest.sweep.sweep` scores the grid
+first bar). In each training window :func:`workbench.backtesting.sweeps.runner.sweep` scores the grid
 and ``best(metric)`` picks the parameters by the book's metric. Out of sample, the chosen
 parameters are backtested on the test window, preceded by the strategy's warmup bars (the
 history a live strategy would have had); warmup rows never trade, so every fill of a fold
@@ -24,8 +24,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from workbench.backtest import metrics as M
-from workbench.backtest.run import backtest
+from workbench.backtesting import metrics as M
+from workbench.backtesting.run import backtest
 from workbench.data.bars import Bars
 from workbench.errors import ConfigError
 from workbench.strategy import Strategy
@@ -125,7 +125,7 @@ def walk_forward(strategy: Strategy, bars: Bars, grid: Mapping[str, Iterable | A
 
     ``train``/``test``: bars (int) or durations ("504D"). ``options``: backtest options
     (fees_bps, slippage_bps, fill, ...) used both in and out of sample."""
-    from workbench.backtest.sweep import sweep
+    from workbench.backtesting.sweeps.runner import sweep
 
     if not isinstance(strategy, Strategy):
         raise ConfigError("walk_forward expects a @wb.strategy")

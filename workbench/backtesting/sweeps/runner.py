@@ -8,7 +8,7 @@
     grid.heatmap("fast", "slow", metric="sharpe")
     wb.sweep(..., cluster="tcp://host:8786")          # or a dask.distributed.Client
 
-Every keyword named in :data:`workbench.backtest.run.OPTIONS` is a backtest option, with
+Every keyword named in :data:`workbench.backtesting.run.OPTIONS` is a backtest option, with
 ``wb.backtest``'s defaults and checks, fixed for the whole sweep; every other keyword is a
 strategy parameter: an iterable of values to sweep or a single fixed value. The numbers
 are those ``wb.backtest`` gives for each combination (per symbol: ``stats(per_symbol=True)``,
@@ -16,7 +16,7 @@ per combination: ``stats()``), because each chunk runs the same :func:`simulate`
 same metrics on the same signals; only how the work is cut and spread differs:
 
 * the grid x symbols is cut into chunks that fit ``memory_budget`` (default: 4 GB or half
-  the available memory, whichever is less; see :mod:`workbench.backtest.chunks`);
+  the available memory, whichever is less; see :mod:`workbench.backtesting.sweeps.chunks`);
 * each worker calls the strategy once per combination of its chunk inside an
   ``indicator_cache``, so each distinct indicator is computed once per worker;
 * chunks run on threads of this process (simulation and numpy release the GIL), on a pool
@@ -39,17 +39,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.backtest import chunks as C
-from workbench.backtest.costs import CostModel
-from workbench.backtest.grid import Grid
-from workbench.backtest.metrics import periods_per_year
-from workbench.backtest.run import OPTIONS, backtest, build_settings, check_option_names
-from workbench.backtest.simulate import SimOptions
-from workbench.backtest.sweep_book import BookAccumulator, book_metrics, book_returns
-from workbench.backtest.sweep_job import COLUMN_METRICS, SweepJob
-from workbench.backtest.sweep_result import SweepResult
+from workbench.backtesting.metrics import periods_per_year
+from workbench.backtesting.run import OPTIONS, backtest, build_settings, check_option_names
+from workbench.backtesting.simulation import SimOptions
+from workbench.backtesting.sweeps import chunks as C
+from workbench.backtesting.sweeps.book import BookAccumulator, book_metrics, book_returns
+from workbench.backtesting.sweeps.grid import Grid
+from workbench.backtesting.sweeps.result import SweepResult
+from workbench.backtesting.sweeps.worker import COLUMN_METRICS, SweepJob
 from workbench.data.bars import FIELDS, Bars
 from workbench.errors import ConfigError, DataError, StrategyError
+from workbench.model.costs import CostModel
 from workbench.strategy import Strategy
 
 __all__ = ["POOL_MIN_CELLS", "POOL_MIN_CPUS", "PROCESS_BYTES", "sweep"]
@@ -149,7 +149,7 @@ def _plan(mode: str, workers: int, budget: int | None, bars: Bars, n_combos: int
 
 
 def _runner(mode: str, workers: int, job: SweepJob, plan: C.ChunkPlan, client):
-    from workbench.backtest import sweep_pools as pools
+    from workbench.backtesting.sweeps import pools
 
     if mode == "dask":
         return pools.run_dask(job, plan.chunks, client)
@@ -230,7 +230,7 @@ def _execute(job: SweepJob, mode: str, workers: int, budget: int | None, cluster
     bars, n_combos = job.bars, len(job.combos)
     client, owned = (None, False)
     if mode == "dask":
-        from workbench.backtest.sweep_pools import connect
+        from workbench.backtesting.sweeps.pools import connect
 
         client, owned = connect(cluster)
     try:

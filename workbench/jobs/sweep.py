@@ -5,9 +5,9 @@
     run.best.params, run.best.dsr, run.best.pbo
     run.path / "results"      # table.parquet, combos.parquet, best.json, heatmap.html
 
-Inputs are prepared as for a backtest (:func:`workbench.runs.research.prepare`); the grid
+Inputs are prepared as for a backtest (:func:`workbench.jobs.backtest.prepare`); the grid
 names must be strategy parameters and every value passes the strategy's schema; the
-constraint is a :class:`~workbench.runs.grid.Constraint` and must admit at least one
+constraint is a :class:`~workbench.cli.grid_args.Constraint` and must admit at least one
 combination; the bars must cover every combination's warmup. All of that is checked
 before the record is made.
 """
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.cli.grid_args import Constraint
 from workbench.clock import Clock, LiveClock
 from workbench.data.store import Store
 from workbench.errors import ConfigError
-from workbench.runs.grid import Constraint
+from workbench.jobs.backtest import DataChoice, format_value, prepare, recorded, split_params
 from workbench.runs.records import RunRecord
-from workbench.runs.research import DataChoice, format_value, prepare, recorded, split_params
 from workbench.strategy import Strategy
 
 __all__ = ["SweepRun", "run_sweep"]
@@ -85,7 +85,7 @@ def _grid_values(strategy: Strategy, grid: dict[str, list]) -> dict[str, list]:
 
 
 def _check_metric(metric: str) -> None:
-    from workbench.backtest.sweep_job import COLUMN_METRICS
+    from workbench.backtesting.sweeps.worker import COLUMN_METRICS
 
     if metric not in COLUMN_METRICS:
         raise ConfigError(f"--metric {metric!r}: one of {', '.join(COLUMN_METRICS)}")
@@ -99,7 +99,7 @@ def run_sweep(notebook, grid: dict[str, list], params: dict[str, Any] | None = N
     """Sweep the notebook's strategy over ``grid`` (name -> values) and record it:
     ``results/`` holds ``table`` and ``combos`` (Parquet), ``best.json`` and, when exactly
     two parameters vary, ``heatmap.html``."""
-    from workbench.backtest.grid import Grid
+    from workbench.backtesting.sweeps.grid import Grid
 
     _check_metric(metric)
     inp = prepare(notebook, params, data, name, store, swept=tuple(grid))
@@ -120,7 +120,7 @@ def run_sweep(notebook, grid: dict[str, list], params: dict[str, Any] | None = N
                               clock or LiveClock(), root)
 
     def body() -> SweepRun:
-        from workbench.backtest import sweep
+        from workbench.backtesting.sweeps import runner as sweep
 
         result = sweep(inp.strategy, inp.bars, constraint=rule, metric=metric,
                        progress=progress, **inp.options, **fixed, **values)

@@ -1,6 +1,6 @@
 """vectorbt's compiled core runs the simulation; our callbacks decide the orders.
 
-Private to :mod:`workbench.backtest.simulate` (which documents the semantics). The loop
+Private to :mod:`workbench.backtesting.simulation` (which documents the semantics). The loop
 is ``vectorbt.portfolio.nb.flex_simulate_nb`` (what ``Portfolio.from_order_func(...,
 flexible=True)`` runs), one group and one account per column, over the bars the
 ``segment_mask`` activates. On such a bar vectorbt calls :func:`order_func` until it says
@@ -8,7 +8,7 @@ flexible=True)`` runs), one group and one account per column, over the bars the
 ``process_order_nb``: slippage, fees, cash, position and the order record are vectorbt's
 arithmetic. :func:`order_func` decides which order comes next, as the semantics ask:
 
-* the signal order of the bar (from :func:`workbench.backtest.kernel.signal_orders`): an
+* the signal order of the bar (from :func:`workbench.backtesting.passes.signal_orders`): an
   exit of the position, then an entry, each its own order (a reversal is two fills);
 * the stops of the open position (stop loss first), before the signal order with
   ``fill="close"``, after it with ``next_open``;
@@ -22,7 +22,7 @@ arithmetic. :func:`order_func` decides which order comes next, as the semantics 
 Orders are absolute amounts (``SizeType.Amount``, ``Direction.Both``) at the reference
 price (open, close, stop level or gap open), with ``slippage``, ``fees`` (fraction of the
 notional) and ``fixed_fees = shares x fee_per_share``; vectorbt's own formulas then give
-the :class:`~workbench.backtest.costs.CostModel` numbers. An entry's size is ours:
+the :class:`~workbench.model.costs.CostModel` numbers. An entry's size is ours:
 ``size x cash / (price x (1 + rate) + per_share)``, floored for whole shares.
 
 Two orders vectorbt would not execute as our semantics say are adjusted around it, and
@@ -50,7 +50,7 @@ from vectorbt.portfolio import nb as vnb
 from vectorbt.portfolio.enums import Direction, OrderStatus, SizeType
 from vectorbt.utils.math_ import add_nb, is_close_nb, is_close_or_less_nb
 
-from workbench.backtest.kernel import LE, LX, SE, SIGNAL, STOP, STOP_LOSS, SX, TAKE_PROFIT
+from workbench.backtesting.passes import LE, LX, SE, SIGNAL, STOP, STOP_LOSS, SX, TAKE_PROFIT
 
 __all__ = ["simulate_orders"]
 
@@ -289,7 +289,7 @@ def _stable_uuids() -> None:
     their types) is found again by the next process instead of compiled anew."""
     for fn in (order_func, post_order_func, _no_pre, _no_post):
         try:
-            fn._set_uuid(f"workbench.backtest.vbt_core.{fn.__name__}")
+            fn._set_uuid(f"workbench.backtesting.vbt_core.{fn.__name__}")
         except (AttributeError, AssertionError):  # numba changed: compile once per process
             pass
 
@@ -299,7 +299,7 @@ _stable_uuids()
 
 def simulate_orders(o, h, lo, cl, bits, max_orders, cash, cost, sl, tp, at_close, side):
     """Run the simulation on (N, T) C-contiguous arrays; ``bits`` (from
-    :func:`~workbench.backtest.kernel.signal_orders`) is the segment mask and is updated in
+    :func:`~workbench.backtesting.passes.signal_orders`) is the segment mask and is updated in
     place; ``cost`` is (slippage, fee rate, fee per share, size, whole), ``sl``/``tp`` the
     per-column stop fractions (NaN: none). Fills ``side`` (``kernel.SIDE_FIELDS`` per order
     record) and returns vectorbt's order records (at most ``max_orders``)."""

@@ -22,12 +22,12 @@ from typing import Any, Self
 
 import numpy as np
 
-from workbench.backtest import metrics as M
-from workbench.backtest.chunks import Chunk
-from workbench.backtest.costs import CostModel
-from workbench.backtest.simulate import SimOptions, Simulation, simulate
+from workbench.backtesting import metrics as M
+from workbench.backtesting.simulation import SimOptions, Simulation, simulate
+from workbench.backtesting.sweeps.chunks import Chunk
 from workbench.data.bars import Bars
 from workbench.errors import StrategyError
+from workbench.model.costs import CostModel
 from workbench.strategy import Strategy
 
 __all__ = ["BOOK_COUNTS", "COLUMN_METRICS", "ChunkResult", "SweepJob", "WorkerState",

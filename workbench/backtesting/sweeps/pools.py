@@ -26,8 +26,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from workbench.backtest.chunks import Chunk
-from workbench.backtest.sweep_job import ChunkResult, SweepJob, WorkerState
+from workbench.backtesting.sweeps.chunks import Chunk
+from workbench.backtesting.sweeps.worker import ChunkResult, SweepJob, WorkerState
 from workbench.errors import ConfigError
 
 __all__ = ["connect", "run_dask", "run_processes", "run_threads"]

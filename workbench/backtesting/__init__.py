@@ -1,0 +1,55 @@
+"""Backtests: signals filled bar by bar with one cost model, metrics, sweeps, walk-forward.
+
+    result = wb.backtest(sma_cross, bars, fast=10, slow=30)   # -> BacktestResult
+    sim = simulate(open, high, low, close, entries, exits)     # arrays in, arrays out
+
+``backtest`` (run.py) runs a strategy and wraps the fills in a :class:`BacktestResult`
+(result.py); ``simulate`` (simulation.py) is the array-level core a sweep calls per chunk of
+columns, around vectorbt's compiled loop (vbt_core.py, passes.py); metrics.py scores arrays;
+``sweep`` lives in the ``sweeps`` subpackage, ``walk_forward`` in walkforward.py, the
+overfitting statistics in overfit.py. :class:`~workbench.model.costs.CostModel` is the one
+cost and fill model, shared with the simulated broker, so it lives in ``workbench.model``.
+
+Nothing heavy is imported with this package: each name below is imported on first access,
+and numba and vectorbt only on the first simulation, so ``import workbench`` stays quick.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workbench.backtesting.result import BacktestResult
+    from workbench.backtesting.run import OPTIONS, backtest
+    from workbench.backtesting.simulation import SimOptions, Simulation, simulate
+    from workbench.backtesting.sweeps.runner import sweep
+    from workbench.backtesting.walkforward import walk_forward
+    from workbench.model.costs import CostModel
+
+# name -> the module that defines it, imported on first access
+_HOMES = {
+    "OPTIONS": "workbench.backtesting.run",
+    "backtest": "workbench.backtesting.run",
+    "BacktestResult": "workbench.backtesting.result",
+    "SimOptions": "workbench.backtesting.simulation",
+    "Simulation": "workbench.backtesting.simulation",
+    "simulate": "workbench.backtesting.simulation",
+    "sweep": "workbench.backtesting.sweeps.runner",
+    "walk_forward": "workbench.backtesting.walkforward",
+    "CostModel": "workbench.model.costs",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
