@@ -89,6 +89,7 @@ def _research(echo: Callable[[str], None], store: Store) -> dict:
 def _session(echo: Callable[[str], None], store: Store, sweep):
     """A replayed paper session with the sweep's best parameters, recorded."""
     from workbench.session.demo import run_demo_session
+    from workbench.strategy.notebook import load_notebook_strategy
 
-    notebook = paths.project_root() / DEMO_NOTEBOOK
-    return run_demo_session(echo, store, notebook, dict(sweep.best.params), DEMO_NOTEBOOK)
+    strategy = load_notebook_strategy(paths.project_root() / DEMO_NOTEBOOK)[0]
+    return run_demo_session(echo, store, strategy, dict(sweep.best.params), DEMO_NOTEBOOK)

@@ -120,7 +120,7 @@ def run_sweep(notebook, grid: dict[str, list], params: dict[str, Any] | None = N
                               clock or LiveClock(), root)
 
     def body() -> SweepRun:
-        from workbench.backtesting.sweeps import runner as sweep
+        from workbench.backtesting.sweeps.runner import sweep
 
         result = sweep(inp.strategy, inp.bars, constraint=rule, metric=metric,
                        progress=progress, **inp.options, **fixed, **values)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from workbench.data import calendar
 from workbench.data.store import Store
+from workbench.strategy import Strategy
 
 __all__ = ["last_minute_session", "run_demo_session"]
 
@@ -66,15 +67,13 @@ def _report(echo: Callable[[str], None], result) -> None:
          "in a notebook")
 
 
-def run_demo_session(echo: Callable[[str], None], store: Store, notebook: Path,
-                     params: dict, shown_as: Path | None = None):
-    """Replay the last stored minute session with ``params``; print and return the result
-    (a :class:`~workbench.session.runner.SessionResult`); ``shown_as``: the notebook's path
-    as printed."""
+def run_demo_session(echo: Callable[[str], None], store: Store, strategy: Strategy,
+                     params: dict, notebook: Path | str):
+    """Replay the last stored minute session of ``strategy`` with ``params``; print and return
+    the result (a :class:`~workbench.session.runner.SessionResult`); ``notebook``: the path of
+    the strategy's notebook, as printed."""
     from workbench.session.runner import run_session
-    from workbench.strategy.notebook import load_notebook_strategy
 
-    strategy = load_notebook_strategy(notebook)[0]
     day = last_minute_session(store)
     shown = ", ".join(f"{k}={v}" for k, v in params.items())
     echo(f"== session: paper, simulated broker, replaying {day:%Y-%m-%d} (1Min bars, "
@@ -82,6 +81,6 @@ def run_demo_session(echo: Callable[[str], None], store: Store, notebook: Path,
     result = run_session(strategy, params, replay_date=day, speed="max", store=store)
     _report(echo, result)
     flags = " ".join(f"-p {k} {v}" for k, v in params.items())
-    echo(f"   replay it yourself: `workbench session {shown_as or notebook} --broker sim "
+    echo(f"   replay it yourself: `workbench session {notebook} --broker sim "
          f"--replay {day:%Y-%m-%d} --speed max {flags}`")
     return result
