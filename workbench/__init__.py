@@ -12,23 +12,31 @@
 
     result = wb.backtest(sma_cross, bars, fast=10, slow=30)
 
-Heavy parts (vectorbt, TA-Lib) are imported on first use, so ``import workbench`` is quick.
+Heavy parts (the store's DuckDB, vectorbt, TA-Lib) are imported on first use, so
+``import workbench`` is quick.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workbench import data
-from workbench.data.bars import Bars
 from workbench.errors import ConfigError, DataError, StrategyError, WorkbenchError
+
+# Bound here, eagerly: importing the subpackage ``workbench.strategy`` binds the package's
+# attribute ``strategy`` to that module, which would shadow a lazily bound decorator.
 from workbench.strategy import Signals, Strategy, strategy
+
+if TYPE_CHECKING:
+    from workbench import data
+    from workbench.data.bars import Bars
 
 __version__ = "0.1.0"
 
 # name -> (module, attribute or None for the module itself), imported on first access
 _LAZY = {
+    "data": ("workbench.data", None),
+    "Bars": ("workbench.data.bars", "Bars"),
     "ta": ("workbench.ta", None),
     "crossed_above": ("workbench.crossings", "crossed_above"),
     "crossed_below": ("workbench.crossings", "crossed_below"),
@@ -40,10 +48,8 @@ _LAZY = {
     "catalog": ("workbench.journal", "catalog"),
 }
 
-__all__ = [
-    "data", "Bars", "Signals", "Strategy", "strategy",
-    "WorkbenchError", "ConfigError", "DataError", "StrategyError", *_LAZY,
-]
+__all__ = ["Signals", "Strategy", "strategy",
+           "WorkbenchError", "ConfigError", "DataError", "StrategyError", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,23 +7,43 @@ Bare dates are New York trading days (``end`` inclusive); times without a zone a
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from workbench.data.bars import Bars
-from workbench.data.store import Store, WriteReport
 from workbench.data.timeframe import Timeframe
+
+if TYPE_CHECKING:
+    from workbench.data.store import Store, WriteReport
 
 __all__ = ["Bars", "Store", "Timeframe", "WriteReport", "load", "ls", "quarantine"]
 
 
 def load(symbols=None, timeframe: str = "1Min", start=None, end=None, *, store: Store | None = None) -> Bars:
     """Wide bars from the store for ``symbols`` (None: all) between ``start`` and ``end``."""
-    return (store or Store()).load(symbols, timeframe, start, end)
+    return (store or _store()).load(symbols, timeframe, start, end)
 
 
 def ls(*, store: Store | None = None):
     """What the store holds: one row per (timeframe, symbol)."""
-    return (store or Store()).ls()
+    return (store or _store()).ls()
 
 
 def quarantine(symbols=None, timeframe=None, *, store: Store | None = None):
     """Quarantined bars with the reason each was refused."""
-    return (store or Store()).quarantine(symbols, timeframe)
+    return (store or _store()).quarantine(symbols, timeframe)
+
+
+def _store() -> Store:
+    from workbench.data.store import Store
+
+    return Store()
+
+
+def __getattr__(name: str) -> Any:
+    # the store (DuckDB, pyarrow) is imported on first use, not with the package
+    if name in ("Store", "WriteReport"):
+        value = getattr(importlib.import_module("workbench.data.store"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
