@@ -15,16 +15,15 @@ of the accounts. Signals come as entries/exits (and short entries/exits with
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from typing import Any
 
 from workbench.backtesting.metrics import periods_per_year
 from workbench.backtesting.result import BacktestResult
-from workbench.backtesting.simulation import SimOptions, simulate
+from workbench.backtesting.simulation import Direction, Fill, SimOptions, simulate
 from workbench.data.bars import Bars
 from workbench.errors import DataError, StrategyError
-from workbench.model.costs import CostModel
+from workbench.model.costs import CostModel, Shares
 from workbench.strategy import Signals, Strategy
 
 __all__ = ["OPTIONS", "backtest"]
@@ -46,7 +45,7 @@ def _as_strategy(strategy) -> Strategy:
 def build_settings(options: dict[str, Any], ppy: float | None = None) -> tuple[CostModel, SimOptions]:
     """The cost model and simulation options from backtest keywords (a subset of OPTIONS);
     each bad value is a ``ConfigError`` naming it. The one place keywords become settings."""
-    cost_names = {f.name for f in dataclasses.fields(CostModel)}
+    cost_names = set(CostModel.model_fields)
     costs = CostModel(**{k: v for k, v in options.items() if k in cost_names})
     sim = SimOptions(**{k: v for k, v in options.items() if k not in cost_names},
                      periods_per_year=ppy)
@@ -83,14 +82,14 @@ def backtest(
     strategy,
     bars: Bars,
     *,
-    fill: str = "next_open",
+    fill: Fill = "next_open",
     fees_bps: float = 0.0,
     fee_per_share: float = 0.0,
     slippage_bps: float = 2.0,
-    shares: str = "fractional",
+    shares: Shares = "fractional",
     cash: float = 100_000.0,
     size: float = 1.0,
-    direction: str = "long",
+    direction: Direction = "long",
     sl_stop: float | None = None,
     tp_stop: float | None = None,
     **params: Any,

@@ -91,21 +91,23 @@ its analytics, and the test suite checks vectorbt's trades and equity against ou
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 
 from workbench.backtesting import metrics as _metrics
 from workbench.backtesting import passes
 from workbench.errors import ConfigError
-from workbench.model.costs import CostModel
+from workbench.model.costs import CostModel, Shares
+from workbench.values import Number, Value
 
-__all__ = ["EXIT_REASONS", "FILL_DTYPE", "TRADE_DTYPE", "SimOptions", "Simulation", "simulate"]
+__all__ = ["EXIT_REASONS", "FILL_DTYPE", "TRADE_DTYPE", "Direction", "Fill", "SimOptions",
+           "Simulation", "simulate"]
 
-FILLS = ("next_open", "close")
-SHARES = ("fractional", "whole")
-DIRECTIONS = ("long", "longshort")
+Fill = Literal["next_open", "close"]
+Direction = Literal["long", "longshort"]
 EXIT_REASONS = ("signal", "stop_loss", "take_profit", "open at end")  # by the passes' code 0..3
 
 _INT = ("col", "idx", "side", "reason", "direction", "entry_idx", "exit_idx")
@@ -115,53 +117,22 @@ FILL_DTYPE = np.dtype([(f, np.int64 if f in _INT else np.float64) for f in passe
 TRADE_DTYPE = np.dtype([(f, np.int64 if f in _INT else np.float64) for f in passes.TRADE_FIELDS])
 
 
-def _choice(name: str, value, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
-    return value
-
-
-def _number(name: str, value, *, low: float, high: float = math.inf,
-            optional: bool = False) -> float | None:
-    """``value`` as a float with ``low < value <= high`` (None allowed if ``optional``)."""
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"{name} must be a number{' or None' if optional else ''}, got {value!r}")
-    value = float(value)
-    if not (math.isfinite(value) and low < value <= high):
-        upper = "" if math.isinf(high) else f" and <= {high:g}"
-        raise ConfigError(f"{name} must be > {low:g}{upper}, got {value!r}")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class SimOptions:
+class SimOptions(Value):
     """How signals are filled (see the module docstring). Bad values raise ``ConfigError``.
 
     ``periods_per_year`` only annualizes metrics (None: 252, i.e. daily bars)."""
 
-    fill: str = "next_open"
-    shares: str = "fractional"
-    cash: float = 100_000.0
-    size: float = 1.0
-    direction: str = "long"
-    sl_stop: float | None = None
-    tp_stop: float | None = None
-    periods_per_year: float | None = None
-
-    def __post_init__(self) -> None:
-        _choice("fill", self.fill, FILLS)
-        _choice("shares", self.shares, SHARES)
-        _choice("direction", self.direction, DIRECTIONS)
-        checks = {"cash": {}, "size": {"high": 1.0}, "sl_stop": {"optional": True},
-                  "tp_stop": {"optional": True}, "periods_per_year": {"optional": True}}
-        for name, kw in checks.items():
-            label = "size (fraction of cash per entry)" if name == "size" else name
-            object.__setattr__(self, name, _number(label, getattr(self, name), low=0.0, **kw))
+    fill: Fill = "next_open"
+    shares: Shares = "fractional"
+    cash: Annotated[Number, Field(gt=0)] = 100_000.0
+    size: Annotated[Number, Field(gt=0, le=1, description="fraction of cash per entry")] = 1.0
+    direction: Direction = "long"
+    sl_stop: Number | None = Field(None, gt=0)
+    tp_stop: Number | None = Field(None, gt=0)
+    periods_per_year: Number | None = Field(None, gt=0)
 
     def describe(self) -> dict:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return self.model_dump()
 
 
 @dataclass(frozen=True, eq=False)

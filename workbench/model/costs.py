@@ -24,14 +24,17 @@ and ``tests/test_backtest_fills.py`` checks that they agree to the last bit.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 
 from workbench.errors import ConfigError
+from workbench.values import Number, Value
 
-__all__ = ["BUY", "SELL", "CostModel"]
+__all__ = ["BUY", "SELL", "CostModel", "Shares"]
 
+Shares = Literal["fractional", "whole"]  # whole: share counts floored (max_quantity's whole)
 BUY, SELL = 1, -1
 _SIDES = {"buy": BUY, "sell": SELL, "long": BUY, "short": SELL, BUY: BUY, SELL: SELL}
 _BPS = 10_000.0
@@ -45,27 +48,13 @@ def _side(side) -> int:
         raise ConfigError(f"side must be 'buy' or 'sell' (or +1/-1), got {side!r}") from None
 
 
-def _check_bps(name: str, value, upper: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or value >= upper:
-        raise ConfigError(f"{name} must be >= 0 and < {upper:g}, got {value!r}")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class CostModel:
+class CostModel(Value):
     """Fees and slippage: ``fees_bps`` of the notional plus ``fee_per_share``, and
-    ``slippage_bps`` against the trader on every fill."""
+    ``slippage_bps`` against the trader on every fill. Bad values raise ``ConfigError``."""
 
-    fees_bps: float = 0.0
-    fee_per_share: float = 0.0
-    slippage_bps: float = 2.0
-
-    def __post_init__(self) -> None:
-        for name, upper in (("fees_bps", _BPS), ("fee_per_share", 1e6), ("slippage_bps", _BPS)):
-            object.__setattr__(self, name, _check_bps(name, getattr(self, name), upper))
+    fees_bps: Annotated[Number, Field(ge=0, lt=_BPS)] = 0.0
+    fee_per_share: Annotated[Number, Field(ge=0, lt=1e6)] = 0.0
+    slippage_bps: Annotated[Number, Field(ge=0, lt=_BPS)] = 2.0
 
     # -- the rates the compiled core uses ----------------------------------------------
     @property

@@ -54,20 +54,20 @@ from workbench.engine.engine import LatencyStats
 from workbench.errors import ConfigError, DataError
 from workbench.journal import events as ev
 from workbench.model import to_decimal
-from workbench.model.costs import CostModel
+from workbench.model.costs import CostModel, Shares
 from workbench.risk import RiskGateway, RiskSettings
 from workbench.session import crashpoints
 from workbench.session.control import ControlChannel
+from workbench.session.options import SessionOptions
 from workbench.session.pacing import pace
 from workbench.session.start import (
     lock_broker,
     open_journal,
     open_record,
-    session_options,
     start_manager,
     write_owner,
 )
-from workbench.session.trader import Sizing, Trader
+from workbench.session.trader import Accounts, Sizing, Trader
 from workbench.strategy import Strategy
 
 __all__ = ["SessionResult", "run_session"]
@@ -112,7 +112,7 @@ class _Session:
     """The state and the per-bar loop of one session (see the module doc)."""
 
     def __init__(self, engine, manager, risk, trader, broker, journal, record, clock,
-                 start_equity, options) -> None:
+                 start_equity, options: SessionOptions) -> None:
         self.engine, self.manager, self.risk, self.trader = engine, manager, risk, trader
         self.broker, self.journal, self.record, self.clock = broker, journal, record, clock
         self.start_equity, self.o = start_equity, options
@@ -151,7 +151,7 @@ class _Session:
         self.latency.record(latency)
         self.bars += 1
         self._equity(latency_ms=round(latency * 1e3, 3))
-        if self.bars % self.o["heartbeat_every"] == 0:
+        if self.bars % self.o.heartbeat_every == 0:
             self.heartbeat()
 
     def _context(self, bar_time):
@@ -200,17 +200,20 @@ def _install_sigterm(session: _Session):
 def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None,
                 timeframe="1Min", broker_path=None, run_dir=None, clock=None,
                 risk: RiskSettings | None = None, cash=100_000, size: float = 0.1,
-                shares: str = "fractional", costs: CostModel | None = None,
+                shares: Shares = "fractional", costs: CostModel | None = None,
                 heartbeat_every: int = 30, history_days: int = 1, store=None,
-                runs_root=None, accounts: str = "shared") -> SessionResult:
-    """Replay ``replay_date`` through engine, risk, orders and the simulated broker."""
-    options = session_options(speed, heartbeat_every, history_days)
-    risk = risk if risk is not None else load_settings().risk  # [risk] of workbench.toml + env
+                runs_root=None, accounts: Accounts = "shared") -> SessionResult:
+    """Replay ``replay_date`` through engine, risk, orders and the simulated broker; a bad
+    option is a ``ConfigError`` naming it (:class:`~workbench.session.options.SessionOptions`)."""
     costs = costs or CostModel()
-    sizing = Sizing(size, shares, costs, accounts, to_decimal(cash))
+    sizing = Sizing(size=size, shares=shares, costs=costs, accounts=accounts,
+                    cash=to_decimal(cash))
+    options = SessionOptions(speed=speed, heartbeat_every=heartbeat_every,
+                             history_days=history_days, sizing=sizing)
+    risk = risk if risk is not None else load_settings().risk  # [risk] of workbench.toml + env
     strategy = strategy if isinstance(strategy, Strategy) else Strategy(strategy)
     tf = Timeframe.parse(timeframe)
-    bars = _load(replay_date, symbols, tf, history_days, store)
+    bars = _load(replay_date, symbols, tf, options.history_days, store)
     engine = Engine(strategy, bars.symbols, params=params, timeframe=tf, log_notices=False,
                     clock=clock or SimClock(_ny_midnight(replay_date)))
     clock = engine.clock
@@ -226,7 +229,7 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
     broker = SimBroker(broker_path, costs=costs, cash=funds, clock=clock)
     try:
         return _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
-                    risk, sizing, options)
+                    risk, options)
     finally:
         broker.close()
         journal.close()
@@ -234,7 +237,8 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
 
 
 def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock, risk_settings,
-         sizing, options) -> SessionResult:
+         options: SessionOptions) -> SessionResult:
+    sizing = options.sizing
     sink, wrapped = crashpoints.wrap(journal, broker)
     risk = RiskGateway(risk_settings, clock, journal)
     manager, check, events = start_manager(wrapped, sink, clock, record, broker_path, journal)
@@ -251,7 +255,7 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     journal.append(ev.SESSION_START, replay_date=str(pd.Timestamp(replay_date).date()),
                    symbols=list(bars.symbols), strategy=engine.strategy.name,
                    params=engine.params, start_equity=start_equity, broker=str(broker_path),
-                   speed=str(options["speed"]), restart=bool(starts), resume_at=resume_at,
+                   speed=str(options.speed), restart=bool(starts), resume_at=resume_at,
                    accounts=sizing.accounts)
     journal.append(ev.CONFIG, risk=risk_settings.model_dump(mode="json"))
     trader = Trader(record.run_id, engine.strategy.name, manager, sizing)
@@ -276,7 +280,7 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     return _finish(session, "ok", "the replayed day is over", broker_path, expire=True)
 
 
-def _loop(session: _Session, bars, replay_date, resume_at, options) -> None:
+def _loop(session: _Session, bars, replay_date, resume_at, options: SessionOptions) -> None:
     start = resume_at if resume_at is not None else _ny_midnight(replay_date)
     feed = ReplayFeed(bars, start=start)
     history = feed.history()
@@ -288,7 +292,7 @@ def _loop(session: _Session, bars, replay_date, resume_at, options) -> None:
         session.on_row(row)
         if session.stop_reason:
             return
-        pace(options["speed"], started, interval)
+        pace(options.speed, started, interval)
 
 
 def _finish(session: _Session, outcome: str, message: str, broker_path, expire: bool):

@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 
 from workbench.clock import SimClock
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import WorkbenchError
 from workbench.fsutil import atomic_write
 from workbench.journal import Journal, JournalLocked
 from workbench.journal import events as ev
@@ -33,7 +33,7 @@ from workbench.orders import OrderManager, rebuild, reconcile
 from workbench.runs.records import MANIFEST, RunRecord
 
 __all__ = ["SessionLocked", "StartCheck", "lock_broker", "open_journal", "open_record",
-           "previous_run_check", "session_options", "start_manager", "write_owner"]
+           "previous_run_check", "start_manager", "write_owner"]
 
 
 class SessionLocked(WorkbenchError):
@@ -135,12 +135,3 @@ def start_manager(broker, sink, clock, record, broker_path, journal) -> tuple:
     journal.append(ev.RECONCILE, ok=check.ok, differences=check.differences,
                    message=check.message, adopted_fills=[], adopted_orders=[])
     return manager, check, events
-
-
-def session_options(speed, heartbeat_every, history_days) -> dict:
-    """The session's checked loop options (``ConfigError`` on a bad one)."""
-    if speed != "max" and not (isinstance(speed, (int, float)) and speed > 0):
-        raise ConfigError(f"speed must be 'max' or a positive number, got {speed!r}")
-    if heartbeat_every < 1 or history_days < 0:
-        raise ConfigError("heartbeat_every must be >= 1 and history_days >= 0")
-    return {"speed": speed, "heartbeat_every": int(heartbeat_every)}

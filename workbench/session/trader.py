@@ -28,41 +28,34 @@ order manager never sends an intent twice.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Annotated, Literal, get_args
 
 import pandas as pd
+from pydantic import Field
 
-from workbench.errors import ConfigError
 from workbench.model import OrderIntent, Side, Signal, client_order_id, to_decimal
-from workbench.model.costs import CostModel
+from workbench.model.costs import CostModel, Shares
 from workbench.risk import FLATTEN, FORCE_EXIT, RiskContext
 from workbench.risk.switches import Flatten, ForceExit
+from workbench.values import Number, Value
 
-__all__ = ["ACCOUNTS", "Sizing", "Trader"]
+__all__ = ["ACCOUNTS", "Accounts", "Sizing", "Trader"]
 
-ACCOUNTS = ("shared", "per_symbol")
+Accounts = Literal["shared", "per_symbol"]
+ACCOUNTS = get_args(Accounts)
 _ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
-class Sizing:
+class Sizing(Value):
     """Entry size: a fraction of its account's cash per entry; whole or fractional shares;
     one shared account, or one of ``cash`` per symbol (see the module doc)."""
 
-    size: float = 0.1
-    shares: str = "fractional"
-    costs: CostModel = field(default_factory=CostModel)
-    accounts: str = "shared"
-    cash: Decimal = Decimal(100_000)  # each symbol's account, with accounts="per_symbol"
-
-    def __post_init__(self) -> None:
-        if self.accounts not in ACCOUNTS or self.shares not in ("fractional", "whole"):
-            raise ConfigError(f"accounts must be one of {ACCOUNTS} and shares 'fractional' or "
-                              f"'whole'; got {self.accounts!r}, {self.shares!r}")
-        if isinstance(self.size, bool) or not 0 < self.size <= 1 or not self.cash > 0:
-            raise ConfigError(f"size must be in (0, 1] and cash positive; got {self.size!r}, "
-                              f"{self.cash!r}")
+    size: Annotated[Number, Field(gt=0, le=1, description="fraction of cash per entry")] = 0.1
+    shares: Shares = "fractional"
+    costs: CostModel = Field(default_factory=CostModel)
+    accounts: Accounts = "shared"
+    cash: Decimal = Field(Decimal(100_000), gt=0)  # each symbol's account, accounts="per_symbol"
 
     def quantity(self, budget: Decimal, price: Decimal) -> Decimal:
         qty = self.costs.max_quantity(float(budget) * self.size, float(price),
