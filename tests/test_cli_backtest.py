@@ -13,7 +13,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from tests.conftest import BIN, ROOT
-from workbench.cli.grid_args import Constraint, parse_grid, parse_value
+from workbench.backtesting.sweeps.grid import Constraint
+from workbench.cli.grid_args import parse_grid, parse_value
 from workbench.errors import ConfigError
 
 SMA = str(ROOT / "notebooks" / "strategies" / "sma_cross.ipynb")

@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from workbench.times import to_utc
+
 __all__ = ["Clock", "LiveClock", "SimClock"]
 
 
@@ -28,21 +30,16 @@ class SimClock(Clock):
     """A clock that only moves when told to (replays, tests)."""
 
     def __init__(self, start) -> None:
-        self._now = _utc(start)
+        self._now = to_utc(start)
 
     def now(self) -> pd.Timestamp:
         return self._now
 
     def set(self, when) -> None:
-        when = _utc(when)
+        when = to_utc(when)
         if when < self._now:
             raise ValueError(f"SimClock cannot go back from {self._now} to {when}")
         self._now = when
 
     def advance(self, delta) -> None:
         self.set(self._now + pd.Timedelta(delta))
-
-
-def _utc(value) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")

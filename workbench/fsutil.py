@@ -1,13 +1,18 @@
-"""Durable file writes: a reader sees a whole file or none, and a crash loses nothing acknowledged."""
+"""Durable file writes: a reader sees a whole file or none, and a crash loses nothing acknowledged.
+
+Also the one file lock every writer takes (the store, a run's journal, a broker file):
+:func:`exclusive_lock`.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "fsync_dir", "fsync_file"]
+__all__ = ["atomic_write", "exclusive_lock", "fsync_dir", "fsync_file"]
 
 
 def fsync_file(path: Path) -> None:
@@ -50,3 +55,19 @@ def _publish_new(tmp: Path, path: Path) -> None:
         if path.exists():
             raise FileExistsError(path) from None
         os.replace(tmp, path)
+
+
+def exclusive_lock(path: Path | str, *, wait: bool) -> int:
+    """An exclusive ``flock`` on ``path`` (created if missing): the descriptor that holds it.
+
+    The lock lasts until the descriptor is closed (``os.close``) or the process dies, however
+    it dies; the file itself is never deleted, so every process locks the same file.
+    ``wait=False``: ``BlockingIOError`` at once when another descriptor holds the lock.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

@@ -24,22 +24,12 @@ from workbench.backtesting.simulation import Direction, Fill, SimOptions, simula
 from workbench.data.bars import Bars
 from workbench.errors import DataError, StrategyError
 from workbench.model.costs import CostModel, Shares
-from workbench.strategy import Signals, Strategy
+from workbench.strategy import Signals, Strategy, as_strategy
 
 __all__ = ["OPTIONS", "backtest"]
 
 OPTIONS = ("fill", "fees_bps", "fee_per_share", "slippage_bps", "shares", "cash", "size",
            "direction", "sl_stop", "tp_stop")
-
-
-def _as_strategy(strategy) -> Strategy:
-    if isinstance(strategy, Strategy):
-        return strategy
-    if callable(strategy) and not isinstance(strategy, type):
-        return Strategy(strategy)
-    raise StrategyError(
-        f"backtest needs a strategy (a @wb.strategy function), got {type(strategy).__name__}"
-    )
 
 
 def build_settings(options: dict[str, Any], ppy: float | None = None) -> tuple[CostModel, SimOptions]:
@@ -52,14 +42,19 @@ def build_settings(options: dict[str, Any], ppy: float | None = None) -> tuple[C
     return costs, sim
 
 
-def check_option_names(strategy: Strategy) -> None:
-    """A strategy parameter may not share a name with a backtest option."""
-    clash = [name for name in strategy.schema.names if name in OPTIONS]
+def checked_inputs(strategy, bars: Bars, what: str) -> Strategy:
+    """``strategy`` as a :class:`Strategy` none of whose parameters shares a name with a
+    backtest option, over ``bars`` that are ``wb.Bars``; ``what`` (the caller) names errors."""
+    strat = as_strategy(strategy, what)
+    clash = [name for name in strat.schema.names if name in OPTIONS]
     if clash:
         raise StrategyError(
-            f"{strategy.name}: parameter(s) {', '.join(clash)} have the name of backtest "
+            f"{strat.name}: parameter(s) {', '.join(clash)} have the name of backtest "
             f"option(s) ({', '.join(OPTIONS)}); rename them in the strategy"
         )
+    if not isinstance(bars, Bars):
+        raise DataError(f"{what} needs wb.Bars, got {type(bars).__name__}")
+    return strat
 
 
 def _arrays(bars: Bars, signals: Signals, direction: str) -> dict[str, Any]:
@@ -103,10 +98,7 @@ def backtest(
     direction: ``"long"`` or ``"longshort"``. sl_stop, tp_stop: stop loss / take profit as
     fractions of the entry fill price (None: no stop).
     """
-    strat = _as_strategy(strategy)
-    check_option_names(strat)
-    if not isinstance(bars, Bars):
-        raise DataError(f"backtest needs wb.Bars, got {type(bars).__name__}")
+    strat = checked_inputs(strategy, bars, "backtest")
     costs, options = build_settings(
         dict(fill=fill, fees_bps=fees_bps, fee_per_share=fee_per_share,
              slippage_bps=slippage_bps, shares=shares, cash=cash, size=size,

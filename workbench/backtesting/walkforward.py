@@ -28,7 +28,7 @@ from workbench.backtesting import metrics as M
 from workbench.backtesting.run import backtest
 from workbench.data.bars import Bars
 from workbench.errors import ConfigError
-from workbench.strategy import Strategy
+from workbench.strategy import Strategy, as_strategy
 
 __all__ = ["walk_forward", "WalkForwardResult", "fold_windows"]
 
@@ -127,8 +127,7 @@ def walk_forward(strategy: Strategy, bars: Bars, grid: Mapping[str, Iterable | A
     (fees_bps, slippage_bps, fill, ...) used both in and out of sample."""
     from workbench.backtesting.sweeps.runner import sweep
 
-    if not isinstance(strategy, Strategy):
-        raise ConfigError("walk_forward expects a @wb.strategy")
+    strategy = as_strategy(strategy, "walk_forward")
     n_train = _bars_count(train, bars.index, "train")
     n_test = _bars_count(test, bars.index, "test")
     windows = fold_windows(len(bars), n_train, n_test, anchored)

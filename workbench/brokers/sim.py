@@ -77,17 +77,13 @@ from workbench.model import (
     TimeInForce,
 )
 from workbench.model.costs import CostModel
+from workbench.times import to_utc
 
 __all__ = ["SimBroker"]
 
 S = OrderStatus
 _ZERO = Decimal(0)
 _OPPOSITE = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
-
-
-def _utc(value) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
 
 
 def _exact(x: float) -> Decimal:
@@ -161,7 +157,7 @@ class SimBroker:
     def _not_before(self, intent: OrderIntent) -> pd.Timestamp | None:
         stored = self.store.meta("last_bar_time")
         times = [t for t in (intent.bar_time, self._last_bar, stored) if t is not None]
-        return max(_utc(t) for t in times) if times else None
+        return max(to_utc(t) for t in times) if times else None
 
     def _row(self, intent: OrderIntent, not_before) -> dict:
         now = self._now()
@@ -247,7 +243,7 @@ class SimBroker:
 
     def fills(self, client_order_id: str | None = None, since=None) -> list[Fill]:
         out = self.store.fills(client_order_id)
-        return out if since is None else [f for f in out if f.time >= _utc(since)]
+        return out if since is None else [f for f in out if f.time >= to_utc(since)]
 
     def updates(self) -> Iterator[BrokerUpdate]:
         for update in self.store.updates_after(self._cursor):
@@ -260,7 +256,7 @@ class SimBroker:
 
     def on_bars(self, time, bars: Mapping[str, object]) -> list[Fill]:
         """Fill what the bars of one timestamp (``{symbol: bar}``) trigger; the new fills."""
-        time = _utc(time)
+        time = to_utc(time)
         self._last_bar = time if self._last_bar is None else max(self._last_bar, time)
         if not any(self._due(r, time, bars) for r in self.store.open_orders()):
             return []

@@ -23,7 +23,7 @@ __all__ = ["parity"]
 
 def load_target(target: str, name: str | None):
     """``(strategy, parameters cell values)`` from a notebook path or ``module:function``."""
-    from workbench.strategy import Strategy
+    from workbench.strategy import as_strategy
     from workbench.strategy.notebook import load_notebook_strategy
 
     path = Path(target).expanduser()
@@ -39,11 +39,9 @@ def load_target(target: str, name: str | None):
     except ImportError as e:
         raise ConfigError(f"cannot import {module_name!r}: {e}") from e
     found = getattr(module, attr, None)
-    if isinstance(found, Strategy):
-        return found, {}
-    if callable(found) and not isinstance(found, type):
-        return Strategy(found), {}
-    raise ConfigError(f"{target}: {module_name} has no strategy function named {attr!r}")
+    if not callable(found) or isinstance(found, type):
+        raise ConfigError(f"{target}: {module_name} has no strategy function named {attr!r}")
+    return as_strategy(found), {}
 
 
 def _symbols(option: str | None, cell: dict[str, Any], timeframe: str):

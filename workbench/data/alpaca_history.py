@@ -53,11 +53,11 @@ from workbench.data.store import check_symbol
 from workbench.data.timeframe import Timeframe
 from workbench.errors import ConfigError, DataError, WorkbenchError
 from workbench.secrets import SECRET_ENV_VARS, redact
+from workbench.times import ny_midnight, to_utc
 
 __all__ = ["COLUMNS", "fetch_bars"]
 
 COLUMNS = ("symbol", "ts", *FIELDS)
-NY = "America/New_York"
 DEFAULT_DATA_URL = "https://data.alpaca.markets"
 _RETRY_WAIT_S = 3  # alpaca-py's own default; tests lower it
 _SYMBOLS_PER_REQUEST = 100
@@ -148,10 +148,9 @@ def _bound(value, what: str, inclusive: bool = False) -> pd.Timestamp:
     except (TypeError, ValueError):
         raise ConfigError(f"{what}: cannot read {value!r} as a date or time") from None
     if is_date:
-        day = ts.normalize() + (pd.Timedelta(days=1) if inclusive else pd.Timedelta(0))
-        ts = day.tz_localize(NY) - (pd.Timedelta(1, "us") if inclusive else pd.Timedelta(0))
-    ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
-    return ts.floor("us")
+        day = ts + (pd.Timedelta(days=1) if inclusive else pd.Timedelta(0))
+        ts = ny_midnight(day) - (pd.Timedelta(1, "us") if inclusive else pd.Timedelta(0))
+    return to_utc(ts).floor("us")
 
 
 def _groups(names: list[str]) -> list[list[str]]:

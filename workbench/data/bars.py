@@ -15,6 +15,7 @@ import pandas as pd
 
 from workbench.data.timeframe import Timeframe
 from workbench.errors import DataError
+from workbench.times import to_utc
 
 __all__ = ["Bars", "FIELDS", "pivot_arrays"]
 
@@ -209,7 +210,8 @@ class Bars:
 
     def between(self, start=None, end=None) -> "Bars":
         """Bars with ``start <= ts <= end`` (strings are read as UTC)."""
-        return self._map(lambda f: f.loc[_utc_ts(start) : _utc_ts(end)])
+        lo, hi = (None if t is None else to_utc(t) for t in (start, end))
+        return self._map(lambda f: f.loc[lo:hi])
 
     def iloc(self, rows) -> "Bars":
         """Positional row selection, e.g. ``bars.iloc(slice(-100, None))``."""
@@ -242,10 +244,3 @@ class Bars:
     def _repr_html_(self) -> str:
         head = repr(self).replace("<", "&lt;").replace(">", "&gt;")
         return f"<p><code>{head}</code></p>" + self.close.tail(5)._repr_html_()
-
-
-def _utc_ts(value) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")

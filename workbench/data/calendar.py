@@ -18,6 +18,7 @@ import pandas as pd
 
 from workbench.data.timeframe import Timeframe
 from workbench.errors import ConfigError, DataError
+from workbench.times import NEW_YORK, to_new_york, to_utc
 
 __all__ = [
     "FIRST_DATE",
@@ -34,7 +35,7 @@ __all__ = [
     "to_display",
 ]
 
-NY = "America/New_York"
+NY = NEW_YORK  # the old name, kept for notebooks and tests
 FIRST_DATE = "2000-01-01"
 LAST_DATE = "2035-12-31"
 _REGULAR_CLOSE = pd.Timedelta(hours=16)
@@ -146,8 +147,7 @@ def last_sessions(n: int, end) -> list[pd.Timestamp]:
 
 def last_completed_session(now) -> pd.Timestamp:
     """The last session whose regular close is at or before ``now`` (naive means UTC)."""
-    ts = pd.Timestamp(now)
-    ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+    ts = to_utc(now)
     table = _schedule()
     _in_span(_to_date(ts), "now")
     pos = int(table["close"].searchsorted(ts, side="right"))
@@ -192,9 +192,9 @@ def to_display(value):
             raise ConfigError("to_display: the index must hold timestamps")
         return value.set_axis(to_display(value.index), axis=0)
     if isinstance(value, pd.DatetimeIndex):
-        return (value.tz_localize("UTC") if value.tz is None else value).tz_convert(NY)
+        return to_new_york(value)
     try:
         ts = pd.Timestamp(value)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"to_display: cannot read {value!r} as a time") from e
-    return (ts.tz_localize("UTC") if ts.tz is None else ts).tz_convert(NY)
+    return to_new_york(ts)

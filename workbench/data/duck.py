@@ -38,6 +38,15 @@ def _file_list(files: Iterable[Path]) -> str:
     return "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
 
 
+def _partitioned(files: list[Path], select: str, rest: str, *,
+                 filename: bool = False) -> pd.DataFrame:
+    """``SELECT select`` over the store's partitioned ``files`` (timeframe and symbol read
+    from their paths), then ``rest`` (GROUP BY, ORDER BY), as a DataFrame."""
+    extra = ", filename = true" if filename else ""
+    source = f"read_parquet({_file_list(files)}, {_HIVE}{extra})"
+    return connect().execute(f"SELECT {select} FROM {source} {rest}").df()
+
+
 def read_bars(files: list[Path], file_codes: list[int], lo: pd.Timestamp | None,
               hi: pd.Timestamp | None) -> dict:
     """Long columns of ``files``: ``ts`` (int64 ns), ``code`` (``file_codes`` of the row's file), OHLCV.
@@ -73,19 +82,12 @@ def summarize(root: Path) -> pd.DataFrame:
     bars = sorted((root / "bars").glob("timeframe=*/symbol=*/*.parquet"))
     if not bars:
         return pd.DataFrame(columns=cols)
-    con = connect()
-    df = con.execute(
-        f"SELECT timeframe, symbol, min(ts) AS first, max(ts) AS last, count(*) AS rows, "
-        f"count(DISTINCT filename) AS files "
-        f"FROM read_parquet({_file_list(bars)}, {_HIVE}, filename = true) "
-        f"GROUP BY ALL ORDER BY timeframe, symbol"
-    ).df()
+    df = _partitioned(bars, "timeframe, symbol, min(ts) AS first, max(ts) AS last, "
+                      "count(*) AS rows, count(DISTINCT filename) AS files",
+                      "GROUP BY ALL ORDER BY timeframe, symbol", filename=True)
     bad = sorted((root / "quarantine").glob("timeframe=*/symbol=*/*.parquet"))
     if bad:
-        q = con.execute(
-            f"SELECT timeframe, symbol, count(*) AS quarantined "
-            f"FROM read_parquet({_file_list(bad)}, {_HIVE}) GROUP BY ALL"
-        ).df()
+        q = _partitioned(bad, "timeframe, symbol, count(*) AS quarantined", "GROUP BY ALL")
         df = df.merge(q, on=["timeframe", "symbol"], how="left")
     else:
         df["quarantined"] = 0
@@ -105,10 +107,6 @@ def quarantined(root: Path, symbols=None, timeframe=None) -> pd.DataFrame:
     cols = ["symbol", "timeframe", "ts", *FIELDS, "reason", "source"]
     if not files:
         return pd.DataFrame(columns=cols)
-    con = connect()
-    df = con.execute(
-        f"SELECT {', '.join(cols)} FROM read_parquet({_file_list(files)}, {_HIVE}) "
-        f"ORDER BY symbol, timeframe, ts"
-    ).df()
+    df = _partitioned(files, ", ".join(cols), "ORDER BY symbol, timeframe, ts")
     df["ts"] = pd.to_datetime(df["ts"], utc=True)
     return df

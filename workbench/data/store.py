@@ -16,7 +16,6 @@ one writes (writers take ``.write.lock``).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
@@ -36,11 +35,11 @@ from workbench.data.bars import FIELDS, Bars, pivot_arrays
 from workbench.data.timeframe import Timeframe
 from workbench.data.validate import validate
 from workbench.errors import DataError
-from workbench.fsutil import fsync_dir
+from workbench.fsutil import exclusive_lock, fsync_dir
+from workbench.times import ny_midnight, to_utc
 
 __all__ = ["Store", "WriteReport", "open_store"]
 
-NY = "America/New_York"
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
 _BAR_SCHEMA = pa.schema(
     [("ts", pa.timestamp("ns", tz="UTC"))] + [(f, pa.float64()) for f in FIELDS]
@@ -131,12 +130,11 @@ class Store:
     @contextmanager
     def _writer_lock(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".write.lock", "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        fd = exclusive_lock(self.root / ".write.lock", wait=True)
+        try:
+            yield
+        finally:
+            os.close(fd)
 
     def _write_file(self, table: pa.Table, directory: Path, stem: str) -> Path:
         tmp_dir = self.root / "tmp"
@@ -288,12 +286,10 @@ def _bound(value, what: str, inclusive_day: bool = False) -> pd.Timestamp | None
     except (TypeError, ValueError) as e:
         raise DataError(f"{what}: cannot read {value!r} as a date or time") from e
     if isinstance(value, str) and len(value.strip()) <= 10:  # a date: a New York trading day
-        ts = ts.tz_localize(NY)
         if inclusive_day:
-            ts = (ts + pd.Timedelta(days=1)).normalize().tz_localize(None).tz_localize(NY)
-            ts -= pd.Timedelta(1, "ns")
-        return ts.tz_convert("UTC")
-    return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+            return ny_midnight(ts + pd.Timedelta(days=1)) - pd.Timedelta(1, "ns")
+        return ny_midnight(ts)
+    return to_utc(ts)
 
 
 def _progress(iterable, enabled: bool, desc: str):

@@ -64,7 +64,7 @@ from workbench.engine.feed import BarRow, Feed, bar_close
 from workbench.engine.window import RollingWindow
 from workbench.errors import ConfigError, DataError
 from workbench.model import Signal
-from workbench.strategy import Signals, Strategy
+from workbench.strategy import Signals, as_strategy
 
 __all__ = ["DEFAULT_MARGIN", "Decision", "Engine", "LatencyStats", "Sink"]
 
@@ -122,7 +122,7 @@ class Engine:
                  window: int | None = None, margin: int = DEFAULT_MARGIN, sink: Sink | None = None,
                  clock: Clock | None = None, timeframe: str | Timeframe | None = None,
                  log_notices: bool = True) -> None:
-        self.strategy = strategy if isinstance(strategy, Strategy) else Strategy(strategy)
+        self.strategy = as_strategy(strategy, "Engine")
         self.params = self.strategy.params(**(params or {}))
         self.warmup = self.strategy.warmup(self.params)
         capacity = _capacity(window, margin, self.warmup)

@@ -28,6 +28,7 @@ from workbench.data.bars import FIELDS, Bars
 from workbench.data.store import Store
 from workbench.data.timeframe import Timeframe
 from workbench.errors import ConfigError, DataError
+from workbench.times import ny_date, ny_midnight, to_utc
 
 __all__ = ["BarRow", "Feed", "ReplayFeed", "bar_close", "load_sessions"]
 
@@ -62,7 +63,7 @@ class BarRow:
             if symbol not in position:
                 raise DataError(f"BarRow: a bar for {symbol!r}, not one of the row's symbols")
             values[:, position[symbol]] = bar
-        return cls(_utc(time_), symbols, values, received)
+        return cls(to_utc(time_), symbols, values, received)
 
     def field(self, name: str) -> np.ndarray:
         return self.values[FIELDS.index(name)]
@@ -100,7 +101,7 @@ class ReplayFeed:
             raise DataError(f"ReplayFeed needs wb.Bars, got {type(bars).__name__}")
         self.symbols = tuple(bars.symbols)
         self.timeframe = bars.timeframe
-        first = 0 if start is None else int(bars.index.searchsorted(_utc(start)))
+        first = 0 if start is None else int(bars.index.searchsorted(to_utc(start)))
         self._history = bars.iloc(slice(0, first)) if first else None
         self.replayed = bars.iloc(slice(first, None))
         self._arrays = [getattr(self.replayed, f).to_numpy(dtype=float) for f in FIELDS]
@@ -113,8 +114,7 @@ class ReplayFeed:
         bars = load_sessions(days + history_days, symbols, timeframe, end=end, store=store)
         start = None
         if history_days:
-            first = calendar.last_sessions(days, _ny_date(bars.index[-1]))[0]
-            start = pd.Timestamp(first).tz_localize(calendar.NY).tz_convert("UTC")  # its midnight
+            start = ny_midnight(calendar.last_sessions(days, ny_date(bars.index[-1]))[0])
         return cls(bars, start=start)
 
     def __len__(self) -> int:
@@ -145,7 +145,7 @@ def load_sessions(days: int, symbols=None, timeframe: str | Timeframe = "1Min", 
         raise ConfigError(f"days must be a positive int, got {days!r}")
     store = store or Store()
     tf = Timeframe.parse(timeframe)
-    last = _ny_date(_last_stored(store, tf, symbols)) if end is None else pd.Timestamp(end)
+    last = ny_date(_last_stored(store, tf, symbols)) if end is None else pd.Timestamp(end)
     sessions = calendar.last_sessions(days, last)
     day = "%Y-%m-%d"
     return store.load(symbols, tf, start=sessions[0].strftime(day), end=sessions[-1].strftime(day))
@@ -169,7 +169,7 @@ def bar_close(open_time: pd.Timestamp, timeframe: Timeframe | None) -> pd.Timest
     if timeframe is None:
         return open_time
     end = open_time + timeframe.delta
-    close = _session_close(_ny_date(open_time))
+    close = _session_close(ny_date(open_time))
     if close is None:
         return end
     return min(end, close) if timeframe.is_intraday else close
@@ -181,12 +181,3 @@ def _session_close(date: pd.Timestamp) -> pd.Timestamp | None:
         return calendar.session_close(date)
     except DataError:  # not a session (bars outside the calendar): no cut
         return None
-
-
-def _ny_date(ts: pd.Timestamp) -> pd.Timestamp:
-    return pd.Timestamp(ts.tz_convert(calendar.NY).date())
-
-
-def _utc(value) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")

@@ -33,7 +33,7 @@ from workbench.data.bars import Bars
 from workbench.engine.engine import DEFAULT_MARGIN, Decision, Engine
 from workbench.engine.feed import ReplayFeed
 from workbench.errors import DataError, StrategyError, WorkbenchError
-from workbench.strategy import Strategy
+from workbench.strategy import as_strategy
 
 __all__ = ["ParityError", "ParityMismatch", "ParityReport", "check_parity"]
 
@@ -161,7 +161,7 @@ def check_parity(strategy, bars: Bars, params: dict[str, Any] | None = None, *,
                  window: int | None = None, margin: int = DEFAULT_MARGIN,
                  progress: bool = False) -> ParityReport:
     """Replay ``bars`` through the engine and compare every signal with ``strategy(bars)``."""
-    strat = strategy if isinstance(strategy, Strategy) else Strategy(strategy)
+    strat = as_strategy(strategy, "check_parity")
     if not isinstance(bars, Bars):
         raise DataError(f"check_parity needs wb.Bars, got {type(bars).__name__}")
     resolved = strat.params(**(params or {}))

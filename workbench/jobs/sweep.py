@@ -7,7 +7,7 @@
 
 Inputs are prepared as for a backtest (:func:`workbench.jobs.backtest.prepare`); the grid
 names must be strategy parameters and every value passes the strategy's schema; the
-constraint is a :class:`~workbench.cli.grid_args.Constraint` and must admit at least one
+constraint is a :class:`~workbench.backtesting.sweeps.grid.Constraint` and must admit at least one
 combination; the bars must cover every combination's warmup. All of that is checked
 before the record is made.
 """
@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.cli.grid_args import Constraint
 from workbench.clock import Clock, LiveClock
 from workbench.data.store import Store
 from workbench.errors import ConfigError
@@ -99,7 +98,7 @@ def run_sweep(notebook, grid: dict[str, list], params: dict[str, Any] | None = N
     """Sweep the notebook's strategy over ``grid`` (name -> values) and record it:
     ``results/`` holds ``table`` and ``combos`` (Parquet), ``best.json`` and, when exactly
     two parameters vary, ``heatmap.html``."""
-    from workbench.backtesting.sweeps.grid import Grid
+    from workbench.backtesting.sweeps.grid import Constraint, Grid
 
     _check_metric(metric)
     inp = prepare(notebook, params, data, name, store, swept=tuple(grid))

@@ -16,17 +16,14 @@ never see a file shrink) and continues ``seq`` after the last whole event.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 import warnings
 from pathlib import Path
 from typing import Any, Self
 
-import pandas as pd
-
 from workbench.clock import Clock
-from workbench.fsutil import atomic_write, fsync_dir
+from workbench.fsutil import atomic_write, exclusive_lock, fsync_dir
 from workbench.journal.events import (
     Event,
     JournalError,
@@ -35,6 +32,7 @@ from workbench.journal.events import (
     make_payload,
 )
 from workbench.journal.reader import TornTail, TornTailWarning, events_dir, segment_tail, segments
+from workbench.times import to_utc
 
 __all__ = ["Journal", "LOCK_FILE", "SEGMENT_BYTES"]
 
@@ -47,25 +45,15 @@ def _segment_name(index: int) -> str:
     return f"{index:06d}.jsonl"
 
 
-def _utc(ts: Any) -> pd.Timestamp:
-    ts = pd.Timestamp(ts)
-    return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
-
-
 def _take_lock(folder: Path) -> int:
     """The descriptor holding the run's writer lock; JournalLocked if another holds it."""
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        os.close(fd)
+        fd = exclusive_lock(folder / LOCK_FILE, wait=False)
+    except BlockingIOError:  # the holder wrote its pid in the file
+        holder = (folder / LOCK_FILE).read_bytes()[:32].decode("ascii", "replace").strip()
         who = f" (pid {holder})" if holder.isdigit() else ""
         raise JournalLocked(f"the journal of run {folder.parent.name} is already open for "
                             f"writing{who}: a run has one writer") from None
-    except BaseException:
-        os.close(fd)
-        raise
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
     return fd
@@ -182,7 +170,7 @@ class Journal:
     def _append(self, kind: str, payload: dict[str, Any], durable: bool) -> Event:
         with self._mutex:
             self._check_writable()
-            ts = _utc(self._clock.now())
+            ts = to_utc(self._clock.now())
             line = encode_event(self._seq + 1, ts, kind, payload)
             self._write(line)
             self._seq += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-import pandas as pd
+from workbench.times import to_utc
 
 __all__ = ["client_order_id", "parse_client_order_id", "MAX_LEN"]
 
@@ -20,8 +20,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9.]")
 
 def client_order_id(run_id: str, strategy: str, symbol: str, bar_time, leg: str = "entry") -> str:
     """The id of the order for one (run, strategy, symbol, bar, leg)."""
-    ts = pd.Timestamp(bar_time)
-    ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+    ts = to_utc(bar_time)
     scope = hashlib.sha256(f"{run_id}|{strategy}".encode()).hexdigest()[:10]
     sym = _SAFE.sub("", symbol)[:8]
     leg = _SAFE.sub("", leg)[:6]

@@ -60,12 +60,13 @@ from workbench.risk.switches import (
     count_recent,
     secs,
 )
+from workbench.times import NEW_YORK
 
 __all__ = ["FLATTEN", "FORCE_EXIT", "MARKET_TZ", "RiskGateway", "Sink"]
 
 FLATTEN = "flatten"  # OrderIntent.reason of the orders carrying out a Flatten
 FORCE_EXIT = "force_exit"  # OrderIntent.reason of the order carrying out a ForceExit
-MARKET_TZ = "America/New_York"  # the trading day of a for-the-day halt
+MARKET_TZ = NEW_YORK  # the trading day of a for-the-day halt
 
 
 class Sink(Protocol):

@@ -49,10 +49,6 @@ SCHEMA_VERSION = 1
 OUTCOMES = ("ok", "failed", "interrupted", "halted", "timeout")
 _CREATE_ATTEMPTS = 8
 _SECRET_WORDS = ("key", "secret", "token", "password")
-_SHORT_SYMBOLS = 20  # data_range lists the symbols when there are at most this many
-_PACKAGES = {"workbench": "workbench", "pandas": "pandas", "numpy": "numpy",
-             "vectorbt": "vectorbt", "duckdb": "duckdb", "talib": "TA-Lib",
-             "alpaca-py": "alpaca-py", "papermill": "papermill"}
 
 
 class RecordError(WorkbenchError):

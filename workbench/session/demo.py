@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.data import calendar
 from workbench.data.store import Store
 from workbench.strategy import Strategy
+from workbench.times import ny_date
 
 __all__ = ["last_minute_session", "run_demo_session"]
 
@@ -28,7 +28,7 @@ def last_minute_session(store: Store) -> pd.Timestamp:
     """The New York date of the last stored minute bar."""
     listing = store.ls()
     last = listing.loc[listing["timeframe"] == "1Min", "last"].max()
-    return pd.Timestamp(calendar.to_display(last).date())
+    return ny_date(last)
 
 
 def _pnl_split(result) -> tuple[Decimal, Decimal]:

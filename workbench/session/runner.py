@@ -47,7 +47,6 @@ import pandas as pd
 from workbench.brokers.sim import SimBroker
 from workbench.clock import LiveClock, SimClock
 from workbench.config import load_settings
-from workbench.data import calendar
 from workbench.data.timeframe import Timeframe
 from workbench.engine import Engine, ReplayFeed, bar_close, load_sessions
 from workbench.engine.engine import LatencyStats
@@ -68,7 +67,8 @@ from workbench.session.start import (
     write_owner,
 )
 from workbench.session.trader import Accounts, Sizing, Trader
-from workbench.strategy import Strategy
+from workbench.strategy import as_strategy
+from workbench.times import ny_midnight, to_new_york
 
 __all__ = ["SessionResult", "run_session"]
 
@@ -96,14 +96,10 @@ class SessionResult:
         return asdict(self)
 
 
-def _ny_midnight(date) -> pd.Timestamp:
-    return pd.Timestamp(pd.Timestamp(date).date()).tz_localize(calendar.NY).tz_convert("UTC")
-
-
 def _load(replay_date, symbols, tf, history_days, store):
     bars = load_sessions(1 + history_days, symbols, tf, end=replay_date, store=store)
     day = pd.Timestamp(replay_date).date()
-    if not len(bars) or bars.index[-1].tz_convert(calendar.NY).date() != day:
+    if not len(bars) or to_new_york(bars.index[-1]).date() != day:
         raise DataError(f"no stored {tf} bars on {day} for these symbols: nothing to replay")
     return bars
 
@@ -211,11 +207,11 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
     options = SessionOptions(speed=speed, heartbeat_every=heartbeat_every,
                              history_days=history_days, sizing=sizing)
     risk = risk if risk is not None else load_settings().risk  # [risk] of workbench.toml + env
-    strategy = strategy if isinstance(strategy, Strategy) else Strategy(strategy)
+    strategy = as_strategy(strategy, "run_session")
     tf = Timeframe.parse(timeframe)
     bars = _load(replay_date, symbols, tf, options.history_days, store)
     engine = Engine(strategy, bars.symbols, params=params, timeframe=tf, log_notices=False,
-                    clock=clock or SimClock(_ny_midnight(replay_date)))
+                    clock=clock or SimClock(ny_midnight(replay_date)))
     clock = engine.clock
     record = open_record(run_dir, strategy, engine.params, bars, LiveClock(), runs_root)
     journal = open_journal(record, clock)
@@ -281,7 +277,7 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
 
 
 def _loop(session: _Session, bars, replay_date, resume_at, options: SessionOptions) -> None:
-    start = resume_at if resume_at is not None else _ny_midnight(replay_date)
+    start = resume_at if resume_at is not None else ny_midnight(replay_date)
     feed = ReplayFeed(bars, start=start)
     history = feed.history()
     if history is not None and len(history):

@@ -18,14 +18,12 @@ Any unexplained difference: a ``reconcile`` event (ok false, the differences), a
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from pathlib import Path
 
 from workbench.clock import SimClock
 from workbench.errors import WorkbenchError
-from workbench.fsutil import atomic_write
+from workbench.fsutil import atomic_write, exclusive_lock
 from workbench.journal import Journal, JournalLocked
 from workbench.journal import events as ev
 from workbench.journal.reader import replay
@@ -69,14 +67,11 @@ def open_journal(record: RunRecord, clock) -> Journal:
 def lock_broker(path: Path) -> int:
     """An exclusive lock on the broker file for this process (fd to keep open)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return exclusive_lock(f"{path}.lock", wait=False)
     except BlockingIOError:
-        os.close(fd)
         raise SessionLocked(f"the broker {path} is in use by another session: one session "
                             "per broker") from None
-    return fd
 
 
 def _owner_file(broker_path: Path) -> Path:

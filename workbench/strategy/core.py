@@ -21,7 +21,7 @@ from workbench.errors import StrategyError
 from workbench.strategy.params import Schema
 from workbench.strategy.signals import Signals
 
-__all__ = ["Strategy", "strategy"]
+__all__ = ["Strategy", "as_strategy", "strategy"]
 
 Warmup = int | Callable[[dict[str, Any]], int]
 
@@ -85,6 +85,19 @@ class Strategy:
         if not isinstance(out, Signals):
             raise StrategyError(f"{self.name} must return wb.Signals, got {type(out).__name__}")
         return out
+
+
+def as_strategy(obj: Any, what: str = "this") -> Strategy:
+    """``obj`` as a :class:`Strategy`: itself, or a plain function wrapped (no warmup).
+
+    Anything else (a class, a value) is a ``StrategyError`` naming ``what`` needed it.
+    """
+    if isinstance(obj, Strategy):
+        return obj
+    if callable(obj) and not isinstance(obj, type):
+        return Strategy(obj)
+    raise StrategyError(f"{what} needs a strategy (a @wb.strategy function), "
+                        f"got {type(obj).__name__}")
 
 
 def strategy(fn: Callable | None = None, *, warmup: Warmup = 0, name: str | None = None):

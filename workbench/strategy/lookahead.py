@@ -21,7 +21,7 @@ import pandas as pd
 
 from workbench.data.bars import Bars
 from workbench.errors import StrategyError
-from workbench.strategy.core import Strategy
+from workbench.strategy.core import as_strategy
 from workbench.strategy.signals import Signals
 
 __all__ = ["LookaheadError", "LookaheadReport", "Mismatch", "lookahead_check"]
@@ -81,7 +81,7 @@ def lookahead_check(strategy, bars: Bars, checkpoints: int = 20, **params: Any) 
     """Recompute ``strategy`` on ``bars[:k]`` for ``checkpoints`` cut points (plus the last
     few bars) and compare with the full-history signals; raise :class:`LookaheadError` on the
     first past signal that changed, else return the report."""
-    strat = strategy if isinstance(strategy, Strategy) else Strategy(strategy)
+    strat = as_strategy(strategy, "lookahead_check")
     if not isinstance(bars, Bars):
         raise StrategyError(f"lookahead_check expects wb.Bars, got {type(bars).__name__}")
     if not isinstance(checkpoints, int) or checkpoints < 1:

@@ -11,22 +11,36 @@ strategy's schema, so an unknown name raises the schema's error (with its "did y
 mean" suggestion) and a value of the wrong type names the parameter. Combinations run in
 ``itertools.product`` order of the names as the strategy declares them, so consecutive
 combinations share the leading parameters (and their indicators).
+
+A constraint is any ``f(params) -> bool``; :class:`Constraint` makes one from text::
+
+    c = Constraint("fast < slow and slow - fast >= 10", names=["fast", "slow"])
+    c({"fast": 5, "slow": 20})      # True
+
+The text is a restricted expression, checked when the ``Constraint`` is made and
+evaluated by :mod:`simpleeval` (``eval`` is never used): parameter names, numbers,
+strings, True/False/None, comparisons (chains too), ``and``, ``or``, ``not``,
+``+ - * / // %`` and unary minus. Anything else (calls, attributes, subscripts,
+lambdas...) is refused with a ``ConfigError``.
 """
 
 from __future__ import annotations
 
+import ast
 import itertools
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from simpleeval import InvalidExpression, NameNotDefined, SimpleEval, safe_add, safe_mult
 
 from workbench.errors import ConfigError, StrategyError
 from workbench.strategy import Strategy
 
-__all__ = ["RESERVED", "Grid", "values_of"]
+__all__ = ["RESERVED", "Constraint", "Grid", "values_of"]
 
 # table columns a parameter may not be named like
 RESERVED = ("combo", "symbol", "total_return", "cagr", "sharpe", "sortino", "max_drawdown",
@@ -101,3 +115,61 @@ def _accepts(constraint: Callable[[dict], bool], params: dict[str, Any]) -> bool
     except Exception as e:
         raise ConfigError(f"sweep: the constraint raised {type(e).__name__}: {e} "
                           f"for {params}") from e
+
+
+# the constraint language: these expression nodes and these operators, nothing else
+_NODES = (ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Name, ast.Constant)
+_CONSTANTS = (int, float, str, type(None))  # bool is an int
+_OPERATORS = {ast.Add: safe_add, ast.Sub: operator.sub, ast.Mult: safe_mult,
+              ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+              ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_,
+              ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
+              ast.GtE: operator.ge, ast.Eq: operator.eq, ast.NotEq: operator.ne}
+
+
+class Constraint:
+    """A restricted boolean expression over parameter names; call it with a params dict."""
+
+    def __init__(self, text: str, names: Iterable[str]) -> None:
+        self.text = str(text).strip()
+        self.names = frozenset(names)
+        try:
+            self._tree = ast.parse(self.text, mode="eval").body
+        except SyntaxError as e:
+            raise ConfigError(f"--constraint {self.text!r}: not an expression ({e.msg})") from None
+        for node in ast.walk(self._tree):
+            self._check(node)
+        self._evaluator = SimpleEval(operators=_OPERATORS, functions={}, names={})
+        self._evaluator.nodes = {kind: handler for kind, handler in self._evaluator.nodes.items()
+                                 if kind in _NODES}
+
+    def __repr__(self) -> str:
+        return f"Constraint({self.text!r})"
+
+    def _check(self, node: ast.AST) -> None:
+        if isinstance(node, (ast.expr_context, ast.boolop)):  # Load, and/or: their node's part
+            return
+        if isinstance(node, ast.cmpop) and type(node) not in _OPERATORS:
+            raise ConfigError(f"--constraint {self.text!r}: only < <= > >= == != compare")
+        if isinstance(node, (ast.operator, ast.unaryop)) and type(node) not in _OPERATORS:
+            raise ConfigError(f"--constraint {self.text!r}: operator "
+                              f"{type(node).__name__} is not allowed")
+        if not isinstance(node, (*_NODES, ast.cmpop, ast.operator, ast.unaryop)):
+            raise ConfigError(f"--constraint {self.text!r}: {type(node).__name__} is not allowed "
+                              "(only parameter names, numbers, comparisons, and/or/not, "
+                              "+ - * / // %)")
+        if isinstance(node, ast.Name) and node.id not in self.names:
+            known = ", ".join(sorted(self.names)) or "none"
+            raise ConfigError(f"--constraint {self.text!r}: unknown name {node.id!r} "
+                              f"(parameters: {known})")
+        if isinstance(node, ast.Constant) and not isinstance(node.value, _CONSTANTS):
+            raise ConfigError(f"--constraint {self.text!r}: constant {node.value!r} not allowed")
+
+    def __call__(self, params: Mapping[str, Any]) -> bool:
+        self._evaluator.names = params  # one call at a time: Grid.build calls it in a loop
+        try:
+            return bool(self._evaluator.eval(self.text, previously_parsed=self._tree))
+        except NameNotDefined as e:
+            raise ConfigError(f"--constraint {self.text!r}: no value for {e.name}") from None
+        except (ArithmeticError, TypeError, InvalidExpression) as e:
+            raise ConfigError(f"--constraint {self.text!r} at {dict(params)}: {e}") from None

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.backtesting.metrics import periods_per_year
-from workbench.backtesting.run import OPTIONS, backtest, build_settings, check_option_names
+from workbench.backtesting.run import OPTIONS, backtest, build_settings, checked_inputs
 from workbench.backtesting.simulation import SimOptions
 from workbench.backtesting.sweeps import chunks as C
 from workbench.backtesting.sweeps.book import BookAccumulator, book_metrics, book_returns
@@ -48,7 +48,7 @@ from workbench.backtesting.sweeps.grid import Grid
 from workbench.backtesting.sweeps.result import SweepResult
 from workbench.backtesting.sweeps.worker import COLUMN_METRICS, SweepJob
 from workbench.data.bars import FIELDS, Bars
-from workbench.errors import ConfigError, DataError, StrategyError
+from workbench.errors import ConfigError, StrategyError
 from workbench.model.costs import CostModel
 from workbench.strategy import Strategy
 
@@ -63,15 +63,6 @@ PROCESS_BYTES = 350 * 2**20  # a worker process's own footprint (Python, numpy, 
 CACHE_SHARE = 0.25  # of a worker's share of the budget, for its indicator cache
 OPTION_DEFAULTS = {name: p.default for name, p in inspect.signature(backtest).parameters.items()
                    if name in OPTIONS}
-
-
-def _as_strategy(strategy) -> Strategy:
-    if isinstance(strategy, Strategy):
-        return strategy
-    if callable(strategy) and not isinstance(strategy, type):
-        return Strategy(strategy)
-    raise StrategyError(f"sweep needs a strategy (a @wb.strategy function), "
-                        f"got {type(strategy).__name__}")
 
 
 def _settings(bars: Bars, given: dict[str, Any]) -> tuple[CostModel, SimOptions]:
@@ -201,10 +192,7 @@ def sweep(strategy, bars: Bars, *, constraint=None, metric: str = "sharpe",
     progress: a progress bar over chunks.
     """
     started = time.perf_counter()
-    strat = _as_strategy(strategy)
-    check_option_names(strat)
-    if not isinstance(bars, Bars):
-        raise DataError(f"sweep needs wb.Bars, got {type(bars).__name__}")
+    strat = checked_inputs(strategy, bars, "sweep")
     if metric not in COLUMN_METRICS:
         raise ConfigError(f"sweep: unknown metric {metric!r}; one of {', '.join(COLUMN_METRICS)}")
     budget = None if memory_budget is None else C.parse_bytes(memory_budget)
