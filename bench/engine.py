@@ -60,11 +60,11 @@ def replay(feed: ReplayFeed, window: int | None) -> dict:
     """One replay of ``feed`` through a fresh engine: latency, wall time, throughput."""
     emitted = 0
 
-    def sink(decision: Decision) -> None:
+    def count(decision: Decision) -> None:
         nonlocal emitted
         emitted += len(decision.signals)
 
-    engine = Engine(sma_rsi, feed.symbols, sink=sink, window=window, log_notices=False)
+    engine = Engine(sma_rsi, feed.symbols, on_decision=count, window=window, log_notices=False)
     start = time.perf_counter()
     timestamps = engine.run(feed)
     wall = time.perf_counter() - start

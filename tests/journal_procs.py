@@ -19,9 +19,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from workbench.clock import SimClock
-from workbench.journal import Journal, JournalError, catalog, read_events
-from workbench.journal import events as ev
+from workbench.journal import Journal, JournalError, read_events
+from workbench.journal.catalog import catalog
 from workbench.model import Fill, Order, OrderIntent, OrderStatus, Position, Side
+from workbench.model import events as ev
 from workbench.runs.records import RunRecord
 
 SYMBOLS = [f"S{i:02d}" for i in range(20)]

@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from workbench.journal import catalog, read_events
+from workbench.journal import read_events
+from workbench.journal.catalog import catalog
 from workbench.model import OrderStatus
 from workbench.paths import runs_dir
 from workbench.runs.status import session_status

@@ -14,9 +14,10 @@ import pytest
 
 from tests.conftest import ROOT
 from workbench.clock import SimClock
-from workbench.journal import VIEWS, Journal, catalog
-from workbench.journal import events as ev
+from workbench.journal import Journal
+from workbench.journal.catalog import VIEWS, catalog
 from workbench.model import Fill, Order, OrderIntent, OrderStatus, OrderType, Position, Side
+from workbench.model import events as ev
 from workbench.runs.records import RunRecord
 
 T0 = pd.Timestamp("2026-03-02 14:30", tz="UTC")

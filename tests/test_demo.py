@@ -9,7 +9,7 @@ import re
 import pandas as pd
 
 from workbench.demo import DEMO_GRID, run_demo
-from workbench.journal import catalog
+from workbench.journal.catalog import catalog
 
 
 def test_demo_prints_the_best_parameters_and_where_the_records_are(workbench_home):

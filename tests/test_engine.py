@@ -119,7 +119,7 @@ def test_window_refuses_time_going_back_and_is_read_only():
 def test_no_signals_while_warming_up_and_one_clear_message(capsys):
     bars = gappy_bars(12)
     decisions: list[Decision] = []
-    engine = Engine(always, bars.symbols, sink=decisions.append)
+    engine = Engine(always, bars.symbols, on_decision=decisions.append)
     engine.run(ReplayFeed(bars))
     assert [d.ready for d in decisions] == [False] * 3 + [True] * 9
     assert all(not d.signals for d in decisions[:3]) and all(d.signals for d in decisions[3:])
@@ -179,7 +179,7 @@ def test_preloaded_history_makes_the_engine_ready_at_the_first_row():
     feed = ReplayFeed(bars, start=bars.index[20])
     assert isinstance(feed, Feed) and len(feed) == 10 and len(feed.history()) == 20
     decisions: list[Decision] = []
-    engine = Engine(above_mean, bars.symbols, sink=decisions.append)
+    engine = Engine(above_mean, bars.symbols, on_decision=decisions.append)
     assert engine.run(feed) == 10
     assert all(d.ready for d in decisions) and not engine.notices
     full = above_mean(bars).entries.iloc[20:]

@@ -32,7 +32,6 @@ from workbench.journal import (
     read_events,
     replay,
 )
-from workbench.journal import events as ev
 from workbench.model import (
     Account,
     Fill,
@@ -45,6 +44,7 @@ from workbench.model import (
     Signal,
     TradingState,
 )
+from workbench.model import events as ev
 from workbench.secrets import MASK
 
 T0 = pd.Timestamp("2026-03-02 14:30", tz="UTC")

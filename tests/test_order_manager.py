@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from workbench.brokers import SimBroker, SimFaults
 from workbench.clock import SimClock
-from workbench.journal import events as ev
 from workbench.model import OrderIntent, OrderStatus, OrderType, Side, TimeInForce
+from workbench.model import events as ev
 from workbench.model.costs import CostModel
 from workbench.orders import NEVER_ARRIVED, OrderManager, rebuild
 

@@ -19,9 +19,10 @@ from tests.conftest import BIN, ROOT
 from workbench.brokers.sim import SimBroker
 from workbench.data.store import Store
 from workbench.data.synth import synthesize
-from workbench.journal import catalog, replay
-from workbench.journal import events as ev
+from workbench.journal import replay
+from workbench.journal.catalog import catalog
 from workbench.model import OrderIntent, Side
+from workbench.model import events as ev
 from workbench.session.control import send
 from workbench.session.runner import run_session
 from workbench.strategy.notebook import load_notebook_strategy

@@ -26,8 +26,8 @@ from workbench.data import calendar
 from workbench.data.store import Store
 from workbench.data.synth import synthesize
 from workbench.engine import load_sessions
-from workbench.journal import events as ev
 from workbench.model import OrderIntent, OrderStatus, OrderType, Side
+from workbench.model import events as ev
 from workbench.model.costs import CostModel
 from workbench.orders.states import Event, EventKind, IllegalTransition, transition
 from workbench.risk import RiskSettings

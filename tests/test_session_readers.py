@@ -13,8 +13,9 @@ from pathlib import Path
 from tests.conftest import BIN, ROOT
 from workbench.data.store import Store
 from workbench.data.synth import synthesize
-from workbench.journal import catalog, replay
-from workbench.journal import events as ev
+from workbench.journal import replay
+from workbench.journal.catalog import catalog
+from workbench.model import events as ev
 
 END = "2026-11-20"
 NOTEBOOK = ROOT / "notebooks" / "strategies" / "sma_cross.ipynb"

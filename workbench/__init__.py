@@ -45,7 +45,7 @@ _LAZY = {
     "backtest": ("workbench.backtesting", "backtest"),
     "sweep": ("workbench.backtesting", "sweep"),
     "walk_forward": ("workbench.backtesting", "walk_forward"),
-    "catalog": ("workbench.journal", "catalog"),
+    "catalog": ("workbench.journal.catalog", "catalog"),
 }
 
 __all__ = ["Signals", "Strategy", "strategy",

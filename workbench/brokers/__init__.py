@@ -1,8 +1,15 @@
 """Brokers: the ``Broker`` protocol, its errors, and the simulated broker.
 
 ``SimBroker`` fills against bars with the backtest's ``CostModel`` and keeps its state in
-its own SQLite file; the Alpaca adapter (``alpaca.py``) speaks the same protocol.
+its own SQLite file; the Alpaca adapter (``alpaca.py``) speaks the same protocol. The
+protocol is imported here; ``SimBroker``, ``SimFaults`` and ``reference_price`` on first
+use, so an order path on another broker never loads the simulator.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from workbench.brokers.base import (
     Broker,
@@ -16,8 +23,10 @@ from workbench.brokers.base import (
     RateLimited,
     TemporaryBrokerError,
 )
-from workbench.brokers.sim import SimBroker
-from workbench.brokers.sim_rules import SimFaults, reference_price
+
+# name -> module, imported on first access
+_LAZY = {"SimBroker": "workbench.brokers.sim", "SimFaults": "workbench.brokers.sim_rules",
+         "reference_price": "workbench.brokers.sim_rules"}
 
 __all__ = [
     "Broker",
@@ -34,3 +43,15 @@ __all__ = [
     "TemporaryBrokerError",
     "reference_price",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'workbench.brokers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

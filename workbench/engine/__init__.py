@@ -2,7 +2,7 @@
 
     from workbench.engine import Engine, ReplayFeed, check_parity
 
-    engine = Engine(sma_cross, symbols, params={"fast": 10}, sink=print)
+    engine = Engine(sma_cross, symbols, params={"fast": 10}, on_decision=print)
     engine.run(ReplayFeed.from_store(days=1, timeframe="1Min"))
     engine.latency.summary()                      # p50/p99 decision latency, ms
 
@@ -11,7 +11,13 @@
 See :mod:`workbench.engine.engine` for the window length and why parity is exact.
 """
 
-from workbench.engine.engine import DEFAULT_MARGIN, Decision, Engine, LatencyStats, Sink
+from workbench.engine.engine import (
+    DEFAULT_MARGIN,
+    Decision,
+    DecisionHandler,
+    Engine,
+    LatencyStats,
+)
 from workbench.engine.feed import BarRow, Feed, ReplayFeed, bar_close, load_sessions
 from workbench.engine.parity import ParityError, ParityMismatch, ParityReport, check_parity
 from workbench.engine.window import RollingWindow
@@ -20,6 +26,7 @@ __all__ = [
     "DEFAULT_MARGIN",
     "BarRow",
     "Decision",
+    "DecisionHandler",
     "Engine",
     "Feed",
     "LatencyStats",
@@ -28,7 +35,6 @@ __all__ = [
     "ParityReport",
     "ReplayFeed",
     "RollingWindow",
-    "Sink",
     "bar_close",
     "check_parity",
     "load_sessions",

@@ -1,22 +1,22 @@
 """The live engine: one timestamp at a time, the same strategy function, the last row.
 
-    engine = Engine(sma_cross, symbols, params={"fast": 10, "slow": 30}, sink=on_decision)
+    engine = Engine(sma_cross, symbols, params={"fast": 10, "slow": 30}, on_decision=print)
     engine.run(ReplayFeed.from_store(days=1, timeframe="1Min"))     # or engine.on_bars(row)
 
 For each :class:`~workbench.engine.feed.BarRow` the engine appends the row to its
 :class:`~workbench.engine.window.RollingWindow`, calls the strategy exactly as a backtest
 does (``strategy(window.bars(), **params)``: parameter checks, signal checks, warmup
-masking), reads the last row of the signals and hands a :class:`Decision` to the sink:
-the :class:`~workbench.model.Signal` of every symbol with a signal, stamped with the
-bar's open time (the bar it belongs to), plus when it was decided and how long it took.
-A signal on bar t is decided at t's close and fills at t+1's open, in the backtest
-(``fill="next_open"``) as in a session.
+masking), reads the last row of the signals and hands a :class:`Decision` to
+``on_decision`` (a :data:`DecisionHandler`): the :class:`~workbench.model.Signal` of every
+symbol with a signal, stamped with the bar's open time (the bar it belongs to), plus when
+it was decided and how long it took. A signal on bar t is decided at t's close and fills
+at t+1's open, in the backtest (``fill="next_open"``) as in a session.
 
 Time. The engine reads time only through its clock: a :class:`~workbench.clock.SimClock`
 (the default, for replays) is set to each bar's close as the bar is processed; a
 :class:`~workbench.clock.LiveClock` reads wall time in a live session. Decision latency
-(the row's arrival to its signals, sink excluded) is measured with ``time.perf_counter``,
-which is a stopwatch, not a clock for trading time.
+(the row's arrival to its signals, ``on_decision`` excluded) is measured with
+``time.perf_counter``, which is a stopwatch, not a clock for trading time.
 
 Window length, and why engine and backtest agree exactly. Indicators with memory (EMA,
 Wilder's RSI, MACD; TA-Lib's "unstable period") depend on where their input starts: on
@@ -66,7 +66,7 @@ from workbench.errors import ConfigError, DataError
 from workbench.model import Signal
 from workbench.strategy import Signals, as_strategy
 
-__all__ = ["DEFAULT_MARGIN", "Decision", "Engine", "LatencyStats", "Sink"]
+__all__ = ["DEFAULT_MARGIN", "Decision", "DecisionHandler", "Engine", "LatencyStats"]
 
 DEFAULT_MARGIN = 2048
 _FLAGS = (("entries", "entry"), ("exits", "exit"),
@@ -86,7 +86,7 @@ class Decision:
     ready: bool  # False while the window is shorter than warmup + 1 (no signals yet)
 
 
-Sink = Callable[[Decision], None]
+DecisionHandler = Callable[[Decision], None]  # called with every decision
 
 
 class LatencyStats:
@@ -119,7 +119,8 @@ class Engine:
     """Runs one strategy over bars arriving one timestamp at a time (see the module doc)."""
 
     def __init__(self, strategy, symbols: Sequence[str], *, params: dict[str, Any] | None = None,
-                 window: int | None = None, margin: int = DEFAULT_MARGIN, sink: Sink | None = None,
+                 window: int | None = None, margin: int = DEFAULT_MARGIN,
+                 on_decision: DecisionHandler | None = None,
                  clock: Clock | None = None, timeframe: str | Timeframe | None = None,
                  log_notices: bool = True) -> None:
         self.strategy = as_strategy(strategy, "Engine")
@@ -128,7 +129,7 @@ class Engine:
         capacity = _capacity(window, margin, self.warmup)
         self.window = RollingWindow(symbols, capacity, timeframe)
         self.clock = clock if clock is not None else SimClock(_EPOCH)
-        self.sink = sink
+        self.on_decision = on_decision
         self.latency = LatencyStats()
         self.notices: list[str] = []  # one-time messages, also logged if log_notices
         self.log_notices = log_notices
@@ -165,7 +166,7 @@ class Engine:
     def on_bars(self, row: BarRow) -> Decision:
         """Process one timestamp: update the window, run the strategy, emit its last row.
 
-        The sink gets the decision of every timestamp (no signals while warming up). Rows
+        ``on_decision`` gets the decision of every timestamp (no signals while warming up). Rows
         must come in increasing time order (``DataError`` otherwise); a strategy error
         propagates as ``StrategyError``, the row staying in the window.
         """
@@ -179,8 +180,8 @@ class Engine:
         if ready:
             self.latency.record(latency)
         decision = Decision(row.time, self.clock.now(), signals, latency, ready)
-        if self.sink is not None:
-            self.sink(decision)
+        if self.on_decision is not None:
+            self.on_decision(decision)
         return decision
 
     def run(self, feed: Feed, progress: bool = False) -> int:

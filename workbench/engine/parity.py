@@ -135,7 +135,7 @@ class ParityError(WorkbenchError):
 
 
 class _Recorder:
-    """A sink that writes the engine's signals into (time, symbol) arrays per field."""
+    """The ``on_decision`` handler: the engine's signals into (time, symbol) arrays per field."""
 
     def __init__(self, bars: Bars, fields: tuple[str, ...]) -> None:
         self.index = bars.index
@@ -171,7 +171,7 @@ def check_parity(strategy, bars: Bars, params: dict[str, Any] | None = None, *,
     if window is None:  # anchored at the first bar for the whole replay, as a session is
         window = max(strat.warmup(resolved) + margin, len(bars))
     engine = Engine(strat, bars.symbols, params=resolved, window=window, margin=margin,
-                    sink=recorder, timeframe=bars.timeframe, log_notices=False)
+                    on_decision=recorder, timeframe=bars.timeframe, log_notices=False)
     started = time.perf_counter()
     engine.run(ReplayFeed(bars), progress=progress)
     seconds = time.perf_counter() - started

@@ -1,16 +1,36 @@
-"""The journal of a run (append-only events, one writer) and the catalog over all runs.
+"""The journal of a run: append-only events, one writer, replay.
 
-    from workbench.journal import Journal, FILL, replay, catalog
+    from workbench.journal import Journal, FILL, replay
+    from workbench.journal.catalog import catalog
 
     with Journal.open(record.path, clock) as journal:
         journal.append_durable(INTENT, intent)          # before the broker call
         journal.append(FILL, fill)
     result = replay(record.path)                        # events + report (torn tail?)
     wb.catalog().sql("SELECT * FROM orders").df()
+
+The event names are :mod:`workbench.model.events`' (re-exported here). The catalog
+(DuckDB views over every run) is :mod:`workbench.journal.catalog`, imported on its own so
+that writing a journal never loads DuckDB.
 """
 
-from workbench.journal.catalog import VIEWS, catalog
 from workbench.journal.events import (
+    Event,
+    JournalCorrupt,
+    JournalError,
+    JournalLocked,
+    to_model,
+)
+from workbench.journal.reader import (
+    ReadReport,
+    ReplayResult,
+    TornTail,
+    TornTailWarning,
+    read_events,
+    replay,
+)
+from workbench.journal.writer import Journal
+from workbench.model.events import (
     ACCOUNT_SNAPSHOT,
     ALERT,
     BAR,
@@ -38,26 +58,12 @@ from workbench.journal.events import (
     SIGNAL,
     STATE,
     UNMATCHED_UPDATE,
-    Event,
-    JournalCorrupt,
-    JournalError,
-    JournalLocked,
-    to_model,
 )
-from workbench.journal.reader import (
-    ReadReport,
-    ReplayResult,
-    TornTail,
-    TornTailWarning,
-    read_events,
-    replay,
-)
-from workbench.journal.writer import Journal
 
 __all__ = [
     "Journal", "Event", "read_events", "replay", "ReplayResult", "ReadReport", "TornTail",
     "TornTailWarning", "JournalError", "JournalLocked", "JournalCorrupt", "to_model",
-    "catalog", "VIEWS", "EVENT_TYPES",
+    "EVENT_TYPES",
     "BAR", "SIGNAL", "RISK_DECISION", "INTENT", "BROKER_REQUEST", "BROKER_REPLY",
     "ORDER_UPDATE", "FILL", "POSITION", "EQUITY", "HEARTBEAT", "ALERT", "CONFIG", "COMMAND",
     "STATE", "RECONCILE", "SESSION_START", "SESSION_END", "ERROR",

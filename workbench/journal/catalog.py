@@ -30,7 +30,10 @@ from pathlib import Path
 import duckdb
 
 from workbench import paths
-from workbench.journal import events as ev
+from workbench.journal.events import LINE_PREFIX
+from workbench.model import events as ev
+from workbench.model.codec import field_names
+from workbench.model.types import Fill, Position
 
 __all__ = ["VIEWS", "catalog"]
 
@@ -72,15 +75,24 @@ _ORDER_FIELDS = {
     "avg_price": (("$.average_price",), _DEC),
     "broker_order_id": (("$.broker_order_id",), None),
 }
-_FILL_FIELDS = {
-    "time": (("$.fill_time", "$.time"), "TIMESTAMPTZ"),
-    "execution_id": (("$.execution_id",), None),
-    "client_order_id": (("$.client_order_id",), None), "symbol": (("$.symbol",), None),
-    "side": (("$.side",), None), "qty": (("$.quantity",), _DEC),
-    "price": (("$.price",), _DEC), "fee": (("$.fee",), _DEC),
-}
-_POSITION_FIELDS = {"symbol": (("$.symbol",), None), "qty": (("$.quantity",), _DEC),
-                    "avg_price": (("$.average_price",), _DEC)}
+
+
+def _model(cls: type, columns: dict[str, tuple[str, str | None]]) -> dict:
+    """Columns of a model's payload (column -> (field, SQL type)), each field looked up
+    under its old names first (journals written before the shapes were unified), then
+    today's: :func:`workbench.model.codec.field_names`."""
+    return {column: (tuple(f"$.{n}" for n in field_names(cls, field)), sql_type)
+            for column, (field, sql_type) in columns.items()}
+
+
+_FILL_FIELDS = _model(Fill, {
+    "time": ("time", "TIMESTAMPTZ"), "execution_id": ("execution_id", None),
+    "client_order_id": ("client_order_id", None), "symbol": ("symbol", None),
+    "side": ("side", None), "qty": ("quantity", _DEC), "price": ("price", _DEC),
+    "fee": ("fee", _DEC),
+})
+_POSITION_FIELDS = _model(Position, {"symbol": ("symbol", None), "qty": ("quantity", _DEC),
+                                     "avg_price": ("average_price", _DEC)})
 _EQUITY_FIELDS = {"equity": (("$.equity",), _DEC), "cash": (("$.cash",), _DEC)}
 _RUN_FIELDS = {
     "run_id": (("$.run_id",), None), "kind": (("$.kind",), None), "mode": (("$.mode",), None),
@@ -125,7 +137,7 @@ def _parsed(kinds: tuple[str, ...] = ()) -> str:
     ``json_valid`` on every line first. (A filter on a parsed field instead would be
     pushed below the projection and parse each line twice.)
     """
-    prefixes = [ev.LINE_PREFIX % k for k in kinds] or ['{"type":']
+    prefixes = [LINE_PREFIX % k for k in kinds] or ['{"type":']
     pick = " OR ".join(f"starts_with(line, {_quote(p)})" for p in prefixes)
     return f"""SELECT run_id, TRY_CAST(e.seq AS BIGINT) AS seq,
                    TRY_CAST(e.ts AS TIMESTAMPTZ) AS ts, e.type AS type, e.payload AS payload

@@ -9,10 +9,12 @@ still NEW at the end of a replayed journal had its intent journaled but no reply
 process died around the broker call, so :func:`rebuild` marks it UNKNOWN (unknown since
 the intent's time), to be settled by lookup, never resent.
 
-Event types are the journal's constants (:mod:`workbench.journal.events`: constants only,
-this package never writes a journal itself). Journals written before the names were
-unified call the intent ``order_intent``; :func:`apply` reads an old spelling as today's
-name (:func:`~workbench.journal.events.canonical_type`), so such runs still rebuild.
+Event types are :mod:`workbench.model.events`' (this package never writes a journal
+itself: it appends to an ``EventSink``), payloads the shapes of :mod:`workbench.model.codec`
+(a broker's order: :func:`order_payload`). Journals written before the names were unified
+call the intent ``order_intent``, and before the shapes were unified a fill's time
+``fill_time``; :func:`apply` reads an old spelling as today's (``canonical_type``, the
+codec's ``LEGACY_FIELDS``), so such runs still rebuild.
 
 A fill or status report the state table refuses is an *anomaly*: recorded (the
 reconciliation reports it and the session halts), never silently dropped; the fill still
@@ -28,13 +30,15 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.journal import events as ev
-from workbench.model import Fill, Order, OrderStatus
-from workbench.orders import codec
+from workbench.brokers.base import BrokerOrder
+from workbench.model import Fill, Order, OrderIntent, OrderStatus, Position
+from workbench.model import events as ev
+from workbench.model.codec import decimal_of, decode, encode, time_of
 from workbench.orders.ledger import Ledger
 from workbench.orders.states import Event, EventKind, IllegalTransition, catch_up, transition
+from workbench.plain import plain
 
-__all__ = ["EVENT_TYPES", "OrderBook", "apply", "rebuild"]
+__all__ = ["EVENT_TYPES", "OrderBook", "apply", "order_payload", "rebuild"]
 
 S = OrderStatus
 EVENT_TYPES = (ev.ACCOUNT_SNAPSHOT, ev.INTENT, ev.BROKER_REQUEST, ev.BROKER_REPLY,
@@ -86,10 +90,21 @@ def _guarded(book: OrderBook, cid: str, step) -> None:
         book.anomalies.append(str(e))
 
 
+def order_payload(order: BrokerOrder) -> dict:
+    """The journal shape of a broker's order (an order leg, an order open at the start):
+    the intent it carries out (the codec's ``OrderIntent`` fields, untagged) and the
+    broker's view of it (status, ids, leg, fills so far, why it ended)."""
+    return {**encode(order.intent(), tag=False), **plain({
+        "status": order.status, "broker_order_id": order.broker_order_id,
+        "parent_id": order.parent_id, "leg": order.leg,
+        "filled_quantity": order.filled_quantity, "average_price": order.average_price,
+        "reason": order.reason})}
+
+
 def _snapshot(book: OrderBook, p: dict) -> None:
-    book.ledger = Ledger(codec.dec(p["cash"]),
-                         {q["symbol"]: codec.position_from(q) for q in p["positions"]})
-    book.started_at = codec.ts(p["time"])
+    book.ledger = Ledger(decimal_of(p["cash"]),
+                         {q["symbol"]: decode(q, Position) for q in p["positions"]})
+    book.started_at = time_of(p["time"])
     book.executions.update(p.get("executions", ()))
     for o in p.get("open_orders", ()):
         _register(book, o)
@@ -97,9 +112,9 @@ def _snapshot(book: OrderBook, p: dict) -> None:
 
 def _register(book: OrderBook, p: dict) -> None:
     """An order learned from the broker (a bracket leg, an order open at the start)."""
-    filled = codec.dec(p.get("filled_quantity")) or Decimal(0)
-    order = Order(codec.intent_from(p), S(p["status"]), p.get("broker_order_id"), filled,
-                  codec.dec(p.get("average_price")), codec.ts(p.get("time")))
+    filled = decimal_of(p.get("filled_quantity")) or Decimal(0)
+    order = Order(decode(p, OrderIntent), S(p["status"]), p.get("broker_order_id"), filled,
+                  decimal_of(p.get("average_price")), time_of(p.get("time")))
     if order.client_order_id not in book.orders:
         _set(book, order)
     if p.get("parent_id"):
@@ -107,15 +122,15 @@ def _register(book: OrderBook, p: dict) -> None:
 
 
 def _intent(book: OrderBook, p: dict) -> None:
-    intent = codec.intent_from(p)
+    intent = decode(p, OrderIntent)
     if intent.client_order_id not in book.orders:
-        _set(book, Order(intent, updated_at=codec.ts(p["time"])))
+        _set(book, Order(intent, updated_at=time_of(p["time"])))
 
 
 def _reply(book: OrderBook, p: dict) -> None:
     if p.get("action") not in ("submit", "resubmit") or p["outcome"] in ("duplicate", "unknown"):
         return  # cancel replies change nothing: the outcome arrives as an update
-    cid, when = p["client_order_id"], codec.ts(p["time"])
+    cid, when = p["client_order_id"], time_of(p["time"])
     if p["outcome"] == "rejected":
         book.reasons[cid] = p.get("reason") or "rejected"
         _guarded(book, cid, lambda o: transition(o, Event(EventKind.REJECT, time=when)))
@@ -124,13 +139,13 @@ def _reply(book: OrderBook, p: dict) -> None:
 
 
 def _unknown(book: OrderBook, p: dict) -> None:
-    cid, when = p["client_order_id"], codec.ts(p["time"])
+    cid, when = p["client_order_id"], time_of(p["time"])
     _guarded(book, cid, lambda o: transition(o, Event(EventKind.LOSE, time=when)))
     book.unknown_since.setdefault(cid, when)
 
 
 def _settled(book: OrderBook, p: dict) -> None:
-    cid, when = p["client_order_id"], codec.ts(p["time"])
+    cid, when = p["client_order_id"], time_of(p["time"])
     if p["found"]:  # the real status follows as fills and updates
         _guarded(book, cid, lambda o: catch_up(o, S.ACCEPTED, when, p.get("broker_order_id")))
     else:
@@ -139,14 +154,14 @@ def _settled(book: OrderBook, p: dict) -> None:
 
 
 def _update(book: OrderBook, p: dict) -> None:
-    cid, when = p["client_order_id"], codec.ts(p["time"])
+    cid, when = p["client_order_id"], time_of(p["time"])
     if p.get("reason"):
         book.reasons[cid] = p["reason"]
     _guarded(book, cid, lambda o: catch_up(o, S(p["status"]), when, p.get("broker_order_id")))
 
 
 def _fill(book: OrderBook, p: dict) -> None:
-    fill = codec.fill_from(p)
+    fill = decode(p, Fill)
     if fill.execution_id in book.executions:
         return
     book.executions.add(fill.execution_id)
@@ -199,7 +214,7 @@ def rebuild(events: Iterable[Any]) -> OrderBook:
         kind = ev.canonical_type(kind)
         apply(book, kind, payload)
         if kind == ev.INTENT:
-            intents[payload["client_order_id"]] = codec.ts(payload["time"])
+            intents[payload["client_order_id"]] = time_of(payload["time"])
     for cid, order in list(book.orders.items()):
         if order.status is S.NEW:  # intent journaled, reply never journaled
             _set(book, transition(order, Event(EventKind.LOSE, time=intents.get(cid))))

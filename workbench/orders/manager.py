@@ -40,12 +40,14 @@ from workbench.brokers.base import (
     RateLimited,
     TemporaryBrokerError,
 )
-from workbench.journal import events as ev
 from workbench.model import Account, Fill, Order, OrderIntent, OrderStatus, Position
-from workbench.orders import codec
-from workbench.orders.book import OrderBook, apply, rebuild
+from workbench.model import events as ev
+from workbench.model.codec import encode
+from workbench.model.events import EventSink
+from workbench.orders.book import OrderBook, apply, order_payload, rebuild
 from workbench.orders.reconcile import Difference, Reconciliation, reconcile
 from workbench.orders.states import IllegalTransition, catch_up
+from workbench.plain import plain
 
 __all__ = ["OrderManager"]
 
@@ -56,11 +58,11 @@ NEVER_ARRIVED = "never arrived: not at the broker after its acknowledgement wind
 class OrderManager:
     """Places, tracks and settles the orders of one run (see the module doc).
 
-    ``sink`` is the run's journal (``append(type, **payload)``, ``append_durable(...)``);
+    ``sink`` is the run's journal or any :class:`~workbench.model.events.EventSink`;
     ``clock`` gives event times and the age of UNKNOWN orders; ``ack_window`` defaults to
     the broker's."""
 
-    def __init__(self, broker: Broker, sink, clock, *, book: OrderBook | None = None,
+    def __init__(self, broker: Broker, sink: EventSink, clock, *, book: OrderBook | None = None,
                  ack_window: pd.Timedelta | None = None) -> None:
         self.broker = broker
         self.sink = sink
@@ -70,7 +72,7 @@ class OrderManager:
         self.ack_window = pd.Timedelta(window if window is not None else 0)
 
     @classmethod
-    def from_journal(cls, broker: Broker, sink, clock, events: Iterable[Any],
+    def from_journal(cls, broker: Broker, sink: EventSink, clock, events: Iterable[Any],
                      **kw) -> OrderManager:
         """A manager whose state is rebuilt from a run's journaled events."""
         return cls(broker, sink, clock, book=rebuild(events), **kw)
@@ -82,7 +84,9 @@ class OrderManager:
 
     # -- the journal ----------------------------------------------------------------------
     def _emit(self, event_type: str, durable: bool = False, **payload) -> None:
-        payload = codec.plain({**payload, "time": self.clock.now()})
+        """Journal, then apply. ``time`` is the manager's clock, except in a fill's payload,
+        where it is the fill's own time (the ``Fill`` field)."""
+        payload = plain({**payload, "time": payload.get("time", self.clock.now())})
         (self.sink.append_durable if durable else self.sink.append)(event_type, **payload)
         apply(self.book, event_type, payload)
 
@@ -123,8 +127,8 @@ class OrderManager:
                       for f in self.broker.fills(o.client_order_id)}
         executions |= {f.execution_id for f in self.broker.fills(since=self.clock.now())}
         self._emit(ev.ACCOUNT_SNAPSHOT, durable=True, cash=account.cash,
-                   positions=[codec.position_payload(p) for p in account.positions.values()],
-                   open_orders=[codec.order_payload(o) for o in open_orders],
+                   positions=[encode(p) for p in account.positions.values()],
+                   open_orders=[order_payload(o) for o in open_orders],
                    executions=sorted(executions))
 
     # -- placing and canceling ------------------------------------------------------------
@@ -133,7 +137,7 @@ class OrderManager:
         cid = intent.client_order_id
         if cid in self.book.orders:
             return self.book.orders[cid]  # one broker order per intent, ever
-        self._emit(ev.INTENT, durable=True, **codec.intent_payload(intent))
+        self._emit(ev.INTENT, durable=True, **encode(intent))
         return self._send(intent, "submit")
 
     def _send(self, intent: OrderIntent, action: str) -> Order:
@@ -213,7 +217,7 @@ class OrderManager:
         """Register bracket legs as ACCEPTED; their fills and updates then move them."""
         for leg in ((order,) if as_leg else order.legs):
             if leg.client_order_id not in self.book.orders:
-                self._emit(ev.ORDER_LEG, **{**codec.order_payload(leg), "status": S.ACCEPTED,
+                self._emit(ev.ORDER_LEG, **{**order_payload(leg), "status": S.ACCEPTED,
                                            "filled_quantity": "0", "average_price": None})
 
     def _record_fill(self, fill: Fill, source: str) -> bool:
@@ -221,14 +225,14 @@ class OrderManager:
         and ``positions`` views) the order and the position it left."""
         if fill.execution_id in self.book.executions:
             return False
-        self._emit(ev.FILL, source=source, **codec.fill_payload(fill))
+        self._emit(ev.FILL, **encode(fill), source=source)
         order = self.book.orders.get(fill.client_order_id)
         if order is not None:
             self._emit(ev.ORDER_UPDATE, client_order_id=order.client_order_id,
                        status=order.status, filled_quantity=order.filled_quantity,
                        average_price=order.average_price,
                        broker_order_id=order.broker_order_id, source="fill")
-        self._emit(ev.POSITION, **codec.position_payload(self.book.ledger.positions[fill.symbol]))
+        self._emit(ev.POSITION, **encode(self.book.ledger.positions[fill.symbol]))
         return True
 
     def _record_status(self, order: BrokerOrder, source: str) -> None:

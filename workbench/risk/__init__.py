@@ -4,9 +4,11 @@ Decisions, not exceptions: :meth:`RiskGateway.review` returns :class:`Approved` 
 :class:`Denied` for each :class:`~workbench.model.OrderIntent`; :meth:`RiskGateway.on_bar`
 evaluates the kill switches on a :class:`RiskContext` snapshot and returns the actions the
 session must carry out. The same gateway runs in replay, paper and live. Imports only
-``workbench.model`` and the clock.
+``workbench.model`` (values, event names, the ``EventSink`` it journals to), the clock and
+``workbench.config`` (:class:`RiskSettings`, the ``[risk]`` settings).
 """
 
+from workbench.config import RiskSettings
 from workbench.risk.checks import (
     APPROVED,
     Approved,
@@ -26,8 +28,7 @@ from workbench.risk.checks import (
     symbol_exposure,
     total_exposure,
 )
-from workbench.risk.config import RiskSettings
-from workbench.risk.gateway import FLATTEN, FORCE_EXIT, MARKET_TZ, RiskGateway, Sink
+from workbench.risk.gateway import FLATTEN, FORCE_EXIT, MARKET_TZ, RiskGateway
 from workbench.risk.switches import (
     Action,
     Alert,
@@ -45,7 +46,7 @@ __all__ = [
     "APPROVED", "FLATTEN", "FORCE_EXIT", "MARKET_TZ", "Action", "Alert", "Approved",
     "BlockEntries", "BracketLegs", "Check", "Decision", "Denied", "Flatten", "ForceExit",
     "KillSwitches", "KnownPrice", "NotionalCap", "PriceBand", "RiskContext", "RiskGateway",
-    "RiskSettings", "SetState", "Sink", "SwitchView", "SymbolExposureCap", "TotalExposureCap",
+    "RiskSettings", "SetState", "SwitchView", "SymbolExposureCap", "TotalExposureCap",
     "UnblockEntries", "count_recent", "default_checks", "is_reducing", "reference_price",
     "symbol_exposure", "total_exposure",
 ]

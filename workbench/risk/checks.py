@@ -23,8 +23,8 @@ from typing import ClassVar, Protocol
 
 import pandas as pd
 
+from workbench.config import RiskSettings
 from workbench.model import Account, OrderIntent, OrderType, Position, Side
-from workbench.risk.config import RiskSettings
 
 __all__ = [
     "APPROVED", "Approved", "BracketLegs", "Check", "Decision", "Denied", "KnownPrice",

@@ -6,7 +6,8 @@
     decision = gateway.review(intent, ctx)      # every order: Approved() or Denied(...)
 
 Every decision is journaled (``risk_decision``), every change of state or entry blocks
-(``state``), every alert (``alert``); ``sink`` is anything with ``append(type, **payload)``.
+(``state``), every alert (``alert``) to ``sink``, an :class:`~workbench.model.events.EventSink`
+(the run's journal).
 Payload values are plain JSON types (Decimals and times as strings).
 
 What each state lets through (``review``):
@@ -30,13 +31,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 
 from workbench.clock import Clock
-from workbench.journal.events import ALERT, RISK_DECISION, STATE
+from workbench.config import RiskSettings
 from workbench.model import OrderIntent, TradingState
+from workbench.model.events import ALERT, RISK_DECISION, STATE, EventSink
 from workbench.risk.checks import (
     APPROVED,
     Check,
@@ -46,7 +48,6 @@ from workbench.risk.checks import (
     default_checks,
     is_reducing,
 )
-from workbench.risk.config import RiskSettings
 from workbench.risk.switches import (
     Action,
     Alert,
@@ -62,21 +63,17 @@ from workbench.risk.switches import (
 )
 from workbench.times import NEW_YORK
 
-__all__ = ["FLATTEN", "FORCE_EXIT", "MARKET_TZ", "RiskGateway", "Sink"]
+__all__ = ["FLATTEN", "FORCE_EXIT", "MARKET_TZ", "RiskGateway"]
 
 FLATTEN = "flatten"  # OrderIntent.reason of the orders carrying out a Flatten
 FORCE_EXIT = "force_exit"  # OrderIntent.reason of the order carrying out a ForceExit
 MARKET_TZ = NEW_YORK  # the trading day of a for-the-day halt
 
 
-class Sink(Protocol):
-    def append(self, type: str, **payload: Any) -> Any: ...
-
-
 class RiskGateway:
     """Pre-trade checks, trading state and kill switches; decisions, never exceptions."""
 
-    def __init__(self, settings: RiskSettings | None, clock: Clock, sink: Sink,
+    def __init__(self, settings: RiskSettings | None, clock: Clock, sink: EventSink,
                  checks: Sequence[Check] | None = None) -> None:
         self.settings = settings or RiskSettings()
         self.checks = tuple(checks) if checks is not None else default_checks(self.settings)

@@ -32,9 +32,9 @@ from typing import Literal
 
 import pandas as pd
 
+from workbench.config import RiskSettings
 from workbench.model import Side, TradingState
 from workbench.risk.checks import RiskContext
-from workbench.risk.config import RiskSettings
 
 __all__ = [
     "Action", "Alert", "BlockEntries", "Flatten", "ForceExit", "KillSwitches", "SetState",

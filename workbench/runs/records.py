@@ -11,25 +11,22 @@ except the manifest by ``finish``. Everything written passes through
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import warnings
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
-import numpy as np
 import pandas as pd
 
 from workbench import paths
 from workbench.clock import Clock
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.fsutil import atomic_write
+from workbench.plain import NotPlain, plain
 from workbench.runs.ids import new_run_id
 from workbench.runs.provenance import describe_data_range, git_state, package_versions
-from workbench.secrets import redact, secret_values
+from workbench.secrets import redact, redact_tree, secret_values
 
 __all__ = [
     "MANIFEST",
@@ -59,58 +56,21 @@ class RecordError(WorkbenchError):
 
 
 def _plain(value: Any, where: str, strict: bool) -> Any:
-    """``value`` as plain JSON. ``strict`` (parameters): only JSON-like values, finite
-    numbers. Otherwise (results): arrays, timestamps, paths, dataclasses and pandas
-    objects are converted too, and NaN/inf become None."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value) or not strict:
-            return value if math.isfinite(value) else None
-        raise ConfigError(f"{where} is {value}: parameters must be finite numbers")
-    if isinstance(value, np.generic):
-        return _plain(value.item(), where, strict)
-    if isinstance(value, Mapping):
-        return {_key(k, where, strict): _plain(v, f"{where}.{k}", strict)
-                for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, f"{where}[{i}]", strict) for i, v in enumerate(value)]
-    if not strict:
-        return _loose(value, where)
-    raise ConfigError(f"{where}: {type(value).__name__} is not a plain JSON value")
-
-
-def _loose(value: Any, where: str) -> Any:
-    if value is pd.NaT or value is pd.NA:
-        return None
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (timedelta, Path)):
-        return str(value)
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist(), where, False)
-    if isinstance(value, pd.Series):
-        return _plain(value.to_dict(), where, False)
-    if isinstance(value, pd.DataFrame):
-        return _plain(value.to_dict(orient="records"), where, False)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain(dataclasses.asdict(value), where, False)
-    raise ConfigError(f"{where}: cannot write a {type(value).__name__} as JSON")
-
-
-def _key(key: Any, where: str, strict: bool) -> str:
-    if isinstance(key, str):
-        return key
-    if strict:
-        raise ConfigError(f"{where}: parameter names must be strings, got {key!r}")
-    return key.isoformat() if isinstance(key, (datetime, date)) else str(key)
+    """``value`` as plain JSON (:func:`workbench.plain.plain`). ``strict`` (parameters):
+    only JSON-like values, finite numbers, text keys. Otherwise (results): arrays,
+    timestamps, paths, dataclasses and pandas objects are converted too, and NaN/inf
+    become None. ConfigError for what cannot be written."""
+    try:
+        return plain(value, strict=strict, where=where)
+    except NotPlain as e:
+        raise ConfigError(str(e)) from None
 
 
 def _plain_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Parameters as plain JSON; ConfigError for a name that looks like a secret."""
     if not isinstance(params, Mapping):
         raise ConfigError(f"params must be a mapping, got {type(params).__name__}")
-    plain = _plain(dict(params), "params", strict=True)
+    values = _plain(dict(params), "params", strict=True)
 
     def check(tree: Any, where: str) -> None:
         if isinstance(tree, list):
@@ -122,18 +82,8 @@ def _plain_params(params: Mapping[str, Any]) -> dict[str, Any]:
                                   "from the environment, never from parameters")
             check(v, f"{where}.{k}")
 
-    check(plain, "params")
-    return plain
-
-
-def _redact_tree(tree: Any) -> Any:
-    if isinstance(tree, str):
-        return redact(tree)
-    if isinstance(tree, dict):
-        return {redact(k): _redact_tree(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_redact_tree(v) for v in tree]
-    return tree
+    check(values, "params")
+    return values
 
 
 # -- files --------------------------------------------------------------------------------
@@ -152,7 +102,7 @@ def _write_json(path: Path, obj: Any, *, overwrite: bool = False) -> None:
 
 
 def _dumps(obj: Any) -> bytes:
-    text = json.dumps(_redact_tree(obj), indent=2, allow_nan=False, ensure_ascii=False)
+    text = json.dumps(redact_tree(obj), indent=2, allow_nan=False, ensure_ascii=False)
     return (redact(text) + "\n").encode("utf-8")
 
 

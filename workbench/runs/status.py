@@ -12,8 +12,8 @@ import json
 import pandas as pd
 
 from workbench.clock import LiveClock
-from workbench.journal import catalog
-from workbench.journal import events as ev
+from workbench.journal.catalog import catalog
+from workbench.model import events as ev
 
 __all__ = ["session_status"]
 

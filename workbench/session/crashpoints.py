@@ -21,7 +21,8 @@ import signal
 from typing import Any
 
 from workbench.errors import ConfigError
-from workbench.journal import events as ev
+from workbench.model import events as ev
+from workbench.model.events import EventSink
 
 __all__ = ["CRASH_ENV", "POINTS", "CrashPoint", "wrap"]
 
@@ -46,28 +47,28 @@ class CrashPoint:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-class _Sink:
-    """The journal, with crash points around the order manager's events."""
+class _CrashingSink:
+    """An event sink (the journal) with crash points around the order manager's events."""
 
-    def __init__(self, journal, crash: CrashPoint) -> None:
-        self._journal, self._crash = journal, crash
+    def __init__(self, sink: EventSink, crash: CrashPoint) -> None:
+        self._sink, self._crash = sink, crash
 
     def append(self, kind: str, *args: Any, **fields: Any):
         if kind == ev.BROKER_REPLY:
             self._crash.reached("before_reply")
-        event = self._journal.append(kind, *args, **fields)
+        event = self._sink.append(kind, *args, **fields)
         if kind == ev.FILL:
             self._crash.reached("fill")
         return event
 
     def append_durable(self, kind: str, *args: Any, **fields: Any):
-        event = self._journal.append_durable(kind, *args, **fields)
+        event = self._sink.append_durable(kind, *args, **fields)
         if kind == ev.INTENT:
             self._crash.reached("intent_journaled")
         return event
 
     def __getattr__(self, name: str):
-        return getattr(self._journal, name)
+        return getattr(self._sink, name)
 
 
 class _Broker:
@@ -85,10 +86,10 @@ class _Broker:
         return getattr(self._broker, name)
 
 
-def wrap(journal, broker, environ=os.environ):
+def wrap(sink: EventSink, broker, environ=os.environ):
     """``(sink, broker)`` for the order manager: wrapped when ``CRASH_ENV`` is set."""
     spec = environ.get(CRASH_ENV)
     if not spec:
-        return journal, broker
+        return sink, broker
     crash = CrashPoint(spec)
-    return _Sink(journal, crash), _Broker(broker, crash)
+    return _CrashingSink(sink, crash), _Broker(broker, crash)

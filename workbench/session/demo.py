@@ -33,7 +33,7 @@ def last_minute_session(store: Store) -> pd.Timestamp:
 
 def _pnl_split(result) -> tuple[Decimal, Decimal]:
     """(realized incl. fees, unrealized) of a finished session, from the catalog."""
-    from workbench.journal import catalog
+    from workbench.journal.catalog import catalog
 
     con = catalog(Path(result.path).parent)
     try:

@@ -51,7 +51,7 @@ from workbench.data.timeframe import Timeframe
 from workbench.engine import Engine, ReplayFeed, bar_close, load_sessions
 from workbench.engine.engine import LatencyStats
 from workbench.errors import ConfigError, DataError
-from workbench.journal import events as ev
+from workbench.model import events as ev
 from workbench.model import to_decimal
 from workbench.model.costs import CostModel, Shares
 from workbench.risk import RiskGateway, RiskSettings

@@ -25,8 +25,8 @@ from workbench.clock import SimClock
 from workbench.errors import WorkbenchError
 from workbench.fsutil import atomic_write, exclusive_lock
 from workbench.journal import Journal, JournalLocked
-from workbench.journal import events as ev
 from workbench.journal.reader import replay
+from workbench.model import events as ev
 from workbench.orders import OrderManager, rebuild, reconcile
 from workbench.runs.records import MANIFEST, RunRecord
 

@@ -1,4 +1,4 @@
-"""An in-memory event sink with the journal's ``append(type, **payload)`` interface."""
+"""An in-memory :class:`~workbench.model.events.EventSink`: the journal's ``append``."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ __all__ = ["ListSink"]
 
 
 class ListSink:
-    """The journal's ``append``/``append_durable``, kept in a list (for tests and notebooks)."""
+    """An event sink that keeps ``(type, payload)`` in a list (for tests and notebooks)."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
 
-    def append(self, type: str, **payload: Any) -> None:
+    def append(self, type: str, /, **payload: Any) -> None:
         self.events.append((type, payload))
 
     append_durable = append
