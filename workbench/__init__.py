@@ -28,8 +28,8 @@ from workbench.errors import ConfigError, DataError, StrategyError, WorkbenchErr
 from workbench.strategy import Signals, Strategy, strategy
 
 if TYPE_CHECKING:
-    from workbench import data
-    from workbench.data.bars import Bars
+    from workbench import data  # noqa: F401
+    from workbench.data.bars import Bars  # noqa: F401
 
 __version__ = "0.1.0"
 

@@ -20,12 +20,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from workbench.backtesting.result import BacktestResult
-    from workbench.backtesting.run import OPTIONS, backtest
-    from workbench.backtesting.simulation import SimOptions, Simulation, simulate
-    from workbench.backtesting.sweeps.runner import sweep
-    from workbench.backtesting.walkforward import walk_forward
-    from workbench.model.costs import CostModel
+    from workbench.backtesting.result import BacktestResult  # noqa: F401
+    from workbench.backtesting.run import OPTIONS, backtest  # noqa: F401
+    from workbench.backtesting.simulation import SimOptions, Simulation, simulate  # noqa: F401
+    from workbench.backtesting.sweeps.runner import sweep  # noqa: F401
+    from workbench.backtesting.walkforward import walk_forward  # noqa: F401
+    from workbench.model.costs import CostModel  # noqa: F401
 
 # name -> the module that defines it, imported on first access
 _HOMES = {
