@@ -18,10 +18,10 @@ Heavy parts (the store's DuckDB, vectorbt, TA-Lib) are imported on first use, so
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from workbench.errors import ConfigError, DataError, StrategyError, WorkbenchError
+from workbench.lazy import lazy_names
 
 # Bound here, eagerly: importing the subpackage ``workbench.strategy`` binds the package's
 # attribute ``strategy`` to that module, which would shadow a lazily bound decorator.
@@ -52,15 +52,4 @@ __all__ = ["Signals", "Strategy", "strategy",
            "WorkbenchError", "ConfigError", "DataError", "StrategyError", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'workbench' has no attribute {name!r}")
-    module_name, attr = _LAZY[name]
-    module = importlib.import_module(module_name)
-    value = module if attr is None else getattr(module, attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

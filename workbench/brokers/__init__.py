@@ -8,9 +8,6 @@ use, so an order path on another broker never loads the simulator.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from workbench.brokers.base import (
     Broker,
     BrokerError,
@@ -23,6 +20,7 @@ from workbench.brokers.base import (
     RateLimited,
     TemporaryBrokerError,
 )
+from workbench.lazy import lazy_names
 
 # name -> module, imported on first access
 _LAZY = {"SimBroker": "workbench.brokers.sim", "SimFaults": "workbench.brokers.sim_rules",
@@ -45,13 +43,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'workbench.brokers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

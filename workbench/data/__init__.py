@@ -7,11 +7,11 @@ Bare dates are New York trading days (``end`` inclusive); times without a zone a
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from workbench.data.bars import Bars
 from workbench.data.timeframe import Timeframe
+from workbench.lazy import lazy_names
 
 if TYPE_CHECKING:
     from workbench.data.store import Store, WriteReport
@@ -40,10 +40,6 @@ def _store() -> Store:
     return Store()
 
 
-def __getattr__(name: str) -> Any:
-    # the store (DuckDB, pyarrow) is imported on first use, not with the package
-    if name in ("Store", "WriteReport"):
-        value = getattr(importlib.import_module("workbench.data.store"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# the store (DuckDB, pyarrow) is imported on first use, not with the package
+__getattr__, __dir__ = lazy_names(__name__, {"Store": "workbench.data.store",
+                                             "WriteReport": "workbench.data.store"})
