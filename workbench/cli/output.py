@@ -8,21 +8,10 @@ from typing import Any
 import click
 import pandas as pd
 
+from workbench.plain import plain
 from workbench.secrets import redact
 
-__all__ = ["echo", "echo_json", "echo_table", "to_jsonable"]
-
-
-def to_jsonable(value: Any) -> Any:
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    return value
+__all__ = ["echo", "echo_json", "echo_table"]
 
 
 def echo(text: str = "", err: bool = False) -> None:
@@ -30,7 +19,7 @@ def echo(text: str = "", err: bool = False) -> None:
 
 
 def echo_json(value: Any) -> None:
-    click.echo(redact(json.dumps(to_jsonable(value), indent=2)))
+    click.echo(redact(json.dumps(plain(value), indent=2)))
 
 
 def echo_table(df: pd.DataFrame, empty: str = "(nothing)") -> None:

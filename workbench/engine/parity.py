@@ -33,6 +33,7 @@ from workbench.data.bars import Bars
 from workbench.engine.engine import DEFAULT_MARGIN, Decision, Engine
 from workbench.engine.feed import ReplayFeed
 from workbench.errors import DataError, StrategyError, WorkbenchError
+from workbench.plain import plain
 from workbench.strategy import as_strategy
 
 __all__ = ["ParityError", "ParityMismatch", "ParityReport", "check_parity"]
@@ -221,9 +222,4 @@ def _compare(got: dict[str, np.ndarray], wanted: dict[str, np.ndarray], bars: Ba
     row, col, k = best
     name = list(got)[k]
     return counts, ParityMismatch(bars.symbols[col], bars.index[row], name,
-                                  _plain(got[name][row, col]), _plain(wanted[name][row, col]))
-
-
-def _plain(value: Any) -> Any:
-    value = value.item() if isinstance(value, np.generic) else value
-    return None if isinstance(value, float) and np.isnan(value) else value
+                                  plain(got[name][row, col]), plain(wanted[name][row, col]))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import ConfigError, DataError
+from workbench.plain import plain
 
 if TYPE_CHECKING:  # scipy (under overfit) is imported only when best() needs it
     from workbench.backtesting import overfit
@@ -41,19 +41,6 @@ def cscv_splits(n_bars: int, most: int = MAX_SPLITS) -> int | None:
     splits = min(most, n_bars // 2)
     splits -= splits % 2
     return splits if splits >= 2 else None
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready: numpy scalars as Python, NaN/inf as None."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 @dataclass(frozen=True)
@@ -80,7 +67,7 @@ class Best:
         return None if self.overfitting is None else self.overfitting.pbo
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain({
+        return plain({
             "metric": self.metric, "combo": self.combo, "params": self.params,
             "metrics": self.metrics, "n_combos": self.n_combos, "dsr": self.dsr, "pbo": self.pbo,
             "dsr_summary": self.deflated.summary() if self.deflated else None,
@@ -208,7 +195,7 @@ class SweepResult:
         self.table.to_parquet(path / "table.parquet", index=False)
         self.combos.reset_index().to_parquet(path / "combos.parquet", index=False)
         doc = {"strategy": self.strategy, "best": self.best().to_dict(),
-               "info": _plain(self.info)}
+               "info": plain(self.info)}
         (path / "best.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
         return path
 
