@@ -94,6 +94,11 @@ class RiskContext:
         pos = self.positions.get(symbol)
         return pos.quantity if pos is not None else _ZERO
 
+    def last_trade(self, symbol: str) -> Decimal | None:
+        """The symbol's last trade if it is a usable price (positive), else None."""
+        price = self.last_prices.get(symbol)
+        return price if price is not None and price > 0 else None
+
     def mark(self, symbol: str) -> Decimal | None:
         """Last trade, else the position's average price, else None."""
         price = self.last_prices.get(symbol)
@@ -198,10 +203,10 @@ class KnownPrice:
     def check(self, intent, ctx):
         if intent.limit_price is None and intent.stop_price is None and is_reducing(intent, ctx):
             return APPROVED
-        last = ctx.last_prices.get(intent.symbol)
-        if last is None or last <= 0:
-            return Denied(f"no valid last trade for {intent.symbol} (got {last}): "
-                          "cannot value the order", self.name)
+        if ctx.last_trade(intent.symbol) is None:
+            return Denied(f"no valid last trade for {intent.symbol} (got "
+                          f"{ctx.last_prices.get(intent.symbol)}): cannot value the order",
+                          self.name)
         return APPROVED
 
 
@@ -213,11 +218,11 @@ class PriceBand:
     name: str = "price_band"
 
     def check(self, intent, ctx):
-        last = ctx.last_prices.get(intent.symbol)
+        last = ctx.last_trade(intent.symbol)
         for label, price in (("limit", intent.limit_price), ("stop", intent.stop_price)):
             if price is None:
                 continue
-            if last is None or last <= 0:
+            if last is None:
                 return Denied(f"{label} price {price} for {intent.symbol} with no last trade "
                               "to compare with", self.name)
             if abs(price / last - 1) > self.band:
