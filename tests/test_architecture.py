@@ -14,7 +14,7 @@ PACKAGE = ROOT / "workbench"
 BIN = Path(sys.executable).parent
 MAX_LINES = 400
 # homes the map reserves for the next issues (promotion, live feeds, operations, dashboards)
-PLANNED = {"workbench.deploy", "workbench.feeds", "workbench.monitor", "workbench.dashboards"}
+PLANNED = {"workbench.feeds", "workbench.monitor", "workbench.dashboards"}
 
 
 def _modules() -> list[str]:
