@@ -1,0 +1,126 @@
+"""The executed notebook, written scrubbed: no credential value ever reaches the disk.
+
+papermill writes the output notebook after every cell and, during a long cell, every
+``autosave_cell_every`` seconds; each of those writes would hold whatever the kernel printed,
+a credential included. This module registers a papermill engine, :data:`ENGINE`, whose every
+save goes through :func:`write_scrubbed`: each secret value present in the environment
+(:mod:`workbench.secrets`) is masked in outputs, tracebacks, sources, the injected parameters
+and metadata, then the file is written to a temporary name, fsynced and renamed
+(:func:`workbench.fsutil.atomic_write`), so a reader (a dashboard showing progress) sees a
+whole notebook or the previous one, never a torn or unscrubbed one.
+
+Use it through :func:`workbench.execution.run.execute_run`; it takes the output path as
+``scrubbed_output`` (papermill itself is given no output path, so it writes nothing).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from papermill.engines import (
+    NBClientEngine,
+    NotebookExecutionManager,
+    catch_nb_assignment,
+    papermill_engines,
+)
+
+from traitlets import CaselessStrEnum
+
+from workbench.fsutil import atomic_write
+from workbench.secrets import redact, redact_tree
+
+__all__ = ["ENGINE", "scrub", "write_scrubbed"]
+
+ENGINE = "workbench-scrubbed"
+
+
+def scrub(nb: Any) -> nbformat.NotebookNode:
+    """A copy of notebook ``nb`` with every secret value from the environment masked."""
+    return nbformat.from_dict(redact_tree(_plain_tree(nb)))
+
+
+def _plain_tree(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {k: _plain_tree(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_plain_tree(v) for v in tree]
+    return tree
+
+
+def write_scrubbed(nb: Any, path: str | Path) -> None:
+    """Write notebook ``nb`` to ``path`` scrubbed, atomically (replacing an older save)."""
+    text = redact(nbformat.writes(scrub(nb)))  # the text too: a value split across fields
+    data = text.encode("utf-8")
+    atomic_write(Path(path), lambda p: p.write_bytes(data), overwrite=True)
+
+
+class _ScrubbingManager(NotebookExecutionManager):
+    """papermill's execution manager, saving through :func:`write_scrubbed`."""
+
+    @catch_nb_assignment
+    def save(self, **kwargs: Any) -> None:
+        if self.output_path:
+            write_scrubbed(self.nb, self.output_path)
+        self.last_save_time = self.now()
+
+
+class IpcKernelManager(AsyncKernelManager):
+    """Kernels on Unix sockets beside their connection file (the runtime folder, private to
+    the user), not on TCP ports of localhost that any local process can reach; the kernel's
+    own stdout and stderr (ipykernel echoes there what a cell writes to file descriptors 1
+    and 2) reach this process's stderr only through :func:`_forward`, scrubbed."""
+
+    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    async def start_kernel(self, **kw: Any) -> None:
+        read, write = os.pipe()
+        kw.setdefault("stdout", write)
+        kw.setdefault("stderr", write)
+        try:
+            await super().start_kernel(**kw)
+        finally:
+            os.close(write)  # the kernel holds its own copy: end of file when it exits
+            threading.Thread(target=_forward, args=(read,), daemon=True,
+                             name="kernel-output").start()
+
+
+def _forward(fd: int) -> None:
+    """Copy the kernel's output lines to stderr, every secret masked, until it exits."""
+    with os.fdopen(fd, "rb") as stream:
+        for line in stream:
+            try:
+                sys.stderr.write(redact(line.decode("utf-8", "replace")))
+                sys.stderr.flush()
+            except (OSError, ValueError):  # stderr closed: keep draining the pipe
+                pass
+
+
+class ScrubbingEngine(NBClientEngine):
+    """papermill's nbclient engine with the scrubbing manager (and no progress bar)."""
+
+    @classmethod
+    def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=False,
+                         log_output=False, autosave_cell_every=30, *,
+                         scrubbed_output: str | Path, source_path: str, **kwargs):
+        nb.metadata.papermill["input_path"] = source_path  # papermill recorded the node
+        nb.metadata.papermill["output_path"] = str(scrubbed_output)
+        manager = _ScrubbingManager(nb, output_path=str(scrubbed_output), progress_bar=False,
+                                    log_output=log_output,
+                                    autosave_cell_every=autosave_cell_every)
+        manager.notebook_start()
+        try:
+            kwargs.setdefault("kernel_manager_class", IpcKernelManager)
+            cls.execute_managed_notebook(manager, kernel_name, log_output=log_output, **kwargs)
+        finally:
+            manager.cleanup_pbar()
+            manager.notebook_complete()  # the final save, whatever happened
+        return manager.nb
+
+
+papermill_engines.register(ENGINE, ScrubbingEngine)
