@@ -1,4 +1,4 @@
-"""``python -m workbench.execution.child RUN_DIR [--timeout SECONDS]``: one prepared run, executed.
+"""``python -m workbench.execution.child RUN_DIR [--timeout S] [--autosave S]``: a prepared run, executed.
 
 What a supervisor starts (in a process group of its own) after
 :func:`workbench.execution.run.prepare_run`: it executes the run
@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run's folder, from prepare_run")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="a cell running longer ends the run, outcome timeout")
+    parser.add_argument("--autosave", type=int, default=None, metavar="SECONDS",
+                        help="save the output notebook this often during a long cell (10)")
     parser.add_argument("--kernel", default="workbench", help="the Jupyter kernel (workbench)")
     return parser
 
@@ -39,10 +41,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
-    from workbench.execution.run import execute_run, exit_code
+    from workbench.execution.run import AUTOSAVE_SECONDS, execute_run, exit_code
 
+    autosave = AUTOSAVE_SECONDS if args.autosave is None else args.autosave
     try:
-        run = execute_run(args.run_dir, timeout=args.timeout, kernel=args.kernel)
+        run = execute_run(args.run_dir, timeout=args.timeout, kernel=args.kernel,
+                          autosave=autosave)
     except WorkbenchError as e:
         print(redact(f"error: {e}"), file=sys.stderr)
         return e.exit_code

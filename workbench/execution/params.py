@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import difflib
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,14 +46,19 @@ def _notebook_path(notebook: str | Path) -> Path:
 
 
 def _inspect(path: Path) -> dict[str, dict[str, Any]]:
+    """papermill's view of the parameters cell (the notebook read as the workbench kernel's
+    Python, whatever kernel its metadata names)."""
+    import nbformat
     import papermill
 
     try:
-        json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path} is not a notebook (not JSON: {e})") from None
+        node = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+    except (UnicodeDecodeError, ValueError) as e:  # not JSON, not a notebook
+        raise ConfigError(f"{path} is not a notebook ({e})") from None
+    node.metadata["kernelspec"] = {"name": "workbench", "language": "python",
+                                   "display_name": "Python 3 (workbench)"}
     try:
-        return papermill.inspect_notebook(str(path))
+        return papermill.inspect_notebook(node)
     except Exception as e:  # noqa: BLE001 - papermill's own errors for a malformed notebook
         raise ConfigError(f"cannot read the parameters of {path.name}: {e}") from None
 

@@ -151,6 +151,7 @@ def _execute(source: Path, output: Path, parameters: dict, *, timeout, kernel, a
     try:
         papermill.execute_notebook(
             node, None, parameters=parameters, engine_name=ENGINE, kernel_name=kernel,
+            language="python",
             progress_bar=False, log_output=False, cwd=str(source.parent),
             execution_timeout=None if timeout is None else math.ceil(timeout),
             autosave_cell_every=autosave, coalesce_streams=True,
@@ -164,8 +165,11 @@ def execute_run(run_dir: str | Path, *, timeout: float | None = None, kernel: st
     """Execute the prepared run in ``run_dir`` and record its outcome (see the module doc)."""
     run_dir = Path(run_dir).resolve()
     clock = clock or LiveClock()
-    record = RunRecord.open(run_dir, clock)  # ConfigError/RecordError: no run, or ended
-    manifest = record.manifest
+    manifest = load_manifest(run_dir)  # ConfigError: no run record there
+    if manifest.get("status") != "running":
+        raise ConfigError(f"run {manifest.get('run_id')} has ended ({manifest.get('outcome')}); "
+                          "a run is executed once: prepare a new one")
+    record = RunRecord.open(run_dir, clock)
     source = (manifest.get("notebook") or {}).get("path")
     if not source:
         raise ConfigError(f"run {record.run_id} is not a notebook run (no notebook in its manifest)")
@@ -174,6 +178,8 @@ def execute_run(run_dir: str | Path, *, timeout: float | None = None, kernel: st
         raise ConfigError(f"run {record.run_id}: its notebook {source} is gone")
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"timeout must be > 0 seconds, got {timeout}")
+    if autosave < 0:
+        raise ConfigError(f"autosave must be >= 0 seconds (0: never), got {autosave}")
     parameters = {**(manifest.get("params") or {}), "mode": manifest["mode"],
                   "run_dir": str(run_dir)}
     output = run_dir / OUTPUT
