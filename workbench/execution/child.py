@@ -21,7 +21,7 @@ from workbench.secrets import redact
 __all__ = ["main"]
 
 
-def _interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 

@@ -29,7 +29,6 @@ from papermill.engines import (
     catch_nb_assignment,
     papermill_engines,
 )
-
 from traitlets import CaselessStrEnum
 
 from workbench.fsutil import atomic_write
