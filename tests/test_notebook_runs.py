@@ -302,6 +302,17 @@ def test_execute_run_refuses_what_is_not_a_prepared_notebook_run(tmp_path, workb
     assert proc.returncode == 2 and proc.stderr.startswith("error: no run record")
 
 
+def test_a_notebook_edited_after_prepare_does_not_run(tmp_path):
+    nb = notebook(tmp_path / "edited.ipynb", "open('ran', 'w').write('yes')")
+    record = prepare_run(nb, kind="backtest", mode="backtest", params={})
+    notebook(nb, "open('ran', 'w').write('edited')")
+    proc = child(record.path)
+    assert proc.returncode == 1
+    m = load_manifest(record.path)
+    assert m["outcome"] == "failed" and "notebook changed after the run was prepared" in m["error"]
+    assert not (tmp_path / "ran").exists()
+
+
 # -- the outcome's old name ----------------------------------------------------------------
 
 

@@ -12,8 +12,9 @@
 before anything else, then creates the record (status "running") whose manifest holds the
 notebook's path and hash (:func:`workbench.execution.hashing.notebook_hash`), the kind, the
 mode and the parameters. ``execute_run`` runs the notebook with those parameters plus
-``mode`` and ``run_dir`` injected into its ``parameters`` cell, on the ``workbench`` kernel,
-in the notebook's folder, autosaving the output notebook (``<run_dir>/notebook.ipynb``,
+``mode`` and ``run_dir`` injected into its ``parameters`` cell (only if its code still has
+the hash recorded: an edited notebook fails the run, nothing executed), on the
+``workbench`` kernel, in the notebook's folder, autosaving the output notebook (``<run_dir>/notebook.ipynb``,
 scrubbed of credentials: :mod:`workbench.execution.scrub`) so a long run shows progress.
 
 papermill records a raised cell but not a dead kernel or a timeout; the outcome is decided
@@ -36,7 +37,7 @@ from typing import Any
 
 from workbench.clock import Clock, LiveClock
 from workbench.errors import ConfigError
-from workbench.execution.hashing import notebook_hash
+from workbench.execution.hashing import hash_of, notebook_hash
 from workbench.execution.params import check_parameters
 from workbench.runs.records import RunRecord, load_manifest
 from workbench.secrets import redact
@@ -121,6 +122,8 @@ def _outcome(error: BaseException | None, timeout: float | None, kernel: str) ->
         return "failed", KERNEL_DIED
     if isinstance(error, (CellTimeoutError, TimeoutError)):
         return "timeout", f"a cell ran past the {timeout:g} s timeout" if timeout else "timeout"
+    if isinstance(error, NotebookChanged):
+        return "failed", str(error)
     if isinstance(error, NoSuchKernel):
         return "failed", (f"no Jupyter kernel named {kernel!r} "
                           "(install it: workbench kernel install)")
@@ -138,16 +141,27 @@ def _set_aside(output: Path) -> None:
         output.rename(aside)
 
 
-def _execute(source: Path, output: Path, parameters: dict, *, timeout, kernel, autosave) -> None:
+class NotebookChanged(Exception):
+    """The notebook's code is not the code the run was prepared (and recorded) with."""
+
+
+def _execute(source: Path, output: Path, parameters: dict, *, expected_hash: str, timeout,
+             kernel, autosave) -> None:
     import nbformat
     import papermill
 
     from workbench.execution.scrub import ENGINE
 
     node = nbformat.read(str(source), as_version=4)
-    quiet = logging.getLogger("papermill")  # "Passed unknown parameter: mode" and the like
+    found = hash_of(node)
+    if found != expected_hash:  # the hash recorded is the code that runs, or nothing runs
+        raise NotebookChanged(f"the notebook changed after the run was prepared "
+                              f"({found[:19]}, prepared {expected_hash[:19]})")
+    # papermill's log ("Passed unknown parameter: mode", "Timeout waiting for execute
+    # reply") says again what the outcome says
+    quiet = logging.getLogger("papermill")
     level = quiet.level
-    quiet.setLevel(logging.ERROR)
+    quiet.setLevel(logging.CRITICAL)
     try:
         papermill.execute_notebook(
             node, None, parameters=parameters, engine_name=ENGINE, kernel_name=kernel,
@@ -171,7 +185,8 @@ def execute_run(run_dir: str | Path, *, timeout: float | None = None, kernel: st
                           "a run is executed once: prepare a new one")
     record = RunRecord.open(run_dir, clock)
     source = (manifest.get("notebook") or {}).get("path")
-    if not source:
+    expected = (manifest.get("notebook") or {}).get("hash")
+    if not source or not expected:
         raise ConfigError(f"run {record.run_id} is not a notebook run (no notebook in its manifest)")
     source = Path(source)
     if not source.is_file():
@@ -187,7 +202,8 @@ def execute_run(run_dir: str | Path, *, timeout: float | None = None, kernel: st
     started = time.perf_counter()
     error: BaseException | None = None
     try:
-        _execute(source, output, parameters, timeout=timeout, kernel=kernel, autosave=autosave)
+        _execute(source, output, parameters, expected_hash=expected,
+                 timeout=timeout, kernel=kernel, autosave=autosave)
     except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - every way a run ends is recorded
         error = e
     seconds = round(time.perf_counter() - started, 3)

@@ -23,12 +23,14 @@ from typing import Any
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
+from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import (
     NBClientEngine,
     NotebookExecutionManager,
     catch_nb_assignment,
     papermill_engines,
 )
+from papermill.log import logger
 from traitlets import CaselessStrEnum
 
 from workbench.fsutil import atomic_write
@@ -100,8 +102,33 @@ def _forward(fd: int) -> None:
                 pass
 
 
+class _Client(PapermillNotebookClient):
+    """papermill's client; a run that ends by a timeout, a dead kernel or an interrupt kills
+    its kernel at once instead of asking a hung kernel to shut down and waiting."""
+
+    def papermill_execute_cells(self) -> None:
+        try:
+            super().papermill_execute_cells()
+        except BaseException:
+            self.shutdown_kernel = "immediate"
+            raise
+
+
 class ScrubbingEngine(NBClientEngine):
-    """papermill's nbclient engine with the scrubbing manager (and no progress bar)."""
+    """papermill's nbclient engine with the scrubbing manager, the client above, kernels on
+    Unix sockets, and no progress bar."""
+
+    @classmethod
+    def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                 stderr_file=None, start_timeout=60, execution_timeout=None,
+                                 **kwargs):
+        kwargs.pop("input_path", None)
+        kwargs.pop("startup_timeout", None)
+        kwargs.pop("timeout", None)
+        kwargs.setdefault("kernel_manager_class", IpcKernelManager)
+        return _Client(nb_man, timeout=execution_timeout, startup_timeout=start_timeout,
+                       kernel_name=kernel_name, log=logger, log_output=log_output,
+                       stdout_file=stdout_file, stderr_file=stderr_file, **kwargs).execute()
 
     @classmethod
     def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=False,
@@ -114,7 +141,6 @@ class ScrubbingEngine(NBClientEngine):
                                     autosave_cell_every=autosave_cell_every)
         manager.notebook_start()
         try:
-            kwargs.setdefault("kernel_manager_class", IpcKernelManager)
             cls.execute_managed_notebook(manager, kernel_name, log_output=log_output, **kwargs)
         finally:
             manager.cleanup_pbar()
