@@ -13,6 +13,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -168,11 +169,13 @@ def test_failures_are_recorded_with_exit_codes(tmp_path):
     runs = {name: prepare_run(notebook(tmp_path / f"{name}.ipynb", *cells), kind="backtest",
                               mode="backtest", params={"fast": 3})
             for name, cells in cases.items()}
+    sockets = set(Path(tempfile.gettempdir()).glob("workbench-kernel-*"))
     started = time.monotonic()
     raised = child(runs["raises"].path)
     died = child(runs["dies"].path)
     hung = child(runs["hangs"].path, "--timeout", "3")
     assert time.monotonic() - started < 90
+    assert set(Path(tempfile.gettempdir()).glob("workbench-kernel-*")) <= sockets  # removed
     assert raised.returncode == 1, raised.stderr
     assert raised.stderr.strip().splitlines()[-1] == (
         f"run {runs['raises'].run_id}: failed: ValueError: boom at fast=3")

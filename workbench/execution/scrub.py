@@ -16,7 +16,9 @@ Use it through :func:`workbench.execution.run.execute_run`; it takes the output 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -72,12 +74,22 @@ class _ScrubbingManager(NotebookExecutionManager):
 
 
 class IpcKernelManager(AsyncKernelManager):
-    """Kernels on Unix sockets beside their connection file (the runtime folder, private to
-    the user), not on TCP ports of localhost that any local process can reach; the kernel's
-    own stdout and stderr (ipykernel echoes there what a cell writes to file descriptors 1
-    and 2) reach this process's stderr only through :func:`_forward`, scrubbed."""
+    """Kernels on Unix sockets in a private temporary folder (mode 0700, removed with the
+    kernel by :class:`_Client`, dead or alive), not on TCP ports of localhost that any local process can reach
+    (jupyter_client's own ipc default is ``kernel-ipc-N`` in the working folder, shared by
+    runs of notebooks in one folder). The kernel's own stdout and stderr (ipykernel echoes
+    there what a cell writes to file descriptors 1 and 2) reach this process's stderr only
+    through :func:`_forward`, scrubbed."""
 
     transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+    _sockets: str | None = None
+
+    def _ip_default(self) -> str:
+        if self.transport != "ipc":
+            return super()._ip_default()
+        if self._sockets is None:
+            self._sockets = tempfile.mkdtemp(prefix="workbench-kernel-")
+        return os.path.join(self._sockets, "kernel")
 
     async def start_kernel(self, **kw: Any) -> None:
         read, write = os.pipe()
@@ -112,6 +124,15 @@ class _Client(PapermillNotebookClient):
         except BaseException:
             self.shutdown_kernel = "immediate"
             raise
+
+    def _cleanup_kernel(self) -> None:
+        km = self.km
+        try:
+            super()._cleanup_kernel()
+        finally:
+            sockets = getattr(km, "_sockets", None)
+            if sockets:
+                shutil.rmtree(sockets, ignore_errors=True)
 
 
 class ScrubbingEngine(NBClientEngine):
