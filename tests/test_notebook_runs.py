@@ -305,6 +305,14 @@ def test_execute_run_refuses_what_is_not_a_prepared_notebook_run(tmp_path, workb
     assert proc.returncode == 2 and proc.stderr.startswith("error: no run record")
 
 
+def test_a_missing_kernel_fails_the_run_with_the_fix(tmp_path):
+    nb = notebook(tmp_path / "k.ipynb", "print(1)")
+    run = run_notebook(nb, kind="research", mode="research", kernel="no-such-kernel")
+    assert run.outcome == "failed"
+    assert run.error == ("no Jupyter kernel named 'no-such-kernel' "
+                         "(install it: workbench kernel install)")
+
+
 def test_a_notebook_edited_after_prepare_does_not_run(tmp_path):
     nb = notebook(tmp_path / "edited.ipynb", "open('ran', 'w').write('yes')")
     record = prepare_run(nb, kind="backtest", mode="backtest", params={})
