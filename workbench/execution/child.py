@@ -1,4 +1,4 @@
-"""``python -m workbench.execution.child RUN_DIR [--timeout S] [--autosave S]``: a prepared run, executed.
+"""``python -m workbench.execution.child RUN_DIR [--timeout S] [--autosave S]``: one run, executed.
 
 What a supervisor starts (in a process group of its own) after
 :func:`workbench.execution.run.prepare_run`: it executes the run

@@ -14,8 +14,9 @@ notebook's path and hash (:func:`workbench.execution.hashing.notebook_hash`), th
 mode and the parameters. ``execute_run`` runs the notebook with those parameters plus
 ``mode`` and ``run_dir`` injected into its ``parameters`` cell (only if its code still has
 the hash recorded: an edited notebook fails the run, nothing executed), on the
-``workbench`` kernel, in the notebook's folder, autosaving the output notebook (``<run_dir>/notebook.ipynb``,
-scrubbed of credentials: :mod:`workbench.execution.scrub`) so a long run shows progress.
+``workbench`` kernel, in the notebook's folder, autosaving the output notebook
+(``<run_dir>/notebook.ipynb``, scrubbed of credentials: :mod:`workbench.execution.scrub`)
+so a long run shows progress.
 
 papermill records a raised cell but not a dead kernel or a timeout; the outcome is decided
 here: success -> "succeeded"; a cell raised -> "failed" with the error's line; the kernel
@@ -105,7 +106,8 @@ def _one_line(text: Any) -> str:
     return redact(lines[0] if lines else str(text).strip())
 
 
-def _outcome(error: BaseException | None, timeout: float | None, kernel: str) -> tuple[str, str | None]:
+def _outcome(error: BaseException | None, timeout: float | None,
+             kernel: str) -> tuple[str, str | None]:
     """(outcome, one-line error) for what ``papermill.execute_notebook`` raised."""
     from jupyter_client.kernelspec import NoSuchKernel
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -187,7 +189,8 @@ def execute_run(run_dir: str | Path, *, timeout: float | None = None, kernel: st
     source = (manifest.get("notebook") or {}).get("path")
     expected = (manifest.get("notebook") or {}).get("hash")
     if not source or not expected:
-        raise ConfigError(f"run {record.run_id} is not a notebook run (no notebook in its manifest)")
+        raise ConfigError(f"run {record.run_id} is not a notebook run "
+                          "(no notebook in its manifest)")
     source = Path(source)
     if not source.is_file():
         raise ConfigError(f"run {record.run_id}: its notebook {source} is gone")

@@ -75,11 +75,11 @@ class _ScrubbingManager(NotebookExecutionManager):
 
 class IpcKernelManager(AsyncKernelManager):
     """Kernels on Unix sockets in a private temporary folder (mode 0700, removed with the
-    kernel by :class:`_Client`, dead or alive), not on TCP ports of localhost that any local process can reach
-    (jupyter_client's own ipc default is ``kernel-ipc-N`` in the working folder, shared by
-    runs of notebooks in one folder). The kernel's own stdout and stderr (ipykernel echoes
-    there what a cell writes to file descriptors 1 and 2) reach this process's stderr only
-    through :func:`_forward`, scrubbed."""
+    kernel by :class:`_Client`, dead or alive), not on TCP ports of localhost that any
+    local process can reach (jupyter_client's own ipc default is ``kernel-ipc-N`` in the
+    working folder, shared by runs of notebooks in one folder). The kernel's own stdout and
+    stderr (ipykernel echoes there what a cell writes to file descriptors 1 and 2) reach
+    this process's stderr only through :func:`_forward`, scrubbed."""
 
     transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
     _sockets: str | None = None

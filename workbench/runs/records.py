@@ -187,7 +187,8 @@ class RunRecord:
             "mode": mode, "strategy": name, "params": plain,
             "git_commit": commit, "git_dirty": dirty, "packages": package_versions(),
             "data_range": data,
-            "notebook": None if notebook is None else _plain(dict(notebook), "notebook", strict=True),
+            "notebook": (None if notebook is None
+                         else _plain(dict(notebook), "notebook", strict=True)),
             "status": "running", "started_at": clock.now().isoformat(),
             "ended_at": None, "outcome": None, "error": None, "extra": None,
         }
