@@ -246,7 +246,7 @@ def run_backtest(notebook, params: dict[str, Any] | None = None, *,
         record.write_parquet("stats", result.stats_table())
         record.write_parquet("trades", result.trades())
         record.write_parquet("equity", result.equity())
-        record.finish("ok", extra={"notebook": str(inp.notebook.resolve()),
+        record.finish("succeeded", extra={"notebook": str(inp.notebook.resolve()),
                                    "stats": result.stats()})
         return BacktestRun(record, result, all_params)
 

@@ -125,7 +125,7 @@ def run_sweep(notebook, grid: dict[str, list], params: dict[str, Any] | None = N
                        progress=progress, **inp.options, **fixed, **values)
         best = result.best(metric)
         files = _write_sweep(record, result, best, values, constraint)
-        record.finish("ok", extra={"notebook": str(inp.notebook.resolve()),
+        record.finish("succeeded", extra={"notebook": str(inp.notebook.resolve()),
                                    "constraint": constraint, "best": best.to_dict()})
         return SweepRun(record, result, best, all_params, files)
 
