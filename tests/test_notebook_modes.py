@@ -44,7 +44,7 @@ def _papermill(notebook: str, out: Path, env: dict, home: Path, params: dict):
            "-k", "workbench", "--cwd", str(STRATEGIES), "--log-level", "ERROR",
            "-y", json.dumps(params)]
     return subprocess.run(cmd, env={**env, "WORKBENCH_HOME": str(home)}, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, check=False)
 
 
 def _run(notebook: str, tmp_path: Path, env: dict, home: Path, **params):

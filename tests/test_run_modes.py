@@ -133,8 +133,8 @@ def test_parity_records_the_mismatches_then_fails_the_run(minutes):
     assert load_manifest(record.path)["status"] == "running"  # the runner records the failure
 
 
-@pytest.mark.parametrize("option", [dict(sl_stop=0.05), dict(tp_stop=0.1), dict(fill="close"),
-                                    dict(direction="longshort")])
+@pytest.mark.parametrize("option", [{"sl_stop": 0.05}, {"tp_stop": 0.1}, {"fill": "close"},
+                                    {"direction": "longshort"}])
 def test_paper_refuses_what_a_session_cannot_do_as_the_backtest(option, minutes):
     record = _record("paper", "session")
     with pytest.raises(ConfigError) as e:
