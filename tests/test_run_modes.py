@@ -93,6 +93,16 @@ def test_a_value_of_no_use_to_the_mode_is_refused_by_name(minutes):
         wb.run(sma_cross, mode="parity", bars=minutes, grid={"fast": [5]})
 
 
+def test_a_strategy_parameter_named_like_a_setting_is_refused(minutes):
+    @wb.strategy(warmup=1)
+    def fast_test(bars, test: int = 3):
+        return wb.Signals(entries=bars.close > 0, exits=bars.close < 0)
+
+    with pytest.raises(StrategyError) as e:
+        wb.run(fast_test, mode="backtest", bars=minutes, test=4)
+    assert "parameter(s) test have the name of a wb.run setting" in _one_line(e)
+
+
 def test_a_required_setting_must_be_given(minutes):
     with pytest.raises(ConfigError) as e:
         wb.run(sma_cross, mode="paper", bars=minutes, replay_date=None)
@@ -172,3 +182,12 @@ def test_sweep_refuses_a_bad_grid_or_constraint(minutes):
     with pytest.raises(ConfigError, match="not allowed"):
         wb.run(sma_cross, mode="sweep", bars=minutes, grid={"fast": [5, 10]},
                constraint="__import__('os')")
+
+
+def test_foreign_settings_names_what_another_mode_would_use():
+    from workbench.execution.modes import foreign_settings
+
+    assert foreign_settings("backtest", ["fast", "replay_date", "grid", "fees_bps"]) == [
+        "replay_date", "grid"]
+    assert foreign_settings("sweep", ["grid", "constraint", "train"]) == ["train"]
+    assert foreign_settings("paper", ["replay_date", "speed"]) == []

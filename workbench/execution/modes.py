@@ -35,7 +35,7 @@ from workbench.errors import ConfigError, DataError, StrategyError
 from workbench.runs.records import RunRecord
 from workbench.strategy import Strategy, as_strategy
 
-__all__ = ["MODES", "REQUIRED", "SETTINGS", "check_values", "run"]
+__all__ = ["MODES", "REQUIRED", "SETTINGS", "check_values", "foreign_settings", "run"]
 
 REQUIRED = object()  # a setting the mode cannot run without
 
@@ -58,12 +58,24 @@ def _owner(name: str) -> list[str]:
     return [m for m, settings in SETTINGS.items() if name in settings]
 
 
+def foreign_settings(mode: str, names) -> list[str]:
+    """Of ``names`` (e.g. a run's ``-p`` names), those that are settings of other modes only:
+    what a runner refuses before a kernel starts, since a notebook hands each mode only its
+    own settings and would leave them unused."""
+    own = set(SETTINGS.get(mode, {}))
+    return [n for n in names if n not in own and _owner(n)]
+
+
 def check_values(strategy: Strategy, mode: str, values: dict[str, Any]):
     """``values`` split into (strategy parameters, backtest options, the mode's settings
     with defaults filled in); a name that is none of them is a ``StrategyError`` naming the
     closest, a required setting missing a ``ConfigError``. In ``"research"`` the settings of
     every mode are accepted (nothing runs), so a typo is still caught."""
     names = strategy.schema.names
+    clash = sorted(set(names) & {k for s in SETTINGS.values() for k in s})
+    if clash:
+        raise StrategyError(f"{strategy.name}: parameter(s) {', '.join(clash)} have the name of "
+                            "a wb.run setting; rename them in the strategy")
     own = ({k for s in SETTINGS.values() for k in s} if mode == "research"
            else set(SETTINGS[mode]))
     for name in values:
