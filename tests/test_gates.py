@@ -38,9 +38,10 @@ def _run(root: Path, kind: str, mode: str, hash_: str, outcome="succeeded", **ex
 
 def _evidence(root: Path, hash_: str, mismatches=0, sharpe=1.1, drawdown=0.12) -> None:
     _run(root, "backtest", "backtest", hash_)
-    _run(root, "walk_forward", "backtest", hash_, oos={"sharpe": sharpe, "max_drawdown": drawdown})
+    _run(root, "walk_forward", "walk_forward", hash_,
+         oos_stats={"sharpe": sharpe, "max_drawdown": drawdown})
     _run(root, "parity", "parity", hash_, outcome="succeeded" if mismatches == 0 else "failed",
-         mismatches=mismatches, lookahead_clean=True)
+         parity={"mismatches": mismatches, "lookahead_clean": True})
 
 
 def _gates(report) -> dict:
@@ -92,20 +93,20 @@ def test_a_failing_gate_blocks_and_names_the_numbers(notebook, tmp_path, mismatc
 def test_to_live_needs_enough_paper_sessions_measured_drift_and_a_confirmation(notebook, tmp_path):
     runs, h = tmp_path / "runs", notebook_hash(notebook)
     _evidence(runs, h)
-    _run(runs, "session", "paper", h, drift=0.004)
+    _run(runs, "session", "paper", h, drift={"pnl_fraction": 0.004})
     report = evaluate(notebook, "live", settings=SETTINGS, root=runs)
     gates = _gates(report)
     assert not gates["paper_sessions"].passed and gates["paper_sessions"].value == 1
     assert not gates["confirmation"].passed
-    _run(runs, "session", "paper", h, drift=0.003)
+    _run(runs, "session", "paper", h, drift={"pnl_fraction": 0.003})
     _run(runs, "session", "paper", h)  # no drift measured: not within tolerance
     gates = _gates(evaluate(notebook, "live", confirmed=True, settings=SETTINGS, root=runs))
     assert gates["paper_sessions"].passed and gates["confirmation"].passed
     assert not gates["drift"].passed and "1 of 3 sessions have no drift" in gates["drift"].detail
-    _run(runs, "session", "paper", h, drift=-0.02)
+    _run(runs, "session", "paper", h, drift={"pnl_fraction": -0.02})
     gates = _gates(evaluate(notebook, "live", confirmed=True, settings=SETTINGS, root=runs))
     assert not gates["drift"].passed and gates["drift"].value == 0.02
-    _run(runs, "session", "paper", h, outcome="failed", drift=0.0)  # a failed session: no evidence
+    _run(runs, "session", "paper", h, outcome="failed", drift={"pnl_fraction": 0.0})  # a failed session: no evidence
     assert _gates(evaluate(notebook, "live", confirmed=True, settings=SETTINGS,
                            root=runs))["paper_sessions"].value == 4
 

@@ -127,7 +127,7 @@ def _manifests(root: Path) -> Iterator[dict[str, Any]]:
         except (OSError, ValueError):
             continue  # a run being written or damaged is no evidence either way
         if isinstance(manifest, dict):
-            yield manifest
+            yield {**manifest, "_path": str(path.parent)}
 
 
 def _good(manifest: Mapping[str, Any]) -> bool:
@@ -142,8 +142,19 @@ def _newest(runs: list[dict], kind: str, mode: str | None = None,
 
 
 def _figure(manifest: Mapping[str, Any] | None, *keys: str) -> Any:
-    """``manifest["extra"][k1][k2]...`` or None."""
-    value: Any = (manifest or {}).get("extra") or {}
+    """A figure a run recorded: ``results/<k1>.json``'s ``[k2]...`` (what ``wb.run`` writes:
+    ``oos_stats.json``, ``parity.json``), else the manifest's ``extra[k1][k2]...``; or None."""
+    if manifest is None:
+        return None
+    results = Path(manifest.get("_path", "")) / "results" / f"{keys[0]}.json"
+    value: Any = None
+    if manifest.get("_path") and results.is_file():
+        try:
+            value, keys = json.loads(results.read_text()), keys[1:]
+        except (OSError, ValueError):
+            value = None
+    if value is None:
+        value = manifest.get("extra") or {}
     for key in keys:
         if not isinstance(value, Mapping) or key not in value:
             return None
@@ -160,7 +171,8 @@ def _paper_gates(runs: list[dict], s: GateSettings) -> list[GateResult]:
     out.append(GateResult("backtest", backtest and backtest["run_id"], "a backtest ended well",
                           backtest is not None, "" if backtest else "no backtest run of this code"))
     wf = _newest(runs, "walk_forward")
-    sharpe, drawdown = _figure(wf, "oos", "sharpe"), _figure(wf, "oos", "max_drawdown")
+    sharpe = _figure(wf, "oos_stats", "sharpe")
+    drawdown = _figure(wf, "oos_stats", "max_drawdown")
     missing = "no walk-forward run of this code" if wf is None else "not recorded by the run"
     out.append(GateResult("oos_sharpe", sharpe, f">= {s.min_oos_sharpe:g}",
                           sharpe is not None and sharpe >= s.min_oos_sharpe,
@@ -169,12 +181,12 @@ def _paper_gates(runs: list[dict], s: GateSettings) -> list[GateResult]:
                           drawdown is not None and abs(drawdown) <= s.max_oos_drawdown,
                           wf["run_id"] if wf and drawdown is not None else missing))
     parity = _newest(runs, "parity", good_only=False)  # a failed parity run is evidence too
-    mismatches = _figure(parity, "mismatches")
+    mismatches = _figure(parity, "parity", "mismatches")
     missing = "no parity run of this code" if parity is None else "not recorded by the run"
     out.append(GateResult("parity", mismatches, f"<= {s.max_parity_mismatches} mismatches",
                           mismatches is not None and mismatches <= s.max_parity_mismatches,
                           parity["run_id"] if parity and mismatches is not None else missing))
-    clean = _figure(parity, "lookahead_clean")
+    clean = _figure(parity, "parity", "lookahead_clean")
     out.append(GateResult("lookahead", clean, "clean", clean is True,
                           parity["run_id"] if parity and clean is not None else missing))
     return out
@@ -185,7 +197,7 @@ def _live_gates(runs: list[dict], s: GateSettings, confirmed: bool) -> list[Gate
                 and _good(m)]
     out = [GateResult("paper_sessions", len(sessions), f">= {s.min_paper_sessions}",
                       len(sessions) >= s.min_paper_sessions)]
-    drifts = [_figure(m, "drift") for m in sessions]
+    drifts = [_figure(m, "drift", "pnl_fraction") for m in sessions]
     unmeasured = sum(d is None for d in drifts)
     worst = max((abs(d) for d in drifts if d is not None), default=None)
     ok = bool(sessions) and unmeasured == 0 and worst is not None and worst <= s.max_drift

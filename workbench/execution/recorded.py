@@ -10,8 +10,10 @@ prepared, writes ``results/``:
   ``heatmap.html``, as ``workbench.jobs.sweep``;
 * ``walk_forward``: ``oos_stats.json`` (out-of-sample ``sharpe``, ``max_drawdown``, ...:
   what the promotion gates read), ``folds``, ``oos_equity``, ``oos_trades`` (Parquet);
-* ``parity``: ``parity.json`` (``mismatches``, 0 = ok, and the first one); a mismatch then
-  raises :class:`~workbench.engine.parity.ParityError`, so the run fails.
+* ``parity``: ``parity.json`` (``mismatches``, 0 = ok, and the first one; ``lookahead_clean``
+  from :func:`~workbench.strategy.lookahead.lookahead_check` on the same bars); a mismatch
+  raises :class:`~workbench.engine.parity.ParityError` and a look-ahead
+  :class:`~workbench.strategy.lookahead.LookaheadError`, so the run fails.
 
 None of them finishes the record: the runner outside the kernel records the outcome.
 """
@@ -164,11 +166,21 @@ def run_parity(strategy: Strategy, bars: Bars, params, options, settings,
                record: RunRecord | None):
     from workbench.engine.parity import ParityError, check_parity
 
+    from workbench.strategy.lookahead import LookaheadError, lookahead_check
+
     resolved, _ = _begin("parity", strategy, bars, params, options, settings, record)
     report = check_parity(strategy, bars, resolved, window=settings["window"])
+    try:  # the promotion gates read both: engine parity and a clean look-ahead check
+        lookahead, peeked = lookahead_check(strategy, bars, **resolved), None
+    except LookaheadError as e:
+        lookahead, peeked = e.report, e
     if record is not None:
-        record.write_json("parity", report.to_dict())
+        record.write_json("parity", {**report.to_dict(), "lookahead_clean": lookahead.ok,
+                                     "lookahead": str(lookahead.first_mismatch or "")})
     print("\n".join(report.lines()))
+    print(f"look-ahead: {'clean' if lookahead.ok else lookahead.first_mismatch}")
     if not report.ok:
         raise ParityError(report)
+    if peeked is not None:
+        raise peeked
     return report
