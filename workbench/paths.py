@@ -2,7 +2,8 @@
 
 The project root is the folder holding ``pyproject.toml`` next to the installed package
 (an editable install); data and runs default to ``data/`` and ``runs/`` under it.
-``WORKBENCH_HOME=DIR`` moves both to ``DIR/data`` and ``DIR/runs``.
+``WORKBENCH_HOME=DIR`` moves both to ``DIR/data`` and ``DIR/runs``; deployments (promoted
+notebooks, their schedule state) live in ``deployments/`` beside them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["project_root", "home", "data_dir", "runs_dir"]
+__all__ = ["project_root", "home", "data_dir", "runs_dir", "deployments_dir"]
 
 
 def project_root() -> Path:
@@ -33,3 +34,8 @@ def data_dir() -> Path:
 
 def runs_dir() -> Path:
     return home() / "runs"
+
+
+def deployments_dir() -> Path:
+    """Registered deployments: one JSON file each, and each one's schedule state."""
+    return home() / "deployments"

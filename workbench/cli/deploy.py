@@ -1,0 +1,223 @@
+"""``workbench deployments``, ``retire`` and ``schedule``: promoted notebooks and their sessions
+on the exchange calendar.
+
+``deployments`` and ``retire`` read and update the registry (:mod:`workbench.deploy.registry`);
+``schedule`` plans and starts sessions (:mod:`workbench.deploy.schedule`,
+:mod:`workbench.deploy.scheduler`). "Now" comes from the clock; ``--now`` sets it for tests
+and rehearsals.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from workbench.cli.output import echo, echo_json, echo_table
+from workbench.errors import ConfigError
+
+__all__ = ["deployments", "retire", "schedule"]
+
+_DRY_RUN_DAYS = 7
+
+
+@click.command()
+@click.option("--all", "show_all", is_flag=True, help="Retired deployments too.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Every field as JSON, the gate report included.")
+def deployments(show_all, as_json) -> None:
+    """Registered deployments (promoted notebooks): id, mode, broker, notebook, hash,
+    status, created. Active ones only, unless --all.
+
+    A deployment is registered by `workbench promote NOTEBOOK --to paper|live` when every
+    gate passes; `workbench retire DEPLOYMENT` ends one.
+    """
+    from workbench.deploy.registry import list_deployments
+
+    deps = list_deployments(None if show_all else "active")
+    if as_json:
+        echo_json([d.to_dict() for d in deps])
+        return
+    rows = [{"id": d.id, "mode": d.mode, "broker": d.broker, "notebook": d.notebook,
+             "hash": d.short_hash, "status": d.status, "created": _utc(d.created_at),
+             "gates": f"{len(d.gates)} passed"} for d in deps]
+    echo_table(pd.DataFrame(rows), empty="(no deployments)" if show_all
+               else "(no active deployments; --all shows retired ones)")
+
+
+@click.command()
+@click.argument("deployment")
+@click.option("--reason", default="retired by the operator", show_default=True,
+              help="Why, kept in the deployment's record.")
+@click.option("--now", "now_text", default=None, metavar="TIME",
+              help="For tests: the time to record (default: the clock).")
+@click.option("--json", "as_json", is_flag=True)
+def retire(deployment, reason, now_text, as_json) -> None:
+    """End a deployment: the schedule starts no more of its sessions.
+
+    A session already running is not stopped by this (use `workbench halt RUN`).
+    """
+    from workbench.deploy.registry import retire as retire_one
+
+    done = retire_one(deployment, reason, clock=_clock(now_text))
+    if as_json:
+        echo_json(done.to_dict())
+        return
+    echo(f"retired {done.id} at {_utc(done.retired_at)}: {done.retired_reason}")
+    echo("the schedule starts no more of its sessions; a running session goes on until "
+         "stopped (workbench halt RUN)")
+
+
+_SCHEDULE_HELP = """Run deployments' sessions on the NYSE calendar.
+
+Each active deployment gets one session per trading day, started LEAD (default 5min)
+before the 09:30 New York open and stopped TAIL (default 5min) after the close: 16:00,
+or 13:00 New York on early-close days. Holidays have no session; across daylight-saving
+changes the open stays 09:30 New York (13:30 UTC in summer, 14:30 UTC in winter).
+A session is started at most once (records in deployments/<id>/sessions/); one whose
+window has passed is reported MISSED and never started late: a missed day is not
+replayed into the live market. A window still open is started late, and said so.
+
+\b
+  workbench schedule --dry-run [--from DATE --to DATE]   print the plan, start nothing
+  workbench schedule --once                              one pass: start what is due
+  workbench schedule                                     pass after pass until stopped
+
+\b
+From cron, one pass a minute (passes take a lock, so they never overlap):
+  * * * * *  cd /path/to/project && .venv/bin/workbench schedule --once >> schedule.log 2>&1
+\b
+From systemd, a long-running service (SIGTERM stops it cleanly):
+  [Service]
+  WorkingDirectory=/path/to/project
+  ExecStart=/path/to/project/.venv/bin/workbench schedule
+  Restart=on-failure
+\b
+From an existing orchestrator (Airflow, Dagster, Prefect...): run
+`workbench schedule --once --json` as a task every minute and read what it started,
+or take the plan from `workbench schedule --dry-run --json --from D --to D` and start
+each session yourself (`workbench session DEPLOYMENT`) in its window.
+
+Sessions are handed to the launcher; --outbox FILE hands each one over as a JSON line
+in FILE (default deployments/outbox.jsonl) for another process to run.
+"""
+
+
+@click.command(help=_SCHEDULE_HELP)
+@click.option("--once", is_flag=True, help="One pass: start what is due now, then exit.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and what is due; start nothing.")
+@click.option("--from", "start", default=None, metavar="DATE",
+              help="--dry-run: first trading day (New York; default today).")
+@click.option("--to", "end", default=None, metavar="DATE",
+              help=f"--dry-run: last trading day (default {_DRY_RUN_DAYS} days after --from).")
+@click.option("--lead", default="5min", show_default=True, help="Start this long before the open.")
+@click.option("--tail", default="5min", show_default=True, help="Stop this long after the close.")
+@click.option("--outbox", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where sessions are handed over, one JSON line each "
+                   "(default deployments/outbox.jsonl).")
+@click.option("--now", "now_text", default=None, metavar="TIME",
+              help="For tests and rehearsals: the time it is (ISO; UTC unless it carries an "
+                   "offset). Default: the clock.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per pass).")
+def schedule(once, dry_run, start, end, lead, tail, outbox, now_text, as_json) -> None:
+    from workbench.deploy.registry import Registry
+    from workbench.deploy.schedule import window
+
+    lead, tail = window(lead, "--lead"), window(tail, "--tail")
+    if once and dry_run:
+        raise ConfigError("--once and --dry-run: choose one")
+    if (start or end) and not dry_run:
+        raise ConfigError("--from/--to are for --dry-run (a pass plans from each "
+                          "deployment's registration to a week ahead)")
+    clock = _clock(now_text)
+    registry = Registry()
+    if dry_run:
+        _dry_run(registry, clock.now(), start, end, lead, tail, as_json)
+        return
+    from workbench.deploy.scheduler import OutboxLauncher, run_forever, run_once
+
+    launcher = OutboxLauncher(outbox or registry.root / "outbox.jsonl")
+    if once:
+        _print_pass(run_once(registry, clock, launcher, lead=lead, tail=tail), as_json)
+        return
+    if now_text is not None:
+        raise ConfigError("--now is for --once and --dry-run; a running schedule follows "
+                          "the clock")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if not as_json:
+        echo(f"schedule: running until stopped (SIGTERM or Ctrl-C); launcher outbox "
+             f"{launcher.path}")
+
+    def on_pass(report) -> None:
+        if as_json or report.started or report.failed or report.missed:
+            _print_pass(report, as_json)
+
+    run_forever(registry, clock, launcher, stop=stop, lead=lead, tail=tail, on_pass=on_pass,
+                on_error=lambda e: echo(f"error: {e} (trying again in a minute)", err=True))
+    if not as_json:
+        echo("schedule: stopped")
+
+
+def _dry_run(registry, now, start, end, lead, tail, as_json) -> None:
+    from workbench.deploy.schedule import closed_days, due, plan
+    from workbench.deploy.scheduler import session_records
+    from workbench.times import ny_date
+
+    first = pd.Timestamp(start) if start else ny_date(now)
+    last = pd.Timestamp(end) if end else first + pd.Timedelta(days=_DRY_RUN_DAYS)
+    deps = registry.list(status="active")
+    sessions = plan(deps, first, last, lead=lead, tail=tail)
+    begun = set()
+    for d in deps:
+        begun |= {k for k, r in session_records(registry, d.id).items()
+                  if r.get("state") in ("starting", "started", "failed")}
+    at_now = due(sessions, now, started=begun)
+    closed = [d.strftime("%Y-%m-%d") for d in closed_days(first, last)]
+    if as_json:
+        echo_json({"now": now, "from": first.strftime("%Y-%m-%d"),
+                   "to": last.strftime("%Y-%m-%d"), "lead": str(lead), "tail": str(tail),
+                   "deployments": [d.id for d in deps],
+                   "sessions": [s.to_dict() for s in sessions], "closed": closed,
+                   "would_start": [s.key for s in at_now.start],
+                   "missed": [s.key for s in at_now.missed]})
+        return
+    echo(f"plan {first:%Y-%m-%d} .. {last:%Y-%m-%d} for {len(deps)} active deployment(s) "
+         f"(dry run: nothing is started)")
+    for s in sessions:
+        echo(f"  {s.describe()}")
+    for day in closed:
+        echo(f"  {day} {pd.Timestamp(day):%a}: market closed (holiday), no session")
+    if not sessions:
+        echo("  (no sessions)")
+    echo(f"at {_utc(now)}: would start {', '.join(s.key for s in at_now.start) or 'nothing'}")
+    if at_now.missed:
+        echo(f"missed (window passed, never started late): "
+             f"{', '.join(s.key for s in at_now.missed)}")
+
+
+def _print_pass(report, as_json: bool) -> None:
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        for line in report.lines():
+            echo(line)
+
+
+def _clock(now_text: str | None):
+    from workbench.clock import LiveClock, SimClock
+
+    if now_text is None:
+        return LiveClock()
+    try:
+        return SimClock(pd.Timestamp(now_text))
+    except (TypeError, ValueError):
+        raise ConfigError(f"--now: cannot read {now_text!r} as a time") from None
+
+
+def _utc(value) -> str:
+    return "-" if value is None else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M UTC")
