@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["project_root", "home", "data_dir", "runs_dir", "deployments_dir"]
+__all__ = ["data_dir", "deployments_dir", "home", "project_root", "runs_dir"]
 
 
 def project_root() -> Path:

@@ -279,8 +279,6 @@ def _gates(gates: Iterable[Any]) -> tuple[dict[str, Any], ...]:
         item = plain(row)
         if not isinstance(item, dict) or any(k not in item for k in GATE_KEYS):
             raise ConfigError(f"a gate report row needs {', '.join(GATE_KEYS)}, got {item!r}")
-        if item.get("_type"):
-            item.pop("_type")
         rows.append(item)
     failed = [r for r in rows if r["passed"] is not True]
     if failed:

@@ -38,8 +38,7 @@ import pandas as pd
 from workbench.clock import Clock
 from workbench.data import calendar
 from workbench.deploy.registry import Deployment, Registry
-from workbench.deploy.schedule import (DEFAULT_LEAD, DEFAULT_TAIL, ScheduledSession, due,
-                                       plan)
+from workbench.deploy.schedule import DEFAULT_LEAD, DEFAULT_TAIL, ScheduledSession, due, plan
 from workbench.errors import WorkbenchError
 from workbench.fsutil import atomic_write, exclusive_lock, fsync_dir
 from workbench.times import ny_date, to_new_york, to_utc
