@@ -61,6 +61,32 @@ def test_gate_report_objects_are_accepted_as_plain_rows():
     assert dep.gates == ({"gate": "drift", "value": 0.01, "limit": 0.05, "passed": True},)
 
 
+def test_the_gates_report_is_taken_as_the_gates_module_builds_it(tmp_path):
+    from workbench.deploy.gates import GateReport, GateResult
+
+    copy = tmp_path / "sma_cross.ipynb"
+    shutil.copy(SMA, copy)
+    results = (GateResult("backtest", "1 run", ">= 1 run", True),
+               GateResult("parity", 0, "<= 0", True, "newest parity run"))
+    report = GateReport(str(copy), notebook_hash(copy), "paper", results)
+    dep = paper(copy, gates=report)
+    assert dep.gates[1] == {"gate": "parity", "value": 0, "limit": "<= 0", "passed": True,
+                            "detail": "newest parity run"}
+    with pytest.raises(ConfigError, match="for promotion to paper, not live"):
+        paper(copy, gates=report, mode="live", broker="alpaca",
+              capital={"cash": 1000, "canary": 0.1})
+    copy.write_text(copy.read_text().replace("fast", "quick"))
+    with pytest.raises(ConfigError, match="changed since the gates ran"):
+        paper(copy, gates=report, parameters={"fast": 1})
+    failing = GateReport(str(copy), notebook_hash(copy), "paper",
+                         (GateResult("drift", 0.2, "<= 0.05", False),))
+    with pytest.raises(ConfigError, match=r"gates failed: drift \(0.2 vs limit <= 0.05\)"):
+        paper(copy, gates=failing, parameters={"fast": 1})
+    with pytest.raises(ConfigError, match="holds no gate"):
+        paper(copy, gates=GateReport(str(copy), notebook_hash(copy), "paper", ()),
+              parameters={"fast": 1})
+
+
 def test_a_failed_gate_registers_nothing(workbench_home):
     gates = GATES + [{"gate": "parity_mismatches", "value": 3, "limit": 0, "passed": False}]
     with pytest.raises(ConfigError, match=r"gates failed: parity_mismatches \(3 vs limit 0\)"):
@@ -178,11 +204,14 @@ def test_concurrent_registrations_of_one_deployment_register_it_once(workbench_h
             "import sys\n"
             "try:\n"
             f"    register({str(SMA)!r}, mode='paper', capital={{'cash': 1000}},\n"
-            "             gates=[], parameters={'fast': 10})\n"
+            "             gates=[{'gate': 'g', 'value': 1, 'limit': 1, 'passed': True}],\n"
+            "             parameters={'fast': 10})\n"
             "except ConfigError as e:\n"
             "    print(e); sys.exit(2)\n")
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
              for _ in range(4)]
     codes = sorted(p.wait(timeout=120) for p in procs)
-    assert codes == [0, 2, 2, 2]
+    outs = [p.stdout.read() for p in procs]
+    assert codes == [0, 2, 2, 2], outs
+    assert sum("already deploys this notebook" in o for o in outs) == 3
     assert len(Registry().list()) == 1

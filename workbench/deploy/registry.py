@@ -114,13 +114,17 @@ class Registry:
                  clock: Clock | None = None) -> Deployment:
         """Register ``notebook`` as a new active deployment and return it.
 
-        ``gates`` is the promotion gates' report (``{gate, value, limit, passed}`` each, as
-        mappings or objects with those attributes); every gate must have passed.
-        ``notebook_hash``, when given, is the hash the gates measured: a notebook edited
-        since is refused. ``clock`` stamps ``created_at`` (default: wall time).
+        ``gates`` is the promotion gates' report: a :class:`~workbench.deploy.gates.GateReport`
+        (its ``results``, ``notebook_hash`` and ``target``) or rows ``{gate, value, limit,
+        passed}`` (mappings or objects with those attributes); it must hold at least one
+        gate, and every gate must have passed. ``notebook_hash`` (or the report's) is the
+        hash the gates measured: a notebook edited since is refused, and a report for
+        another target than ``mode`` too. ``clock`` stamps ``created_at`` (default: wall
+        time).
         """
         path = Path(notebook)
         current = _hash_of(path)
+        notebook_hash = _report_hash(gates, notebook_hash, mode)
         if notebook_hash is not None and notebook_hash != current:
             raise ConfigError(f"{path} changed since the gates ran ({_short(notebook_hash)} -> "
                               f"{_short(current)}): promote it again")
@@ -275,16 +279,30 @@ def _gates(gates: Iterable[Any]) -> tuple[dict[str, Any], ...]:
         raise ConfigError("gates must be the gate report: a list of {gate, value, limit, "
                           "passed}")
     rows = []
-    for row in gates:
+    for row in getattr(gates, "results", gates):
         item = plain(row)
         if not isinstance(item, dict) or any(k not in item for k in GATE_KEYS):
             raise ConfigError(f"a gate report row needs {', '.join(GATE_KEYS)}, got {item!r}")
         rows.append(item)
+    if not rows:
+        raise ConfigError("not registered: the gate report holds no gate")
     failed = [r for r in rows if r["passed"] is not True]
     if failed:
         names = ", ".join(f"{r['gate']} ({r['value']} vs limit {r['limit']})" for r in failed)
         raise ConfigError(f"not registered: gates failed: {names}")
     return tuple(rows)
+
+
+def _report_hash(report: Any, given: str | None, mode: str) -> str | None:
+    """The hash the gates measured: ``given`` or the report's (they must agree); a report
+    for another target than ``mode`` is refused."""
+    measured = getattr(report, "notebook_hash", None)
+    if given is not None and measured is not None and given != measured:
+        raise ConfigError(f"the gate report is for {_short(measured)}, not {_short(given)}")
+    target = getattr(report, "target", None)
+    if target is not None and target != mode:
+        raise ConfigError(f"the gate report is for promotion to {target}, not {mode}")
+    return given if given is not None else measured
 
 
 def _check_mode(fields: Mapping[str, Any]) -> None:
