@@ -39,7 +39,8 @@ END = "2026-11-20"
 NOTEBOOK = ROOT / "notebooks" / "strategies" / "sma_cross.ipynb"
 WB = str(BIN / "workbench")
 PY = sys.executable
-FAST = dict(heartbeat_timeout=60.0, start_timeout=120.0, grace=2.0, backoff=0.05, poll=0.05)
+FAST = {"heartbeat_timeout": 60.0, "start_timeout": 120.0, "grace": 2.0, "backoff": 0.05,
+        "poll": 0.05}
 
 
 @pytest.fixture
@@ -120,9 +121,9 @@ def test_fault_9_a_second_supervisor_of_the_deployment_is_refused_and_starts_not
     assert first.returncode == 1 and "interrupted" in out, err
     assert not any(_alive(int(p)) for p in pids.read_text().split())
     # a session holding the run's journal outside any supervisor also refuses one
-    with Journal.open(other, LiveClock()):
-        with pytest.raises(SupervisorLocked, match="already has a session"):
-            Supervisor(other, [PY, "-c", f"open({str(marker)!r}, 'w')"]).run()
+    with Journal.open(other, LiveClock()), pytest.raises(SupervisorLocked,
+                                                         match="already has a session"):
+        Supervisor(other, [PY, "-c", f"open({str(marker)!r}, 'w')"]).run()
     assert not marker.exists()
 
 

@@ -249,7 +249,11 @@ class Supervisor:
         with open(self.log_path, "ab") as log:
             log.write(f"--- supervisor: attempt {number}: {' '.join(map(str, argv))}\n".encode())
         group = procgroup.start(argv, self.log_path, env=self.env, cwd=self.cwd)
-        failure, beats = self._watch(group, seq)
+        try:
+            failure, beats = self._watch(group, seq)
+        except BaseException:  # the supervisor itself fails: leave no session behind
+            procgroup.end_group(group, self.options.grace)
+            raise
         ended = procgroup.end_group(group, self.options.grace)
         if failure is None and _status(self.run_dir).get("status") == "running":
             failure = _died(ended.returncode)
