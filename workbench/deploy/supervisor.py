@@ -255,10 +255,10 @@ class Supervisor:
             procgroup.end_group(group, self.options.grace)
             raise
         ended = procgroup.end_group(group, self.options.grace)
-        if failure is None and _status(self.run_dir).get("status") == "running":
+        if _status(self.run_dir).get("status") != "running":
+            failure = None  # the session closed its record itself (its end, a stop, SIGTERM)
+        elif failure is None:
             failure = _died(ended.returncode)
-        elif _status(self.run_dir).get("status") != "running":
-            failure = None  # the session closed its record itself (SIGTERM, stop, end)
         return Attempt(number, group.pgid, ended.returncode, failure, beats, ended.killed)
 
     def _watch(self, group: procgroup.Group, seq: int) -> tuple[str | None, int]:
@@ -284,7 +284,7 @@ class Supervisor:
                 what = "since the last heartbeat" if beats else "without a first heartbeat"
                 return (f"hung: {now - last_beat:.1f}s {what} (limit {limit:g}s); "
                         "process group killed"), beats
-            self._stop.wait(o.poll)
+            time.sleep(o.poll)
         return None, beats
 
     # -- records ----------------------------------------------------------------------
