@@ -68,11 +68,14 @@ def _manifest(run: Path) -> dict:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    """A thread of ``pid`` still runs (a zombie leader can have live threads)."""
+    states = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            states.append(stat.read_text().rsplit(")", 1)[1].split()[0])
+        except OSError:
+            pass
+    return any(s not in ("Z", "X") for s in states)
 
 
 def _fake(mode: str, pids: Path) -> list[str]:
@@ -214,3 +217,41 @@ def test_a_stop_the_session_ignores_kills_the_group_after_the_timeout(home, tmp_
     assert not any(_alive(int(p)) for p in pids.read_text().split())
     assert [e.payload["action"] for e in _events(run, ev.ALERT)] == ["stopped"]
     assert list((run / "control" / "done").glob("*.json")) == [] and os.listdir(run / "control")
+
+
+def _hanging_notebook(path: Path) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "workbench", "display_name": "workbench",
+                                 "language": "python"}
+    params = nbformat.v4.new_code_cell('run_dir = ""\npids = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import os, time\n"
+        "from workbench.clock import LiveClock\n"
+        "from workbench.journal import Journal\n"
+        "from workbench.model import events as ev\n"
+        "journal = Journal.open(run_dir, LiveClock())\n"
+        "open(pids, 'w').write(f'{os.getpid()} {os.getpgid(0)}\\n')\n"
+        "journal.append(ev.HEARTBEAT, wall=LiveClock().now(), bars=0)\n"
+        "time.sleep(600)  # a hung cell\n")]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_fault_19_a_hung_papermill_cell_leaves_no_kernel_alive(home, tmp_path):
+    run, pids = _run(home), tmp_path / "pids"
+    notebook = _hanging_notebook(tmp_path / "hang.ipynb")
+    papermill = str(BIN / "papermill")
+    command = [papermill, str(notebook), "{run_dir}/executed.ipynb", "-k", "workbench",
+               "-p", "run_dir", "{run_dir}", "-p", "pids", str(pids), "--log-level", "ERROR"]
+    options = SupervisorOptions(**{**FAST, "heartbeat_timeout": 2.0, "grace": 1.0,
+                                   "max_restarts": 0})
+    result = Supervisor(run, command, options=options).run()
+    (attempt,) = result.attempts
+    assert attempt.failure.startswith("hung") and attempt.heartbeats == 1
+    kernel, kernel_group = (int(p) for p in pids.read_text().split())
+    assert kernel_group != attempt.pid  # jupyter_client gave the kernel a session of its own
+    assert not _alive(kernel) and not _alive(attempt.pid)
+    assert _manifest(run)["outcome"] == FAILED

@@ -13,7 +13,8 @@ group, and an orphan is reparented to init: so the command also gets a tag in it
 environment (:data:`TAG_ENV`, random per start), which every descendant inherits, kernels
 included, and a process whose ``/proc/<pid>/environ`` carries the tag is a member too.
 The group is empty when no member is left but zombies (an orphan waiting for init to
-reap it runs no code). Linux only (``/proc``). The waits measure elapsed time with
+reap it runs no code) whose every thread has exited (until then it holds its files and
+locks, e.g. the run's journal). Linux only (``/proc``). The waits measure elapsed time with
 ``time.monotonic`` (never wall time): they are timeouts, not trading time.
 """
 
@@ -98,6 +99,23 @@ def _stat(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[2])
 
 
+def _running(pid: int) -> bool:
+    """A thread of ``pid`` still runs: a zombie leader whose other threads are still
+    exiting (a kernel's threads) keeps its files, and locks, open until they are gone."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for tid in tids:
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        if text[text.rfind(")") + 2:].split()[0] not in ("Z", "X"):
+            return True
+    return False
+
+
 def _tagged(pid: int, marker: bytes) -> bool:
     try:
         return marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
@@ -105,18 +123,19 @@ def _tagged(pid: int, marker: bytes) -> bool:
         return False
 
 
-def members(group: Group) -> tuple[int, ...]:
-    """The live (not zombie) processes of the group or carrying its tag."""
+def members(group: Group, known: tuple[int, ...] = ()) -> tuple[int, ...]:
+    """The live processes of the group or carrying its tag, and those of ``known`` (members
+    seen before) with a thread still running: a zombie leader's environment reads empty."""
     marker = f"{TAG_ENV}={group.tag}".encode()
-    found = []
+    found = [pid for pid in known if _running(pid)]
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         pid = int(entry.name)
         stat = _stat(pid)
-        if stat is None or stat[0] == "Z":
+        if stat is None or not (stat[0] not in ("Z", "X") or _running(pid)):
             continue
-        if stat[1] == group.pgid or _tagged(pid, marker):
+        if pid not in found and (stat[1] == group.pgid or _tagged(pid, marker)):
             found.append(pid)
     return tuple(sorted(found))
 
@@ -128,23 +147,23 @@ def _reap(proc: subprocess.Popen) -> None:
         pass
 
 
-def _wait_empty(group: Group, seconds: float) -> bool:
+def _wait_empty(group: Group, known: tuple[int, ...], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while True:
         _reap(group.proc)
-        if not members(group):
+        if not members(group, known):
             return True
         if time.monotonic() >= deadline:
             return False
         time.sleep(_STEP)
 
 
-def _signal(group: Group, sig: int) -> None:
+def _signal(group: Group, known: tuple[int, ...], sig: int) -> None:
     try:
         os.killpg(group.pgid, sig)
     except ProcessLookupError:
         pass
-    for pid in members(group):  # the tagged ones in other groups (a kernel's own session)
+    for pid in members(group, known):  # tagged ones in other groups (a kernel's session)
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
@@ -160,12 +179,12 @@ def end_group(group: Group, grace: float) -> Ended:
     terminated = killed = False
     if alive:
         terminated = True
-        _signal(group, signal.SIGTERM)
-        if not _wait_empty(group, grace):
+        _signal(group, alive, signal.SIGTERM)
+        if not _wait_empty(group, alive, grace):
             killed = True
-            _signal(group, signal.SIGKILL)
-            if not _wait_empty(group, _KILL_WAIT):
-                raise GroupSurvived(f"process group {group.pgid}: {list(members(group))} "
+            _signal(group, alive, signal.SIGKILL)
+            if not _wait_empty(group, alive, _KILL_WAIT):
+                raise GroupSurvived(f"process group {group.pgid}: {list(members(group, alive))} "
                                     f"still alive {_KILL_WAIT:.0f}s after SIGKILL")
     returncode = group.proc.wait()
     return Ended(returncode, terminated, killed, alive)
