@@ -1,8 +1,9 @@
 """The supervisor with real processes and real kills: one session of a deployment at a
 time (fault 9), a session SIGKILLed mid-order is alerted and restarted and reconciles, and
 a run is marked failed when restarts run out (fault 18), a hung session's whole group dies,
-grandchildren and a kernel-like process in its own session included (fault 19), and a
-graceful stop goes through the control channel first."""
+grandchildren and a kernel-like process in its own session included, and a hung cell under
+real papermill leaves no kernel alive (fault 19), and a graceful stop goes through the
+control channel first."""
 
 from __future__ import annotations
 
