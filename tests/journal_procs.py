@@ -98,7 +98,7 @@ def writer(root: str, out: str, seconds: str) -> None:
         errors.append(f"{type(e).__name__}: {e}")
     finally:
         journal.close()
-        record.finish("ok")
+        record.finish("succeeded")
     report = {"events": journal.last_seq, "orders": n, "reopens": reopens, "errors": errors,
               "run_id": record.run_id}
     Path(out).write_text(json.dumps(report))

@@ -62,7 +62,7 @@ def test_views_over_runs_orders_fills_positions_equity(tmp_path, clock):
     record = _session(root, clock)
     with Journal.open(record.path, clock) as journal:
         _trade(journal, clock)
-    record.finish("ok")
+    record.finish("succeeded")
     other = RunRecord.create("backtest", "rsi", {}, "backtest", None, clock, root=root)
     con = catalog(root)
     for view, columns in VIEWS.items():
@@ -70,7 +70,7 @@ def test_views_over_runs_orders_fills_positions_equity(tmp_path, clock):
     runs = con.sql("SELECT run_id, kind, status, outcome, started_at, params FROM runs "
                    "ORDER BY kind").fetchall()
     assert [r[:4] for r in runs] == [(other.run_id, "backtest", "running", None),
-                                     (record.run_id, "session", "finished", "ok")]
+                                     (record.run_id, "session", "finished", "succeeded")]
     assert runs[1][4] == T0 and json.loads(runs[1][5]) == {"fast": 10}
     orders = con.sql("SELECT client_order_id, symbol, side, order_type, qty, limit_price, "
                      "status, filled_qty, avg_price, broker_order_id, events FROM orders "

@@ -78,7 +78,7 @@ def test_backtest_writes_a_record(home):
     (path,) = set(runs(home)) - before
     assert f"record: {path}" in proc.stdout and "sharpe" in proc.stdout
     m = manifest(path)
-    assert m["outcome"] == "ok" and m["kind"] == "backtest" and m["mode"] == "backtest"
+    assert m["outcome"] == "succeeded" and m["kind"] == "backtest" and m["mode"] == "backtest"
     assert m["strategy"] == "sma_cross" and "git_commit" in m
     assert m["params"]["fast"] == 5 and m["params"]["slow"] == 30
     assert m["params"]["fees_bps"] == 1.5
@@ -97,7 +97,7 @@ def test_backtest_json_and_data_options(home):
     out = json.loads(proc.stdout)
     assert out["strategy"] == "rsi_reversion" and out["params"]["sl_stop"] == 0.05
     assert out["stats"]["symbols"] == 2 and out["stats"]["start"].startswith("2025-09-02")
-    assert manifest(Path(out["path"]))["outcome"] == "ok"
+    assert manifest(Path(out["path"]))["outcome"] == "succeeded"
 
 
 def test_unknown_param_exits_4_with_a_suggestion(home):
@@ -154,7 +154,7 @@ def test_sweep_writes_a_record_with_best_dsr_pbo_and_heatmap(home):
     (path,) = set(runs(home)) - before
     assert "DSR" in proc.stdout and "PBO" in proc.stdout and str(path) in proc.stdout
     m = manifest(path)
-    assert m["outcome"] == "ok" and m["kind"] == "sweep" and "git_commit" in m
+    assert m["outcome"] == "succeeded" and m["kind"] == "sweep" and "git_commit" in m
     assert m["params"]["fast"] == [5, 10, 15] and m["params"]["slow"] == [20, 30, 40]
     results = path / "results"
     combos = pd.read_parquet(results / "combos.parquet")

@@ -29,7 +29,7 @@ def test_demo_prints_the_best_parameters_and_where_the_records_are(workbench_hom
     for path in records.values():
         assert f"record: {path}" in text
         manifest = json.loads((path / "manifest.json").read_text())
-        assert manifest["outcome"] == "ok" and manifest["strategy"] == "sma_cross"
+        assert manifest["outcome"] == "succeeded" and manifest["strategy"] == "sma_cross"
         assert manifest["data_range"]["symbols_count"] == 20
     assert len(pd.read_parquet(records["backtest"] / "results" / "trades.parquet")) > 0
     assert (records["sweep"] / "results" / "heatmap.html").exists()
@@ -41,7 +41,7 @@ def test_demo_prints_the_best_parameters_and_where_the_records_are(workbench_hom
 def _assert_session(text: str, result, path, fast: int, slow: int) -> None:
     """The session replayed the last stored day with the sweep's best and printed its
     P&L, orders, risk state and where its record is."""
-    assert result.outcome == "ok" and result.bars == 390 and result.orders > 0
+    assert result.outcome == "succeeded" and result.bars == 390 and result.orders > 0
     assert f"replaying 2025-12-31 (1Min bars, speed max) with sma_cross fast={fast}, " \
            f"slow={slow}" in text
     manifest = json.loads((path / "manifest.json").read_text())

@@ -71,14 +71,14 @@ def test_create_then_finish_round_trip(clock):
     assert {"vectorbt", "duckdb", "talib", "alpaca-py", "papermill"} <= set(packages)
 
     clock.advance("90s")
-    rec.finish("ok", extra={"trades": np.int64(12), "sharpe": float("nan")})
+    rec.finish("succeeded", extra={"trades": np.int64(12), "sharpe": float("nan")})
     done = load_manifest(rec.path)
-    assert done["status"] == "finished" and done["outcome"] == "ok"
+    assert done["status"] == "finished" and done["outcome"] == "succeeded"
     assert done["ended_at"] == "2026-11-21T05:13:30+00:00"
     assert done["extra"] == {"trades": 12, "sharpe": None}
     assert done["started_at"] == started["started_at"] and done["params"] == started["params"]
     assert load_manifest(rec.path / MANIFEST) == done
-    assert rec.closed and rec.manifest["outcome"] == "ok"
+    assert rec.closed and rec.manifest["outcome"] == "succeeded"
 
 
 def test_results_are_written_once_and_atomically(clock):
@@ -112,7 +112,7 @@ def test_a_finished_record_is_closed(clock):
     with pytest.raises(RecordError, match="closed"):
         rec.write_parquet("late", pd.DataFrame({"a": [1]}))
     with pytest.raises(RecordError, match="closed"):
-        rec.finish("ok")
+        rec.finish("succeeded")
     with pytest.raises(RecordError, match="ended"):
         RunRecord.open(rec.run_id, clock)
     assert {p: p.read_bytes() for p in all_files(rec.path)} == snapshot
@@ -130,7 +130,7 @@ def test_another_process_can_finish_a_running_record(clock):
 def test_context_manager_records_the_outcome(clock):
     with make(clock) as rec:
         rec.write_json("stats", {"n": 1})
-    assert load_manifest(rec.run_id)["outcome"] == "ok"
+    assert load_manifest(rec.run_id)["outcome"] == "succeeded"
     with pytest.raises(ValueError), make(clock) as failed:
         raise ValueError("bad signal")
     manifest = load_manifest(failed.run_id)
@@ -258,7 +258,7 @@ def test_list_runs_reads_every_manifest_and_reports_bad_ones(clock):
         runs = list_runs()
     assert runs["run_id"].tolist() == [ok.run_id, running.run_id]
     assert runs["status"].tolist() == ["finished", "running"]
-    assert runs["outcome"].tolist()[0] == "ok"
+    assert runs["outcome"].tolist()[0] == "succeeded"
     assert runs["kind"].tolist() == ["backtest", "sweep"]
     assert str(runs["started_at"].dt.tz) == "UTC"
     assert runs.attrs["unreadable"][0][0] == str(broken)

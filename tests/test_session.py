@@ -63,10 +63,10 @@ def _assert_agrees_with_broker(run_path: Path, broker: SimBroker) -> None:
 
 def test_a_replayed_day_completes_and_journal_manifest_catalog_agree(home, strategy):
     result = run_session(strategy, {}, replay_date=END, heartbeat_every=50)
-    assert result.outcome == "ok" and result.bars == 390 and result.orders > 4
+    assert result.outcome == "succeeded" and result.bars == 390 and result.orders > 4
     manifest = json.loads((Path(result.path) / "manifest.json").read_text())
     assert manifest["kind"] == "session" and manifest["mode"] == "paper"
-    assert manifest["outcome"] == "ok" and manifest["extra"]["pnl"] == result.pnl
+    assert manifest["outcome"] == "succeeded" and manifest["extra"]["pnl"] == result.pnl
     types = {e.type for e in _events(result.path)}
     assert {ev.SESSION_START, ev.RECONCILE, ev.BAR, ev.SIGNAL, ev.RISK_DECISION, ev.INTENT,
             ev.FILL, ev.EQUITY, ev.HEARTBEAT, ev.SESSION_END} <= types
@@ -154,7 +154,7 @@ def test_a_position_changed_behind_the_sessions_back_halts_the_next_run(home, st
     broker_path = home / "deploy" / "broker.sqlite"
     one = run_session(strategy, {}, replay_date=DAYS[0], broker_path=broker_path)
     two = run_session(strategy, {}, replay_date=DAYS[1], broker_path=broker_path)
-    assert one.outcome == "ok" and two.outcome == "ok"  # no false alarm
+    assert one.outcome == "succeeded" and two.outcome == "succeeded"  # no false alarm
     broker = SimBroker(broker_path)
     at = pd.Timestamp(f"{DAYS[2]} 09:30", tz="America/New_York").tz_convert("UTC")
     broker.submit(OrderIntent("manual-1", "AAA" if "AAA" in two.positions else
@@ -183,7 +183,7 @@ def test_sigkill_at_each_crash_point_then_restart_leaves_one_order_per_intent(ho
                             "--json"], capture_output=True, text=True, timeout=120, check=False)
     assert again.returncode == 0, again.stderr
     result = json.loads(again.stdout)
-    assert result["outcome"] == "ok" and result["state"] == "active"
+    assert result["outcome"] == "succeeded" and result["state"] == "active"
     assert _events(run, ev.RECONCILE)[-1].payload["ok"] is True
     _assert_agrees_with_broker(run, SimBroker(run / "broker.sqlite"))
 

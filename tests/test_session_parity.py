@@ -133,7 +133,7 @@ def test_a_replayed_session_makes_the_backtests_trades(home, name):
     symbols = list(load_sessions(1, None, "1Min", end=END).symbols)
     result = run_session(strategy, {}, replay_date=END, symbols=symbols, cash=CASH, size=SIZE,
                          costs=CostModel(**FEES), risk=LOOSE, accounts="per_symbol")
-    assert result.outcome == "ok" and result.state == "active", result.message
+    assert result.outcome == "succeeded" and result.state == "active", result.message
     session = _session_trades(result.broker_path)
     backtest = _backtest_trades(strategy, symbols)
     assert len({t["symbol"] for t in backtest}) >= 2 and len(backtest) >= 4  # a real test

@@ -61,7 +61,7 @@ def test_a_dashboard_reads_the_catalog_while_a_replay_session_runs(workbench_hom
     assert report["with_data"] >= 10 and report["grew"] >= 5, report
     run_path = Path(result["path"])
     journal = _final_counts(run_path)
-    assert result["outcome"] == "ok" and result["bars"] == 390 and result["orders"] > 4
+    assert result["outcome"] == "succeeded" and result["bars"] == 390 and result["orders"] > 4
     assert report["seen"] == {result["run_id"]: journal["events"]}, report
     assert report["tails"] == report["seen"], report
     assert report["status"][0]["run_id"] == result["run_id"], report["status"]

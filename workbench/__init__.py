@@ -46,6 +46,7 @@ _LAZY = {
     "sweep": ("workbench.backtesting", "sweep"),
     "walk_forward": ("workbench.backtesting", "walk_forward"),
     "catalog": ("workbench.journal.catalog", "catalog"),
+    "run": ("workbench.execution.modes", "run"),
 }
 
 __all__ = ["Signals", "Strategy", "strategy",

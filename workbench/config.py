@@ -29,7 +29,7 @@ from workbench.errors import ConfigError
 from workbench.secrets import SECRET_ENV_VARS, redact
 
 __all__ = ["Settings", "DataSettings", "LogSettings", "AlpacaSettings", "RiskSettings",
-           "Credentials", "load_settings"]
+           "GateSettings", "Credentials", "load_settings"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -140,6 +140,26 @@ class RiskSettings(BaseModel):
         return pd.Timedelta(seconds=self.exception_window_s)
 
 
+class GateSettings(BaseModel):
+    """What a notebook must show to be promoted (``[gates]`` in ``workbench.toml``)."""
+
+    model_config = _FROZEN
+    # -- to paper -----------------------------------------------------------------------
+    min_oos_sharpe: float = Field(
+        0.0, description="walk-forward out-of-sample Sharpe of the book: at least this")
+    max_oos_drawdown: float = Field(
+        0.25, gt=0, le=1, description="walk-forward out-of-sample max drawdown: at most this")
+    max_parity_mismatches: int = Field(
+        0, ge=0, description="engine vs vectorized signals: at most this many mismatches")
+    # -- to live ------------------------------------------------------------------------
+    min_paper_sessions: int = Field(
+        5, ge=1, description="paper sessions of this notebook hash that ended well")
+    max_drift: float = Field(
+        0.01, gt=0, description="|session P&L - replayed backtest P&L| / capital, per session")
+    canary_fraction: float = Field(
+        0.1, gt=0, le=1, description="live starts with this fraction of the capital")
+
+
 class Credentials(BaseModel):
     """Broker credentials, read from the environment only."""
 
@@ -183,6 +203,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     alpaca: AlpacaSettings = AlpacaSettings()
     risk: RiskSettings = RiskSettings()
+    gates: GateSettings = GateSettings()
     credentials: Credentials = Field(default_factory=Credentials.from_env, exclude=True)
 
     @classmethod

@@ -72,7 +72,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from workbench.cli import backtest, config_cmd, data, demo, kernel, parity, session
+    from workbench.cli import backtest, config_cmd, data, demo, kernel, parity, run, session
 
     cli.add_command(data.data)
     cli.add_command(kernel.kernel)
@@ -81,6 +81,7 @@ def _register() -> None:
     cli.add_command(backtest.backtest)
     cli.add_command(backtest.sweep)
     cli.add_command(parity.parity)
+    cli.add_command(run.run)
     for command in (session.session, session.status, session.halt, session.resume):
         cli.add_command(command)
 

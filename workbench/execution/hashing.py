@@ -18,7 +18,7 @@ from pathlib import Path
 
 from workbench.errors import ConfigError
 
-__all__ = ["INJECTED_TAG", "code_cells", "notebook_hash"]
+__all__ = ["INJECTED_TAG", "code_cells", "hash_of", "notebook_hash"]
 
 INJECTED_TAG = "injected-parameters"
 _PREFIX = "sha256:"
@@ -47,6 +47,11 @@ def notebook_hash(path: str | Path) -> str:
         raise ConfigError(f"no such notebook: {path}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ConfigError(f"{path} is not a notebook (not JSON: {e})") from None
+    return hash_of(notebook)
+
+
+def hash_of(notebook: dict) -> str:
+    """:func:`notebook_hash` of a notebook already read (the very cells a run executes)."""
     digest = hashlib.sha256()
     for source in code_cells(notebook):
         encoded = source.encode("utf-8")

@@ -51,6 +51,7 @@ __all__ = [
     "run_backtest",
     "select_bars",
     "split_params",
+    "write_backtest",
 ]
 
 DEFAULT_TIMEFRAME = "1Day"
@@ -226,6 +227,14 @@ def recorded(record: RunRecord, body):
         raise RunFailed(record, e) from e
 
 
+def write_backtest(record: RunRecord, result) -> list[str]:
+    """A backtest's results into ``record``: ``stats`` (the book and each symbol),
+    ``trades`` and ``equity`` as Parquet; the file names."""
+    return [record.write_parquet("stats", result.stats_table()).name,
+            record.write_parquet("trades", result.trades()).name,
+            record.write_parquet("equity", result.equity()).name]
+
+
 def run_backtest(notebook, params: dict[str, Any] | None = None, *,
                  data: DataChoice | None = None, name: str | None = None,
                  store: Store | None = None, clock: Clock | None = None,
@@ -243,10 +252,8 @@ def run_backtest(notebook, params: dict[str, Any] | None = None, *,
 
     def body() -> BacktestRun:
         result = backtest(inp.strategy, inp.bars, **inp.options, **resolved)
-        record.write_parquet("stats", result.stats_table())
-        record.write_parquet("trades", result.trades())
-        record.write_parquet("equity", result.equity())
-        record.finish("ok", extra={"notebook": str(inp.notebook.resolve()),
+        write_backtest(record, result)
+        record.finish("succeeded", extra={"notebook": str(inp.notebook.resolve()),
                                    "stats": result.stats()})
         return BacktestRun(record, result, all_params)
 

@@ -25,7 +25,7 @@ from workbench.jobs.backtest import DataChoice, format_value, prepare, recorded,
 from workbench.runs.records import RunRecord
 from workbench.strategy import Strategy
 
-__all__ = ["SweepRun", "run_sweep"]
+__all__ = ["SweepRun", "grid_values", "run_sweep", "write_sweep"]
 
 
 @dataclass
@@ -68,7 +68,7 @@ class SweepRun:
 _SHOWN = ("sharpe", "total_return", "max_drawdown", "trades")
 
 
-def _grid_values(strategy: Strategy, grid: dict[str, list]) -> dict[str, list]:
+def grid_values(strategy: Strategy, grid: dict[str, list]) -> dict[str, list]:
     """Each swept value checked and converted by the strategy's schema."""
     out = {}
     for pname, values in grid.items():
@@ -102,7 +102,7 @@ def run_sweep(notebook, grid: dict[str, list], params: dict[str, Any] | None = N
 
     _check_metric(metric)
     inp = prepare(notebook, params, data, name, store, swept=tuple(grid))
-    values = _grid_values(inp.strategy, grid)
+    values = grid_values(inp.strategy, grid)
     fixed = {k: v for k, v in inp.strategy.params(**inp.strategy_params,
                                                   **{k: v[0] for k, v in values.items()}).items()
              if k not in values}
@@ -124,15 +124,15 @@ def run_sweep(notebook, grid: dict[str, list], params: dict[str, Any] | None = N
         result = sweep(inp.strategy, inp.bars, constraint=rule, metric=metric,
                        progress=progress, **inp.options, **fixed, **values)
         best = result.best(metric)
-        files = _write_sweep(record, result, best, values, constraint)
-        record.finish("ok", extra={"notebook": str(inp.notebook.resolve()),
+        files = write_sweep(record, result, best, values, constraint)
+        record.finish("succeeded", extra={"notebook": str(inp.notebook.resolve()),
                                    "constraint": constraint, "best": best.to_dict()})
         return SweepRun(record, result, best, all_params, files)
 
     return recorded(record, body)
 
 
-def _write_sweep(record: RunRecord, result, best, grid: dict[str, list],
+def write_sweep(record: RunRecord, result, best, grid: dict[str, list],
                  constraint: str | None) -> list[str]:
     """table.parquet, combos.parquet, best.json and (two varying parameters) heatmap.html."""
     from workbench.fsutil import atomic_write

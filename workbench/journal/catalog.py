@@ -39,7 +39,8 @@ __all__ = ["VIEWS", "catalog"]
 
 VIEWS = {
     "runs": ("run_id", "kind", "mode", "strategy", "status", "outcome", "started_at",
-             "ended_at", "timeframe", "symbols_count", "git_commit", "error", "params", "path"),
+             "ended_at", "timeframe", "symbols_count", "git_commit", "error", "notebook",
+             "notebook_hash", "params", "path"),
     "events": ("run_id", "seq", "ts", "type", "payload"),
     "orders": ("run_id", "client_order_id", "symbol", "side", "order_type", "qty",
                "limit_price", "stop_price", "status", "filled_qty", "avg_price",
@@ -102,7 +103,11 @@ _RUN_FIELDS = {
     "timeframe": (("$.data_range.timeframe",), None),
     "symbols_count": (("$.data_range.symbols_count",), "BIGINT"),
     "git_commit": (("$.git_commit",), None), "error": (("$.error",), None),
+    "notebook": (("$.notebook.path",), None), "notebook_hash": (("$.notebook.hash",), None),
 }
+# outcomes older manifests wrote, read as today's (workbench.runs.records.LEGACY_OUTCOMES;
+# the journal sits below the run records, so the pair is repeated here and tested equal)
+LEGACY_OUTCOMES = {"ok": "succeeded"}
 
 
 def _quote(text: str) -> str:
@@ -175,6 +180,8 @@ def _runs_sql(root: Path, table: str) -> str:
     exprs, f = _columns("m", _RUN_FIELDS)
     exprs["run_id"] = (f"coalesce({exprs['run_id']}, "
                        "regexp_extract(filename, '([^/]+)/manifest[.]json$', 1))")
+    legacy = " ".join(f"WHEN {_quote(k)} THEN {_quote(v)}" for k, v in LEGACY_OUTCOMES.items())
+    exprs["outcome"] = f"CASE {exprs['outcome']} {legacy} ELSE {exprs['outcome']} END"
     exprs["params"] = "json_extract(m, '$.params')"
     exprs["path"] = "regexp_replace(filename, '/manifest[.]json$', '')"
     return f"""CREATE {table} runs AS

@@ -29,10 +29,12 @@ from workbench.runs.provenance import describe_data_range, git_state, package_ve
 from workbench.secrets import redact, redact_tree, secret_values
 
 __all__ = [
+    "LEGACY_OUTCOMES",
     "MANIFEST",
     "OUTCOMES",
     "RecordError",
     "RunRecord",
+    "canonical_outcome",
     "describe_data_range",
     "git_state",
     "list_runs",
@@ -43,9 +45,16 @@ __all__ = [
 MANIFEST = "manifest.json"
 RESULTS = "results"
 SCHEMA_VERSION = 1
-OUTCOMES = ("ok", "failed", "interrupted", "halted", "timeout")
+OUTCOMES = ("succeeded", "failed", "interrupted", "halted", "timeout")
+# outcomes written by older versions, read as the outcome they stand for
+LEGACY_OUTCOMES = {"ok": "succeeded"}
 _CREATE_ATTEMPTS = 8
 _SECRET_WORDS = ("key", "secret", "token", "password")
+
+
+def canonical_outcome(outcome: str | None) -> str | None:
+    """``outcome`` as written today (an old manifest's "ok" is "succeeded")."""
+    return LEGACY_OUTCOMES.get(outcome, outcome) if isinstance(outcome, str) else outcome
 
 
 class RecordError(WorkbenchError):
@@ -146,12 +155,14 @@ class RunRecord:
 
     @classmethod
     def create(cls, kind: str, strategy: Any, params: Mapping[str, Any] | None, mode: str,
-               data_range: Any, clock: Clock, root: str | Path | None = None) -> RunRecord:
+               data_range: Any, clock: Clock, root: str | Path | None = None,
+               notebook: Mapping[str, Any] | None = None) -> RunRecord:
         """Make ``<root>/<run_id>/`` and write its manifest with status "running".
 
         ``strategy``: a name or anything with ``.name``. ``params``: plain JSON values,
         none named like a secret. ``data_range``: :class:`~workbench.data.bars.Bars`, a
-        mapping (symbols, timeframe, start/first, end/last) or None.
+        mapping (symbols, timeframe, start/first, end/last) or None. ``notebook``: what a
+        notebook run records of its notebook (path, hash), kept under "notebook".
         """
         name = _strategy_name(strategy)
         plain = _plain_params(params or {})
@@ -176,6 +187,8 @@ class RunRecord:
             "mode": mode, "strategy": name, "params": plain,
             "git_commit": commit, "git_dirty": dirty, "packages": package_versions(),
             "data_range": data,
+            "notebook": (None if notebook is None
+                         else _plain(dict(notebook), "notebook", strict=True)),
             "status": "running", "started_at": clock.now().isoformat(),
             "ended_at": None, "outcome": None, "error": None, "extra": None,
         }
@@ -184,10 +197,11 @@ class RunRecord:
 
     @classmethod
     def open(cls, run_id_or_path: str | Path, clock: Clock,
-             root: str | Path | None = None) -> RunRecord:
-        """An unfinished record from another process (a supervisor finishing a dead run)."""
+             root: str | Path | None = None, *, finished: bool = False) -> RunRecord:
+        """An unfinished record from another process (a supervisor finishing a dead run);
+        ``finished=True`` also opens an ended one (only :meth:`overrule` can write it)."""
         manifest = load_manifest(run_id_or_path, root=root)
-        if manifest.get("status") != "running":
+        if manifest.get("status") != "running" and not finished:
             raise RecordError(f"run {manifest.get('run_id')} has ended; its record is closed")
         return cls(_run_dir(run_id_or_path, root), manifest, clock)
 
@@ -242,20 +256,35 @@ class RunRecord:
         _atomic_write(path, clean.to_parquet)
         return path
 
-    def finish(self, outcome: str = "ok", error: Any = None,
+    def finish(self, outcome: str = "succeeded", error: Any = None,
                extra: Mapping[str, Any] | None = None) -> None:
         """Record the end of the run and close the record (a second finish raises)."""
         self._check_open()
         if outcome not in OUTCOMES:
             raise ConfigError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
-        if isinstance(error, BaseException):
-            error = f"{type(error).__name__}: {error}"
         manifest = dict(self._manifest)
         manifest.update(
             status="finished", ended_at=self._clock.now().isoformat(), outcome=outcome,
-            error=None if error is None else str(error),
+            error=_error_text(error),
             extra=None if extra is None else _plain(dict(extra), "extra", strict=False),
         )
+        _write_json(self._path / MANIFEST, manifest, overwrite=True)
+        self._manifest = manifest
+
+    def overrule(self, outcome: str, error: Any) -> None:
+        """A finished run whose process then failed (a notebook that finished its session's
+        record, then raised or died): record ``outcome`` and ``error`` in place of the
+        success it wrote, which stays in ``extra["recorded_outcome"]``. Only a success is
+        overruled, only by a failure; anything else raises."""
+        if not self.closed or self._manifest.get("outcome") != "succeeded":
+            raise RecordError(f"run {self.run_id}: only a finished success can be overruled")
+        if outcome not in OUTCOMES or outcome == "succeeded":
+            raise ConfigError(f"a success is overruled by a failure, not {outcome!r}")
+        manifest = dict(self._manifest)
+        extra = dict(manifest.get("extra") or {})
+        extra["recorded_outcome"] = manifest["outcome"]
+        manifest.update(outcome=outcome, error=_error_text(error), extra=extra,
+                        ended_at=self._clock.now().isoformat())
         _write_json(self._path / MANIFEST, manifest, overwrite=True)
         self._manifest = manifest
 
@@ -266,11 +295,17 @@ class RunRecord:
         if self.closed:
             return
         if exc is None:
-            self.finish("ok")
+            self.finish("succeeded")
         elif isinstance(exc, KeyboardInterrupt):
             self.finish("interrupted", error=exc)
         else:
             self.finish("failed", error=exc)
+
+
+def _error_text(error: Any) -> str | None:
+    if isinstance(error, BaseException):
+        return f"{type(error).__name__}: {error}"
+    return None if error is None else str(error)
 
 
 def _strategy_name(strategy: Any) -> str:
@@ -294,10 +329,14 @@ def _run_dir(run_id_or_path: str | Path, root: str | Path | None) -> Path:
 
 
 def load_manifest(run_id_or_path: str | Path, root: str | Path | None = None) -> dict[str, Any]:
-    """A run's manifest, from its id (under ``root``, default ``runs/``) or its folder."""
+    """A run's manifest, from its id (under ``root``, default ``runs/``) or its folder
+    (an old "ok" outcome read as "succeeded")."""
     path = _run_dir(run_id_or_path, root) / MANIFEST
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(manifest, dict) and "outcome" in manifest:
+            manifest["outcome"] = canonical_outcome(manifest["outcome"])
+        return manifest
     except FileNotFoundError:
         raise ConfigError(f"no run record at {path.parent}") from None
     except (OSError, ValueError) as e:
@@ -306,13 +345,16 @@ def load_manifest(run_id_or_path: str | Path, root: str | Path | None = None) ->
 
 _COLUMNS = ["run_id", "kind", "mode", "strategy", "status", "outcome", "started_at",
             "ended_at", "timeframe", "symbols_count", "git_commit", "git_dirty", "params",
-            "error", "path"]
+            "error", "notebook", "notebook_hash", "path"]
 
 
 def _row(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
     data = manifest.get("data_range") or {}
     row = {k: manifest.get(k) for k in _COLUMNS}
-    row.update(timeframe=data.get("timeframe"), symbols_count=data.get("symbols_count"),
+    notebook = manifest.get("notebook") or {}
+    row.update(outcome=canonical_outcome(manifest.get("outcome")),
+               notebook=notebook.get("path"), notebook_hash=notebook.get("hash"),
+               timeframe=data.get("timeframe"), symbols_count=data.get("symbols_count"),
                path=str(path))
     return row
 

@@ -79,7 +79,7 @@ class SessionResult:
 
     run_id: str
     path: str
-    outcome: str  # ok | interrupted | halted | failed
+    outcome: str  # succeeded | interrupted | halted | failed
     message: str
     bars: int
     orders: int
@@ -273,7 +273,7 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
             signal.signal(signal.SIGTERM, previous)
     if session.stop_reason:
         return _finish(session, "interrupted", session.stop_reason, broker_path, expire=False)
-    return _finish(session, "ok", "the replayed day is over", broker_path, expire=True)
+    return _finish(session, "succeeded", "the replayed day is over", broker_path, expire=True)
 
 
 def _loop(session: _Session, bars, replay_date, resume_at, options: SessionOptions) -> None:
@@ -306,7 +306,7 @@ def _finish(session: _Session, outcome: str, message: str, broker_path, expire: 
                "latency_ms": _latency_ms(session.latency)}
     session.journal.append(ev.SESSION_END, **summary)
     session.journal.sync()
-    session.record.finish(outcome, error=None if outcome == "ok" else message, extra=summary)
+    session.record.finish(outcome, error=None if outcome == "succeeded" else message, extra=summary)
     return SessionResult(run_id=session.record.run_id, path=str(session.record.path), **summary)
 
 

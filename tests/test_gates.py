@@ -1,0 +1,116 @@
+"""Promotion gates judge the recorded runs of a notebook's code, and say what is missing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from workbench.clock import SimClock
+from workbench.config import GateSettings
+from workbench.deploy.gates import evaluate
+from workbench.errors import ConfigError
+from workbench.execution.hashing import notebook_hash
+from workbench.runs.records import RunRecord
+
+SMA = Path(__file__).resolve().parents[1] / "notebooks" / "strategies" / "sma_cross.ipynb"
+SETTINGS = GateSettings(min_oos_sharpe=0.5, max_oos_drawdown=0.2, min_paper_sessions=3,
+                        max_drift=0.01)
+
+
+@pytest.fixture
+def notebook(tmp_path) -> Path:
+    path = tmp_path / "sma_cross.ipynb"
+    shutil.copy(SMA, path)
+    return path
+
+
+def _run(root: Path, kind: str, mode: str, hash_: str, outcome="succeeded", **extra) -> str:
+    clock = SimClock(pd.Timestamp("2026-11-20 15:00", tz="UTC") + pd.Timedelta(
+        seconds=len(list(root.glob("*")))))
+    record = RunRecord.create(kind, "sma_cross", {"fast": 10}, mode, None, clock, root=root)
+    record.finish(outcome, extra={"notebook_hash": hash_, **extra})
+    return record.run_id
+
+
+def _evidence(root: Path, hash_: str, mismatches=0, sharpe=1.1, drawdown=0.12) -> None:
+    _run(root, "backtest", "backtest", hash_)
+    _run(root, "walk_forward", "walk_forward", hash_,
+         oos_stats={"sharpe": sharpe, "max_drawdown": drawdown})
+    _run(root, "parity", "parity", hash_, outcome="succeeded" if mismatches == 0 else "failed",
+         parity={"mismatches": mismatches, "lookahead_clean": True})
+
+
+def _gates(report) -> dict:
+    return {r.gate: r for r in report.results}
+
+
+def test_no_evidence_fails_every_paper_gate_and_says_what_is_missing(notebook, tmp_path):
+    report = evaluate(notebook, "paper", settings=SETTINGS, root=tmp_path / "runs")
+    assert not report.passed
+    gates = _gates(report)
+    assert set(gates) == {"backtest", "oos_sharpe", "oos_drawdown", "parity", "lookahead"}
+    assert "no backtest run of this code" in gates["backtest"].detail
+    assert "no walk-forward run" in gates["oos_sharpe"].detail
+    assert "no parity run" in gates["parity"].detail
+    assert all("FAIL" in line for line in report.lines())
+
+
+def test_full_evidence_passes_to_paper_and_an_edit_sends_the_notebook_back(notebook, tmp_path):
+    runs = tmp_path / "runs"
+    _evidence(runs, notebook_hash(notebook))
+    report = evaluate(notebook, "paper", settings=SETTINGS, root=runs)
+    assert report.passed, report.lines()
+    assert _gates(report)["oos_sharpe"].value == 1.1
+    nb = json.loads(notebook.read_text())
+    code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    code["source"] = "".join(code["source"]) + "\n# edited\n"
+    notebook.write_text(json.dumps(nb))
+    again = evaluate(notebook, "paper", settings=SETTINGS, root=runs)
+    assert not again.passed and not _gates(again)["backtest"].passed
+
+
+@pytest.mark.parametrize("mismatches, sharpe, drawdown, failing", [
+    (3, 1.1, 0.12, {"parity"}),
+    (0, 0.2, 0.12, {"oos_sharpe"}),
+    (0, 1.1, -0.35, {"oos_drawdown"}),
+])
+def test_a_failing_gate_blocks_and_names_the_numbers(notebook, tmp_path, mismatches, sharpe,
+                                                       drawdown, failing):
+    runs = tmp_path / "runs"
+    _evidence(runs, notebook_hash(notebook), mismatches, sharpe, drawdown)
+    report = evaluate(notebook, "paper", settings=SETTINGS, root=runs)
+    assert not report.passed
+    assert {r.gate for r in report.failed} == failing
+    line = next(x for x in report.lines() if x.startswith("FAIL"))
+    bad = report.failed[0]
+    assert bad.gate in line and bad.limit in line and str(bad.value) in line.replace(" ", "")
+
+
+def test_to_live_needs_enough_paper_sessions_measured_drift_and_a_confirmation(notebook, tmp_path):
+    runs, h = tmp_path / "runs", notebook_hash(notebook)
+    _evidence(runs, h)
+    _run(runs, "session", "paper", h, drift={"pnl_fraction": 0.004})
+    report = evaluate(notebook, "live", settings=SETTINGS, root=runs)
+    gates = _gates(report)
+    assert not gates["paper_sessions"].passed and gates["paper_sessions"].value == 1
+    assert not gates["confirmation"].passed
+    _run(runs, "session", "paper", h, drift={"pnl_fraction": 0.003})
+    _run(runs, "session", "paper", h)  # no drift measured: not within tolerance
+    gates = _gates(evaluate(notebook, "live", confirmed=True, settings=SETTINGS, root=runs))
+    assert gates["paper_sessions"].passed and gates["confirmation"].passed
+    assert not gates["drift"].passed and "1 of 3 sessions have no drift" in gates["drift"].detail
+    _run(runs, "session", "paper", h, drift={"pnl_fraction": -0.02})
+    gates = _gates(evaluate(notebook, "live", confirmed=True, settings=SETTINGS, root=runs))
+    assert not gates["drift"].passed and gates["drift"].value == 0.02
+    _run(runs, "session", "paper", h, outcome="failed", drift={"pnl_fraction": 0.0})  # a failed session: no evidence
+    assert _gates(evaluate(notebook, "live", confirmed=True, settings=SETTINGS,
+                           root=runs))["paper_sessions"].value == 4
+
+
+def test_a_bad_target_is_one_line(notebook, tmp_path):
+    with pytest.raises(ConfigError, match="--to must be one of paper, live"):
+        evaluate(notebook, "production", settings=SETTINGS, root=tmp_path)

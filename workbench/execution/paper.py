@@ -1,0 +1,97 @@
+"""``wb.run(..., mode="paper")``: the kernel is the session's runner.
+
+    wb.run(sma_cross, mode="paper", run_dir=run_dir, bars=bars, fast=fast, slow=slow,
+           fees_bps=fees_bps, slippage_bps=slippage_bps, replay_date="2026-11-20")
+
+A replayed paper session (:func:`workbench.session.runner.run_session`) on the simulated
+broker, with what the backtest would use, taken from the same values, never from
+separate defaults: the symbols and timeframe of the notebook's ``bars``; costs
+(``fees_bps``, ``fee_per_share``, ``slippage_bps``), ``cash``, ``size`` and ``shares`` of
+the backtest options; ``accounts="per_symbol"`` (each symbol its own account, as the
+backtest) unless ``accounts="shared"`` is asked for, which is said loudly (symbols then
+compete for cash and the trades differ from the backtest's). What a session cannot do the
+backtest's way is refused: ``fill`` other than ``"next_open"``, ``direction`` other than
+``"long"``, a ``sl_stop``/``tp_stop`` (no stop orders yet).
+
+Settings: ``replay_date`` (required: the stored day to replay), ``speed`` ("max" or N x
+real time), ``accounts``, ``heartbeat_every``, ``history_days`` (None: enough sessions
+before the day for the strategy's warmup), ``broker_path`` (None: a fresh account in the
+record). With ``run_dir`` (a record the runner prepared, still "running") the session
+opens that record, writes ``results/settings.json`` and its journal under ``events/``,
+and finishes the record itself with the session's outcome.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from workbench.data.bars import Bars
+from workbench.errors import ConfigError
+from workbench.execution.recorded import all_options, settings_doc
+from workbench.runs.records import RunRecord
+from workbench.strategy import Strategy
+
+__all__ = ["history_days", "run_paper", "session_refusals"]
+
+_SESSION_MINUTES = 390
+
+
+def session_refusals(options: dict[str, Any]) -> list[str]:
+    """The backtest options a paper session cannot honour (each with why)."""
+    out = []
+    if options["fill"] != "next_open":
+        out.append(f"fill={options['fill']!r} (a session fills a signal at the next bar's open)")
+    if options["direction"] != "long":
+        out.append(f"direction={options['direction']!r} (sessions trade long only)")
+    for name in ("sl_stop", "tp_stop"):
+        if options[name] is not None:
+            out.append(f"{name}={options[name]!r} (sessions place no stop orders yet)")
+    return out
+
+
+def history_days(strategy: Strategy, params: dict[str, Any], bars: Bars) -> int:
+    """Stored sessions before the replayed day that cover the strategy's warmup."""
+    from workbench.data.timeframe import Timeframe
+
+    tf = Timeframe.parse(bars.timeframe)
+    per_day = max(1, _SESSION_MINUTES * 60 // tf.seconds) if tf.is_intraday else 1
+    return max(1, math.ceil((strategy.warmup(params) + 1) / per_day))
+
+
+def run_paper(strategy: Strategy, bars: Bars, params, options, settings,
+              record: RunRecord | None):
+    from workbench.model.costs import CostModel
+    from workbench.session.runner import run_session
+
+    if bars.timeframe is None:
+        raise ConfigError("mode 'paper' needs bars with a timeframe (wb.data.load gives one)")
+    options = all_options(options)
+    refused = session_refusals(options)
+    if refused:
+        raise ConfigError("mode 'paper' cannot trade as the backtest does with "
+                          + "; ".join(refused))
+    accounts = settings["accounts"]
+    if accounts not in ("per_symbol", "shared"):
+        raise ConfigError(f"accounts={accounts!r}: 'per_symbol' (as the backtest) or 'shared'")
+    if accounts == "shared":
+        print("NOTE: accounts='shared': the symbols compete for one account's cash, so the "
+              "session's trades differ from the backtest's (one account per symbol)")
+    resolved = strategy.params(**params)
+    days = settings["history_days"]
+    used = {**settings, "history_days": days if days is not None
+            else history_days(strategy, resolved, bars)}
+    if record is not None:
+        record.write_json("settings", settings_doc("paper", strategy, resolved, options, bars,
+                                                   used, accounts=accounts))
+    costs = CostModel(**{k: options[k] for k in CostModel.model_fields})
+    result = run_session(
+        strategy, resolved, replay_date=used["replay_date"], speed=used["speed"],
+        symbols=list(bars.symbols), timeframe=str(bars.timeframe),
+        broker_path=used["broker_path"], run_dir=None if record is None else record.path,
+        cash=options["cash"], size=options["size"], shares=options["shares"], costs=costs,
+        heartbeat_every=used["heartbeat_every"], history_days=used["history_days"],
+        accounts=accounts)
+    print(f"session {result.outcome}: {result.message}; {result.bars} bars, {result.orders} "
+          f"orders, {result.fills} fills, P&L {result.pnl}; record {result.path}")
+    return result

@@ -1,0 +1,172 @@
+"""The executed notebook, written scrubbed: no credential value ever reaches the disk.
+
+papermill writes the output notebook after every cell and, during a long cell, every
+``autosave_cell_every`` seconds; each of those writes would hold whatever the kernel printed,
+a credential included. This module registers a papermill engine, :data:`ENGINE`, whose every
+save goes through :func:`write_scrubbed`: each secret value present in the environment
+(:mod:`workbench.secrets`) is masked in outputs, tracebacks, sources, the injected parameters
+and metadata, then the file is written to a temporary name, fsynced and renamed
+(:func:`workbench.fsutil.atomic_write`), so a reader (a dashboard showing progress) sees a
+whole notebook or the previous one, never a torn or unscrubbed one.
+
+Use it through :func:`workbench.execution.run.execute_run`; it takes the output path as
+``scrubbed_output`` (papermill itself is given no output path, so it writes nothing).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from papermill.clientwrap import PapermillNotebookClient
+from papermill.engines import (
+    NBClientEngine,
+    NotebookExecutionManager,
+    catch_nb_assignment,
+    papermill_engines,
+)
+from papermill.log import logger
+from traitlets import CaselessStrEnum
+
+from workbench.fsutil import atomic_write
+from workbench.secrets import redact, redact_tree
+
+__all__ = ["ENGINE", "scrub", "write_scrubbed"]
+
+ENGINE = "workbench-scrubbed"
+
+
+def scrub(nb: Any) -> nbformat.NotebookNode:
+    """A copy of notebook ``nb`` with every secret value from the environment masked."""
+    return nbformat.from_dict(redact_tree(_plain_tree(nb)))
+
+
+def _plain_tree(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {k: _plain_tree(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_plain_tree(v) for v in tree]
+    return tree
+
+
+def write_scrubbed(nb: Any, path: str | Path) -> None:
+    """Write notebook ``nb`` to ``path`` scrubbed, atomically (replacing an older save)."""
+    text = redact(nbformat.writes(scrub(nb)))  # the text too: a value split across fields
+    data = text.encode("utf-8")
+    atomic_write(Path(path), lambda p: p.write_bytes(data), overwrite=True)
+
+
+class _ScrubbingManager(NotebookExecutionManager):
+    """papermill's execution manager, saving through :func:`write_scrubbed`."""
+
+    @catch_nb_assignment
+    def save(self, **kwargs: Any) -> None:
+        if self.output_path:
+            write_scrubbed(self.nb, self.output_path)
+        self.last_save_time = self.now()
+
+
+class IpcKernelManager(AsyncKernelManager):
+    """Kernels on Unix sockets in a private temporary folder (mode 0700, removed with the
+    kernel by :class:`_Client`, dead or alive), not on TCP ports of localhost that any
+    local process can reach (jupyter_client's own ipc default is ``kernel-ipc-N`` in the
+    working folder, shared by runs of notebooks in one folder). The kernel's own stdout and
+    stderr (ipykernel echoes there what a cell writes to file descriptors 1 and 2) reach
+    this process's stderr only through :func:`_forward`, scrubbed."""
+
+    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+    _sockets: str | None = None
+
+    def _ip_default(self) -> str:
+        if self.transport != "ipc":
+            return super()._ip_default()
+        if self._sockets is None:
+            self._sockets = tempfile.mkdtemp(prefix="workbench-kernel-")
+        return os.path.join(self._sockets, "kernel")
+
+    async def start_kernel(self, **kw: Any) -> None:
+        read, write = os.pipe()
+        kw.setdefault("stdout", write)
+        kw.setdefault("stderr", write)
+        try:
+            await super().start_kernel(**kw)
+        finally:
+            os.close(write)  # the kernel holds its own copy: end of file when it exits
+            threading.Thread(target=_forward, args=(read,), daemon=True,
+                             name="kernel-output").start()
+
+
+def _forward(fd: int) -> None:
+    """Copy the kernel's output lines to stderr, every secret masked, until it exits."""
+    with os.fdopen(fd, "rb") as stream:
+        for line in stream:
+            try:
+                sys.stderr.write(redact(line.decode("utf-8", "replace")))
+                sys.stderr.flush()
+            except (OSError, ValueError):  # stderr closed: keep draining the pipe
+                pass
+
+
+class _Client(PapermillNotebookClient):
+    """papermill's client; a run that ends by a timeout, a dead kernel or an interrupt kills
+    its kernel at once instead of asking a hung kernel to shut down and waiting."""
+
+    def papermill_execute_cells(self) -> None:
+        try:
+            super().papermill_execute_cells()
+        except BaseException:
+            self.shutdown_kernel = "immediate"
+            raise
+
+    def _cleanup_kernel(self) -> None:
+        km = self.km
+        try:
+            super()._cleanup_kernel()
+        finally:
+            sockets = getattr(km, "_sockets", None)
+            if sockets:
+                shutil.rmtree(sockets, ignore_errors=True)
+
+
+class ScrubbingEngine(NBClientEngine):
+    """papermill's nbclient engine with the scrubbing manager, the client above, kernels on
+    Unix sockets, and no progress bar."""
+
+    @classmethod
+    def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                 stderr_file=None, start_timeout=60, execution_timeout=None,
+                                 **kwargs):
+        kwargs.pop("input_path", None)
+        kwargs.pop("startup_timeout", None)
+        kwargs.pop("timeout", None)
+        kwargs.setdefault("kernel_manager_class", IpcKernelManager)
+        return _Client(nb_man, timeout=execution_timeout, startup_timeout=start_timeout,
+                       kernel_name=kernel_name, log=logger, log_output=log_output,
+                       stdout_file=stdout_file, stderr_file=stderr_file, **kwargs).execute()
+
+    @classmethod
+    def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=False,
+                         log_output=False, autosave_cell_every=30, *,
+                         scrubbed_output: str | Path, source_path: str, **kwargs):
+        nb.metadata.papermill["input_path"] = source_path  # papermill recorded the node
+        nb.metadata.papermill["output_path"] = str(scrubbed_output)
+        manager = _ScrubbingManager(nb, output_path=str(scrubbed_output), progress_bar=False,
+                                    log_output=log_output,
+                                    autosave_cell_every=autosave_cell_every)
+        manager.notebook_start()
+        try:
+            cls.execute_managed_notebook(manager, kernel_name, log_output=log_output, **kwargs)
+        finally:
+            manager.cleanup_pbar()
+            manager.notebook_complete()  # the final save, whatever happened
+        return manager.nb
+
+
+papermill_engines.register(ENGINE, ScrubbingEngine)
