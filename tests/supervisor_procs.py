@@ -2,6 +2,10 @@
 
     python -m tests.supervisor_procs hang RUN_DIR PIDS   # one heartbeat, then hangs
     python -m tests.supervisor_procs beat RUN_DIR PIDS   # a heartbeat every 0.1 s, forever
+    python -m tests.supervisor_procs closed RUN_DIR      # a runner whose kernel died
+
+``closed`` is what papermill's wrapper does when the kernel dies: the session started
+(``session_start``, never ``session_end``), and the wrapper marks the run failed and exits 1.
 
 Both hold the run's journal (as a session does), ignore SIGTERM (as a kernel in a hung
 C call, or papermill, which does not forward it) and start two grandchildren that sleep:
@@ -26,7 +30,19 @@ from workbench.model import events as ev
 _SLEEP = [sys.executable, "-c", "import time; time.sleep(600)"]
 
 
-def main(mode: str, run_dir: str, pids: str) -> None:
+def closed(run_dir: str) -> None:
+    from workbench.runs.records import RunRecord
+
+    with Journal.open(run_dir, LiveClock()) as journal:
+        journal.append(ev.SESSION_START, restart=False)
+        journal.append(ev.HEARTBEAT, wall=LiveClock().now(), bars=0)
+    RunRecord.open(run_dir, LiveClock()).finish("failed", error="kernel died")
+    sys.exit(1)
+
+
+def main(mode: str, run_dir: str, pids: str = "") -> None:
+    if mode == "closed":
+        closed(run_dir)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     journal = Journal.open(run_dir, LiveClock())
     same_group = subprocess.Popen(_SLEEP)

@@ -256,3 +256,14 @@ def test_fault_19_a_hung_papermill_cell_leaves_no_kernel_alive(home, tmp_path):
     assert kernel_group != attempt.pid  # jupyter_client gave the kernel a session of its own
     assert not _alive(kernel) and not _alive(attempt.pid)
     assert _manifest(run)["outcome"] == FAILED
+
+
+def test_a_run_its_runner_closed_after_the_kernel_died_is_alerted_not_restarted(home):
+    run = _run(home)
+    command = [PY, "-m", "tests.supervisor_procs", "closed", "{run_dir}"]
+    result = Supervisor(run, command, options=SupervisorOptions(**FAST)).run()
+    (attempt,) = result.attempts
+    assert not result.ok and "no session_end" in attempt.failure
+    assert "kernel died" in attempt.failure and result.outcome == FAILED
+    (alert,) = _events(run, ev.ALERT)
+    assert alert.payload["action"] == "gave up" and "kernel died" in alert.payload["message"]

@@ -28,7 +28,9 @@ the execution child tomorrow: the supervisor does not know what it runs.
    started in its own session too), even after a clean exit. If the session closed its
    record itself (any outcome: ok, halted, interrupted, failed), that is the end. If the
    record is still "running" the session died (killed by a signal, e.g. SIGKILL from the
-   OOM killer; exited without finishing; or hung): an ``alert`` event is appended to the
+   OOM killer; exited without finishing; or hung; or a runner such as papermill's wrapper
+   closed the record of a session that journaled no ``session_end``: then it is not
+   restarted, as a closed record cannot resume): an ``alert`` event is appended to the
    run's journal (the lock is free once the group is gone; stamped with the journal's last
    time so a replay's timeline never jumps, wall time in the payload) and the run is
    **restarted in the same folder**: the session opens its running record, replays the
@@ -226,6 +228,9 @@ class Supervisor:
             if attempt.failure is None:
                 break
             left = o.max_restarts - (len(attempts) - 1)
+            if _status(self.run_dir).get("status") != "running":  # closed: cannot resume
+                self._alert(attempt, "gave up")
+                break
             if self._stop.is_set():
                 self._alert(attempt, "stopped")
                 self._close(INTERRUPTED, attempt.failure)
@@ -255,10 +260,14 @@ class Supervisor:
             procgroup.end_group(group, self.options.grace)
             raise
         ended = procgroup.end_group(group, self.options.grace)
-        if _status(self.run_dir).get("status") != "running":
+        manifest = _status(self.run_dir)
+        if manifest.get("status") == "running":
+            failure = failure or _died(ended.returncode)
+        elif self._session_ended(seq):
             failure = None  # the session closed its record itself (its end, a stop, SIGTERM)
-        elif failure is None:
-            failure = _died(ended.returncode)
+        else:  # the runner (papermill's wrapper) closed the record of a session that died
+            failure = (f"{failure or 'the session died'} (no session_end); its runner closed "
+                       f"the run {manifest.get('outcome')}: {manifest.get('error')}")
         return Attempt(number, group.pgid, ended.returncode, failure, beats, ended.killed)
 
     def _watch(self, group: procgroup.Group, seq: int) -> tuple[str | None, int]:
@@ -293,6 +302,14 @@ class Supervisor:
         for event in read_events(self.run_dir, warn=False):
             last = event.seq
         return last
+
+    def _session_ended(self, seq: int) -> bool:
+        """No session started after ``seq``, or the last one journaled its end."""
+        open_session = False
+        for event in read_events(self.run_dir, after_seq=seq, warn=False):
+            if event.type in (ev.SESSION_START, ev.SESSION_END):
+                open_session = event.type == ev.SESSION_START
+        return not open_session
 
     def _alert(self, attempt: Attempt, action: str) -> None:
         """Append an ``alert`` to the run's journal (the session is dead: the lock is free)."""
