@@ -72,7 +72,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from workbench.cli import backtest, config_cmd, data, demo, deploy, kernel, parity, run, session
+    from workbench.cli import (
+        backtest, config_cmd, data, demo, deploy, kernel, parity, promote, run, session,
+    )
 
     cli.add_command(data.data)
     cli.add_command(kernel.kernel)
@@ -84,7 +86,7 @@ def _register() -> None:
     cli.add_command(run.run)
     for command in (session.session, session.status, session.halt, session.resume):
         cli.add_command(command)
-    for command in (deploy.deployments, deploy.retire, deploy.schedule):
+    for command in (promote.promote, deploy.deployments, deploy.retire, deploy.schedule):
         cli.add_command(command)
 
 

@@ -98,7 +98,7 @@ def promote(notebook: Path, target: str, params, broker, cash: float, confirmed:
         echo(f"report: {where}")
         if deployment is not None:
             echo(f"deployed: {deployment.id} ({deployment.mode}, {deployment.broker}); "
-                 f"run it with `workbench session {deployment.id}`")
+                 "see `workbench deployments` and `workbench schedule --dry-run`")
     if not report.passed:
         names = ", ".join(r.gate for r in report.failed)
         raise PromotionBlocked(f"promotion to {target} blocked by {len(report.failed)} "

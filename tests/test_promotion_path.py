@@ -1,0 +1,94 @@
+"""Issue 9's path, end to end with real processes: the sma_cross notebook run by papermill as
+a backtest, a walk-forward and a parity check, promoted to paper through every gate, then a
+replayed paper session of the same notebook under the supervisor."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.conftest import ROOT
+
+SMA = ROOT / "notebooks" / "strategies" / "sma_cross.ipynb"
+BIN = Path(sys.executable).parent
+PLOTLY = "application/vnd.plotly.v1+json"
+REPLAY_DAY = "2025-12-31"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def jupyter_env(tmp_path_factory):
+    data = tmp_path_factory.mktemp("jupyter")
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(data), "JUPYTER_PATH": ""}
+    subprocess.run([str(BIN / "workbench"), "kernel", "install", "--user"], env=env, check=True,
+                   capture_output=True, timeout=120)
+    return env
+
+
+def _wb(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "workbench"), *args], env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+def test_sma_cross_from_backtest_through_the_gates_to_a_supervised_paper_session(
+        jupyter_env, workbench_home, store, tmp_path, monkeypatch):
+    from workbench.data.sources import synth_into_store
+    from workbench.deploy.supervisor import Supervisor, argv_command
+    from workbench.execution.run import prepare_run
+    from workbench.journal.reader import replay
+    from workbench.runs.records import load_manifest
+
+    synth_into_store(store, 3, 3, "1Min", 11, REPLAY_DAY)
+    # synthetic walk-forward results are noise: the thresholds are the operator's to set
+    env = {**jupyter_env, "WORKBENCH_HOME": str(workbench_home),
+           "WORKBENCH__GATES__MIN_OOS_SHARPE": "-100", "WORKBENCH__GATES__MAX_OOS_DRAWDOWN": "1"}
+
+    blocked = _wb(env, "promote", str(SMA), "--to", "paper")
+    assert blocked.returncode == 1, blocked.stderr
+    assert "promotion to paper blocked by 5 gate(s)" in blocked.stderr
+    assert "FAIL  backtest" in blocked.stdout and "no backtest run of this code" in blocked.stdout
+
+    for mode in ("backtest", "walk_forward", "parity"):
+        proc = _wb(env, "run", str(SMA), "--mode", mode, "--json")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert json.loads(proc.stdout)["outcome"] == "succeeded"
+
+    promoted = _wb(env, "promote", str(SMA), "--to", "paper", "--json")
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    report = json.loads(promoted.stdout)
+    assert report["passed"] and [g["gate"] for g in report["gates"]] == [
+        "backtest", "oos_sharpe", "oos_drawdown", "parity", "lookahead"]
+    assert all(g["passed"] for g in report["gates"])
+    assert report["gates"][3]["value"] == 0 and report["gates"][4]["value"] is True
+    deployment = report["deployment"]
+    assert deployment["mode"] == "paper" and deployment["broker"] == "sim"
+    assert deployment["notebook_hash"] == report["notebook_hash"]
+    assert Path(report["report"]).is_file()
+    listed = _wb(env, "deployments", "--json")
+    assert [d["id"] for d in json.loads(listed.stdout)] == [deployment["id"]]
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", env["JUPYTER_DATA_DIR"])  # the child's kernel
+    monkeypatch.setenv("JUPYTER_PATH", "")
+    record = prepare_run(SMA, kind="session", mode="paper",
+                         params={"timeframe": "1Min", "replay_date": REPLAY_DAY,
+                                 "fast": 5, "slow": 20})
+    supervisor = Supervisor(record.path, argv_command(
+        [sys.executable, "-m", "workbench.execution.child", "{run_dir}"]))
+    result = supervisor.run()
+    assert result.ok, (result.summary(), (record.path / "session.log").read_text()[-3000:])
+    manifest = load_manifest(record.path)
+    assert manifest["status"] == "finished" and manifest["outcome"] == "succeeded"
+    assert manifest["notebook"]["hash"] == report["notebook_hash"]
+    executed = nbformat.read(record.path / "notebook.ipynb", as_version=4)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert any(PLOTLY in o.get("data", {}) for o in outputs)
+    types = [e.type for e in replay(record.path).events]
+    assert "session_start" in types and types[-1] == "session_end"
+    assert {"bar", "signal", "heartbeat"} <= set(types)
