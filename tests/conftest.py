@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,3 +36,14 @@ def store(workbench_home):
 def workbench_cmd() -> list[str]:
     """The installed command, run as a real process."""
     return [str(BIN / "workbench")]
+
+
+@pytest.fixture(scope="session")
+def jupyter_env(tmp_path_factory) -> dict[str, str]:
+    """An environment with a private Jupyter data dir holding the project's kernelspec (set
+    WORKBENCH_HOME in it per test: it is made once, before any test's home)."""
+    data = tmp_path_factory.mktemp("jupyter")
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(data), "JUPYTER_PATH": ""}
+    subprocess.run([str(BIN / "workbench"), "kernel", "install", "--user"],
+                   env=env, check=True, capture_output=True, timeout=120)
+    return env

@@ -5,14 +5,12 @@ work into the open run record (which it never finishes, except a paper session i
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pandas as pd
-import pytest
 
 from tests.conftest import ROOT
 
@@ -20,15 +18,6 @@ STRATEGIES = ROOT / "notebooks" / "strategies"
 PLOTLY = "application/vnd.plotly.v1+json"
 REPLAY_DAY = "2025-12-31"
 
-
-@pytest.fixture(scope="module")
-def jupyter_env(tmp_path_factory):
-    """A private Jupyter data dir with the project's kernelspec installed into it."""
-    data = tmp_path_factory.mktemp("jupyter")
-    env = {**os.environ, "JUPYTER_DATA_DIR": str(data), "JUPYTER_PATH": ""}
-    subprocess.run([str(Path(sys.executable).parent / "workbench"), "kernel", "install", "--user"],
-                   env=env, check=True, capture_output=True, timeout=120)
-    return env
 
 
 def _record(kind: str, mode: str, strategy: str):

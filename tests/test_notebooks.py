@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,15 +13,6 @@ from tests.conftest import ROOT
 
 NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
-
-@pytest.fixture(scope="session")
-def jupyter_env(tmp_path_factory):
-    """A private Jupyter data dir with the project's kernelspec installed into it."""
-    data = tmp_path_factory.mktemp("jupyter")
-    env = {**os.environ, "JUPYTER_DATA_DIR": str(data), "JUPYTER_PATH": ""}
-    subprocess.run([str(Path(sys.executable).parent / "workbench"), "kernel", "install", "--user"],
-                   env=env, check=True, capture_output=True, timeout=120)
-    return env
 
 
 def test_there_are_notebooks():

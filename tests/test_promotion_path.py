@@ -5,7 +5,6 @@ replayed paper session of the same notebook under the supervisor."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,14 +21,6 @@ REPLAY_DAY = "2025-12-31"
 
 pytestmark = pytest.mark.slow
 
-
-@pytest.fixture(scope="module")
-def jupyter_env(tmp_path_factory):
-    data = tmp_path_factory.mktemp("jupyter")
-    env = {**os.environ, "JUPYTER_DATA_DIR": str(data), "JUPYTER_PATH": ""}
-    subprocess.run([str(BIN / "workbench"), "kernel", "install", "--user"], env=env, check=True,
-                   capture_output=True, timeout=120)
-    return env
 
 
 def _wb(env: dict, *args: str) -> subprocess.CompletedProcess:
