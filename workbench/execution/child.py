@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--autosave", type=int, default=None, metavar="SECONDS",
                         help="save the output notebook this often during a long cell (10)")
     parser.add_argument("--kernel", default="workbench", help="the Jupyter kernel (workbench)")
+    parser.add_argument("--resumable", action="store_true",
+                        help="a session whose kernel dies is left running, for its supervisor "
+                             "to resume (its journal replayed and reconciled); without it the "
+                             "run is recorded failed")
     return parser
 
 
@@ -46,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     autosave = AUTOSAVE_SECONDS if args.autosave is None else args.autosave
     try:
         run = execute_run(args.run_dir, timeout=args.timeout, kernel=args.kernel,
-                          autosave=autosave)
+                          autosave=autosave, resumable=args.resumable)
     except WorkbenchError as e:
         print(redact(f"error: {e}"), file=sys.stderr)
         return e.exit_code

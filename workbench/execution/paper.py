@@ -82,8 +82,8 @@ def run_paper(strategy: Strategy, bars: Bars, params, options, settings,
     used = {**settings, "history_days": days if days is not None
             else history_days(strategy, resolved, bars)}
     if record is not None:
-        record.write_json("settings", settings_doc("paper", strategy, resolved, options, bars,
-                                                   used, accounts=accounts))
+        _settings_once(record, settings_doc("paper", strategy, resolved, options, bars, used,
+                                            accounts=accounts))
     costs = CostModel(**{k: options[k] for k in CostModel.model_fields})
     result = run_session(
         strategy, resolved, replay_date=used["replay_date"], speed=used["speed"],
@@ -95,3 +95,21 @@ def run_paper(strategy: Strategy, bars: Bars, params, options, settings,
     print(f"session {result.outcome}: {result.message}; {result.bars} bars, {result.orders} "
           f"orders, {result.fills} fills, P&L {result.pnl}; record {result.path}")
     return result
+
+
+def _settings_once(record: RunRecord, doc: dict) -> None:
+    """Write ``settings.json``; a resumed session (after its kernel died) must find the very
+    settings it started with, else it refuses to trade on (never a silent change)."""
+    import json
+
+    from workbench.plain import plain
+
+    path = record.results_dir / "settings.json"
+    if not path.exists():
+        record.write_json("settings", doc)
+        return
+    before, now = json.loads(path.read_text()), json.loads(json.dumps(plain(doc)))
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    if changed:
+        raise ConfigError(f"run {record.run_id} is resumed with other settings than it "
+                          f"started with ({', '.join(changed)}): start a new run instead")

@@ -177,8 +177,14 @@ def _execute(source: Path, output: Path, parameters: dict, *, expected_hash: str
 
 
 def execute_run(run_dir: str | Path, *, timeout: float | None = None, kernel: str = "workbench",
-                autosave: int = AUTOSAVE_SECONDS, clock: Clock | None = None) -> NotebookRun:
-    """Execute the prepared run in ``run_dir`` and record its outcome (see the module doc)."""
+                autosave: int = AUTOSAVE_SECONDS, clock: Clock | None = None,
+                resumable: bool = False) -> NotebookRun:
+    """Execute the prepared run in ``run_dir`` and record its outcome (see the module doc).
+
+    ``resumable`` (a supervised session): when the kernel of a session dies before the
+    session closed its record, the record is left "running" so that the supervisor resumes
+    the same run (its journal replayed and reconciled with the broker before it trades);
+    the returned run says failed, "kernel died", and nothing is recorded."""
     run_dir = Path(run_dir).resolve()
     clock = clock or LiveClock()
     manifest = load_manifest(run_dir)  # ConfigError: no run record there
@@ -211,6 +217,13 @@ def execute_run(run_dir: str | Path, *, timeout: float | None = None, kernel: st
         error = e
     seconds = round(time.perf_counter() - started, 3)
     outcome, message = _outcome(error, timeout, kernel)
+    if (resumable and message == KERNEL_DIED and manifest.get("kind") == "session"
+            and load_manifest(run_dir).get("status") == "running"):
+        return NotebookRun(
+            run_id=manifest["run_id"], path=run_dir, outcome=outcome,
+            error=f"{KERNEL_DIED}; left running for its supervisor to resume",
+            kind=manifest["kind"], mode=manifest["mode"], notebook=str(source),
+            output=output if output.exists() else None, seconds=seconds)
     _record(run_dir, clock, outcome, message, seconds)
     final = load_manifest(run_dir)
     return NotebookRun(
