@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import workbench as wb
+from tests.conftest import ROOT
 from workbench.clock import LiveClock
 from workbench.errors import ConfigError, StrategyError
 from workbench.runs.records import RecordError, RunRecord, load_manifest
@@ -191,3 +192,20 @@ def test_foreign_settings_names_what_another_mode_would_use():
         "replay_date", "grid"]
     assert foreign_settings("sweep", ["grid", "constraint", "train"]) == ["train"]
     assert foreign_settings("paper", ["replay_date", "speed"]) == []
+
+
+def test_the_runner_refuses_another_modes_setting_or_an_unknown_mode_before_any_kernel(
+        workbench_home):
+    from workbench.execution.run import prepare_run
+
+    notebook = ROOT / "notebooks" / "strategies" / "sma_cross.ipynb"
+    with pytest.raises(ConfigError, match="-p replay_date: a setting of mode paper, not of "
+                                          "mode 'backtest'; it would go unused"):
+        prepare_run(notebook, kind="backtest", mode="backtest",
+                    params={"replay_date": "2025-12-31"})
+    with pytest.raises(ConfigError, match="unknown mode 'bactest'"):
+        prepare_run(notebook, kind="backtest", mode="bactest", params={})
+    assert not (workbench_home / "runs").exists() or not any((workbench_home / "runs").iterdir())
+    record = prepare_run(notebook, kind="session", mode="paper",
+                         params={"replay_date": "2025-12-31", "speed": "max"})
+    assert record.manifest["mode"] == "paper"

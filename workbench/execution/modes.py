@@ -32,40 +32,17 @@ from workbench.backtesting.run import OPTIONS
 from workbench.clock import LiveClock
 from workbench.data.bars import Bars
 from workbench.errors import ConfigError, DataError, StrategyError
+from workbench.execution.mode_settings import (
+    MODES,
+    REQUIRED,
+    SETTINGS,
+    foreign_settings,
+    owners,
+)
 from workbench.runs.records import RunRecord
 from workbench.strategy import Strategy, as_strategy
 
 __all__ = ["MODES", "REQUIRED", "SETTINGS", "check_values", "foreign_settings", "run"]
-
-REQUIRED = object()  # a setting the mode cannot run without
-
-#: every mode and its settings with their defaults (``REQUIRED``: no default)
-SETTINGS: dict[str, dict[str, Any]] = {
-    "research": {},
-    "backtest": {},
-    "sweep": {"grid": REQUIRED, "constraint": None, "metric": "sharpe"},
-    "walk_forward": {"grid": REQUIRED, "constraint": None, "metric": "sharpe",
-                     "train": REQUIRED, "test": REQUIRED, "anchored": False},
-    "parity": {"window": None},
-    # a heartbeat every bar: the supervisor watches them (SupervisorOptions.heartbeat_timeout)
-    "paper": {"replay_date": REQUIRED, "speed": "max", "accounts": "per_symbol",
-              "heartbeat_every": 1, "history_days": None, "broker_path": None},
-    "live": {},
-}
-MODES = tuple(SETTINGS)
-
-
-def _owner(name: str) -> list[str]:
-    return [m for m, settings in SETTINGS.items() if name in settings]
-
-
-def foreign_settings(mode: str, names) -> list[str]:
-    """Of ``names`` (e.g. a run's ``-p`` names), those that are settings of other modes only:
-    what a runner refuses before a kernel starts, since a notebook hands each mode only its
-    own settings and would leave them unused."""
-    own = set(SETTINGS.get(mode, {}))
-    return [n for n in names if n not in own and _owner(n)]
-
 
 def check_values(strategy: Strategy, mode: str, values: dict[str, Any]):
     """``values`` split into (strategy parameters, backtest options, the mode's settings
@@ -82,7 +59,7 @@ def check_values(strategy: Strategy, mode: str, values: dict[str, Any]):
     for name in values:
         if name in names or name in OPTIONS or name in own:
             continue
-        elsewhere = _owner(name)
+        elsewhere = owners(name)
         if elsewhere:
             raise StrategyError(
                 f"{strategy.name}: {name!r} is a setting of mode {' and '.join(elsewhere)}, "

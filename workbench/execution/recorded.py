@@ -165,7 +165,6 @@ def run_walk_forward(strategy: Strategy, bars: Bars, params, options, settings,
 def run_parity(strategy: Strategy, bars: Bars, params, options, settings,
                record: RunRecord | None):
     from workbench.engine.parity import ParityError, check_parity
-
     from workbench.strategy.lookahead import LookaheadError, lookahead_check
 
     resolved, _ = _begin("parity", strategy, bars, params, options, settings, record)

@@ -89,6 +89,24 @@ def _word(value: str, what: str) -> str:
     return text
 
 
+def _check_mode(path: Path, mode: str, params: Mapping[str, Any]) -> None:
+    """For a notebook that ends with ``wb.run``: a mode it knows, and no ``-p`` setting that
+    only another mode uses (the notebook would leave it unused: refused, never ignored)."""
+    import json
+
+    from workbench.execution.hashing import code_cells
+    from workbench.execution.mode_settings import MODES, foreign_settings, owners
+
+    if not any("wb.run(" in source for source in code_cells(json.loads(path.read_text()))):
+        return
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r} for {path.name} (wb.run): one of "
+                          f"{', '.join(MODES)}")
+    for name in foreign_settings(mode, params):
+        raise ConfigError(f"-p {name}: a setting of mode {' and '.join(owners(name))}, not of "
+                          f"mode {mode!r}; it would go unused")
+
+
 def prepare_run(notebook: str | Path, *, kind: str, mode: str,
                 params: Mapping[str, Any] | None = None, clock: Clock | None = None,
                 root: str | Path | None = None) -> RunRecord:
@@ -96,6 +114,7 @@ def prepare_run(notebook: str | Path, *, kind: str, mode: str,
     path = Path(notebook)
     checked = check_parameters(path, params or {})
     kind, mode = _word(kind, "kind"), _word(mode, "mode")
+    _check_mode(path, mode, checked)
     source = {"path": str(path.resolve()), "hash": notebook_hash(path)}
     return RunRecord.create(kind, path.stem, checked, mode, None, clock or LiveClock(),
                             root=root, notebook=source)
