@@ -73,7 +73,16 @@ def cli() -> None:
 
 def _register() -> None:
     from workbench.cli import (
-        backtest, config_cmd, data, demo, deploy, kernel, parity, promote, run, session,
+        backtest,
+        config_cmd,
+        data,
+        demo,
+        deploy,
+        kernel,
+        parity,
+        promote,
+        run,
+        session,
     )
 
     cli.add_command(data.data)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from workbench.cli.grid_args import parse_params
 from workbench.cli.output import echo, echo_json
 from workbench.errors import ConfigError
 
@@ -42,15 +43,6 @@ def _data_options(fn):
     return fn
 
 
-def _params(pairs: tuple[tuple[str, str], ...]) -> dict:
-    from workbench.cli.grid_args import parse_value
-
-    out = {}
-    for name, value in pairs:
-        if not name.isidentifier():
-            raise ConfigError(f"-p {name!r}: a parameter name is a Python identifier")
-        out[name] = parse_value(value)
-    return out
 
 
 def _choice(symbols, timeframe, start, end):
@@ -80,7 +72,7 @@ def backtest(notebook: Path, symbols, timeframe, start, end, name, params, as_js
     """
     from workbench.jobs.backtest import format_value, run_backtest
 
-    run = run_backtest(_notebook(notebook), _params(params), name=name,
+    run = run_backtest(_notebook(notebook), parse_params(params), name=name,
                        data=_choice(symbols, timeframe, start, end))
     if as_json:
         echo_json(run.to_dict())
@@ -123,7 +115,7 @@ def sweep(notebook: Path, grids, constraint, metric, symbols, timeframe, start, 
     grid = dict(parse_grid(g) for g in grids)
     if len(grid) < len(grids):
         raise ConfigError("--grid: a parameter is given twice")
-    run = run_sweep(_notebook(notebook), grid, _params(params), constraint=constraint,
+    run = run_sweep(_notebook(notebook), grid, parse_params(params), constraint=constraint,
                     metric=metric, name=name, data=_choice(symbols, timeframe, start, end),
                     progress=not as_json)
     if as_json:

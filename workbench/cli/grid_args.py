@@ -16,7 +16,7 @@ from typing import Any
 
 from workbench.errors import ConfigError
 
-__all__ = ["parse_grid", "parse_value"]
+__all__ = ["parse_grid", "parse_params", "parse_value"]
 
 _MAX_POINTS = 100_000  # one parameter's range; a bigger one is surely a typo
 
@@ -68,3 +68,16 @@ def parse_grid(spec: str) -> tuple[str, list]:
         if any(v == "" for v in values):
             raise ConfigError(f"--grid {spec}: an empty value in the list")
     return name, list(dict.fromkeys(values))
+
+
+def parse_params(pairs) -> dict[str, Any]:
+    """``-p NAME VALUE`` pairs as a dict: a name is a Python identifier, given once (a second
+    value is refused, never silently preferred); each value through :func:`parse_value`."""
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if not name.isidentifier():
+            raise ConfigError(f"-p {name!r}: a parameter name is a Python identifier")
+        if name in out:
+            raise ConfigError(f"-p {name}: given twice")
+        out[name] = parse_value(value)
+    return out

@@ -70,13 +70,13 @@ def promote(notebook: Path, target: str, params, broker, cash: float, confirmed:
 
     Example: workbench promote notebooks/strategies/sma_cross.ipynb --to paper
     """
-    from workbench.cli.backtest import _params
+    from workbench.cli.grid_args import parse_params
     from workbench.config import load_settings
     from workbench.deploy.gates import evaluate
     from workbench.deploy.registry import register
     from workbench.execution.params import check_parameters
 
-    given = check_parameters(notebook, _params(params))
+    given = check_parameters(notebook, parse_params(params))
     settings = load_settings().gates
     report = evaluate(notebook, target, confirmed=confirmed, settings=settings)
     where = _record(report)

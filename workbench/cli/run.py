@@ -12,23 +12,14 @@ from pathlib import Path
 
 import click
 
+from workbench.cli.grid_args import parse_params
 from workbench.cli.output import echo, echo_json
-from workbench.errors import ConfigError
 
 __all__ = ["run"]
 
 _SESSION_MODES = ("paper", "live")
 
 
-def _params(pairs: tuple[tuple[str, str], ...]) -> dict:
-    from workbench.cli.grid_args import parse_value
-
-    out: dict = {}
-    for name, value in pairs:
-        if name in out:
-            raise ConfigError(f"-p {name}: given twice")
-        out[name] = parse_value(value)
-    return out
 
 
 @click.command()
@@ -59,7 +50,8 @@ def run(notebook: Path, mode: str, kind: str | None, params, timeout: float | No
     from workbench.execution.run import exit_code, run_notebook
 
     kind = kind or ("session" if mode in _SESSION_MODES else mode)
-    result = run_notebook(notebook, kind=kind, mode=mode, params=_params(params), timeout=timeout)
+    result = run_notebook(notebook, kind=kind, mode=mode, params=parse_params(params),
+                          timeout=timeout)
     if as_json:
         echo_json(result.to_dict())
     else:
