@@ -28,11 +28,16 @@ def notebook(tmp_path) -> Path:
     return path
 
 
-def _run(root: Path, kind: str, mode: str, hash_: str, outcome="succeeded", **extra) -> str:
+def _run(root: Path, kind: str, mode: str, hash_: str, outcome="succeeded", **results) -> str:
+    """A finished run of the notebook code ``hash_``, with ``results/<name>.json`` as
+    ``wb.run`` writes them (``oos_stats``, ``parity``, ...)."""
     clock = SimClock(pd.Timestamp("2026-11-20 15:00", tz="UTC") + pd.Timedelta(
         seconds=len(list(root.glob("*")))))
-    record = RunRecord.create(kind, "sma_cross", {"fast": 10}, mode, None, clock, root=root)
-    record.finish(outcome, extra={"notebook_hash": hash_, **extra})
+    record = RunRecord.create(kind, "sma_cross", {"fast": 10}, mode, None, clock, root=root,
+                              notebook={"path": str(SMA), "hash": hash_})
+    for name, figures in results.items():
+        record.write_json(name, figures)
+    record.finish(outcome)
     return record.run_id
 
 

@@ -29,6 +29,7 @@ def _record(report) -> Path:
     from workbench.clock import LiveClock
     from workbench.fsutil import atomic_write
     from workbench.paths import deployments_dir
+    from workbench.plain import plain
 
     stamp = LiveClock().now().strftime("%Y%m%dT%H%M%SZ")
     folder = deployments_dir() / "reports"
@@ -38,7 +39,7 @@ def _record(report) -> Path:
     while path.exists():
         n += 1
         path = folder / f"{stamp}-{Path(report.notebook).stem}-{report.target}-{n}.json"
-    text = json.dumps(report.to_dict(), indent=2, default=str).encode()
+    text = json.dumps(plain(report.to_dict()), indent=2).encode()
     atomic_write(path, lambda tmp: tmp.write_bytes(text))
     return path
 
@@ -74,9 +75,12 @@ def promote(notebook: Path, target: str, params, broker, cash: float, confirmed:
     from workbench.config import load_settings
     from workbench.deploy.gates import evaluate
     from workbench.deploy.registry import register
+    from workbench.execution.hashing import read_notebook
     from workbench.execution.params import check_parameters
+    from workbench.execution.run import check_mode
 
     given = check_parameters(notebook, parse_params(params))
+    check_mode(read_notebook(notebook), notebook.name, target, given)  # no unused setting
     settings = load_settings().gates
     report = evaluate(notebook, target, confirmed=confirmed, settings=settings)
     where = _record(report)

@@ -40,12 +40,13 @@ from workbench import paths
 from workbench.config import GateSettings, load_settings
 from workbench.errors import ConfigError
 from workbench.execution.hashing import notebook_hash
+from workbench.runs.records import canonical_outcome
 
-__all__ = ["GOOD_OUTCOMES", "GateReport", "GateResult", "Target", "evaluate", "runs_of"]
+__all__ = ["GateReport", "GateResult", "Target", "evaluate", "runs_of"]
 
 Target = Literal["paper", "live"]
 TARGETS = ("paper", "live")
-GOOD_OUTCOMES = ("succeeded", "ok")  # "ok": manifests written before outcomes were renamed
+SUCCEEDED = "succeeded"
 
 
 @dataclass(frozen=True)
@@ -105,10 +106,9 @@ def _show(value: Any) -> str:
 
 
 def _hash_of(manifest: Mapping[str, Any]) -> str | None:
+    """The code hash the notebook runner recorded (``manifest["notebook"]["hash"]``)."""
     notebook = manifest.get("notebook")
-    if isinstance(notebook, Mapping) and notebook.get("hash"):
-        return notebook["hash"]
-    return manifest.get("notebook_hash") or (manifest.get("extra") or {}).get("notebook_hash")
+    return notebook.get("hash") if isinstance(notebook, Mapping) else None
 
 
 def runs_of(hash_: str, root: str | Path | None = None) -> list[dict[str, Any]]:
@@ -127,11 +127,12 @@ def _manifests(root: Path) -> Iterator[dict[str, Any]]:
         except (OSError, ValueError):
             continue  # a run being written or damaged is no evidence either way
         if isinstance(manifest, dict):
-            yield {**manifest, "_path": str(path.parent)}
+            outcome = canonical_outcome(manifest.get("outcome"))
+            yield {**manifest, "outcome": outcome, "_path": str(path.parent)}
 
 
 def _good(manifest: Mapping[str, Any]) -> bool:
-    return manifest.get("outcome") in GOOD_OUTCOMES
+    return manifest.get("outcome") == SUCCEEDED
 
 
 def _newest(runs: list[dict], kind: str, mode: str | None = None,
@@ -141,20 +142,15 @@ def _newest(runs: list[dict], kind: str, mode: str | None = None,
     return chosen[-1] if chosen else None
 
 
-def _figure(manifest: Mapping[str, Any] | None, *keys: str) -> Any:
-    """A figure a run recorded: ``results/<k1>.json``'s ``[k2]...`` (what ``wb.run`` writes:
-    ``oos_stats.json``, ``parity.json``), else the manifest's ``extra[k1][k2]...``; or None."""
-    if manifest is None:
+def _figure(manifest: Mapping[str, Any] | None, name: str, *keys: str) -> Any:
+    """A figure ``wb.run`` recorded: ``results/<name>.json``'s ``[key]...``, or None."""
+    path = Path(manifest["_path"]) / "results" / f"{name}.json" if manifest else None
+    if path is None or not path.is_file():
         return None
-    results = Path(manifest.get("_path", "")) / "results" / f"{keys[0]}.json"
-    value: Any = None
-    if manifest.get("_path") and results.is_file():
-        try:
-            value, keys = json.loads(results.read_text()), keys[1:]
-        except (OSError, ValueError):
-            value = None
-    if value is None:
-        value = manifest.get("extra") or {}
+    try:
+        value: Any = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
     for key in keys:
         if not isinstance(value, Mapping) or key not in value:
             return None

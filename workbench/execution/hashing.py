@@ -18,7 +18,7 @@ from pathlib import Path
 
 from workbench.errors import ConfigError
 
-__all__ = ["INJECTED_TAG", "code_cells", "hash_of", "notebook_hash"]
+__all__ = ["INJECTED_TAG", "code_cells", "hash_of", "notebook_hash", "read_notebook"]
 
 INJECTED_TAG = "injected-parameters"
 _PREFIX = "sha256:"
@@ -38,16 +38,20 @@ def code_cells(notebook: dict) -> list[str]:
     return sources
 
 
-def notebook_hash(path: str | Path) -> str:
-    """``"sha256:<hex>"`` of the notebook's own code cells (see the module doc)."""
+def read_notebook(path: str | Path) -> dict:
+    """The notebook at ``path`` as JSON (a one-line ``ConfigError`` if it is not one)."""
     path = Path(path)
     try:
-        notebook = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"no such notebook: {path}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ConfigError(f"{path} is not a notebook (not JSON: {e})") from None
-    return hash_of(notebook)
+
+
+def notebook_hash(path: str | Path) -> str:
+    """``"sha256:<hex>"`` of the notebook's own code cells (see the module doc)."""
+    return hash_of(read_notebook(path))
 
 
 def hash_of(notebook: dict) -> str:

@@ -38,7 +38,7 @@ from typing import Any
 
 from workbench.clock import Clock, LiveClock
 from workbench.errors import ConfigError
-from workbench.execution.hashing import hash_of, notebook_hash
+from workbench.execution.hashing import hash_of, read_notebook
 from workbench.execution.params import check_parameters
 from workbench.runs.records import RunRecord, load_manifest
 from workbench.secrets import redact
@@ -89,22 +89,21 @@ def _word(value: str, what: str) -> str:
     return text
 
 
-def _check_mode(path: Path, mode: str, params: Mapping[str, Any]) -> None:
-    """For a notebook that ends with ``wb.run``: a mode it knows, and no ``-p`` setting that
-    only another mode uses (the notebook would leave it unused: refused, never ignored)."""
-    import json
-
+def check_mode(notebook: dict, name: str, mode: str, params: Mapping[str, Any]) -> None:
+    """For a notebook (parsed, named ``name``) that ends with ``wb.run``: a mode it knows, and
+    no ``params`` setting that only another mode uses (the notebook would leave it unused:
+    refused, never ignored)."""
     from workbench.execution.hashing import code_cells
     from workbench.execution.mode_settings import MODES, foreign_settings, owners
 
-    if not any("wb.run(" in source for source in code_cells(json.loads(path.read_text()))):
+    if not any("wb.run(" in source for source in code_cells(notebook)):
         return
     if mode not in MODES:
-        raise ConfigError(f"unknown mode {mode!r} for {path.name} (wb.run): one of "
+        raise ConfigError(f"unknown mode {mode!r} for {name} (wb.run): one of "
                           f"{', '.join(MODES)}")
-    for name in foreign_settings(mode, params):
-        raise ConfigError(f"-p {name}: a setting of mode {' and '.join(owners(name))}, not of "
-                          f"mode {mode!r}; it would go unused")
+    for setting in foreign_settings(mode, params):
+        raise ConfigError(f"-p {setting}: a setting of mode {' and '.join(owners(setting))}, "
+                          f"not of mode {mode!r}; it would go unused")
 
 
 def prepare_run(notebook: str | Path, *, kind: str, mode: str,
@@ -114,8 +113,9 @@ def prepare_run(notebook: str | Path, *, kind: str, mode: str,
     path = Path(notebook)
     checked = check_parameters(path, params or {})
     kind, mode = _word(kind, "kind"), _word(mode, "mode")
-    _check_mode(path, mode, checked)
-    source = {"path": str(path.resolve()), "hash": notebook_hash(path)}
+    notebook_json = read_notebook(path)
+    check_mode(notebook_json, path.name, mode, checked)
+    source = {"path": str(path.resolve()), "hash": hash_of(notebook_json)}
     return RunRecord.create(kind, path.stem, checked, mode, None, clock or LiveClock(),
                             root=root, notebook=source)
 
