@@ -1,4 +1,5 @@
-"""`workbench backtest` and `workbench sweep` as real processes, plus grid/constraint parsing."""
+"""`workbench backtest` and `workbench sweep`: the notebook executed by papermill, printed from
+its record. Refusals before any kernel run in-process (fast); two real runs start a kernel."""
 
 from __future__ import annotations
 
@@ -10,187 +11,104 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from nbformat.v4 import new_code_cell, new_notebook
 
 from tests.conftest import BIN, ROOT
 from workbench.backtesting.sweeps.grid import Constraint
+from workbench.cli import cli
+from workbench.cli.backtest import format_value
 from workbench.cli.grid_args import parse_grid, parse_value
 from workbench.errors import ConfigError
 
 SMA = str(ROOT / "notebooks" / "strategies" / "sma_cross.ipynb")
-RSI = str(ROOT / "notebooks" / "strategies" / "rsi_reversion.ipynb")
 WB = str(BIN / "workbench")
 
 
-def run(*args, home: Path):
-    env = {**os.environ, "WORKBENCH_HOME": str(home)}
-    return subprocess.run([WB, *args], capture_output=True, text=True, env=env, timeout=300,
-                          check=False)
+def invoke(*args: str):
+    """The command in this process (refusals happen before any kernel)."""
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-def ok(*args, home: Path):
-    proc = run(*args, home=home)
-    assert proc.returncode == 0, proc.stderr
-    return proc
+def refused(result, code: int) -> str:
+    assert result.exit_code == code, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[0].startswith("error: "), result.stderr
+    return lines[0]
 
 
 def runs(home: Path) -> list[Path]:
     return sorted((home / "runs").iterdir()) if (home / "runs").exists() else []
 
 
-def manifest(path: Path) -> dict:
-    return json.loads((path / "manifest.json").read_text())
-
-
-def one_line_error(proc, code: int) -> str:
-    assert proc.returncode == code, (proc.returncode, proc.stderr)
-    first = proc.stderr.strip().splitlines()[0]
-    assert first.startswith("error: ")
-    return first
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    """A store with 6 symbols x 160 daily bars."""
-    home = tmp_path_factory.mktemp("bt")
-    ok("data", "synth", "--symbols", "6", "--days", "160", "--timeframe", "1Day",
-       "--end", "2025-12-31", home=home)
-    return home
-
-
-def notebook(path: Path, *sources: tuple[str, str | None]) -> str:
-    cells = []
-    for source, tag in sources:
-        c = new_code_cell(source)
-        if tag:
-            c.metadata["tags"] = [tag]
-        cells.append(c)
-    nbformat.write(new_notebook(cells=cells), path)
+def notebook(path: Path, params: str, *cells: str) -> str:
+    first = new_code_cell(params)
+    first.metadata["tags"] = ["parameters"]
+    nbformat.write(new_notebook(cells=[first, *(new_code_cell(c) for c in cells)]), path)
     return str(path)
 
 
-# -- backtest -----------------------------------------------------------------------------
+# -- refused before any kernel --------------------------------------------------------------
 
 
-def test_backtest_writes_a_record(home):
-    before = set(runs(home))
-    proc = ok("backtest", SMA, "-p", "fast", "5", "-p", "fees_bps", "1.5", home=home)
-    (path,) = set(runs(home)) - before
-    assert f"record: {path}" in proc.stdout and "sharpe" in proc.stdout
-    m = manifest(path)
-    assert m["outcome"] == "succeeded" and m["kind"] == "backtest" and m["mode"] == "backtest"
-    assert m["strategy"] == "sma_cross" and "git_commit" in m
-    assert m["params"]["fast"] == 5 and m["params"]["slow"] == 30
-    assert m["params"]["fees_bps"] == 1.5
-    assert m["data_range"]["symbols_count"] == 6 and m["data_range"]["timeframe"] == "1Day"
-    stats = pd.read_parquet(path / "results" / "stats.parquet")
-    assert list(stats["scope"]) == ["book"] + ["symbol"] * 6
-    trades = pd.read_parquet(path / "results" / "trades.parquet")
-    assert len(trades) == stats.loc[0, "trades"] > 0
-    equity = pd.read_parquet(path / "results" / "equity.parquet")
-    assert len(equity) == 160 and "total" in equity.columns
+def test_a_typo_in_p_is_refused_with_the_closest_name(workbench_home):
+    assert "did you mean 'fast'?" in refused(invoke("backtest", SMA, "-p", "fsat", "5"), 2)
+    assert "did you mean 'fees_bps'?" in refused(
+        invoke("sweep", SMA, "-p", "fees_bsp", "1"), 2)
+    assert runs(workbench_home) == []  # nothing recorded, no kernel
 
 
-def test_backtest_json_and_data_options(home):
-    proc = ok("backtest", RSI, "--symbols", "2", "--start", "2025-09-02", "-p", "sl_stop", "0.05",
-              "--json", home=home)
-    out = json.loads(proc.stdout)
-    assert out["strategy"] == "rsi_reversion" and out["params"]["sl_stop"] == 0.05
-    assert out["stats"]["symbols"] == 2 and out["stats"]["start"].startswith("2025-09-02")
-    assert manifest(Path(out["path"]))["outcome"] == "succeeded"
+def test_an_option_and_p_of_the_same_name_are_refused(workbench_home):
+    line = refused(invoke("backtest", SMA, "--timeframe", "1Day", "-p", "timeframe", "1Min"), 2)
+    assert "--timeframe and -p timeframe both given" in line
+    line = refused(invoke("sweep", SMA, "--grid", "fast=5,10", "-p", "grid", '{"fast": [5]}'), 2)
+    assert "--grid and -p grid" in line
+    line = refused(invoke("sweep", SMA, "--grid", "fast=5,10", "-p", "fast", "7"), 2)
+    assert "--grid fast and -p fast" in line
+    assert runs(workbench_home) == []
 
 
-def test_unknown_param_exits_4_with_a_suggestion(home):
-    before = runs(home)
-    line = one_line_error(run("backtest", SMA, "-p", "fsat", "5", home=home), 4)
-    assert "did you mean fast?" in line
-    line = one_line_error(run("backtest", SMA, "-p", "fees_bsp", "5", home=home), 4)
-    assert "did you mean fees_bps?" in line
-    assert runs(home) == before  # bad input: no record
+def test_symbols_n_needs_stored_bars_of_the_timeframe(workbench_home):
+    line = refused(invoke("backtest", SMA, "--symbols", "3"), 3)
+    assert "--symbols 3: the store holds no 1Day bars" in line
+    line = refused(invoke("backtest", SMA, "--symbols", "3", "--timeframe", "1min"), 3)
+    assert "no 1Min bars" in line  # the timeframe as the store names it
+    assert runs(workbench_home) == []
 
 
-def test_bad_values_exit_without_a_record(home):
-    before = runs(home)
-    assert "fast must be int" in one_line_error(run("backtest", SMA, "-p", "fast", "x",
-                                                    home=home), 4)
-    assert "fill must be one of" in one_line_error(run("backtest", SMA, "-p", "fill", "bogus",
-                                                       home=home), 2)
-    assert "no 1Day bars stored for ZZZ" in one_line_error(
-        run("backtest", SMA, "--symbols", "ZZZ", home=home), 3)
-    assert runs(home) == before
+def test_a_data_option_the_notebook_lacks_is_refused(workbench_home, tmp_path):
+    nb = notebook(tmp_path / "few.ipynb", 'symbol = "A"\nmode = "research"\nrun_dir = None',
+                  "print(symbol)")
+    assert "unknown parameter 'symbols' for few.ipynb (did you mean 'symbol'?)" in refused(
+        invoke("backtest", nb, "--symbols", "A,B"), 2)
+    assert "no such notebook" in refused(invoke("backtest", str(tmp_path / "no.ipynb")), 2)
 
 
-def test_notebook_without_a_strategy_exits_2(home, tmp_path):
-    nb = notebook(tmp_path / "empty.ipynb", ("a = 1", "parameters"), ("print(a)", None))
-    assert "no cell tagged 'strategy'" in one_line_error(run("backtest", nb, home=home), 2)
-    assert "no such notebook" in one_line_error(run("backtest", str(tmp_path / "no.ipynb"),
-                                                    home=home), 2)
+def test_a_setting_of_another_mode_is_refused(workbench_home):
+    line = refused(invoke("backtest", SMA, "-p", "metric", "sortino"), 2)
+    assert "-p metric: a setting of mode sweep" in line
 
 
-def test_a_failing_run_is_recorded_as_failed(home, tmp_path):
-    source = ("import workbench as wb\n\n@wb.strategy\ndef broken(bars, n: int = 1):\n"
-              "    raise ValueError('boom')\n")
-    nb = notebook(tmp_path / "broken.ipynb", (source, "strategy"))
-    before = set(runs(home))
-    line = one_line_error(run("backtest", nb, home=home), 4)
-    (path,) = set(runs(home)) - before
-    assert "broken raised ValueError: boom" in line and str(path) in line
-    m = manifest(path)
-    assert m["outcome"] == "failed" and "boom" in m["error"]
+@pytest.mark.parametrize("args, words", [
+    (("--grid", "fast"), "--grid"),
+    (("--grid", "fast=5:1:1"), "stop 1 is below start 5"),
+    (("--grid", "fast=5,10", "--grid", "fast=1,2"), "given twice"),
+    (("--metric", "sharpness"), "--metric 'sharpness': one of"),
+    (("-p", "metric", "sharpness"), "--metric 'sharpness'"),
+    (("--constraint", "__import__('os').system('true')"), "--constraint"),
+    (("--constraint", "fast <"), "not an expression"),
+])
+def test_bad_sweep_input_is_refused(workbench_home, args, words):
+    assert words in refused(invoke("sweep", SMA, *args), 2)
+    assert runs(workbench_home) == []
 
 
-@pytest.mark.parametrize("command", ["backtest", "sweep"])
-def test_help(command, home):
-    proc = ok(command, "--help", home=home)
-    assert "NOTEBOOK" in proc.stdout and "-p, --param NAME VALUE" in proc.stdout
-
-
-# -- sweep --------------------------------------------------------------------------------
-
-def test_sweep_writes_a_record_with_best_dsr_pbo_and_heatmap(home):
-    before = set(runs(home))
-    proc = ok("sweep", SMA, "--grid", "fast=5:15:5", "--grid", "slow=20,30,40",
-              "--constraint", "fast < slow", home=home)
-    (path,) = set(runs(home)) - before
-    assert "DSR" in proc.stdout and "PBO" in proc.stdout and str(path) in proc.stdout
-    m = manifest(path)
-    assert m["outcome"] == "succeeded" and m["kind"] == "sweep" and "git_commit" in m
-    assert m["params"]["fast"] == [5, 10, 15] and m["params"]["slow"] == [20, 30, 40]
-    results = path / "results"
-    combos = pd.read_parquet(results / "combos.parquet")
-    assert len(combos) == 9
-    assert len(pd.read_parquet(results / "table.parquet")) > 0
-    best = json.loads((results / "best.json").read_text())
-    assert set(best["params"]) >= {"fast", "slow"} and best["metric"] == "sharpe"
-    assert 0 <= best["dsr"] <= 1 and 0 <= best["pbo"] <= 1 and best["constraint"] == "fast < slow"
-    assert "cdn.plot.ly" in (results / "heatmap.html").read_text()
-
-
-def test_sweep_json_one_parameter_has_no_heatmap(home):
-    proc = ok("sweep", RSI, "--grid", "oversold=20,25,30", "-p", "sl_stop", "0.05", "--json",
-              home=home)
-    out = json.loads(proc.stdout)
-    assert "heatmap.html" not in out["files"] and "best.json" in out["files"]
-    assert out["best"]["params"]["oversold"] in (20.0, 25.0, 30.0)
-
-
-@pytest.mark.parametrize("grid", ["fast", "fast=5:1:1"])
-def test_bad_grid_exits_2(home, grid):
-    line = one_line_error(run("sweep", SMA, "--grid", grid, home=home), 2)
-    assert "--grid" in line
-
-
-@pytest.mark.parametrize("constraint", ["__import__('os').system('true')", "fats < slow"])
-def test_disallowed_constraint_exits_2(home, constraint):
-    before = runs(home)
-    proc = run("sweep", SMA, "--grid", "fast=5,10", "--constraint", constraint, home=home)
-    assert "--constraint" in one_line_error(proc, 2)
-    assert runs(home) == before
-
-
-def test_sweep_of_an_unknown_parameter_exits_4(home):
-    line = one_line_error(run("sweep", SMA, "--grid", "fsat=5,10", home=home), 4)
-    assert "did you mean fast?" in line
+def test_strategy_option_is_gone_and_help_says_papermill(workbench_home):
+    assert invoke("backtest", SMA, "--strategy", "x").exit_code == 2
+    for command in ("backtest", "sweep"):
+        text = invoke(command, "--help").output
+        assert "papermill" in text and "-p, --param NAME VALUE" in text
+        assert "tagged" not in text and "--strategy" not in text
 
 
 # -- parsing ------------------------------------------------------------------------------
@@ -225,3 +143,74 @@ def test_constraint_evaluates_without_eval():
             Constraint(bad, ["fast", "slow"])
     with pytest.raises(ConfigError, match="--constraint"):
         Constraint("fast / slow > 1", ["fast", "slow"])({"fast": 1, "slow": 0})
+
+
+# -- real runs: papermill on the workbench kernel ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A store with 6 symbols x 160 daily bars."""
+    from workbench.data.sources import synth_into_store
+    from workbench.data.store import Store
+
+    home = tmp_path_factory.mktemp("bt")
+    synth_into_store(Store(home / "data"), 6, 160, "1Day", 7, "2025-12-31")
+    return home
+
+
+def run(*args: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    return subprocess.run([WB, *args], capture_output=True, text=True, env=env, timeout=600,
+                          check=False)
+
+
+def test_backtest_runs_the_notebook_and_prints_its_record(home):
+    before = set(runs(home))
+    proc = run("backtest", SMA, "--symbols", "4", "-p", "fast", "5", "-p", "fees_bps", "1.5",
+               home=home)
+    assert proc.returncode == 0, proc.stderr
+    (path,) = set(runs(home)) - before
+    assert f"record: {path}" in proc.stdout and "backtest succeeded" in proc.stdout
+    m = json.loads((path / "manifest.json").read_text())
+    assert m["outcome"] == "succeeded" and m["kind"] == "backtest" and m["mode"] == "backtest"
+    assert "--symbols 4: the first 4 stored 1Day symbols" in proc.stderr
+    settings = json.loads((path / "results" / "settings.json").read_text())
+    assert settings["params"] == {"fast": 5, "slow": 30}
+    assert settings["options"]["fees_bps"] == 1.5 and len(settings["data"]["symbols"]) == 4
+    assert m["params"]["symbols"] == settings["data"]["symbols"]
+    assert "strategy: sma_cross (parameters: fast=5, slow=30)" in proc.stdout
+    # every stat printed is the record's book row
+    stats = pd.read_parquet(path / "results" / "stats.parquet")
+    book = stats.loc[stats["scope"] == "book"].iloc[0]
+    for key in ("sharpe", "total_return", "max_drawdown", "trades", "fees"):
+        assert f"  {key:<16}{format_value(book[key], key)}\n" in proc.stdout
+    assert list(stats["scope"]) == ["book"] + ["symbol"] * 4
+    # the executed notebook, with its outputs, is in the record
+    executed = nbformat.read(path / "notebook.ipynb", as_version=4)
+    assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
+    assert executed.metadata["papermill"]["parameters"]["mode"] == "backtest"
+
+
+def test_sweep_runs_the_notebook_and_prints_best_json(home):
+    before = set(runs(home))
+    proc = run("sweep", SMA, "--grid", "fast=5,10", "--grid", "slow=20:30:10", "--symbols",
+               "3", "--constraint", "fast < slow", "--metric", "sortino", home=home)
+    assert proc.returncode == 0, proc.stderr
+    (path,) = set(runs(home)) - before
+    best = json.loads((path / "results" / "best.json").read_text())
+    assert best["metric"] == "sortino" and best["constraint"] == "fast < slow"
+    assert best["grid"] == {"fast": [5, 10], "slow": [20, 30]} and best["n_combos"] == 4
+    assert 0 <= best["dsr"] <= 1 and 0 <= best["pbo"] <= 1
+    assert len(pd.read_parquet(path / "results" / "combos.parquet")) == 4
+    assert (path / "results" / "heatmap.html").is_file()
+    # what is printed is best.json
+    from workbench.cli.backtest import _sweep_lines
+
+    lines = _sweep_lines(best)
+    assert all(f"{line}\n" in proc.stdout for line in lines), proc.stdout
+    assert f"record: {path}" in proc.stdout
+    assert lines[0].startswith("sweep sma_cross: 4 combinations")
+    assert lines[3] == f"best by sortino: fast={best['params']['fast']}, " \
+                       f"slow={best['params']['slow']}"
+    assert lines[5].startswith("DSR", 2) and lines[6].startswith("PBO", 2)

@@ -1,7 +1,9 @@
-"""`workbench parity`: the engine, bar by bar, against the vectorized backtest.
+"""Parity: the engine, bar by bar, against the vectorized backtest; `workbench parity NOTEBOOK`.
 
-Acceptance: for both strategy notebooks, 5 sessions of 50-symbol minute bars give 0
-mismatches; a planted look-ahead is caught, with a non-zero exit naming the first one.
+Acceptance: for both strategy notebooks' strategies, 5 sessions of 50-symbol minute bars give
+0 mismatches (in-process: the engine is what is checked). The command executes the notebook
+with papermill in mode parity: both strategy notebooks pass, a notebook whose strategy peeks
+at the next bar exits non-zero naming the first mismatches.
 """
 
 from __future__ import annotations
@@ -9,25 +11,29 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import textwrap
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
+from click.testing import CliRunner
+from nbformat.v4 import new_code_cell, new_notebook
 
 import workbench as wb
-from tests.conftest import BIN, ROOT
+from tests.conftest import BIN
+from tests.notebook_strategies import NOTEBOOKS, strategy_of
+from workbench.cli import cli
 from workbench.data.bars import Bars
 from workbench.data.store import Store
 from workbench.data.synth import synthesize
 from workbench.engine import ParityError, ReplayFeed, check_parity, load_sessions
-from workbench.strategy.notebook import load_notebook_strategy
+from workbench.engine.parity import EXAMPLES
+from workbench.execution.params import notebook_parameters
 
-NOTEBOOKS = ROOT / "notebooks" / "strategies"
 WB = str(BIN / "workbench")
 END = "2026-11-20"
 
-PLANTED = '''
+PEEKING = '''
 import workbench as wb
 
 
@@ -46,56 +52,36 @@ def home(tmp_path_factory) -> Path:
     """A store with 50 symbols x 5 sessions of synthetic minute bars."""
     home = tmp_path_factory.mktemp("parity")
     Store(home / "data").write(synthesize(50, 5, "1Min", 42, END), "1Min", source="synth")
-    (home / "planted.py").write_text(textwrap.dedent(PLANTED))
     return home
 
 
-def run(*args: str, home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WORKBENCH_HOME": str(home), "PYTHONPATH": str(home)}
-    return subprocess.run([WB, "parity", *args], capture_output=True, text=True, env=env,
-                          cwd=home, timeout=300, check=False)
+def notebook_params(strategy, name: str) -> dict:
+    """The notebook's parameters cell values of the strategy's parameters."""
+    cell = notebook_parameters(NOTEBOOKS / f"{name}.ipynb")
+    return {k: v for k, v in cell.items() if k in strategy.schema.names}
 
 
-@pytest.mark.parametrize("notebook", ["sma_cross", "rsi_reversion"])
-def test_both_strategy_notebooks_have_parity_over_5_days_of_50_symbols(home, notebook):
-    proc = run(str(NOTEBOOKS / f"{notebook}.ipynb"), "--days", "5", "--json", home=home)
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
+@pytest.mark.parametrize("name", ["sma_cross", "rsi_reversion"])
+def test_both_strategy_notebooks_have_parity_over_5_days_of_50_symbols(home, name):
+    strategy = strategy_of(name)
+    store = Store(home / "data")
+    bars = load_sessions(5, None, "1Min", store=store)
+    report = check_parity(strategy, bars, notebook_params(strategy, name)).to_dict()
     assert report["ok"] and report["mismatches"] == 0 and report["first"] is None
+    assert report["examples"] == []
     assert report["timestamps"] == 5 * 390 and report["symbols"] == 50
     assert report["compared"] == 5 * 390 * 50 * 4 and report["anchored"]
     assert report["latency"]["count"] > 0 and report["bars"] > 0.9 * 5 * 390 * 50
 
 
-def test_a_planted_look_ahead_is_caught_and_the_first_mismatch_named(home):
-    proc = run("planted:peeking_cross", "--days", "5", "--symbols", "10", home=home)
-    assert proc.returncode == 1, proc.stderr
-    error = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    assert error and "parity failed" in error[0]
-    assert "MISMATCH" in proc.stdout and "mismatches  0" not in proc.stdout
-    as_json = run("planted:peeking_cross", "--days", "5", "--symbols", "10", "--json", home=home)
-    assert as_json.returncode == 1
-    first = json.loads(as_json.stdout)["first"]
-    assert first["field"] == "entries" and first["engine"] is False and first["backtest"] is True
-    time = pd.Timestamp(first["time"])
-    assert f"entries of {first['symbol']} at {time}: engine False, backtest True" in error[0]
-    # the first one named is the earliest entry of the vectorized run: at the last row of
-    # its window the engine cannot see the next close, so it never enters
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("planted_copy", home / "planted.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    bars = load_sessions(5, sorted(Store(home / "data").symbols("1Min"))[:10], "1Min",
-                         store=Store(home / "data"))
-    entries = module.peeking_cross(bars).entries
-    hits = entries.to_numpy().nonzero()
-    row, col = min(zip(*hits))
-    assert (bars.index[row], bars.symbols[col]) == (time, first["symbol"])
+def _next_close(bars: Bars) -> Bars:
+    """The bars with each close replaced by the next one: a look-ahead of one bar."""
+    return Bars.from_wide(bars.close.shift(-1), open=bars.open, high=bars.high, low=bars.low,
+                          volume=bars.volume, timeframe=bars.timeframe)
 
 
 def test_look_ahead_in_a_notebook_strategy_is_caught_in_process(home):
-    strategy, _ = load_notebook_strategy(NOTEBOOKS / "rsi_reversion.ipynb")
+    strategy = strategy_of("rsi_reversion")
     store = Store(home / "data")
     bars = load_sessions(2, store.symbols("1Min")[:5], "1Min", store=store)
     assert check_parity(strategy, bars).ok
@@ -106,14 +92,12 @@ def test_look_ahead_in_a_notebook_strategy_is_caught_in_process(home):
 
     report = check_parity(peeking, bars)
     assert not report.ok and report.mismatches == sum(report.by_field.values())
+    assert report.first == report.examples[0]
+    assert len(report.examples) == min(EXAMPLES, report.mismatches)
+    order = [(m.time, bars.symbols.index(m.symbol)) for m in report.examples]
+    assert order == sorted(order)  # the earliest, in time then symbol order
     with pytest.raises(ParityError, match=f"first: .* of {report.first.symbol} at "):
         raise ParityError(report)
-
-
-def _next_close(bars: Bars) -> Bars:
-    """The bars with each close replaced by the next one: a look-ahead of one bar."""
-    return Bars.from_wide(bars.close.shift(-1), open=bars.open, high=bars.high, low=bars.low,
-                          volume=bars.volume, timeframe=bars.timeframe)
 
 
 def test_replay_feed_from_the_store_keeps_earlier_sessions_as_history(home):
@@ -126,12 +110,90 @@ def test_replay_feed_from_the_store_keeps_earlier_sessions_as_history(home):
     assert first.values.shape == (5, len(feed.symbols))
 
 
-def test_bad_input_is_one_line_and_a_non_zero_exit(home):
-    proc = run("nowhere:strategy", home=home)
-    assert proc.returncode == 2 and proc.stderr.startswith("error: cannot import 'nowhere'")
-    proc = run("planted:missing", home=home)
-    assert proc.returncode == 2 and "no strategy function named 'missing'" in proc.stderr
-    proc = run(str(NOTEBOOKS / "sma_cross.ipynb"), "--days", "0", home=home)
-    assert proc.returncode == 2
-    proc = run(str(NOTEBOOKS / "sma_cross.ipynb"), "-p", "fastt", "5", home=home)
-    assert proc.returncode == 4 and "did you mean fast" in proc.stderr
+# -- the command: refusals before any kernel (in-process) -------------------------------------
+
+
+def refused(args, code: int) -> str:
+    result = CliRunner().invoke(cli, ["parity", *args], catch_exceptions=False)
+    assert result.exit_code == code, (result.exit_code, result.output)
+    return result.stderr.strip().splitlines()[0]
+
+
+def test_bad_input_is_one_line_and_a_non_zero_exit(workbench_home):
+    sma = str(NOTEBOOKS / "sma_cross.ipynb")
+    assert "no such notebook" in refused(["planted:peeking_cross"], 2)  # one path: a notebook
+    assert "did you mean 'fast'?" in refused([sma, "-p", "fastt", "5"], 2)
+    assert "--days and start both given" in refused([sma, "--days", "2", "--start",
+                                                     "2026-11-02"], 2)
+    assert "--days 2: the store holds no 1Min bars" in refused(
+        [sma, "--days", "2", "--timeframe", "1Min"], 3)
+    assert refused([sma, "--days", "0"], 2).startswith("error: ")
+    assert not (workbench_home / "runs").exists()
+
+
+# -- the command: real runs ----------------------------------------------------------------------
+
+
+def run(*args: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    return subprocess.run([WB, "parity", *args], capture_output=True, text=True, env=env,
+                          timeout=600, check=False)
+
+
+def test_the_command_runs_both_strategy_notebooks_with_0_mismatches(home):
+    sma = run(str(NOTEBOOKS / "sma_cross.ipynb"), "--timeframe", "1Min", "--days", "2",
+              "--symbols", "4", home=home)
+    assert sma.returncode == 0, sma.stderr
+    assert "--days 2: start 2026-11-19" in sma.stderr
+    assert "  mismatches  0\n" in sma.stdout and "  look-ahead  clean\n" in sma.stdout
+    assert f"  signals     {2 * 390 * 4 * 4} compared" in sma.stdout
+    rsi = run(str(NOTEBOOKS / "rsi_reversion.ipynb"), "--timeframe", "1Min", "--days", "2",
+              "--symbols", "4", "--json", home=home)
+    assert rsi.returncode == 0, rsi.stderr
+    out = json.loads(rsi.stdout)
+    path = Path(out["run"]["path"])
+    assert out["parity"] == json.loads((path / "results" / "parity.json").read_text())
+    assert out["parity"]["mismatches"] == 0 and out["parity"]["lookahead_clean"]
+    assert out["parity"]["symbols"] == 4 and out["parity"]["strategy"] == "rsi_reversion"
+    assert pd.Timestamp(out["parity"]["end"]).tz_convert("America/New_York").day == 20
+    assert (path / "notebook.ipynb").is_file() and out["run"]["outcome"] == "succeeded"
+
+
+def test_a_peeking_strategy_notebook_fails_naming_the_first_mismatches(home, tmp_path):
+    params_cell = new_code_cell('symbols = None\ntimeframe = "1Min"\nstart = None\nend = None\n'
+                          'mode = "research"\nrun_dir = None\n')
+    params_cell.metadata["tags"] = ["parameters"]
+    cells = [params_cell, new_code_cell(PEEKING),
+             new_code_cell("bars = wb.data.load(symbols, timeframe=timeframe, start=start, "
+                           "end=end)\nwb.run(peeking_cross, mode=mode, run_dir=run_dir, "
+                           "bars=bars)")]
+    nb = tmp_path / "peeking.ipynb"
+    nbformat.write(new_notebook(cells=cells), nb)
+    proc = run(str(nb), "--days", "2", "--symbols", "6", home=home)
+    assert proc.returncode == 1, proc.stderr
+    error = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error) == 1 and "parity failed" in error[0] and "ParityError" in error[0]
+    record = Path(error[0].rsplit("(record ", 1)[1].rstrip(")"))
+    doc = json.loads((record / "results" / "parity.json").read_text())
+    assert doc["mismatches"] > 0 and doc["first"] == doc["examples"][0]
+    assert json.loads((record / "manifest.json").read_text())["outcome"] == "failed"
+    assert "MISMATCH" in proc.stdout and f"  mismatches  {doc['mismatches']} (" in proc.stdout
+    for m in doc["examples"]:
+        assert (f"    {m['field']} of {m['symbol']} at {m['time']}: engine {m['engine']!r}, "
+                f"backtest {m['backtest']!r}") in proc.stdout
+    first = doc["first"]
+    assert first["field"] == "entries" and first["engine"] is False and first["backtest"] is True
+    # the first one named is the earliest entry of the vectorized run: at the last row of
+    # its window the engine cannot see the next close, so it never enters
+    import importlib.util
+
+    (tmp_path / "peeking_copy.py").write_text(PEEKING)
+    spec = importlib.util.spec_from_file_location("peeking_copy", tmp_path / "peeking_copy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    store = Store(home / "data")
+    bars = load_sessions(2, sorted(store.symbols("1Min"))[:6], "1Min", store=store)
+    entries = module.peeking_cross(bars).entries
+    row, col = min(zip(*entries.to_numpy().nonzero()))
+    assert (bars.index[row], bars.symbols[col]) == (pd.Timestamp(first["time"]),
+                                                    first["symbol"])

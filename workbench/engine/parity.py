@@ -36,8 +36,9 @@ from workbench.errors import DataError, StrategyError, WorkbenchError
 from workbench.plain import plain
 from workbench.strategy import as_strategy
 
-__all__ = ["ParityError", "ParityMismatch", "ParityReport", "check_parity"]
+__all__ = ["EXAMPLES", "ParityError", "ParityMismatch", "ParityReport", "check_parity"]
 
+EXAMPLES = 5  # mismatches a report lists
 _BOOL_FIELDS = ("entries", "exits", "short_entries", "short_exits")
 _ATTRS = {"entries": "entry", "exits": "exit", "short_entries": "short_entry",
           "short_exits": "short_exit", "weights": "weight"}
@@ -83,6 +84,7 @@ class ParityReport:
     anchored: bool  # the window never slid: it held every bar from the first
     latency: dict[str, float | int] = field(default_factory=dict)
     seconds: float = 0.0  # the replay's wall time (stopwatch)
+    examples: tuple[ParityMismatch, ...] = ()  # the earliest few mismatches, ``first`` first
 
     @property
     def ok(self) -> bool:
@@ -91,7 +93,8 @@ class ParityReport:
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
         out.update(ok=self.ok, start=self.start.isoformat(), end=self.end.isoformat(),
-                   fields=list(self.fields), first=self.first.to_dict() if self.first else None)
+                   fields=list(self.fields), first=self.first.to_dict() if self.first else None,
+                   examples=[m.to_dict() for m in self.examples])
         return out
 
     def lines(self) -> list[str]:
@@ -179,14 +182,15 @@ def check_parity(strategy, bars: Bars, params: dict[str, Any] | None = None, *,
     if recorder.row != len(bars):
         raise StrategyError(f"parity: the engine decided {recorder.row} of {len(bars)} timestamps")
     wanted = {f: _expected(expected, f, bars) for f in fields}
-    by_field, first = _compare(recorder.arrays, wanted, bars)
+    by_field, examples = _compare(recorder.arrays, wanted, bars)
     return ParityReport(
         strategy=strat.name, params=resolved,
         timeframe=str(bars.timeframe) if bars.timeframe else None,
         start=bars.index[0], end=bars.index[-1], timestamps=len(bars), symbols=len(bars.symbols),
         bars=int(bars.close.notna().to_numpy().sum()), fields=fields,
         compared=len(bars) * len(bars.symbols) * len(fields),
-        mismatches=sum(by_field.values()), by_field=by_field, first=first,
+        mismatches=sum(by_field.values()), by_field=by_field,
+        first=examples[0] if examples else None, examples=examples,
         window=engine.window.capacity, anchored=engine.window.anchored,
         latency=engine.latency.summary(), seconds=seconds,
     )
@@ -206,20 +210,19 @@ def _differs(a: np.ndarray, b: np.ndarray, name: str) -> np.ndarray:
 
 
 def _compare(got: dict[str, np.ndarray], wanted: dict[str, np.ndarray], bars: Bars
-             ) -> tuple[dict[str, int], ParityMismatch | None]:
-    """Mismatches per field, and the earliest (time, then symbol, then field order)."""
+             ) -> tuple[dict[str, int], tuple[ParityMismatch, ...]]:
+    """Mismatches per field, and the earliest :data:`EXAMPLES` of them (by time, then
+    symbol, then field order)."""
     counts: dict[str, int] = {}
-    best: tuple[int, int, int] | None = None
+    found: list[tuple[int, int, int]] = []
     for k, name in enumerate(got):
         diff = _differs(got[name], wanted[name], name)
         counts[name] = int(np.count_nonzero(diff))
         if counts[name]:
-            row, col = divmod(int(np.argmax(diff)), diff.shape[1])  # row-major: earliest row
-            if best is None or (row, col, k) < best:
-                best = (row, col, k)
-    if best is None:
-        return counts, None
-    row, col, k = best
-    name = list(got)[k]
-    return counts, ParityMismatch(bars.symbols[col], bars.index[row], name,
-                                  plain(got[name][row, col]), plain(wanted[name][row, col]))
+            rows, cols = np.nonzero(diff)  # row-major: the earliest rows first
+            found.extend((int(r), int(c), k) for r, c in zip(rows[:EXAMPLES], cols[:EXAMPLES]))
+    names = list(got)
+    return counts, tuple(
+        ParityMismatch(bars.symbols[col], bars.index[row], names[k],
+                       plain(got[names[k]][row, col]), plain(wanted[names[k]][row, col]))
+        for row, col, k in sorted(found)[:EXAMPLES])

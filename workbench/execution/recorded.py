@@ -5,9 +5,11 @@ prepared, writes ``results/``:
 
 * every mode: ``settings.json`` (:func:`settings_doc`: strategy parameters, every backtest
   option, costs, sizing and accounts, data, the mode's settings), first;
-* ``backtest``: ``stats``, ``trades``, ``equity`` (Parquet), as ``workbench.jobs.backtest``;
-* ``sweep``: ``table``, ``combos`` (Parquet), ``best.json`` and, when two parameters vary,
-  ``heatmap.html``, as ``workbench.jobs.sweep``;
+* ``backtest``: ``stats`` (the book's row, scope "book", then each symbol's), ``trades``,
+  ``equity`` (Parquet): :func:`write_backtest`;
+* ``sweep``: ``table``, ``combos`` (Parquet), ``best.json`` (the best combination by the
+  metric with its DSR and PBO, the constraint, the sweep's size) and, when two parameters
+  vary, ``heatmap.html``: :func:`write_sweep`;
 * ``walk_forward``: ``oos_stats.json`` (out-of-sample ``sharpe``, ``max_drawdown``, ...:
   what the promotion gates read), ``folds``, ``oos_equity``, ``oos_trades`` (Parquet);
 * ``parity``: ``parity.json`` (``mismatches``, 0 = ok, and the first one; ``lookahead_clean``
@@ -20,16 +22,18 @@ None of them finishes the record: the runner outside the kernel records the outc
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 from typing import Any
 
 from workbench.data.bars import Bars
-from workbench.jobs.backtest import check_options, option_defaults, write_backtest
+from workbench.errors import ConfigError, StrategyError
 from workbench.runs.records import RunRecord
 from workbench.strategy import Strategy
 
-__all__ = ["run_backtest", "run_parity", "run_sweep", "run_walk_forward", "settings_doc",
-           "show"]
+__all__ = ["grid_values", "option_defaults", "run_backtest", "run_parity", "run_sweep",
+           "run_walk_forward", "settings_doc", "show", "write_backtest", "write_sweep"]
 
 
 def show(obj: Any) -> None:
@@ -43,11 +47,73 @@ def show(obj: Any) -> None:
         display(obj)
 
 
+def option_defaults() -> dict[str, Any]:
+    """The backtest options and their defaults, from ``wb.backtest``'s signature."""
+    from workbench.backtesting.run import OPTIONS, backtest
+
+    sig = inspect.signature(backtest).parameters
+    return {name: sig[name].default for name in OPTIONS}
+
+
 def all_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Every backtest option: the given ones over the defaults, checked."""
+    """Every backtest option: the given ones over the defaults, checked now (a bad value is
+    a ``ConfigError`` naming it, not a failure mid-run)."""
+    from workbench.backtesting.run import build_settings
+
     merged = {**option_defaults(), **options}
-    check_options(merged)
+    build_settings(merged)
     return merged
+
+
+def grid_values(strategy: Strategy, grid: dict[str, list]) -> dict[str, list]:
+    """Each swept value checked and converted by the strategy's schema; only strategy
+    parameters are swept (an unknown name is refused with the closest one)."""
+    from workbench.backtesting.run import OPTIONS
+
+    names = strategy.schema.names
+    out = {}
+    for pname, values in grid.items():
+        if pname in OPTIONS:
+            raise ConfigError(f"grid {pname}: only strategy parameters are swept "
+                              f"({', '.join(names) or 'none'}); a backtest option takes one value")
+        if pname not in names:
+            close = difflib.get_close_matches(pname, list(names), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise StrategyError(f"{strategy.name}: unknown parameter {pname!r} in grid "
+                                f"(strategy parameters: {', '.join(names) or 'none'}){hint}")
+        if not values:
+            raise ConfigError(f"grid {pname}: no values")
+        param = strategy.schema.params[pname]
+        out[pname] = [param.coerce(v, strategy.name) for v in values]
+    return out
+
+
+def write_backtest(record: RunRecord, result) -> list[str]:
+    """A backtest's results into ``record``: ``stats`` (the book and each symbol),
+    ``trades`` and ``equity`` as Parquet; the file names."""
+    return [record.write_parquet("stats", result.stats_table()).name,
+            record.write_parquet("trades", result.trades()).name,
+            record.write_parquet("equity", result.equity()).name]
+
+
+def write_sweep(record: RunRecord, result, best, grid: dict[str, list],
+                constraint: str | None) -> list[str]:
+    """table.parquet, combos.parquet, best.json and (two varying parameters) heatmap.html;
+    the file names."""
+    from workbench.fsutil import atomic_write
+
+    doc = {"strategy": result.strategy, **best.to_dict(), "constraint": constraint,
+           "grid": grid, "info": result.info}
+    paths = [record.write_parquet("table", result.table),
+             record.write_parquet("combos", result.combos),
+             record.write_json("best", doc)]
+    varying = [k for k, v in grid.items() if len(v) > 1]
+    if len(varying) == 2:
+        fig = result.heatmap(varying[0], varying[1], metric=best.metric)
+        html = record.results_dir / "heatmap.html"
+        atomic_write(html, lambda p: fig.write_html(p, include_plotlyjs="cdn"))
+        paths.append(html)
+    return [p.name for p in paths]
 
 
 def settings_doc(mode: str, strategy: Strategy, params: dict[str, Any],
@@ -98,8 +164,6 @@ def _sweep_inputs(strategy: Strategy, params, settings) -> tuple[dict, dict, Any
 
     The grid's names are swept whatever single value the notebook also gives them."""
     from workbench.backtesting.sweeps.grid import Constraint
-    from workbench.errors import ConfigError
-    from workbench.jobs.sweep import grid_values
 
     grid = settings["grid"]
     if not isinstance(grid, dict) or not grid:
@@ -119,7 +183,6 @@ def _sweep_inputs(strategy: Strategy, params, settings) -> tuple[dict, dict, Any
 def run_sweep(strategy: Strategy, bars: Bars, params, options, settings,
               record: RunRecord | None):
     from workbench.backtesting.sweeps.runner import sweep
-    from workbench.jobs.sweep import write_sweep
 
     fixed, values, rule = _sweep_inputs(strategy, params, settings)
     options = all_options(options)

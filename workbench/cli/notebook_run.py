@@ -1,0 +1,184 @@
+"""What ``workbench backtest``, ``sweep`` and ``parity`` share: the notebook run and its values.
+
+    values, notes = notebook_values(notebook, parse_params(pairs),
+                                    {"symbols": "5", "timeframe": "1Day"})
+    run = execute(notebook, kind="backtest", mode="backtest", params=values, timeout=None)
+    results(run, "stats.parquet")
+
+The data options (``--symbols``, ``--timeframe``, ``--start``, ``--end``) are shorthands for
+the notebook's parameters of those names: one given both ways is refused, a notebook
+without such a parameter gets :func:`~workbench.execution.params.check_parameters`'s
+refusal naming the closest one. ``--symbols A,B`` is a list; ``--symbols N`` the first N
+stored symbols of the timeframe, resolved here, before any kernel starts, and said in
+``notes``. The notebook then runs with papermill on the ``workbench`` kernel
+(:mod:`workbench.execution.run`), and the commands print from its record's ``results/``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workbench.cli.output import echo
+from workbench.errors import ConfigError, DataError
+
+__all__ = ["DATA_NAMES", "data_options", "execute", "finish", "merge", "notebook_values",
+           "read_result", "stored_symbols", "timeframe_of", "when"]
+
+DATA_NAMES = ("symbols", "timeframe", "start", "end")
+
+
+def data_options(fn):
+    """--symbols, --timeframe, --start, --end, -p, --timeout: shared by the three commands."""
+    options = [
+        click.option("--symbols", "-s", default=None,
+                     help="The notebook's `symbols`: comma-separated names, or a count N (the "
+                          "first N stored symbols of the timeframe, resolved before the run)."),
+        click.option("--timeframe", "-t", default=None,
+                     help="The notebook's `timeframe` (e.g. 1Day, 1Min)."),
+        click.option("--start", default=None,
+                     help="The notebook's `start`: first day (YYYY-MM-DD, New York) or time."),
+        click.option("--end", default=None,
+                     help="The notebook's `end`: last day, inclusive, or time."),
+        click.option("-p", "--param", "params", nargs=2, multiple=True, metavar="NAME VALUE",
+                     help="A value for a parameter of the notebook's `parameters` cell "
+                          "(strategy parameters, costs such as fees_bps, ...); repeatable. "
+                          "VALUE is JSON if it parses, else text."),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+                     metavar="SECONDS",
+                     help="A cell running longer ends the run (outcome timeout)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def merge(params: dict[str, Any], shorthands: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with the options given (not None) added; a name given both as an option
+    and as ``-p`` is refused, never one silently preferred."""
+    out = dict(params)
+    for name, value in shorthands.items():
+        if value is None:
+            continue
+        if name in out:
+            raise ConfigError(f"--{name} and -p {name} both given: give one")
+        out[name] = value
+    return out
+
+
+def timeframe_of(notebook: Path, values: dict[str, Any]) -> str | None:
+    """The run's timeframe: given, else the notebook's default; None if it has none."""
+    from workbench.data.timeframe import Timeframe
+    from workbench.execution.params import notebook_parameters
+
+    value = values.get("timeframe")
+    if value is None:
+        value = notebook_parameters(notebook).get("timeframe")
+    return None if value is None else str(Timeframe.parse(str(value)))
+
+
+def stored_symbols(timeframe: str) -> list[str]:
+    """The store's symbols of ``timeframe``, sorted."""
+    from workbench.data.store import Store
+
+    listing = Store().ls()
+    return sorted(listing.loc[listing["timeframe"] == timeframe, "symbol"])
+
+
+def _symbols(text: str, notebook: Path, values: dict[str, Any], notes: list[str]) -> list[str]:
+    text = str(text).strip()
+    if not text.isdigit():
+        names = [s.strip().upper() for s in text.split(",") if s.strip()]
+        if not names:
+            raise ConfigError(f"--symbols {text!r}: give names (A,B) or a count N")
+        return names
+    count = int(text)
+    if count < 1:
+        raise ConfigError(f"--symbols {text}: a count is at least 1")
+    timeframe = timeframe_of(notebook, values)
+    if timeframe is None:
+        raise ConfigError(f"--symbols {text}: {notebook.name} names no timeframe; give "
+                          "--timeframe")
+    stored = stored_symbols(timeframe)
+    if not stored:
+        raise DataError(f"--symbols {text}: the store holds no {timeframe} bars (try "
+                        "`workbench data synth`)")
+    chosen = stored[:count]
+    fewer = f" (the store holds only {len(stored)})" if len(stored) < count else ""
+    notes.append(f"--symbols {text}: the first {len(chosen)} stored {timeframe} symbols"
+                 f"{fewer}: {', '.join(chosen)}")
+    return chosen
+
+
+def notebook_values(notebook: Path, params: dict[str, Any], shorthands: dict[str, Any]
+                    ) -> tuple[dict[str, Any], list[str]]:
+    """(the notebook's parameter values, notes for the user) from ``-p`` and the options.
+
+    ``timeframe`` is normalized (``1d`` -> ``1Day``), as the store names it."""
+    from workbench.data.timeframe import Timeframe
+    from workbench.execution.params import check_parameters
+
+    values = check_parameters(notebook, merge(params, shorthands))  # names, before all else
+    notes: list[str] = []
+    if isinstance(values.get("timeframe"), str):
+        values["timeframe"] = str(Timeframe.parse(values["timeframe"]))
+    if shorthands.get("symbols") is not None:
+        values["symbols"] = _symbols(shorthands["symbols"], notebook, values, notes)
+    return values, notes
+
+
+def execute(notebook: Path, *, kind: str, mode: str, params: dict[str, Any],
+            timeout: float | None, notes: list[str] | None = None):
+    """Prepare the run (parameters checked, the record created), say where its record is,
+    then execute the notebook (:func:`workbench.execution.run.run_notebook`, in two steps so
+    that the record's path is printed before the kernel starts)."""
+    from workbench.execution.run import OUTPUT, execute_run, prepare_run
+
+    record = prepare_run(notebook, kind=kind, mode=mode, params=params)
+    for note in notes or ():
+        echo(note, err=True)
+    echo(f"{mode}: running {notebook.name} with papermill; record {record.path} (the "
+         f"executed notebook, {OUTPUT}, is saved there as cells finish)", err=True)
+    return execute_run(record.path, timeout=timeout)
+
+
+def read_result(run, name: str):
+    """``results/NAME`` of the run's record: a JSON file as a dict, Parquet as a DataFrame;
+    None when the run did not write it."""
+    path = Path(run.path) / "results" / name
+    if not path.is_file():
+        return None
+    if name.endswith(".json"):
+        return json.loads(path.read_text(encoding="utf-8"))
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+def finish(run, what: str) -> None:
+    """A run that did not succeed: its error on one line (stderr), the exit code by outcome."""
+    from workbench.execution.run import exit_code
+
+    code = exit_code(run.outcome)
+    if not code:
+        return
+    error = run.error if run.error and run.error != run.outcome else run.outcome
+    echo(f"error: {what} {run.outcome}: {error} (record {run.path})", err=True)
+    sys.exit(code)  # (a click Exit would be swallowed by the group's non-standalone main)
+
+
+def when(value: Any) -> str:
+    """A recorded time in New York: the day alone when it is midnight (a daily bar)."""
+    import pandas as pd
+
+    from workbench.times import to_new_york
+
+    try:
+        ts = to_new_york(pd.Timestamp(value))
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{ts:%Y-%m-%d}" if ts == ts.normalize() else ts.isoformat()
