@@ -82,6 +82,7 @@ def test_a_data_option_the_notebook_lacks_is_refused(workbench_home, tmp_path):
     assert "unknown parameter 'symbols' for few.ipynb (did you mean 'symbol'?)" in refused(
         invoke("backtest", nb, "--symbols", "A,B"), 2)
     assert "no such notebook" in refused(invoke("backtest", str(tmp_path / "no.ipynb")), 2)
+    assert "--start 'soon': not a day" in refused(invoke("backtest", SMA, "--start", "soon"), 2)
 
 
 def test_a_setting_of_another_mode_is_refused(workbench_home):
@@ -109,6 +110,29 @@ def test_strategy_option_is_gone_and_help_says_papermill(workbench_home):
         text = invoke(command, "--help").output
         assert "papermill" in text and "-p, --param NAME VALUE" in text
         assert "tagged" not in text and "--strategy" not in text
+
+
+def test_cell_progress_reads_the_saved_notebook(tmp_path, capsys):
+    from workbench.cli.notebook_run import CellProgress
+
+    out = tmp_path / "notebook.ipynb"
+    cells = [new_code_cell("a = 1"), new_code_cell("slow()\nmore()"), new_code_cell("b = 2")]
+
+    def save(*statuses):
+        for cell, status in zip(cells, statuses):
+            cell.metadata["papermill"] = {"status": status, "duration": 2.5}
+        nbformat.write(new_notebook(cells=cells), out)
+
+    progress = CellProgress(out)
+    progress.look()  # nothing saved yet: nothing said
+    save("completed", "running", "pending")
+    progress.look()
+    save("completed", "completed", "failed")
+    os.utime(out, (1, 1))  # a new save, whatever the clock's resolution
+    progress.look()
+    assert capsys.readouterr().err.splitlines() == [
+        "  cell 1/3 done in 2.5 s: a = 1", "  cell 2/3 running: slow()",
+        "  cell 2/3 done in 2.5 s", "  cell 3/3 failed in 2.5 s: b = 2"]
 
 
 # -- parsing ------------------------------------------------------------------------------

@@ -89,8 +89,8 @@ def backtest(notebook: Path, symbols, timeframe, start, end, params, timeout,
     the notebook lacks is refused with the closest one). Its `wb.run` call backtests the
     strategy it names and records results/settings.json (every value used), stats, trades
     and equity (Parquet); the record also keeps notebook.ipynb, the executed notebook with
-    its plots. Prints the book's stats and the parameters used. Exits 0 only when the run
-    succeeded; a failed run prints its error on one line.
+    its plots. Prints the book's stats and the parameters used (each cell's progress goes to
+    stderr). Exits 0 only when the run succeeded; a failed run prints its error on one line.
 
     Example: workbench backtest notebooks/strategies/sma_cross.ipynb -p fast 5 -p fees_bps 1
     """
@@ -198,6 +198,7 @@ def sweep(notebook: Path, grids, constraint, metric, symbols, timeframe, start, 
     worthless trials) and probability of backtest overfitting (PBO). The record's results/
     hold settings.json, table.parquet (symbol x combination), combos.parquet (per
     combination, the book), best.json and, when exactly two parameters vary, heatmap.html.
+    Each cell's progress goes to stderr; exits 0 only when the run succeeded.
 
     Example: workbench sweep notebooks/strategies/sma_cross.ipynb --grid fast=5:25:5
     --grid slow=20:60:10 --constraint "fast < slow"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import click
 from workbench.cli.output import echo
 from workbench.errors import ConfigError, DataError
 
-__all__ = ["DATA_NAMES", "data_options", "execute", "finish", "merge", "notebook_values",
+__all__ = ["DATA_NAMES", "CellProgress", "data_options", "execute", "finish", "merge", "notebook_values",
            "read_result", "stored_symbols", "timeframe_of", "when"]
 
 DATA_NAMES = ("symbols", "timeframe", "start", "end")
@@ -114,6 +115,15 @@ def _symbols(text: str, notebook: Path, values: dict[str, Any], notes: list[str]
     return chosen
 
 
+def _check_time(name: str, text: str) -> None:
+    import pandas as pd
+
+    try:
+        pd.Timestamp(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{name} {text!r}: not a day (YYYY-MM-DD) or time") from None
+
+
 def notebook_values(notebook: Path, params: dict[str, Any], shorthands: dict[str, Any]
                     ) -> tuple[dict[str, Any], list[str]]:
     """(the notebook's parameter values, notes for the user) from ``-p`` and the options.
@@ -124,6 +134,9 @@ def notebook_values(notebook: Path, params: dict[str, Any], shorthands: dict[str
 
     values = check_parameters(notebook, merge(params, shorthands))  # names, before all else
     notes: list[str] = []
+    for name in ("start", "end"):
+        if shorthands.get(name) is not None:
+            _check_time(name, shorthands[name])
     if isinstance(values.get("timeframe"), str):
         values["timeframe"] = str(Timeframe.parse(values["timeframe"]))
     if shorthands.get("symbols") is not None:
@@ -142,8 +155,62 @@ def execute(notebook: Path, *, kind: str, mode: str, params: dict[str, Any],
     for note in notes or ():
         echo(note, err=True)
     echo(f"{mode}: running {notebook.name} with papermill; record {record.path} (the "
-         f"executed notebook, {OUTPUT}, is saved there as cells finish)", err=True)
-    return execute_run(record.path, timeout=timeout)
+         f"executed notebook, {OUTPUT}, is saved there as cells run)", err=True)
+    progress = CellProgress(record.path / OUTPUT)
+    progress.start()
+    try:
+        return execute_run(record.path, timeout=timeout)
+    finally:
+        progress.stop()
+
+
+class CellProgress(threading.Thread):
+    """Per-cell progress lines on stderr, read from the executed notebook that the runner
+    saves as each cell starts and completes (papermill's own cell status and duration):
+    ``cell 8/12 running: result = wb.backtest(...)`` for a cell still running at a look,
+    ``cell 8/12 done in 28.1 s`` (or ``failed``) when it ends."""
+
+    def __init__(self, output: Path, every: float = 0.5) -> None:
+        super().__init__(name="cell-progress", daemon=True)
+        self.output, self.every = output, every
+        self._halt = threading.Event()
+        self._said: dict[int, str] = {}  # cell -> the last status told
+        self._mtime: float | None = None
+
+    def run(self) -> None:
+        while not self._halt.wait(self.every):
+            self.look()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+        self.look()  # the last save: the cells that ended since the last look
+
+    def look(self) -> None:
+        try:
+            mtime = self.output.stat().st_mtime
+            if mtime == self._mtime:
+                return
+            cells = [c for c in json.loads(self.output.read_text(encoding="utf-8"))["cells"]
+                     if c.get("cell_type") == "code"]
+            self._mtime = mtime
+        except (OSError, ValueError, KeyError, TypeError):  # not saved yet, or mid-replace
+            return
+        for i, cell in enumerate(cells):
+            meta = (cell.get("metadata") or {}).get("papermill") or {}
+            status = meta.get("status")
+            if status not in ("running", "completed", "failed") or self._said.get(i) == status:
+                continue
+            source = "".join(cell.get("source") or "").strip().splitlines()
+            first = source[0][:60] if source else ""
+            if status == "running":
+                echo(f"  cell {i + 1}/{len(cells)} running: {first}", err=True)
+            else:
+                ended = "done" if status == "completed" and not meta.get("exception") else "failed"
+                what = "" if self._said.get(i) == "running" else f": {first}"
+                echo(f"  cell {i + 1}/{len(cells)} {ended} in {meta.get('duration') or 0:.1f} s"
+                     f"{what}", err=True)
+            self._said[i] = status
 
 
 def read_result(run, name: str):

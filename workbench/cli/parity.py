@@ -113,7 +113,8 @@ def parity(notebook: Path, days, symbols, timeframe, start, end, params, timeout
     `wb.backtest` does) and again bar by bar through the live engine, compares every field
     for every symbol at every bar, and runs the look-ahead check; results/parity.json
     holds the counts and the first mismatches. Exits non-zero on any mismatch or
-    look-ahead, naming the first one. The record keeps the executed notebook.
+    look-ahead, naming the first one. The record keeps the executed notebook; each cell's
+    progress goes to stderr.
 
     Example: workbench parity notebooks/strategies/sma_cross.ipynb --timeframe 1Min
     --days 5 --symbols 50
