@@ -192,8 +192,8 @@ def sweep(notebook: Path, grids, constraint, metric, symbols, timeframe, start, 
 
     The whole notebook runs on the `workbench` kernel with `mode` "sweep" and `grid` (a
     dict of lists), `constraint`, `metric` and the -p values injected into its `parameters`
-    cell (checked before the kernel starts). Its `wb.run` call sweeps the strategy it names
-    and prints, from the record's best.json, the best combination by the metric with its
+    cell (checked before the kernel starts). Its `wb.run` call sweeps the strategy it names;
+    the command prints, from the record's best.json, the best combination by the metric with its
     deflated Sharpe ratio (DSR: the probability its Sharpe beats the best of that many
     worthless trials) and probability of backtest overfitting (PBO). The record's results/
     hold settings.json, table.parquet (symbol x combination), combos.parquet (per
