@@ -18,11 +18,11 @@ from workbench.deploy.registry import Registry, register, retire
 from workbench.deploy.schedule import closed_days, due, plan, window
 from workbench.deploy.scheduler import OutboxLauncher, run_forever, run_once, session_records
 from workbench.errors import ConfigError
+from tests.gate_reports import passed_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SMA = ROOT / "notebooks" / "strategies" / "sma_cross.ipynb"
 RSI = ROOT / "notebooks" / "strategies" / "rsi_reversion.ipynb"
-GATES = [{"gate": "parity", "value": 0, "limit": 0, "passed": True}]
 
 # 2026-10-29 .. 2026-11-30: DST ends Sunday 2026-11-01, Thanksgiving 2026-11-26 (closed),
 # 2026-11-27 closes at 13:00 New York. (date, start NY, stop NY, start UTC, stop UTC)
@@ -37,8 +37,9 @@ FALL = [("2026-10-29", "09:25", "16:05", "13:25", "20:05"),
 
 
 def deploy(notebook=SMA, at="2026-10-01 12:00", **kw):
-    return register(notebook, mode="paper", capital={"cash": 100_000}, gates=GATES,
-                    parameters=kw.pop("parameters", {}), clock=SimClock(at), **kw)
+    report = passed_report(notebook, "paper", kw.pop("parameters", {}))
+    return register(notebook, mode="paper", capital={"cash": 100_000}, gates=report,
+                    clock=SimClock(at), **kw)
 
 
 def rows(sessions):
@@ -247,7 +248,8 @@ def test_deployments_and_retire_commands(workbench_cmd):
     assert dep.id in table and dep.short_hash in table and "notebooks/strategies/sma_cross" \
         in table and "active" in table
     rows_ = json.loads(cli(workbench_cmd, "deployments", "--json").stdout)
-    assert rows_[0]["id"] == dep.id and rows_[0]["gates"] == GATES
+    assert rows_[0]["id"] == dep.id and rows_[0]["gates"] == [
+        r.to_dict() for r in passed_report(SMA).results]
     bad = cli(workbench_cmd, "retire", dep.id + "x", check=False)
     assert bad.returncode == 2 and f"closest: {dep.id}" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
