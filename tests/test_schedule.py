@@ -229,15 +229,16 @@ def test_once_starts_a_due_session_once_and_reports_a_missed_one(workbench_cmd,
     dep = deploy(at="2026-11-24 12:00")
     outbox = workbench_home / "deployments" / "outbox.jsonl"
     first = json.loads(cli(workbench_cmd, "schedule", "--once", "--now", "2026-11-25 14:26",
-                           "--json").stdout)
+                           "--outbox", str(outbox), "--json").stdout)
     assert [(s["deployment"], s["date"], s["start_ny"]) for s in first["started"]] == \
         [(dep.id, "2026-11-25", "09:25")]
     assert [s["date"] for s in first["missed"]] == ["2026-11-24"]
-    second = cli(workbench_cmd, "schedule", "--once", "--now", "2026-11-25 14:27").stdout
+    second = cli(workbench_cmd, "schedule", "--once", "--now", "2026-11-25 14:27",
+                 "--outbox", str(outbox)).stdout
     assert "started" not in second and f"running  {dep.id}  2026-11-25" in second
     assert len(outbox.read_text().splitlines()) == 1
     third = json.loads(cli(workbench_cmd, "schedule", "--once", "--now", "2026-11-27 19:00",
-                           "--json").stdout)
+                           "--outbox", str(outbox), "--json").stdout)
     assert third["started"] == [] and [s["date"] for s in third["missed"]] == ["2026-11-27"]
     assert len(outbox.read_text().splitlines()) == 1
 
@@ -273,7 +274,8 @@ def test_schedule_usage_errors(workbench_cmd, args, message):
 def test_the_help_explains_cron_systemd_and_orchestrators(workbench_cmd):
     text = cli(workbench_cmd, "schedule", "--help").stdout
     for needle in ("workbench schedule --once", "ExecStart=", "orchestrator", "--dry-run",
-                   "never started late", "early-close", "13:30 UTC"):
+                   "never started late", "early-close", "13:30 UTC", "workbench supervise",
+                   "detached", "--outbox FILE"):
         assert needle in text
 
 

@@ -44,6 +44,19 @@ def _record(report) -> Path:
     return path
 
 
+def _schedule_sets(given) -> None:
+    """A deployment's sessions get their date, account and speed from the schedule."""
+    from workbench.deploy.launcher import SCHEDULE_SETS
+    from workbench.errors import ConfigError
+
+    for name in given:
+        if name in SCHEDULE_SETS:
+            raise ConfigError(f"-p {name}: the schedule sets it for each session (replay_date: "
+                              "the session's day; broker_path: the deployment's own account; "
+                              "speed: `workbench schedule --speed`); not a deployment's "
+                              "parameter")
+
+
 @click.command()
 @click.argument("notebook", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--to", "target", type=click.Choice(["paper", "live"]), required=True,
@@ -84,6 +97,7 @@ def promote(notebook: Path, target: str, params, broker, cash: float, confirmed:
     from workbench.execution.run import check_mode
 
     given = check_parameters(notebook, parse_params(params))
+    _schedule_sets(given)
     check_mode(read_notebook(notebook), notebook.name, target, given)  # no unused setting
     settings = load_settings().gates
     report = evaluate(notebook, target, parameters=given, confirmed=confirmed,
