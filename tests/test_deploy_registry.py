@@ -12,12 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.gate_reports import passed_report
 from workbench.clock import SimClock
 from workbench.deploy import registry as reg
 from workbench.deploy.registry import Capital, Registry, get, list_deployments, register, retire
 from workbench.errors import ConfigError
 from workbench.execution.hashing import notebook_hash
-from tests.gate_reports import passed_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SMA = ROOT / "notebooks" / "strategies" / "sma_cross.ipynb"

@@ -158,8 +158,12 @@ def test_evidence_with_other_parameters_is_a_near_miss_that_blocks_and_says_so(n
     assert {r.gate for r in costly.failed} == {"backtest", "oos_sharpe", "oos_drawdown",
                                                "parity", "lookahead"}
     assert "fees_bps=1.0 (promoted 3.0)" in _gates(costly)["oos_sharpe"].detail
+    # a walk-forward chose fast per fold from its grid: a value outside the grid is a miss
+    outside = evaluate(notebook, "paper", parameters={"fast": 7}, settings=SETTINGS, root=runs)
+    assert "fast swept over [5, 10] (promoted 7, not among them)" in \
+        _gates(outside)["oos_sharpe"].detail
     # a newer run with other values does not hide an older one with the promoted values
-    _run(runs, "backtest", "backtest", h, params={"fast": 7, "slow": 30})
+    _run(runs, "backtest", "backtest", h, params={"fast": 10, "slow": 30})
     assert _gates(evaluate(notebook, "paper", parameters={"fast": 5}, settings=SETTINGS,
                            root=runs))["backtest"].passed
 

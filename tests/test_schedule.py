@@ -13,12 +13,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.gate_reports import passed_report
 from workbench.clock import SimClock
 from workbench.deploy.registry import Registry, register, retire
 from workbench.deploy.schedule import closed_days, due, plan, window
 from workbench.deploy.scheduler import OutboxLauncher, run_forever, run_once, session_records
 from workbench.errors import ConfigError
-from tests.gate_reports import passed_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SMA = ROOT / "notebooks" / "strategies" / "sma_cross.ipynb"

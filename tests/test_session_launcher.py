@@ -36,8 +36,13 @@ def deploy(notebook=SMA, parameters=None, at="2025-12-29 12:00"):
 
 
 def wb(env, *args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "workbench"), *args], env=env, capture_output=True,
-                          text=True, timeout=600, **kw)
+    return subprocess.run([str(BIN / "workbench"), *args], check=False, env=env,
+                          capture_output=True, text=True, timeout=600, **kw)
+
+
+def cli(workbench_cmd, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([*workbench_cmd, *args], check=False, capture_output=True, text=True,
+                          timeout=120)
 
 
 def _events(run_dir: Path) -> list:
@@ -109,7 +114,7 @@ def test_the_schedule_starts_one_detached_supervised_session_that_outlives_it(
     assert manifest["params"]["replay_date"] == DAY2
     events = _events(run_dir)
     types = [e.type for e in events]
-    assert types[0] == "session_start" and types[-1] == "session_end" and "heartbeat" in types
+    assert "session_start" in types and types[-1] == "session_end" and "heartbeat" in types
     reconcile = json.dumps([e.payload for e in events if e.type == "reconcile"])
     assert first["run_id"] in reconcile  # the account carried over from the first session
     assert (run_dir / "notebook.ipynb").is_file()
@@ -120,6 +125,27 @@ def test_the_schedule_starts_one_detached_supervised_session_that_outlives_it(
     log = Path(started["log"]).read_text()
     assert f"supervising {dep.id} session {DAY2}" in log
     assert "succeeded after 1 attempt(s)" in log
+
+
+@pytest.mark.slow
+def test_the_window_stop_ends_the_session_gracefully(jupyter_env, workbench_home, store):
+    """--stop-after (what the launcher gives: the time left in the window) stops the session
+    through its control channel: it ends its run itself, interrupted, exit code 130."""
+    from workbench.data.sources import synth_into_store
+    from workbench.runs.records import load_manifest
+
+    synth_into_store(store, 2, 2, "1Min", 11, DAY2)
+    env = {**jupyter_env, "WORKBENCH_HOME": str(workbench_home)}
+    dep = deploy()
+    proc = wb(env, "supervise", dep.id, "--date", DAY2, "--speed", "max", "--stop-after", "0",
+              "--json")
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    ended = json.loads(proc.stdout)
+    assert (ended["outcome"], ended["attempts"], ended["stopped"]) == ("interrupted", 1, True)
+    manifest = load_manifest(ended["run_dir"])
+    assert manifest["outcome"] == "interrupted"
+    types = [e.type for e in _events(Path(ended["run_dir"]))]
+    assert types[-1] == "session_end" and types.count("bar") < 5 and "alert" not in types
 
 
 def test_an_edited_notebook_is_refused_and_goes_back_through_the_gates(tmp_path, store):
@@ -159,9 +185,8 @@ def test_the_schedule_sets_the_session_settings_a_deployment_may_not_hold(workbe
     launcher = SessionLauncher(Registry(), clock=SimClock(f"{DAY2} 14:26"))
     error = run_once(Registry(), SimClock(f"{DAY2} 14:26"), launcher).failed[0][1]
     assert f"{held.id} holds replay_date: the schedule sets these" in error
-    proc = subprocess.run([*workbench_cmd, "promote", str(SMA), "--to", "paper", "-p",
-                           "broker_path", "x.sqlite"], capture_output=True, text=True,
-                          timeout=120)
+    proc = cli(workbench_cmd, "promote", str(SMA), "--to", "paper", "-p", "broker_path",
+               "x.sqlite")
     assert proc.returncode == 2 and "-p broker_path: the schedule sets it" in proc.stderr
 
 
@@ -173,18 +198,15 @@ def test_the_schedule_sets_the_session_settings_a_deployment_may_not_hold(workbe
 ])
 def test_supervise_usage_errors_are_one_line(workbench_cmd, args, message):
     dep = deploy()
-    proc = subprocess.run([*workbench_cmd, "supervise", dep.id, *args], capture_output=True,
-                          text=True, timeout=120)
+    proc = cli(workbench_cmd, "supervise", dep.id, *args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_supervise_an_unknown_deployment_and_schedule_options(workbench_cmd):
-    proc = subprocess.run([*workbench_cmd, "supervise", "nope"], capture_output=True,
-                          text=True, timeout=120)
+    proc = cli(workbench_cmd, "supervise", "nope")
     assert proc.returncode == 2 and "no deployment 'nope'" in proc.stderr
-    proc = subprocess.run([*workbench_cmd, "schedule", "--once", "--outbox", "o.jsonl",
-                           "--speed", "max"], capture_output=True, text=True, timeout=120)
+    proc = cli(workbench_cmd, "schedule", "--once", "--outbox", "o.jsonl", "--speed", "max")
     assert proc.returncode == 2 and "with --outbox nothing is started" in proc.stderr
     assert speed_value(None) == 1 and speed_value("MAX") == "max" and speed_value("2.5") == 2.5
     with pytest.raises(ConfigError):

@@ -11,6 +11,7 @@ session of a deployment under the supervisor in the foreground. "Now" comes from
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -254,7 +255,7 @@ def supervise(deployment, date, speed, stop_after, run_dir, as_json) -> None:
         echo(result.summary())
     code = exit_code(result.outcome) if result.status == "finished" else 1
     if code:
-        raise click.exceptions.Exit(code)
+        sys.exit(code)  # (a click Exit would be swallowed by the group's non-standalone main)
 
 
 def _dry_run(registry, now, start, end, lead, tail, as_json) -> None:

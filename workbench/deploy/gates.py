@@ -10,8 +10,9 @@ The evidence is the run records under ``runs/`` of THIS notebook's code (its
 strategy parameters (``params``) and the backtest options, costs included (``options``):
 each of those names that the promoted values give must hold the same value. Mode settings
 (``replay_date``, ``grid``, ``train``...) and data (``timeframe``, ``symbols``) are not
-compared; a walk-forward chooses the parameters its ``grid`` sweeps per fold, and its gates
-say which ones it swept. A run without a ``settings.json`` is no evidence. Editing any code
+compared, except that a walk-forward chooses the parameters its ``grid`` sweeps per fold:
+the promoted value of a swept name must be among the grid's values, and its gates say
+which names it swept. A run without a ``settings.json`` is no evidence. Editing any code
 cell makes a new hash with no runs, so an edited notebook goes through the gates again.
 Only runs that ended well count as evidence of passing; the newest run of each kind with
 the promoted parameters is the one judged, and when there is none the gate names the
@@ -163,9 +164,23 @@ def _differences(manifest: Mapping[str, Any], promoted: Mapping[str, Any]) -> li
     recorded = _recorded(manifest)
     if recorded is None:
         return ["no results/settings.json recorded"]
-    return [f"{name}={_text(value)} (promoted {_text(promoted[name])})"
-            for name, value in sorted(recorded.items())
-            if name in promoted and not _same(value, promoted[name])]
+    out = [f"{name}={_text(value)} (promoted {_text(promoted[name])})"
+           for name, value in sorted(recorded.items())
+           if name in promoted and not _same(value, promoted[name])]
+    for name, values in sorted(_swept(manifest).items()):  # a walk-forward's grid
+        if name in promoted and not any(_same(v, promoted[name]) for v in values):
+            out.append(f"{name} swept over {_text(values)} (promoted {_text(promoted[name])}, "
+                       "not among them)")
+    return out
+
+
+def _swept(manifest: Mapping[str, Any]) -> dict[str, list]:
+    """The names a walk-forward chose per fold from its grid, with the grid's values."""
+    if manifest.get("kind") != "walk_forward":
+        return {}
+    grid = _figure(manifest, "settings", "settings", "grid")
+    return {k: list(v) if isinstance(v, list) else [v]
+            for k, v in grid.items()} if isinstance(grid, Mapping) else {}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -181,11 +196,10 @@ def _with_values(manifest: Mapping[str, Any], promoted: Mapping[str, Any]) -> st
     """``run_id with fast=10, slow=30, ...``: the promoted values the run was compared on."""
     recorded = _recorded(manifest) or {}
     names = [n for n in sorted(recorded) if n in promoted]
-    swept = (_figure(manifest, "settings", "settings", "grid") or {}) \
-        if manifest.get("kind") == "walk_forward" else {}
+    swept = _swept(manifest)
     text = f"{manifest['run_id']} with " + (", ".join(
         f"{n}={_text(recorded[n])}" for n in names) or "no promoted value recorded")
-    if isinstance(swept, Mapping) and swept:
+    if swept:
         text += f"; {', '.join(sorted(swept))} chosen per fold from its grid"
     return text
 
