@@ -101,11 +101,13 @@ import the day first (a live feed is a later issue). --speed: real time (1) unle
 \b
 From cron, one pass a minute (passes take a lock, so they never overlap):
   * * * * *  cd /path/to/project && .venv/bin/workbench schedule --once >> schedule.log 2>&1
-or one session a day yourself, in the foreground (exit code from its outcome):
+or one deployment's session a day in the foreground (exit code from its outcome; on a
+machine set to New York time; a holiday is refused in one line):
   25 9 * * 1-5  cd /path/to/project && .venv/bin/workbench supervise DEPLOYMENT
-(cron runs in the machine's time zone: 09:25 New York; holidays are refused, one line)
 \b
-From systemd, a long-running service (SIGTERM stops it cleanly; sessions it started go on):
+From systemd, a long-running service (SIGTERM stops it cleanly; KillMode=process keeps
+the sessions it started running when the service stops: systemd would otherwise end
+every process of the service's cgroup, detached or not):
   [Service]
   WorkingDirectory=/path/to/project
   ExecStart=/path/to/project/.venv/bin/workbench schedule
