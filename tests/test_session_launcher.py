@@ -80,6 +80,9 @@ def test_the_schedule_starts_one_detached_supervised_session_that_outlives_it(
                       "speed": "max"}
     start = next(e for e in _events(Path(first["run_dir"])) if e.type == "session_start")
     assert float(start.payload["start_equity"]) == 50_000  # the deployment's capital
+    assert first["account"] == (f"account {account} opened with the deployment's capital "
+                                "50,000.00; orders are sized by the notebook's backtest options "
+                                "(cash per account, size), not by the capital")
 
     # one pass inside the window of DAY2: exactly one detached supervised session
     sched = subprocess.Popen([str(BIN / "workbench"), "schedule", "--once", "--now",
@@ -100,6 +103,8 @@ def test_the_schedule_starts_one_detached_supervised_session_that_outlives_it(
     record = session_records(Registry(), dep.id)[f"{dep.id}/{DAY2}"]
     assert (record["state"], record["run_id"], record["pid"]) == ("started", run_dir.name, pid)
     assert 23_000 < record["stop_after_s"] < 24_000  # 14:26 .. 21:05 UTC
+    assert record["account"].startswith(f"account {account} carried over") and \
+        "sized by the notebook's backtest options" in record["account"]
 
     again = wb(env, "schedule", "--once", "--now", f"{DAY2} 14:27")
     assert again.returncode == 0 and "started" not in again.stdout

@@ -237,7 +237,10 @@ def supervise(deployment, date, speed, stop_after, run_dir, as_json) -> None:
         else:
             note = f"; {day} is not today: no window stop (SIGTERM stops it)"
 
-    def on_start(sup) -> None:
+    said = {"account": None}
+
+    def on_start(sup, account: str) -> None:
+        said["account"] = account or None
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda n, _f: sup.stop(f"{signal.Signals(n).name} to "
                                                      "workbench supervise"))
@@ -245,6 +248,8 @@ def supervise(deployment, date, speed, stop_after, run_dir, as_json) -> None:
             params = load_manifest(sup.run_dir).get("params") or {}
             echo(f"supervising {dep.id} session {params.get('replay_date')} (run "
                  f"{sup.run_dir.name}, speed {params.get('speed')}{note})")
+            if account:
+                echo(f"NOTE: {account}")
 
     result = run_supervised(registry, dep.id, run_dir=run_dir, date=day, speed=value,
                             stop_after=stop_after, on_start=on_start)
@@ -252,7 +257,8 @@ def supervise(deployment, date, speed, stop_after, run_dir, as_json) -> None:
         echo_json({"deployment": dep.id, "run_id": result.run_dir.name,
                    "run_dir": str(result.run_dir), "status": result.status,
                    "outcome": result.outcome, "error": result.error,
-                   "attempts": len(result.attempts), "stopped": result.stopped})
+                   "attempts": len(result.attempts), "stopped": result.stopped,
+                   "account": said["account"]})
     else:
         echo(result.summary())
     code = exit_code(result.outcome) if result.status == "finished" else 1

@@ -145,24 +145,30 @@ def _check_bars(notebook: Path, dep: Deployment, date: str) -> None:
                         "is issue 8): fetch or import the day first; not started") from None
 
 
-def _open_account(registry: Registry, dep: Deployment) -> None:
-    """The deployment's account, opened once with its capital (later sessions find it)."""
+def _open_account(registry: Registry, dep: Deployment) -> str:
+    """The deployment's account, opened once with its capital (later sessions find it);
+    says which, and that sizing is the notebook's."""
     from workbench.brokers.sim import SimBroker
     from workbench.session.start import lock_broker
 
     path = broker_path(registry, dep)
+    sizing = ("orders are sized by the notebook's backtest options (cash per account, size), "
+              "not by the capital")
     if path.exists():
-        return
+        return f"account {path} carried over from the deployment's earlier sessions; {sizing}"
     lock = lock_broker(path)
     try:
         SimBroker(path, cash=dep.capital.cash).close()
     finally:
         os.close(lock)
+    return f"account {path} opened with the deployment's capital {dep.capital.cash:,.2f}; {sizing}"
 
 
 def prepare_session(registry: Registry, deployment_id: str, date: str | None = None, *,
-                    speed: Any = REAL_TIME, clock: Clock | None = None) -> RunRecord:
-    """Every check (see the module doc), the account opened, the run prepared ("running")."""
+                    speed: Any = REAL_TIME,
+                    clock: Clock | None = None) -> tuple[RunRecord, str]:
+    """Every check (see the module doc), the account opened, the run prepared ("running");
+    with a line about the account."""
     dep = registry.get(deployment_id)
     notebook = _check_deployment(dep)
     clock = clock or LiveClock()
@@ -170,10 +176,10 @@ def prepare_session(registry: Registry, deployment_id: str, date: str | None = N
     session_of(dep, day)
     params = session_parameters(registry, dep, day, speed)
     _check_bars(notebook, dep, day)
-    _open_account(registry, dep)
+    account = _open_account(registry, dep)
     from workbench.execution.run import prepare_run
 
-    return prepare_run(notebook, kind="session", mode=dep.mode, params=params)
+    return prepare_run(notebook, kind="session", mode=dep.mode, params=params), account
 
 
 def session_date(date: str | None, clock: Clock) -> str:
@@ -208,15 +214,17 @@ def check_run(registry: Registry, deployment_id: str, run_dir: str | Path) -> Pa
 def supervise(registry: Registry, deployment_id: str, *, run_dir: str | Path | None = None,
               date: str | None = None, speed: Any = REAL_TIME, stop_after: float | None = None,
               options: SupervisorOptions | None = None,
-              on_start: Callable[[Supervisor], Any] | None = None) -> SupervisedRun:
+              on_start: Callable[[Supervisor, str], Any] | None = None) -> SupervisedRun:
     """One session of the deployment under the supervisor, in this process (blocks): the
     run ``run_dir`` (prepared by the launcher) or a new one for ``date``; stopped
-    gracefully after ``stop_after`` seconds. ``on_start(supervisor)`` before it runs (to
-    wire signals)."""
+    gracefully after ``stop_after`` seconds. ``on_start(supervisor, account line)`` before
+    it runs (to wire signals, to say what runs)."""
+    account = ""
     if run_dir is not None:
         run = check_run(registry, deployment_id, run_dir)
     else:
-        run = prepare_session(registry, deployment_id, date, speed=speed).path
+        record, account = prepare_session(registry, deployment_id, date, speed=speed)
+        run = record.path
     sup = Supervisor(run, child_command,
                      lock_path=registry.root / deployment_id / "supervisor.lock",
                      options=options)
@@ -228,7 +236,7 @@ def supervise(registry: Registry, deployment_id: str, *, run_dir: str | Path | N
         timer.start()
     try:
         if on_start is not None:
-            on_start(sup)
+            on_start(sup, account)
         return sup.run()
     finally:
         if timer is not None:
@@ -255,8 +263,8 @@ class SessionLauncher:
         self.clock = clock or LiveClock()
 
     def launch(self, deployment: Deployment, session: ScheduledSession) -> dict[str, Any]:
-        record = prepare_session(self.registry, deployment.id, session.date, speed=self.speed,
-                                 clock=self.clock)
+        record, account = prepare_session(self.registry, deployment.id, session.date,
+                                          speed=self.speed, clock=self.clock)
         left = (session.stop - pd.Timestamp(self.clock.now())).total_seconds()
         log = self.registry.root / deployment.id / "sessions" / f"{session.date}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -273,7 +281,7 @@ class SessionLauncher:
             raise WorkbenchError(f"cannot start the supervisor: {e}") from None
         _forget(proc)
         return {"run_id": record.run_id, "run_dir": str(record.path), "pid": proc.pid,
-                "log": str(log), "stop_after_s": round(max(left, 0.0))}
+                "log": str(log), "stop_after_s": round(max(left, 0.0)), "account": account}
 
 
 def _forget(proc: subprocess.Popen) -> None:

@@ -124,6 +124,8 @@ class PassReport:
             if "run_id" in run:
                 extra += f"; run {run['run_id']}, supervisor pid {run.get('pid')}"
             out.append(f"  started  {s.describe()}{extra}")
+            if run.get("account"):
+                out.append(f"           NOTE: {run['account']}")
         out += [f"  FAILED   {s.describe()}: {e}" for s, e in self.failed]
         out += _missed_lines(self.missed)
         out += [f"  running  {s.describe()}" for s in self.running]
