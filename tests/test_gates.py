@@ -168,6 +168,13 @@ def test_evidence_with_other_parameters_is_a_near_miss_that_blocks_and_says_so(n
                            root=runs))["backtest"].passed
 
 
+def test_values_compare_as_values():
+    from workbench.deploy.gates import _same
+
+    assert _same(10, 10.0) and _same({"a": [1, 2.0]}, {"a": [1.0, 2]})
+    assert not _same(True, 1) and not _same(None, 0) and not _same("5", 5)
+
+
 def test_a_run_without_its_settings_is_no_evidence(notebook, tmp_path):
     runs, h = tmp_path / "runs", notebook_hash(notebook)
     _evidence(runs, h)

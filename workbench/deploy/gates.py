@@ -184,8 +184,20 @@ def _swept(manifest: Mapping[str, Any]) -> dict[str, list]:
 
 
 def _same(a: Any, b: Any) -> bool:
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True,
-                                                                    default=str) or a == b
+    """Equal as values: 10 and 10.0 are, True and 1 are not."""
+    return _canon(a) == _canon(b)
+
+
+def _canon(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return (type(value).__name__, value)
+    if isinstance(value, (int, float)):
+        return ("number", float(value))
+    if isinstance(value, Mapping):
+        return ("map", sorted((str(k), _canon(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return ("list", [_canon(v) for v in value])
+    return ("other", str(value))
 
 
 def _text(value: Any) -> str:
