@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.gate_reports import passed_report
 from workbench.clock import SimClock
 from workbench.deploy import registry as reg
 from workbench.deploy.registry import Capital, Registry, get, list_deployments, register, retire
@@ -20,14 +21,19 @@ from workbench.execution.hashing import notebook_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 SMA = ROOT / "notebooks" / "strategies" / "sma_cross.ipynb"
-GATES = [{"gate": "parity", "value": 0, "limit": 0, "passed": True},
-         {"gate": "oos_sharpe", "value": 1.2, "limit": 0.5, "passed": True}]
+GATES = [{"gate": "backtest", "value": "run-1", "limit": "a backtest ended well",
+          "passed": True, "detail": ""},
+         {"gate": "parity", "value": 0, "limit": "<= 0 mismatches", "passed": True,
+          "detail": ""}]
 
 
 def paper(notebook=SMA, **kw):
-    args = {"mode": "paper", "capital": {"cash": 100_000}, "gates": GATES,
+    """Register ``notebook`` with a passed report of its code for the mode and parameters."""
+    args = {"mode": "paper", "capital": {"cash": 100_000},
             "parameters": {"fast": 10, "slow": 30},
             "clock": SimClock("2026-11-20 12:00"), **kw}
+    if "gates" not in args:
+        args["gates"] = passed_report(notebook, args["mode"], args["parameters"])
     return register(notebook, **args)
 
 
@@ -47,18 +53,26 @@ def test_register_writes_one_json_file_that_reads_back(workbench_home):
     assert sorted(p.name for p in path.parent.iterdir()) == [".registry.lock", path.name]
 
 
-def test_gate_report_objects_are_accepted_as_plain_rows():
-    from dataclasses import dataclass
+@pytest.mark.parametrize("gates", [
+    GATES,                                                      # rows
+    {"gate": "parity", "value": 0, "limit": 0, "passed": True},  # a mapping
+    [type("Row", (), {"gate": "parity", "value": 0, "limit": 0, "passed": True})()],
+    None,
+])
+def test_only_the_gates_report_registers(gates):
+    with pytest.raises(ConfigError, match="gates must be the promotion gates' GateReport") as e:
+        paper(gates=gates)
+    assert "\n" not in str(e.value) and list_deployments() == []
 
-    @dataclass(frozen=True)
-    class GateResult:  # the gates module's own type, whatever it is
-        gate: str
-        value: float
-        limit: float
-        passed: bool
 
-    dep = paper(gates=[GateResult("drift", 0.01, 0.05, True)])
-    assert dep.gates == ({"gate": "drift", "value": 0.01, "limit": 0.05, "passed": True},)
+def test_the_parameters_are_the_ones_the_gates_judged():
+    report = passed_report(SMA, "paper", {"fast": 5})
+    dep = register(SMA, mode="paper", capital=1000, gates=report)
+    assert dep.parameters == {"fast": 5}
+    with pytest.raises(ConfigError, match=r'the gate report judged parameters \{"fast": 5\}, '
+                                          r'not \{"fast": 10\}'):
+        register(SMA, mode="paper", capital=1000, gates=report, parameters={"fast": 10})
+    assert [d.id for d in list_deployments()] == [dep.id]
 
 
 def test_the_gates_report_is_taken_as_the_gates_module_builds_it(tmp_path):
@@ -68,7 +82,8 @@ def test_the_gates_report_is_taken_as_the_gates_module_builds_it(tmp_path):
     shutil.copy(SMA, copy)
     results = (GateResult("backtest", "1 run", ">= 1 run", True),
                GateResult("parity", 0, "<= 0", True, "newest parity run"))
-    report = GateReport(str(copy), notebook_hash(copy), "paper", results)
+    report = GateReport(str(copy), notebook_hash(copy), "paper", results,
+                        {"fast": 10, "slow": 30})
     dep = paper(copy, gates=report)
     assert dep.gates[1] == {"gate": "parity", "value": 0, "limit": "<= 0", "passed": True,
                             "detail": "newest parity run"}
@@ -79,20 +94,22 @@ def test_the_gates_report_is_taken_as_the_gates_module_builds_it(tmp_path):
     with pytest.raises(ConfigError, match="changed since the gates ran"):
         paper(copy, gates=report, parameters={"fast": 1})
     failing = GateReport(str(copy), notebook_hash(copy), "paper",
-                         (GateResult("drift", 0.2, "<= 0.05", False),))
+                         (GateResult("drift", 0.2, "<= 0.05", False),), {"fast": 1})
     with pytest.raises(ConfigError, match=r"gates failed: drift \(0.2 vs limit <= 0.05\)"):
         paper(copy, gates=failing, parameters={"fast": 1})
     with pytest.raises(ConfigError, match="holds no gate"):
-        paper(copy, gates=GateReport(str(copy), notebook_hash(copy), "paper", ()),
-              parameters={"fast": 1})
+        paper(copy, gates=GateReport(str(copy), notebook_hash(copy), "paper", (),
+                                     {"fast": 1}), parameters={"fast": 1})
 
 
 def test_a_failed_gate_registers_nothing(workbench_home):
-    gates = GATES + [{"gate": "parity_mismatches", "value": 3, "limit": 0, "passed": False}]
+    from workbench.deploy.gates import GateResult
+
+    report = passed_report(SMA, "paper", {"fast": 10, "slow": 30})
+    failing = type(report)(report.notebook, report.notebook_hash, "paper", (
+        *report.results, GateResult("parity_mismatches", 3, "0", False)), report.parameters)
     with pytest.raises(ConfigError, match=r"gates failed: parity_mismatches \(3 vs limit 0\)"):
-        paper(gates=gates)
-    with pytest.raises(ConfigError, match="gate report row needs"):
-        paper(gates=[{"gate": "x", "passed": True}])
+        paper(gates=failing)
     assert list_deployments() == []
 
 
@@ -114,14 +131,14 @@ def test_the_same_active_deployment_is_refused_naming_the_one_that_exists():
 def test_an_edited_notebook_is_a_new_deployment(tmp_path):
     copy = tmp_path / "sma_cross.ipynb"
     shutil.copy(SMA, copy)
-    gated = notebook_hash(copy)
-    first = paper(copy, notebook_hash=gated)
+    gated = passed_report(copy, "paper", {"fast": 10, "slow": 30})
+    first = paper(copy, gates=gated)
     nb = json.loads(copy.read_text())
     cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
     cell["source"] = "".join(cell["source"]) + "\n# edited"
     copy.write_text(json.dumps(nb))
     with pytest.raises(ConfigError, match="changed since the gates ran"):
-        paper(copy, notebook_hash=gated)
+        paper(copy, gates=gated)
     second = paper(copy)
     assert second.notebook_hash != first.notebook_hash
     assert second.notebook == str(copy.resolve())
@@ -138,7 +155,7 @@ def test_an_edited_notebook_is_a_new_deployment(tmp_path):
     ({"broker": "ib"}, "broker must be 'sim' or 'alpaca'"),
     ({"parameters": {"fast": object()}}, "parameters must be plain JSON"),
     ({"parameters": [1, 2]}, "parameters must be a mapping"),
-    ({"gates": "all good"}, "gates must be the gate report"),
+    ({"gates": "all good"}, "gates must be the promotion gates' GateReport"),
 ])
 def test_bad_registrations_are_one_line_errors(kw, message):
     with pytest.raises(ConfigError, match=message) as e:
@@ -201,14 +218,15 @@ def test_a_corrupt_file_is_named(workbench_home):
 def test_concurrent_registrations_of_one_deployment_register_it_once(workbench_home):
     code = ("from workbench.deploy.registry import register\n"
             "from workbench.errors import ConfigError\n"
+            "from tests.gate_reports import passed_report\n"
             "import sys\n"
             "try:\n"
             f"    register({str(SMA)!r}, mode='paper', capital={{'cash': 1000}},\n"
-            "             gates=[{'gate': 'g', 'value': 1, 'limit': 1, 'passed': True}],\n"
-            "             parameters={'fast': 10})\n"
+            f"             gates=passed_report({str(SMA)!r}, 'paper', {{'fast': 10}}))\n"
             "except ConfigError as e:\n"
             "    print(e); sys.exit(2)\n")
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              cwd=ROOT)
              for _ in range(4)]
     codes = sorted(p.wait(timeout=120) for p in procs)
     outs = [p.stdout.read() for p in procs]

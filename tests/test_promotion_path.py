@@ -51,6 +51,14 @@ def test_sma_cross_from_backtest_through_the_gates_to_a_supervised_paper_session
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert json.loads(proc.stdout)["outcome"] == "succeeded"
 
+    # the runs were of the notebook's defaults (fast=10): no evidence for promoting fast=5
+    near = _wb(env, "promote", str(SMA), "--to", "paper", "-p", "fast", "5")
+    assert near.returncode == 1, near.stdout + near.stderr
+    assert "-p fast=5 over the notebook's defaults" in near.stdout
+    assert "FAIL  backtest" in near.stdout and "fast=10 (promoted 5)" in near.stdout
+    assert "blocked by 3 gate(s): backtest, parity, lookahead" in near.stderr
+    assert "fast, slow chosen per fold from its grid" in near.stdout  # fast=5 is in the grid
+
     promoted = _wb(env, "promote", str(SMA), "--to", "paper", "--json")
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     report = json.loads(promoted.stdout)

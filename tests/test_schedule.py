@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.gate_reports import passed_report
 from workbench.clock import SimClock
 from workbench.deploy.registry import Registry, register, retire
 from workbench.deploy.schedule import closed_days, due, plan, window
@@ -22,7 +23,6 @@ from workbench.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[1]
 SMA = ROOT / "notebooks" / "strategies" / "sma_cross.ipynb"
 RSI = ROOT / "notebooks" / "strategies" / "rsi_reversion.ipynb"
-GATES = [{"gate": "parity", "value": 0, "limit": 0, "passed": True}]
 
 # 2026-10-29 .. 2026-11-30: DST ends Sunday 2026-11-01, Thanksgiving 2026-11-26 (closed),
 # 2026-11-27 closes at 13:00 New York. (date, start NY, stop NY, start UTC, stop UTC)
@@ -37,8 +37,9 @@ FALL = [("2026-10-29", "09:25", "16:05", "13:25", "20:05"),
 
 
 def deploy(notebook=SMA, at="2026-10-01 12:00", **kw):
-    return register(notebook, mode="paper", capital={"cash": 100_000}, gates=GATES,
-                    parameters=kw.pop("parameters", {}), clock=SimClock(at), **kw)
+    report = passed_report(notebook, "paper", kw.pop("parameters", {}))
+    return register(notebook, mode="paper", capital={"cash": 100_000}, gates=report,
+                    clock=SimClock(at), **kw)
 
 
 def rows(sessions):
@@ -228,15 +229,16 @@ def test_once_starts_a_due_session_once_and_reports_a_missed_one(workbench_cmd,
     dep = deploy(at="2026-11-24 12:00")
     outbox = workbench_home / "deployments" / "outbox.jsonl"
     first = json.loads(cli(workbench_cmd, "schedule", "--once", "--now", "2026-11-25 14:26",
-                           "--json").stdout)
+                           "--outbox", str(outbox), "--json").stdout)
     assert [(s["deployment"], s["date"], s["start_ny"]) for s in first["started"]] == \
         [(dep.id, "2026-11-25", "09:25")]
     assert [s["date"] for s in first["missed"]] == ["2026-11-24"]
-    second = cli(workbench_cmd, "schedule", "--once", "--now", "2026-11-25 14:27").stdout
+    second = cli(workbench_cmd, "schedule", "--once", "--now", "2026-11-25 14:27",
+                 "--outbox", str(outbox)).stdout
     assert "started" not in second and f"running  {dep.id}  2026-11-25" in second
     assert len(outbox.read_text().splitlines()) == 1
     third = json.loads(cli(workbench_cmd, "schedule", "--once", "--now", "2026-11-27 19:00",
-                           "--json").stdout)
+                           "--outbox", str(outbox), "--json").stdout)
     assert third["started"] == [] and [s["date"] for s in third["missed"]] == ["2026-11-27"]
     assert len(outbox.read_text().splitlines()) == 1
 
@@ -247,7 +249,8 @@ def test_deployments_and_retire_commands(workbench_cmd):
     assert dep.id in table and dep.short_hash in table and "notebooks/strategies/sma_cross" \
         in table and "active" in table
     rows_ = json.loads(cli(workbench_cmd, "deployments", "--json").stdout)
-    assert rows_[0]["id"] == dep.id and rows_[0]["gates"] == GATES
+    assert rows_[0]["id"] == dep.id and rows_[0]["gates"] == [
+        r.to_dict() for r in passed_report(SMA).results]
     bad = cli(workbench_cmd, "retire", dep.id + "x", check=False)
     assert bad.returncode == 2 and f"closest: {dep.id}" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
@@ -271,7 +274,8 @@ def test_schedule_usage_errors(workbench_cmd, args, message):
 def test_the_help_explains_cron_systemd_and_orchestrators(workbench_cmd):
     text = cli(workbench_cmd, "schedule", "--help").stdout
     for needle in ("workbench schedule --once", "ExecStart=", "orchestrator", "--dry-run",
-                   "never started late", "early-close", "13:30 UTC"):
+                   "never started late", "early-close", "13:30 UTC", "workbench supervise",
+                   "detached", "--outbox FILE"):
         assert needle in text
 
 

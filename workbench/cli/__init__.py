@@ -95,7 +95,8 @@ def _register() -> None:
     cli.add_command(run.run)
     for command in (session.session, session.status, session.halt, session.resume):
         cli.add_command(command)
-    for command in (promote.promote, deploy.deployments, deploy.retire, deploy.schedule):
+    for command in (promote.promote, deploy.deployments, deploy.retire, deploy.schedule,
+                    deploy.supervise):
         cli.add_command(command)
 
 

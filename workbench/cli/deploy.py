@@ -1,15 +1,17 @@
-"""``workbench deployments``, ``retire`` and ``schedule``: promoted notebooks and their sessions
-on the exchange calendar.
+"""``workbench deployments``, ``retire``, ``schedule`` and ``supervise``: promoted notebooks and
+their sessions on the exchange calendar.
 
 ``deployments`` and ``retire`` read and update the registry (:mod:`workbench.deploy.registry`);
 ``schedule`` plans and starts sessions (:mod:`workbench.deploy.schedule`,
-:mod:`workbench.deploy.scheduler`). "Now" comes from the clock; ``--now`` sets it for tests
-and rehearsals.
+:mod:`workbench.deploy.scheduler`, :mod:`workbench.deploy.launcher`); ``supervise`` runs one
+session of a deployment under the supervisor in the foreground. "Now" comes from the clock;
+``--now`` sets it for tests and rehearsals.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import pandas as pd
 from workbench.cli.output import echo, echo_json, echo_table
 from workbench.errors import ConfigError
 
-__all__ = ["deployments", "retire", "schedule"]
+__all__ = ["deployments", "retire", "schedule", "supervise"]
 
 _DRY_RUN_DAYS = 7
 
@@ -87,22 +89,37 @@ replayed into the live market. A window still open is started late, and said so.
   workbench schedule                                     pass after pass until stopped
 
 \b
+Each session started is the deployment's notebook run by papermill (kind session, its
+parameters, replay_date = the day, its own simulated account in deployments/<id>/) under a
+supervisor started as a detached process (`workbench supervise DEPLOYMENT --run RUN`, its
+output in deployments/<id>/sessions/<date>.log): the schedule exiting does not end it; it
+is stopped gracefully at the window's stop. The run id and pid are in the session's record.
+A notebook edited since it was promoted is refused (it goes back through the gates). A
+paper session replays the day's bars from the store on the simulated broker: fetch or
+import the day first (a live feed is a later issue). --speed: real time (1) unless given.
+
+\b
 From cron, one pass a minute (passes take a lock, so they never overlap):
   * * * * *  cd /path/to/project && .venv/bin/workbench schedule --once >> schedule.log 2>&1
+or one deployment's session a day in the foreground (exit code from its outcome; on a
+machine set to New York time; a holiday is refused in one line):
+  25 9 * * 1-5  cd /path/to/project && .venv/bin/workbench supervise DEPLOYMENT
 \b
-From systemd, a long-running service (SIGTERM stops it cleanly):
+From systemd, a long-running service (SIGTERM stops it cleanly; KillMode=process keeps
+the sessions it started running when the service stops: systemd would otherwise end
+every process of the service's cgroup, detached or not):
   [Service]
   WorkingDirectory=/path/to/project
   ExecStart=/path/to/project/.venv/bin/workbench schedule
+  KillMode=process
   Restart=on-failure
 \b
 From an existing orchestrator (Airflow, Dagster, Prefect...): run
 `workbench schedule --once --json` as a task every minute and read what it started,
-or take the plan from `workbench schedule --dry-run --json --from D --to D` and start
-each session yourself (`workbench session DEPLOYMENT`) in its window.
-
-Sessions are handed to the launcher; --outbox FILE hands each one over as a JSON line
-in FILE (default deployments/outbox.jsonl) for another process to run.
+or take the plan from `workbench schedule --dry-run --json --from D --to D` and run
+`workbench supervise DEPLOYMENT --date D` as a task in each session's window, or
+`workbench schedule --outbox FILE` to have each session handed over as a JSON line in
+FILE (nothing started here) for the orchestrator to run.
 """
 
 
@@ -116,13 +133,15 @@ in FILE (default deployments/outbox.jsonl) for another process to run.
 @click.option("--lead", default="5min", show_default=True, help="Start this long before the open.")
 @click.option("--tail", default="5min", show_default=True, help="Stop this long after the close.")
 @click.option("--outbox", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where sessions are handed over, one JSON line each "
-                   "(default deployments/outbox.jsonl).")
+              help="Start nothing: hand each session over as one JSON line in this file, "
+                   "for another process to run.")
+@click.option("--speed", default=None, metavar="S",
+              help="Sessions replay at S x real time, or 'max' (default: real time).")
 @click.option("--now", "now_text", default=None, metavar="TIME",
               help="For tests and rehearsals: the time it is (ISO; UTC unless it carries an "
                    "offset). Default: the clock.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per pass).")
-def schedule(once, dry_run, start, end, lead, tail, outbox, now_text, as_json) -> None:
+def schedule(once, dry_run, start, end, lead, tail, outbox, speed, now_text, as_json) -> None:
     from workbench.deploy.registry import Registry
     from workbench.deploy.schedule import window
 
@@ -137,9 +156,14 @@ def schedule(once, dry_run, start, end, lead, tail, outbox, now_text, as_json) -
     if dry_run:
         _dry_run(registry, clock.now(), start, end, lead, tail, as_json)
         return
+    from workbench.deploy.launcher import SessionLauncher, speed_value
     from workbench.deploy.scheduler import OutboxLauncher, run_forever, run_once
 
-    launcher = OutboxLauncher(outbox or registry.root / "outbox.jsonl")
+    if outbox is not None and speed is not None:
+        raise ConfigError("--speed is for sessions started here; with --outbox nothing is "
+                          "started (the process reading the outbox chooses)")
+    launcher = (OutboxLauncher(outbox) if outbox is not None
+                else SessionLauncher(registry, speed=speed_value(speed), clock=clock))
     if once:
         _print_pass(run_once(registry, clock, launcher, lead=lead, tail=tail), as_json)
         return
@@ -150,8 +174,9 @@ def schedule(once, dry_run, start, end, lead, tail, outbox, now_text, as_json) -
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     if not as_json:
-        echo(f"schedule: running until stopped (SIGTERM or Ctrl-C); launcher outbox "
-             f"{launcher.path}")
+        where = (f"sessions handed over in {outbox}" if outbox is not None else
+                 "sessions started as detached supervised notebook runs")
+        echo(f"schedule: running until stopped (SIGTERM or Ctrl-C); {where}")
 
     def on_pass(report) -> None:
         if as_json or report.started or report.failed or report.missed:
@@ -161,6 +186,84 @@ def schedule(once, dry_run, start, end, lead, tail, outbox, now_text, as_json) -
                 on_error=lambda e: echo(f"error: {e} (trying again in a minute)", err=True))
     if not as_json:
         echo("schedule: stopped")
+
+
+@click.command()
+@click.argument("deployment")
+@click.option("--date", default=None, metavar="DAY",
+              help="The New York trading day (default today): its bars must be stored.")
+@click.option("--speed", default=None, metavar="S",
+              help="Replay at S x real time, or 'max' (default: real time).")
+@click.option("--stop-after", type=float, default=None, metavar="SECONDS",
+              help="Stop gracefully after this long (default: today's window stop, close + "
+                   "5 min; none for another day).")
+@click.option("--run", "run_dir", default=None, metavar="RUN_DIR",
+              help="A run the scheduler prepared for this deployment (what it starts).")
+@click.option("--json", "as_json", is_flag=True, help="Print how the run ended as JSON.")
+def supervise(deployment, date, speed, stop_after, run_dir, as_json) -> None:
+    """One session of DEPLOYMENT under the supervisor, in the foreground.
+
+    The deployment's notebook (refused if edited since it was promoted) is run by papermill
+    as a paper session of DAY on its own simulated account, with its parameters; a dead
+    or hung kernel is restarted in the same run and reconciles first; SIGTERM or Ctrl-C
+    stops it gracefully. The exit code is the outcome's: 0 succeeded, 1 failed,
+    5 halted, 124 timeout, 130 interrupted. What `workbench schedule` starts, detached;
+    what cron, systemd or an orchestrator would run.
+    """
+    from workbench.clock import LiveClock
+    from workbench.deploy.launcher import REAL_TIME, session_date, session_of, speed_value
+    from workbench.deploy.launcher import supervise as run_supervised
+    from workbench.deploy.registry import Registry
+    from workbench.execution.run import exit_code
+    from workbench.runs.records import load_manifest
+
+    registry = Registry()
+    dep = registry.get(deployment)
+    value = speed_value(speed) if speed is not None else REAL_TIME
+    if run_dir is not None and (date is not None or speed is not None):
+        raise ConfigError("--run is a prepared run: its date and speed are set already")
+    clock = LiveClock()
+    now, today = clock.now(), session_date(None, clock)
+    day = session_date(date, clock)
+    note = ""
+    if stop_after is None and run_dir is None:
+        if day == today:
+            stop = session_of(dep, day).stop
+            stop_after = (stop - now).total_seconds()
+            if stop_after <= 0:
+                raise ConfigError(f"the window of {dep.id} on {day} closed at {_utc(stop)}: a "
+                                  "missed session is never started late")
+            note = f", stopped at the window's end {_utc(stop)}"
+        else:
+            note = f"; {day} is not today: no window stop (SIGTERM stops it)"
+
+    said = {"account": None}
+
+    def on_start(sup, account: str) -> None:
+        said["account"] = account or None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda n, _f: sup.stop(f"{signal.Signals(n).name} to "
+                                                     "workbench supervise"))
+        if not as_json:
+            params = load_manifest(sup.run_dir).get("params") or {}
+            echo(f"supervising {dep.id} session {params.get('replay_date')} (run "
+                 f"{sup.run_dir.name}, speed {params.get('speed')}{note})")
+            if account:
+                echo(f"NOTE: {account}")
+
+    result = run_supervised(registry, dep.id, run_dir=run_dir, date=day, speed=value,
+                            stop_after=stop_after, on_start=on_start)
+    if as_json:
+        echo_json({"deployment": dep.id, "run_id": result.run_dir.name,
+                   "run_dir": str(result.run_dir), "status": result.status,
+                   "outcome": result.outcome, "error": result.error,
+                   "attempts": len(result.attempts), "stopped": result.stopped,
+                   "account": said["account"]})
+    else:
+        echo(result.summary())
+    code = exit_code(result.outcome) if result.status == "finished" else 1
+    if code:
+        sys.exit(code)  # (a click Exit would be swallowed by the group's non-standalone main)
 
 
 def _dry_run(registry, now, start, end, lead, tail, as_json) -> None:

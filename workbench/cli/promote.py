@@ -44,6 +44,19 @@ def _record(report) -> Path:
     return path
 
 
+def _schedule_sets(given) -> None:
+    """A deployment's sessions get their date, account and speed from the schedule."""
+    from workbench.deploy.launcher import SCHEDULE_SETS
+    from workbench.errors import ConfigError
+
+    for name in given:
+        if name in SCHEDULE_SETS:
+            raise ConfigError(f"-p {name}: the schedule sets it for each session (replay_date: "
+                              "the session's day; broker_path: the deployment's own account; "
+                              "speed: `workbench schedule --speed`); not a deployment's "
+                              "parameter")
+
+
 @click.command()
 @click.argument("notebook", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--to", "target", type=click.Choice(["paper", "live"]), required=True,
@@ -62,7 +75,11 @@ def promote(notebook: Path, target: str, params, broker, cash: float, confirmed:
             as_json: bool) -> None:
     """Check NOTEBOOK against the promotion gates and register a deployment if all pass.
 
-    To paper: a backtest and a walk-forward run of this very code (its hash) ended well,
+    The evidence is runs of this very code (its hash) with the parameters promoted: the
+    -p values over the notebook's defaults, compared on the strategy parameters and costs
+    each run recorded (results/settings.json); a run with other values is named, not counted.
+
+    To paper: a backtest and a walk-forward run ended well,
     the walk-forward's out-of-sample Sharpe and drawdown are within limits, the newest
     parity run found no mismatch and its look-ahead check was clean. To live, also: enough
     paper sessions of this code, each within the drift tolerance, and --yes; live starts
@@ -80,9 +97,11 @@ def promote(notebook: Path, target: str, params, broker, cash: float, confirmed:
     from workbench.execution.run import check_mode
 
     given = check_parameters(notebook, parse_params(params))
+    _schedule_sets(given)
     check_mode(read_notebook(notebook), notebook.name, target, given)  # no unused setting
     settings = load_settings().gates
-    report = evaluate(notebook, target, confirmed=confirmed, settings=settings)
+    report = evaluate(notebook, target, parameters=given, confirmed=confirmed,
+                      settings=settings)
     where = _record(report)
     deployment = None
     if report.passed:
@@ -90,13 +109,15 @@ def promote(notebook: Path, target: str, params, broker, cash: float, confirmed:
         if target == "live":
             capital["canary"] = settings.canary_fraction
         deployment = register(notebook, mode=target, capital=capital, gates=report,
-                              parameters=given, broker=broker or
+                              broker=broker or
                               ("alpaca" if target == "live" else "sim"))
     if as_json:
         echo_json({**report.to_dict(), "report": str(where),
                    "deployment": deployment.to_dict() if deployment else None})
     else:
-        echo(f"gates for {notebook} -> {target} (code {report.notebook_hash[:19]}):")
+        shown = " ".join(f"{k}={json.dumps(v)}" for k, v in given.items()) or "none"
+        echo(f"gates for {notebook} -> {target} (code {report.notebook_hash[:19]}; -p {shown} "
+             "over the notebook's defaults; evidence must have run with these values):")
         for line in report.lines():
             echo(f"  {line}")
         echo(f"report: {where}")

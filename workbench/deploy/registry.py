@@ -1,8 +1,8 @@
 """The registry of deployments: a promoted notebook, its parameters, mode, broker and capital.
 
-    dep = register("notebooks/strategies/sma_cross.ipynb", mode="paper", broker="sim",
-                   parameters={"fast": 10, "slow": 30}, capital={"cash": 100_000},
-                   gates=report)                       # the promotion gates' report, all passed
+    report = evaluate(nb, "paper", parameters={"fast": 10, "slow": 30})  # deploy.gates
+    dep = register(nb, mode="paper", broker="sim", capital={"cash": 100_000},
+                   gates=report)     # the gates' GateReport, all passed; its parameters
     dep.id                                             # 'sma_cross-paper-3f9a1c'
     list_deployments(status="active"); get(dep.id); retire(dep.id, "replaced by v2")
 
@@ -24,7 +24,7 @@ import difflib
 import json
 import os
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -33,6 +33,7 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from workbench.clock import Clock, LiveClock
+from workbench.deploy.gates import GateReport
 from workbench.errors import ConfigError
 from workbench.execution.hashing import notebook_hash as _hash_of
 from workbench.fsutil import atomic_write, exclusive_lock
@@ -47,7 +48,6 @@ __all__ = ["Capital", "Deployment", "Registry", "get", "list_deployments", "regi
 Mode = Literal["paper", "live"]
 BrokerName = Literal["sim", "alpaca"]
 Status = Literal["active", "retired"]
-GATE_KEYS = ("gate", "value", "limit", "passed")
 _LOCK = ".registry.lock"
 
 
@@ -109,27 +109,28 @@ class Registry:
         return self.root / f"{deployment_id}.json"
 
     def register(self, notebook: str | Path, *, mode: str, capital: Capital | Mapping | float,
-                 gates: Iterable[Any], parameters: Mapping[str, Any] | None = None,
-                 broker: str = "sim", notebook_hash: str | None = None,
-                 clock: Clock | None = None) -> Deployment:
+                 gates: GateReport, parameters: Mapping[str, Any] | None = None,
+                 broker: str = "sim", clock: Clock | None = None) -> Deployment:
         """Register ``notebook`` as a new active deployment and return it.
 
-        ``gates`` is the promotion gates' report: a :class:`~workbench.deploy.gates.GateReport`
-        (its ``results``, ``notebook_hash`` and ``target``) or rows ``{gate, value, limit,
-        passed}`` (mappings or objects with those attributes); it must hold at least one
-        gate, and every gate must have passed. ``notebook_hash`` (or the report's) is the
-        hash the gates measured: a notebook edited since is refused, and a report for
-        another target than ``mode`` too. ``clock`` stamps ``created_at`` (default: wall
-        time).
+        ``gates`` is the promotion gates' :class:`~workbench.deploy.gates.GateReport` (no
+        other form): it must hold at least one gate, every gate passed, for ``mode`` as its
+        target, measured on this notebook's code (a notebook edited since is refused) and
+        on these ``parameters`` (default: the report's; others are refused: the gates
+        judged the report's). ``clock`` stamps ``created_at`` (default: wall time).
         """
         path = Path(notebook)
         current = _hash_of(path)
-        notebook_hash = _report_hash(gates, notebook_hash, mode)
-        if notebook_hash is not None and notebook_hash != current:
-            raise ConfigError(f"{path} changed since the gates ran ({_short(notebook_hash)} -> "
-                              f"{_short(current)}): promote it again")
+        report = _report(gates, mode)
+        if report.notebook_hash != current:
+            raise ConfigError(f"{path} changed since the gates ran ({_short(report.notebook_hash)}"
+                              f" -> {_short(current)}): promote it again")
+        params = _parameters(report.parameters if parameters is None else parameters)
+        if params != _parameters(report.parameters):
+            raise ConfigError(f"the gate report judged parameters {_show(report.parameters)}, "
+                              f"not {_show(params)}: promote with these parameters")
         fields = {"notebook": _notebook_text(path), "notebook_hash": current, "mode": mode,
-                  "broker": broker, "parameters": _parameters(parameters),
+                  "broker": broker, "parameters": params,
                   "capital": _capital(capital), "gates": _gates(gates)}
         _check_mode(fields)
         created = to_utc((clock or LiveClock()).now()).to_pydatetime()
@@ -273,17 +274,23 @@ def _capital(capital: Capital | Mapping | float) -> Capital:
     return Capital(cash=capital)
 
 
-def _gates(gates: Iterable[Any]) -> tuple[dict[str, Any], ...]:
+def _report(gates: Any, mode: str) -> GateReport:
+    """The gates' report, for promotion to ``mode``; any other form is refused."""
+    if not isinstance(gates, GateReport):
+        raise ConfigError(f"gates must be the promotion gates' GateReport "
+                          f"(workbench.deploy.gates.evaluate), not {type(gates).__name__}")
+    if gates.target != mode:
+        raise ConfigError(f"the gate report is for promotion to {gates.target}, not {mode}")
+    return gates
+
+
+def _show(parameters: Mapping[str, Any]) -> str:
+    return json.dumps(dict(parameters), sort_keys=True) if parameters else "{} (the defaults)"
+
+
+def _gates(report: GateReport) -> tuple[dict[str, Any], ...]:
     """The gate report as plain rows; refused unless every gate passed."""
-    if gates is None or isinstance(gates, (str, bytes, Mapping)):
-        raise ConfigError("gates must be the gate report: a list of {gate, value, limit, "
-                          "passed}")
-    rows = []
-    for row in getattr(gates, "results", gates):
-        item = plain(row)
-        if not isinstance(item, dict) or any(k not in item for k in GATE_KEYS):
-            raise ConfigError(f"a gate report row needs {', '.join(GATE_KEYS)}, got {item!r}")
-        rows.append(item)
+    rows = [plain(r.to_dict()) for r in report.results]
     if not rows:
         raise ConfigError("not registered: the gate report holds no gate")
     failed = [r for r in rows if r["passed"] is not True]
@@ -291,18 +298,6 @@ def _gates(gates: Iterable[Any]) -> tuple[dict[str, Any], ...]:
         names = ", ".join(f"{r['gate']} ({r['value']} vs limit {r['limit']})" for r in failed)
         raise ConfigError(f"not registered: gates failed: {names}")
     return tuple(rows)
-
-
-def _report_hash(report: Any, given: str | None, mode: str) -> str | None:
-    """The hash the gates measured: ``given`` or the report's (they must agree); a report
-    for another target than ``mode`` is refused."""
-    measured = getattr(report, "notebook_hash", None)
-    if given is not None and measured is not None and given != measured:
-        raise ConfigError(f"the gate report is for {_short(measured)}, not {_short(given)}")
-    target = getattr(report, "target", None)
-    if target is not None and target != mode:
-        raise ConfigError(f"the gate report is for promotion to {target}, not {mode}")
-    return given if given is not None else measured
 
 
 def _check_mode(fields: Mapping[str, Any]) -> None:

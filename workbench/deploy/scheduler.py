@@ -18,9 +18,11 @@ from the day it was registered to a week ahead, sorts them at the clock's ``now`
   live market;
 - says when to look again (the next start or stop).
 
-The launcher gets the deployment and the session (whose ``stop`` is when it must end). The
-supervisor provides the real one; :class:`OutboxLauncher` hands sessions to another
-process (an orchestrator) as JSON lines, and records what it was asked to start.
+The launcher gets the deployment and the session (whose ``stop`` is when it must end); what
+it returns (a mapping: the run id, the pid...) is kept in the session's record. The real
+one is :class:`workbench.deploy.launcher.SessionLauncher` (a detached supervised notebook
+run); :class:`OutboxLauncher` hands sessions to another process (an orchestrator) as JSON
+lines, and records what it was asked to start.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,6 +43,7 @@ from workbench.deploy.registry import Deployment, Registry
 from workbench.deploy.schedule import DEFAULT_LEAD, DEFAULT_TAIL, ScheduledSession, due, plan
 from workbench.errors import WorkbenchError
 from workbench.fsutil import atomic_write, exclusive_lock, fsync_dir
+from workbench.plain import plain
 from workbench.times import ny_date, to_new_york, to_utc
 
 __all__ = ["Launcher", "OutboxLauncher", "PassReport", "run_forever", "run_once",
@@ -52,9 +55,11 @@ _BEGUN = ("starting", "started", "failed")
 
 
 class Launcher(Protocol):
-    """Starts one session of a deployment; returns once it is started (not finished)."""
+    """Starts one session of a deployment; returns once it is started (not finished), with
+    what to record of it (a mapping of plain values) or None."""
 
-    def launch(self, deployment: Deployment, session: ScheduledSession) -> None: ...
+    def launch(self, deployment: Deployment,
+               session: ScheduledSession) -> Mapping[str, Any] | None: ...
 
 
 class OutboxLauncher:
@@ -65,7 +70,7 @@ class OutboxLauncher:
         self.path = Path(path) if path is not None else None
         self.requests: list[dict[str, Any]] = []
 
-    def launch(self, deployment: Deployment, session: ScheduledSession) -> None:
+    def launch(self, deployment: Deployment, session: ScheduledSession) -> dict[str, Any]:
         request = {**session.to_dict(), "notebook": deployment.notebook,
                    "notebook_hash": deployment.notebook_hash, "mode": deployment.mode,
                    "broker": deployment.broker, "parameters": deployment.parameters,
@@ -81,6 +86,7 @@ class OutboxLauncher:
             finally:
                 os.close(fd)
         self.requests.append(request)
+        return {"outbox": None if self.path is None else str(self.path)}
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class PassReport:
 
     now: pd.Timestamp
     started: tuple[ScheduledSession, ...] = ()
+    launched: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> the launcher's
     late: dict[str, pd.Timedelta] = field(default_factory=dict)  # key -> after the open
     failed: tuple[tuple[ScheduledSession, str], ...] = ()
     missed: tuple[ScheduledSession, ...] = ()  # recorded by this pass; never started
@@ -98,7 +105,8 @@ class PassReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"now": self.now.isoformat(),
-                "started": [_row(s, late=self.late.get(s.key)) for s in self.started],
+                "started": [{**_row(s, late=self.late.get(s.key)), **self.launched.get(s.key, {})}
+                            for s in self.started],
                 "failed": [{**_row(s), "error": e} for s, e in self.failed],
                 "missed": [{**_row(s), "action": "not started: a missed session is never "
                             "started late"} for s in self.missed],
@@ -112,7 +120,12 @@ class PassReport:
         for s in self.started:
             late = self.late.get(s.key)
             extra = f" (late: {_minutes(late)} after the open)" if late is not None else ""
+            run = self.launched.get(s.key, {})
+            if "run_id" in run:
+                extra += f"; run {run['run_id']}, supervisor pid {run.get('pid')}"
             out.append(f"  started  {s.describe()}{extra}")
+            if run.get("account"):
+                out.append(f"           NOTE: {run['account']}")
         out += [f"  FAILED   {s.describe()}: {e}" for s, e in self.failed]
         out += _missed_lines(self.missed)
         out += [f"  running  {s.describe()}" for s in self.running]
@@ -147,25 +160,27 @@ def run_once(registry: Registry, clock: Clock, launcher: Launcher, *,
             records.update(session_records(registry, dep_id))
         begun = {k for k, r in records.items() if r.get("state") in _BEGUN}
         sorted_now = due(sessions, now, started=begun)
-        started, late, failed = [], {}, []
+        started, launched, late, failed = [], {}, {}, []
         for s in sorted_now.start:
             if not _claim(registry, s, now):
                 continue  # claimed by another pass: it is that pass's to start
             try:
-                launcher.launch(deployments[s.deployment], s)
+                info = plain(dict(launcher.launch(deployments[s.deployment], s) or {}))
             except Exception as e:  # noqa: BLE001 - recorded, reported, never retried
-                error = f"{type(e).__name__}: {e}"
+                error = str(e) if isinstance(e, WorkbenchError) else f"{type(e).__name__}: {e}"
                 _record(registry, s, now, "failed", error=error)
                 failed.append((s, error))
                 continue
-            _record(registry, s, now, "started")
+            _record(registry, s, now, "started", extra=info)
             started.append(s)
+            launched[s.key] = info
             if now > s.open:
                 late[s.key] = now - s.open
         missed = [s for s in sorted_now.missed if s.key not in records]
         for s in missed:
             _record(registry, s, now, "missed", overwrite=False)
-        return PassReport(now=now, started=tuple(started), late=late, failed=tuple(failed),
+        return PassReport(now=now, started=tuple(started), launched=launched, late=late,
+                          failed=tuple(failed),
                           missed=tuple(missed), running=sorted_now.running,
                           upcoming=sorted_now.upcoming, next_event=sorted_now.next_event())
     finally:
@@ -238,12 +253,14 @@ def _claim(registry: Registry, s: ScheduledSession, now: pd.Timestamp) -> bool:
 
 
 def _record(registry: Registry, s: ScheduledSession, now: pd.Timestamp, state: str, *,
-            error: str | None = None, overwrite: bool = True) -> None:
+            error: str | None = None, overwrite: bool = True,
+            extra: Mapping[str, Any] | None = None) -> None:
     folder = _sessions_dir(registry, s.deployment)
     if not folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
         fsync_dir(folder.parent)
-    record = {**s.to_dict(), "state": state, "at": now.isoformat(), "error": error}
+    record = {**s.to_dict(), **(extra or {}), "state": state, "at": now.isoformat(),
+              "error": error}
     text = json.dumps(record, indent=2) + "\n"
     atomic_write(folder / f"{s.date}.json", lambda tmp: tmp.write_text(text, encoding="utf-8"),
                  overwrite=overwrite)

@@ -19,7 +19,10 @@ the execution child tomorrow: the supervisor does not know what it runs.
 2. **An attempt** runs the command as the leader of its own process group
    (:mod:`workbench.deploy.procgroup`), stdout and stderr appended to
    ``<run_dir>/session.log``. Every :attr:`SupervisorOptions.poll` seconds the supervisor
-   reads the journal's new events: a ``heartbeat`` written by this attempt proves it alive.
+   reads the journal's new whole lines from where it stopped
+   (:class:`~workbench.journal.tail.JournalTail`: a byte offset, across segment
+   rotation, never a half-written line): a ``heartbeat`` written by this attempt proves
+   it alive.
    Silence longer than ``start_timeout`` before the first heartbeat or ``heartbeat_timeout``
    after the last one is a hang. (The session writes one every ``heartbeat_every`` bars:
    the timeout must exceed that many bar intervals.)
@@ -73,6 +76,7 @@ from workbench.errors import ConfigError, WorkbenchError
 from workbench.fsutil import exclusive_lock
 from workbench.journal import Journal, JournalLocked
 from workbench.journal.reader import read_events
+from workbench.journal.tail import JournalTail
 from workbench.model import events as ev
 from workbench.runs.records import MANIFEST, OUTCOMES, RunRecord, load_manifest
 from workbench.session.control import send
@@ -160,14 +164,6 @@ def _status(run_dir: Path) -> dict:
     return load_manifest(run_dir)
 
 
-def _journal_size(run_dir: Path) -> int:
-    try:
-        return sum(e.stat().st_size for e in os.scandir(run_dir / "events")
-                   if e.name.endswith(".jsonl"))
-    except OSError:
-        return 0
-
-
 class Supervisor:
     """Runs one session run under supervision (see the module doc)."""
 
@@ -249,13 +245,14 @@ class Supervisor:
                              tuple(attempts), self._stop.is_set())
 
     def _attempt(self, number: int) -> Attempt:
-        seq = self._last_seq()
+        tail = JournalTail.at_end(self.run_dir)  # this attempt's events come after it
+        seq = tail.last_seq or 0
         argv = list(self.command(self.run_dir, number))
         with open(self.log_path, "ab") as log:
             log.write(f"--- supervisor: attempt {number}: {' '.join(map(str, argv))}\n".encode())
         group = procgroup.start(argv, self.log_path, env=self.env, cwd=self.cwd)
         try:
-            failure, beats = self._watch(group, seq)
+            failure, beats = self._watch(group, tail)
         except BaseException:  # the supervisor itself fails: leave no session behind
             procgroup.end_group(group, self.options.grace)
             raise
@@ -270,17 +267,15 @@ class Supervisor:
                        f"the run {manifest.get('outcome')}: {manifest.get('error')}")
         return Attempt(number, group.pgid, ended.returncode, failure, beats, ended.killed)
 
-    def _watch(self, group: procgroup.Group, seq: int) -> tuple[str | None, int]:
+    def _watch(self, group: procgroup.Group, tail: JournalTail) -> tuple[str | None, int]:
         """Until the leader exits (None) or a hang / a stop that timed out (the reason)."""
         o = self.options
         beats, started = 0, time.monotonic()
-        last_beat, stop_deadline, size = started, None, -1
+        last_beat, stop_deadline = started, None
         while group.proc.poll() is None:
-            if size != (size := _journal_size(self.run_dir)):  # new lines: read them
-                for event in read_events(self.run_dir, after_seq=seq, warn=False):
-                    seq = event.seq
-                    if event.type == ev.HEARTBEAT:
-                        beats, last_beat = beats + 1, time.monotonic()
+            for event in tail.read():  # the whole lines appended since the last poll
+                if event.type == ev.HEARTBEAT:
+                    beats, last_beat = beats + 1, time.monotonic()
             now = time.monotonic()
             if self._stop.is_set() and stop_deadline is None:
                 send(self.run_dir, "stop", reason=self._stop_reason, operator="supervisor")
@@ -297,12 +292,6 @@ class Supervisor:
         return None, beats
 
     # -- records ----------------------------------------------------------------------
-    def _last_seq(self) -> int:
-        last = 0
-        for event in read_events(self.run_dir, warn=False):
-            last = event.seq
-        return last
-
     def _session_ended(self, seq: int) -> bool:
         """No session started after ``seq``, or the last one journaled its end."""
         open_session = False
