@@ -11,7 +11,8 @@ first N stored symbols before the kernel starts. The figures printed are the ses
 run in the same record: notebook, hash and parameters come from its manifest and every
 option given must equal the recorded value (:func:`_identity_differences`), else a
 refusal; the session then replays its journal and reconciles with the broker before it
-trades. ``status`` reads the catalog (never the broker); ``halt`` and ``resume`` write
+trades. SIGTERM or Ctrl-C sends ``stop`` through the control channel (a second one
+interrupts the kernel). ``status`` reads the catalog (never the broker); ``halt`` and ``resume`` write
 command files to ``runs/<id>/control/`` (never to the broker), which the session carries
 out at its next bar.
 """
@@ -196,9 +197,10 @@ def _new_run(notebook: Path | None, options: dict[str, Any], pairs):
     return record.path, notes
 
 
-def _stop_on_sigterm(path: Path):
-    """SIGTERM: a ``stop`` through the run's control channel (the session ends after its bar,
-    outcome interrupted, and the kernel finishes); a second SIGTERM interrupts the kernel."""
+def _stop_gracefully(path: Path):
+    """SIGTERM or Ctrl-C: a ``stop`` through the run's control channel (the session ends
+    after its bar, outcome interrupted, and the kernel finishes); a second one interrupts
+    the kernel at once."""
     sent = []
 
     def handler(signum, frame):
@@ -206,8 +208,10 @@ def _stop_on_sigterm(path: Path):
 
         if sent:
             raise KeyboardInterrupt
-        sent.append(send(path, "stop", reason="SIGTERM to workbench session",
+        name = signal.Signals(signum).name
+        sent.append(send(path, "stop", reason=f"{name} to workbench session",
                          operator="workbench session"))
+        echo(f"{name}: the session stops after its bar ({name} again: at once)", err=True)
     return handler
 
 
@@ -233,11 +237,13 @@ def _execute(path: Path, timeout: float | None):
         except JournalLocked:
             raise SessionLocked(f"run {path.name} already has a session (its journal is "
                                 "locked): this one starts nothing") from None
-        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm(path))
+        handler = _stop_gracefully(path)
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             return execute_run(path, timeout=timeout, resumable=True)
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, before in previous.items():
+                signal.signal(sig, before)
     finally:
         os.close(lock)
 
@@ -271,8 +277,9 @@ def _report(run, as_json: bool) -> None:
         return
     if run.outcome == "interrupted" and figures and figures["outcome"] == "interrupted":
         return  # stopped (stop command, SIGTERM) and closed by the session itself
-    if run.outcome == "halted" or (figures and run.outcome == "failed"):
-        raise SessionHalted(f"session {run.outcome}: "
+    ended = (figures or {}).get("outcome")
+    if ended in ("halted", "failed") or run.outcome == "halted":
+        raise SessionHalted(f"session {ended or run.outcome}: "
                             f"{(figures or {}).get('message') or run.error}")
     sys.exit(exit_code(run.outcome))  # (a click Exit would be swallowed by the group's main)
 
@@ -304,6 +311,7 @@ def session(notebook, broker, replay_date, speed, symbols, timeframe, accounts, 
     mode "paper", its session on the simulated broker with the backtest's own settings.
 
     The options set notebook parameters (given twice, or one the notebook lacks: refused).
+    SIGTERM or Ctrl-C stops the session after its bar (a second one: at once).
     Exit 0: the session succeeded (or was stopped); 6: it halted or failed; else by the
     run's outcome (1 failed, e.g. a dead kernel, which leaves the run to restart with --run).
 
