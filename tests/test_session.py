@@ -141,7 +141,8 @@ def test_real_processes_second_session_refused_halt_then_sigterm(home, kernel_en
                 "1Min", "--speed", "600", "--json", env=kernel_env)
     try:
         run = _wait_for(lambda: _one_run(home))
-        _wait_for(lambda: len(_events(run, ev.BAR)) >= 3)
+        _wait_for(lambda: len(_events(run, ev.BAR)) >= 3 or first.poll() is not None)
+        assert first.poll() is None, first.communicate()
         second = subprocess.run([WB, "session", str(NOTEBOOK), "--replay", END, "--run",
                                  str(run)], capture_output=True, text=True, timeout=60,
                                 check=False, env=kernel_env)

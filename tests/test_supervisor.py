@@ -56,7 +56,7 @@ def _run(home: Path) -> Path:
                             root=home / "runs").path
 
 
-def _notebook_run(speed: str = "max") -> Path:
+def _notebook_run(speed: str | float = "max") -> Path:
     """A session run of the strategy notebook, prepared (what a deployment's launcher makes)."""
     from workbench.execution.run import prepare_run
 
@@ -206,12 +206,14 @@ def test_fault_19_a_hung_session_is_killed_whole_and_the_run_marked_failed(home,
 
 
 def test_graceful_stop_goes_through_the_control_channel(home, kernels):
-    run = _notebook_run(speed="600")
+    run = _notebook_run(speed=600.0)
     sup = subprocess.Popen([PY, "-m", "workbench.deploy.supervisor", str(run),
                             "--stop-timeout", "60", "--start-timeout", "600", "--", *SESSION],
                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: len(_events(run, ev.BAR)) >= 5, timeout=600)
+        _wait_for(lambda: len(_events(run, ev.BAR)) >= 5 or sup.poll() is not None,
+                  timeout=600)
+        assert sup.poll() is None, (run / "session.log").read_text()[-3000:]
         sup.send_signal(signal.SIGTERM)
         out, err = sup.communicate(timeout=120)
     finally:
