@@ -136,6 +136,7 @@ def _one_run(home: Path) -> Path:
     return runs[0] if len(runs) == 1 and (runs[0] / "events").is_dir() else None
 
 
+@pytest.mark.slow  # a notebook kernel
 def test_real_processes_second_session_refused_halt_then_sigterm(home, kernel_env):
     first = _wb("session", str(NOTEBOOK), "--broker", "sim", "--replay", END, "--timeframe",
                 "1Min", "--speed", "600", "--json", env=kernel_env)
@@ -192,6 +193,7 @@ def test_sigkill_at_each_crash_point_then_restart_leaves_one_order_per_intent(ho
     _assert_agrees_with_broker(run, SimBroker(run / "broker.sqlite"))
 
 
+@pytest.mark.slow  # a notebook kernel
 def test_a_kernel_killed_mid_session_is_restarted_with_run_in_the_same_record(home, kernel_env):
     """kill -9 of the kernel (a crash point, inherited through the environment): the run is
     left running; `workbench session --run DIR` resumes it, reconciled, no order twice, and

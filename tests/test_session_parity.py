@@ -216,6 +216,7 @@ def test_per_symbol_sizing_is_validated():
         Sizing(shares="round lots")
 
 
+@pytest.mark.slow  # a notebook kernel
 def test_the_command_line_options_are_the_notebooks_parameters(home, jupyter_env, tmp_path):
     """`workbench session` runs the notebook in mode paper: each option is a notebook
     parameter (results/settings.json holds them), per-symbol accounts trade notional entries

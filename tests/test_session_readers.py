@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import BIN, ROOT
 from workbench.data.store import Store
 from workbench.data.synth import synthesize
@@ -40,6 +42,7 @@ def _final_counts(run_path: Path) -> dict[str, int]:
             "events": len(events)}
 
 
+@pytest.mark.slow  # a notebook kernel
 def test_a_dashboard_reads_the_catalog_while_a_replay_session_runs(workbench_home, tmp_path,
                                                                    jupyter_env):
     Store(workbench_home / "data").write(synthesize(6, 2, "1Min", 7, END), "1Min",

@@ -146,6 +146,7 @@ def test_fault_9_a_second_supervisor_of_the_deployment_is_refused_and_starts_not
     assert not marker.exists()
 
 
+@pytest.mark.slow  # a notebook kernel
 def test_fault_18_a_session_killed_mid_order_is_alerted_restarted_and_reconciles(home,
                                                                                  kernels):
     run = _notebook_run()
@@ -205,6 +206,7 @@ def test_fault_19_a_hung_session_is_killed_whole_and_the_run_marked_failed(home,
     assert [e.payload["action"] for e in _events(run, ev.ALERT)] == ["gave up"]
 
 
+@pytest.mark.slow  # a notebook kernel
 def test_graceful_stop_goes_through_the_control_channel(home, kernels):
     run = _notebook_run(speed=600.0)
     sup = subprocess.Popen([PY, "-m", "workbench.deploy.supervisor", str(run),
