@@ -1,9 +1,15 @@
-"""A dashboard-like reader process for the session tests: it reads the catalog of the
-``runs/`` under ``WORKBENCH_HOME`` every 100 ms while a real ``workbench session`` writes.
+"""Processes for the session tests.
 
-Run as ``python -m tests.session_procs reader OUT DONE_FILE``; it stops after the round
-that follows the appearance of ``DONE_FILE`` (or after 120 s) and writes its report to
-``OUT`` as JSON: rounds, rounds that saw events, rounds that saw more than the last, errors, problems and what it saw last.
+``python -m tests.session_procs reader OUT DONE_FILE``: a dashboard-like reader of the
+catalog of the ``runs/`` under ``WORKBENCH_HOME``, every 100 ms while a real ``workbench
+session`` writes; it stops after the round that follows the appearance of ``DONE_FILE``
+(or after 600 s) and writes its report to ``OUT`` as JSON: rounds, rounds that saw events,
+rounds that saw more than the last, errors, problems and what it saw last.
+
+``python -m tests.session_procs session NOTEBOOK DAY``: ``run_session`` of the notebook's
+strategy (``tests.notebook_strategies.strategy_of``) in this process, no kernel, replaying
+DAY at 1Min; prints the ``SessionResult`` as JSON. What the crash-point tests kill
+(``WORKBENCH_TEST_CRASH_AT`` in its environment) and restart in the same run.
 """
 
 from __future__ import annotations
@@ -96,7 +102,7 @@ def reader(out: str, done_file: str) -> None:
     root = runs_dir()
     rounds, with_data, grew, previous, errors, problems = 0, 0, 0, 0, [], []
     last, tails, counts, status = {}, {}, {}, []
-    con, deadline = catalog(), time.monotonic() + 120
+    con, deadline = catalog(), time.monotonic() + 600
     while time.monotonic() < deadline:
         finished = os.path.exists(done_file)
         try:
@@ -122,5 +128,13 @@ def reader(out: str, done_file: str) -> None:
     Path(out).write_text(json.dumps(report, default=str))
 
 
+def session(notebook: str, day: str) -> None:
+    from tests.notebook_strategies import strategy_of
+    from workbench.session.runner import run_session
+
+    result = run_session(strategy_of(notebook), {}, replay_date=day, timeframe="1Min")
+    print(json.dumps(result.to_dict()))
+
+
 if __name__ == "__main__":
-    {"reader": reader}[sys.argv[1]](*sys.argv[2:])
+    {"reader": reader, "session": session}[sys.argv[1]](*sys.argv[2:])

@@ -15,12 +15,14 @@ session's cash is exact Decimal, the backtest's vectorbt's float).
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import workbench as wb
 from tests.conftest import ROOT
+from tests.notebook_strategies import strategy_of
 from workbench.brokers.sim import SimBroker
 from workbench.data import calendar
 from workbench.data.store import Store
@@ -34,7 +36,6 @@ from workbench.risk import RiskSettings
 from workbench.session.runner import run_session
 from workbench.session.trader import Sizing
 from workbench.strategy import Strategy
-from workbench.strategy.notebook import load_notebook_strategy
 
 END = "2026-11-20"
 SYMBOLS = 4
@@ -129,7 +130,7 @@ def _assert_same(session: list[dict], backtest: list[dict]) -> None:
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_a_replayed_session_makes_the_backtests_trades(home, name):
-    strategy = load_notebook_strategy(ROOT / "notebooks" / "strategies" / f"{name}.ipynb")[0]
+    strategy = strategy_of(name)
     symbols = list(load_sessions(1, None, "1Min", end=END).symbols)
     result = run_session(strategy, {}, replay_date=END, symbols=symbols, cash=CASH, size=SIZE,
                          costs=CostModel(**FEES), risk=LOOSE, accounts="per_symbol")
@@ -148,7 +149,7 @@ def test_a_replayed_session_makes_the_backtests_trades(home, name):
 def test_the_shared_default_sizes_at_the_close_and_differs(home):
     """Why the option exists: one shared account sized at the last close does not make
     the backtest's shares (its trades' times still agree, when cash never runs short)."""
-    strategy = load_notebook_strategy(ROOT / "notebooks" / "strategies" / "sma_cross.ipynb")[0]
+    strategy = strategy_of("sma_cross")
     symbols = list(load_sessions(1, None, "1Min", end=END).symbols)
     result = run_session(strategy, {}, replay_date=END, symbols=symbols, cash=CASH, size=SIZE,
                          costs=CostModel(**FEES), risk=LOOSE)
@@ -215,28 +216,49 @@ def test_per_symbol_sizing_is_validated():
         Sizing(shares="round lots")
 
 
-def test_the_command_line_option_trades_per_symbol_accounts_with_notional_entries(home):
+@pytest.mark.slow  # a notebook kernel
+def test_the_command_line_options_are_the_notebooks_parameters(home, jupyter_env, tmp_path):
+    """`workbench session` runs the notebook in mode paper: each option is a notebook
+    parameter (results/settings.json holds them), per-symbol accounts trade notional entries
+    funded with cash x symbols, and the figures printed are the session's own record."""
     import json
-    import os
     import subprocess
 
     from tests.conftest import BIN
     from workbench.journal import replay
 
     notebook = ROOT / "notebooks" / "strategies" / "sma_cross.ipynb"
+    broker_path = tmp_path / "deploy" / "broker.sqlite"
     proc = subprocess.run([str(BIN / "workbench"), "session", str(notebook), "--replay", END,
-                           "--symbols", "2", "--accounts", "per-symbol", "--size", "0.5",
-                           "--json"], capture_output=True, text=True, timeout=300, check=False,
-                          env={**os.environ})
+                           "--timeframe", "1Min", "--symbols", "2", "--accounts", "per-symbol",
+                           "--speed", "max", "--broker-path", str(broker_path),
+                           "-p", "fast", "5", "-p", "slow", "20"],
+                          capture_output=True, text=True, timeout=600, check=False,
+                          env={**jupyter_env, "WORKBENCH_HOME": str(home)})
     assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
-    events = replay(result["path"]).events
+    stored = sorted(Store().ls().query("timeframe == '1Min'")["symbol"])[:2]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"--symbols 2: {', '.join(stored)} (the first 2 stored 1Min symbols)"
+    run = Path(lines[-1].removeprefix("record: "))
+    settings = json.loads((run / "results" / "settings.json").read_text())
+    assert settings["data"]["symbols"] == stored and settings["data"]["timeframe"] == "1Min"
+    assert settings["params"] == {"fast": 5, "slow": 20}
+    assert settings["sizing"]["accounts"] == "per_symbol"
+    assert settings["settings"] | {"history_days": None} == {
+        "replay_date": END, "speed": "max", "accounts": "per_symbol", "heartbeat_every": 1,
+        "history_days": None, "broker_path": str(broker_path)}
+    figures = json.loads((run / "results" / "session.json").read_text())
+    assert lines[1] == f"run {run.name}: succeeded"
+    assert lines[2] == (f"bars {figures['bars']}  orders {figures['orders']}  fills "
+                        f"{figures['fills']}  P&L {figures['pnl']}  state {figures['state']}")
+    assert figures["bars"] == 390 and figures["broker_path"] == str(broker_path)
+    events = replay(run).events
     start = next(e for e in events if e.type == ev.SESSION_START)
-    assert start.payload["accounts"] == "per_symbol"
+    assert start.payload["accounts"] == "per_symbol" and start.payload["symbols"] == stored
     entries = [e.payload for e in events
                if e.type == ev.INTENT and e.payload["side"] == "buy"]
     assert entries and all(Decimal(p["notional"]) > 0 for p in entries)
-    broker = SimBroker(result["broker_path"])
+    broker = SimBroker(broker_path)
     assert broker.account().cash + sum(  # funded with cash x symbols: 2 x 100,000
         (p.quantity * p.average_price for p in broker.positions().values()),
         Decimal(0)) == pytest.approx(Decimal(200_000), rel=Decimal("0.05"))

@@ -1,5 +1,6 @@
 """Acceptance: a dashboard-like reader process queries the catalog every 100 ms while a
-real ``workbench session`` process replays a day. The reader never errors and never sees
+real ``workbench session`` process (the notebook in mode paper, its kernel the session)
+replays a day. The reader never errors and never sees
 a half-written event; the session never sees a lock error; the catalog agrees with the
 journal at the end."""
 
@@ -9,6 +10,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import BIN, ROOT
 from workbench.data.store import Store
@@ -23,11 +26,11 @@ NOTEBOOK = ROOT / "notebooks" / "strategies" / "sma_cross.ipynb"
 SPEED = "6000"
 
 
-def _session(tmp_path: Path) -> subprocess.Popen:
+def _session(tmp_path: Path, env: dict) -> subprocess.Popen:
     cmd = [str(BIN / "workbench"), "session", str(NOTEBOOK), "--broker", "sim", "--replay", END,
-           "--speed", SPEED, "--json"]
+           "--timeframe", "1Min", "--speed", SPEED, "--json"]
     return subprocess.Popen(cmd, stdout=open(tmp_path / "session.out", "w"),
-                            stderr=open(tmp_path / "session.err", "w"), cwd=ROOT)
+                            stderr=open(tmp_path / "session.err", "w"), cwd=ROOT, env=env)
 
 
 def _final_counts(run_path: Path) -> dict[str, int]:
@@ -39,22 +42,25 @@ def _final_counts(run_path: Path) -> dict[str, int]:
             "events": len(events)}
 
 
-def test_a_dashboard_reads_the_catalog_while_a_replay_session_runs(workbench_home, tmp_path):
+@pytest.mark.slow  # a notebook kernel
+def test_a_dashboard_reads_the_catalog_while_a_replay_session_runs(workbench_home, tmp_path,
+                                                                   jupyter_env):
     Store(workbench_home / "data").write(synthesize(6, 2, "1Min", 7, END), "1Min",
                                          source="synth")
     out, done = tmp_path / "reader.json", tmp_path / "session.done"
     reader = subprocess.Popen([sys.executable, "-m", "tests.session_procs", "reader",
                                str(out), str(done)], cwd=ROOT)
-    session = _session(tmp_path)
+    session = _session(tmp_path, {**jupyter_env, "WORKBENCH_HOME": str(workbench_home)})
     try:
-        code = session.wait(timeout=120)
+        code = session.wait(timeout=600)
     finally:
         done.touch()
         assert reader.wait(timeout=60) == 0
     err = (tmp_path / "session.err").read_text()
     assert code == 0, err
     assert "lock" not in err.lower(), err
-    result = json.loads((tmp_path / "session.out").read_text())
+    doc = json.loads((tmp_path / "session.out").read_text())
+    result = {**doc["session"], "run_id": doc["run_id"], "path": doc["path"]}
     report = json.loads(out.read_text())
 
     assert report["errors"] == [] and report["problems"] == [], report

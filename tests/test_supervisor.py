@@ -1,5 +1,6 @@
 """The supervisor with real processes and real kills: one session of a deployment at a
-time (fault 9), a session SIGKILLed mid-order is alerted and restarted and reconciles, and
+time (fault 9), a session (``workbench session --run``: the notebook's kernel) whose kernel
+is SIGKILLed mid-order is alerted and restarted and reconciles, and
 a run is marked failed when restarts run out (fault 18), a hung session's whole group dies,
 grandchildren and a kernel-like process in its own session included, and a hung cell under
 real papermill leaves no kernel alive (fault 19), and a graceful stop goes through the
@@ -55,9 +56,23 @@ def _run(home: Path) -> Path:
                             root=home / "runs").path
 
 
-def _session(speed: str = "max") -> list[str]:
-    return [WB, "session", str(NOTEBOOK), "--broker", "sim", "--replay", END, "--speed", speed,
-            "--run", "{run_dir}", "--json"]
+def _notebook_run(speed: str | float = "max") -> Path:
+    """A session run of the strategy notebook, prepared (what a deployment's launcher makes)."""
+    from workbench.execution.run import prepare_run
+
+    return prepare_run(NOTEBOOK, kind="session", mode="paper",
+                       params={"replay_date": END, "timeframe": "1Min", "speed": speed}).path
+
+
+# the run's notebook executed by papermill, its kernel the session; a restart resumes it
+SESSION = [WB, "session", "--run", "{run_dir}", "--json"]
+
+
+@pytest.fixture
+def kernels(jupyter_env, monkeypatch) -> None:
+    """The kernelspec for the sessions' kernels (the supervisor's children inherit it)."""
+    monkeypatch.setenv("JUPYTER_DATA_DIR", jupyter_env["JUPYTER_DATA_DIR"])
+    monkeypatch.setenv("JUPYTER_PATH", "")
 
 
 def _events(run: Path, *types: str):
@@ -131,20 +146,26 @@ def test_fault_9_a_second_supervisor_of_the_deployment_is_refused_and_starts_not
     assert not marker.exists()
 
 
-def test_fault_18_a_session_killed_mid_order_is_alerted_restarted_and_reconciles(home):
-    run = _run(home)
+@pytest.mark.slow  # a notebook kernel
+def test_fault_18_a_session_killed_mid_order_is_alerted_restarted_and_reconciles(home,
+                                                                                 kernels):
+    run = _notebook_run()
 
-    def command(run_dir, attempt):  # the first attempt dies at its 3rd fill (SIGKILL)
+    def command(run_dir, attempt):  # the first attempt's kernel dies at its 3rd fill (SIGKILL)
         crash = ["env", "WORKBENCH_TEST_CRASH_AT=fill:3"] if attempt == 0 else []
-        return [*crash, *argv_command(_session())(run_dir, attempt)]
+        return [*crash, *argv_command(SESSION)(run_dir, attempt)]
 
-    result = Supervisor(run, command, options=SupervisorOptions(**FAST)).run()
-    assert [a.returncode for a in result.attempts] == [-signal.SIGKILL, 0]
-    assert "SIGKILL" in result.attempts[0].failure and result.attempts[1].failure is None
+    options = SupervisorOptions(**{**FAST, "start_timeout": 600.0})
+    result = Supervisor(run, command, options=options).run()
+    log = (run / "session.log").read_text()
+    assert [a.returncode for a in result.attempts] == [1, 0], (result.summary(), log[-3000:])
+    failure = "the session exited with code 1 without finishing its run"
+    assert result.attempts[0].failure == failure and result.attempts[1].failure is None
+    assert "kernel died; left running" in log  # what `workbench session` said of attempt 0
     assert result.ok and result.status == "finished" and result.error is None
     alert = _events(run, ev.ALERT)
     assert len(alert) == 1 and alert[0].payload["source"] == "supervisor"
-    assert alert[0].payload["action"] == "restart" and "SIGKILL" in alert[0].payload["message"]
+    assert alert[0].payload["action"] == "restart" and alert[0].payload["message"] == failure
     after = [e for e in _events(run, ev.RECONCILE) if e.seq > alert[0].seq]
     assert after and all(e.payload["ok"] is True for e in after)
     assert [e.payload["restart"] for e in _events(run, ev.SESSION_START)] == [False, True]
@@ -153,7 +174,7 @@ def test_fault_18_a_session_killed_mid_order_is_alerted_restarted_and_reconciles
     broker = SimBroker(run / "broker.sqlite")
     intents = {e.payload["client_order_id"] for e in _events(run, ev.INTENT)}
     assert sorted(intents) == sorted(o.client_order_id for o in broker.orders())
-    assert "attempt 1" in (run / "session.log").read_text()
+    assert "attempt 1" in log
 
 
 def test_fault_18_the_run_is_marked_failed_when_restarts_run_out(home):
@@ -185,15 +206,18 @@ def test_fault_19_a_hung_session_is_killed_whole_and_the_run_marked_failed(home,
     assert [e.payload["action"] for e in _events(run, ev.ALERT)] == ["gave up"]
 
 
-def test_graceful_stop_goes_through_the_control_channel(home, tmp_path):
-    run = _run(home)
+@pytest.mark.slow  # a notebook kernel
+def test_graceful_stop_goes_through_the_control_channel(home, kernels):
+    run = _notebook_run(speed=600.0)
     sup = subprocess.Popen([PY, "-m", "workbench.deploy.supervisor", str(run),
-                            "--stop-timeout", "60", "--", *_session("600")], cwd=ROOT,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            "--stop-timeout", "60", "--start-timeout", "600", "--", *SESSION],
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: len(_events(run, ev.BAR)) >= 5)
+        _wait_for(lambda: len(_events(run, ev.BAR)) >= 5 or sup.poll() is not None,
+                  timeout=600)
+        assert sup.poll() is None, (run / "session.log").read_text()[-3000:]
         sup.send_signal(signal.SIGTERM)
-        out, err = sup.communicate(timeout=90)
+        out, err = sup.communicate(timeout=120)
     finally:
         if sup.poll() is None:
             sup.kill()

@@ -21,9 +21,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "walk_forward": {"grid": REQUIRED, "constraint": None, "metric": "sharpe",
                      "train": REQUIRED, "test": REQUIRED, "anchored": False},
     "parity": {"window": None},
-    # a heartbeat every bar: the supervisor watches them (SupervisorOptions.heartbeat_timeout)
+    # heartbeat_every None: the session's default, a heartbeat every bar (the supervisor
+    # watches them; the number lives in workbench.session.options.HEARTBEAT_EVERY)
     "paper": {"replay_date": REQUIRED, "speed": "max", "accounts": "per_symbol",
-              "heartbeat_every": 1, "history_days": None, "broker_path": None},
+              "heartbeat_every": None, "history_days": None, "broker_path": None},
     "live": {},
 }
 MODES = tuple(SETTINGS)

@@ -14,11 +14,13 @@ backtest's way is refused: ``fill`` other than ``"next_open"``, ``direction`` ot
 ``"long"``, a ``sl_stop``/``tp_stop`` (no stop orders yet).
 
 Settings: ``replay_date`` (required: the stored day to replay), ``speed`` ("max" or N x
-real time), ``accounts``, ``heartbeat_every``, ``history_days`` (None: enough sessions
-before the day for the strategy's warmup), ``broker_path`` (None: a fresh account in the
-record). With ``run_dir`` (a record the runner prepared, still "running") the session
-opens that record, writes ``results/settings.json`` and its journal under ``events/``,
-and finishes the record itself with the session's outcome.
+real time), ``accounts``, ``heartbeat_every`` (None: the session's default, every bar),
+``history_days`` (None: enough sessions before the day for the strategy's warmup),
+``broker_path`` (None: a fresh account in the record). With ``run_dir`` (a record the
+runner prepared, still "running") the session opens that record, writes
+``results/settings.json`` (every value as used) and its journal under ``events/``, and
+finishes the record itself with the session's outcome, its figures (bars, orders, fills,
+P&L, trading state, ...) in ``results/session.json`` (what ``workbench session`` prints).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def history_days(strategy: Strategy, params: dict[str, Any], bars: Bars) -> int:
 def run_paper(strategy: Strategy, bars: Bars, params, options, settings,
               record: RunRecord | None):
     from workbench.model.costs import CostModel
+    from workbench.session.options import HEARTBEAT_EVERY
     from workbench.session.runner import run_session
 
     if bars.timeframe is None:
@@ -79,8 +82,10 @@ def run_paper(strategy: Strategy, bars: Bars, params, options, settings,
               "session's trades differ from the backtest's (one account per symbol)")
     resolved = strategy.params(**params)
     days = settings["history_days"]
+    beat = settings["heartbeat_every"]
     used = {**settings, "history_days": days if days is not None
-            else history_days(strategy, resolved, bars)}
+            else history_days(strategy, resolved, bars),
+            "heartbeat_every": HEARTBEAT_EVERY if beat is None else beat}
     if record is not None:
         _settings_once(record, settings_doc("paper", strategy, resolved, options, bars, used,
                                             accounts=accounts))

@@ -20,10 +20,12 @@ decision on the same strategy function as the backtest; intents (see
 :mod:`workbench.session.trader`) reviewed by the gateway and placed. Journaled: a
 ``bar`` summary, the ``signal``\\s, every risk decision and order event, an ``equity``
 event per bar (its ``latency_ms``: the row's arrival to its orders sent; p50/p99/max in
-``SessionResult.latency_ms``) and a ``heartbeat`` every ``heartbeat_every`` bars (with
-wall time, for ``workbench status``). SIGTERM and a ``stop`` command end the session
+``SessionResult.latency_ms``) and a ``heartbeat`` every ``heartbeat_every`` bars (default
+every bar; with wall time, for ``workbench status`` and a supervisor). SIGTERM and a ``stop`` command end the session
 after the current bar: ``session_end`` journaled, manifest outcome "interrupted". At the
-end of the day DAY orders expire at the broker.
+end of the day DAY orders expire at the broker. However it ends (succeeded, interrupted,
+halted, failed) the session writes its figures (``SessionResult`` without ``run_id`` and
+``path``) to ``results/session.json`` and the manifest's ``extra``, then closes its record.
 
 ``accounts``: "shared" (one account of ``cash``) or "per_symbol" (each symbol its own
 account of ``cash``, as ``wb.backtest``; the broker is funded with ``cash`` x symbols):
@@ -57,7 +59,7 @@ from workbench.model.costs import CostModel, Shares
 from workbench.risk import RiskGateway, RiskSettings
 from workbench.session import crashpoints
 from workbench.session.control import ControlChannel
-from workbench.session.options import SessionOptions
+from workbench.session.options import HEARTBEAT_EVERY, SessionOptions
 from workbench.session.pacing import pace
 from workbench.session.start import (
     lock_broker,
@@ -197,7 +199,7 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
                 timeframe="1Min", broker_path=None, run_dir=None, clock=None,
                 risk: RiskSettings | None = None, cash=100_000, size: float = 0.1,
                 shares: Shares = "fractional", costs: CostModel | None = None,
-                heartbeat_every: int = 30, history_days: int = 1, store=None,
+                heartbeat_every: int = HEARTBEAT_EVERY, history_days: int = 1, store=None,
                 runs_root=None, accounts: Accounts = "shared") -> SessionResult:
     """Replay ``replay_date`` through engine, risk, orders and the simulated broker; a bad
     option is a ``ConfigError`` naming it (:class:`~workbench.session.options.SessionOptions`)."""
@@ -306,6 +308,7 @@ def _finish(session: _Session, outcome: str, message: str, broker_path, expire: 
                "latency_ms": _latency_ms(session.latency)}
     session.journal.append(ev.SESSION_END, **summary)
     session.journal.sync()
+    session.record.write_json("session", summary)  # its figures, for whoever ran it
     session.record.finish(outcome, error=None if outcome == "succeeded" else message, extra=summary)
     return SessionResult(run_id=session.record.run_id, path=str(session.record.path), **summary)
 
