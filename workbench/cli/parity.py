@@ -139,35 +139,3 @@ def parity(notebook: Path, days, symbols, timeframe, start, end, params, timeout
              f"look-ahead (record {run.path})", err=True)  # never exit 0 on a mismatch
         sys.exit(1)
     finish(run, "parity")
-
-
-# -- LEGACY: only for cli/session.py until its papermill rewrite (helper "session") lands;
-# -- delete this block then (it reads the notebook's tagged cells, the path that goes).
-def load_target(target: str, name: str | None):  # pragma: no cover - legacy
-    from workbench.strategy.notebook import load_notebook_strategy
-
-    return load_notebook_strategy(Path(target).expanduser(), name)
-
-
-def _symbols(option, cell, timeframe):  # pragma: no cover - legacy
-    if option is None:
-        value = cell.get("symbols")
-        named = isinstance(value, (list, tuple)) and value
-        return [str(s).upper() for s in value] if named else None
-    text = option.strip()
-    if text.isdigit():
-        from workbench.cli.notebook_run import stored_symbols
-
-        stored = stored_symbols(timeframe)
-        if not stored or int(text) < 1:
-            raise ConfigError(f"--symbols {text}: the store holds no {timeframe} bars or N < 1")
-        return stored[: int(text)]
-    return [s.strip().upper() for s in text.split(",") if s.strip()]
-
-
-def _params(strategy, cell, pairs):  # pragma: no cover - legacy
-    from workbench.cli.grid_args import parse_value
-
-    given = {k: v for k, v in cell.items() if k in strategy.schema.names}
-    given.update({n: parse_value(v) for n, v in pairs})
-    return strategy.params(**given)
