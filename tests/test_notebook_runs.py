@@ -328,8 +328,14 @@ def test_a_notebook_edited_after_prepare_does_not_run(tmp_path):
 
 
 def test_an_old_ok_outcome_reads_as_succeeded(workbench_home):
+    from workbench.journal import catalog as catalog_module
     from workbench.journal.catalog import catalog
+    from workbench.model import outcomes
+    from workbench.runs import records
     from workbench.runs.records import list_runs
+
+    # one definition of the old names, read by the records and by the catalog below them
+    assert records.LEGACY_OUTCOMES is catalog_module.LEGACY_OUTCOMES is outcomes.LEGACY_OUTCOMES
 
     run = workbench_home / "runs" / "20250101T000000Z-session-old-abcdef"
     run.mkdir(parents=True)
