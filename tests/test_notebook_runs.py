@@ -276,6 +276,9 @@ def test_the_output_notebook_shows_progress_while_running(tmp_path):
             if (record.path / OUTPUT).exists():
                 seen = (record.path / OUTPUT).read_text(encoding="utf-8")
         assert "tick 3" in seen and proc.poll() is None  # saved while the cell still runs
+        partial = nbformat.reads(seen, as_version=4)  # a whole notebook, mid-cell
+        assert partial.cells[-1].metadata.papermill["status"] == "running"
+        assert "tick 39" not in seen
         assert load_manifest(record.path)["status"] == "running"
         kernel = int(seen.split("kernel ", 1)[1].split("\\n", 1)[0].split()[0])
         proc.send_signal(signal.SIGTERM)  # ends the run as interrupted, kernel included
