@@ -6,7 +6,8 @@
 Each probe is a fresh process (a cold start of Python, warm disk cache and bytecode):
 ``python -c pass`` is the baseline, then ``import workbench``, the session's loop module
 (``workbench.session.runner``; ``workbench.runs.session`` before the split), the order
-manager (``workbench.orders.manager``) and ``workbench --help``. Each probe also reports
+manager (``workbench.orders.manager``), ``workbench --help``, the notebook runner's imports
+(``workbench.execution.scrub``) and ``import nbformat`` alone. Each probe also reports
 which heavy libraries the import loaded. Probes of both trees alternate run by run, so a
 noisy machine slows both alike; the ratios to the baseline are what to compare.
 """
@@ -24,7 +25,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("numba", "vectorbt", "duckdb", "plotly", "pyarrow", "talib", "nbformat", "pydantic")
+HEAVY = ("numba", "vectorbt", "duckdb", "plotly", "pyarrow", "talib", "nbformat", "pydantic",
+         "lark")
 
 _REPORT = ("import json, sys; "
            "print(json.dumps({m: m in sys.modules for m in %r} | {'_n': len(sys.modules)}))")
@@ -40,6 +42,10 @@ def _probes(tree: Path) -> dict[str, str]:
         "import workbench.orders.manager": "import workbench.orders.manager",
         "workbench --help": ("import sys; from workbench.cli import main; "
                              "sys.argv = ['workbench', '--help']; main()"),
+        # the notebook runner's imports (nbformat, papermill, nbclient, jupyter_client), and
+        # nbformat alone, as any process outside the runner imports it
+        "import workbench.execution.scrub": "import workbench.execution.scrub",
+        "import nbformat": "import nbformat",
     }
 
 

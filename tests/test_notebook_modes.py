@@ -83,7 +83,7 @@ def _synth_minutes(store, symbols=3, days=3):
 def test_sma_cross_backtest_mode_records_what_wb_backtest_gives(jupyter_env, workbench_home,
                                                                tmp_path):
     import workbench as wb
-    from workbench.strategy.notebook import load_notebook_strategy
+    from tests.notebook_strategies import strategy_of
 
     record = _record("backtest", "backtest", "sma_cross")
     nb = _run("sma_cross.ipynb", tmp_path, jupyter_env, workbench_home, mode="backtest",
@@ -93,7 +93,7 @@ def test_sma_cross_backtest_mode_records_what_wb_backtest_gives(jupyter_env, wor
     names = sorted(p.name for p in record.results_dir.iterdir())
     assert names == ["equity.parquet", "settings.json", "stats.parquet", "trades.parquet"]
 
-    strategy, _ = load_notebook_strategy(STRATEGIES / "sma_cross.ipynb")
+    strategy = strategy_of(STRATEGIES / "sma_cross.ipynb")
     bars = wb.data.load(None, timeframe="1Day")
     direct = wb.backtest(strategy, bars, fast=5, slow=30, fees_bps=1.0, slippage_bps=3.0)
     _assert_same_stats(record, direct, tmp_path)
@@ -111,7 +111,7 @@ def test_sma_cross_backtest_mode_records_what_wb_backtest_gives(jupyter_env, wor
 def test_rsi_reversion_backtest_mode_records_what_wb_backtest_gives(jupyter_env, workbench_home,
                                                                    tmp_path):
     import workbench as wb
-    from workbench.strategy.notebook import load_notebook_strategy
+    from tests.notebook_strategies import strategy_of
 
     record = _record("backtest", "backtest", "rsi_reversion")
     nb = _run("rsi_reversion.ipynb", tmp_path, jupyter_env, workbench_home, mode="backtest",
@@ -120,7 +120,7 @@ def test_rsi_reversion_backtest_mode_records_what_wb_backtest_gives(jupyter_env,
     settings = _settings(record)
     sl_stop = settings["options"]["sl_stop"]
     assert isinstance(sl_stop, float) and sl_stop > 0  # the notebook's ATR-sized stop
-    strategy, _ = load_notebook_strategy(STRATEGIES / "rsi_reversion.ipynb")
+    strategy = strategy_of(STRATEGIES / "rsi_reversion.ipynb")
     bars = wb.data.load(None, timeframe="1Day")
     trading = bars.iloc(slice(60, None))
     assert pd.Timestamp(settings["data"]["start"]) == trading.index[0]

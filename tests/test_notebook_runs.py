@@ -118,6 +118,30 @@ def test_a_typo_is_one_line_and_exit_2_before_any_kernel(tmp_path, workbench_hom
     assert not (workbench_home / "runs").exists() or not any((workbench_home / "runs").iterdir())
 
 
+def test_the_iri_grammar_is_deferred_in_the_runner_only_and_still_works(tmp_path):
+    """nbformat's jsonschema would compile rfc3987_syntax's grammar (lark) at import: the
+    runner defers it to the first IRI check; importing the package changes nothing."""
+    nb = notebook(tmp_path / "p.ipynb", "print(1)")
+    code = f"""
+import sys
+import workbench.execution, workbench.execution.modes, workbench.execution.run
+assert "rfc3987_syntax" not in sys.modules and "nbformat" not in sys.modules
+from workbench.execution.params import notebook_parameters
+assert notebook_parameters({str(nb)!r})["fast"] == 10  # nbformat and papermill imported
+import jsonschema
+assert "lark" not in sys.modules, "the grammar was compiled at import"
+checker = jsonschema.FormatChecker()
+assert checker.conforms("https://b\u00fccher.example/x?y#z", "iri")
+assert not checker.conforms("http://a b", "iri") and "lark" in sys.modules
+import rfc3987_syntax
+assert type(rfc3987_syntax).__name__ == "module", type(rfc3987_syntax)
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
 # -- runs on the real kernel ---------------------------------------------------------------
 
 
@@ -169,13 +193,17 @@ def test_failures_are_recorded_with_exit_codes(tmp_path):
     runs = {name: prepare_run(notebook(tmp_path / f"{name}.ipynb", *cells), kind="backtest",
                               mode="backtest", params={"fast": 3})
             for name, cells in cases.items()}
-    sockets = set(Path(tempfile.gettempdir()).glob("workbench-kernel-*"))
+    # a temporary folder of these runs' own (other processes start kernels in /tmp too),
+    # short enough for a Unix socket's path
+    private = Path(tempfile.mkdtemp(prefix="wbt-", dir="/tmp"))
+    env = {**os.environ, "TMPDIR": str(private)}
     started = time.monotonic()
-    raised = child(runs["raises"].path)
-    died = child(runs["dies"].path)
-    hung = child(runs["hangs"].path, "--timeout", "3")
+    raised = child(runs["raises"].path, env=env)
+    died = child(runs["dies"].path, env=env)
+    hung = child(runs["hangs"].path, "--timeout", "3", env=env)
     assert time.monotonic() - started < 90
-    assert set(Path(tempfile.gettempdir()).glob("workbench-kernel-*")) <= sockets  # removed
+    assert not list(private.glob("workbench-kernel-*"))  # each run removed its sockets
+    private.rmdir()
     assert raised.returncode == 1, raised.stderr
     assert raised.stderr.strip().splitlines()[-1] == (
         f"run {runs['raises'].run_id}: failed: ValueError: boom at fast=3")
@@ -248,6 +276,9 @@ def test_the_output_notebook_shows_progress_while_running(tmp_path):
             if (record.path / OUTPUT).exists():
                 seen = (record.path / OUTPUT).read_text(encoding="utf-8")
         assert "tick 3" in seen and proc.poll() is None  # saved while the cell still runs
+        partial = nbformat.reads(seen, as_version=4)  # a whole notebook, mid-cell
+        assert partial.cells[-1].metadata.papermill["status"] == "running"
+        assert "tick 39" not in seen
         assert load_manifest(record.path)["status"] == "running"
         kernel = int(seen.split("kernel ", 1)[1].split("\\n", 1)[0].split()[0])
         proc.send_signal(signal.SIGTERM)  # ends the run as interrupted, kernel included
@@ -324,12 +355,85 @@ def test_a_notebook_edited_after_prepare_does_not_run(tmp_path):
     assert not (tmp_path / "ran").exists()
 
 
+# -- research-only cells ---------------------------------------------------------------
+
+
+def research_notebook(path: Path, *cells: tuple[str, bool]) -> Path:
+    """A notebook whose cells after the parameters are (source, tagged research)."""
+    notebook(path, *(source for source, _ in cells))
+    nb = nbformat.read(str(path), as_version=4)
+    for cell, (_, research) in zip(nb.cells[1:], cells, strict=True):
+        if research:
+            cell.metadata["tags"] = ["research"]
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_research_cells_are_what_a_mode_skips_and_part_of_the_hash(tmp_path):
+    from workbench.execution.hashing import hash_of, read_notebook, research_cells
+
+    plain = read_notebook(notebook(tmp_path / "plain.ipynb", "x = 1", "print(x)"))
+    tagged = read_notebook(research_notebook(tmp_path / "tagged.ipynb", ("x = 1", True),
+                                             ("print(x)", False)))
+    assert research_cells(plain, "backtest") == []  # no tag is ever required
+    assert research_cells(tagged, "backtest") == research_cells(tagged, "paper") == [1]
+    assert research_cells(tagged, "research") == []
+    # the tag decides what a session runs: tagging a cell is a change of the notebook's code
+    assert hash_of(tagged) != hash_of(plain)
+    tagged["cells"][1]["metadata"]["tags"] = ["other"]
+    assert hash_of(tagged) == hash_of(plain)
+
+
+def test_research_cells_are_skipped_outside_mode_research(tmp_path):
+    nb = research_notebook(tmp_path / "nbs" / "research.ipynb",
+                           ("print('research ran')\nraise RuntimeError('research ran')", True),
+                           ("print(f'work of mode {mode}')", False))
+    proc = workbench("run", str(nb), "--mode", "backtest", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["outcome"] == "succeeded" and out["skipped"] == [1]
+    run = Path(out["path"])
+    assert load_manifest(run)["notebook"]["skipped_cells"] == [1]
+    done = executed(run)
+    # the executed notebook: the parameters, papermill's injected cell, then ours
+    skipped, work = done["cells"][2], done["cells"][3]
+    assert "raise RuntimeError" in "".join(skipped["source"])  # its source is kept
+    assert skipped["execution_count"] is None and skipped["metadata"]["papermill"]["status"] == (
+        "skipped")
+    assert [o["output_type"] for o in skipped["outputs"]] == ["stream"]
+    assert "".join(skipped["outputs"][0]["text"]).startswith(
+        "[workbench] skipped in mode backtest: this cell is tagged 'research'")
+    assert "work of mode backtest" in outputs_text({"cells": [work]})
+    assert "research ran" not in outputs_text(done)
+    # in mode research it runs (and here raises)
+    ran = run_notebook(nb, kind="research", mode="research")
+    assert (ran.outcome, ran.error) == ("failed", "RuntimeError: research ran")
+    assert load_manifest(ran.path)["notebook"]["skipped_cells"] == [] and ran.skipped == ()
+
+
+def test_a_name_only_a_skipped_cell_defines_fails_saying_it_was_skipped(tmp_path):
+    nb = research_notebook(tmp_path / "uses.ipynb", ("print('ok')", True),
+                           ("result = 41", True), ("print(result + 1)", False))
+    run = run_notebook(nb, kind="backtest", mode="backtest")
+    assert run.outcome == "failed" and run.skipped == (1, 2)
+    assert run.error == ("NameError: name 'result' is not defined (cell 2, which names "
+                         "'result', tagged 'research', skipped in mode backtest: "
+                         "research-only cells run in mode research only)")
+    assert load_manifest(run.path)["error"] == run.error
+
+
 # -- the outcome's old name ----------------------------------------------------------------
 
 
 def test_an_old_ok_outcome_reads_as_succeeded(workbench_home):
+    from workbench.journal import catalog as catalog_module
     from workbench.journal.catalog import catalog
+    from workbench.model import outcomes
+    from workbench.runs import records
     from workbench.runs.records import list_runs
+
+    # one definition of the old names, read by the records and by the catalog below them
+    assert records.LEGACY_OUTCOMES is catalog_module.LEGACY_OUTCOMES is outcomes.LEGACY_OUTCOMES
 
     run = workbench_home / "runs" / "20250101T000000Z-session-old-abcdef"
     run.mkdir(parents=True)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import subprocess
+import sys
+from pathlib import Path
 
+import nbformat
 import pytest
+from nbformat.v4 import new_code_cell
 
 CANARY_KEY = "PKCANARY0123456789AB"
 CANARY_SECRET = "canarySecret-6f1d2e9a7b"
@@ -54,7 +59,8 @@ def _cli(args, env, home):
     from tests.conftest import BIN
 
     return subprocess.run([str(BIN / "workbench"), *args], capture_output=True, text=True,
-                          env={**os.environ, **env, "WORKBENCH_HOME": str(home)}, timeout=120)
+                          env={**os.environ, **env, "WORKBENCH_HOME": str(home)}, timeout=120,
+                          check=False)
 
 
 @pytest.mark.parametrize(
@@ -98,3 +104,84 @@ def test_env_override_of_a_nested_setting(monkeypatch, workbench_home):
     assert load_settings().data.spike_band == 0.4
     monkeypatch.setenv("WORKBENCH__DATA__SPIKE_BAND", "0.25")
     assert load_settings().data.spike_band == 0.25
+
+
+# -- fault 20: a supervised notebook paper session, every file it writes --------------------
+
+LEAK = """import logging, os, sys, traceback
+leak = f"{os.environ['ALPACA_SECRET_KEY']} {os.environ['ALPACA_API_KEY']}"
+print("stdout", leak)
+print("stderr", leak, file=sys.stderr)
+os.write(1, f"fd1 {leak}\\n".encode()); os.write(2, f"fd2 {leak}\\n".encode())
+logging.getLogger("strategy").warning("logged %s", leak)
+try:
+    raise RuntimeError(f"caught {leak}")
+except RuntimeError:
+    traceback.print_exc()
+{"shown": leak, os.environ["ALPACA_API_KEY"]: 1}"""
+
+
+def _leaky_strategy_notebook(path: Path) -> Path:
+    """sma_cross.ipynb with a cell that shows both credentials every way a cell can (after
+    the parameters) and a last cell, after the session, that raises with one."""
+    from tests.conftest import ROOT
+
+    nb = nbformat.read(ROOT / "notebooks" / "strategies" / "sma_cross.ipynb", as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    nb.cells.insert(at + 1, new_code_cell(LEAK))
+    nb.cells.append(new_code_cell(
+        "raise RuntimeError('after the session ' + os.environ['ALPACA_SECRET_KEY'])"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.mark.slow
+def test_a_supervised_notebook_session_writes_the_canary_nowhere(jupyter_env, workbench_home,
+                                                                  store, tmp_path):
+    """Fault 20: with a canary in ALPACA_SECRET_KEY and another in ALPACA_API_KEY, a notebook
+    paper session under the supervisor prints both, logs them, prints a traceback holding
+    them and ends raising with one; no file under the test's folder (the home: runs/<id>/
+    with session.log, the executed notebook, the journal, the manifest, results/; the data;
+    the notebook's folder) and neither the supervisor's nor the child's output holds
+    either value (bytes, whatever the encoding of the file)."""
+    from workbench.data.sources import synth_into_store
+    from workbench.execution.run import prepare_run
+    from workbench.runs.records import load_manifest
+
+    day = "2025-12-31"
+    synth_into_store(store, 3, 3, "1Min", 11, day)
+    secret, key = "canary-" + secrets.token_hex(12), "PKCANARY" + secrets.token_hex(6).upper()
+    nb = _leaky_strategy_notebook(tmp_path / "nbs" / "leaky.ipynb")
+    record = prepare_run(nb, kind="session", mode="paper",
+                         params={"timeframe": "1Min", "replay_date": day, "fast": 5, "slow": 20})
+    env = {**jupyter_env, "WORKBENCH_HOME": str(workbench_home), "ALPACA_SECRET_KEY": secret,
+           "ALPACA_API_KEY": key}
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbench.deploy.supervisor", str(record.path), "--",
+         sys.executable, "-m", "workbench.execution.child", "--resumable", "{run_dir}"],
+        env=env, capture_output=True, text=True, timeout=300, check=False)
+    run = record.path
+    log = (run / "session.log").read_text(encoding="utf-8")
+    manifest = load_manifest(run)
+    # it ran, and said everything: the session traded, then the last cell raised
+    assert manifest["outcome"] == "failed", (proc.stdout, proc.stderr, log[-3000:])
+    assert manifest["error"] == "RuntimeError: after the session **********"
+    assert manifest["extra"]["recorded_outcome"] == "succeeded"
+    assert (run / "events").is_dir() and (run / "results" / "settings.json").is_file()
+    assert "fd1 ********** **********" in log and "fd2 ********** **********" in log
+    executed = (run / "notebook.ipynb").read_text(encoding="utf-8")
+    for shown in ("stdout ********** **********", "stderr ********** **********",
+                  "logged ********** **********", "RuntimeError: caught ********** **********",
+                  "after the session **********"):
+        assert shown in executed, shown
+    assert proc.returncode == 1 and "failed" in proc.stdout
+    # and nowhere the values themselves
+    assert secret not in proc.stdout + proc.stderr and key not in proc.stdout + proc.stderr
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {run / "manifest.json", run / "session.log", run / "notebook.ipynb"} <= set(files)
+    leaks = [str(p) for p in files for value in (secret, key)
+             for form in (value.encode(), value.encode("utf-16-le"),
+                          json.dumps(value).encode())
+             if form in p.read_bytes()]
+    assert not leaks

@@ -48,6 +48,9 @@ def _notebook_path(notebook: str | Path) -> Path:
 def _inspect(path: Path) -> dict[str, dict[str, Any]]:
     """papermill's view of the parameters cell (the notebook read as the workbench kernel's
     Python, whatever kernel its metadata names)."""
+    from workbench.execution import defer_iri_grammar
+
+    defer_iri_grammar()
     import nbformat
     import papermill
 

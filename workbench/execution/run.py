@@ -18,6 +18,11 @@ the hash recorded: an edited notebook fails the run, nothing executed), on the
 (``<run_dir>/notebook.ipynb``, scrubbed of credentials: :mod:`workbench.execution.scrub`)
 so a long run shows progress.
 
+Research-only cells (tagged ``research``) run in mode "research" only: in any other mode
+the runner skips them (each shows a note saying so in the executed notebook), the manifest
+lists them (``notebook.skipped_cells``: their indexes among the notebook's cells, from 0),
+and a run that then fails on a name only a skipped cell defines says so in its error.
+
 papermill records a raised cell but not a dead kernel or a timeout; the outcome is decided
 here: success -> "succeeded"; a cell raised -> "failed" with the error's line; the kernel
 died -> "failed" ("kernel died"); a cell ran past ``timeout`` -> "timeout"; Ctrl-C (or
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -38,7 +44,8 @@ from typing import Any
 
 from workbench.clock import Clock, LiveClock
 from workbench.errors import ConfigError
-from workbench.execution.hashing import hash_of, read_notebook
+from workbench.execution import defer_iri_grammar
+from workbench.execution.hashing import RESEARCH_TAG, hash_of, read_notebook, research_cells
 from workbench.execution.params import check_parameters
 from workbench.runs.records import RunRecord, load_manifest
 from workbench.secrets import redact
@@ -71,6 +78,7 @@ class NotebookRun:
     notebook: str  # the notebook that ran
     output: Path | None  # the executed notebook in the record (None if none was written)
     seconds: float
+    skipped: tuple[int, ...] = ()  # the research-only cells the mode skipped (indexes)
 
     @property
     def succeeded(self) -> bool:
@@ -78,7 +86,8 @@ class NotebookRun:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d.update(path=str(self.path), output=None if self.output is None else str(self.output))
+        d.update(path=str(self.path), output=None if self.output is None else str(self.output),
+                 skipped=list(self.skipped))
         return d
 
 
@@ -115,7 +124,8 @@ def prepare_run(notebook: str | Path, *, kind: str, mode: str,
     kind, mode = _word(kind, "kind"), _word(mode, "mode")
     notebook_json = read_notebook(path)
     check_mode(notebook_json, path.name, mode, checked)
-    source = {"path": str(path.resolve()), "hash": hash_of(notebook_json)}
+    source = {"path": str(path.resolve()), "hash": hash_of(notebook_json),
+              "skipped_cells": research_cells(notebook_json, mode)}
     return RunRecord.create(kind, path.stem, checked, mode, None, clock or LiveClock(),
                             root=root, notebook=source)
 
@@ -128,6 +138,7 @@ def _one_line(text: Any) -> str:
 def _outcome(error: BaseException | None, timeout: float | None,
              kernel: str) -> tuple[str, str | None]:
     """(outcome, one-line error) for what ``papermill.execute_notebook`` raised."""
+    defer_iri_grammar()
     from jupyter_client.kernelspec import NoSuchKernel
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
@@ -153,6 +164,29 @@ def _outcome(error: BaseException | None, timeout: float | None,
     return "failed", _one_line(f"{type(error).__name__}: {error}")
 
 
+def _skip_hint(message: str | None, source: Path, mode: str, skipped: list[int]) -> str | None:
+    """``message`` (a failed run's error) with, for a NameError, the research-only cells
+    this mode skipped: the usual cause of a name that is not defined outside research."""
+    found = re.match(r"NameError: name '(\w+)' is not defined", message or "")
+    if not found or not skipped:
+        return message
+    try:
+        cells = read_notebook(source).get("cells", [])
+    except ConfigError:
+        cells = []
+    name = found.group(1)
+    uses = [i for i in skipped if i < len(cells)
+            and re.search(rf"\b{re.escape(name)}\b", "".join(cells[i].get("source", "")))]
+    listed = ", ".join(str(i) for i in (uses or skipped))
+    if uses:
+        cause = (f"cell {listed}, which names {name!r}," if len(uses) == 1
+                 else f"cells {listed}, which name {name!r},")
+        return (f"{message} ({cause} tagged {RESEARCH_TAG!r}, skipped in mode {mode}: "
+                "research-only cells run in mode research only)")
+    return (f"{message} (cells {listed} tagged {RESEARCH_TAG!r} were skipped in mode {mode}: "
+            "research-only cells run in mode research only)")
+
+
 def _set_aside(output: Path) -> None:
     """A restarted run keeps its earlier attempt's notebook as notebook.attempt-N.ipynb."""
     if output.exists():
@@ -167,7 +201,8 @@ class NotebookChanged(Exception):
 
 
 def _execute(source: Path, output: Path, parameters: dict, *, expected_hash: str, timeout,
-             kernel, autosave) -> None:
+             kernel, autosave, mode: str | None) -> None:
+    defer_iri_grammar()
     import nbformat
     import papermill
 
@@ -190,7 +225,7 @@ def _execute(source: Path, output: Path, parameters: dict, *, expected_hash: str
             progress_bar=False, log_output=False, cwd=str(source.parent),
             execution_timeout=None if timeout is None else math.ceil(timeout),
             autosave_cell_every=autosave, coalesce_streams=True,
-            scrubbed_output=str(output), source_path=str(source))
+            scrubbed_output=str(output), source_path=str(source), run_mode=mode)
     finally:
         quiet.setLevel(level)
 
@@ -225,30 +260,35 @@ def execute_run(run_dir: str | Path, *, timeout: float | None = None, kernel: st
         raise ConfigError(f"autosave must be >= 0 seconds (0: never), got {autosave}")
     parameters = {**(manifest.get("params") or {}), "mode": manifest["mode"],
                   "run_dir": str(run_dir)}
+    # the cells to skip were decided (and recorded) when the run was prepared; a record
+    # from before research-only cells (no "skipped_cells") runs every cell, as it was made to
+    skip_mode = manifest["mode"] if "skipped_cells" in manifest["notebook"] else None
     output = run_dir / OUTPUT
     _set_aside(output)
     started = time.perf_counter()
     error: BaseException | None = None
     try:
-        _execute(source, output, parameters, expected_hash=expected,
-                 timeout=timeout, kernel=kernel, autosave=autosave)
+        _execute(source, output, parameters, expected_hash=expected, timeout=timeout,
+                 kernel=kernel, autosave=autosave, mode=skip_mode)
     except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - every way a run ends is recorded
         error = e
     seconds = round(time.perf_counter() - started, 3)
     outcome, message = _outcome(error, timeout, kernel)
+    skipped = list((manifest.get("notebook") or {}).get("skipped_cells") or [])
+    message = _skip_hint(message, source, manifest["mode"], skipped)
     if (resumable and message == KERNEL_DIED and manifest.get("kind") == "session"
             and load_manifest(run_dir).get("status") == "running"):
         return NotebookRun(
             run_id=manifest["run_id"], path=run_dir, outcome=outcome,
             error=f"{KERNEL_DIED}; left running for its supervisor to resume",
             kind=manifest["kind"], mode=manifest["mode"], notebook=str(source),
-            output=output if output.exists() else None, seconds=seconds)
+            output=output if output.exists() else None, seconds=seconds, skipped=tuple(skipped))
     _record(run_dir, clock, outcome, message, seconds)
     final = load_manifest(run_dir)
     return NotebookRun(
         run_id=final["run_id"], path=run_dir, outcome=final["outcome"], error=final.get("error"),
         kind=final["kind"], mode=final["mode"], notebook=str(source),
-        output=output if output.exists() else None, seconds=seconds)
+        output=output if output.exists() else None, seconds=seconds, skipped=tuple(skipped))
 
 
 def _record(run_dir: Path, clock: Clock, outcome: str, message: str | None,

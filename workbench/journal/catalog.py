@@ -33,6 +33,7 @@ from workbench import paths
 from workbench.journal.events import LINE_PREFIX
 from workbench.model import events as ev
 from workbench.model.codec import field_names
+from workbench.model.outcomes import LEGACY_OUTCOMES
 from workbench.model.types import Fill, Position
 
 __all__ = ["VIEWS", "catalog"]
@@ -105,9 +106,6 @@ _RUN_FIELDS = {
     "git_commit": (("$.git_commit",), None), "error": (("$.error",), None),
     "notebook": (("$.notebook.path",), None), "notebook_hash": (("$.notebook.hash",), None),
 }
-# outcomes older manifests wrote, read as today's (workbench.runs.records.LEGACY_OUTCOMES;
-# the journal sits below the run records, so the pair is repeated here and tested equal)
-LEGACY_OUTCOMES = {"ok": "succeeded"}
 
 
 def _quote(text: str) -> str:

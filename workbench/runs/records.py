@@ -23,6 +23,7 @@ from workbench import paths
 from workbench.clock import Clock
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.fsutil import atomic_write
+from workbench.model.outcomes import LEGACY_OUTCOMES, OUTCOMES, canonical_outcome
 from workbench.plain import NotPlain, plain
 from workbench.runs.ids import new_run_id
 from workbench.runs.provenance import describe_data_range, git_state, package_versions
@@ -45,16 +46,8 @@ __all__ = [
 MANIFEST = "manifest.json"
 RESULTS = "results"
 SCHEMA_VERSION = 1
-OUTCOMES = ("succeeded", "failed", "interrupted", "halted", "timeout")
-# outcomes written by older versions, read as the outcome they stand for
-LEGACY_OUTCOMES = {"ok": "succeeded"}
 _CREATE_ATTEMPTS = 8
 _SECRET_WORDS = ("key", "secret", "token", "password")
-
-
-def canonical_outcome(outcome: str | None) -> str | None:
-    """``outcome`` as written today (an old manifest's "ok" is "succeeded")."""
-    return LEGACY_OUTCOMES.get(outcome, outcome) if isinstance(outcome, str) else outcome
 
 
 class RecordError(WorkbenchError):
