@@ -86,8 +86,8 @@ def test_sma_cross_from_backtest_through_the_gates_to_a_supervised_paper_session
     assert manifest["status"] == "finished" and manifest["outcome"] == "succeeded"
     assert manifest["notebook"]["hash"] == report["notebook_hash"]
     executed = nbformat.read(record.path / "notebook.ipynb", as_version=4)
-    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert any(PLOTLY in o.get("data", {}) for o in outputs)
+    last = [c for c in executed.cells if c.cell_type == "code" and "wb.run(" in c.source][-1]
+    assert any(PLOTLY in o.get("data", {}) for o in last.get("outputs", []))  # the session's figure
     types = [e.type for e in replay(record.path).events]
     assert "session_start" in types and types[-1] == "session_end"
     assert {"bar", "signal", "heartbeat"} <= set(types)

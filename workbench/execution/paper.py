@@ -99,6 +99,13 @@ def run_paper(strategy: Strategy, bars: Bars, params, options, settings,
         accounts=accounts)
     print(f"session {result.outcome}: {result.message}; {result.bars} bars, {result.orders} "
           f"orders, {result.fills} fills, P&L {result.pnl}; record {result.path}")
+    if record is not None:
+        from workbench.execution.recorded import show
+        from workbench.execution.session_figure import session_figure
+
+        figure = session_figure(record.path)
+        if figure is not None:
+            show(figure)
     return result
 
 
