@@ -45,7 +45,7 @@ __all__ = ["DEMO_CONSTRAINT", "DEMO_END", "DEMO_GATES", "DEMO_GRID", "DEMO_NOTEB
 
 DEMO_SYMBOLS = 20
 DEMO_SEED = 7
-DEMO_MINUTE_DAYS = 10
+DEMO_MINUTE_DAYS = 5
 DEMO_DAILY_DAYS = 500
 DEMO_END = "2025-12-31"  # fixed: the same bars, figures and README examples on every day
 DEMO_NOTEBOOK = Path("notebooks/strategies/sma_cross.ipynb")
