@@ -203,8 +203,7 @@ def _promote(step: _Step, params: dict):
     notebook = paths.project_root() / DEMO_NOTEBOOK
     registry = Registry()
     code = notebook_hash(notebook)
-    for dep in registry.list("active"):  # an earlier demo's: the registry refuses a twin
-        if dep.notebook_hash == code and dep.parameters == params and dep.mode == "paper":
+    for dep in _deployments(registry, code, params):  # an earlier demo's: a twin is refused
             registry.retire(dep.id, "replaced by a new `workbench demo` run")
             step.say(f"retired {dep.id}, an earlier demo's deployment of the same code and "
                      "parameters (one active deployment of each)")
@@ -222,13 +221,18 @@ def _promote(step: _Step, params: dict):
     if proc.returncode != 0:
         error = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise DemoFailed(f"promote: {error} (the report: {paths.deployments_dir() / 'reports'})")
-    deps = [d for d in registry.list("active")
-            if d.notebook_hash == code and d.parameters == params and d.mode == "paper"]
+    deps = _deployments(registry, code, params)
     if len(deps) != 1:
         raise DemoFailed(f"promote: passed, but {len(deps)} active deployments of this code and "
                          f"parameters in {registry.root}")
     step.summary = f"deployment {deps[0].id} ({_shown(params)}, {deps[0].broker} broker)"
     return deps[0]
+
+
+def _deployments(registry, code: str, params: dict) -> list:
+    """The active paper deployments of this notebook code with these parameters."""
+    return [d for d in registry.list("active") if d.notebook_hash == code and d.mode == "paper"
+            and all(d.parameters.get(k) == v for k, v in params.items())]
 
 
 def _session(step: _Step, store, deployment) -> Run:
