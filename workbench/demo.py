@@ -276,6 +276,9 @@ def _where(echo: Echo, out: dict, started: float) -> None:
         echo(f"    {name:<13} {run.outcome:<9} {run.path}")
     echo(f"    deployment    {out['deployment'].status:<9} "
          f"{paths.deployments_dir() / (out['deployment'].id + '.json')}")
+    echo("    each run folder holds notebook.ipynb (the executed notebook, with its plots), "
+         "manifest.json (parameters, code hash, outcome) and results/; the session's journal "
+         "is its events/*.jsonl")
     echo("  look at them:")
     echo("    workbench status                              the sessions: outcome, P&L, "
          "positions, risk state")
