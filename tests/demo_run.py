@@ -12,7 +12,6 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent
-_DONE: dict[str, "DemoRun"] = {}
 
 
 @dataclass(frozen=True)
@@ -21,6 +20,9 @@ class DemoRun:
     stdout: str
     stderr: str
     returncode: int
+
+
+_DONE: dict[str, DemoRun] = {}
 
 
 def demo_run(jupyter_env: dict, tmp_path_factory) -> DemoRun:
@@ -32,6 +34,6 @@ def demo_run(jupyter_env: dict, tmp_path_factory) -> DemoRun:
         env = {k: v for k, v in env.items() if not k.startswith("WORKBENCH__")
                and k not in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY", "WORKBENCH_CONFIG")}
         proc = subprocess.run([str(BIN / "workbench"), "demo"], env=env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=1200)
+                              capture_output=True, text=True, timeout=1200, check=False)
         _DONE["run"] = DemoRun(home, proc.stdout, proc.stderr, proc.returncode)
     return _DONE["run"]

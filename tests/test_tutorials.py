@@ -27,7 +27,7 @@ def test_idea_to_paper_runs_to_a_succeeded_session_of_its_deployment(jupyter_env
     papermill = Path(sys.executable).parent / "papermill"
     proc = subprocess.run([str(papermill), str(TUTORIAL), str(out), "-k", "workbench",
                            "--cwd", str(TUTORIAL.parent), "--log-level", "ERROR"],
-                          env=env, capture_output=True, text=True, timeout=1200)
+                          env=env, capture_output=True, text=True, timeout=1200, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     executed = nbformat.read(out, as_version=4)
     code = [c for c in executed.cells if c.cell_type == "code"]

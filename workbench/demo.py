@@ -215,7 +215,7 @@ def _promote(step: _Step, params: dict):
     argv = [_workbench(), "promote", str(DEMO_NOTEBOOK), "--to", "paper", *flags]
     step.say("$ workbench " + " ".join(argv[1:]))
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=paths.project_root(),
-                          env={**os.environ, **DEMO_GATES}, timeout=300)
+                          env={**os.environ, **DEMO_GATES}, timeout=300, check=False)
     for line in proc.stdout.splitlines():
         step.say(f"  {line}")
     if proc.returncode != 0:

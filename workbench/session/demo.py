@@ -71,10 +71,10 @@ def session_lines(figures: dict) -> list[str]:
     settings = _settings(f["path"])
     return [
         f"{f['bars']} bars of {settings}" if settings else f"{f['bars']} bars",
-        f"equity {_money(f['start_equity'])} -> {_money(f['equity'])}: P&L {_money(f['pnl'])} "
-        f"(realized incl. fees {_money(f['realized'])}, unrealized {_money(f['unrealized'])})",
-        f"orders {f['orders']}, fills {f['fills']}, open positions {len(f['positions'])}, "
-        f"risk state {f['risk_state']}",
+        (f"equity {_money(f['start_equity'])} -> {_money(f['equity'])}: P&L {_money(f['pnl'])} "
+         f"(realized incl. fees {_money(f['realized'])}, unrealized {_money(f['unrealized'])})"),
+        (f"orders {f['orders']}, fills {f['fills']}, open positions {len(f['positions'])}, "
+         f"risk state {f['risk_state']}"),
     ]
 
 
