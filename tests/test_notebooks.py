@@ -11,12 +11,21 @@ import pytest
 
 from tests.conftest import ROOT
 
-NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+ALL = sorted(p for p in (ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+# notebooks executed by a test of their own, which checks what they leave behind (run once)
+OWN_TEST = {"tutorials/02_idea_to_paper.ipynb": "tests/test_tutorials.py"}
+NOTEBOOKS = [p for p in ALL if str(p.relative_to(ROOT / "notebooks")) not in OWN_TEST]
 
 
 
 def test_there_are_notebooks():
     assert NOTEBOOKS, "no notebooks found"
+
+
+def test_each_notebook_left_out_here_has_its_own_test():
+    for name, test in OWN_TEST.items():
+        assert (ROOT / "notebooks" / name) in ALL, name
+        assert name.split("/")[-1] in (ROOT / test).read_text(), (name, test)
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))

@@ -1,95 +1,359 @@
-"""The main job on the embedded defaults (``make demo``): no credentials, no network.
+"""The main job on the embedded defaults (``make demo``): issue 9's whole path, no credentials.
 
-Step by step, each printing what it did: synthesize minute and daily bars on the NYSE
-calendar into the store, show what the store holds and where, then backtest the SMA-cross
-research notebook's strategy on the daily bars and sweep its two parameters, each run
-recorded under ``runs/`` by the same code as ``workbench backtest`` and ``workbench sweep``;
-last, replay the last stored minute session as a paper session on the simulated broker
-with the sweep's best parameters (:mod:`workbench.session.demo`, the same code as
-``workbench session``) and show its P&L, orders and record.
+1. **data**: seeded synthetic bars on the NYSE calendar into the store: daily bars for the
+   research, minute bars for the replayed paper day;
+2. **research**: ``notebooks/strategies/sma_cross.ipynb`` executed by papermill as a
+   backtest (its parameters cell's values) and as a sweep of ``fast`` x ``slow``, on the
+   daily bars, the two runs concurrently;
+3. **evidence**: what the paper gates (:mod:`workbench.deploy.gates`) judge, of the same
+   notebook code and of the parameters promoted next (the sweep's best pair on the minute
+   bars): a backtest, a walk-forward and a parity run, concurrently;
+4. **promote**: ``workbench promote NOTEBOOK --to paper -p ...`` itself (the report printed,
+   a deployment registered);
+5. **session**: the deployment's paper session, replaying the last stored minute day on the
+   simulated broker, the notebook run in mode ``paper`` under the supervisor
+   (:class:`workbench.deploy.supervisor.Supervisor`);
+6. **records**: where each record is and how to look at it.
+
+Every notebook run is :func:`workbench.execution.run.prepare_run` (parameters checked, the
+record created) then :func:`~workbench.execution.run.execute_run` in a child process
+(``python -m workbench.execution.child``), which is :func:`~workbench.execution.run.
+run_notebook` split in two so that independent runs overlap. Each step prints one progress
+line with its elapsed time; a failing step raises :class:`DemoFailed`: one line naming the
+record to look at.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from workbench import paths
-from workbench.data import calendar
-from workbench.data.sources import last_completed_session, synth_into_store
-from workbench.data.store import Store
+from workbench.errors import WorkbenchError
 
-__all__ = ["DEMO_CONSTRAINT", "DEMO_GRID", "DEMO_NOTEBOOK", "DEMO_SEED", "DEMO_SYMBOLS",
-           "run_demo"]
+__all__ = ["DEMO_CONSTRAINT", "DEMO_END", "DEMO_GATES", "DEMO_GRID", "DEMO_NOTEBOOK",
+           "DEMO_SEED", "DEMO_SYMBOLS", "DemoFailed", "run_demo"]
 
 DEMO_SYMBOLS = 20
 DEMO_SEED = 7
-DEMO_MINUTE_DAYS = 10
+DEMO_MINUTE_DAYS = 5
 DEMO_DAILY_DAYS = 500
+DEMO_END = "2025-12-31"  # fixed: the same bars, figures and README examples on every day
 DEMO_NOTEBOOK = Path("notebooks/strategies/sma_cross.ipynb")
 DEMO_GRID = {"fast": [5, 10, 15, 20], "slow": [20, 30, 40, 50, 60]}
 DEMO_CONSTRAINT = "fast < slow"
+DEMO_TIMEFRAME = "1Min"  # what is promoted and traded: the replayed day is minute bars
+DEMO_FOLDS = {"train": 780, "test": 390}  # walk-forward: two sessions in, one out
+# synthetic prices are a random walk: no strategy earns an out-of-sample Sharpe on them, so
+# the demo's promotion opens these two thresholds (only for itself, said when it runs)
+DEMO_GATES = {"WORKBENCH__GATES__MIN_OOS_SHARPE": "-100",
+              "WORKBENCH__GATES__MAX_OOS_DRAWDOWN": "1"}
+
+Echo = Callable[[str], None]
+CHILD_LOG = "child.log"  # a concurrent run's child process output, in its record
 
 
-def run_demo(echo: Callable[[str], None] = print, store: Store | None = None, end=None) -> dict:
-    """Run the demo; returns what it did (for tests), printing as it goes."""
-    store = store or Store()
-    out = _data(echo, store, end)
-    research = _research(echo, store)
-    return {**out, **research, "session": _session(echo, store, research["sweep"])}
+class DemoFailed(WorkbenchError):
+    """A step of the demo failed; the message names the record to look at."""
+
+    exit_code = 1
 
 
-def _data(echo: Callable[[str], None], store: Store, end) -> dict:
-    """Synthesize the demo bars into ``store`` and show what it holds."""
-    end = pd.Timestamp(end) if end is not None else last_completed_session()
-    echo(f"== data: synthetic bars for {DEMO_SYMBOLS} symbols, seed {DEMO_SEED}, "
-         f"sessions ending {end:%Y-%m-%d}")
-    reports = {}
+@dataclass(frozen=True)
+class Run:
+    """A finished notebook run of the demo: its record and what the manifest says."""
+
+    kind: str
+    path: Path
+    outcome: str
+    error: str | None
+
+    @property
+    def notebook(self) -> Path:
+        return self.path / "notebook.ipynb"
+
+    def results(self, name: str) -> Any:
+        path = self.path / "results" / name
+        return json.loads(path.read_text()) if name.endswith(".json") else pd.read_parquet(path)
+
+
+def run_demo(echo: Echo = print, end: str | None = None) -> dict:
+    """Run the demo (see the module doc), printing as it goes; returns what it made."""
+    from workbench.data.store import Store
+
+    started = time.perf_counter()
+    store = Store()
+    out: dict[str, Any] = {"runs": {}}
+    with _Step(echo, "data", started) as step:
+        out["store"] = _data(step, store, pd.Timestamp(end or DEMO_END))
+    with _Step(echo, "research", started) as step:
+        out["runs"].update(_research(step))
+    best = out["runs"]["sweep"].results("best.json")["params"]
+    params = {"timeframe": DEMO_TIMEFRAME, **best}
+    with _Step(echo, "evidence", started) as step:
+        out["runs"].update(_evidence(step, params))
+    with _Step(echo, "promote", started) as step:
+        out["deployment"] = _promote(step, params)
+    with _Step(echo, "session", started) as step:
+        out["runs"]["session"] = _session(step, store, out["deployment"])
+    _where(echo, out, started)
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    return out
+
+
+class _Step:
+    """One step: its detail lines, then one progress line with its elapsed time."""
+
+    def __init__(self, echo: Echo, name: str, started: float) -> None:
+        self.echo, self.name, self.started = echo, name, started
+        self.lines: list[str] = []
+        self.summary = ""
+
+    def __enter__(self) -> _Step:
+        self.t0 = time.perf_counter()
+        return self
+
+    def say(self, line: str) -> None:
+        self.lines.append(line)
+
+    def __exit__(self, kind, error, tb) -> None:
+        took, total = time.perf_counter() - self.t0, time.perf_counter() - self.started
+        state = "done" if kind is None else "FAILED"
+        self.echo(f"[{total:6.1f} s] {self.name}: {state} in {took:.1f} s"
+                  f"{'; ' + self.summary if self.summary and kind is None else ''}")
+        for line in self.lines:
+            self.echo(f"    {line}")
+
+
+# -- the steps ---------------------------------------------------------------------------
+
+
+def _data(step: _Step, store, end: pd.Timestamp) -> Path:
+    from workbench.data import calendar
+    from workbench.data.sources import synth_into_store
+
     for timeframe, days in (("1Min", DEMO_MINUTE_DAYS), ("1Day", DEMO_DAILY_DAYS)):
-        report = synth_into_store(store, DEMO_SYMBOLS, days, timeframe, DEMO_SEED, end)
-        reports[timeframe] = report
-        echo(f"   {report.summary()}")
+        step.say(synth_into_store(store, DEMO_SYMBOLS, days, timeframe, DEMO_SEED, end).summary())
     listing = store.ls()
-    echo(f"== store: {store.root}")
     for tf, group in listing.groupby("timeframe"):
         first = calendar.to_display(group["first"].min())
         last = calendar.to_display(group["last"].max())
-        echo(f"   {tf}: {len(group)} symbols ({', '.join(group['symbol'].head(5))}, ...), "
-             f"{int(group['rows'].sum()):,} bars, {first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} "
-             f"New York, files under {store.root / 'bars' / f'timeframe={tf}'}")
-    echo("   load them in a notebook: "
-         f"wb.data.load({list(listing['symbol'].head(2))}, timeframe='1Min')")
-    return {"reports": reports, "listing": listing, "store": store.root}
+        step.say(f"{tf}: {len(group)} symbols, {int(group['rows'].sum()):,} bars, "
+                 f"{first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} New York, "
+                 f"under {store.root / 'bars' / f'timeframe={tf}'}")
+    step.summary = (f"synthetic bars of {DEMO_SYMBOLS} symbols (seed {DEMO_SEED}) ending "
+                    f"{end:%Y-%m-%d} in {store.root}")
+    return store.root
 
 
-def _research(echo: Callable[[str], None], store: Store) -> dict:
-    """Backtest and sweep the SMA-cross notebook's strategy on the daily bars, recorded."""
-    from workbench.jobs.backtest import DataChoice, run_backtest
-    from workbench.jobs.sweep import run_sweep
+def _research(step: _Step) -> dict[str, Run]:
+    runs = _concurrently(step, {
+        "backtest": ("backtest", {}),
+        "sweep": ("sweep", {"grid": DEMO_GRID, "constraint": DEMO_CONSTRAINT}),
+    })
+    stats = runs["backtest"].results("stats.parquet")
+    book = stats[stats["scope"] == "book"].iloc[0]
+    step.say(f"backtest, the parameters cell's values on the daily bars: return "
+             f"{book['total_return']:+.2%}, Sharpe {book['sharpe']:.2f}, max drawdown "
+             f"{book['max_drawdown']:.2%}, {int(book['trades'])} trades")
+    step.say(f"  record: {runs['backtest'].path}")
+    best = runs["sweep"].results("best.json")
+    shown = ", ".join(f"{k}={v}" for k, v in best["params"].items())
+    step.say(f"sweep, {' x '.join(DEMO_GRID)} where {DEMO_CONSTRAINT} ({best['n_combos']} "
+             f"pairs): best by {best['metric']}: {shown}, Sharpe "
+             f"{best['metrics']['sharpe']:.2f}; DSR {best['dsr']:.3f}, PBO {best['pbo']:.3f}")
+    step.say(f"  record: {runs['sweep'].path}")
+    step.summary = f"sma_cross backtested and swept on the daily bars; best {shown}"
+    return runs
+
+
+def _evidence(step: _Step, params: dict) -> dict[str, Run]:
+    runs = _concurrently(step, {
+        "backtest_1min": ("backtest", params),
+        "walk_forward": ("walk_forward", {**params, "grid": DEMO_GRID,
+                                          "constraint": DEMO_CONSTRAINT, **DEMO_FOLDS}),
+        "parity": ("parity", params),
+    })
+    oos = runs["walk_forward"].results("oos_stats.json")
+    parity = runs["parity"].results("parity.json")
+    step.say(f"backtest of {_shown(params)}: record {runs['backtest_1min'].path}")
+    step.say(f"walk_forward ({DEMO_FOLDS['train']} bars in, {DEMO_FOLDS['test']} out, "
+             f"{oos['folds']} folds): out-of-sample Sharpe {oos['sharpe']:.2f}, max drawdown "
+             f"{oos['max_drawdown']:.2%}: record {runs['walk_forward'].path}")
+    step.say(f"parity: {parity['compared']:,} signals compared, {parity['mismatches']} "
+             f"mismatches: record {runs['parity'].path}")
+    step.summary = f"what the paper gates judge, of {_shown(params)}"
+    return runs
+
+
+def _promote(step: _Step, params: dict):
+    """``workbench promote`` itself, with the demo's two thresholds opened."""
+    from workbench.deploy.registry import Registry
+    from workbench.execution.hashing import notebook_hash
 
     notebook = paths.project_root() / DEMO_NOTEBOOK
-    daily = DataChoice(timeframe="1Day")
-    echo(f"== backtest: the strategy of {DEMO_NOTEBOOK} on the daily bars, its parameters cell's values")
-    backtest = run_backtest(notebook, data=daily, store=store)
-    echo(f"   {backtest.headline()}")
-    echo(f"   record: {backtest.path}")
-    grid = " x ".join(f"{k} in {v}" for k, v in DEMO_GRID.items())
-    echo(f"== sweep: {grid} where {DEMO_CONSTRAINT}")
-    sweep = run_sweep(notebook, DEMO_GRID, constraint=DEMO_CONSTRAINT, data=daily, store=store)
-    for line in sweep.lines():
-        echo(f"   {line}")
-    echo(f"== runs: every record is under {paths.runs_dir()}; try "
-         f"`workbench backtest {DEMO_NOTEBOOK} -p fast {sweep.best.params['fast']} "
-         f"-p slow {sweep.best.params['slow']}`")
-    return {"backtest": backtest, "sweep": sweep}
+    registry = Registry()
+    code = notebook_hash(notebook)
+    for dep in _deployments(registry, code, params):  # an earlier demo's: a twin is refused
+            registry.retire(dep.id, "replaced by a new `workbench demo` run")
+            step.say(f"retired {dep.id}, an earlier demo's deployment of the same code and "
+                     "parameters (one active deployment of each)")
+    flags = [a for k, v in params.items() for a in ("-p", k, _flag(v))]
+    step.say("thresholds: " + ", ".join(f"{k.split('__')[-1].lower()} {v}"
+                                        for k, v in DEMO_GATES.items())
+             + " for this promotion only (synthetic prices are a random walk: nothing earns "
+               "an out-of-sample Sharpe on them); yours are [gates] in workbench.toml")
+    argv = [_workbench(), "promote", str(DEMO_NOTEBOOK), "--to", "paper", *flags]
+    step.say("$ workbench " + " ".join(argv[1:]))
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=paths.project_root(),
+                          env={**os.environ, **DEMO_GATES}, timeout=300, check=False)
+    for line in proc.stdout.splitlines():
+        step.say(f"  {line}")
+    if proc.returncode != 0:
+        error = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DemoFailed(f"promote: {error} (the report: {paths.deployments_dir() / 'reports'})")
+    deps = _deployments(registry, code, params)
+    if len(deps) != 1:
+        raise DemoFailed(f"promote: passed, but {len(deps)} active deployments of this code and "
+                         f"parameters in {registry.root}")
+    step.summary = f"deployment {deps[0].id} ({_shown(params)}, {deps[0].broker} broker)"
+    return deps[0]
 
 
-def _session(echo: Callable[[str], None], store: Store, sweep):
-    """A replayed paper session with the sweep's best parameters, recorded."""
-    from workbench.session.demo import run_demo_session
-    from workbench.strategy.notebook import load_notebook_strategy
+def _deployments(registry, code: str, params: dict) -> list:
+    """The active paper deployments of this notebook code with these parameters."""
+    return [d for d in registry.list("active") if d.notebook_hash == code and d.mode == "paper"
+            and all(d.parameters.get(k) == v for k, v in params.items())]
 
-    strategy = load_notebook_strategy(paths.project_root() / DEMO_NOTEBOOK)[0]
-    return run_demo_session(echo, store, strategy, dict(sweep.best.params), DEMO_NOTEBOOK)
+
+def _session(step: _Step, store, deployment) -> Run:
+    """The deployment's paper session of the last stored minute day, under the supervisor."""
+    from workbench.deploy.supervisor import Supervisor, argv_command
+    from workbench.execution.run import prepare_run
+    from workbench.session.demo import last_minute_session, session_figures, session_lines
+
+    day = last_minute_session(store)
+    folder = paths.deployments_dir() / deployment.id
+    folder.mkdir(parents=True, exist_ok=True)
+    params = {**deployment.parameters, "replay_date": f"{day:%Y-%m-%d}", "speed": "max",
+              "broker_path": str(folder / "broker.sqlite")}
+    notebook = Path(deployment.notebook)
+    if not notebook.is_absolute():
+        notebook = paths.project_root() / notebook
+    record = prepare_run(notebook, kind="session", mode="paper", params=params)
+    command = argv_command([sys.executable, "-m", "workbench.execution.child", "--resumable",
+                            "{run_dir}"])
+    result = Supervisor(record.path, command, lock_path=folder / "supervisor.lock").run()
+    run = _finished("session", record.path)
+    if not result.ok or run.outcome != "succeeded":
+        raise DemoFailed(f"session: run {record.path.name} {run.outcome}: "
+                         f"{run.error or result.summary()}; look at {record.path / 'session.log'} "
+                         f"and {run.notebook}")
+    step.say(f"replayed {day:%Y-%m-%d} at speed max, {_shown(deployment.parameters)}, "
+             f"on the simulated broker {params['broker_path']}")
+    for line in session_lines(session_figures(record.path)):
+        step.say(line)
+    step.say(f"record: {record.path} (journal {record.path / 'events'}/*.jsonl, "
+             f"supervisor log {record.path / 'session.log'})")
+    step.summary = f"a paper session of {deployment.id}, supervised: {run.outcome}"
+    return run
+
+
+def _where(echo: Echo, out: dict, started: float) -> None:
+    runs: dict[str, Run] = out["runs"]
+    total = time.perf_counter() - started
+    echo(f"[{total:6.1f} s] records: every run is a folder under {paths.runs_dir()}")
+    for name, run in runs.items():
+        echo(f"    {name:<13} {run.outcome:<9} {run.path}")
+    echo(f"    deployment    {out['deployment'].status:<9} "
+         f"{paths.deployments_dir() / (out['deployment'].id + '.json')}")
+    echo("    each run folder holds notebook.ipynb (the executed notebook, with its plots), "
+         "manifest.json (parameters, code hash, outcome) and results/; the session's journal "
+         "is its events/*.jsonl")
+    echo("  look at them:")
+    echo("    workbench status                              the sessions: outcome, P&L, "
+         "positions, risk state")
+    echo("    workbench deployments                         the deployment; "
+         "`workbench schedule --dry-run` plans its sessions")
+    session = runs["session"].notebook
+    echo(f"    jupyter lab {session}   the executed notebook, with its plots "
+         "(each run has one)")
+    echo("    Voila dashboards of runs and sessions come with issue #13; not built yet")
+
+
+# -- plumbing ----------------------------------------------------------------------------
+
+
+def _concurrently(step: _Step, jobs: dict[str, tuple[str, dict]]) -> dict[str, Run]:
+    """Prepare every run here (parameters checked before any kernel), execute each in a
+    child process, all at once; any run that did not succeed fails the step."""
+    from workbench.execution.run import prepare_run
+
+    notebook = paths.project_root() / DEMO_NOTEBOOK
+    records = {name: prepare_run(notebook, kind=mode, mode=mode, params=params)
+               for name, (mode, params) in jobs.items()}
+    children = {}
+    for name, rec in records.items():
+        with open(rec.path / CHILD_LOG, "ab") as log:  # the child's own line, the kernel's
+            children[name] = subprocess.Popen(
+                [sys.executable, "-m", "workbench.execution.child", str(rec.path)],
+                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for child in children.values():
+            child.wait()
+    except BaseException:
+        for child in children.values():  # SIGTERM: each child records "interrupted"
+            if child.poll() is None:
+                child.terminate()
+        for child in children.values():
+            child.wait()
+        raise
+    runs = {name: _finished(jobs[name][0], rec.path) for name, rec in records.items()}
+    for name, run in runs.items():
+        if run.outcome != "succeeded":
+            raise DemoFailed(f"{step.name}: the {run.kind} run {run.path.name} {run.outcome}: "
+                             f"{run.error or _last_line(run.path / CHILD_LOG)}; look at "
+                             f"{run.notebook if run.notebook.exists() else run.path / CHILD_LOG}")
+    return runs
+
+
+def _finished(kind: str, path: Path) -> Run:
+    from workbench.runs.records import load_manifest
+
+    manifest = load_manifest(path)
+    return Run(kind, path, str(manifest.get("outcome") or manifest.get("status")),
+               manifest.get("error"))
+
+
+def _workbench() -> str:
+    """The ``workbench`` command next to this interpreter (the venv's)."""
+    command = Path(sys.executable).parent / "workbench"
+    if not command.is_file():
+        raise DemoFailed(f"no `workbench` command next to {sys.executable}: install the "
+                         "package (make install)")
+    return str(command)
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+    except OSError:
+        return "no output"
+    return lines[-1] if lines else "no output"
+
+
+def _flag(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _shown(params: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in params.items())

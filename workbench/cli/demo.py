@@ -10,10 +10,13 @@ __all__ = ["demo"]
 
 
 @click.command()
-@click.option("--end", default=None, help="Last session date of the synthetic data (default: last completed).")
+@click.option("--end", default=None, metavar="DATE",
+              help="Last session of the synthetic bars (default 2025-12-31, fixed so that the "
+                   "figures and the README's examples are the same on every day).")
 def demo(end: str | None) -> None:
-    """Synthesize data, show the store, then backtest and sweep the SMA-cross notebook and
-    replay a paper session on the simulated broker (records in runs/). No credentials needed."""
+    """Issue 9's whole path on synthetic data, no credentials: the SMA-cross notebook
+    backtested and swept by papermill, the gates' evidence run, promoted to paper, and a
+    replayed paper session under the supervisor; then where every record is."""
     from workbench.demo import run_demo
 
     run_demo(echo=echo, end=end)

@@ -1,27 +1,24 @@
-"""``make demo``'s last step: a replayed paper session on the simulated broker.
+"""``make demo``'s session report: what a finished session run did, read from the catalog.
 
-The SMA-cross notebook's strategy, with the sweep's best parameters (counted in bars, so
-on minute bars ``slow=40`` is a 40-minute average; the day before gives the warmup),
-replays the last stored minute session of every stored symbol through the engine, the
-risk gateway, the order manager and the simulated broker, as fast as it can
-(``workbench session ... --broker sim --replay DATE --speed max``). Its P&L is split from
-the catalog: unrealized is the open positions' market value less their cost (average
-price x quantity); realized (fees included) is the rest.
+The demo's paper session runs in a notebook kernel under the supervisor (another process),
+so its figures are read back the way ``workbench status`` and a dashboard read them: from
+the journal through the catalog (:func:`workbench.journal.catalog.catalog`), never from the
+process that traded. The P&L is split: unrealized is the open positions' market value less
+their cost (average price x quantity); realized (fees included) is the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 
 from workbench.data.store import Store
-from workbench.strategy import Strategy
 from workbench.times import ny_date
 
-__all__ = ["last_minute_session", "run_demo_session"]
+__all__ = ["last_minute_session", "session_figures", "session_lines"]
 
 
 def last_minute_session(store: Store) -> pd.Timestamp:
@@ -31,56 +28,60 @@ def last_minute_session(store: Store) -> pd.Timestamp:
     return ny_date(last)
 
 
-def _pnl_split(result) -> tuple[Decimal, Decimal]:
-    """(realized incl. fees, unrealized) of a finished session, from the catalog."""
+def session_figures(run_dir: str | Path) -> dict:
+    """A session run's figures from the catalog: bars, orders, fills, equity at the start
+    and the end, P&L (realized incl. fees, unrealized), open positions, risk state."""
     from workbench.journal.catalog import catalog
+    from workbench.runs.status import session_status
 
-    con = catalog(Path(result.path).parent)
+    run_dir = Path(run_dir)
+    run_id = run_dir.name
+    rows = [r for r in session_status(run_dir.parent) if r["run_id"] == run_id]
+    if not rows or rows[0]["equity"] is None:
+        return {"run_id": run_id, "recorded": False}
+    row = rows[0]
+    con = catalog(run_dir.parent)
     try:
+        orders = con.execute("SELECT count(*) FROM orders WHERE run_id = ?", [run_id]).fetchone()[0]
+        fills = con.execute("SELECT count(*) FROM fills WHERE run_id = ?", [run_id]).fetchone()[0]
+        cash = con.execute("SELECT arg_max(cash, seq) FROM equity WHERE run_id = ?",
+                           [run_id]).fetchone()[0]
         cost = con.execute("SELECT coalesce(sum(qty * avg_price), 0) FROM positions "
-                           "WHERE run_id = ? AND qty <> 0", [result.run_id]).fetchone()[0]
+                           "WHERE run_id = ? AND qty <> 0", [run_id]).fetchone()[0]
     finally:
         con.close()
-    unrealized = Decimal(result.equity) - Decimal(result.cash) - Decimal(cost)
-    return Decimal(result.pnl) - unrealized, unrealized
+    equity, pnl = Decimal(str(row["equity"])), Decimal(str(row["pnl"]))
+    unrealized = equity - Decimal(str(cash)) - Decimal(str(cost))
+    return {"run_id": run_id, "path": run_dir, "recorded": True, "bars": row["bars"], "orders": int(orders),
+            "fills": int(fills), "start_equity": equity - pnl, "equity": equity, "pnl": pnl,
+            "realized": pnl - unrealized, "unrealized": unrealized,
+            "positions": row["positions"], "risk_state": row["risk_state"],
+            "outcome": row["outcome"]}
 
 
 def _money(value) -> str:
     return f"{Decimal(value):,.2f}"
 
 
-def _report(echo: Callable[[str], None], result) -> None:
-    start = Decimal(result.equity) - Decimal(result.pnl)
-    realized, unrealized = _pnl_split(result)
-    path = Path(result.path)
-    echo(f"   {result.outcome}: {result.message}; {result.bars} bars")
-    echo(f"   equity {_money(start)} -> {_money(result.equity)}: P&L {_money(result.pnl)} "
-         f"(realized incl. fees {_money(realized)}, unrealized {_money(unrealized)})")
-    echo(f"   orders {result.orders}, fills {result.fills}, open positions "
-         f"{len([q for q in result.positions.values() if Decimal(q) != 0])}, "
-         f"risk state {result.state}")
-    echo(f"   record: {path}")
-    echo(f"   journal: {path / 'events'}/*.jsonl")
-    echo(f"   manifest: {path / 'manifest.json'}")
-    echo(f"   broker: {result.broker_path}")
-    echo("   query it: `workbench status`, or wb.catalog().sql(\"SELECT * FROM fills\") "
-         "in a notebook")
+def session_lines(figures: dict) -> list[str]:
+    """The figures as the demo prints them."""
+    if not figures.get("recorded"):
+        return [f"run {figures['run_id']}: no equity in its journal (the session traded no bar)"]
+    f = figures
+    settings = _settings(f["path"])
+    return [
+        f"{f['bars']} bars of {settings}" if settings else f"{f['bars']} bars",
+        (f"equity {_money(f['start_equity'])} -> {_money(f['equity'])}: P&L {_money(f['pnl'])} "
+         f"(realized incl. fees {_money(f['realized'])}, unrealized {_money(f['unrealized'])})"),
+        (f"orders {f['orders']}, fills {f['fills']}, open positions {len(f['positions'])}, "
+         f"risk state {f['risk_state']}"),
+    ]
 
 
-def run_demo_session(echo: Callable[[str], None], store: Store, strategy: Strategy,
-                     params: dict, notebook: Path | str):
-    """Replay the last stored minute session of ``strategy`` with ``params``; print and return
-    the result (a :class:`~workbench.session.runner.SessionResult`); ``notebook``: the path of
-    the strategy's notebook, as printed."""
-    from workbench.session.runner import run_session
-
-    day = last_minute_session(store)
-    shown = ", ".join(f"{k}={v}" for k, v in params.items())
-    echo(f"== session: paper, simulated broker, replaying {day:%Y-%m-%d} (1Min bars, "
-         f"speed max) with {strategy.name} {shown}")
-    result = run_session(strategy, params, replay_date=day, speed="max", store=store)
-    _report(echo, result)
-    flags = " ".join(f"-p {k} {v}" for k, v in params.items())
-    echo(f"   replay it yourself: `workbench session {notebook} --broker sim "
-         f"--replay {day:%Y-%m-%d} --speed max {flags}`")
-    return result
+def _settings(run_dir: Path) -> str:
+    """'N symbols at TF' from the session's results/settings.json, when it wrote one."""
+    try:
+        data = json.loads((run_dir / "results" / "settings.json").read_text())["data"]
+        return f"{len(data['symbols'])} symbols at {data['timeframe']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""

@@ -1,0 +1,123 @@
+"""The README is tested: its examples run on the data `make demo` makes.
+
+Every `workbench ...` line of a ```sh block (after optional VAR=value assignments) runs, in
+the README's order, through bash from the project's folder; every ```python block runs in a
+fresh interpreter; both in a copy of the home one `workbench demo` populated
+(tests/demo_run.py, shared with tests/test_demo.py). An example that cannot run here is
+marked in the README, `(not run: why)` on a sh line or `# not run: why` as a python block's
+first line, and is reported skipped with that reason, never left out silently.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.demo_run import demo_run
+
+pytestmark = pytest.mark.slow
+
+README = ROOT / "README.md"
+BIN = Path(sys.executable).parent
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
+COMMAND = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*=\S+\s+)*workbench\s")
+NOT_RUN = re.compile(r"\(not run: ([^)]*)\)")
+
+
+@dataclass(frozen=True)
+class Example:
+    kind: str  # sh | python
+    code: str
+    line: int  # in README.md
+    not_run: str | None  # why, when the README marks it
+
+    @property
+    def id(self) -> str:
+        first = self.code.strip().splitlines()[0].split("  #")[0]
+        return f"L{self.line}:{' '.join(first.split())[:70]}"
+
+
+def _blocks() -> list[tuple[str, str, int]]:
+    text = README.read_text()
+    return [(m.group(1), m.group(2), text.count("\n", 0, m.start(2)) + 1)
+            for m in FENCE.finditer(text)]
+
+
+def examples() -> list[Example]:
+    out = []
+    for lang, body, start in _blocks():
+        if lang == "python":
+            first = body.splitlines()[0] if body.strip() else ""
+            mark = re.match(r"#\s*not run:\s*(.*)", first)
+            out.append(Example("python", body, start, mark.group(1) if mark else None))
+        elif lang == "sh":
+            for offset, line in _sh_lines(body):
+                if COMMAND.match(line):
+                    mark = NOT_RUN.search(line)
+                    out.append(Example("sh", line, start + offset,
+                                       mark.group(1) if mark else None))
+    return out
+
+
+def _sh_lines(body: str) -> list[tuple[int, str]]:
+    """(offset, line) with backslash continuations joined."""
+    out, pending, at = [], "", 0
+    for i, raw in enumerate(body.splitlines()):
+        if not pending:
+            at = i
+        if raw.rstrip().endswith("\\"):
+            pending += raw.rstrip()[:-1] + " "
+            continue
+        out.append((at, (pending + raw).strip()))
+        pending = ""
+    return [(i, line) for i, line in out if line and not line.startswith("#")]
+
+
+EXAMPLES = examples()
+
+
+def test_the_readme_has_examples_and_none_escapes_the_test():
+    kinds = [e.kind for e in EXAMPLES]
+    assert kinds.count("sh") >= 15 and kinds.count("python") >= 3
+    for lang, body, start in _blocks():  # every sh line is a workbench example or `make`
+        assert lang in ("sh", "python", ""), f"README line {start}: a ```{lang} block"
+        if lang == "sh":
+            for offset, line in _sh_lines(body):
+                assert COMMAND.match(line) or line.startswith("make "), \
+                    f"README line {start + offset}: {line!r} is neither run nor marked"
+    marked = [e for e in EXAMPLES if e.not_run is not None]
+    assert all(e.not_run.strip() for e in marked)
+
+
+@pytest.fixture(scope="module")
+def readme_env(jupyter_env, tmp_path_factory) -> dict:
+    run = demo_run(jupyter_env, tmp_path_factory)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    home = tmp_path_factory.mktemp("readme") / "home"
+    shutil.copytree(run.home, home)
+    env = {k: v for k, v in jupyter_env.items() if not k.startswith("WORKBENCH__")
+           and k not in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY", "WORKBENCH_CONFIG")}
+    return {**env, "WORKBENCH_HOME": str(home),
+            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"}
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.id for e in EXAMPLES])
+def test_example_runs(example: Example, readme_env):
+    if example.not_run is not None:
+        pytest.skip(f"README marks it not run: {example.not_run}")
+    if example.kind == "sh":
+        argv = ["bash", "-c", f"set -euo pipefail\n{example.code}"]
+    else:
+        argv = [sys.executable, "-c", example.code]
+    proc = subprocess.run(argv, env=readme_env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert proc.returncode == 0, (f"README line {example.line} exited {proc.returncode}:\n"
+                                  f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
