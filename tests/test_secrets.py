@@ -185,3 +185,15 @@ def test_a_supervised_notebook_session_writes_the_canary_nowhere(jupyter_env, wo
                           json.dumps(value).encode())
              if form in p.read_bytes()]
     assert not leaks
+
+
+def test_any_credential_named_variable_is_masked_but_not_plain_words(monkeypatch):
+    from workbench.secrets import MASK, redact
+
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:tg-canary-token")
+    monkeypatch.setenv("SMTP_PASSWORD", "hunter2hunter2")
+    monkeypatch.setenv("USE_KEYRING", "true")     # a flag, not a credential
+    monkeypatch.setenv("CACHE_KEY_TTL", "86400")  # a number
+    monkeypatch.setenv("SHORT_TOKEN", "abc12")    # too short to mask safely
+    text = "sent 123456:tg-canary-token with hunter2hunter2: true 86400 abc12"
+    assert redact(text) == f"sent {MASK} with {MASK}: true 86400 abc12"

@@ -3,7 +3,11 @@
 Credentials are read only from the environment (``ALPACA_API_KEY``,
 ``ALPACA_SECRET_KEY``). Anything the workbench prints, logs or records passes through
 :func:`redact`, which replaces every secret value currently in the environment
-(:func:`redact_tree` for plain JSON values: every string and key in it).
+(:func:`redact_tree` for plain JSON values: every string and key in it). A secret value is
+one of those two, or the value of any variable whose name looks like a credential
+(:func:`looks_secret`: ``TELEGRAM_BOT_TOKEN``, ``SMTP_PASSWORD``, ...) when it is at least
+``_MIN_OTHER`` characters and not a plain number or boolean (masking ``true`` everywhere
+would corrupt ordinary output).
 """
 
 from __future__ import annotations
@@ -11,17 +15,43 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["SECRET_ENV_VARS", "MASK", "secret_values", "redact", "redact_tree"]
+__all__ = [
+    "MASK",
+    "SECRET_ENV_VARS",
+    "SECRET_WORDS",
+    "looks_secret",
+    "redact",
+    "redact_tree",
+    "secret_values",
+]
 
 SECRET_ENV_VARS = ("ALPACA_API_KEY", "ALPACA_SECRET_KEY")
 MASK = "**********"
 _MIN_LEN = 4  # shorter values would redact ordinary words
+_MIN_OTHER = 8  # a credential-named variable's value shorter than this is not masked
+SECRET_WORDS = ("key", "secret", "token", "password", "passwd", "credential")
+_PLAIN = {"true", "false", "yes", "no", "none", "null", "on", "off"}
+
+
+def looks_secret(name: str) -> bool:
+    """Whether ``name`` (a parameter or an environment variable) looks like it holds a
+    credential (``api_key``, ``SMTP_PASSWORD``, ...)."""
+    lowered = str(name).lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+def _other_secret(name: str, value: str) -> bool:
+    plain = value.strip().lower()
+    return (looks_secret(name) and len(value) >= _MIN_OTHER and plain not in _PLAIN
+            and not plain.replace(".", "", 1).isdigit())
 
 
 def secret_values() -> list[str]:
     """The secret values present in the environment, longest first."""
     values = {os.environ.get(name, "") for name in SECRET_ENV_VARS}
-    return sorted((v for v in values if len(v) >= _MIN_LEN), key=len, reverse=True)
+    values = {v for v in values if len(v) >= _MIN_LEN}
+    values |= {v for k, v in os.environ.items() if k not in SECRET_ENV_VARS and _other_secret(k, v)}
+    return sorted(values, key=len, reverse=True)
 
 
 def redact(text: str) -> str:

@@ -22,19 +22,11 @@ from typing import Any
 
 from workbench.errors import ConfigError
 from workbench.plain import NotPlain, plain
-from workbench.secrets import secret_values
+from workbench.secrets import SECRET_WORDS, looks_secret, secret_values
 
 __all__ = ["RESERVED", "SECRET_WORDS", "check_parameters", "looks_secret", "notebook_parameters"]
 
 RESERVED = ("mode", "run_dir")
-SECRET_WORDS = ("key", "secret", "token", "password", "passwd", "credential")
-
-
-def looks_secret(name: str) -> bool:
-    """Whether a parameter ``name`` looks like it holds a credential (``api_key``, ...)."""
-    lowered = str(name).lower()
-    return any(word in lowered for word in SECRET_WORDS)
-
 
 def _notebook_path(notebook: str | Path) -> Path:
     path = Path(notebook)
