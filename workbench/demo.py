@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pandas as pd
 
@@ -104,7 +104,9 @@ def run_demo(echo: Echo = print, end: str | None = None) -> dict:
     with _Step(echo, "promote", started) as step:
         out["deployment"] = _promote(step, params)
     with _Step(echo, "session", started) as step:
-        out["runs"]["session"] = _session(step, store, out["deployment"])
+        from workbench.deploy.registry import Registry
+
+        out["runs"]["session"] = _session(step, store, Registry(), out["deployment"])
     _where(echo, out, started)
     out["seconds"] = round(time.perf_counter() - started, 1)
     return out
@@ -118,7 +120,7 @@ class _Step:
         self.lines: list[str] = []
         self.summary = ""
 
-    def __enter__(self) -> _Step:
+    def __enter__(self) -> Self:
         self.t0 = time.perf_counter()
         return self
 
@@ -235,35 +237,28 @@ def _deployments(registry, code: str, params: dict) -> list:
             and all(d.parameters.get(k) == v for k, v in params.items())]
 
 
-def _session(step: _Step, store, deployment) -> Run:
-    """The deployment's paper session of the last stored minute day, under the supervisor."""
-    from workbench.deploy.supervisor import Supervisor, argv_command
-    from workbench.execution.run import prepare_run
+def _session(step: _Step, store, registry, deployment) -> Run:
+    """The deployment's paper session of the last stored minute day, under the supervisor:
+    what ``workbench supervise DEPLOYMENT --date DAY --speed max`` runs."""
+    from workbench.deploy.launcher import supervise
     from workbench.session.demo import last_minute_session, session_figures, session_lines
 
-    day = last_minute_session(store)
-    folder = paths.deployments_dir() / deployment.id
-    folder.mkdir(parents=True, exist_ok=True)
-    params = {**deployment.parameters, "replay_date": f"{day:%Y-%m-%d}", "speed": "max",
-              "broker_path": str(folder / "broker.sqlite")}
-    notebook = Path(deployment.notebook)
-    if not notebook.is_absolute():
-        notebook = paths.project_root() / notebook
-    record = prepare_run(notebook, kind="session", mode="paper", params=params)
-    command = argv_command([sys.executable, "-m", "workbench.execution.child", "--resumable",
-                            "{run_dir}"])
-    result = Supervisor(record.path, command, lock_path=folder / "supervisor.lock").run()
-    run = _finished("session", record.path)
+    day = f"{last_minute_session(store):%Y-%m-%d}"
+    result = supervise(registry, deployment.id, date=day, speed="max",
+                       on_start=lambda _sup, account: account and step.say(account))
+    run = _finished("session", result.run_dir)
     if not result.ok or run.outcome != "succeeded":
-        raise DemoFailed(f"session: run {record.path.name} {run.outcome}: "
-                         f"{run.error or result.summary()}; look at {record.path / 'session.log'} "
-                         f"and {run.notebook}")
-    step.say(f"replayed {day:%Y-%m-%d} at speed max, {_shown(deployment.parameters)}, "
-             f"on the simulated broker {params['broker_path']}")
-    for line in session_lines(session_figures(record.path)):
+        raise DemoFailed(f"session: run {result.run_dir.name} {run.outcome}: "
+                         f"{run.error or result.summary()}; look at "
+                         f"{result.run_dir / 'session.log'} and {run.notebook}")
+    step.say(f"replayed {day} at speed max, {_shown(deployment.parameters)}, on the "
+             f"deployment's simulated account {registry.root / deployment.id / 'broker.sqlite'}")
+    for line in session_lines(session_figures(result.run_dir)):
         step.say(line)
-    step.say(f"record: {record.path} (journal {record.path / 'events'}/*.jsonl, "
-             f"supervisor log {record.path / 'session.log'})")
+    step.say(f"record: {result.run_dir} (journal {result.run_dir / 'events'}/*.jsonl, "
+             f"supervisor log {result.run_dir / 'session.log'})")
+    step.say(f"the same from the command line: workbench supervise {deployment.id} "
+             f"--date {day} --speed max")
     step.summary = f"a paper session of {deployment.id}, supervised: {run.outcome}"
     return run
 
