@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -23,7 +23,7 @@ class LiveClock(Clock):
     """Wall time, UTC."""
 
     def now(self) -> pd.Timestamp:
-        return pd.Timestamp(datetime.now(timezone.utc))
+        return pd.Timestamp(datetime.now(UTC))
 
 
 class SimClock(Clock):

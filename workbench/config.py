@@ -28,8 +28,16 @@ from workbench import paths
 from workbench.errors import ConfigError
 from workbench.secrets import SECRET_ENV_VARS, redact
 
-__all__ = ["Settings", "DataSettings", "LogSettings", "AlpacaSettings", "RiskSettings",
-           "GateSettings", "Credentials", "load_settings"]
+__all__ = [
+    "AlpacaSettings",
+    "Credentials",
+    "DataSettings",
+    "GateSettings",
+    "LogSettings",
+    "RiskSettings",
+    "Settings",
+    "load_settings",
+]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -168,7 +176,7 @@ class Credentials(BaseModel):
     secret_key: SecretStr | None = None
 
     @classmethod
-    def from_env(cls) -> "Credentials":
+    def from_env(cls) -> Credentials:
         key, secret = (os.environ.get(name) or None for name in SECRET_ENV_VARS)
         return cls(api_key=key, secret_key=secret)
 

@@ -8,10 +8,10 @@ Third-party exceptions are translated at the boundary (``raise ... from e``).
 from __future__ import annotations
 
 __all__ = [
-    "WorkbenchError",
     "ConfigError",
     "DataError",
     "StrategyError",
+    "WorkbenchError",
 ]
 
 

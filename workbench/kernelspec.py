@@ -16,7 +16,7 @@ from pathlib import Path
 from workbench import paths
 from workbench.errors import ConfigError
 
-__all__ = ["KERNEL_NAME", "spec_source", "render_spec", "install", "installed_path"]
+__all__ = ["KERNEL_NAME", "install", "installed_path", "render_spec", "spec_source"]
 
 KERNEL_NAME = "workbench"
 

@@ -18,8 +18,9 @@ equity chains the folds' book returns. Nothing of a test window is seen before i
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,7 @@ from workbench.data.bars import Bars
 from workbench.errors import ConfigError
 from workbench.strategy import Strategy, as_strategy
 
-__all__ = ["walk_forward", "WalkForwardResult", "fold_windows"]
+__all__ = ["WalkForwardResult", "fold_windows", "walk_forward"]
 
 
 def _bars_count(value, index: pd.DatetimeIndex, what: str) -> int:

@@ -15,7 +15,7 @@ import click
 from workbench.errors import WorkbenchError
 from workbench.secrets import redact
 
-__all__ = ["main", "cli"]
+__all__ = ["cli", "main"]
 
 
 class _Group(click.Group):

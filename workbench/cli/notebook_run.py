@@ -28,7 +28,7 @@ from workbench.cli.output import echo
 from workbench.errors import ConfigError, DataError
 
 __all__ = ["DATA_NAMES", "CellProgress", "data_options", "execute", "finish", "merge", "notebook_values",
-           "read_result", "stored_symbols", "timeframe_of", "when"]
+           "read_result", "skipped_cells", "stored_symbols", "timeframe_of", "when"]
 
 DATA_NAMES = ("symbols", "timeframe", "start", "end")
 
@@ -156,6 +156,10 @@ def execute(notebook: Path, *, kind: str, mode: str, params: dict[str, Any],
         echo(note, err=True)
     echo(f"{mode}: running {notebook.name} with papermill; record {record.path} (the "
          f"executed notebook, {OUTPUT}, is saved there as cells run)", err=True)
+    skipped = skipped_cells(record.path)
+    if skipped:
+        echo(f"{mode}: {len(skipped)} cells tagged `research` are skipped in this mode (cells "
+             f"{', '.join(str(i) for i in skipped)} of the notebook, counted from 0)", err=True)
     progress = CellProgress(record.path / OUTPUT)
     progress.start()
     try:
@@ -211,6 +215,15 @@ class CellProgress(threading.Thread):
                 echo(f"  cell {i + 1}/{len(cells)} {ended} in {meta.get('duration') or 0:.1f} s"
                      f"{what}", err=True)
             self._said[i] = status
+
+
+def skipped_cells(run_dir: Path) -> list[int]:
+    """The research-only cells the run's mode skips (its manifest's ``notebook.skipped_cells``)."""
+    try:
+        manifest = json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return list((manifest.get("notebook") or {}).get("skipped_cells") or [])
 
 
 def read_result(run, name: str):

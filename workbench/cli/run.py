@@ -57,6 +57,9 @@ def run(notebook: Path, mode: str, kind: str | None, params, timeout: float | No
     else:
         detail = f" ({result.error})" if result.error and result.error != result.outcome else ""
         echo(f"{result.outcome}{detail}: record {result.path}")
+        if result.skipped:
+            echo(f"{len(result.skipped)} cells tagged `research` were skipped in mode {mode} "
+                 f"(cells {', '.join(map(str, result.skipped))}, counted from 0)")
     code = exit_code(result.outcome)
     if code:
         sys.exit(code)  # (a click Exit would be swallowed by the group's non-standalone main)

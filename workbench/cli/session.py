@@ -193,7 +193,12 @@ def _new_run(notebook: Path | None, options: dict[str, Any], pairs):
     if {**defaults, **params}.get("replay_date") is None:
         raise ConfigError(f"--replay DATE: the stored day to replay ({notebook.name}'s "
                           "replay_date is None)")
+    from workbench.cli.notebook_run import skipped_cells
+
     record = prepare_run(notebook, kind="session", mode="paper", params=params)
+    skipped = skipped_cells(record.path)
+    if skipped:
+        notes.append(f"paper: {len(skipped)} cells tagged `research` are skipped in this mode")
     return record.path, notes
 
 

@@ -7,8 +7,8 @@ with no bar at a timestamp holds NaN there.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ from workbench.data.timeframe import Timeframe
 from workbench.errors import DataError
 from workbench.times import to_utc
 
-__all__ = ["Bars", "FIELDS", "pivot_arrays"]
+__all__ = ["FIELDS", "Bars", "pivot_arrays"]
 
 FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -116,7 +116,7 @@ class Bars:
 
     # -- construction -------------------------------------------------------------------
     @classmethod
-    def from_long(cls, df: pd.DataFrame, timeframe: str | Timeframe | None = None) -> "Bars":
+    def from_long(cls, df: pd.DataFrame, timeframe: str | Timeframe | None = None) -> Bars:
         """From one row per (symbol, ts): columns ``symbol``, ``ts`` (or ``timestamp``), OHLCV."""
         lower = {str(c).lower(): c for c in df.columns}
         ts_col = lower.get("ts", lower.get("timestamp"))
@@ -145,12 +145,12 @@ class Bars:
     def from_wide(
         cls,
         close: pd.DataFrame,
-        open: pd.DataFrame | None = None,  # noqa: A002 - the field is called open
+        open: pd.DataFrame | None = None,
         high: pd.DataFrame | None = None,
         low: pd.DataFrame | None = None,
         volume: pd.DataFrame | None = None,
         timeframe: str | Timeframe | None = None,
-    ) -> "Bars":
+    ) -> Bars:
         """From wide frames; missing open/high/low default to close, missing volume to NaN."""
         if isinstance(close, pd.Series):
             close = close.to_frame()
@@ -197,10 +197,10 @@ class Bars:
     def __len__(self) -> int:
         return len(self.close)
 
-    def _map(self, fn) -> "Bars":
+    def _map(self, fn) -> Bars:
         return Bars(**{f: fn(getattr(self, f)) for f in FIELDS}, timeframe=self.timeframe)
 
-    def select(self, symbols: str | Iterable[str]) -> "Bars":
+    def select(self, symbols: str | Iterable[str]) -> Bars:
         """The same bars for a subset of symbols."""
         wanted = [symbols] if isinstance(symbols, str) else list(symbols)
         unknown = [s for s in wanted if s not in self.close.columns]
@@ -208,19 +208,19 @@ class Bars:
             raise DataError(f"Bars.select: unknown symbol(s) {unknown}; have {self.symbols[:10]}")
         return self._map(lambda f: f[wanted])
 
-    def between(self, start=None, end=None) -> "Bars":
+    def between(self, start=None, end=None) -> Bars:
         """Bars with ``start <= ts <= end`` (strings are read as UTC)."""
         lo, hi = (None if t is None else to_utc(t) for t in (start, end))
         return self._map(lambda f: f.loc[lo:hi])
 
-    def iloc(self, rows) -> "Bars":
+    def iloc(self, rows) -> Bars:
         """Positional row selection, e.g. ``bars.iloc(slice(-100, None))``."""
         return self._map(lambda f: f.iloc[rows])
 
-    def tail(self, n: int) -> "Bars":
+    def tail(self, n: int) -> Bars:
         return self.iloc(slice(-n, None) if n else slice(0, 0))
 
-    def dropna(self) -> "Bars":
+    def dropna(self) -> Bars:
         """Drop timestamps where every symbol lacks a close."""
         keep = self.close.notna().any(axis=1)
         return self._map(lambda f: f.loc[keep])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import duckdb
 import numpy as np
@@ -14,7 +14,7 @@ import pandas as pd
 from workbench.data.bars import FIELDS
 from workbench.data.timeframe import Timeframe
 
-__all__ = ["connect", "read_bars", "summarize", "quarantined"]
+__all__ = ["connect", "quarantined", "read_bars", "summarize"]
 
 _HIVE = "hive_partitioning = true, hive_types = {'timeframe': VARCHAR, 'symbol': VARCHAR}"
 

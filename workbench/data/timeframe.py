@@ -26,7 +26,7 @@ class Timeframe:
     unit: str  # "Min" | "Hour" | "Day"
 
     @classmethod
-    def parse(cls, text: "str | Timeframe") -> "Timeframe":
+    def parse(cls, text: str | Timeframe) -> Timeframe:
         if isinstance(text, Timeframe):
             return text
         m = _PATTERN.match(str(text))

@@ -40,8 +40,15 @@ from workbench.plain import NotPlain, default, plain
 from workbench.secrets import redact_tree, secret_values
 
 __all__ = [
-    "LINE_PREFIX", "Event", "JournalError", "JournalLocked", "JournalCorrupt",
-    "encode_event", "decode_event", "make_payload", "to_model",
+    "LINE_PREFIX",
+    "Event",
+    "JournalCorrupt",
+    "JournalError",
+    "JournalLocked",
+    "decode_event",
+    "encode_event",
+    "make_payload",
+    "to_model",
 ]
 
 LINE_PREFIX = '{"type":"%s",'  # every line starts so (types are plain words)

@@ -34,7 +34,7 @@ from workbench.journal.events import (
 from workbench.journal.reader import TornTail, TornTailWarning, events_dir, segment_tail, segments
 from workbench.times import to_utc
 
-__all__ = ["Journal", "LOCK_FILE", "SEGMENT_BYTES"]
+__all__ = ["LOCK_FILE", "SEGMENT_BYTES", "Journal"]
 
 SEGMENT_BYTES = 64 * 2**20
 LOCK_FILE = ".writer.lock"

@@ -18,7 +18,18 @@ from workbench.model.types import (
 )
 
 __all__ = [
-    "Side", "OrderType", "OrderStatus", "TimeInForce", "TradingState",
-    "Signal", "OrderIntent", "Order", "Fill", "Position", "Account",
-    "client_order_id", "parse_client_order_id", "to_decimal",
+    "Account",
+    "Fill",
+    "Order",
+    "OrderIntent",
+    "OrderStatus",
+    "OrderType",
+    "Position",
+    "Side",
+    "Signal",
+    "TimeInForce",
+    "TradingState",
+    "client_order_id",
+    "parse_client_order_id",
+    "to_decimal",
 ]

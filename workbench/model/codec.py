@@ -33,8 +33,17 @@ from workbench.model.types import Account, Fill, Order, OrderIntent, Position, S
 from workbench.plain import TAG, plain
 from workbench.times import to_utc
 
-__all__ = ["TAG", "MODELS", "LEGACY_FIELDS", "CodecError", "encode", "decode", "field_names",
-           "decimal_of", "time_of"]
+__all__ = [
+    "LEGACY_FIELDS",
+    "MODELS",
+    "TAG",
+    "CodecError",
+    "decimal_of",
+    "decode",
+    "encode",
+    "field_names",
+    "time_of",
+]
 
 MODELS: dict[str, type] = {cls.__name__: cls for cls in (Signal, OrderIntent, Order, Fill,
                                                          Position, Account)}

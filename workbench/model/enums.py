@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Side", "OrderType", "TimeInForce", "OrderStatus", "TradingState"]
+__all__ = ["OrderStatus", "OrderType", "Side", "TimeInForce", "TradingState"]
 
 
 class Side(StrEnum):

@@ -12,7 +12,7 @@ import re
 
 from workbench.times import to_utc
 
-__all__ = ["client_order_id", "parse_client_order_id", "MAX_LEN"]
+__all__ = ["MAX_LEN", "client_order_id", "parse_client_order_id"]
 
 MAX_LEN = 48
 _SAFE = re.compile(r"[^A-Za-z0-9.]")

@@ -9,7 +9,7 @@ import pandas as pd
 
 from workbench.model.enums import OrderStatus, OrderType, Side, TimeInForce
 
-__all__ = ["Signal", "OrderIntent", "Order", "Fill", "Position", "Account", "to_decimal"]
+__all__ = ["Account", "Fill", "Order", "OrderIntent", "Position", "Signal", "to_decimal"]
 
 _CENT = Decimal("0.0001")
 

@@ -4,4 +4,4 @@ from workbench.strategy.core import Strategy, as_strategy, strategy
 from workbench.strategy.params import Param, Schema
 from workbench.strategy.signals import Signals
 
-__all__ = ["Strategy", "as_strategy", "strategy", "Signals", "Param", "Schema"]
+__all__ = ["Param", "Schema", "Signals", "Strategy", "as_strategy", "strategy"]

@@ -14,7 +14,8 @@ and every backtest call it the same way, so the backtested code is the traded co
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from workbench.data.bars import Bars
 from workbench.errors import StrategyError

@@ -12,8 +12,9 @@ from __future__ import annotations
 import difflib
 import inspect
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

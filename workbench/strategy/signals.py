@@ -40,7 +40,7 @@ class Signals:
     def frames(self) -> dict[str, pd.DataFrame]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
-    def checked(self, bars: Bars, strategy: str = "strategy") -> "Signals":
+    def checked(self, bars: Bars, strategy: str = "strategy") -> Signals:
         """These signals, conformed to ``bars`` (Series of a one-symbol universe become frames,
         missing exits become all-False), or a ``StrategyError`` naming what is wrong."""
         given = self.frames()
@@ -56,7 +56,7 @@ class Signals:
                 out.setdefault(name, _false_like(bars))
         return replace(Signals(), **out)
 
-    def masked_before(self, n: int) -> "Signals":
+    def masked_before(self, n: int) -> Signals:
         """The same signals with the first ``n`` rows cleared (warmup): False, or NaN weights."""
         if n <= 0:
             return self

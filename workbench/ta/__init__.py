@@ -49,13 +49,13 @@ __all__ = [
     "SMA",
     "STOCH",
     "BBandsOutput",
+    "IndicatorCache",
     "MACDOutput",
     "StochOutput",
     "UnknownIndicatorError",
     "call",
     "functions",
     "indicator_cache",
-    "IndicatorCache",
 ]
 
 SMA = indicator("SMA")

@@ -15,10 +15,11 @@ cannot change what the next parameter combination sees.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
-__all__ = ["IndicatorCache", "indicator_cache", "cached_call"]
+__all__ = ["IndicatorCache", "cached_call", "indicator_cache"]
 
 
 class IndicatorCache:
