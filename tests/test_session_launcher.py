@@ -77,12 +77,17 @@ def test_the_schedule_starts_one_detached_supervised_session_that_outlives_it(
     params = load_manifest(first["run_dir"])["params"]
     account = broker_path(Registry(), dep)
     assert params == {**PARAMS, "replay_date": DAY1, "broker_path": str(account),
-                      "speed": "max"}
+                      "speed": "max", "capital": 50_000}
     start = next(e for e in _events(Path(first["run_dir"])) if e.type == "session_start")
     assert float(start.payload["start_equity"]) == 50_000  # the deployment's capital
     assert first["account"] == (f"account {account} opened with the deployment's capital "
-                                "50,000.00; orders are sized by the notebook's backtest options "
-                                "(cash per account, size), not by the capital")
+                                "50,000.00; the capital is the session's whole cash, split over "
+                                "its accounts; each entry is the notebook's `size` of its "
+                                "account, as in the backtest")
+    used = json.loads((Path(first["run_dir"]) / "results" / "settings.json").read_text())
+    n = len(used["data"]["symbols"])
+    assert used["settings"]["capital"] == 50_000
+    assert used["settings"]["cash_per_account"] == used["sizing"]["cash"] == pytest.approx(50_000 / n)
 
     # one pass inside the window of DAY2: exactly one detached supervised session
     sched = subprocess.Popen([str(BIN / "workbench"), "schedule", "--once", "--now",
@@ -104,7 +109,7 @@ def test_the_schedule_starts_one_detached_supervised_session_that_outlives_it(
     assert (record["state"], record["run_id"], record["pid"]) == ("started", run_dir.name, pid)
     assert 23_000 < record["stop_after_s"] < 24_000  # 14:26 .. 21:05 UTC
     assert record["account"].startswith(f"account {account} carried over") and \
-        "sized by the notebook's backtest options" in record["account"]
+        "the capital is the session's whole cash" in record["account"]
 
     again = wb(env, "schedule", "--once", "--now", f"{DAY2} 14:27")
     assert again.returncode == 0 and "started" not in again.stdout
@@ -161,7 +166,7 @@ def test_an_edited_notebook_is_refused_and_goes_back_through_the_gates(tmp_path,
     shutil.copy(SMA, copy)
     dep = deploy(copy)
     nb = json.loads(copy.read_text())
-    cell = next(c for c in nb["cells"] if "strategy" in c["metadata"].get("tags", []))
+    cell = next(c for c in nb["cells"] if "@wb.strategy" in "".join(c["source"]))
     cell["source"] = "".join(cell["source"]) + "\n# edited after the promotion\n"
     copy.write_text(json.dumps(nb))
     launcher = SessionLauncher(Registry(), speed="max", clock=SimClock(f"{DAY2} 14:26"))

@@ -53,8 +53,8 @@ def _schedule_sets(given) -> None:
         if name in SCHEDULE_SETS:
             raise ConfigError(f"-p {name}: the schedule sets it for each session (replay_date: "
                               "the session's day; broker_path: the deployment's own account; "
-                              "speed: `workbench schedule --speed`); not a deployment's "
-                              "parameter")
+                              "speed: `workbench schedule --speed`; capital: --cash); not a "
+                              "deployment's parameter")
 
 
 @click.command()
@@ -67,7 +67,8 @@ def _schedule_sets(given) -> None:
 @click.option("--broker", type=click.Choice(["sim", "alpaca"]), default=None,
               help="The broker (default: sim for paper, alpaca for live).")
 @click.option("--cash", type=float, default=100_000.0, show_default=True,
-              help="The deployment's capital.")
+              help="The deployment's capital: its sessions' whole cash, split over their "
+                   "per-symbol accounts.")
 @click.option("--yes", "confirmed", is_flag=True,
               help="Confirm going live (the `confirmation` gate); never implied.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (and deployment) as JSON.")

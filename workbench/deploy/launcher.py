@@ -19,7 +19,9 @@ the session's settings, which the schedule sets and a deployment may not hold:
 * ``replay_date``: the session's New York date;
 * ``broker_path``: the deployment's own simulated account, ``deployments/<id>/broker.sqlite``,
   so its cash and positions carry from one session to the next (the first session opens
-  it with the deployment's capital, ``capital.cash``; sizing within it is the notebook's);
+  it with the deployment's capital, ``capital.cash``);
+* ``capital``: ``capital.cash``, the session's whole cash, split over its per-symbol accounts
+  (each entry the notebook's ``size`` of its account, as in the backtest);
 * ``speed``: real time (1) unless configured (``workbench schedule --speed``, ``workbench
   supervise --speed``; "max" replays as fast as it can).
 
@@ -60,7 +62,7 @@ __all__ = ["REAL_TIME", "SCHEDULE_SETS", "SessionLauncher", "broker_path", "chec
            "session_parameters", "speed_value", "supervise"]
 
 #: the settings the schedule gives each session; a deployment holding one is refused
-SCHEDULE_SETS = ("replay_date", "broker_path", "speed")
+SCHEDULE_SETS = ("replay_date", "broker_path", "speed", "capital")
 REAL_TIME = 1
 
 
@@ -98,7 +100,7 @@ def session_parameters(registry: Registry, dep: Deployment, date: str,
         raise ConfigError(f"{dep.id} holds {', '.join(held)}: the schedule sets these for "
                           "each session; promote it without them")
     return {**dep.parameters, "replay_date": date, "broker_path": str(broker_path(registry, dep)),
-            "speed": speed}
+            "speed": speed, "capital": dep.capital.cash}
 
 
 def _check_deployment(dep: Deployment) -> Path:
@@ -152,8 +154,8 @@ def _open_account(registry: Registry, dep: Deployment) -> str:
     from workbench.session.start import lock_broker
 
     path = broker_path(registry, dep)
-    sizing = ("orders are sized by the notebook's backtest options (cash per account, size), "
-              "not by the capital")
+    sizing = ("the capital is the session's whole cash, split over its accounts; each entry "
+              "is the notebook's `size` of its account, as in the backtest")
     if path.exists():
         return f"account {path} carried over from the deployment's earlier sessions; {sizing}"
     lock = lock_broker(path)

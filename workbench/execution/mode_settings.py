@@ -24,7 +24,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # heartbeat_every None: the session's default, a heartbeat every bar (the supervisor
     # watches them; the number lives in workbench.session.options.HEARTBEAT_EVERY)
     "paper": {"replay_date": REQUIRED, "speed": "max", "accounts": "per_symbol",
-              "heartbeat_every": None, "history_days": None, "broker_path": None},
+              "heartbeat_every": None, "history_days": None, "broker_path": None,
+              # a deployment's capital: the session's whole cash (None: the backtest's cash)
+              "capital": None},
     "live": {},
 }
 MODES = tuple(SETTINGS)

@@ -16,7 +16,9 @@ backtest's way is refused: ``fill`` other than ``"next_open"``, ``direction`` ot
 Settings: ``replay_date`` (required: the stored day to replay), ``speed`` ("max" or N x
 real time), ``accounts``, ``heartbeat_every`` (None: the session's default, every bar),
 ``history_days`` (None: enough sessions before the day for the strategy's warmup),
-``broker_path`` (None: a fresh account in the record). With ``run_dir`` (a record the
+``broker_path`` (None: a fresh account in the record), ``capital`` (None: each account
+has the backtest's ``cash``; a deployment's capital: the session's whole cash, split over
+the per-symbol accounts, said and recorded as ``cash_per_account``). With ``run_dir`` (a record the
 runner prepared, still "running") the session opens that record, writes
 ``results/settings.json`` (every value as used) and its journal under ``events/``, and
 finishes the record itself with the session's outcome, its figures (bars, orders, fills,
@@ -34,7 +36,7 @@ from workbench.execution.recorded import all_options, settings_doc
 from workbench.runs.records import RunRecord
 from workbench.strategy import Strategy
 
-__all__ = ["history_days", "run_paper", "session_refusals"]
+__all__ = ["account_cash", "history_days", "run_paper", "session_refusals"]
 
 _SESSION_MINUTES = 390
 
@@ -61,6 +63,27 @@ def history_days(strategy: Strategy, params: dict[str, Any], bars: Bars) -> int:
     return max(1, math.ceil((strategy.warmup(params) + 1) / per_day))
 
 
+def account_cash(cash: float, capital: Any, accounts: str, n_symbols: int) -> float:
+    """Each account's cash: the backtest's ``cash``, or with a deployment's ``capital`` that
+    capital split over the accounts (said: the book is then the capital, and each entry
+    the same fraction of its account as in the backtest)."""
+    if capital is None:
+        return cash
+    try:
+        capital = float(capital)
+    except (TypeError, ValueError):
+        capital = float("nan")
+    if not capital > 0:
+        raise ConfigError(f"capital={capital!r}: the session's whole cash, a number > 0")
+    each = capital / n_symbols if accounts == "per_symbol" else capital
+    if each != cash:
+        split = f"{n_symbols} accounts of {each:,.2f}" if accounts == "per_symbol" else "one account"
+        print(f"NOTE: capital {capital:,.2f}: {split} (the backtest: {cash:,.2f} per account); "
+              "each entry is the same fraction of its account as in the backtest, so amounts "
+              "scale and whole-share rounding may differ")
+    return each
+
+
 def run_paper(strategy: Strategy, bars: Bars, params, options, settings,
               record: RunRecord | None):
     from workbench.model.costs import CostModel
@@ -80,12 +103,14 @@ def run_paper(strategy: Strategy, bars: Bars, params, options, settings,
     if accounts == "shared":
         print("NOTE: accounts='shared': the symbols compete for one account's cash, so the "
               "session's trades differ from the backtest's (one account per symbol)")
+    cash = account_cash(options["cash"], settings["capital"], accounts, len(bars.symbols))
     resolved = strategy.params(**params)
     days = settings["history_days"]
     beat = settings["heartbeat_every"]
     used = {**settings, "history_days": days if days is not None
             else history_days(strategy, resolved, bars),
-            "heartbeat_every": HEARTBEAT_EVERY if beat is None else beat}
+            "heartbeat_every": HEARTBEAT_EVERY if beat is None else beat,
+            "cash_per_account": cash}
     if record is not None:
         _settings_once(record, settings_doc("paper", strategy, resolved, options, bars, used,
                                             accounts=accounts))
@@ -94,7 +119,7 @@ def run_paper(strategy: Strategy, bars: Bars, params, options, settings,
         strategy, resolved, replay_date=used["replay_date"], speed=used["speed"],
         symbols=list(bars.symbols), timeframe=str(bars.timeframe),
         broker_path=used["broker_path"], run_dir=None if record is None else record.path,
-        cash=options["cash"], size=options["size"], shares=options["shares"], costs=costs,
+        cash=cash, size=options["size"], shares=options["shares"], costs=costs,
         heartbeat_every=used["heartbeat_every"], history_days=used["history_days"],
         accounts=accounts)
     print(f"session {result.outcome}: {result.message}; {result.bars} bars, {result.orders} "

@@ -126,7 +126,8 @@ def settings_doc(mode: str, strategy: Strategy, params: dict[str, Any],
     return {
         "mode": mode, "strategy": strategy.name, "params": params, "options": options,
         "costs": costs.describe(),
-        "sizing": {"accounts": accounts, "cash": options["cash"], "size": options["size"],
+        "sizing": {"accounts": accounts, "size": options["size"],
+                   "cash": settings.get("cash_per_account", options["cash"]),  # per account
                    "shares": options["shares"]},
         "data": {"timeframe": str(bars.timeframe) if bars.timeframe else None,
                  "symbols": list(bars.symbols), "start": bars.index[0],
