@@ -207,7 +207,7 @@ def supervise(deployment, date, speed, stop_after, run_dir, as_json) -> None:
     as a paper session of DAY on its own simulated account, with its parameters; a dead
     or hung kernel is restarted in the same run and reconciles first; SIGTERM or Ctrl-C
     stops it gracefully. The exit code is the outcome's: 0 succeeded, 1 failed,
-    5 halted, 124 timeout, 130 interrupted. What `workbench schedule` starts, detached;
+    6 halted, 124 timeout, 130 interrupted. What `workbench schedule` starts, detached;
     what cron, systemd or an orchestrator would run.
     """
     from workbench.clock import LiveClock

@@ -4,7 +4,7 @@ What a supervisor starts (in a process group of its own) after
 :func:`workbench.execution.run.prepare_run`: it executes the run
 (:func:`~workbench.execution.run.execute_run`), prints one line on stderr
 (``run <id>: <outcome>[: <error>]``, secrets masked) and exits with the outcome's code
-(:data:`~workbench.execution.run.EXIT_CODES`: 0 succeeded, 1 failed, 5 halted, 124 timeout,
+(:data:`~workbench.execution.run.EXIT_CODES`: 0 succeeded, 1 failed, 6 halted, 124 timeout,
 130 interrupted; 2 for a bad RUN_DIR or option, nothing run). SIGTERM ends the run as
 "interrupted": the kernel is shut down and the record finished before the process exits.
 """

@@ -55,8 +55,9 @@ __all__ = ["EXIT_CODES", "OUTPUT", "NotebookRun", "execute_run", "exit_code", "p
 
 OUTPUT = "notebook.ipynb"
 AUTOSAVE_SECONDS = 10
-# the child's (and `workbench run`'s) exit code by outcome; 2-4 are the WorkbenchErrors'
-EXIT_CODES = {"succeeded": 0, "failed": 1, "halted": 5, "timeout": 124, "interrupted": 130}
+# the exit code by outcome, the same for run, session, supervise and the child; 2-5 are the
+# WorkbenchErrors' (usage/config, data, strategy, broker or lock), 6 a halted session
+EXIT_CODES = {"succeeded": 0, "failed": 1, "halted": 6, "timeout": 124, "interrupted": 130}
 KERNEL_DIED = "kernel died"
 
 
