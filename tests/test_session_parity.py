@@ -246,7 +246,8 @@ def test_the_command_line_options_are_the_notebooks_parameters(home, jupyter_env
     assert settings["sizing"]["accounts"] == "per_symbol"
     assert settings["settings"] | {"history_days": None} == {
         "replay_date": END, "speed": "max", "accounts": "per_symbol", "heartbeat_every": 1,
-        "history_days": None, "broker_path": str(broker_path)}
+        "history_days": None, "broker_path": str(broker_path), "capital": None,
+        "cash_per_account": settings["options"]["cash"]}  # no capital: the backtest's cash
     figures = json.loads((run / "results" / "session.json").read_text())
     assert lines[1] == f"run {run.name}: succeeded"
     assert lines[2] == (f"bars {figures['bars']}  orders {figures['orders']}  fills "

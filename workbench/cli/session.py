@@ -198,7 +198,7 @@ def _new_run(notebook: Path | None, options: dict[str, Any], pairs):
     record = prepare_run(notebook, kind="session", mode="paper", params=params)
     skipped = skipped_cells(record.path)
     if skipped:
-        notes.append(f"paper: {len(skipped)} cells tagged `research` are skipped in this mode")
+        echo(f"paper: {len(skipped)} cells tagged `research` are skipped in this mode", err=True)
     return record.path, notes
 
 
