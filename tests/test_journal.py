@@ -246,6 +246,24 @@ def test_secrets_never_reach_the_journal(run, clock, monkeypatch):
     assert events[1].model().strategy == f"strategy-{MASK}"
 
 
+
+def test_a_secret_set_changed_or_removed_between_events_is_seen_by_the_next_one(run, clock,
+                                                                               monkeypatch):
+    """The journal remembers the environment's secrets between events (scanning it is most
+    of an event's cost) but looks again whenever the environment changed."""
+    first, second = "tok-first-0123456789", "tok-second-0123456789"
+    monkeypatch.delenv("SMTP_PASSWORD", raising=False)
+    with Journal.open(run, clock) as journal:
+        journal.append(ev.ERROR, message=f"a {first}")  # not a secret yet
+        monkeypatch.setenv("SMTP_PASSWORD", first)
+        journal.append(ev.ERROR, message=f"b {first}")
+        monkeypatch.setenv("SMTP_PASSWORD", second)
+        journal.append(ev.ERROR, message=f"c {first} {second}")
+        monkeypatch.delenv("SMTP_PASSWORD")
+        journal.append(ev.ERROR, message=f"d {second}")
+    assert [e.payload["message"] for e in replay(run).events] == [
+        f"a {first}", f"b {MASK}", f"c {first} {MASK}", f"d {second}"]
+
 def test_a_failed_write_stops_the_journal_and_leaves_whole_lines(run):
     """A write cut short (file size limit, like a full disk): the partial line is
     removed, later appends are refused, the journal stays whole."""
