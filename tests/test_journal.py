@@ -151,6 +151,23 @@ def test_seq_continues_after_reopen_and_across_segments(run, clock):
         assert journal.append_durable(ev.INTENT, _intent()).seq == 61
 
 
+def test_reopening_syncs_what_a_crashed_writer_left_unsynced(run, clock, monkeypatch):
+    """Events appended without a sync (a staged group) outlive a process crash in the page
+    cache; a restart acts on them, so opening the journal makes them durable first."""
+    with Journal.open(run, clock) as journal:
+        journal.append(ev.INTENT, _intent())
+    synced = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: synced.append(fd) or real(fd))
+    with Journal.open(run, clock) as journal:
+        assert len(synced) == 1 and journal.last_seq == 1
+    empty = run.parent / "empty"
+    empty.mkdir()
+    synced.clear()
+    Journal.open(empty, clock).close()
+    assert len(synced) == 1  # the close's: nothing to sync at the open of an empty journal
+
+
 def test_second_writer_refused_here_and_in_another_process(run, clock):
     code = ("import sys\nfrom workbench.clock import SimClock\nfrom workbench.journal import "
             "Journal, JournalLocked\ntry:\n    Journal.open(sys.argv[1], SimClock('2026-01-02'))\n"
