@@ -566,14 +566,18 @@ place_ops = st.tuples(
     st.sampled_from(list(Side)), st.integers(1, 20),
     st.sampled_from([None, "lose_reply", "drop_request", "delay", "cancel:lose_reply",
                      "cancel:drop_request"]))
+group_ops = st.tuples(  # a bar's intents by group commit: staged, one sync, then sent
+    st.just("group"), st.sampled_from(["market", "limit", "stop", "bracket"]),
+    st.sampled_from(list(Side)), st.integers(2, 4),
+    st.sampled_from([None, "lose_reply", "drop_request", "delay"]))
 ops = st.lists(st.one_of(
-    place_ops, place_ops,
+    place_ops, place_ops, group_ops,
     st.tuples(st.just("cancel"), st.integers(0, 50)),
     st.tuples(st.just("bar"), st.floats(90, 110), st.floats(0, 6)),
     st.tuples(st.just("restart"), st.booleans()),
     st.tuples(st.just("crash"), st.sampled_from([ev.INTENT, ev.BROKER_REQUEST,
                                                  ev.BROKER_REPLY, ev.ORDER_LEG, ev.FILL,
-                                                 ev.ORDER_UPDATE, ev.ORDER_UNKNOWN]),
+                                                 ev.ORDER_UPDATE, ev.ORDER_UNKNOWN, "sync"]),
               st.booleans(), st.booleans()),
 ), max_size=30)
 
@@ -594,6 +598,12 @@ def apply_op(s: Session, op, placed: list, i: int) -> int:
             s.broker.faults.add(kind, op=on or "submit", seconds=60.0 if kind == "delay" else 0)
         placed.append(make_intent(len(placed), op[1], op[2], op[3], i))
         s.manager.place(placed[-1])
+    elif op[0] == "group":
+        if op[4]:  # on one send of the group
+            s.broker.faults.add(op[4], op="submit", seconds=60.0 if op[4] == "delay" else 0)
+        group = [make_intent(len(placed) + k, op[1], op[2], 1 + k, i) for k in range(op[3])]
+        placed.extend(group)
+        s.manager.place_all(group)
     elif op[0] == "cancel" and placed:
         cid = placed[op[1] % len(placed)].client_order_id
         if cid in s.manager.book.orders:
