@@ -7,7 +7,9 @@ writer gets :class:`~workbench.journal.events.JournalLocked` at once. Each event
 ``os.write`` of its whole line on an ``O_APPEND`` descriptor, so readers see whole lines
 (or, while it is being written or if the process dies mid-write, a torn last line they
 skip). :meth:`Journal.append_durable` also ``fdatasync``\\s before returning: call it for
-anything a broker call will depend on.
+anything a broker call will depend on. :meth:`Journal.sync` makes everything appended so
+far durable with one ``fdatasync``: a bar's intents are appended, synced once, then sent
+(group commit, :meth:`workbench.orders.OrderManager.commit`).
 
 Opening a journal whose last line is torn (a crash) sets that line aside in
 ``<segment>.<offset>.torn``, rewrites the segment without it (atomic rename, so readers
