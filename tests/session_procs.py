@@ -10,6 +10,10 @@ rounds that saw more than the last, errors, problems and what it saw last.
 strategy (``tests.notebook_strategies.strategy_of``) in this process, no kernel, replaying
 DAY at 1Min; prints the ``SessionResult`` as JSON. What the crash-point tests kill
 (``WORKBENCH_TEST_CRASH_AT`` in its environment) and restart in the same run.
+
+``python -m tests.session_procs burst DAY``: the same with :func:`burst`, whose bars carry
+many intents each (every symbol enters, then every symbol exits): the group-commit crash
+points (a crash between a bar's one sync and its first, middle or last send).
 """
 
 from __future__ import annotations
@@ -136,5 +140,27 @@ def session(notebook: str, day: str) -> None:
     print(json.dumps(result.to_dict()))
 
 
+def burst(bars, every: int = 30, hold: int = 10):
+    """Every symbol enters on the minutes divisible by ``every`` and exits ``hold`` minutes
+    later: bars with one intent per symbol, all in one group."""
+    import numpy as np
+    import pandas as pd
+
+    import workbench as wb
+
+    minute = np.asarray(bars.close.index.minute)
+    def at(m):
+        return pd.DataFrame(np.repeat((minute % every == m)[:, None], bars.close.shape[1], 1),
+                            index=bars.close.index, columns=bars.close.columns)
+    return wb.Signals(entries=at(0), exits=at(hold))
+
+
+def burst_session(day: str) -> None:
+    from workbench.session.runner import run_session
+
+    result = run_session(burst, {}, replay_date=day, timeframe="1Min")
+    print(json.dumps(result.to_dict()))
+
+
 if __name__ == "__main__":
-    {"reader": reader, "session": session}[sys.argv[1]](*sys.argv[2:])
+    {"reader": reader, "session": session, "burst": burst_session}[sys.argv[1]](*sys.argv[2:])

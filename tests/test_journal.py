@@ -151,6 +151,23 @@ def test_seq_continues_after_reopen_and_across_segments(run, clock):
         assert journal.append_durable(ev.INTENT, _intent()).seq == 61
 
 
+def test_reopening_syncs_what_a_crashed_writer_left_unsynced(run, clock, monkeypatch):
+    """Events appended without a sync (a staged group) outlive a process crash in the page
+    cache; a restart acts on them, so opening the journal makes them durable first."""
+    with Journal.open(run, clock) as journal:
+        journal.append(ev.INTENT, _intent())
+    synced = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: synced.append(fd) or real(fd))
+    with Journal.open(run, clock) as journal:
+        assert len(synced) == 1 and journal.last_seq == 1
+    empty = run.parent / "empty"
+    empty.mkdir()
+    synced.clear()
+    Journal.open(empty, clock).close()
+    assert len(synced) == 1  # the close's: nothing to sync at the open of an empty journal
+
+
 def test_second_writer_refused_here_and_in_another_process(run, clock):
     code = ("import sys\nfrom workbench.clock import SimClock\nfrom workbench.journal import "
             "Journal, JournalLocked\ntry:\n    Journal.open(sys.argv[1], SimClock('2026-01-02'))\n"
@@ -245,6 +262,24 @@ def test_secrets_never_reach_the_journal(run, clock, monkeypatch):
     assert events[0].payload == {"url": f"https://x?key={MASK}", "nested": [{MASK: MASK}]}
     assert events[1].model().strategy == f"strategy-{MASK}"
 
+
+
+def test_a_secret_set_changed_or_removed_between_events_is_seen_by_the_next_one(run, clock,
+                                                                               monkeypatch):
+    """The journal remembers the environment's secrets between events (scanning it is most
+    of an event's cost) but looks again whenever the environment changed."""
+    first, second = "tok-first-0123456789", "tok-second-0123456789"
+    monkeypatch.delenv("SMTP_PASSWORD", raising=False)
+    with Journal.open(run, clock) as journal:
+        journal.append(ev.ERROR, message=f"a {first}")  # not a secret yet
+        monkeypatch.setenv("SMTP_PASSWORD", first)
+        journal.append(ev.ERROR, message=f"b {first}")
+        monkeypatch.setenv("SMTP_PASSWORD", second)
+        journal.append(ev.ERROR, message=f"c {first} {second}")
+        monkeypatch.delenv("SMTP_PASSWORD")
+        journal.append(ev.ERROR, message=f"d {second}")
+    assert [e.payload["message"] for e in replay(run).events] == [
+        f"a {first}", f"b {MASK}", f"c {first} {MASK}", f"d {second}"]
 
 def test_a_failed_write_stops_the_journal_and_leaves_whole_lines(run):
     """A write cut short (file size limit, like a full disk): the partial line is

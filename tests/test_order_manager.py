@@ -34,6 +34,7 @@ class FakeJournal:
     def __init__(self, crash_on: str | None = None, after: bool = True) -> None:
         self.events: list[tuple[str, dict]] = []
         self.durable = 0  # events up to here were fsynced
+        self.syncs = 0
         self.crash_on, self.after = crash_on, after
 
     def append(self, event_type: str, **payload) -> None:
@@ -41,6 +42,13 @@ class FakeJournal:
 
     def append_durable(self, event_type: str, **payload) -> None:
         self._write(event_type, payload, durable=True)
+        self.syncs += 1
+
+    def sync(self) -> None:
+        if self.crash_on == "sync":
+            raise Crash("sync")
+        self.durable = len(self.events)
+        self.syncs += 1
 
     def _write(self, event_type, payload, durable) -> None:
         if event_type == self.crash_on and not self.after:
@@ -388,6 +396,111 @@ def test_a_bracket_whose_reply_was_lost_is_found_with_its_legs_after_a_restart(t
     assert rebuild(s.journal.events).orders == manager.book.orders
 
 
+# -- group commit: a bar's intents, one sync, then each sent --------------------------------
+
+GROUP = [intent(f"g{k}", qty=k + 1, symbol=s) for k, s in enumerate(("AAPL", "MSFT", "IBM",
+                                                                      "XOM", "KO"))]
+
+
+def _spy_submits(s: Session, crash_at: int | None = None) -> list[tuple[str, int]]:
+    """Each submit's client id and how many events were durable then; ``crash_at``: the
+    k-th submit (1-based) crashes before reaching the broker."""
+    seen, submit = [], s.broker.submit
+
+    def spy(order_intent):
+        seen.append((order_intent.client_order_id, s.journal.durable))
+        if len(seen) == crash_at:
+            raise Crash("before send")
+        return submit(order_intent)
+
+    s.broker.submit = spy
+    return seen
+
+
+def test_a_groups_intents_are_all_durable_with_one_sync_before_the_first_send(session):
+    seen = _spy_submits(session)
+    before = session.journal.syncs
+    orders = session.manager.place_all(GROUP)
+    assert session.journal.syncs - before == 1 == session.manager.syncs
+    types = session.journal.types()
+    assert types[1:6] == [ev.INTENT] * 5 and types[6:] == [ev.BROKER_REQUEST, ev.BROKER_REPLY] * 5
+    assert [c for c, _ in seen] == ["g0", "g1", "g2", "g3", "g4"]
+    assert all(durable >= 6 for _, durable in seen)  # every intent durable at the first send
+    assert [o.status for o in orders] == [S.ACCEPTED] * 5
+    assert broker_orders(session.broker) == ["g0", "g1", "g2", "g3", "g4"]
+    assert session.manager.place_all(GROUP) == [session.manager.order(i.client_order_id)
+                                                for i in GROUP]  # known: nothing sent again
+    assert len(seen) == 5 and session.journal.syncs - before == 1  # nothing staged: no sync
+
+
+def test_staged_intents_are_open_orders_until_the_commit_sends_them(session):
+    seen, before = _spy_submits(session), session.journal.syncs
+    assert session.manager.commit() == [] and session.journal.syncs == before  # nothing: no sync
+    session.manager.stage(GROUP[0])
+    assert session.manager.stage(GROUP[0]).status is S.NEW  # staged once
+    session.manager.stage(GROUP[1])
+    assert set(session.manager.open_orders()) == {"g0", "g1"} and seen == []
+    assert session.manager.staged == (GROUP[0], GROUP[1]) and session.journal.durable == 1
+    assert [o.client_order_id for o in session.manager.commit()] == ["g0", "g1"]
+    assert session.manager.staged == () and session.journal.syncs == before + 1
+    assert len(seen) == 2
+
+
+def test_staging_on_a_sink_without_sync_is_refused(tmp_path):
+    class NoSync:
+        def append(self, event_type, **payload):
+            pass
+
+        def append_durable(self, event_type, **payload):
+            pass
+
+    broker = SimBroker(tmp_path / "broker.sqlite", cash=1000)
+    manager = OrderManager(broker, NoSync(), SimClock(T0))
+    with pytest.raises(TypeError, match="sink with sync"):
+        manager.stage(intent())
+    assert manager.orders == {} and broker.orders() == []
+    broker.close()
+
+
+@pytest.mark.parametrize("crash_at", [1, 3, 5])  # the first, middle and last send
+@pytest.mark.parametrize("flushed", [True, False])
+def test_a_crash_between_the_groups_sync_and_a_send_leaves_one_order_per_intent(
+        tmp_path, crash_at, flushed):
+    s = Session(tmp_path)
+    _spy_submits(s, crash_at)
+    with pytest.raises(Crash):
+        s.manager.place_all(GROUP)
+    assert broker_orders(s.broker) == [i.client_order_id for i in GROUP[:crash_at - 1]]
+    s.clock.set(t(1))
+    manager = s.restart(flushed)  # unflushed: requests and replies after the sync are lost
+    assert {c for c, o in manager.orders.items() if o.status is S.UNKNOWN} >= {
+        i.client_order_id for i in GROUP[crash_at - 1:]}  # never sent: settled by lookup
+    result = manager.reconcile(resend=True)
+    assert result.ok, result.message
+    manager.place_all(GROUP)  # the engine re-decides the bar: nothing is sent again
+    assert sorted(broker_orders(s.broker)) == [i.client_order_id for i in GROUP]
+    s.broker.on_bars(t(2), {i.symbol: bar(100.0) for i in GROUP})
+    manager.process_updates()
+    assert all(manager.order(i.client_order_id).status is S.FILLED for i in GROUP)
+    assert manager.positions() == s.broker.positions() and manager.reconcile().ok
+    s.broker.close()
+
+
+@pytest.mark.parametrize("flushed", [True, False])
+def test_a_crash_before_the_groups_sync_sends_nothing_twice(tmp_path, flushed):
+    s = Session(tmp_path, journal=FakeJournal("sync"))
+    with pytest.raises(Crash):
+        s.manager.place_all(GROUP)
+    assert broker_orders(s.broker) == []
+    s.clock.set(t(1))
+    manager = s.restart(flushed)  # a machine crash loses the unsynced intents: none was sent
+    assert len(manager.orders) == (5 if flushed else 0)
+    assert manager.reconcile(resend=True).ok
+    manager.place_all(GROUP)
+    assert sorted(broker_orders(s.broker)) == [i.client_order_id for i in GROUP]
+    s.broker.close()
+
+
 # -- reconciliation -----------------------------------------------------------------------
 
 
@@ -453,14 +566,18 @@ place_ops = st.tuples(
     st.sampled_from(list(Side)), st.integers(1, 20),
     st.sampled_from([None, "lose_reply", "drop_request", "delay", "cancel:lose_reply",
                      "cancel:drop_request"]))
+group_ops = st.tuples(  # a bar's intents by group commit: staged, one sync, then sent
+    st.just("group"), st.sampled_from(["market", "limit", "stop", "bracket"]),
+    st.sampled_from(list(Side)), st.integers(2, 4),
+    st.sampled_from([None, "lose_reply", "drop_request", "delay"]))
 ops = st.lists(st.one_of(
-    place_ops, place_ops,
+    place_ops, place_ops, group_ops,
     st.tuples(st.just("cancel"), st.integers(0, 50)),
     st.tuples(st.just("bar"), st.floats(90, 110), st.floats(0, 6)),
     st.tuples(st.just("restart"), st.booleans()),
     st.tuples(st.just("crash"), st.sampled_from([ev.INTENT, ev.BROKER_REQUEST,
                                                  ev.BROKER_REPLY, ev.ORDER_LEG, ev.FILL,
-                                                 ev.ORDER_UPDATE, ev.ORDER_UNKNOWN]),
+                                                 ev.ORDER_UPDATE, ev.ORDER_UNKNOWN, "sync"]),
               st.booleans(), st.booleans()),
 ), max_size=30)
 
@@ -481,6 +598,12 @@ def apply_op(s: Session, op, placed: list, i: int) -> int:
             s.broker.faults.add(kind, op=on or "submit", seconds=60.0 if kind == "delay" else 0)
         placed.append(make_intent(len(placed), op[1], op[2], op[3], i))
         s.manager.place(placed[-1])
+    elif op[0] == "group":
+        if op[4]:  # on one send of the group
+            s.broker.faults.add(op[4], op="submit", seconds=60.0 if op[4] == "delay" else 0)
+        group = [make_intent(len(placed) + k, op[1], op[2], 1 + k, i) for k in range(op[3])]
+        placed.extend(group)
+        s.manager.place_all(group)
     elif op[0] == "cancel" and placed:
         cid = placed[op[1] % len(placed)].client_order_id
         if cid in s.manager.book.orders:

@@ -193,6 +193,66 @@ def test_sigkill_at_each_crash_point_then_restart_leaves_one_order_per_intent(ho
     _assert_agrees_with_broker(run, SimBroker(run / "broker.sqlite"))
 
 
+BURST = 6  # symbols: every burst bar is a group of six intents
+
+
+@pytest.fixture
+def burst_home(workbench_home) -> Path:
+    Store(workbench_home / "data").write(synthesize(BURST, 3, "1Min", 7, END), "1Min",
+                                         source="synth")
+    return workbench_home
+
+
+def _groups(events) -> list[list]:
+    """Each bar's intents and, after them, the submits of that bar (group commit: all of a
+    bar's intents come before its first request)."""
+    groups, current = [], None
+    for e in events:
+        if e.type == ev.BAR:
+            current = {"intents": [], "submits": [], "late_intents": 0}
+            groups.append(current)
+        elif current is not None and e.type == ev.INTENT:
+            current["late_intents" if current["submits"] else "intents"].append(
+                e.payload["client_order_id"])
+        elif current is not None and e.type == ev.BROKER_REQUEST \
+                and e.payload["action"] == "submit":
+            current["submits"].append(e.payload["client_order_id"])
+    return [g for g in groups if g["intents"]]
+
+
+@pytest.mark.parametrize("point, sent", [("group_synced", 0), ("send_first", 0),
+                                         ("send_middle", BURST // 2 - 1),
+                                         ("send_last", BURST - 1)])
+def test_sigkill_between_a_bars_one_sync_and_its_sends_leaves_one_order_per_intent(
+        burst_home, point, sent):
+    """Group commit: a bar's six intents are durable before the first is sent; a kill -9
+    after the sync and before the first / middle / last send leaves the others unsent, and
+    the restart settles them by client id (found, or sent once): one broker order each."""
+    from tests.session_procs import burst
+
+    crashed = subprocess.run([sys.executable, "-m", "tests.session_procs", "burst", END],
+                             capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "WORKBENCH_TEST_CRASH_AT": f"{point}:1"},
+                             cwd=ROOT, check=False)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    run = _one_run(burst_home)
+    *done, last = _groups(_events(run))
+    assert all(len(g["intents"]) == len(g["submits"]) and not g["late_intents"] for g in done)
+    assert len(last["intents"]) == BURST and not last["late_intents"]  # all durable first
+    # the k-th request is journaled, its send never made
+    assert last["submits"] == last["intents"][:sent + (point != "group_synced")]
+    broker = SimBroker(run / "broker.sqlite")
+    at_broker = {o.client_order_id for o in broker.orders()} & set(last["intents"])
+    broker.close()
+    assert at_broker == set(last["intents"][:sent])
+    result = run_session(burst, {}, replay_date=END, run_dir=run)
+    assert result.outcome == "succeeded" and result.state == "active", result.message
+    assert _events(run, ev.RECONCILE)[-1].payload["ok"] is True
+    assert [e.payload["restart"] for e in _events(run, ev.SESSION_START)] == [False, True]
+    _assert_agrees_with_broker(run, SimBroker(run / "broker.sqlite"))
+    assert len(_groups(_events(run))) > 2  # the day went on, a group per burst bar
+
+
 @pytest.mark.slow  # a notebook kernel
 def test_a_kernel_killed_mid_session_is_restarted_with_run_in_the_same_record(home, kernel_env):
     """kill -9 of the kernel (a crash point, inherited through the environment): the run is

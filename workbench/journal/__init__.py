@@ -5,6 +5,7 @@
 
     with Journal.open(record.path, clock) as journal:
         journal.append_durable(INTENT, intent)          # before the broker call
+        journal.append(INTENT, a); journal.append(INTENT, b); journal.sync()  # a group
         journal.append(FILL, fill)
     result = replay(record.path)                        # events + report (torn tail?)
     wb.catalog().sql("SELECT * FROM orders").df()

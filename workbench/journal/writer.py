@@ -7,11 +7,16 @@ writer gets :class:`~workbench.journal.events.JournalLocked` at once. Each event
 ``os.write`` of its whole line on an ``O_APPEND`` descriptor, so readers see whole lines
 (or, while it is being written or if the process dies mid-write, a torn last line they
 skip). :meth:`Journal.append_durable` also ``fdatasync``\\s before returning: call it for
-anything a broker call will depend on.
+anything a broker call will depend on. :meth:`Journal.sync` makes everything appended so
+far durable with one ``fdatasync``: a bar's intents are appended, synced once, then sent
+(group commit, :meth:`workbench.orders.OrderManager.commit`).
 
 Opening a journal whose last line is torn (a crash) sets that line aside in
 ``<segment>.<offset>.torn``, rewrites the segment without it (atomic rename, so readers
-never see a file shrink) and continues ``seq`` after the last whole event.
+never see a file shrink) and continues ``seq`` after the last whole event. Opening also
+syncs the current segment: after a process crash, events appended but never synced (a
+group's intents staged before its sync) survive in the page cache, a restart reads them
+and acts on them (settles, resends), so they are made durable first.
 """
 
 from __future__ import annotations
@@ -101,6 +106,8 @@ class Journal:
         self._size = os.fstat(self._fd).st_size
         if not files:
             fsync_dir(folder)
+        elif self._size:  # what a restart reads (the page cache) is on disk before it acts
+            os.fdatasync(self._fd)
 
     @classmethod
     def open(cls, run_dir: Any, clock: Clock, *, segment_bytes: int = SEGMENT_BYTES) -> Journal:

@@ -3,6 +3,8 @@
     manager = OrderManager(broker, journal, clock)      # journal: append / append_durable
     manager.start()                                     # a new run: the broker's account
     manager.place(intent)        # intent (durable) -> broker_request -> broker_reply
+    manager.place_all(intents)   # a bar's intents: all journaled, ONE sync, then each sent
+    manager.stage(intent); ...; manager.commit()   # the same, staged as they are decided
     manager.process_updates()    # stream: fills (de-duplicated by execution id), statuses
     manager.settle_unknown()     # UNKNOWN orders looked up by client id, never resent blindly
     manager.reconcile()          # at a restart: adopt what is explained, list the rest
@@ -15,6 +17,17 @@ Every change of state is an event journaled first and applied second through
 :func:`workbench.orders.book.apply`, so the state rebuilt from the journal equals the live
 state. Only the intent is journaled durably (before the broker call that depends on it);
 anything journaled after it and lost in a crash is found again at the broker.
+
+Group commit (the session's path): :meth:`OrderManager.stage` journals an intent without a
+sync and books it NEW (an open order: the rest of the bar's sizing and one-order-per-symbol
+rules see it); :meth:`OrderManager.commit` makes every staged intent durable with one
+``sink.sync()`` and only then sends them, in the order staged. Intent-before-send holds for
+each order; a bar's N intents cost one fdatasync instead of N. A crash after the sync and
+before some send leaves intents without a request or reply: :func:`~workbench.orders.book.rebuild`
+marks them UNKNOWN and the restart settles them by lookup, as for a single intent. A crash
+before the sync loses (machine crash) or keeps (process crash) intents that were never sent:
+either is safe. The sink must have ``sync()`` (the journal has); staging on one without is
+refused.
 
 Outcomes of a submit: accepted (``broker_reply``), refused (``broker_reply`` outcome
 ``rejected``: a rejection, or a rate limit: not sent, not retried here), duplicate client
@@ -70,6 +83,8 @@ class OrderManager:
         self.book = book if book is not None else OrderBook()
         window = ack_window if ack_window is not None else getattr(broker, "ack_window", None)
         self.ack_window = pd.Timedelta(window if window is not None else 0)
+        self._staged: list[OrderIntent] = []  # journaled, not yet synced nor sent
+        self.syncs = 0  # syncs made for intents (one per place, one per commit)
 
     @classmethod
     def from_journal(cls, broker: Broker, sink: EventSink, clock, events: Iterable[Any],
@@ -138,7 +153,50 @@ class OrderManager:
         if cid in self.book.orders:
             return self.book.orders[cid]  # one broker order per intent, ever
         self._emit(ev.INTENT, durable=True, **encode(intent))
+        self.syncs += 1
         return self._send(intent, "submit")
+
+    def stage(self, intent: OrderIntent) -> Order:
+        """Journal ``intent`` (not yet synced) and book it NEW, to be sent by :meth:`commit`;
+        an intent the book already holds is not staged again (its order as it stands)."""
+        cid = intent.client_order_id
+        if cid in self.book.orders:
+            return self.book.orders[cid]
+        if not callable(getattr(self.sink, "sync", None)):
+            raise TypeError(f"group commit needs a sink with sync(); {type(self.sink).__name__} "
+                            "has none: use place()")
+        self._emit(ev.INTENT, **encode(intent))
+        self._staged.append(intent)
+        return self.book.orders[cid]
+
+    @property
+    def staged(self) -> tuple[OrderIntent, ...]:
+        """Intents journaled by :meth:`stage` and not yet sent."""
+        return tuple(self._staged)
+
+    def commit(self) -> list[Order]:
+        """One sync makes every staged intent durable; then each is sent once, in order.
+        The orders as they then stand (none if nothing was staged: no sync either).
+
+        An exception from a send (an adapter bug) propagates after the intents not yet
+        sent are left staged: durable, NEW in the book, sent by the next ``commit`` (or,
+        after a crash, UNKNOWN and settled by lookup)."""
+        if not self._staged:
+            return []
+        self.sink.sync()
+        self.syncs += 1
+        sent = []
+        while self._staged:
+            intent = self._staged.pop(0)
+            sent.append(self._send(intent, "submit"))
+        return sent
+
+    def place_all(self, intents: Iterable[OrderIntent]) -> list[Order]:
+        """:meth:`stage` each intent, then :meth:`commit`: N intents, one sync. The orders
+        of ``intents`` as they then stand, in their order (known ones not sent again)."""
+        cids = [self.stage(i).client_order_id for i in intents]
+        self.commit()
+        return [self.book.orders[c] for c in cids]
 
     def _send(self, intent: OrderIntent, action: str) -> Order:
         cid = intent.client_order_id

@@ -4,7 +4,13 @@ Set ``WORKBENCH_TEST_CRASH_AT=<point>:<n>`` in a session's environment and the p
 kills itself (``SIGKILL``: no cleanup, no flush, as a power cut or the OOM killer would)
 the ``n``-th time it reaches ``point``:
 
-* ``intent_journaled``: the intent is durable in the journal, the broker not yet called;
+* ``intent_journaled``: the intent is durable in the journal, the broker not yet called
+  (with group commit: reached once per intent of the group, right after the group's sync);
+* ``group_synced``: a bar's intents are durable (the group's one sync), none sent yet;
+* ``send_first`` / ``send_middle`` / ``send_last``: a group of three or more intents (a
+  multi-intent bar) is durable and the broker is about to be called with its first /
+  middle (the ``(size + 1) // 2``-th) / last intent, the sends before it done; ``n``
+  counts such groups;
 * ``broker_accepted``: the broker accepted the order, the manager has not seen the reply;
 * ``before_reply``: the manager is about to journal the broker's reply;
 * ``fill``: a fill is journaled, the order update and position that follow it are not.
@@ -27,7 +33,9 @@ from workbench.model.events import EventSink
 __all__ = ["CRASH_ENV", "POINTS", "CrashPoint", "wrap"]
 
 CRASH_ENV = "WORKBENCH_TEST_CRASH_AT"
-POINTS = ("intent_journaled", "broker_accepted", "before_reply", "fill")
+POINTS = ("intent_journaled", "group_synced", "send_first", "send_middle", "send_last",
+          "broker_accepted", "before_reply", "fill")
+GROUP = 3  # the send_* points watch groups of at least this many intents
 
 
 class CrashPoint:
@@ -38,6 +46,24 @@ class CrashPoint:
         if point not in POINTS or not (count or "1").isdigit():
             raise ConfigError(f"{CRASH_ENV}={spec!r}: give <point>:<n>, point one of {POINTS}")
         self.point, self.n, self.seen = point, int(count or 1), 0
+        self.group, self.sent = 0, 0  # the last synced group's size, its submits since
+
+    def synced(self, intents: int) -> None:
+        """A group of ``intents`` staged intents was made durable by one sync."""
+        self.group, self.sent = intents, 0
+        self.reached("group_synced")
+        for _ in range(intents):
+            self.reached("intent_journaled")
+
+    def sending(self) -> None:
+        """The broker is about to be called with a submit."""
+        self.sent += 1
+        if self.group < GROUP:
+            return
+        for point, at in (("send_first", 1), ("send_middle", (self.group + 1) // 2),
+                          ("send_last", self.group)):
+            if self.sent == at:
+                self.reached(point)
 
     def reached(self, point: str) -> None:
         if point != self.point:
@@ -52,11 +78,13 @@ class _CrashingSink:
 
     def __init__(self, sink: EventSink, crash: CrashPoint) -> None:
         self._sink, self._crash = sink, crash
+        self._unsynced = 0  # intents appended since the last sync: the group being staged
 
     def append(self, kind: str, *args: Any, **fields: Any):
         if kind == ev.BROKER_REPLY:
             self._crash.reached("before_reply")
         event = self._sink.append(kind, *args, **fields)
+        self._unsynced += kind == ev.INTENT
         if kind == ev.FILL:
             self._crash.reached("fill")
         return event
@@ -64,20 +92,29 @@ class _CrashingSink:
     def append_durable(self, kind: str, *args: Any, **fields: Any):
         event = self._sink.append_durable(kind, *args, **fields)
         if kind == ev.INTENT:
+            self._unsynced = 0
+            self._crash.group, self._crash.sent = 1, 0
             self._crash.reached("intent_journaled")
         return event
+
+    def sync(self) -> None:
+        self._sink.sync()
+        group, self._unsynced = self._unsynced, 0
+        if group:
+            self._crash.synced(group)
 
     def __getattr__(self, name: str):
         return getattr(self._sink, name)
 
 
 class _Broker:
-    """The broker, with a crash point after it accepted an order."""
+    """The broker, with crash points before a group's sends and after it accepted one."""
 
     def __init__(self, broker, crash: CrashPoint) -> None:
         self._broker, self._crash = broker, crash
 
     def submit(self, intent):
+        self._crash.sending()
         order = self._broker.submit(intent)
         self._crash.reached("broker_accepted")
         return order

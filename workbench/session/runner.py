@@ -17,7 +17,9 @@ Each bar (one timestamp, every symbol): the control channel is read (halt / resu
 stop); ``broker.on_bars`` fills what is due; ``manager.process_updates``; the risk
 gateway's kill switches (``on_bar``; Flatten and ForceExit carried out); the engine's
 decision on the same strategy function as the backtest; intents (see
-:mod:`workbench.session.trader`) reviewed by the gateway and placed. Journaled: a
+:mod:`workbench.session.trader`) reviewed by the gateway and staged, then the bar's intents
+committed together: one journal sync, then each sent (group commit,
+:meth:`~workbench.orders.OrderManager.commit`). Journaled: a
 ``bar`` summary, the ``signal``\\s, every risk decision and order event, an ``equity``
 event per bar (its ``latency_ms``: the row's arrival to its orders sent; p50/p99/max in
 ``SessionResult.latency_ms``) and a ``heartbeat`` every ``heartbeat_every`` bars (default
@@ -138,13 +140,16 @@ class _Session:
         for symbol, values in bars.items():
             self.last_prices[symbol] = to_decimal(values[3])
         ctx = self._context(row.time)
-        for intent in self.trader.from_actions(self.risk.on_bar(ctx), row.time):
-            self._send(intent, ctx)
-        decision = self.engine.on_bars(row)
-        for sig in decision.signals:
-            self.journal.append(ev.SIGNAL, sig)
-        for intent in self.trader.from_signals(decision.signals, self.last_prices):
-            self._send(intent, ctx)
+        try:  # the bar's intents are staged, then committed: one sync, then each sent
+            for intent in self.trader.from_actions(self.risk.on_bar(ctx), row.time):
+                self._send(intent, ctx)
+            decision = self.engine.on_bars(row)
+            for sig in decision.signals:
+                self.journal.append(ev.SIGNAL, sig)
+            for intent in self.trader.from_signals(decision.signals, self.last_prices):
+                self._send(intent, ctx)
+        finally:
+            self.manager.commit()
         latency = time.perf_counter() - (row.received or time.perf_counter())
         self.latency.record(latency)
         self.bars += 1
@@ -160,7 +165,7 @@ class _Session:
     def _send(self, intent, ctx) -> None:
         decision = self.risk.review(intent, ctx)
         if decision.approved and intent.client_order_id not in self.manager.orders:
-            self.manager.place(intent)
+            self.manager.stage(intent)  # journaled, sent by the bar's commit
             self.trader.placed(self.clock.now())
             self.orders += 1
 
