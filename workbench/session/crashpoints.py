@@ -9,6 +9,9 @@ the ``n``-th time it reaches ``point``:
 * ``before_reply``: the manager is about to journal the broker's reply;
 * ``fill``: a fill is journaled, the order update and position that follow it are not.
 
+``<point>:<n>:<text>`` counts only the arrivals for orders whose client id contains
+``text`` (e.g. ``broker_accepted:2:-stops``: the second protection order accepted).
+
 Without the variable the wrappers are not installed (:func:`wrap` returns its inputs).
 The crash-safety tests restart the run and check that every intent has exactly one
 broker order and that positions equal the broker's.
@@ -34,13 +37,15 @@ class CrashPoint:
     """Counts arrivals at one point and kills the process at the ``n``-th."""
 
     def __init__(self, spec: str) -> None:
-        point, _, count = spec.partition(":")
+        point, _, rest = spec.partition(":")
+        count, _, self.only = rest.partition(":")
         if point not in POINTS or not (count or "1").isdigit():
-            raise ConfigError(f"{CRASH_ENV}={spec!r}: give <point>:<n>, point one of {POINTS}")
+            raise ConfigError(f"{CRASH_ENV}={spec!r}: give <point>:<n>[:<client id text>], "
+                              f"point one of {POINTS}")
         self.point, self.n, self.seen = point, int(count or 1), 0
 
-    def reached(self, point: str) -> None:
-        if point != self.point:
+    def reached(self, point: str, client_order_id: str = "") -> None:
+        if point != self.point or self.only not in client_order_id:
             return
         self.seen += 1
         if self.seen >= self.n:
@@ -54,17 +59,18 @@ class _CrashingSink:
         self._sink, self._crash = sink, crash
 
     def append(self, kind: str, *args: Any, **fields: Any):
+        cid = str(fields.get("client_order_id", ""))
         if kind == ev.BROKER_REPLY:
-            self._crash.reached("before_reply")
+            self._crash.reached("before_reply", cid)
         event = self._sink.append(kind, *args, **fields)
         if kind == ev.FILL:
-            self._crash.reached("fill")
+            self._crash.reached("fill", cid)
         return event
 
     def append_durable(self, kind: str, *args: Any, **fields: Any):
         event = self._sink.append_durable(kind, *args, **fields)
         if kind == ev.INTENT:
-            self._crash.reached("intent_journaled")
+            self._crash.reached("intent_journaled", str(fields.get("client_order_id", "")))
         return event
 
     def __getattr__(self, name: str):
@@ -79,7 +85,7 @@ class _Broker:
 
     def submit(self, intent):
         order = self._broker.submit(intent)
-        self._crash.reached("broker_accepted")
+        self._crash.reached("broker_accepted", intent.client_order_id)
         return order
 
     def __getattr__(self, name: str):
