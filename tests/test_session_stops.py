@@ -172,3 +172,54 @@ def test_the_protection_levels_are_the_backtests_floats():
     assert sl == fill * (1.0 - 0.02) and tp == fill * (1.0 + 0.05)
     assert levels(fill, Stops(sl_stop=0.02)) == (sl, None)
     assert float(Decimal(repr(sl))) == sl
+
+
+# -- the pieces: the trader's protections and what they are not -----------------------------
+
+
+def test_a_protection_follows_the_fill_and_never_blocks_an_exit_or_a_flatten(tmp_path):
+    from workbench.clock import SimClock
+    from workbench.model import Signal
+    from workbench.orders.manager import OrderManager
+    from workbench.risk.switches import Flatten
+    from workbench.session.trader import Sizing, Trader
+    from workbench.testing.sinks import ListSink
+
+    t0 = pd.Timestamp("2025-03-03 14:30", tz="UTC")
+    t = [t0 + pd.Timedelta(minutes=i) for i in range(4)]
+    costs = CostModel(**FEES)
+    clock = SimClock(t0)
+    broker = SimBroker(tmp_path / "b.sqlite", costs=costs, cash=100_000, clock=clock)
+    manager = OrderManager(broker, ListSink(), clock)
+    manager.start()
+    stops = Stops(sl_stop=0.01, tp_stop=0.02)
+    trader = Trader("run", "s", manager, Sizing(size=0.5, costs=costs, stops=stops))
+    prices = {"X": Decimal(100)}
+    [entry] = trader.from_signals((Signal("s", "X", t[0], entry=True),), prices)
+    manager.place(entry)
+    assert trader.protections(t[0]) == []  # not filled yet: nothing to protect
+    (fill,) = broker.on_bars(t[1], {"X": {"open": 100.5, "high": 101, "low": 100, "close": 100}})
+    manager.process_updates()
+    [protect] = trader.protections(t[1])
+    sl, tp = levels(float(fill.price), stops)
+    assert (protect.order_type, protect.side, protect.quantity) == (OrderType.OCO, Side.SELL,
+                                                                    fill.quantity)
+    assert (float(protect.stop_loss), float(protect.take_profit)) == (sl, tp)
+    manager.place(protect)
+    assert trader.protections(t[1]) == []  # placed once
+    assert trader.open_protection("X") == [protect.client_order_id]
+    # a contingent exit: not an open sell for the risk context, the exit rule or a flatten
+    ctx = trader.context(t[1], Decimal(100_000), prices, t[1], pd.Timedelta(minutes=1))
+    assert ctx.pending_sells == {}
+    [exit_] = trader.from_signals((Signal("s", "X", t[1], exit=True),), prices)
+    assert exit_.side is Side.SELL and exit_.quantity == fill.quantity
+    assert trader.from_signals((Signal("s", "X", t[1], entry=True),), prices) == []  # held
+    [flat] = trader.from_actions([Flatten("test")], t[1])
+    assert flat.quantity == fill.quantity and flat.reason == "flatten"
+    # the stop fills at a gap: the take profit is canceled, the position is gone
+    broker.on_bars(t[2], {"X": {"open": 90.0, "high": 91, "low": 89, "close": 90}})
+    manager.process_updates()
+    assert manager.positions() == {} and trader.open_protection("X") == []
+    assert manager.order(protect.client_order_id + ".tp").status is OrderStatus.CANCELED
+    assert trader.protections(t[2]) == []
+    broker.close()
