@@ -223,3 +223,28 @@ def test_a_protection_follows_the_fill_and_never_blocks_an_exit_or_a_flatten(tmp
     assert manager.order(protect.client_order_id + ".tp").status is OrderStatus.CANCELED
     assert trader.protections(t[2]) == []
     broker.close()
+
+
+def test_a_restart_with_other_stops_is_refused(home):
+    """A crashed run (killed at its first protection) resumes only with the stops it
+    started with: other stops would protect its open positions differently."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.test_session import NOTEBOOK, _one_run
+    from workbench.errors import ConfigError
+
+    crashed = subprocess.run([sys.executable, "-m", "tests.session_procs", "session",
+                              str(NOTEBOOK), END, str(SL), str(TP)], capture_output=True,
+                             text=True, timeout=300, cwd=ROOT, check=False,
+                             env={**os.environ, "WORKBENCH_TEST_CRASH_AT":
+                                  "intent_journaled:1:-stops"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    run = _one_run(home)
+    assert json.loads((run / "manifest.json").read_text())["status"] == "running"
+    with pytest.raises(ConfigError, match="stops"):
+        run_session(strategy_of("sma_cross"), {}, replay_date=END, run_dir=run, sl_stop=SL)
