@@ -101,10 +101,11 @@ class Trader:
         for cid, order in self.manager.book.orders.items():
             if cid.endswith("-entry"):
                 entries[order.intent.symbol] = order  # the last one wins: placement order
+        selling = {o.intent.symbol for o in self._open().values() if o.intent.side is Side.SELL}
         positions, out = self.manager.positions(), []
         for symbol, entry in entries.items():
             held = positions[symbol].quantity if symbol in positions else _ZERO
-            if held <= 0 or Side.SELL in self._open_sides(symbol):
+            if held <= 0 or symbol in selling:
                 continue
             intent = protection(self.run_id, self.strategy, entry, held, bar_time,
                                 self.sizing.stops)
