@@ -21,6 +21,14 @@ A strategy exit (or a risk Flatten / ForceExit) cancels the symbol's protection 
 its sell is sent, and the sell is not sent unless the protection is canceled (it may have
 filled meanwhile: then the position is gone). Long positions only, as sessions trade.
 
+The risk gateway reviews a protection like any order (it only reduces a position, so it
+passes REDUCING; it is counted by the order-rate switch). While trading is HALTED no new
+protection is placed (the denial is journaled), and the protections already at the broker
+stay there and may fill: a halt stops what the session sends, not the broker's stops.
+A real broker takes stop and limit prices in cents; the levels here are the backtest's
+floats, exact on the simulated broker (rounding for a real one is its adapter's job, and
+then the stop exits differ from the backtest's by up to a cent).
+
 Client ids: ``client_order_id(run, strategy, symbol, <entry's bar time>, "stops")``, its
 take-profit leg ``<that>.tp``: a restart recomputes the same id and never places the
 protection twice; the order and its leg are in the journal (``intent``, ``order_leg``)
