@@ -6,9 +6,9 @@ session`` writes; it stops after the round that follows the appearance of ``DONE
 (or after 600 s) and writes its report to ``OUT`` as JSON: rounds, rounds that saw events,
 rounds that saw more than the last, errors, problems and what it saw last.
 
-``python -m tests.session_procs session NOTEBOOK DAY``: ``run_session`` of the notebook's
-strategy (``tests.notebook_strategies.strategy_of``) in this process, no kernel, replaying
-DAY at 1Min; prints the ``SessionResult`` as JSON. What the crash-point tests kill
+``python -m tests.session_procs session NOTEBOOK DAY [SL_STOP TP_STOP]``: ``run_session`` of
+the notebook's strategy (``tests.notebook_strategies.strategy_of``) in this process, no
+kernel, replaying DAY at 1Min (with those stops as broker-side orders); prints the ``SessionResult`` as JSON. What the crash-point tests kill
 (``WORKBENCH_TEST_CRASH_AT`` in its environment) and restart in the same run.
 
 ``python -m tests.session_procs burst DAY``: the same with :func:`burst`, whose bars carry
@@ -132,11 +132,12 @@ def reader(out: str, done_file: str) -> None:
     Path(out).write_text(json.dumps(report, default=str))
 
 
-def session(notebook: str, day: str) -> None:
+def session(notebook: str, day: str, sl_stop: str = "", tp_stop: str = "") -> None:
     from tests.notebook_strategies import strategy_of
     from workbench.session.runner import run_session
 
-    result = run_session(strategy_of(notebook), {}, replay_date=day, timeframe="1Min")
+    stops = {k: float(v) for k, v in (("sl_stop", sl_stop), ("tp_stop", tp_stop)) if v}
+    result = run_session(strategy_of(notebook), {}, replay_date=day, timeframe="1Min", **stops)
     print(json.dumps(result.to_dict()))
 
 

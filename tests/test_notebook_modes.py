@@ -156,6 +156,38 @@ def test_paper_mode_runs_a_replayed_session_into_the_record(jupyter_env, workben
     assert settings["settings"]["speed"] == "max"
 
 
+def test_paper_mode_places_rsi_reversions_atr_stop_at_the_broker(jupyter_env, workbench_home,
+                                                                  store, tmp_path):
+    """The notebook's ATR-sized ``sl_stop`` is no longer refused in mode paper: each filled
+    entry gets a broker-side stop at the backtest's level (from the entry's fill price)."""
+    from decimal import Decimal
+
+    from workbench.brokers.sim import SimBroker
+    from workbench.journal.reader import replay
+
+    _synth_minutes(store)
+    record = _record("session", "paper", "rsi_reversion")
+    _run("rsi_reversion.ipynb", tmp_path, jupyter_env, workbench_home, mode="paper",
+         run_dir=str(record.path), timeframe="1Min", replay_date=REPLAY_DAY)
+    manifest = _manifest(record)
+    assert manifest["status"] == "finished" and manifest["outcome"] == "succeeded"
+    sl_stop = _settings(record)["options"]["sl_stop"]
+    assert isinstance(sl_stop, float) and sl_stop > 0  # sized from the ATR in the notebook
+    events = replay(record.path).events
+    assert next(e for e in events if e.type == "session_start").payload["stops"] == {
+        "sl_stop": sl_stop, "tp_stop": None}
+    broker = SimBroker(record.path / "broker.sqlite")
+    orders = {o.client_order_id: o for o in broker.orders()}
+    fills = {f.client_order_id: f for f in broker.fills()}
+    broker.close()
+    stops = [o for cid, o in orders.items() if cid.endswith("-stops")]
+    assert stops and all(o.order_type == "oco" and o.take_profit is None for o in stops)
+    for stop in stops:  # its level: the entry's fill price x (1 - sl_stop), as the backtest
+        entry = fills[stop.client_order_id.removesuffix("-stops") + "-entry"]
+        assert stop.stop_loss == Decimal(repr(float(entry.price) * (1.0 - sl_stop)))
+    assert any(cid.endswith("-stops") for cid in fills)  # and some stop filled
+
+
 def test_sweep_mode_records_table_best_and_heatmap(jupyter_env, workbench_home, tmp_path):
     record = _record("sweep", "sweep", "sma_cross")
     nb = _run("sma_cross.ipynb", tmp_path, jupyter_env, workbench_home, mode="sweep",

@@ -144,8 +144,7 @@ def test_parity_records_the_mismatches_then_fails_the_run(minutes):
     assert load_manifest(record.path)["status"] == "running"  # the runner records the failure
 
 
-@pytest.mark.parametrize("option", [{"sl_stop": 0.05}, {"tp_stop": 0.1}, {"fill": "close"},
-                                    {"direction": "longshort"}])
+@pytest.mark.parametrize("option", [{"fill": "close"}, {"direction": "longshort"}])
 def test_paper_refuses_what_a_session_cannot_do_as_the_backtest(option, minutes):
     record = _record("paper", "session")
     with pytest.raises(ConfigError) as e:
@@ -153,6 +152,27 @@ def test_paper_refuses_what_a_session_cannot_do_as_the_backtest(option, minutes)
                replay_date=DAY, **option)
     assert f"{next(iter(option))}=" in _one_line(e)
     assert not record.results_dir.exists() and not (record.path / "events").exists()
+
+
+def test_paper_places_the_backtests_stops_as_broker_orders(minutes):
+    """sl_stop/tp_stop are no longer refused: recorded, journaled at the start, placed as
+    one oco protection per filled entry (stop loss with a take-profit leg)."""
+    from workbench.journal.reader import replay
+
+    record = _record("paper", "session")
+    result = wb.run(sma_cross, mode="paper", run_dir=str(record.path), bars=minutes,
+                    fast=5, slow=20, sl_stop=0.003, tp_stop=0.004, replay_date=DAY)
+    assert result.outcome == "succeeded"
+    settings = json.loads((record.results_dir / "settings.json").read_text())
+    assert (settings["options"]["sl_stop"], settings["options"]["tp_stop"]) == (0.003, 0.004)
+    events = replay(record.path).events
+    start = next(e for e in events if e.type == "session_start")
+    assert start.payload["stops"] == {"sl_stop": 0.003, "tp_stop": 0.004}
+    oco = [e.payload for e in events if e.type == "intent" and e.payload["order_type"] == "oco"]
+    assert oco and all(p["client_order_id"].endswith("-stops") and p["side"] == "sell"
+                       and p["time_in_force"] == "gtc" for p in oco)
+    legs = [e.payload["client_order_id"] for e in events if e.type == "order_leg"]
+    assert sorted(legs) == sorted(p["client_order_id"] + ".tp" for p in oco)
 
 
 def test_paper_takes_costs_and_sizing_from_the_backtest_values(minutes, capsys):

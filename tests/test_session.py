@@ -71,7 +71,10 @@ def _assert_agrees_with_broker(run_path: Path, broker: SimBroker) -> None:
     assert {s: Decimal(q) for s, q in pos.items()} == {
         s: p.quantity for s, p in broker.positions().items()}
     intents = {e.payload["client_order_id"] for e in _events(run_path, ev.INTENT)}
-    assert intents == {o.client_order_id for o in broker.orders()}  # one order per intent
+    # one order per intent (a protection's take-profit leg is part of its order)
+    assert intents == {o.client_order_id for o in broker.orders() if o.parent_id is None}
+    legs = {e.payload["client_order_id"] for e in _events(run_path, ev.ORDER_LEG)}
+    assert legs == {o.client_order_id for o in broker.orders() if o.parent_id is not None}
 
 
 def test_a_replayed_day_completes_and_journal_manifest_catalog_agree(home, strategy):
@@ -176,21 +179,41 @@ def test_real_processes_second_session_refused_halt_then_sigterm(home, kernel_en
     assert later == []  # no new orders once halted
 
 
-@pytest.mark.parametrize("point", ["intent_journaled", "broker_accepted", "before_reply", "fill"])
+POINTS = ["intent_journaled", "broker_accepted", "before_reply", "fill"]
+STOPS = (0.003, 0.004)  # sl_stop, tp_stop: protections placed, filled and canceled this day
+
+
+@pytest.mark.parametrize(("point", "stops"), [(p, False) for p in POINTS]
+                         + [(p, True) for p in POINTS])
 def test_sigkill_at_each_crash_point_then_restart_leaves_one_order_per_intent(home, strategy,
-                                                                             point):
+                                                                             point, stops):
+    """With stops the kill hits the second protection order (``-stops`` in its client id)
+    at the point: its intent, its acceptance, its reply, or a fill of a stop or take profit."""
+    spec, args, kw = f"{point}:3", [], {}
+    if stops:
+        spec, args = f"{point}:2:-stops", [str(x) for x in STOPS]
+        kw = dict(zip(("sl_stop", "tp_stop"), STOPS, strict=True))
     crashed = subprocess.run([sys.executable, "-m", "tests.session_procs", "session",
-                              str(NOTEBOOK), END], capture_output=True, text=True, timeout=300,
-                             env={**os.environ, "WORKBENCH_TEST_CRASH_AT": f"{point}:3"},
+                              str(NOTEBOOK), END, *args], capture_output=True, text=True,
+                             timeout=300, env={**os.environ, "WORKBENCH_TEST_CRASH_AT": spec},
                              cwd=ROOT, check=False)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     run = _one_run(home)
     assert json.loads((run / "manifest.json").read_text())["status"] == "running"
-    result = run_session(strategy, {}, replay_date=END, run_dir=run)
+    result = run_session(strategy, {}, replay_date=END, run_dir=run, **kw)
     assert result.outcome == "succeeded" and result.state == "active"
     assert _events(run, ev.RECONCILE)[-1].payload["ok"] is True
     assert [e.payload["restart"] for e in _events(run, ev.SESSION_START)] == [False, True]
     _assert_agrees_with_broker(run, SimBroker(run / "broker.sqlite"))
+    if stops:  # protections were placed, and stop exits happened, on both sides of the kill
+        events = _events(run)
+        restart = next(e.seq for e in events if e.type == ev.SESSION_START
+                       and e.payload["restart"])
+        placed = [e.seq for e in events if e.type == ev.INTENT
+                  and e.payload["client_order_id"].endswith("-stops")]
+        assert min(placed) < restart < max(placed)
+        assert any("-stops" in e.payload["client_order_id"] for e in events
+                   if e.type == ev.FILL)
 
 
 BURST = 6  # symbols: every burst bar is a group of six intents

@@ -173,6 +173,58 @@ def test_a_bracket_with_levels_on_the_wrong_side_is_rejected(broker):
     broker.submit(bracket("short", sl=105, tp=95, side=Side.SELL))  # right for a short
 
 
+def _hold(broker, qty=10) -> None:
+    broker.submit(buy("e1", qty))
+    broker.on_bars(t(1), {"AAPL": bar(100.0)})
+
+
+def oco(cid="p1", qty=10, i=1, sl=95, tp=105, **kw) -> OrderIntent:
+    return OrderIntent(cid, "AAPL", Side.SELL, D(qty), OrderType.OCO, bar_time=t(i),
+                       stop_loss=None if sl is None else D(sl),
+                       take_profit=None if tp is None else D(tp), **kw)
+
+
+def test_an_oco_protection_waits_a_bar_and_one_side_cancels_the_other(broker):
+    _hold(broker)
+    placed = broker.submit(oco())
+    assert [leg.client_order_id for leg in placed.legs] == ["p1.tp"]
+    assert placed.legs[0].order_type is OrderType.LIMIT and placed.legs[0].parent_id == "p1"
+    # placed on bar 1 (its entry's fill bar): not checked on it, as the backtest
+    assert broker.on_bars(t(1), {"AAPL": bar(100.0, 110, 90)}) == []
+    (fill,) = broker.on_bars(t(2), {"AAPL": bar(100.0, 106, 99)})
+    assert fill.client_order_id == "p1.tp" and float(fill.price) == COSTS.fill_price("sell", 105.0)
+    assert broker.get_order("p1").status is S.CANCELED
+    assert broker.open_orders() == [] and broker.positions() == {}
+
+
+def test_an_oco_stop_fills_first_at_the_level_or_at_a_gap_open(path):
+    for o, h, lo, ref in ((100.0, 106, 94, 95.0), (93.0, 107, 92, 93.0)):
+        broker = SimBroker(path.with_name(f"{o}.sqlite"), costs=COSTS)
+        _hold(broker)
+        broker.submit(oco())
+        (fill,) = broker.on_bars(t(2), {"AAPL": bar(o, h, lo)})
+        assert fill.client_order_id == "p1" and float(fill.price) == COSTS.fill_price("sell", ref)
+        assert broker.get_order("p1.tp").status is S.CANCELED
+        broker.close()
+
+
+def test_an_oco_with_one_level_is_a_plain_stop_or_limit_and_cancels_with_its_leg(broker):
+    _hold(broker, 20)
+    assert broker.submit(oco("s", 10, tp=None)).legs == ()
+    assert broker.submit(oco("l", 10, sl=None)).legs == ()
+    fills = broker.on_bars(t(2), {"AAPL": bar(100.0, 105, 95)})
+    assert [(f.client_order_id, float(f.price)) for f in fills] == [
+        ("s", COSTS.fill_price("sell", 95.0)), ("l", COSTS.fill_price("sell", 105.0))]
+    broker.submit(oco("p2", i=2))
+    broker.cancel("p2")
+    assert broker.get_order("p2.tp").status is S.CANCELED
+    assert broker.get_order("p2").order_type is OrderType.OCO
+    with pytest.raises(OrderRejected):
+        broker.submit(oco("bad", sl=105, tp=95))  # a long's stop loss lies below its profit
+    with pytest.raises(ValueError, match="oco"):
+        oco("none", sl=None, tp=None)
+
+
 # -- requests, faults, the stream ---------------------------------------------------------
 
 
@@ -298,9 +350,10 @@ def test_the_broker_state_survives_sigkill_of_the_process(path):
 # -- the same trades as the backtest ------------------------------------------------------
 
 
-def replay(tmp_path, o, h, lo, c, entries, exits, sizes, sl=None, tp=None):
+def replay(tmp_path, o, h, lo, c, entries, exits, sizes, sl=None, tp=None, oco=False):
     """Drive the sim broker bar by bar as a live engine would: fills first, then the
-    strategy's orders; a stop loss (and take profit, as a bracket) protects each entry."""
+    strategy's orders; a stop loss (and take profit, as a bracket) protects each entry, or
+    with ``oco`` an oco order placed at the entry's fill (what a session does)."""
     broker = SimBroker(tmp_path / f"replay{np.random.default_rng().integers(1 << 60)}.sqlite",
                        costs=COSTS)
     out, position, pending = [], D(0), False
@@ -312,7 +365,12 @@ def replay(tmp_path, o, h, lo, c, entries, exits, sizes, sl=None, tp=None):
             out.append((i, f.side.sign, float(f.quantity), float(f.price), float(f.fee)))
             position += f.side.sign * f.quantity
             pending = False
-            if f.client_order_id.startswith("entry") and sl is not None and tp is None:
+            if f.client_order_id.startswith("entry") and sl is not None and oco:
+                px = float(f.price)  # the backtest's levels, from the fill price
+                broker.submit(OrderIntent(f"stop{i}", "X", Side.SELL, f.quantity, OrderType.OCO,
+                                          stop_loss=D(repr(px * (1 - sl))),
+                                          take_profit=D(repr(px * (1 + tp))), bar_time=ts))
+            elif f.client_order_id.startswith("entry") and sl is not None and tp is None:
                 level = D(repr(float(f.price) * (1 - sl)))  # the backtest's stop level
                 broker.submit(OrderIntent(f"stop{i}", "X", Side.SELL, f.quantity,
                                           OrderType.STOP, stop_price=level, bar_time=ts))
@@ -321,14 +379,15 @@ def replay(tmp_path, o, h, lo, c, entries, exits, sizes, sl=None, tp=None):
         if position == 0 and entries[i] and next_open[i] is not None:
             qty = D(repr(float(sizes[next_open[i]])))
             px = COSTS.fill_price("buy", o[next_open[i]])  # a bracket needs levels up front
-            kind = {} if tp is None else {
+            kind = {} if tp is None or oco else {
                 "order_type": OrderType.BRACKET, "stop_loss": D(repr(float(px * (1 - sl)))),
                 "take_profit": D(repr(float(px * (1 + tp))))}
             broker.submit(OrderIntent(f"entry{i}", "X", Side.BUY, qty, bar_time=ts, **kind))
             pending = True
         elif position > 0 and exits[i]:
             for order in broker.open_orders():
-                broker.cancel(order.client_order_id)
+                if broker.get_order(order.client_order_id).is_open:  # legs go with an oco
+                    broker.cancel(order.client_order_id)
             broker.submit(OrderIntent(f"exit{i}", "X", Side.SELL, position, bar_time=ts))
             pending = True
     broker.close()
@@ -356,11 +415,12 @@ def market(seed: int, n: int):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.integers(0, 2**32 - 1), st.sampled_from([(None, None), (0.03, None), (0.03, 0.04)]))
+@given(st.integers(0, 2**32 - 1), st.sampled_from([(None, None, False), (0.03, None, False),
+                                                   (0.03, 0.04, False), (0.03, 0.04, True)]))
 def test_replaying_through_the_sim_broker_gives_the_backtests_fills(tmp_path, seed, stops):
-    sl, tp = stops
+    sl, tp, oco = stops
     o, h, lo, c, entries, exits = market(seed, 60)
     expected = backtest_fills(o, h, lo, c, entries, exits, sl, tp)
     sizes = {i: size for i, side, size, _, _ in expected if side > 0}
-    got = replay(tmp_path, o, h, lo, c, entries, exits, sizes, sl, tp)
+    got = replay(tmp_path, o, h, lo, c, entries, exits, sizes, sl, tp, oco)
     assert got == expected  # same bars, sides, sizes, prices and fees, to the last bit

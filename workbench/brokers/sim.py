@@ -29,6 +29,11 @@ Fill semantics, as the backtest's (``workbench.backtesting.simulation``):
   and the take profit is canceled: one cancels the other. Canceling an unfilled entry
   cancels its legs. With partial fills (a test fault) the legs wait for the whole entry,
   and a leg cancels its sibling once it is filled completely.
+* An oco order (``OrderType.OCO``: a position's exit protection) is a stop at
+  ``stop_loss`` (the order itself) with a take-profit leg ``<id>.tp`` (a limit at
+  ``take_profit``), or with one level only a plain stop or limit. Both are active from the
+  bar after the one it was accepted on (as any order); on a bar that reaches both the stop
+  fills and the take profit is canceled; canceling the order cancels its leg.
 * A notional buy (``intent.notional``, Alpaca's notional market order) fills in one
   execution of ``CostModel.max_quantity(notional, fill price)`` shares: the backtest's
   sizing at the fill, fees included; the order's quantity becomes those shares.
@@ -152,6 +157,9 @@ class SimBroker:
             self._insert(row)
             if intent.order_type is OrderType.BRACKET:
                 self._insert_legs(intent, row)
+            elif intent.order_type is OrderType.OCO and intent.stop_loss is not None \
+                    and intent.take_profit is not None:
+                self._insert_oco_leg(intent, row)
         return self.get_order(intent.client_order_id)
 
     def _not_before(self, intent: OrderIntent) -> pd.Timestamp | None:
@@ -181,6 +189,15 @@ class SimBroker:
                    "parent_id": intent.client_order_id, "leg": leg, "not_before": None}
             row[price] = getattr(intent, leg)
             self._insert(row)
+
+    def _insert_oco_leg(self, intent: OrderIntent, parent: dict) -> None:
+        """The take-profit leg of an oco: active at once (from the parent's ``not_before``)."""
+        self._insert({**parent, "client_order_id": f"{intent.client_order_id}.tp",
+                      "broker_order_id": f"sim-{self.store.next_order_seq():08d}",
+                      "order_type": OrderType.LIMIT, "limit_price": intent.take_profit,
+                      "stop_price": None, "take_profit": None, "stop_loss": None,
+                      "parent_id": intent.client_order_id, "leg": "take_profit",
+                      "not_before": None, "active_from": parent["not_before"]})
 
     def _insert(self, row: dict) -> None:
         self.store.insert_order(row)
@@ -284,6 +301,10 @@ class SimBroker:
         side, kind = Side(row["side"]), OrderType(row["order_type"])
         limit = float(row["limit_price"]) if row["limit_price"] else None
         stop = float(row["stop_price"]) if row["stop_price"] else None
+        if kind is OrderType.OCO:  # the order is the stop loss, else the take profit
+            stop = float(row["stop_loss"]) if row["stop_loss"] else None
+            limit = None if stop is not None else float(row["take_profit"])
+            kind = OrderType.STOP if stop is not None else OrderType.LIMIT
         ref = reference_price(kind, side, *ohlc, limit=limit, stop=stop)
         if ref is None:
             return []
@@ -301,14 +322,25 @@ class SimBroker:
         return [fill]
 
     def _after_filled(self, row: dict, time, ended: set[str]) -> None:
-        """A filled bracket entry arms its legs; a filled leg cancels its sibling (OCO)."""
+        """A filled bracket entry arms its legs; a filled leg cancels its sibling, and a
+        filled oco order its leg or a filled oco leg its order (one cancels the other)."""
         ended.add(row["client_order_id"])
         if row["order_type"] == OrderType.BRACKET:
             for leg in self.store.children(row["client_order_id"]):
                 self.store.update_order(leg["client_order_id"], active_from=time)
+        elif row["order_type"] == OrderType.OCO:
+            for leg in self.store.children(row["client_order_id"]):
+                self._cancel_other(leg, ended)
         elif row["parent_id"] is not None:
-            for sibling in self.store.children(row["parent_id"]):
-                if sibling["client_order_id"] != row["client_order_id"] \
-                        and not S(sibling["status"]).is_terminal:
-                    self._end(sibling, S.CANCELED, "one-cancels-other: sibling leg filled")
-                    ended.add(sibling["client_order_id"])
+            parent = self.store.order(row["parent_id"])
+            others = [r for r in self.store.children(row["parent_id"])
+                      if r["client_order_id"] != row["client_order_id"]]
+            if parent is not None and parent["order_type"] == OrderType.OCO:
+                others.append(parent)
+            for other in others:
+                self._cancel_other(other, ended)
+
+    def _cancel_other(self, row: dict, ended: set[str]) -> None:
+        if not S(row["status"]).is_terminal:
+            self._end(row, S.CANCELED, "one-cancels-other: the other side filled")
+            ended.add(row["client_order_id"])

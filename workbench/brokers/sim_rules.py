@@ -100,14 +100,18 @@ def fill_quantity(row: dict, costs, price: float, faults) -> Decimal:
 
 
 def check_bracket(intent: OrderIntent) -> None:
-    if intent.order_type is not OrderType.BRACKET:
+    """A bracket's (or an oco's) stop loss lies on the losing side of its take profit: below
+    it for a long position (a bracket buying, an oco selling), above it for a short one."""
+    kind = intent.order_type
+    if kind not in (OrderType.BRACKET, OrderType.OCO) or None in (intent.stop_loss,
+                                                                    intent.take_profit):
         return
+    long_ = (intent.side is Side.BUY) == (kind is OrderType.BRACKET)
     low, high = sorted((intent.stop_loss, intent.take_profit))
-    wrong = (intent.stop_loss, intent.take_profit) != ((low, high) if intent.side is Side.BUY
-                                                      else (high, low))
+    wrong = (intent.stop_loss, intent.take_profit) != ((low, high) if long_ else (high, low))
     if wrong or low == high:
-        raise OrderRejected(f"bracket {intent.client_order_id}: the stop loss must be on the "
-                            "losing side of the take profit", "bad bracket levels")
+        raise OrderRejected(f"{kind} {intent.client_order_id}: the stop loss must be on the "
+                            "losing side of the take profit", f"bad {kind} levels")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,9 @@ class OrderType(StrEnum):
     LIMIT = "limit"
     STOP = "stop"
     BRACKET = "bracket"  # entry with attached stop-loss and take-profit legs
+    # a position's exit protection: a stop at ``stop_loss`` and/or a limit at ``take_profit``,
+    # one cancels the other (Alpaca's order_class "oco"; one level alone: a plain stop/limit)
+    OCO = "oco"
 
 
 class TimeInForce(StrEnum):

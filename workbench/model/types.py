@@ -46,7 +46,7 @@ class OrderIntent:
     order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
-    take_profit: Decimal | None = None  # bracket legs
+    take_profit: Decimal | None = None  # bracket legs; an oco's levels
     stop_loss: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.DAY
     bar_time: pd.Timestamp | None = None
@@ -70,6 +70,11 @@ class OrderIntent:
             raise ValueError("a stop order needs a stop price")
         if self.order_type is OrderType.BRACKET and (self.take_profit is None or self.stop_loss is None):
             raise ValueError("a bracket order needs take_profit and stop_loss")
+        if self.order_type is OrderType.OCO and (
+                (self.take_profit is None and self.stop_loss is None)
+                or self.limit_price is not None or self.stop_price is not None):
+            raise ValueError("an oco order needs stop_loss and/or take_profit (and no "
+                             "limit_price or stop_price)")
 
 
 @dataclass(frozen=True, slots=True)

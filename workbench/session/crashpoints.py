@@ -15,6 +15,9 @@ the ``n``-th time it reaches ``point``:
 * ``before_reply``: the manager is about to journal the broker's reply;
 * ``fill``: a fill is journaled, the order update and position that follow it are not.
 
+``<point>:<n>:<text>`` counts only the arrivals for orders whose client id contains
+``text`` (e.g. ``broker_accepted:2:-stops``: the second protection order accepted).
+
 Without the variable the wrappers are not installed (:func:`wrap` returns its inputs).
 The crash-safety tests restart the run and check that every intent has exactly one
 broker order and that positions equal the broker's.
@@ -42,18 +45,20 @@ class CrashPoint:
     """Counts arrivals at one point and kills the process at the ``n``-th."""
 
     def __init__(self, spec: str) -> None:
-        point, _, count = spec.partition(":")
+        point, _, rest = spec.partition(":")
+        count, _, self.only = rest.partition(":")
         if point not in POINTS or not (count or "1").isdigit():
-            raise ConfigError(f"{CRASH_ENV}={spec!r}: give <point>:<n>, point one of {POINTS}")
+            raise ConfigError(f"{CRASH_ENV}={spec!r}: give <point>:<n>[:<client id text>], "
+                              f"point one of {POINTS}")
         self.point, self.n, self.seen = point, int(count or 1), 0
         self.group, self.sent = 0, 0  # the last synced group's size, its submits since
 
-    def synced(self, intents: int) -> None:
-        """A group of ``intents`` staged intents was made durable by one sync."""
-        self.group, self.sent = intents, 0
+    def synced(self, intents: list[str]) -> None:
+        """A group of staged intents (their client ids) was made durable by one sync."""
+        self.group, self.sent = len(intents), 0
         self.reached("group_synced")
-        for _ in range(intents):
-            self.reached("intent_journaled")
+        for cid in intents:
+            self.reached("intent_journaled", cid)
 
     def sending(self) -> None:
         """The broker is about to be called with a submit."""
@@ -65,8 +70,8 @@ class CrashPoint:
             if self.sent == at:
                 self.reached(point)
 
-    def reached(self, point: str) -> None:
-        if point != self.point:
+    def reached(self, point: str, client_order_id: str = "") -> None:
+        if point != self.point or self.only not in client_order_id:
             return
         self.seen += 1
         if self.seen >= self.n:
@@ -78,28 +83,30 @@ class _CrashingSink:
 
     def __init__(self, sink: EventSink, crash: CrashPoint) -> None:
         self._sink, self._crash = sink, crash
-        self._unsynced = 0  # intents appended since the last sync: the group being staged
+        self._unsynced: list[str] = []  # intents appended since the last sync: the group
 
     def append(self, kind: str, *args: Any, **fields: Any):
+        cid = str(fields.get("client_order_id", ""))
         if kind == ev.BROKER_REPLY:
-            self._crash.reached("before_reply")
+            self._crash.reached("before_reply", cid)
         event = self._sink.append(kind, *args, **fields)
-        self._unsynced += kind == ev.INTENT
+        if kind == ev.INTENT:
+            self._unsynced.append(cid)
         if kind == ev.FILL:
-            self._crash.reached("fill")
+            self._crash.reached("fill", cid)
         return event
 
     def append_durable(self, kind: str, *args: Any, **fields: Any):
         event = self._sink.append_durable(kind, *args, **fields)
         if kind == ev.INTENT:
-            self._unsynced = 0
+            self._unsynced = []
             self._crash.group, self._crash.sent = 1, 0
-            self._crash.reached("intent_journaled")
+            self._crash.reached("intent_journaled", str(fields.get("client_order_id", "")))
         return event
 
     def sync(self) -> None:
         self._sink.sync()
-        group, self._unsynced = self._unsynced, 0
+        group, self._unsynced = self._unsynced, []
         if group:
             self._crash.synced(group)
 
@@ -116,7 +123,7 @@ class _Broker:
     def submit(self, intent):
         self._crash.sending()
         order = self._broker.submit(intent)
-        self._crash.reached("broker_accepted")
+        self._crash.reached("broker_accepted", intent.client_order_id)
         return order
 
     def __getattr__(self, name: str):

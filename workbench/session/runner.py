@@ -29,6 +29,10 @@ end of the day DAY orders expire at the broker. However it ends (succeeded, inte
 halted, failed) the session writes its figures (``SessionResult`` without ``run_id`` and
 ``path``) to ``results/session.json`` and the manifest's ``extra``, then closes its record.
 
+``sl_stop``/``tp_stop``: the backtest's stops (fractions of the entry's fill price), placed
+as broker-side orders once an entry fills (:mod:`workbench.session.stops`); a restart
+must use the run's stops.
+
 ``accounts``: "shared" (one account of ``cash``) or "per_symbol" (each symbol its own
 account of ``cash``, as ``wb.backtest``; the broker is funded with ``cash`` x symbols):
 see :mod:`workbench.session.trader`. A restart must use the run's ``accounts``.
@@ -55,8 +59,8 @@ from workbench.data.timeframe import Timeframe
 from workbench.engine import Engine, ReplayFeed, bar_close, load_sessions
 from workbench.engine.engine import LatencyStats
 from workbench.errors import ConfigError, DataError
+from workbench.model import OrderStatus, Side, to_decimal
 from workbench.model import events as ev
-from workbench.model import to_decimal
 from workbench.model.costs import CostModel, Shares
 from workbench.risk import RiskGateway, RiskSettings
 from workbench.session import crashpoints
@@ -70,6 +74,7 @@ from workbench.session.start import (
     start_manager,
     write_owner,
 )
+from workbench.session.stops import Stops, is_protection
 from workbench.session.trader import Accounts, Sizing, Trader
 from workbench.strategy import as_strategy
 from workbench.times import ny_midnight, to_new_york
@@ -148,6 +153,8 @@ class _Session:
                 self.journal.append(ev.SIGNAL, sig)
             for intent in self.trader.from_signals(decision.signals, self.last_prices):
                 self._send(intent, ctx)
+            for intent in self.trader.protections(row.time):
+                self._send(intent, ctx)
         finally:
             self.manager.commit()
         latency = time.perf_counter() - (row.received or time.perf_counter())
@@ -165,9 +172,26 @@ class _Session:
     def _send(self, intent, ctx) -> None:
         decision = self.risk.review(intent, ctx)
         if decision.approved and intent.client_order_id not in self.manager.orders:
+            if intent.side is Side.SELL and not is_protection(intent.client_order_id) \
+                    and not self._unprotect(intent):
+                return
             self.manager.stage(intent)  # journaled, sent by the bar's commit
             self.trader.placed(self.clock.now())
             self.orders += 1
+
+    def _unprotect(self, intent) -> bool:
+        """Cancel the symbol's protection before another sell of it; False (the sell is
+        not sent, said in an alert) unless every protection order is now canceled."""
+        left = []
+        for cid in self.trader.open_protection(intent.symbol):
+            if self.manager.cancel(cid).status is not OrderStatus.CANCELED:
+                left.append(f"{cid} {self.manager.order(cid).status}")
+        if left:
+            self.journal.append(ev.ALERT, source="session", level="warning",
+                                message=f"{intent.client_order_id} not sent: the protection "
+                                f"of {intent.symbol} could not be canceled ({', '.join(left)})",
+                                at=self.clock.now().isoformat())
+        return not left
 
     def _commands(self) -> None:
         for cmd in self.control.poll():
@@ -205,12 +229,13 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
                 risk: RiskSettings | None = None, cash=100_000, size: float = 0.1,
                 shares: Shares = "fractional", costs: CostModel | None = None,
                 heartbeat_every: int = HEARTBEAT_EVERY, history_days: int = 1, store=None,
-                runs_root=None, accounts: Accounts = "shared") -> SessionResult:
+                runs_root=None, accounts: Accounts = "shared", sl_stop: float | None = None,
+                tp_stop: float | None = None) -> SessionResult:
     """Replay ``replay_date`` through engine, risk, orders and the simulated broker; a bad
     option is a ``ConfigError`` naming it (:class:`~workbench.session.options.SessionOptions`)."""
     costs = costs or CostModel()
     sizing = Sizing(size=size, shares=shares, costs=costs, accounts=accounts,
-                    cash=to_decimal(cash))
+                    cash=to_decimal(cash), stops=Stops(sl_stop=sl_stop, tp_stop=tp_stop))
     options = SessionOptions(speed=speed, heartbeat_every=heartbeat_every,
                              history_days=history_days, sizing=sizing)
     risk = risk if risk is not None else load_settings().risk  # [risk] of workbench.toml + env
@@ -255,11 +280,15 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     if starts and starts[0].payload.get("accounts", "shared") != sizing.accounts:
         raise ConfigError(f"run {record.run_id} trades with accounts="
                           f"{starts[0].payload.get('accounts', 'shared')!r}: restart it so")
+    stops = sizing.stops.model_dump()
+    if starts and starts[0].payload.get("stops", Stops().model_dump()) != stops:
+        raise ConfigError(f"run {record.run_id} trades with stops "
+                          f"{starts[0].payload.get('stops')}: restart it so, not with {stops}")
     journal.append(ev.SESSION_START, replay_date=str(pd.Timestamp(replay_date).date()),
                    symbols=list(bars.symbols), strategy=engine.strategy.name,
                    params=engine.params, start_equity=start_equity, broker=str(broker_path),
                    speed=str(options.speed), restart=bool(starts), resume_at=resume_at,
-                   accounts=sizing.accounts)
+                   accounts=sizing.accounts, stops=stops)
     journal.append(ev.CONFIG, risk=risk_settings.model_dump(mode="json"))
     trader = Trader(record.run_id, engine.strategy.name, manager, sizing)
     session = _Session(engine, manager, risk, trader, wrapped, journal, record, clock,

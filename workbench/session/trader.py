@@ -18,7 +18,11 @@ buys no share is skipped. The account (``accounts``):
 An exit sells the whole position. An entry and an exit on one bar cancel out, as in the
 backtest. Long only in this slice: ``short_entry``/``short_exit`` and ``weight`` signals
 are journaled but not traded. One order per symbol at a time: no entry while a position
-or an open order exists, no exit while a sell is open.
+or an open order exists, no exit while a sell is open. With ``Sizing.stops``
+(``sl_stop``/``tp_stop``) a filled entry gets its exit protection, a broker-side stop
+loss / take profit (:mod:`workbench.session.stops`): :meth:`Trader.protections`. The
+protection is not an "open order" for these rules nor for the risk context (it is a
+contingent exit, canceled before any other sell of its symbol).
 
 Client order ids are :func:`workbench.model.client_order_id` of (run, strategy, symbol,
 bar time, leg), so a bar processed again after a restart yields the same ids and the
@@ -38,6 +42,7 @@ from workbench.model import OrderIntent, Side, Signal, client_order_id, to_decim
 from workbench.model.costs import CostModel, Shares
 from workbench.risk import FLATTEN, FORCE_EXIT, RiskContext
 from workbench.risk.switches import Flatten, ForceExit
+from workbench.session.stops import LEG, Stops, is_protection, protection
 from workbench.values import Number, Value
 
 __all__ = ["ACCOUNTS", "Accounts", "Sizing", "Trader"]
@@ -56,6 +61,7 @@ class Sizing(Value):
     costs: CostModel = Field(default_factory=CostModel)
     accounts: Accounts = "shared"
     cash: Decimal = Field(Decimal(100_000), gt=0)  # each symbol's account, accounts="per_symbol"
+    stops: Stops = Field(default_factory=Stops)  # sl_stop / tp_stop as broker-side orders
 
     def quantity(self, budget: Decimal, price: Decimal) -> Decimal:
         qty = self.costs.max_quantity(float(budget) * self.size, float(price),
@@ -75,15 +81,44 @@ class Trader:
         return client_order_id(self.run_id, self.strategy, symbol, bar_time, leg)
 
     def _open_sides(self, symbol: str) -> set[Side]:
-        return {o.intent.side for o in self.manager.open_orders().values()
-                if o.intent.symbol == symbol}
+        return {o.intent.side for o in self._open().values() if o.intent.symbol == symbol}
+
+    def _open(self) -> dict:
+        """Open orders but the protections (see the module doc)."""
+        return {c: o for c, o in self.manager.open_orders().items() if not is_protection(c)}
+
+    def open_protection(self, symbol: str) -> list[str]:
+        """Client ids of ``symbol``'s open protection orders (their legs go with them)."""
+        return [c for c, o in self.manager.open_orders().items()
+                if o.intent.symbol == symbol and c.endswith(f"-{LEG}")]
+
+    def protections(self, bar_time) -> list[OrderIntent]:
+        """The exit protection of each position whose entry (the symbol's last one) has
+        filled and is not protected yet; none for a symbol with a sell open."""
+        if not self.sizing.stops.any:
+            return []
+        entries: dict[str, object] = {}
+        for cid, order in self.manager.book.orders.items():
+            if cid.endswith("-entry"):
+                entries[order.intent.symbol] = order  # the last one wins: placement order
+        selling = {o.intent.symbol for o in self._open().values() if o.intent.side is Side.SELL}
+        positions, out = self.manager.positions(), []
+        for symbol, entry in entries.items():
+            held = positions[symbol].quantity if symbol in positions else _ZERO
+            if held <= 0 or symbol in selling:
+                continue
+            intent = protection(self.run_id, self.strategy, entry, held, bar_time,
+                                self.sizing.stops)
+            if intent is not None and intent.client_order_id not in self.manager.book.orders:
+                out.append(intent)
+        return out
 
     def context(self, now, start_equity: Decimal, last_prices, last_bar_time,
                 bar_interval) -> RiskContext:
         """The risk gateway's snapshot: cash, positions, marks and open orders now."""
         buys: dict[str, Decimal] = {}
         sells: dict[str, Decimal] = {}
-        for order in self.manager.open_orders().values():
+        for order in self._open().values():
             book = buys if order.intent.side is Side.BUY else sells
             book[order.intent.symbol] = book.get(order.intent.symbol, _ZERO) + order.remaining
         return RiskContext(now=now, cash=self.manager.cash, start_equity=start_equity,
@@ -149,7 +184,7 @@ class Trader:
 
     def _pending_cost(self, last_prices) -> Decimal:
         return sum((o.remaining * last_prices.get(o.intent.symbol, _ZERO)
-                    for o in self.manager.open_orders().values()
+                    for o in self._open().values()
                     if o.intent.side is Side.BUY), _ZERO)
 
     def _sell(self, symbol, quantity, bar_time, leg, reason) -> OrderIntent:
