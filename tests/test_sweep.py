@@ -78,6 +78,47 @@ def test_sweep_equals_backtest_longshort_with_stops_and_close_fills(bars):
     _loop(both_ways, bars, result, **options)
 
 
+def _gapped(bars: wb.Bars, scale: float = 1.0) -> wb.Bars:
+    """``bars`` with prices times ``scale`` and holes: one symbol misses bars 40-59 (no
+    open, high, low or close), another has no open on some bars (next_open waits)."""
+    prices = {f: getattr(bars, f) * scale for f in ("open", "high", "low", "close")}
+    for frame in prices.values():
+        frame.iloc[40:60, 1] = np.nan
+    prices["open"].iloc[100:140:3, 2] = np.nan
+    return wb.Bars.from_wide(**prices, volume=bars.volume, timeframe="1Day")
+
+
+@pytest.mark.parametrize("options", [
+    {"fill": "next_open", "fees_bps": 7, "slippage_bps": 3, "size": 0.6},
+    {"fill": "close", "fee_per_share": 0.01, "shares": "whole", "cash": 5_000.0},
+])
+def test_fused_kernel_equals_backtest_with_gaps_and_costs(bars, options):
+    """The single compiled pass (long, no stops) against ``wb.backtest`` per combination."""
+    gapped = _gapped(bars)
+    result = wb.sweep(sma_cross, gapped, fast=[3, 5], slow=[8, 21], progress=False, **options)
+    assert result.info["kernel"] == "fused"
+    assert (result.table["trades"] > 0).all()
+    _loop(sma_cross, gapped, result, **options)
+
+
+def test_fused_kernel_fees_beyond_the_proceeds(bars):
+    """Prices below the per-share fee: a sell's fees exceed its proceeds (vectorbt would
+    reject it); the fee the proceeds do not cover is taken from cash, as in wb.backtest."""
+    cheap = _gapped(bars, scale=1e-4)
+    options = {"fill": "close", "fee_per_share": 0.02, "fees_bps": 1}
+    result = wb.sweep(sma_cross, cheap, fast=[3], slow=[8, 13], progress=False, **options)
+    assert result.info["kernel"] == "fused"
+    _loop(sma_cross, cheap, result, **options)
+
+
+def test_kernel_choice_and_timings(bars, grid):
+    assert grid.info["kernel"] == "fused"
+    assert grid.info["seconds_strategy"] > 0 and grid.info["seconds_simulation"] > 0
+    for options in ({"direction": "longshort"}, {"sl_stop": 0.05}, {"tp_stop": 0.1}):
+        general = wb.sweep(sma_cross, bars, fast=[3], slow=[16], progress=False, **options)
+        assert general.info["kernel"] == "general"
+
+
 def test_table_and_combos_layout(bars, grid):
     t = grid.table
     assert list(t.columns[:4]) == ["combo", "fast", "slow", "symbol"]

@@ -88,6 +88,14 @@ def _probe(strategy: Strategy, bars: Bars, params: dict, direction: str) -> None
                       UserWarning, stacklevel=3)
 
 
+def _kernel(options: SimOptions) -> str:
+    """"fused" (simulation, books and metrics in one compiled pass per column) where it
+    covers the options, else "general" (:func:`simulate` then ``metrics.summary``)."""
+    from workbench.backtesting.sweeps.fused import supports
+
+    return "fused" if supports(options) else "general"
+
+
 def _bars_bytes(bars: Bars) -> int:
     return sum(getattr(bars, f).memory_usage(deep=False, index=False).sum() for f in FIELDS)
 
@@ -202,13 +210,14 @@ def sweep(strategy, bars: Bars, *, constraint=None, metric: str = "sharpe",
     _probe(strat, bars, grid.combos[0], sim_options.direction)
     cells = len(bars.symbols) * len(bars) * len(grid)
     mode, workers = _workers(processes, threads, cluster, cells)
-    job = SweepJob(strat, bars, grid.combos, costs, sim_options, sim_options.periods_per_year)
+    job = SweepJob(strat, bars, grid.combos, costs, sim_options, sim_options.periods_per_year,
+                   kernel=_kernel(sim_options))
     acc, info = _execute(job, mode, workers, budget, cluster, progress)
     seconds = time.perf_counter() - started
     info.update({"symbols": len(bars.symbols), "bars": len(bars), "combos": len(grid),
                  "candidates": grid.n_candidates, "cells": cells, "seconds": seconds,
                  "cells_per_second": cells / seconds, "costs": costs.describe(),
-                 "options": sim_options.describe()})
+                 "options": sim_options.describe(), "kernel": job.kernel})
     return _result(job, grid, acc, metric, info)
 
 
@@ -235,7 +244,9 @@ def _execute(job: SweepJob, mode: str, workers: int, budget: int | None, cluster
     return acc, {"mode": mode, "workers": workers, "chunks": len(plan),
                  "symbols_per_chunk": plan.symbols_per_chunk,
                  "combos_per_chunk": plan.combos_per_chunk, "memory_budget": budget,
-                 "indicator_computations": acc.cache_misses}
+                 "indicator_computations": acc.cache_misses,
+                 "seconds_strategy": float(acc.seconds[0]),
+                 "seconds_simulation": float(acc.seconds[1])}
 
 
 def _result(job: SweepJob, grid: Grid, acc: BookAccumulator, metric: str,

@@ -1,0 +1,226 @@
+"""A sweep chunk's simulation, books and metrics in one compiled pass per column.
+
+    if fused.supports(options):
+        fused.score_chunk(open_, close, entries, exits, n_symbols, costs, options, ppy,
+                          metrics, equity, invested, counts)
+
+The general path (:func:`workbench.backtesting.simulation.simulate`, then
+:func:`workbench.backtesting.sweeps.worker.column_metrics`) merges the signals into orders,
+runs vectorbt's flexible simulation loop with our order function, writes every fill, trade
+and the full T x N equity and position curves, then scores them with ``metrics.summary`` in
+numpy. A sweep keeps none of those tables: only each column's metrics and each
+combination's summed equity. Here one loop per column does all of it while the column's
+prices and signals are in cache: the signals merged into orders (the rules of
+``passes.signal_orders``), each order executed by vectorbt's own ``execute_order_nb`` (the
+same order fields our order function sends, so fill prices, fees, cash and position are
+vectorbt's arithmetic, bit for bit), the book of ``passes.books`` (mark, equity, trades)
+and the metrics of ``metrics.summary``, with the same definitions and the same operations.
+
+Scope: ``direction="long"`` without ``sl_stop``/``tp_stop`` (any fill, costs, size and
+shares). Anything else runs the general path; the sweep says which (``info["kernel"]``).
+``tests/test_sweep.py`` holds both to ``wb.backtest`` column by column.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+from vectorbt.portfolio import nb as vnb
+from vectorbt.portfolio.enums import Direction, OrderStatus, ProcessOrderState, SizeType
+from vectorbt.utils.math_ import add_nb, is_close_nb
+
+from workbench.backtesting.passes import LE, LX
+from workbench.backtesting.simulation import SimOptions
+from workbench.model.costs import CostModel
+
+__all__ = ["N_METRICS", "score_chunk", "supports"]
+
+# rows of the metrics output: workbench.backtesting.sweeps.worker.COLUMN_METRICS, in order
+(_TOTAL, _CAGR, _SHARPE, _SORTINO, _MAXDD, _TRADES, _WIN, _EXPOSURE, _TURNOVER, _FEES,
+ _FINAL) = range(11)
+N_METRICS = 11
+# a column's trade numbers (``fill``): worker.BOOK_COUNTS in order (notional, fees, trades,
+# closed, wins), then the bars that end with a position
+
+
+def supports(options: SimOptions) -> bool:
+    """Whether :func:`score_chunk` covers these options (else: the general path)."""
+    return options.direction == "long" and options.sl_stop is None and options.tp_stop is None
+
+
+@njit(cache=True, nogil=True)
+def _execute(cash, pos, size, ref, rate, fixed, slip):
+    """vectorbt executes the order our order function would send (``vbt_core._order``);
+    returns (filled, size, price, fees, cash after, position after)."""
+    order = vnb.order_nb(size, ref, SizeType.Amount, Direction.Both, rate, fixed, slip, 0.0,
+                         np.inf, np.nan, 0.0, False, False, True, False)
+    state = ProcessOrderState(cash, pos, 0.0, cash, ref, cash, -1, -1)
+    new, res = vnb.execute_order_nb(state, order)
+    if res.status == OrderStatus.Rejected:
+        raise ValueError("vectorbt rejected an order of the sweep")
+    if res.status != OrderStatus.Filled:
+        return False, 0.0, 0.0, 0.0, cash, pos
+    return True, res.size, res.price, res.fees, new.cash, new.position
+
+
+@njit(cache=True, nogil=True)
+def _column(o, cl, le, lx, at_close, cost, cash0, eq, inv, fill_out):
+    """Simulate one column: equity into ``eq`` (T), OR its "holds a position" into ``inv``
+    (T); return the trade numbers in ``fill_out``:
+    (notional, fees, trades, closed, wins, bars with a position)."""
+    slip, rate, fps, size, whole = cost[0], cost[1], cost[2], cost[3], cost[4] > 0.0
+    n_t = cl.shape[0]
+    cash, pos, mark = cash0, 0.0, np.nan
+    pending = 0
+    notional = fees = 0.0
+    trades = closed = wins = held = 0
+    t_size = t_px = t_fees = 0.0
+    for i in range(n_t):
+        bits = 0
+        if not at_close and pending and o[i] > 0.0:
+            bits, pending = pending, 0
+        if le[i]:
+            pending |= LE
+        if lx[i]:
+            pending |= LX
+        if at_close and pending and cl[i] > 0.0:
+            bits, pending = pending, 0
+        if bits & LE and bits & LX:  # an entry and an exit on one bar cancel out
+            bits = 0
+        if bits:
+            ref = cl[i] if at_close else o[i]
+            if pos > 0.0 and bits & LX:  # sell everything
+                qty = pos
+                fixed = qty * fps
+                acq = qty * (ref * (1.0 - slip))
+                extra = 0.0
+                if not add_nb(acq, -(acq * rate + fixed)) >= 0.0:  # fees beyond the proceeds
+                    covered = acq - acq * rate
+                    extra, fixed = fixed - covered, covered
+                ok, q, px, fee, cash, pos = _execute(cash, pos, -qty, ref, rate, fixed, slip)
+                if ok:
+                    fee += extra
+                    cash -= extra
+                    notional += q * px
+                    fees += fee
+                    diff = t_size * px - t_size * t_px
+                    pnl = diff - t_fees - fee
+                    closed += 1
+                    wins += pnl > 0.0
+            elif pos == 0.0 and bits & LE:  # buy with size x cash, fees included
+                budget = size * cash
+                if budget > 0.0 and not is_close_nb(cash, 0.0):
+                    px = ref * (1.0 + slip)
+                    qty = budget / (px * (1.0 + rate) + fps)
+                    if whole:
+                        qty = np.floor(qty)
+                    if qty > 0.0 and not is_close_nb(qty, 0.0):
+                        ok, q, px, fee, cash, pos = _execute(cash, pos, qty, ref, rate,
+                                                             qty * fps, slip)
+                        if ok:
+                            if np.isnan(mark):  # marked at its reference until a close
+                                mark = ref
+                            notional += q * px
+                            fees += fee
+                            trades += 1
+                            t_size, t_px, t_fees = q, px, fee
+        c = cl[i]
+        if c > 0.0:
+            mark = c
+        if pos != 0.0:
+            eq[i] = cash + pos * mark
+            inv[i] = True
+            held += 1
+        else:
+            eq[i] = cash
+    fill_out[0], fill_out[1], fill_out[2] = notional, fees, trades
+    fill_out[3], fill_out[4], fill_out[5] = closed, wins, held
+
+
+@njit(cache=True, nogil=True)
+def _metrics(eq, cash0, ppy, fill, rets, book, out):
+    """``metrics.summary`` of one column's equity ``eq`` and trade numbers ``fill`` into
+    ``out``; ``eq`` is also added into ``book`` (the combination's equity), ``rets`` is
+    scratch (T)."""
+    n_t = eq.shape[0]
+    last = eq[n_t - 1] if n_t else cash0
+    out[_FINAL] = last
+    out[_TOTAL] = last / cash0 - 1.0
+    growth = last / cash0
+    if n_t == 0:
+        out[_CAGR] = np.nan
+    elif growth > 0:
+        out[_CAGR] = math.pow(max(growth, 0.0), ppy / n_t) - 1.0
+    else:
+        out[_CAGR] = -1.0
+    # returns (NaN after a zero equity) and their mean, as numpy's nanmean; drawdown
+    prev, total, n_r = cash0, 0.0, 0
+    peak, worst, eq_sum = cash0, np.nan, 0.0
+    for i in range(n_t):
+        e = eq[i]
+        book[i] += e
+        r = e / prev - 1.0 if prev != 0.0 else np.nan
+        rets[i] = r
+        if not np.isnan(r):
+            total += r
+            n_r += 1
+        prev = e
+        peak = max(peak, e)
+        if peak > 0.0:
+            dd = e / peak - 1.0
+            if not (dd >= worst):  # NaN ignored, as np.fmin
+                worst = dd if not np.isnan(dd) else worst
+        eq_sum += e
+    mean = total / n_r if n_r else np.nan
+    ss, down = 0.0, 0.0  # then deviations from the mean (nanstd, ddof=1) and the downside
+    for i in range(n_t):
+        r = rets[i]
+        if not np.isnan(r):
+            ss += (r - mean) * (r - mean)
+            if r < 0.0:
+                down += r * r
+    root = math.sqrt(ppy)
+    std = math.sqrt(ss / (n_r - 1)) if n_r > 1 else np.nan
+    out[_SHARPE] = mean / std * root if n_t >= 2 and std > 0 else np.nan
+    dn = math.sqrt(down / n_r) if n_r else np.nan
+    out[_SORTINO] = mean / dn * root if n_t and dn > 0 else np.nan
+    out[_MAXDD] = worst if n_t else 0.0
+    out[_TRADES] = fill[2]
+    out[_WIN] = fill[4] / fill[3] if fill[3] > 0 else np.nan
+    out[_EXPOSURE] = fill[5] / n_t if n_t else 0.0
+    avg = eq_sum / n_t if n_t else np.nan
+    out[_TURNOVER] = (fill[0] / avg / (n_t / ppy) if avg > 0 else np.nan) if n_t else 0.0
+    out[_FEES] = fill[1]
+
+
+@njit(cache=True, nogil=True)
+def _score(o, cl, le, lx, n_sym, at_close, cost, cash0, ppy, metrics, equity, invested,
+           counts):
+    n_cols, n_t = le.shape
+    eq, rets = np.empty(n_t), np.empty(n_t)
+    fill = np.zeros(6)
+    one = np.empty(N_METRICS)
+    for col in range(n_cols):
+        k, s = col // n_sym, col % n_sym
+        _column(o[s], cl[s], le[col], lx[col], at_close, cost, cash0, eq, invested[k], fill)
+        _metrics(eq, cash0, ppy, fill, rets, equity[k], one)
+        for m in range(N_METRICS):
+            metrics[m, k, s] = one[m]
+        for m in range(5):
+            counts[m, k] += fill[m]
+
+
+def score_chunk(open_, close, entries, exits, n_symbols: int, costs: CostModel,
+                options: SimOptions, periods_per_year: float, metrics, equity, invested,
+                counts) -> None:
+    """Score a chunk's columns (combination major: column ``k * n_symbols + s``).
+
+    ``open_``/``close``: (n_symbols, T) C-contiguous float64; ``entries``/``exits``:
+    (k * n_symbols, T) C-contiguous bool. Writes ``metrics`` (N_METRICS, k, n_symbols) and
+    adds into ``equity`` (k, T), ``invested`` (k, T) and ``counts`` (5, k)."""
+    cost = np.array([costs.slippage, costs.fee_rate, costs.fee_per_share, options.size,
+                     1.0 if options.shares == "whole" else 0.0])
+    _score(open_, close, entries, exits, n_symbols, options.fill == "close", cost,
+           float(options.cash), float(periods_per_year), metrics, equity, invested, counts)
