@@ -66,10 +66,12 @@ def _execute(cash, pos, size, ref, rate, fixed, slip):
 
 
 @njit(cache=True, nogil=True)
-def _column(o, cl, le, lx, at_close, cost, cash0, eq, inv, fill_out):
-    """Simulate one column: equity into ``eq`` (T), OR its "holds a position" into ``inv``
-    (T); return the trade numbers in ``fill_out``:
-    (notional, fees, trades, closed, wins, bars with a position)."""
+def _column(o, cl, le, lx, at_close, cost, cash0, book, inv, rets, acc):
+    """Simulate one column, adding its equity into ``book`` (T) and OR-ing "holds a
+    position" into ``inv`` (T); its per-bar returns into ``rets`` (T, NaN after a zero
+    equity). ``acc`` gets the trade numbers (notional, fees, trades, closed, wins: as
+    ``BOOK_COUNTS``), the bars that end with a position, then the sum and count of the
+    returns, the worst drawdown, the sum of the equity and the last equity."""
     slip, rate, fps, size, whole = cost[0], cost[1], cost[2], cost[3], cost[4] > 0.0
     n_t = cl.shape[0]
     cash, pos, mark = cash0, 0.0, np.nan
@@ -77,6 +79,7 @@ def _column(o, cl, le, lx, at_close, cost, cash0, eq, inv, fill_out):
     notional = fees = 0.0
     trades = closed = wins = held = 0
     t_size = t_px = t_fees = 0.0
+    prev, peak, dd, worst, total, n_r, eq_sum = cash0, cash0, np.nan, np.nan, 0.0, 0, 0.0
     for i in range(n_t):
         bits = 0
         if not at_close and pending and o[i] > 0.0:
@@ -130,22 +133,34 @@ def _column(o, cl, le, lx, at_close, cost, cash0, eq, inv, fill_out):
         if c > 0.0:
             mark = c
         if pos != 0.0:
-            eq[i] = cash + pos * mark
+            e = cash + pos * mark
             inv[i] = True
             held += 1
         else:
-            eq[i] = cash
-    fill_out[0], fill_out[1], fill_out[2] = notional, fees, trades
-    fill_out[3], fill_out[4], fill_out[5] = closed, wins, held
+            e = cash
+        book[i] += e
+        eq_sum += e
+        if e == prev and prev != 0.0 and i > 0:  # unchanged (flat): r = 0, same drawdown
+            rets[i] = 0.0
+            n_r += 1
+        else:
+            r = e / prev - 1.0 if prev != 0.0 else np.nan
+            rets[i] = r
+            if not np.isnan(r):
+                total += r
+                n_r += 1
+            peak = max(peak, e)
+            dd = e / peak - 1.0 if peak > 0.0 else np.nan
+        if not (dd >= worst) and not np.isnan(dd):  # NaN ignored, as np.fmin
+            worst = dd
+        prev = e
+    acc[0], acc[1], acc[2], acc[3], acc[4], acc[5] = notional, fees, trades, closed, wins, held
+    acc[6], acc[7], acc[8], acc[9], acc[10] = total, n_r, worst, eq_sum, prev
 
 
 @njit(cache=True, nogil=True)
-def _metrics(eq, cash0, ppy, fill, rets, book, out):
-    """``metrics.summary`` of one column's equity ``eq`` and trade numbers ``fill`` into
-    ``out``; ``eq`` is also added into ``book`` (the combination's equity), ``rets`` is
-    scratch (T)."""
-    n_t = eq.shape[0]
-    last = eq[n_t - 1] if n_t else cash0
+def _metrics(n_t, last, cash0, ppy, acc, rets, out):
+    """``metrics.summary`` of one column from :func:`_column`'s numbers, into ``out``."""
     out[_FINAL] = last
     out[_TOTAL] = last / cash0 - 1.0
     growth = last / cash0
@@ -155,26 +170,9 @@ def _metrics(eq, cash0, ppy, fill, rets, book, out):
         out[_CAGR] = math.pow(max(growth, 0.0), ppy / n_t) - 1.0
     else:
         out[_CAGR] = -1.0
-    # returns (NaN after a zero equity) and their mean, as numpy's nanmean; drawdown
-    prev, total, n_r = cash0, 0.0, 0
-    peak, worst, eq_sum = cash0, np.nan, 0.0
-    for i in range(n_t):
-        e = eq[i]
-        book[i] += e
-        r = e / prev - 1.0 if prev != 0.0 else np.nan
-        rets[i] = r
-        if not np.isnan(r):
-            total += r
-            n_r += 1
-        prev = e
-        peak = max(peak, e)
-        if peak > 0.0:
-            dd = e / peak - 1.0
-            if not (dd >= worst):  # NaN ignored, as np.fmin
-                worst = dd if not np.isnan(dd) else worst
-        eq_sum += e
-    mean = total / n_r if n_r else np.nan
-    ss, down = 0.0, 0.0  # then deviations from the mean (nanstd, ddof=1) and the downside
+    n_r = int(acc[7])
+    mean = acc[6] / n_r if n_r else np.nan  # numpy's nanmean
+    ss, down = 0.0, 0.0  # deviations from the mean (nanstd, ddof=1) and the downside
     for i in range(n_t):
         r = rets[i]
         if not np.isnan(r):
@@ -186,30 +184,31 @@ def _metrics(eq, cash0, ppy, fill, rets, book, out):
     out[_SHARPE] = mean / std * root if n_t >= 2 and std > 0 else np.nan
     dn = math.sqrt(down / n_r) if n_r else np.nan
     out[_SORTINO] = mean / dn * root if n_t and dn > 0 else np.nan
-    out[_MAXDD] = worst if n_t else 0.0
-    out[_TRADES] = fill[2]
-    out[_WIN] = fill[4] / fill[3] if fill[3] > 0 else np.nan
-    out[_EXPOSURE] = fill[5] / n_t if n_t else 0.0
-    avg = eq_sum / n_t if n_t else np.nan
-    out[_TURNOVER] = (fill[0] / avg / (n_t / ppy) if avg > 0 else np.nan) if n_t else 0.0
-    out[_FEES] = fill[1]
+    out[_MAXDD] = acc[8] if n_t else 0.0
+    out[_TRADES] = acc[2]
+    out[_WIN] = acc[4] / acc[3] if acc[3] > 0 else np.nan
+    out[_EXPOSURE] = acc[5] / n_t if n_t else 0.0
+    avg = acc[9] / n_t if n_t else np.nan
+    out[_TURNOVER] = (acc[0] / avg / (n_t / ppy) if avg > 0 else np.nan) if n_t else 0.0
+    out[_FEES] = acc[1]
 
 
 @njit(cache=True, nogil=True)
 def _score(o, cl, le, lx, n_sym, at_close, cost, cash0, ppy, metrics, equity, invested,
            counts):
     n_cols, n_t = le.shape
-    eq, rets = np.empty(n_t), np.empty(n_t)
-    fill = np.zeros(6)
+    rets = np.empty(n_t)
+    acc = np.zeros(11)
     one = np.empty(N_METRICS)
     for col in range(n_cols):
         k, s = col // n_sym, col % n_sym
-        _column(o[s], cl[s], le[col], lx[col], at_close, cost, cash0, eq, invested[k], fill)
-        _metrics(eq, cash0, ppy, fill, rets, equity[k], one)
+        _column(o[s], cl[s], le[col], lx[col], at_close, cost, cash0, equity[k], invested[k],
+                rets, acc)
+        _metrics(n_t, acc[10], cash0, ppy, acc, rets, one)
         for m in range(N_METRICS):
             metrics[m, k, s] = one[m]
         for m in range(5):
-            counts[m, k] += fill[m]
+            counts[m, k] += acc[m]
 
 
 def score_chunk(open_, close, entries, exits, n_symbols: int, costs: CostModel,
