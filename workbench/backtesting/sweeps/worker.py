@@ -10,7 +10,11 @@ calls the strategy on the block's bars (inside its ``indicator_cache``, so each 
 as columns (prices tiled to match), runs :func:`simulate` once on the chunk and keeps
 only each column's metrics (computed on cache-sized column blocks) and, per combination,
 the sum of its symbols' equity, whether any symbol held a position, and the counts the
-book metrics need. Equity curves are dropped as soon as they are scored.
+book metrics need. Equity curves are dropped as soon as they are scored. With
+``job.kernel == "fused"`` (long only, no stops) the simulation, books and metrics are one
+compiled pass per column instead (:mod:`~workbench.backtesting.sweeps.fused`), with the
+same numbers. A chunk also reports the seconds spent in the strategy calls and in the
+simulation with metrics.
 """
 
 from __future__ import annotations
