@@ -111,6 +111,35 @@ def test_fused_kernel_fees_beyond_the_proceeds(bars):
     _loop(sma_cross, cheap, result, **options)
 
 
+@wb.strategy
+def coin(bars, seed: int = 0, p: float = 0.2):
+    """Dense random entries and exits (both on some bars): many orders, conflicts."""
+    rng, close = np.random.default_rng(seed), bars.close
+    entries, exits = (pd.DataFrame(rng.random(close.shape) < p, index=close.index,
+                                   columns=close.columns) for _ in range(2))
+    return wb.Signals(entries=entries, exits=exits)
+
+
+@pytest.mark.parametrize("options", [
+    {"fill": "next_open", "fees_bps": 10, "slippage_bps": 5, "fee_per_share": 0.003},
+    {"fill": "close", "fees_bps": 0, "slippage_bps": 0, "shares": "whole", "size": 0.3},
+])
+def test_fused_kernel_equals_the_general_path_on_dense_random_signals(bars, options,
+                                                                      monkeypatch):
+    gapped = _gapped(bars)
+    kw = {"seed": range(6), "p": [0.05, 0.3], "progress": False, **options}
+    fused = wb.sweep(coin, gapped, **kw)
+    from workbench.backtesting.sweeps import runner
+
+    monkeypatch.setattr(runner, "_kernel", lambda options: "general")
+    general = wb.sweep(coin, gapped, **kw)
+    assert (fused.info["kernel"], general.info["kernel"]) == ("fused", "general")
+    assert fused.table["trades"].sum() > 500
+    _same(fused.table, general.table, atol=1e-9)
+    _same(fused.combos, general.combos, atol=1e-9)
+    np.testing.assert_allclose(fused.returns, general.returns, rtol=0, atol=1e-12)
+
+
 def test_kernel_choice_and_timings(bars, grid):
     assert grid.info["kernel"] == "fused"
     assert grid.info["seconds_strategy"] > 0 and grid.info["seconds_simulation"] > 0
