@@ -13,7 +13,7 @@ Every keyword named in :data:`workbench.backtesting.run.OPTIONS` is a backtest o
 strategy parameter: an iterable of values to sweep or a single fixed value. The numbers
 are those ``wb.backtest`` gives for each combination (per symbol: ``stats(per_symbol=True)``,
 per combination: ``stats()``), because each chunk runs the same :func:`simulate` and the
-same metrics on the same signals (or, long-only without stops, the single compiled pass of
+same metrics on the same signals (or, without stops, the single compiled pass of
 :mod:`~workbench.backtesting.sweeps.fused`, which executes the same orders with vectorbt's
 arithmetic and computes the same metrics; ``info["kernel"]`` says which); only how the
 work is cut and spread differs:

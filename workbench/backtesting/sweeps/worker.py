@@ -11,7 +11,7 @@ as columns (prices tiled to match), runs :func:`simulate` once on the chunk and 
 only each column's metrics (computed on cache-sized column blocks) and, per combination,
 the sum of its symbols' equity, whether any symbol held a position, and the counts the
 book metrics need. Equity curves are dropped as soon as they are scored. With
-``job.kernel == "fused"`` (long only, no stops) the simulation, books and metrics are one
+``job.kernel == "fused"`` (no stops) the simulation, books and metrics are one
 compiled pass per column instead (:mod:`~workbench.backtesting.sweeps.fused`), with the
 same numbers. A chunk also reports the seconds spent in the strategy calls and in the
 simulation with metrics.
@@ -233,8 +233,8 @@ class WorkerState:
         metrics = np.empty((len(COLUMN_METRICS), k, s))
         equity, invested = np.zeros((k, n_t)), np.zeros((k, n_t), dtype=np.bool_)
         counts = np.zeros((len(BOOK_COUNTS), k))
-        fused.score_chunk(self._prices["open"].T, self._prices["close"].T, signals["entries"],
-                          signals["exits"], s, self.job.costs, self.job.options,
-                          self.job.periods_per_year, metrics, equity, invested, counts)
+        fused.score_chunk(self._prices["open"].T, self._prices["close"].T, signals, s,
+                          self.job.costs, self.job.options, self.job.periods_per_year,
+                          metrics, equity, invested, counts)
         return ChunkResult(chunk=chunk, metrics=metrics, equity=equity, invested=invested,
                            counts=counts, cache_misses=misses)
