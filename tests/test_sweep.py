@@ -70,12 +70,107 @@ def test_sweep_equals_looping_backtest(bars, grid):
     _loop(sma_cross, bars, grid, fees_bps=5)
 
 
+def test_fused_kernel_equals_backtest_longshort(bars):
+    options = {"direction": "longshort", "fill": "next_open", "fee_per_share": 0.005,
+               "shares": "whole", "size": 0.5}
+    result = wb.sweep(both_ways, _gapped(bars), fast=[4, 9], slow=[13, 25], progress=False,
+                      **options)
+    assert result.info["kernel"] == "fused"
+    _loop(both_ways, _gapped(bars), result, **options)
+
+
 def test_sweep_equals_backtest_longshort_with_stops_and_close_fills(bars):
     options = {"direction": "longshort", "fill": "close", "sl_stop": 0.04, "tp_stop": 0.08,
                "fee_per_share": 0.005, "shares": "whole", "size": 0.5}
     result = wb.sweep(both_ways, bars, fast=[4, 9], slow=25, progress=False, **options)
     assert list(result.combos["slow"]) == [25, 25]
     _loop(both_ways, bars, result, **options)
+
+
+def _gapped(bars: wb.Bars, scale: float = 1.0) -> wb.Bars:
+    """``bars`` with prices times ``scale`` and holes: one symbol misses bars 40-59 (no
+    open, high, low or close), another has no open on some bars (next_open waits)."""
+    prices = {f: getattr(bars, f) * scale for f in ("open", "high", "low", "close")}
+    for frame in prices.values():
+        frame.iloc[40:60, 1] = np.nan
+    prices["open"].iloc[100:140:3, 2] = np.nan
+    return wb.Bars.from_wide(**prices, volume=bars.volume, timeframe="1Day")
+
+
+@pytest.mark.parametrize("options", [
+    {"fill": "next_open", "fees_bps": 7, "slippage_bps": 3, "size": 0.6},
+    {"fill": "close", "fee_per_share": 0.01, "shares": "whole", "cash": 5_000.0},
+])
+def test_fused_kernel_equals_backtest_with_gaps_and_costs(bars, options):
+    """The single compiled pass (long, no stops) against ``wb.backtest`` per combination."""
+    gapped = _gapped(bars)
+    result = wb.sweep(sma_cross, gapped, fast=[3, 5], slow=[8, 21], progress=False, **options)
+    assert result.info["kernel"] == "fused"
+    assert (result.table["trades"] > 0).all()
+    _loop(sma_cross, gapped, result, **options)
+
+
+@pytest.mark.parametrize("direction", ["long", "longshort"])
+def test_fused_kernel_fees_beyond_the_proceeds(bars, direction):
+    """Prices below the per-share fee: a sell's (or short sale's) fees exceed its proceeds
+    (vectorbt would reject it); the fee the proceeds do not cover is taken from cash, as
+    in wb.backtest."""
+    cheap = _gapped(bars, scale=1e-4)
+    strategy = sma_cross if direction == "long" else both_ways
+    options = {"fill": "close", "fee_per_share": 0.02, "fees_bps": 1, "direction": direction}
+    result = wb.sweep(strategy, cheap, fast=[3], slow=[8, 13], progress=False, **options)
+    assert result.info["kernel"] == "fused"
+    _loop(strategy, cheap, result, **options)
+
+
+@wb.strategy
+def coin(bars, seed: int = 0, p: float = 0.2):
+    """Dense random entries and exits, long and short (conflicts on some bars: many
+    orders, reversals, cancelled signals)."""
+    rng, close = np.random.default_rng(seed), bars.close
+    le, lx, se, sx = (pd.DataFrame(rng.random(close.shape) < p, index=close.index,
+                                   columns=close.columns) for _ in range(4))
+    return wb.Signals(entries=le, exits=lx, short_entries=se, short_exits=sx)
+
+
+@pytest.mark.filterwarnings("ignore:the strategy returned short signals")
+@pytest.mark.parametrize("options", [
+    {"fill": "next_open", "fees_bps": 10, "slippage_bps": 5, "fee_per_share": 0.003},
+    {"fill": "close", "fees_bps": 0, "slippage_bps": 0, "shares": "whole", "size": 0.3},
+    {"direction": "longshort", "fill": "next_open", "fees_bps": 10, "slippage_bps": 5,
+     "fee_per_share": 0.003},
+    {"direction": "longshort", "fill": "close", "fees_bps": 3, "shares": "whole",
+     "size": 0.7},
+    {"direction": "longshort", "fill": "close", "fees_bps": 1, "fee_per_share": 2.0},
+])
+def test_fused_kernel_equals_the_general_path_on_dense_random_signals(bars, options,
+                                                                      monkeypatch):
+    gapped = _gapped(bars)
+    if options.get("direction") == "longshort":  # prices up 6x: shorts covered on credit
+        ramp = np.linspace(1.0, 6.0, len(bars))[:, None]
+        gapped = wb.Bars.from_wide(**{f: getattr(gapped, f) * ramp
+                                      for f in ("open", "high", "low", "close")},
+                                   volume=gapped.volume, timeframe="1Day")
+    kw = {"seed": range(6), "p": [0.01, 0.3], "progress": False, **options}
+    fused = wb.sweep(coin, gapped, **kw)
+    from workbench.backtesting.sweeps import runner
+
+    monkeypatch.setattr(runner, "_kernel", lambda options: "general")
+    general = wb.sweep(coin, gapped, **kw)
+    assert (fused.info["kernel"], general.info["kernel"]) == ("fused", "general")
+    assert fused.table["trades"].sum() > 500
+    _same(fused.table, general.table, atol=1e-9)
+    _same(fused.combos, general.combos, atol=1e-9)
+    np.testing.assert_allclose(fused.returns, general.returns, rtol=0, atol=1e-12)
+
+
+def test_kernel_choice_and_timings(bars, grid):
+    assert grid.info["kernel"] == "fused"
+    assert grid.info["seconds_strategy"] > 0 and grid.info["seconds_simulation"] > 0
+    for options in ({"sl_stop": 0.05}, {"tp_stop": 0.1}, {"direction": "longshort",
+                                                         "sl_stop": 0.05}):
+        general = wb.sweep(sma_cross, bars, fast=[3], slow=[16], progress=False, **options)
+        assert general.info["kernel"] == "general"
 
 
 def test_table_and_combos_layout(bars, grid):

@@ -28,6 +28,7 @@ class BookAccumulator:
         self.invested = np.zeros((n_combos, n_bars), dtype=np.bool_)
         self.counts = np.zeros((len(BOOK_COUNTS), n_combos))
         self.cache_misses = 0
+        self.seconds = np.zeros(2)  # summed over chunks: strategy calls, simulation + metrics
         self.done = 0
         self._next: dict[int, int] = {}  # combo block start -> next symbol block start
         self._pending: dict[tuple[int, int], ChunkResult] = {}
@@ -41,6 +42,7 @@ class BookAccumulator:
         c, s = part.chunk.combos, part.chunk.symbols
         self.metrics[:, c, s] = part.metrics
         self.cache_misses += part.cache_misses
+        self.seconds += part.seconds
         self.done += 1
         self._pending[(c.start, s.start)] = part
         expected = self._next.get(c.start, 0)

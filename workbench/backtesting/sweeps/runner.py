@@ -13,7 +13,10 @@ Every keyword named in :data:`workbench.backtesting.run.OPTIONS` is a backtest o
 strategy parameter: an iterable of values to sweep or a single fixed value. The numbers
 are those ``wb.backtest`` gives for each combination (per symbol: ``stats(per_symbol=True)``,
 per combination: ``stats()``), because each chunk runs the same :func:`simulate` and the
-same metrics on the same signals; only how the work is cut and spread differs:
+same metrics on the same signals (or, without stops, the single compiled pass of
+:mod:`~workbench.backtesting.sweeps.fused`, which executes the same orders with vectorbt's
+arithmetic and computes the same metrics; ``info["kernel"]`` says which); only how the
+work is cut and spread differs:
 
 * the grid x symbols is cut into chunks that fit ``memory_budget`` (default: 4 GB or half
   the available memory, whichever is less; see :mod:`workbench.backtesting.sweeps.chunks`);
@@ -86,6 +89,14 @@ def _probe(strategy: Strategy, bars: Bars, params: dict, direction: str) -> None
         warnings.warn("the strategy returned short signals; they are ignored with "
                       "direction='long' (use direction='longshort' to trade them)",
                       UserWarning, stacklevel=3)
+
+
+def _kernel(options: SimOptions) -> str:
+    """"fused" (simulation, books and metrics in one compiled pass per column) where it
+    covers the options, else "general" (:func:`simulate` then ``metrics.summary``)."""
+    from workbench.backtesting.sweeps.fused import supports
+
+    return "fused" if supports(options) else "general"
 
 
 def _bars_bytes(bars: Bars) -> int:
@@ -202,13 +213,14 @@ def sweep(strategy, bars: Bars, *, constraint=None, metric: str = "sharpe",
     _probe(strat, bars, grid.combos[0], sim_options.direction)
     cells = len(bars.symbols) * len(bars) * len(grid)
     mode, workers = _workers(processes, threads, cluster, cells)
-    job = SweepJob(strat, bars, grid.combos, costs, sim_options, sim_options.periods_per_year)
+    job = SweepJob(strat, bars, grid.combos, costs, sim_options, sim_options.periods_per_year,
+                   kernel=_kernel(sim_options))
     acc, info = _execute(job, mode, workers, budget, cluster, progress)
     seconds = time.perf_counter() - started
     info.update({"symbols": len(bars.symbols), "bars": len(bars), "combos": len(grid),
                  "candidates": grid.n_candidates, "cells": cells, "seconds": seconds,
                  "cells_per_second": cells / seconds, "costs": costs.describe(),
-                 "options": sim_options.describe()})
+                 "options": sim_options.describe(), "kernel": job.kernel})
     return _result(job, grid, acc, metric, info)
 
 
@@ -235,7 +247,9 @@ def _execute(job: SweepJob, mode: str, workers: int, budget: int | None, cluster
     return acc, {"mode": mode, "workers": workers, "chunks": len(plan),
                  "symbols_per_chunk": plan.symbols_per_chunk,
                  "combos_per_chunk": plan.combos_per_chunk, "memory_budget": budget,
-                 "indicator_computations": acc.cache_misses}
+                 "indicator_computations": acc.cache_misses,
+                 "seconds_strategy": float(acc.seconds[0]),
+                 "seconds_simulation": float(acc.seconds[1])}
 
 
 def _result(job: SweepJob, grid: Grid, acc: BookAccumulator, metric: str,

@@ -10,14 +10,19 @@ calls the strategy on the block's bars (inside its ``indicator_cache``, so each 
 as columns (prices tiled to match), runs :func:`simulate` once on the chunk and keeps
 only each column's metrics (computed on cache-sized column blocks) and, per combination,
 the sum of its symbols' equity, whether any symbol held a position, and the counts the
-book metrics need. Equity curves are dropped as soon as they are scored.
+book metrics need. Equity curves are dropped as soon as they are scored. With
+``job.kernel == "fused"`` (no stops) the simulation, books and metrics are one
+compiled pass per column instead (:mod:`~workbench.backtesting.sweeps.fused`), with the
+same numbers. A chunk also reports the seconds spent in the strategy calls and in the
+simulation with metrics.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
 import numpy as np
@@ -50,11 +55,17 @@ class SweepJob:
     options: SimOptions
     periods_per_year: float
     cache_entries: int = 64  # indicator results a worker keeps before starting afresh
+    kernel: str = "general"  # "fused": simulation and metrics in one pass (runner decides)
     key: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def shorts(self) -> bool:
         return self.options.direction == "longshort"
+
+    @property
+    def fused(self) -> bool:
+        """Whether chunks run the single compiled pass (:mod:`.fused`) or the general path."""
+        return self.kernel == "fused"
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,6 +78,7 @@ class ChunkResult:
     invested: np.ndarray  # (combos, T) bool: any of the block's symbols holds a position
     counts: np.ndarray  # (len(BOOK_COUNTS), combos)
     cache_misses: int = 0
+    seconds: tuple[float, float] = (0.0, 0.0)  # in the strategy calls, in simulation + metrics
 
 
 def _slice_records(records: np.ndarray, cols: np.ndarray, start: int, stop: int) -> np.ndarray:
@@ -169,7 +181,8 @@ class WorkerState:
         return self._tiled[1]
 
     def _signals(self, combos: tuple[dict, ...]) -> dict[str, np.ndarray | None]:
-        """Each combination's signals stacked into (T, k * s) F-ordered bool columns."""
+        """Each combination's signals stacked into (k * s, T) C-ordered bool rows, one per
+        column (combination major); short ones only with ``direction="longshort"``."""
         names = ("entries", "exits") + (("short_entries", "short_exits") if self.job.shorts else ())
         n_t, s = len(self._bars), len(self._bars.symbols)
         out: dict[str, np.ndarray | None] = {"short_entries": None, "short_exits": None}
@@ -183,7 +196,7 @@ class WorkerState:
                 frame = getattr(signals, n)
                 if frame is not None:
                     stacked[n][c * s:(c + 1) * s] = frame.to_numpy(dtype=np.bool_).T
-        out.update({n: a.T for n, a in stacked.items()})
+        out.update(stacked)
         return out
 
     def run(self, chunk: Chunk) -> ChunkResult:
@@ -194,7 +207,14 @@ class WorkerState:
         misses = self._cache.misses
         combos = self.job.combos[chunk.combos]
         k, s = len(combos), chunk.n_symbols
-        sim = simulate(**self._prices_for(k), **self._signals(combos),
+        started = time.perf_counter()
+        signals = self._signals(combos)
+        split = time.perf_counter()
+        if self.job.fused:
+            part = self._fused(chunk, signals, k, s, self._cache.misses - misses)
+            return replace(part, seconds=(split - started, time.perf_counter() - split))
+        sim = simulate(**self._prices_for(k), **{n: None if a is None else a.T
+                                                 for n, a in signals.items()},
                        costs=self.job.costs, options=self.job.options)
         metrics = column_metrics(sim, self.job.periods_per_year).reshape(-1, k, s)
         equity = sim.equity.T.reshape(k, s, -1)
@@ -202,4 +222,19 @@ class WorkerState:
         return ChunkResult(chunk=chunk, metrics=metrics, equity=equity.sum(axis=1),
                            invested=(position != 0).any(axis=1),
                            counts=book_counts(sim, k, s),
-                           cache_misses=self._cache.misses - misses)
+                           cache_misses=self._cache.misses - misses,
+                           seconds=(split - started, time.perf_counter() - split))
+
+    def _fused(self, chunk: Chunk, signals: dict, k: int, s: int, misses: int) -> ChunkResult:
+        """The chunk through :mod:`~workbench.backtesting.sweeps.fused`'s single pass."""
+        from workbench.backtesting.sweeps import fused
+
+        n_t = len(self._bars)
+        metrics = np.empty((len(COLUMN_METRICS), k, s))
+        equity, invested = np.zeros((k, n_t)), np.zeros((k, n_t), dtype=np.bool_)
+        counts = np.zeros((len(BOOK_COUNTS), k))
+        fused.score_chunk(self._prices["open"].T, self._prices["close"].T, signals, s,
+                          self.job.costs, self.job.options, self.job.periods_per_year,
+                          metrics, equity, invested, counts)
+        return ChunkResult(chunk=chunk, metrics=metrics, equity=equity, invested=invested,
+                           counts=counts, cache_misses=misses)
