@@ -235,11 +235,14 @@ def minute_bars() -> Bars:
     return Bars.from_long(synthesize(8, 2, "1Min", 11, "2026-11-20"), "1Min")
 
 
-def test_a_sliding_window_can_flip_a_tie_even_for_an_sma(minute_bars):
-    anchored = check_parity(above_mean, minute_bars, {"n": 20}, margin=100)  # sized to the bars
-    sliding = check_parity(above_mean, minute_bars, {"n": 20}, window=80)
+def test_recomputing_on_a_sliding_window_can_flip_a_tie_even_for_an_sma(minute_bars):
+    anchored = check_parity(above_mean, minute_bars, {"n": 20}, margin=100, incremental=False)
+    sliding = check_parity(above_mean, minute_bars, {"n": 20}, window=80, incremental=False)
     assert anchored.ok and anchored.anchored and anchored.window == len(minute_bars)
     assert not sliding.anchored and not sliding.ok
+    # the engine's default carries the SMA's running total instead: the tie holds
+    carried = check_parity(above_mean, minute_bars, {"n": 20}, window=80)
+    assert not carried.anchored and carried.ok and carried.mismatches == 0
     first = sliding.first  # a cent price against its SMA, a running sum: the last bit decides
     close = minute_bars.close.at[first.time, first.symbol]
     full_sma = wb.ta.SMA(minute_bars.close, 20).at[first.time, first.symbol]
@@ -251,11 +254,13 @@ def test_a_short_sliding_window_breaks_indicators_with_memory(minute_bars):
     def rsi_level(bars, period: int = 14):
         return wb.Signals(entries=wb.ta.RSI(bars.close, period) > 50)
 
-    anchored = check_parity(rsi_level, minute_bars)
-    short = check_parity(rsi_level, minute_bars, window=20)
+    anchored = check_parity(rsi_level, minute_bars, incremental=False)
+    short = check_parity(rsi_level, minute_bars, window=20, incremental=False)
     assert anchored.ok and anchored.anchored
     assert not short.ok and not short.anchored  # Wilder's RSI remembers where it started
     assert short.first.field == "entries" and short.first.time > minute_bars.index[20]
+    carried = check_parity(rsi_level, minute_bars, window=20)  # the RSI's state carried
+    assert carried.ok and not carried.anchored
 
 
 def test_a_sim_clock_replay_moves_forward_only(minute_bars):

@@ -18,6 +18,8 @@ import pandas as pd
 
 from workbench.errors import StrategyError
 from workbench.ta._cache import cached_call
+from workbench.ta._kernels import kernel
+from workbench.ta._stream import active_stream
 from workbench.ta._spec import Spec, UnknownIndicatorError, bind, functions, spec
 
 __all__ = [
@@ -63,13 +65,25 @@ def call(name: str, *args, **kwargs):
     """Run TA-Lib function ``name`` column-wise: ``call("KAMA", close, timeperiod=10)``."""
     sp = spec(name)
     inputs, params = bind(sp, args, kwargs)
+    stream = active_stream()
+    if stream is not None:  # the live engine: indicator state carried from the last bar
+        ordinal = stream.next_ordinal()
+        like = _check_inputs(sp, inputs)
+        mats = [_matrix(x) for x in inputs]
+        out = stream.call(ordinal, sp.name, inputs, mats, params)
+        if out is not None:
+            return _wrap(sp, like, out)
     return cached_call(sp.name, inputs, params, lambda: _run(sp, inputs, params))
 
 
 def _run(sp: Spec, inputs: list, params: dict):
     like = _check_inputs(sp, inputs)
     mats = [_matrix(x) for x in inputs]
-    out = _compute(sp, mats, params, _names(like))
+    return _wrap(sp, like, _compute(sp, mats, params, _names(like)))
+
+
+def _wrap(sp: Spec, like, out: np.ndarray):
+    """``(outputs, symbols, times)`` as frames (or Series) shaped like the first input."""
     if isinstance(like, pd.Series):
         results = [pd.Series(o[0], index=like.index, name=like.name) for o in out]
     else:
@@ -113,11 +127,38 @@ def _names(like) -> list:
 
 def _compute(sp: Spec, mats: list[np.ndarray], params: dict, symbols: list) -> np.ndarray:
     """``(outputs, symbols, times)``: the function on each symbol's present rows."""
-    n_s, n_t = mats[0].shape
-    out = np.empty((len(sp.outputs), n_s, n_t))
     present = ~np.isnan(mats[0])
     for m in mats[1:]:
         present &= ~np.isnan(m)
+    block = kernel(sp.name, params)
+    if block is not None:
+        return _compute_block(block, mats, present, len(sp.outputs))
+    return _compute_each(sp, mats, params, symbols, present)
+
+
+def _compute_block(block, mats: list[np.ndarray], present: np.ndarray, n_out: int) -> np.ndarray:
+    """All symbols in one kernel call: each symbol's present bars packed to the left."""
+    counts = np.count_nonzero(present, axis=1)
+    if counts.min(initial=0) == present.shape[1]:  # no gaps: the block as it is
+        return block(mats)
+    packed = np.arange(counts.max(initial=0)) < counts[:, None]
+    inputs = []
+    for m in mats:
+        p = np.full(packed.shape, np.nan)
+        p[packed] = m[present]
+        inputs.append(p)
+    res = block(inputs)
+    out = np.full((n_out, *present.shape), np.nan)
+    for k in range(n_out):
+        out[k][present] = res[k][packed]
+    return out
+
+
+def _compute_each(sp: Spec, mats: list[np.ndarray], params: dict, symbols: list,
+                  present: np.ndarray) -> np.ndarray:
+    """The TA-Lib function called once per symbol (functions without a block kernel)."""
+    n_s, n_t = mats[0].shape
+    out = np.empty((len(sp.outputs), n_s, n_t))
     complete = present.all(axis=1)
     j = 0
     try:
