@@ -36,9 +36,11 @@ Rows evaluated: ``warmup + 1`` (the strategy's warmup is the contract for everyt
 outside ``wb.ta``: rolling windows, lags), plus, for each other ``wb.ta`` function the
 strategy calls, the rows it needs to converge (:func:`workbench.ta.convergence`: TA-Lib's
 lookback plus, for memory, the rows after which the start-up difference is below double
-precision: an EMA(30) needs 580 rows, an ATR(14) 510). Those are not exact: their values
+precision: an EMA(30) needs 580 bars, an ATR(14) 510), counted in each symbol's present
+bars (a symbol with holes needs more rows; one with fewer bars than that in the whole
+window makes the evaluation use the whole window). Those are not exact: their values
 can differ from the whole history's in the last bits (the module says where, and
-tests/test_engine.py measures it). A function without a rule (KAMA, MAMA, ...) makes the
+tests/test_ta_stream.py measures it). A function without a rule (KAMA, MAMA, ...) makes the
 engine evaluate on its whole window, and it says so once. A streamed call whose input
 does not continue the previous bar's (a branch that changes which indicators are called)
 is restarted on the whole window, and the engine says so once. ``incremental=False``
@@ -147,6 +149,7 @@ class Engine:
         self.crosses = CrossStream()  # crossed_above/below state
         self.eval_rows: int | None = None  # rows evaluated (None: the whole window)
         self._started = False
+        self._restarted = False
 
     def __repr__(self) -> str:
         return (f"<Engine {self.strategy.name} {len(self.symbols)} symbols, warmup "
@@ -273,7 +276,24 @@ class Engine:
                 f"bar, and the cost per bar grows with it",
             )
             return None
-        return self.warmup + 1 + max((r for r in needs.values() if r is not None), default=0)
+        if not needs:
+            return self.warmup + 1
+        return self._rows_holding(self.warmup + 1 + max(needs.values()))
+
+    def _rows_holding(self, bars: int) -> int | None:
+        """Rows from the end holding ``bars`` present bars of every symbol that trades.
+
+        Functions computed on their rows count bars, not rows: a symbol with holes needs
+        more rows. None (the whole window) when a symbol has fewer bars than that in all."""
+        present = ~np.isnan(self.window.field("close"))
+        back = np.cumsum(present[:, ::-1], axis=1, dtype=np.int32)
+        total = back[:, -1] if back.shape[1] else np.zeros(len(back), dtype=np.int32)
+        trades = total > 0
+        if np.any(total[trades] < bars):
+            return None
+        if not trades.any():
+            return bars
+        return max(bars, int(np.argmax(back[trades] >= bars, axis=1).max()) + 1)
 
     def _last_row(self, signals: Signals, bar_time: pd.Timestamp) -> tuple[Signal, ...]:
         last = signals.last_row()

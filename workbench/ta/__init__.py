@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from workbench.ta._cache import IndicatorCache, indicator_cache
 from workbench.ta._convergence import convergence
-from workbench.ta._stream import Stream
 from workbench.ta._engine import (
     BBandsOutput,
     MACDOutput,
@@ -40,6 +39,7 @@ from workbench.ta._engine import (
     functions,
     indicator,
 )
+from workbench.ta._stream import Stream
 
 __all__ = [
     "ADX",

@@ -24,7 +24,7 @@ What the rule does not make exact: after ``m`` rows the start-up difference is b
 part in ``2 ** 53`` of the value, not zero, and running sums (TA-Lib's SMA inside STOCH,
 BBANDS, WMA...) round differently from a different start; the values can differ in their
 last bits, and a comparison that ties to the last bit (``a > b`` with ``a == b`` in exact
-arithmetic) can go the other way. tests/test_engine.py measures the difference against
+arithmetic) can go the other way. tests/test_ta_stream.py measures the difference against
 the whole history's values; ``workbench parity`` shows whether any signal changed.
 """
 

@@ -18,9 +18,8 @@ import pandas as pd
 
 from workbench.errors import StrategyError
 from workbench.ta._cache import cached_call
-from workbench.ta._kernels import kernel
-from workbench.ta._stream import active_stream
 from workbench.ta._spec import Spec, UnknownIndicatorError, bind, functions, spec
+from workbench.ta._stream import active_stream
 
 __all__ = [
     "BBandsOutput",
@@ -127,38 +126,11 @@ def _names(like) -> list:
 
 def _compute(sp: Spec, mats: list[np.ndarray], params: dict, symbols: list) -> np.ndarray:
     """``(outputs, symbols, times)``: the function on each symbol's present rows."""
+    n_s, n_t = mats[0].shape
+    out = np.empty((len(sp.outputs), n_s, n_t))
     present = ~np.isnan(mats[0])
     for m in mats[1:]:
         present &= ~np.isnan(m)
-    block = kernel(sp.name, params)
-    if block is not None:
-        return _compute_block(block, mats, present, len(sp.outputs))
-    return _compute_each(sp, mats, params, symbols, present)
-
-
-def _compute_block(block, mats: list[np.ndarray], present: np.ndarray, n_out: int) -> np.ndarray:
-    """All symbols in one kernel call: each symbol's present bars packed to the left."""
-    counts = np.count_nonzero(present, axis=1)
-    if counts.min(initial=0) == present.shape[1]:  # no gaps: the block as it is
-        return block(mats)
-    packed = np.arange(counts.max(initial=0)) < counts[:, None]
-    inputs = []
-    for m in mats:
-        p = np.full(packed.shape, np.nan)
-        p[packed] = m[present]
-        inputs.append(p)
-    res = block(inputs)
-    out = np.full((n_out, *present.shape), np.nan)
-    for k in range(n_out):
-        out[k][present] = res[k][packed]
-    return out
-
-
-def _compute_each(sp: Spec, mats: list[np.ndarray], params: dict, symbols: list,
-                  present: np.ndarray) -> np.ndarray:
-    """The TA-Lib function called once per symbol (functions without a block kernel)."""
-    n_s, n_t = mats[0].shape
-    out = np.empty((len(sp.outputs), n_s, n_t))
     complete = present.all(axis=1)
     j = 0
     try:

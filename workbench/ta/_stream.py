@@ -15,7 +15,7 @@ indicator's state after the last row; at the next bar, when the call's input is 
 previous input with the oldest rows dropped and one row appended (checked bit for bit),
 it steps the state once over the new row and returns the previous outputs plus the new
 one. The state holds each symbol's running sums exactly as TA-Lib's loop holds them, so
-every value is bit-for-bit TA-Lib's over the whole history (tests/test_ta.py), whatever
+every value is bit-for-bit TA-Lib's over the whole history (tests/test_ta_stream.py), whatever
 the window's length. A call whose input does not continue the previous one (another
 window, changed history) is recomputed from its rows and counted in ``restarts``.
 
@@ -165,7 +165,8 @@ class Stream:
         like = inputs[0]
         key = (ordinal, name, tuple(sorted(params.items())))
         if name not in STEPPED or not isinstance(like, pd.DataFrame):
-            return self._unstepped(name, params)
+            self._unstepped(name, params)
+            return None
         times = like.index.asi8
         entry = self._memo.get(key)
         if entry is not None and entry.columns.equals(like.columns):
@@ -180,7 +181,8 @@ class Stream:
             self.restarts += 1
         state = _stepper(name, params, mats[0].shape[0])
         if state is None:
-            return self._unstepped(name, params)
+            self._unstepped(name, params)
+            return None
         steps = [state.step([m[:, t] for m in mats]) for t in range(times.size)]
         out = np.stack(steps, axis=2) if steps else np.empty((1, mats[0].shape[0], 0))
         self._memo[key] = _Entry(times.copy(), [m.copy() for m in mats], out, state, like.columns)
@@ -192,7 +194,6 @@ class Stream:
         key = (name, tuple(sorted(params.items())))
         if key not in self.unstepped:
             self.unstepped[key] = convergence(name, params)
-        return None
 
 
 def _continues(entry: _Entry, times: np.ndarray, mats: list[np.ndarray]) -> int | None:
