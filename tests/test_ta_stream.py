@@ -135,3 +135,18 @@ def test_functions_on_their_convergence_rows_are_within_a_few_ulps_of_the_whole_
         worst = max(worst, abs(a - b) / max(abs(b), 1e-300))
     scale = 1.0 if name != "MACD" else 1e3  # MACD is a difference of two EMAs: relative to price
     assert worst * (1 / scale) < 1e-13, worst
+
+
+def test_a_strategy_writing_into_its_indicators_cannot_change_the_carried_values():
+    close = _prices(7, rows=150)
+    stream, crosses = Stream(), CrossStream()
+    full = wb.ta.SMA(close, 5)
+    for t in range(100, 110):
+        with stream.active(), crosses.active():
+            sma = wb.ta.SMA(close.iloc[: t + 1] if t == 100 else close.iloc[t - 9 : t + 1], 5)
+            want = full.iloc[: t + 1] if t == 100 else full.iloc[t - 9 : t + 1]
+            assert np.array_equal(sma.to_numpy(), want.to_numpy(), equal_nan=True)
+            sma.iloc[:, :] = -1.0  # written in place: the next bar must not see it
+            crossed = wb.crossed_above(close.iloc[t - 9 : t + 1], 50.0)
+            crossed.iloc[:, :] = True
+    assert stream.restarts == 0

@@ -112,12 +112,12 @@ class CrossStream:
                 out = np.concatenate([old_out[shift:], row[None]])
                 self._memo[key] = (times.copy(), av.copy(), bv.copy(), out, was, columns)
                 self.steps += 1
-                return out
+                return out.copy()  # the strategy may write into its frames; the state stays
             self.restarts += 1
         out, was = _crossings(av, bv, beyond)
         self._memo[key] = (times.copy(), av.copy(), bv.copy(), out, was, a.columns)
         self.starts += 1
-        return out
+        return out.copy()
 
 
 _active: contextvars.ContextVar[CrossStream | None] = contextvars.ContextVar(

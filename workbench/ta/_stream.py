@@ -177,7 +177,7 @@ class Stream:
                 self._memo[key] = _Entry(times.copy(), [m.copy() for m in mats], out,
                                          entry.state, entry.columns)
                 self.steps += 1
-                return out
+                return out.copy()  # the strategy may write into its frames; the state stays
             self.restarts += 1
         state = _stepper(name, params, mats[0].shape[0])
         if state is None:
@@ -187,8 +187,7 @@ class Stream:
         out = np.stack(steps, axis=2) if steps else np.empty((1, mats[0].shape[0], 0))
         self._memo[key] = _Entry(times.copy(), [m.copy() for m in mats], out, state, like.columns)
         self.starts += 1
-        return out
-
+        return out.copy()
 
     def _unstepped(self, name: str, params: dict) -> None:
         key = (name, tuple(sorted(params.items())))
