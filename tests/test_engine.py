@@ -235,11 +235,14 @@ def minute_bars() -> Bars:
     return Bars.from_long(synthesize(8, 2, "1Min", 11, "2026-11-20"), "1Min")
 
 
-def test_a_sliding_window_can_flip_a_tie_even_for_an_sma(minute_bars):
-    anchored = check_parity(above_mean, minute_bars, {"n": 20}, margin=100)  # sized to the bars
-    sliding = check_parity(above_mean, minute_bars, {"n": 20}, window=80)
+def test_recomputing_on_a_sliding_window_can_flip_a_tie_even_for_an_sma(minute_bars):
+    anchored = check_parity(above_mean, minute_bars, {"n": 20}, margin=100, incremental=False)
+    sliding = check_parity(above_mean, minute_bars, {"n": 20}, window=80, incremental=False)
     assert anchored.ok and anchored.anchored and anchored.window == len(minute_bars)
     assert not sliding.anchored and not sliding.ok
+    # the engine's default carries the SMA's running total instead: the tie holds
+    carried = check_parity(above_mean, minute_bars, {"n": 20}, window=80)
+    assert not carried.anchored and carried.ok and carried.mismatches == 0
     first = sliding.first  # a cent price against its SMA, a running sum: the last bit decides
     close = minute_bars.close.at[first.time, first.symbol]
     full_sma = wb.ta.SMA(minute_bars.close, 20).at[first.time, first.symbol]
@@ -251,11 +254,13 @@ def test_a_short_sliding_window_breaks_indicators_with_memory(minute_bars):
     def rsi_level(bars, period: int = 14):
         return wb.Signals(entries=wb.ta.RSI(bars.close, period) > 50)
 
-    anchored = check_parity(rsi_level, minute_bars)
-    short = check_parity(rsi_level, minute_bars, window=20)
+    anchored = check_parity(rsi_level, minute_bars, incremental=False)
+    short = check_parity(rsi_level, minute_bars, window=20, incremental=False)
     assert anchored.ok and anchored.anchored
     assert not short.ok and not short.anchored  # Wilder's RSI remembers where it started
     assert short.first.field == "entries" and short.first.time > minute_bars.index[20]
+    carried = check_parity(rsi_level, minute_bars, window=20)  # the RSI's state carried
+    assert carried.ok and not carried.anchored
 
 
 def test_a_sim_clock_replay_moves_forward_only(minute_bars):
@@ -263,3 +268,57 @@ def test_a_sim_clock_replay_moves_forward_only(minute_bars):
     engine = Engine(always, minute_bars.symbols, clock=clock)
     with pytest.raises(ValueError, match="cannot go back"):
         engine.run(ReplayFeed(minute_bars))
+
+
+# -- rows evaluated per bar (issue 10) ------------------------------------------------------
+def _ran(strategy, bars: Bars, **kw) -> Engine:
+    engine = Engine(strategy, bars.symbols, timeframe="1Min", log_notices=False, **kw)
+    engine.run(ReplayFeed(bars))
+    return engine
+
+
+def test_the_strategy_runs_on_warmup_plus_one_rows_when_every_indicator_is_carried(minute_bars):
+    seen: list[int] = []
+
+    @wb.strategy(warmup=20)
+    def sized(bars, n: int = 20):
+        seen.append(len(bars))
+        return above_mean.fn(bars, n)
+
+    engine = _ran(sized, minute_bars)
+    assert seen[0] == 21 and set(seen[1:]) == {21}  # the first on the whole window (21 rows)
+    assert engine.eval_rows == 21 and engine.stream.steps > 0 and engine.stream.restarts == 0
+    assert _ran(sized, minute_bars, incremental=False).eval_rows is None
+
+
+def test_other_functions_add_their_convergence_rows_and_unknown_ones_unbound_loudly(minute_bars):
+    @wb.strategy(warmup=10)
+    def ema_level(bars):
+        return wb.Signals(entries=bars.close > wb.ta.EMA(bars.close, 10))
+
+    @wb.strategy(warmup=10)
+    def kama_level(bars):
+        return wb.Signals(entries=bars.close > wb.ta.KAMA(bars.close, 10))
+
+    need = 11 + wb.ta.convergence("EMA", {"timeperiod": 10})  # counted in each symbol's bars
+    rows = _ran(ema_level, minute_bars).eval_rows
+    bars_in = minute_bars.close.notna().to_numpy()
+    assert rows >= need and bars_in[-rows:].sum(axis=0).min() >= need
+    assert rows == need or bars_in[-(rows - 1):].sum(axis=0).min() < need  # the fewest rows
+    engine = _ran(kama_level, minute_bars)
+    assert engine.eval_rows is None
+    assert any(n.startswith("engine_window_unbounded") and "KAMA" in n for n in engine.notices)
+
+
+def test_a_branch_that_changes_the_calls_restarts_on_the_whole_window_and_says_so(minute_bars):
+    @wb.strategy(warmup=20)
+    def switching(bars, n: int = 20):
+        if len(bars) > 0 and bars.index[-1].minute % 7 == 0:  # an extra call now and then
+            wb.ta.SMA(bars.close, 3)
+        return above_mean.fn(bars, n)
+
+    report = check_parity(switching, minute_bars)
+    assert report.ok and report.mismatches == 0
+    engine = _ran(switching, minute_bars)
+    assert engine.stream.restarts > 0
+    assert any(n.startswith("engine_state_restart") for n in engine.notices)

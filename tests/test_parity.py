@@ -74,6 +74,32 @@ def test_both_strategy_notebooks_have_parity_over_5_days_of_50_symbols(home, nam
     assert report["latency"]["count"] > 0 and report["bars"] > 0.9 * 5 * 390 * 50
 
 
+@wb.strategy(warmup=lambda p: p["slow"] + p["signal"])
+def trend_momentum(bars, fast: int = 5, slow: int = 12, signal: int = 4, rsi_period: int = 14,
+                   atr_period: int = 7):
+    """EMA/RSI/ATR/MACD: EMA, MACD and ATR computed on their convergence rows, RSI carried.
+
+    Short periods keep the rows evaluated per bar (and the test's time) down: the MACD's
+    convergence rows, the largest, are 14 + 220 + 72 (wb.ta.convergence)."""
+    ema = wb.ta.EMA(bars.close, slow)
+    macd = wb.ta.MACD(bars.close, fast, slow, signal)
+    rsi = wb.ta.RSI(bars.close, rsi_period)
+    atr = wb.ta.ATR(bars, atr_period)
+    calm = atr < 2 * wb.ta.SMA(atr, 20)
+    return wb.Signals(entries=wb.crossed_above(macd.macd, macd.signal) & (bars.close > ema) & calm,
+                      exits=wb.crossed_below(macd.macd, macd.signal) | (rsi > 75))
+
+
+@pytest.mark.slow
+def test_an_ema_rsi_atr_macd_strategy_has_parity_over_5_days_of_50_symbols(home):
+    """Functions without carried state run on their convergence rows: measured, not proven."""
+    bars = load_sessions(5, None, "1Min", store=Store(home / "data"))
+    report = check_parity(trend_momentum, bars)
+    assert report.ok and report.mismatches == 0, report.first
+    assert report.timestamps == 5 * 390 and report.symbols == 50
+    assert report.by_field["entries"] == 0 and report.bars > 0.9 * 5 * 390 * 50
+
+
 def _next_close(bars: Bars) -> Bars:
     """The bars with each close replaced by the next one: a look-ahead of one bar."""
     return Bars.from_wide(bars.close.shift(-1), open=bars.open, high=bars.high, low=bars.low,

@@ -8,20 +8,29 @@ the way :mod:`workbench.ta` skips a symbol's missing bars, so a cross that happe
 a gap is reported at the first bar after it; a NaN row is never True. ``b`` is a frame of
 the same index and columns as ``a``, or a scalar (a level: ``crossed_above(rsi, 70)``).
 A Series ``a`` (one symbol) gives a Series.
+
+In the live engine (a :class:`CrossStream` active), a frame's crossings are carried from
+bar to bar: each call keeps, per symbol, whether ``a`` was beyond ``b`` at the symbol's
+last row with both defined, so the new row is decided from that and not from the rows the
+window still holds; a cross after a gap longer than the window is still seen, exactly as a
+computation over the whole history sees it. A call whose inputs do not continue the
+previous ones (checked bit for bit) is recomputed from its rows (``restarts``).
 """
 
 from __future__ import annotations
 
+import contextvars
 import numbers
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
 
 from workbench.errors import StrategyError
 
-__all__ = ["crossed_above", "crossed_below"]
+__all__ = ["CrossStream", "crossed_above", "crossed_below"]
 
 
 def crossed_above(a: pd.DataFrame | pd.Series, b) -> pd.DataFrame | pd.Series:
@@ -36,6 +45,18 @@ def crossed_below(a: pd.DataFrame | pd.Series, b) -> pd.DataFrame | pd.Series:
 
 def _crossed(a, b, beyond: Callable, name: str):
     av, bv = _operands(a, b, name)
+    stream = _active.get()
+    if stream is not None and isinstance(a, pd.DataFrame):
+        out = stream.call(a, av, bv, beyond)
+    else:
+        out = _crossings(av, bv, beyond)[0]
+    if isinstance(a, pd.Series):
+        return pd.Series(out[:, 0], index=a.index, name=a.name)
+    return pd.DataFrame(out, index=a.index, columns=a.columns)
+
+
+def _crossings(av: np.ndarray, bv: np.ndarray, beyond: Callable) -> tuple[np.ndarray, np.ndarray]:
+    """The crossings, and per column whether ``a`` was beyond at its last present row."""
     present = ~np.isnan(av) & ~np.isnan(bv)
     now = beyond(av, bv) & present
     # position of each row's previous present row in its column (-1: none yet)
@@ -46,10 +67,66 @@ def _crossed(a, b, beyond: Callable, name: str):
     prev[1:] = last[:-1]
     cols = np.arange(av.shape[1])
     was = np.where(prev >= 0, now[np.maximum(prev, 0), cols], True)
-    out = now & ~was
-    if isinstance(a, pd.Series):
-        return pd.Series(out[:, 0], index=a.index, name=a.name)
-    return pd.DataFrame(out, index=a.index, columns=a.columns)
+    final = last[-1] if len(last) else np.full(av.shape[1], -1)
+    state = np.where(final >= 0, now[np.maximum(final, 0), cols], True) if len(last) else \
+        np.ones(av.shape[1], dtype=bool)
+    return now & ~was, state
+
+
+class CrossStream:
+    """Crossing state of one engine's ``crossed_above``/``crossed_below`` calls (module doc)."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple, tuple] = {}
+        self._ordinal = 0
+        self.steps = 0
+        self.starts = 0
+        self.restarts = 0
+
+    @contextmanager
+    def active(self) -> Iterator[CrossStream]:
+        self._ordinal = 0
+        token = _active.set(self)
+        try:
+            yield self
+        finally:
+            _active.reset(token)
+
+    def call(self, a: pd.DataFrame, av: np.ndarray, bv: np.ndarray, beyond: Callable) -> np.ndarray:
+        self._ordinal += 1
+        key = (self._ordinal, beyond)
+        times = a.index.asi8
+        entry = self._memo.get(key)
+        if entry is not None:
+            old_times, old_a, old_b, old_out, was, columns = entry
+            shift = old_times.size - (times.size - 1)
+            if (columns.equals(a.columns) and times.size >= 1 and shift >= 0
+                    and (not old_times.size or times[-1] > old_times[-1])
+                    and np.array_equal(old_times[shift:], times[:-1])
+                    and _same_bits(old_a[shift:], av[:-1]) and _same_bits(old_b[shift:], bv[:-1])):
+                x, y = av[-1], bv[-1]
+                present = ~np.isnan(x) & ~np.isnan(y)
+                now = beyond(x, y) & present
+                row = now & ~was
+                was = np.where(present, now, was)
+                out = np.concatenate([old_out[shift:], row[None]])
+                self._memo[key] = (times.copy(), av.copy(), bv.copy(), out, was, columns)
+                self.steps += 1
+                return out.copy()  # the strategy may write into its frames; the state stays
+            self.restarts += 1
+        out, was = _crossings(av, bv, beyond)
+        self._memo[key] = (times.copy(), av.copy(), bv.copy(), out, was, a.columns)
+        self.starts += 1
+        return out.copy()
+
+
+_active: contextvars.ContextVar[CrossStream | None] = contextvars.ContextVar(
+    "workbench_cross_stream", default=None
+)
+
+
+def _same_bits(x: np.ndarray, y: np.ndarray) -> bool:
+    return x.shape == y.shape and np.array_equal(x.view(np.int64), y.view(np.int64))
 
 
 def _operands(a, b, name: str) -> tuple[np.ndarray, np.ndarray]:

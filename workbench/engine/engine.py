@@ -18,32 +18,39 @@ Time. The engine reads time only through its clock: a :class:`~workbench.clock.S
 (the row's arrival to its signals, ``on_decision`` excluded) is measured with
 ``time.perf_counter``, which is a stopwatch, not a clock for trading time.
 
-Window length, and why engine and backtest agree exactly. Indicators with memory (EMA,
-Wilder's RSI, MACD; TA-Lib's "unstable period") depend on where their input starts: on
-the last ``warmup + k`` bars they differ, slightly, from the same indicator on the whole
-history. The window therefore does not slide from the start: it is *anchored* at the
-first bar the engine sees (its preloaded history, or the first bar replayed) and grows
-until it holds ``warmup + margin`` rows. While anchored, the window at bar t is exactly
-the rows ``0..t`` of the history a vectorized backtest is given, and every strategy
-built from causal pieces (TA-Lib functions, rolling windows, lags such as ``shift(1)``,
-``crossed_above``) computes row t from the same inputs in the same order: the engine's
-last row is bit-for-bit the backtest's row t, whatever the indicators' memory. That is
-parity by construction; ``workbench parity`` checks it, and a difference can then only
-come from a look-ahead in the strategy (a signal at t that uses bars after t).
+Window length, and why engine and backtest agree exactly. The window *stores* the bars
+from the first one the engine sees (its preloaded history, or the first bar replayed) up
+to ``warmup + margin`` rows; the strategy is *evaluated* on the last rows only, so the
+cost of a bar does not grow with the history. Indicators with memory (EMA, Wilder's RSI;
+even TA-Lib's SMA, a running sum whose rounding depends on where it started) would give
+other values on a short window than over the whole history; the engine therefore carries
+their state from bar to bar instead of recomputing them: ``wb.ta.SMA``/``wb.ta.RSI`` and
+``wb.crossed_above``/``crossed_below`` are served, during an evaluation, by the engine's
+:class:`~workbench.ta.Stream` and :class:`~workbench.crossings.CrossStream`, which step
+each call's state over the new row and keep the previous rows' values. The first
+evaluation runs on the whole stored window (the history a backtest is given), so the
+state is the whole history's, bit for bit what a vectorized backtest computes at row t;
+parity holds whatever the window's length (``workbench parity`` checks it).
 
-``margin`` defaults to :data:`DEFAULT_MARGIN` (2,048 rows): five sessions of minute bars,
-a day's session with four days of preloaded history, or eight years of daily bars all
-stay anchored. Past that the window slides, and the engine says so once: from then on
-the window's first row is no longer the history's, and values differ from a computation
-from the start, in their last bits or more. Indicators with memory (EMA, RSI) keep about
-``(1 - alpha) ** rows`` of their start-up difference; even TA-Lib's SMA is a running sum
-whose rounding depends on where it started, so a tie between a cent price and its
-average (6.66 against 6.660000000000022 or 6.659999999999999) can be decided the other
-way. Such differences are rare, but they are not parity, so a session keeps its window
-anchored (preload at most ``margin`` minus a session's bars) and ``workbench parity``
-sizes the window to the whole history it replays. The price of a long window is latency:
-the strategy reruns on the whole window at every bar (see docs/performance.md). Give
-``window=`` (rows in all) or ``margin=`` to trade one for the other.
+Rows evaluated: ``warmup + 1`` (the strategy's warmup is the contract for everything
+outside ``wb.ta``: rolling windows, lags), plus, for each other ``wb.ta`` function the
+strategy calls, the rows it needs to converge (:func:`workbench.ta.convergence`: TA-Lib's
+lookback plus, for memory, the rows after which the start-up difference is below double
+precision: an EMA(30) needs 580 bars, an ATR(14) 510), counted in each symbol's present
+bars (a symbol with holes needs more rows; one with fewer bars than that in the whole
+window makes the evaluation use the whole window). Those are not exact: their values
+can differ from the whole history's in the last bits (the module says where, and
+tests/test_ta_stream.py measures it). A function without a rule (KAMA, MAMA, ...) makes the
+engine evaluate on its whole window, and it says so once. A streamed call whose input
+does not continue the previous bar's (a branch that changes which indicators are called)
+is restarted on the whole window, and the engine says so once. ``incremental=False``
+recomputes everything on the whole window at every bar, as before issue 10 (exact only
+while the window is anchored).
+
+``margin`` defaults to :data:`DEFAULT_MARGIN` (2,048 rows) and only bounds memory and the
+first evaluation now: past it the window slides, and the engine says so once (functions
+computed on their rows then start from the window's first row; streamed ones do not care).
+Give ``window=`` (rows in all) or ``margin=`` to change it.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.clock import Clock, SimClock
+from workbench.crossings import CrossStream
 from workbench.data.bars import FIELDS, Bars
 from workbench.data.timeframe import Timeframe
 from workbench.engine.feed import BarRow, Feed, bar_close
@@ -65,6 +73,7 @@ from workbench.engine.window import RollingWindow
 from workbench.errors import ConfigError, DataError
 from workbench.model import Signal
 from workbench.strategy import Signals, as_strategy
+from workbench.ta import Stream
 
 __all__ = ["DEFAULT_MARGIN", "Decision", "DecisionHandler", "Engine", "LatencyStats"]
 
@@ -122,7 +131,7 @@ class Engine:
                  window: int | None = None, margin: int = DEFAULT_MARGIN,
                  on_decision: DecisionHandler | None = None,
                  clock: Clock | None = None, timeframe: str | Timeframe | None = None,
-                 log_notices: bool = True) -> None:
+                 log_notices: bool = True, incremental: bool = True) -> None:
         self.strategy = as_strategy(strategy, "Engine")
         self.params = self.strategy.params(**(params or {}))
         self.warmup = self.strategy.warmup(self.params)
@@ -135,6 +144,12 @@ class Engine:
         self.log_notices = log_notices
         self._told: set[str] = set()
         self._layout: tuple[tuple[str, ...], _Mapping | None] | None = None
+        self.incremental = incremental
+        self.stream = Stream()  # wb.ta state carried from bar to bar
+        self.crosses = CrossStream()  # crossed_above/below state
+        self.eval_rows: int | None = None  # rows evaluated (None: the whole window)
+        self._started = False
+        self._restarted = False
 
     def __repr__(self) -> str:
         return (f"<Engine {self.strategy.name} {len(self.symbols)} symbols, warmup "
@@ -223,8 +238,62 @@ class Engine:
 
     def _decide(self, bar_time: pd.Timestamp) -> tuple[Signal, ...]:
         self._note_sliding()
-        signals = self.strategy(self.window.bars(), **self.params)
+        rows = self.eval_rows if self._started else None
+        signals = self._evaluate(rows)
+        if rows is not None and self._restarted:
+            self._notice(
+                "engine_state_restart",
+                f"{self.strategy.name}: an indicator's or crossing's input did not continue "
+                f"the previous bar's (a branch changed which ones are called); evaluated "
+                f"again on the whole window ({len(self.window)} rows) to restart its state",
+            )
+            signals = self._evaluate(None)
+        self._started = True
+        self.eval_rows = self._rows_needed()
         return self._last_row(signals, bar_time)
+
+    def _evaluate(self, rows: int | None) -> Signals:
+        if not self.incremental:  # recomputed on the whole window at every bar
+            self._restarted = False
+            return self.strategy(self.window.bars(), **self.params)
+        before = self.stream.restarts + self.crosses.restarts
+        with self.stream.active(), self.crosses.active():
+            signals = self.strategy(self.window.bars(rows), **self.params)
+        self._restarted = self.stream.restarts + self.crosses.restarts > before
+        return signals
+
+    def _rows_needed(self) -> int | None:
+        """Rows the next evaluation needs (module doc); None: the whole window."""
+        if not self.incremental:
+            return None
+        needs = self.stream.unstepped
+        unknown = sorted({name for (name, _), rows in needs.items() if rows is None})
+        if unknown:
+            self._notice(
+                "engine_window_unbounded",
+                f"{self.strategy.name}: wb.ta.{', wb.ta.'.join(unknown)} has no convergence "
+                f"rule (wb.ta.convergence); the strategy runs on the whole window at every "
+                f"bar, and the cost per bar grows with it",
+            )
+            return None
+        if not needs:
+            return self.warmup + 1
+        return self._rows_holding(self.warmup + 1 + max(needs.values()))
+
+    def _rows_holding(self, bars: int) -> int | None:
+        """Rows from the end holding ``bars`` present bars of every symbol that trades.
+
+        Functions computed on their rows count bars, not rows: a symbol with holes needs
+        more rows. None (the whole window) when a symbol has fewer bars than that in all."""
+        present = ~np.isnan(self.window.field("close"))
+        back = np.cumsum(present[:, ::-1], axis=1, dtype=np.int32)
+        total = back[:, -1] if back.shape[1] else np.zeros(len(back), dtype=np.int32)
+        trades = total > 0
+        if np.any(total[trades] < bars):
+            return None
+        if not trades.any():
+            return bars
+        return max(bars, int(np.argmax(back[trades] >= bars, axis=1).max()) + 1)
 
     def _last_row(self, signals: Signals, bar_time: pd.Timestamp) -> tuple[Signal, ...]:
         last = signals.last_row()

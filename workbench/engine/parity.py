@@ -163,7 +163,7 @@ class _Recorder:
 
 def check_parity(strategy, bars: Bars, params: dict[str, Any] | None = None, *,
                  window: int | None = None, margin: int = DEFAULT_MARGIN,
-                 progress: bool = False) -> ParityReport:
+                 progress: bool = False, incremental: bool = True) -> ParityReport:
     """Replay ``bars`` through the engine and compare every signal with ``strategy(bars)``."""
     strat = as_strategy(strategy, "check_parity")
     if not isinstance(bars, Bars):
@@ -175,7 +175,8 @@ def check_parity(strategy, bars: Bars, params: dict[str, Any] | None = None, *,
     if window is None:  # anchored at the first bar for the whole replay, as a session is
         window = max(strat.warmup(resolved) + margin, len(bars))
     engine = Engine(strat, bars.symbols, params=resolved, window=window, margin=margin,
-                    on_decision=recorder, timeframe=bars.timeframe, log_notices=False)
+                    on_decision=recorder, timeframe=bars.timeframe, log_notices=False,
+                    incremental=incremental)
     started = time.perf_counter()
     engine.run(ReplayFeed(bars), progress=progress)
     seconds = time.perf_counter() - started

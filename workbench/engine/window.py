@@ -126,22 +126,25 @@ class RollingWindow:
         self._start, self._end = 0, n
 
     # -- reading ------------------------------------------------------------------------
-    def index(self) -> pd.DatetimeIndex:
-        """The rows' bar open times (UTC)."""
-        stamps = self._times[self._start : self._end].view("datetime64[ns]")
+    def index(self, rows: int | None = None) -> pd.DatetimeIndex:
+        """The rows' bar open times (UTC), of the last ``rows`` rows."""
+        start = self._start if rows is None else max(self._start, self._end - rows)
+        stamps = self._times[start : self._end].view("datetime64[ns]")
         return pd.DatetimeIndex(stamps, name="ts").tz_localize("UTC")
 
-    def field(self, name: str) -> np.ndarray:
-        """A read-only ``(symbols, rows)`` view of one field."""
-        view = self._buf[FIELDS.index(name), :, self._start : self._end]
+    def field(self, name: str, rows: int | None = None) -> np.ndarray:
+        """A read-only ``(symbols, rows)`` view of one field (its last ``rows`` rows)."""
+        start = self._start if rows is None else max(self._start, self._end - rows)
+        view = self._buf[FIELDS.index(name), :, start : self._end]
         view.flags.writeable = False
         return view
 
-    def bars(self) -> Bars:
-        """The window as ``Bars`` (read-only views: no copy)."""
-        index = self.index()
+    def bars(self, rows: int | None = None) -> Bars:
+        """The window (its last ``rows`` rows) as ``Bars`` (read-only views: no copy)."""
+        index = self.index(rows)
         frames = {
-            name: pd.DataFrame(self.field(name).T, index=index, columns=self.columns, copy=False)
+            name: pd.DataFrame(self.field(name, rows).T, index=index, columns=self.columns,
+                               copy=False)
             for name in FIELDS
         }
         return Bars(**frames, timeframe=self.timeframe)

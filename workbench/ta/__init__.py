@@ -29,6 +29,7 @@ count positions among the present bars, not rows of the frame.
 from __future__ import annotations
 
 from workbench.ta._cache import IndicatorCache, indicator_cache
+from workbench.ta._convergence import convergence
 from workbench.ta._engine import (
     BBandsOutput,
     MACDOutput,
@@ -38,6 +39,7 @@ from workbench.ta._engine import (
     functions,
     indicator,
 )
+from workbench.ta._stream import Stream
 
 __all__ = [
     "ADX",
@@ -52,8 +54,10 @@ __all__ = [
     "IndicatorCache",
     "MACDOutput",
     "StochOutput",
+    "Stream",
     "UnknownIndicatorError",
     "call",
+    "convergence",
     "functions",
     "indicator_cache",
 ]

@@ -19,6 +19,7 @@ import pandas as pd
 from workbench.errors import StrategyError
 from workbench.ta._cache import cached_call
 from workbench.ta._spec import Spec, UnknownIndicatorError, bind, functions, spec
+from workbench.ta._stream import active_stream
 
 __all__ = [
     "BBandsOutput",
@@ -63,13 +64,25 @@ def call(name: str, *args, **kwargs):
     """Run TA-Lib function ``name`` column-wise: ``call("KAMA", close, timeperiod=10)``."""
     sp = spec(name)
     inputs, params = bind(sp, args, kwargs)
+    stream = active_stream()
+    if stream is not None:  # the live engine: indicator state carried from the last bar
+        ordinal = stream.next_ordinal()
+        like = _check_inputs(sp, inputs)
+        mats = [_matrix(x) for x in inputs]
+        out = stream.call(ordinal, sp.name, inputs, mats, params)
+        if out is not None:
+            return _wrap(sp, like, out)
     return cached_call(sp.name, inputs, params, lambda: _run(sp, inputs, params))
 
 
 def _run(sp: Spec, inputs: list, params: dict):
     like = _check_inputs(sp, inputs)
     mats = [_matrix(x) for x in inputs]
-    out = _compute(sp, mats, params, _names(like))
+    return _wrap(sp, like, _compute(sp, mats, params, _names(like)))
+
+
+def _wrap(sp: Spec, like, out: np.ndarray):
+    """``(outputs, symbols, times)`` as frames (or Series) shaped like the first input."""
     if isinstance(like, pd.Series):
         results = [pd.Series(o[0], index=like.index, name=like.name) for o in out]
     else:
