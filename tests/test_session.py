@@ -35,14 +35,14 @@ from workbench.session.control import send
 from workbench.session.runner import run_session
 
 END = "2026-11-20"
-DAYS = ("2026-11-18", "2026-11-19", "2026-11-20")
+DAYS = ("2026-11-18", "2026-11-19", "2026-11-20")  # the store holds 2026-11-17 too: history
 NOTEBOOK = ROOT / "notebooks" / "strategies" / "sma_cross.ipynb"
 WB = str(BIN / "workbench")
 
 
 @pytest.fixture
 def home(workbench_home) -> Path:
-    Store(workbench_home / "data").write(synthesize(4, 3, "1Min", 7, END), "1Min", source="synth")
+    Store(workbench_home / "data").write(synthesize(4, 4, "1Min", 7, END), "1Min", source="synth")
     return workbench_home
 
 

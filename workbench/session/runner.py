@@ -113,6 +113,21 @@ def _load(replay_date, symbols, tf, history_days, store):
     return bars
 
 
+def _check_warmup(engine: Engine, bars, replay_date, history_days: int) -> None:
+    """Refuse a day whose first bar the strategy could not judge: the stored history before
+    it is shorter than the warmup (never a day replayed without a decision and called
+    "succeeded")."""
+    before = int((bars.index < ny_midnight(replay_date)).sum())
+    if before >= engine.warmup:
+        return
+    first = f" from {to_new_york(bars.index[0]):%Y-%m-%d}" if before else ""
+    raise DataError(
+        f"{engine.strategy.name} needs {engine.warmup} {engine.window.timeframe} bars before "
+        f"the first bar of {pd.Timestamp(replay_date).date()}; the {history_days} stored "
+        f"sessions before it hold {before}{first}: store earlier history (workbench data "
+        "fetch/import/synth) or give history_days that reach it")
+
+
 class _Session:
     """The state and the per-bar loop of one session (see the module doc)."""
 
@@ -245,6 +260,7 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
     engine = Engine(strategy, bars.symbols, params=params, timeframe=tf, log_notices=False,
                     clock=clock or SimClock(ny_midnight(replay_date)))
     clock = engine.clock
+    _check_warmup(engine, bars, replay_date, options.history_days)
     record = open_record(run_dir, strategy, engine.params, bars, LiveClock(), runs_root)
     journal = open_journal(record, clock)
     try:
