@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["FILL_FIELDS", "LE", "LX", "OPEN", "SE", "SIDE_FIELDS", "SIGNAL", "STOP", "STOP_LOSS",
+__all__ = ["FILL_FIELDS", "LE", "LX", "OPEN", "SE", "resolve", "SIDE_FIELDS", "SIGNAL", "STOP", "STOP_LOSS",
            "SX", "TAKE_PROFIT", "TRADE_FIELDS", "books", "signal_orders"]
 
 # exit reasons
@@ -39,8 +39,8 @@ SIDE_FIELDS = ("reason", "ref", "cash", "position")
 _REASON, _REF, _CASH, _POS = range(4)
 
 
-@njit(cache=True)
-def _resolve(bits):
+@njit(cache=True, nogil=True)
+def resolve(bits):
     """vectorbt's ``from_signals`` conflict rules: an entry and an exit of one side cancel
     out, and so do a long and a short entry."""
     if bits & LE and bits & LX:
@@ -68,12 +68,12 @@ def signal_orders(open_, close, le, lx, se, sx, at_close, out):
         for i in range(n_t):
             bits = 0
             if not at_close and pending and open_[c, i] > 0.0:
-                bits = _resolve(pending)
+                bits = resolve(pending)
                 pending = 0
             pending |= (LE if le[c, i] else 0) | (LX if lx[c, i] else 0)
             pending |= (SE if se[c, i] else 0) | (SX if sx[c, i] else 0)
             if at_close and pending and close[c, i] > 0.0:
-                bits = _resolve(pending)
+                bits = resolve(pending)
                 pending = 0
             out[c, i] = bits
             count += bits != 0

@@ -87,7 +87,7 @@ def stored_symbols(timeframe: str) -> list[str]:
     from workbench.data.store import Store
 
     listing = Store().ls()
-    return sorted(listing.loc[listing["timeframe"] == timeframe, "symbol"])
+    return sorted(set(listing.loc[listing["timeframe"] == timeframe, "symbol"]))
 
 
 def _symbols(text: str, notebook: Path, values: dict[str, Any], notes: list[str]) -> list[str]:

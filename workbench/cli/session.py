@@ -46,15 +46,9 @@ class SessionHalted(WorkbenchError):
 
 
 def _speed(text: str):
-    if text == "max":
-        return "max"
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"--speed: 'max' or a positive number, got {text!r}") from None
-    if not value > 0:
-        raise ConfigError(f"--speed must be positive, got {text}")
-    return value
+    from workbench.session.pacing import parse_speed
+
+    return parse_speed(text)
 
 
 def _date(text: str) -> str:
@@ -67,10 +61,11 @@ def _date(text: str) -> str:
 
 
 def _stored_symbols(count: str, timeframe: Any) -> list[str]:
-    from workbench.data.store import Store
+    """The first ``count`` stored symbols; fewer stored is refused (a session of other
+    symbols than asked would trade another book)."""
+    from workbench.cli.notebook_run import stored_symbols
 
-    listing = Store().ls()
-    stored = sorted(set(listing.loc[listing["timeframe"] == timeframe, "symbol"]))
+    stored = stored_symbols(str(timeframe))
     n = int(count)
     if n < 1 or len(stored) < n:
         raise ConfigError(f"--symbols {count}: the store holds {len(stored)} {timeframe} "

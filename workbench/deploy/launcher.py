@@ -67,18 +67,10 @@ REAL_TIME = 1
 
 
 def speed_value(text: Any) -> str | float | int:
-    """``"max"`` or a number > 0 (times real time), from an option's text."""
-    if text is None:
-        return REAL_TIME
-    if str(text).strip().lower() == "max":
-        return "max"
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not value > 0:
-        raise ConfigError(f"--speed must be 'max' or a number > 0 (times real time), got {text!r}")
-    return int(value) if value.is_integer() else value
+    """``"max"`` or a number > 0 (times real time), from an option's text; None: real time."""
+    from workbench.session.pacing import parse_speed
+
+    return REAL_TIME if text is None else parse_speed(text)
 
 
 def notebook_path(dep: Deployment) -> Path:

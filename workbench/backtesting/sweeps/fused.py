@@ -34,7 +34,7 @@ from vectorbt.portfolio import nb as vnb
 from vectorbt.portfolio.enums import Direction, OrderStatus, ProcessOrderState, SizeType
 from vectorbt.utils.math_ import add_nb, is_close_nb, is_close_or_less_nb
 
-from workbench.backtesting.passes import LE, LX, SE, SX
+from workbench.backtesting.passes import LE, LX, SE, SX, resolve
 from workbench.backtesting.simulation import SimOptions
 from workbench.model.costs import CostModel
 
@@ -130,19 +130,6 @@ def _enter(cash, pos, direction, ref, slip, rate, fps, size, whole):
 
 
 @njit(cache=True, nogil=True)
-def _resolve(bits):
-    """``passes._resolve``: an entry and an exit of one side cancel out, and so do a long
-    and a short entry."""
-    if bits & LE and bits & LX:
-        bits &= ~(LE | LX)
-    if bits & SE and bits & SX:
-        bits &= ~(SE | SX)
-    if bits & LE and bits & SE:
-        bits &= ~(LE | SE)
-    return bits
-
-
-@njit(cache=True, nogil=True)
 def _column(o, cl, le, lx, se, sx, shorts, at_close, cost, cash0, book, inv, rets, acc):
     """Simulate one column, adding its equity into ``book`` (T) and OR-ing "holds a
     position" into ``inv`` (T); its per-bar returns into ``rets`` (T, NaN after a zero
@@ -161,7 +148,7 @@ def _column(o, cl, le, lx, se, sx, shorts, at_close, cost, cash0, book, inv, ret
     for i in range(n_t):
         bits = 0
         if not at_close and pending and o[i] > 0.0:
-            bits, pending = _resolve(pending), 0
+            bits, pending = resolve(pending), 0
         if le[i]:
             pending |= LE
         if lx[i]:
@@ -172,7 +159,7 @@ def _column(o, cl, le, lx, se, sx, shorts, at_close, cost, cash0, book, inv, ret
             if sx[i]:
                 pending |= SX
         if at_close and pending and cl[i] > 0.0:
-            bits, pending = _resolve(pending), 0
+            bits, pending = resolve(pending), 0
         if bits:
             ref = cl[i] if at_close else o[i]
             if (pos > 0.0 and bits & (SE | LX)) or (pos < 0.0 and bits & (LE | SX)):
