@@ -144,7 +144,7 @@ def test_parity_records_the_mismatches_then_fails_the_run(minutes):
     assert load_manifest(record.path)["status"] == "running"  # the runner records the failure
 
 
-@pytest.mark.parametrize("option", [{"fill": "close"}, {"direction": "longshort"}])
+@pytest.mark.parametrize("option", [{"fill": "close"}])
 def test_paper_refuses_what_a_session_cannot_do_as_the_backtest(option, minutes):
     record = _record("paper", "session")
     with pytest.raises(ConfigError) as e:

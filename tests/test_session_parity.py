@@ -168,9 +168,9 @@ def _notional_buy(notional="10000", qty="100") -> OrderIntent:
                        bar_time=pd.Timestamp("2025-03-03 14:30", tz="UTC"))
 
 
-def test_a_notional_order_is_a_market_buy_of_a_positive_amount():
-    with pytest.raises(ValueError, match="notional"):
-        OrderIntent("n", "X", Side.SELL, Decimal(1), notional=Decimal(100))
+def test_a_notional_order_is_a_market_order_of_a_positive_amount():
+    # a notional sell is a short sale of a per-symbol account (tests/test_session_longshort.py)
+    assert OrderIntent("n", "X", Side.SELL, Decimal(1), notional=Decimal(100)).notional == 100
     with pytest.raises(ValueError, match="notional"):
         OrderIntent("n", "X", Side.BUY, Decimal(1), OrderType.LIMIT, limit_price=Decimal(1),
                     notional=Decimal(100))

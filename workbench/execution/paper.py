@@ -11,9 +11,9 @@ the backtest options; ``accounts="per_symbol"`` (each symbol its own account, as
 backtest) unless ``accounts="shared"`` is asked for, which is said loudly (symbols then
 compete for cash and the trades differ from the backtest's); ``sl_stop``/``tp_stop`` as
 broker-side stop loss / take profit orders placed when an entry fills, at the levels the
-backtest computes from the fill price (:mod:`workbench.session.stops`). What a session
-cannot do the backtest's way is refused: ``fill`` other than ``"next_open"``,
-``direction`` other than ``"long"``.
+backtest computes from the fill price (:mod:`workbench.session.stops`); ``direction``
+("long" or "longshort": short sales, covers, reversals). What a session cannot do the
+backtest's way is refused: ``fill`` other than ``"next_open"``.
 
 Settings: ``replay_date`` (required: the stored day to replay), ``speed`` ("max" or N x
 real time), ``accounts``, ``heartbeat_every`` (None: the session's default, every bar),
@@ -48,8 +48,6 @@ def session_refusals(options: dict[str, Any]) -> list[str]:
     out = []
     if options["fill"] != "next_open":
         out.append(f"fill={options['fill']!r} (a session fills a signal at the next bar's open)")
-    if options["direction"] != "long":
-        out.append(f"direction={options['direction']!r} (sessions trade long only)")
     return out
 
 
@@ -120,7 +118,8 @@ def run_paper(strategy: Strategy, bars: Bars, params, options, settings,
         broker_path=used["broker_path"], run_dir=None if record is None else record.path,
         cash=cash, size=options["size"], shares=options["shares"], costs=costs,
         heartbeat_every=used["heartbeat_every"], history_days=used["history_days"],
-        accounts=accounts, sl_stop=options["sl_stop"], tp_stop=options["tp_stop"])
+        accounts=accounts, sl_stop=options["sl_stop"], tp_stop=options["tp_stop"],
+        direction=options["direction"])
     print(f"session {result.outcome}: {result.message}; {result.bars} bars, {result.orders} "
           f"orders, {result.fills} fills, P&L {result.pnl}; record {result.path}")
     if record is not None:

@@ -51,18 +51,19 @@ class OrderIntent:
     time_in_force: TimeInForce = TimeInForce.DAY
     bar_time: pd.Timestamp | None = None
     reason: str = "signal"  # signal | stop_loss | take_profit | flatten | ...
-    # a notional market buy (Alpaca's ``notional``): spend this many dollars, fees
-    # included; the broker sets the shares at the fill price. ``quantity`` is then the
-    # estimate at the last price that the risk gateway reviews.
+    # a notional market order (Alpaca's ``notional``): buy (or sell short) this many
+    # dollars' worth, fees included; the broker sets the shares at the fill price.
+    # ``quantity`` is then the estimate at the last price that the risk gateway reviews.
+    # (Alpaca takes notional sells only of fractional long positions: a notional short
+    # sale is the simulated broker's, for a per-symbol account sized as the backtest.)
     notional: Decimal | None = None
 
     def __post_init__(self) -> None:
         if self.quantity <= 0:
             raise ValueError(f"order quantity must be positive, got {self.quantity}")
         if self.notional is not None and not (
-                self.notional > 0 and self.side is Side.BUY
-                and self.order_type is OrderType.MARKET):
-            raise ValueError("a notional order is a market buy of a positive notional, got "
+                self.notional > 0 and self.order_type is OrderType.MARKET):
+            raise ValueError("a notional order is a market order of a positive notional, got "
                              f"{self.side} {self.order_type} of {self.notional}")
         if self.order_type is OrderType.LIMIT and self.limit_price is None:
             raise ValueError("a limit order needs a limit price")

@@ -33,6 +33,11 @@ halted, failed) the session writes its figures (``SessionResult`` without ``run_
 as broker-side orders once an entry fills (:mod:`workbench.session.stops`); a restart
 must use the run's stops.
 
+``direction``: the backtest's, "long" (short signals journaled, not traded) or
+"longshort" (short sales, covers and reversals: :mod:`workbench.session.trader`); a
+restart must use the run's. The ``session_start`` event records every trading setting
+(timeframe, accounts, cash per account, size, shares, costs, stops, direction).
+
 ``accounts``: "shared" (one account of ``cash``) or "per_symbol" (each symbol its own
 account of ``cash``, as ``wb.backtest``; the broker is funded with ``cash`` x symbols):
 see :mod:`workbench.session.trader`. A restart must use the run's ``accounts``.
@@ -75,7 +80,7 @@ from workbench.session.start import (
     write_owner,
 )
 from workbench.session.stops import Stops, is_protection
-from workbench.session.trader import Accounts, Sizing, Trader
+from workbench.session.trader import Accounts, Direction, Sizing, Trader
 from workbench.strategy import as_strategy
 from workbench.times import ny_midnight, to_new_york
 
@@ -187,16 +192,16 @@ class _Session:
     def _send(self, intent, ctx) -> None:
         decision = self.risk.review(intent, ctx)
         if decision.approved and intent.client_order_id not in self.manager.orders:
-            if intent.side is Side.SELL and not is_protection(intent.client_order_id) \
-                    and not self._unprotect(intent):
+            if not is_protection(intent.client_order_id) and not self._unprotect(intent):
                 return
             self.manager.stage(intent)  # journaled, sent by the bar's commit
             self.trader.placed(self.clock.now())
             self.orders += 1
 
     def _unprotect(self, intent) -> bool:
-        """Cancel the symbol's protection before another sell of it; False (the sell is
-        not sent, said in an alert) unless every protection order is now canceled."""
+        """Cancel the symbol's protection before any other order of it (a close, a
+        reversal); False (the order is not sent, said in an alert) unless every
+        protection order is now canceled."""
         left = []
         for cid in self.trader.open_protection(intent.symbol):
             if self.manager.cancel(cid).status is not OrderStatus.CANCELED:
@@ -245,12 +250,13 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
                 shares: Shares = "fractional", costs: CostModel | None = None,
                 heartbeat_every: int = HEARTBEAT_EVERY, history_days: int = 1, store=None,
                 runs_root=None, accounts: Accounts = "shared", sl_stop: float | None = None,
-                tp_stop: float | None = None) -> SessionResult:
+                tp_stop: float | None = None, direction: Direction = "long") -> SessionResult:
     """Replay ``replay_date`` through engine, risk, orders and the simulated broker; a bad
     option is a ``ConfigError`` naming it (:class:`~workbench.session.options.SessionOptions`)."""
     costs = costs or CostModel()
     sizing = Sizing(size=size, shares=shares, costs=costs, accounts=accounts,
-                    cash=to_decimal(cash), stops=Stops(sl_stop=sl_stop, tp_stop=tp_stop))
+                    cash=to_decimal(cash), stops=Stops(sl_stop=sl_stop, tp_stop=tp_stop),
+                    direction=direction)
     options = SessionOptions(speed=speed, heartbeat_every=heartbeat_every,
                              history_days=history_days, sizing=sizing)
     risk = risk if risk is not None else load_settings().risk  # [risk] of workbench.toml + env
@@ -300,11 +306,16 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     if starts and starts[0].payload.get("stops", Stops().model_dump()) != stops:
         raise ConfigError(f"run {record.run_id} trades with stops "
                           f"{starts[0].payload.get('stops')}: restart it so, not with {stops}")
+    if starts and starts[0].payload.get("direction", "long") != sizing.direction:
+        raise ConfigError(f"run {record.run_id} trades with direction="
+                          f"{starts[0].payload.get('direction', 'long')!r}: restart it so")
     journal.append(ev.SESSION_START, replay_date=str(pd.Timestamp(replay_date).date()),
                    symbols=list(bars.symbols), strategy=engine.strategy.name,
                    params=engine.params, start_equity=start_equity, broker=str(broker_path),
                    speed=str(options.speed), restart=bool(starts), resume_at=resume_at,
-                   accounts=sizing.accounts, stops=stops)
+                   accounts=sizing.accounts, stops=stops, direction=sizing.direction,
+                   timeframe=str(engine.window.timeframe), size=float(sizing.size),
+                   shares=sizing.shares, cash=sizing.cash, costs=sizing.costs.describe())
     journal.append(ev.CONFIG, risk=risk_settings.model_dump(mode="json"))
     trader = Trader(record.run_id, engine.strategy.name, manager, sizing)
     session = _Session(engine, manager, risk, trader, wrapped, journal, record, clock,

@@ -9,7 +9,7 @@ entry's *fill* price, slippage included: long ``fill * (1 - sl_stop)`` and
 bar, stop loss first. A bracket sent with the entry cannot carry those levels (they are
 not known before the fill, and a per-symbol account's entry is a notional market buy,
 which a bracket cannot be), so the session places the exit protection once the entry has
-filled: one ``OrderType.OCO`` sell of the position, a stop at the stop-loss level and a
+filled: one ``OrderType.OCO`` sell of a long position, a stop at the stop-loss level and a
 take-profit limit as its leg (one alone: a plain stop or limit), levels computed from the
 fill price with the backtest's very float arithmetic (exact as ``Decimal(repr(x))``).
 Placed on the entry's fill bar, the simulated broker checks it from the next bar on,
@@ -19,7 +19,10 @@ keeps its protection.
 
 A strategy exit (or a risk Flatten / ForceExit) cancels the symbol's protection before
 its sell is sent, and the sell is not sent unless the protection is canceled (it may have
-filled meanwhile: then the position is gone). Long positions only, as sessions trade.
+filled meanwhile: then the position is gone). A short position's protection is the
+mirror: an OCO *buy*, a buy stop above (``fill * (1 + sl_stop)``) with a buy limit below
+(``fill * (1 - tp_stop)``) as its leg, filled by the simulated broker's rules for those
+orders, which are the backtest's for a short's stops.
 
 The risk gateway reviews a protection like any order (it only reduces a position, so it
 passes REDUCING; it is counted by the order-rate switch). While trading is HALTED no new
@@ -74,11 +77,15 @@ def is_protection(client_order_id_: str) -> bool:
     return client_order_id_.endswith(_SUFFIXES)
 
 
-def levels(fill_price: float, stops: Stops) -> tuple[float | None, float | None]:
-    """(stop loss, take profit) of a long position entered at ``fill_price``: the
-    backtest's arithmetic (``workbench.backtesting.vbt_core``), float for float."""
-    sl = fill_price * (1.0 - stops.sl_stop) if stops.sl_stop is not None else None
-    tp = fill_price * (1.0 + stops.tp_stop) if stops.tp_stop is not None else None
+def levels(fill_price: float, stops: Stops, long: bool = True
+           ) -> tuple[float | None, float | None]:
+    """(stop loss, take profit) of a long (short: ``long=False``) position entered at
+    ``fill_price``: the backtest's arithmetic (``workbench.backtesting.vbt_core``), float
+    for float: long ``fill * (1 - sl)``, ``fill * (1 + tp)``; short ``fill * (1 + sl)``,
+    ``fill * (1 - tp)``."""
+    sign = 1.0 if long else -1.0
+    sl = fill_price * (1.0 - sign * stops.sl_stop) if stops.sl_stop is not None else None
+    tp = fill_price * (1.0 + sign * stops.tp_stop) if stops.tp_stop is not None else None
     return sl, tp
 
 
@@ -88,14 +95,17 @@ def _exact(x: float | None) -> Decimal | None:
 
 def protection(run_id: str, strategy: str, entry: Order, quantity: Decimal, bar_time,
                stops: Stops) -> OrderIntent | None:
-    """The protection of the position ``entry`` (a filled long entry) opened, None if the
-    entry is not filled (partial fills wait) or has no price."""
+    """The protection of the position ``entry`` (a filled entry, a buy or a short sale)
+    opened: an order of the other side; None if the entry is not filled (partial fills
+    wait) or has no price."""
     if entry.status is not OrderStatus.FILLED or entry.average_price is None:
         return None
-    sl, tp = levels(float(entry.average_price), stops)
     intent = entry.intent
+    long_ = intent.side is Side.BUY
+    sl, tp = levels(float(entry.average_price), stops, long_)
     return OrderIntent(client_order_id(run_id, strategy, intent.symbol, intent.bar_time, LEG),
-                       intent.symbol, Side.SELL, Decimal(quantity), OrderType.OCO,
+                       intent.symbol, Side.SELL if long_ else Side.BUY, Decimal(quantity),
+                       OrderType.OCO,
                        stop_loss=_exact(sl), take_profit=_exact(tp),
                        time_in_force=TimeInForce.GTC, bar_time=bar_time,
                        reason="stop_loss" if sl is not None else "take_profit")

@@ -2,27 +2,44 @@
 
 Sizing follows the backtest's (``workbench.backtesting.simulation``): an entry spends ``size`` x
 the cash of its account, fees included, floored with ``shares="whole"``; an entry that
-buys no share is skipped. The account (``accounts``):
+buys (or sells short) no share is skipped. The account (``accounts``):
 
 * ``"shared"`` (default, a real paper account): one account for every symbol; an entry
-  spends ``size`` x the cash left (open buys deducted) at the last close (the fill comes
-  at the next open, so the shares are those of the close, not of the fill);
+  spends ``size`` x the cash left (open buys and this bar's entries deducted) at the last
+  close (the fill comes at the next open, so the shares are those of the close, not of
+  the fill); a short sale is sized the same way;
 * ``"per_symbol"`` (the backtest's research default): each symbol its own account of
   ``cash`` plus what its fills in this run moved. With fractional shares an entry is a
-  *notional* market buy of ``size`` x that cash (Alpaca's ``notional``): the broker sets
-  the shares at the fill price with :meth:`CostModel.max_quantity`, exactly as the
-  backtest sizes at the fill, so when no risk limit binds the session makes the
-  backtest's trades (``tests/test_session_parity.py``). Whole shares cannot be bought by
-  notional: the shares are then fixed at the last close.
+  *notional* market order of ``size`` x that cash (Alpaca's ``notional``; a notional
+  short sale is the simulated broker's): the broker sets the shares at the fill price with
+  :meth:`CostModel.max_quantity`, exactly as the backtest sizes at the fill, so when no
+  risk limit binds the session makes the backtest's trades (``tests/test_session_parity.py``,
+  ``tests/test_session_longshort.py``). Whole shares cannot be sized at the fill by any
+  broker: their count is fixed at the decision, from the fill price the last close gives
+  (``CostModel.fill_price``, slippage included); it is the backtest's count when the next
+  open equals the last close, else it may differ by the shares the gap moves across the
+  floor (``tests/test_session_whole.py``).
 
-An exit sells the whole position. An entry and an exit on one bar cancel out, as in the
-backtest. Long only in this slice: ``short_entry``/``short_exit`` and ``weight`` signals
-are journaled but not traded. One order per symbol at a time: no entry while a position
-or an open order exists, no exit while a sell is open. With ``Sizing.stops``
-(``sl_stop``/``tp_stop``) a filled entry gets its exit protection, a broker-side stop
-loss / take profit (:mod:`workbench.session.stops`): :meth:`Trader.protections`. The
+``direction`` (the backtest's): ``"long"`` trades ``entry``/``exit`` only (short signals
+are journaled, not traded); ``"longshort"`` also sells short on ``short_entry`` and covers
+on ``short_exit``, with the backtest's rules (vectorbt's ``from_signals`` defaults): an
+entry and an exit of one side on one bar cancel out, as do a long and a short entry; an
+entry in the direction held is ignored; an entry against the position held *reverses* it:
+the whole position is closed and the new one opened, two market orders filling at the
+same next open, the close first. A reversal's new entry is sized from the account's cash
+*after* the close, which no broker order can express (the close's proceeds are known only
+at its fill): the session estimates them at the last close (fill price and fees of the
+cost model), which is exact when the next open equals the last close and otherwise off by
+the position x the gap (x ``size``). Target ``weight`` signals are journaled but not
+traded.
+
+An exit closes the whole position. One order per symbol at a time: no entry while a
+position or an open order exists (but the reversal's pair), no close while one of its side
+is open. With ``Sizing.stops`` (``sl_stop``/``tp_stop``) a filled entry gets its exit
+protection, a broker-side stop loss / take profit (:mod:`workbench.session.stops`): a
+sell for a long position, a buy for a short one: :meth:`Trader.protections`. The
 protection is not an "open order" for these rules nor for the risk context (it is a
-contingent exit, canceled before any other sell of its symbol).
+contingent exit, canceled before any other order of its symbol).
 
 Client order ids are :func:`workbench.model.client_order_id` of (run, strategy, symbol,
 bar time, leg), so a bar processed again after a restart yields the same ids and the
@@ -45,11 +62,29 @@ from workbench.risk.switches import Flatten, ForceExit
 from workbench.session.stops import LEG, Stops, is_protection, protection
 from workbench.values import Number, Value
 
-__all__ = ["ACCOUNTS", "Accounts", "Sizing", "Trader"]
+__all__ = ["ACCOUNTS", "Accounts", "Direction", "Sizing", "Trader", "resolve"]
 
 Accounts = Literal["shared", "per_symbol"]
 ACCOUNTS = get_args(Accounts)
+Direction = Literal["long", "longshort"]  # the backtest's (workbench.backtesting.simulation)
 _ZERO = Decimal(0)
+_CLOSING = {1: Side.SELL, -1: Side.BUY}  # the side that closes a long (+1) / short (-1)
+
+
+def resolve(sig: Signal, shorts: bool) -> tuple[bool, bool, bool, bool]:
+    """(long entry, long exit, short entry, short exit) of ``sig`` after the backtest's
+    conflict rules (``workbench.backtesting.passes.resolve``): an entry and an exit of one
+    side cancel out, and so do a long and a short entry; without ``shorts`` the short
+    signals are dropped."""
+    le, lx = sig.entry, sig.exit
+    se, sx = (sig.short_entry, sig.short_exit) if shorts else (False, False)
+    if le and lx:
+        le = lx = False
+    if se and sx:
+        se = sx = False
+    if le and se:
+        le = se = False
+    return le, lx, se, sx
 
 
 class Sizing(Value):
@@ -62,11 +97,25 @@ class Sizing(Value):
     accounts: Accounts = "shared"
     cash: Decimal = Field(Decimal(100_000), gt=0)  # each symbol's account, accounts="per_symbol"
     stops: Stops = Field(default_factory=Stops)  # sl_stop / tp_stop as broker-side orders
+    direction: Direction = "long"
 
-    def quantity(self, budget: Decimal, price: Decimal) -> Decimal:
-        qty = self.costs.max_quantity(float(budget) * self.size, float(price),
+    def quantity(self, budget: Decimal, price: Decimal, side: Side = Side.BUY) -> Decimal:
+        """Shares ``size`` x ``budget`` pays for, fees included, at the fill price the
+        last close ``price`` gives (slippage included), floored with whole shares."""
+        fill = self.costs.fill_price(side.value, float(price))
+        qty = self.costs.max_quantity(float(budget) * self.size, fill,
                                       whole=self.shares == "whole")
         return Decimal(int(qty)) if self.shares == "whole" else to_decimal(qty)
+
+    def close_flow(self, quantity: Decimal, price: Decimal) -> Decimal:
+        """The cash closing the signed position ``quantity`` at the last close ``price``
+        would move (fill price and fee of the cost model): a reversal's estimate."""
+        side = Side.SELL if quantity > 0 else Side.BUY
+        fill = self.costs.fill_price(side.value, float(price))
+        qty = abs(float(quantity))
+        flow = qty * fill - self.costs.fee(qty, fill) if quantity > 0 else \
+            -(qty * fill + self.costs.fee(qty, fill))
+        return Decimal(repr(flow))  # exact: a 4-place rounding would move the size
 
 
 class Trader:
@@ -94,20 +143,21 @@ class Trader:
 
     def protections(self, bar_time) -> list[OrderIntent]:
         """The exit protection of each position whose entry (the symbol's last one) has
-        filled and is not protected yet; none for a symbol with a sell open."""
+        filled and is not protected yet; none for a symbol with a closing order open."""
         if not self.sizing.stops.any:
             return []
         entries: dict[str, object] = {}
         for cid, order in self.manager.book.orders.items():
             if cid.endswith("-entry"):
                 entries[order.intent.symbol] = order  # the last one wins: placement order
-        selling = {o.intent.symbol for o in self._open().values() if o.intent.side is Side.SELL}
+        closing = {(o.intent.symbol, o.intent.side) for o in self._open().values()}
         positions, out = self.manager.positions(), []
         for symbol, entry in entries.items():
             held = positions[symbol].quantity if symbol in positions else _ZERO
-            if held <= 0 or symbol in selling:
+            if held == 0 or (symbol, _CLOSING[1 if held > 0 else -1]) in closing \
+                    or (held > 0) != (entry.intent.side is Side.BUY):
                 continue
-            intent = protection(self.run_id, self.strategy, entry, held, bar_time,
+            intent = protection(self.run_id, self.strategy, entry, abs(held), bar_time,
                                 self.sizing.stops)
             if intent is not None and intent.client_order_id not in self.manager.book.orders:
                 out.append(intent)
@@ -128,58 +178,82 @@ class Trader:
                            bar_interval=bar_interval)
 
     def from_actions(self, actions, bar_time) -> list[OrderIntent]:
-        """Sell orders carrying out the gateway's Flatten and ForceExit actions."""
+        """Orders carrying out the gateway's Flatten (every position closed) and ForceExit."""
         out = []
         for action in actions:
             if isinstance(action, Flatten):
                 for symbol, pos in self.manager.positions().items():
-                    if pos.quantity > 0 and Side.SELL not in self._open_sides(symbol):
-                        out.append(self._sell(symbol, pos.quantity, bar_time, "flat", FLATTEN))
-            elif isinstance(action, ForceExit) and action.side is Side.SELL \
-                    and Side.SELL not in self._open_sides(action.symbol):
-                out.append(self._sell(action.symbol, action.quantity, bar_time, "fexit",
-                                      FORCE_EXIT))
+                    side = _CLOSING[1 if pos.quantity > 0 else -1]
+                    if pos.quantity != 0 and side not in self._open_sides(symbol):
+                        out.append(self._close(symbol, side, abs(pos.quantity), bar_time,
+                                               "flat", FLATTEN))
+            elif isinstance(action, ForceExit) and action.side not in self._open_sides(
+                    action.symbol):
+                out.append(self._close(action.symbol, action.side, action.quantity, bar_time,
+                                       "fexit", FORCE_EXIT))
         return out
 
     def from_signals(self, signals: tuple[Signal, ...], last_prices) -> list[OrderIntent]:
-        """Entries sized from the cash left, exits of whole positions."""
+        """Entries sized from the cash left, closes of whole positions, reversals (see the
+        module doc)."""
         out = []
-        budget = self.manager.cash - self._pending_cost(last_prices)
+        budget = [self.manager.cash - self._pending_cost(last_prices)]
         positions = self.manager.positions()
+        shorts = self.sizing.direction == "longshort"
         for sig in signals:
+            le, lx, se, sx = resolve(sig, shorts)
             held = positions[sig.symbol].quantity if sig.symbol in positions else _ZERO
             sides = self._open_sides(sig.symbol)
-            if sig.entry and sig.exit:
-                continue  # they cancel out, as in the backtest
-            if sig.exit and held > 0 and Side.SELL not in sides:
-                out.append(self._sell(sig.symbol, held, sig.bar_time, "exit", "signal"))
-            elif sig.entry and held == 0 and not sides:
-                price = last_prices.get(sig.symbol)
-                if self.sizing.accounts == "per_symbol":
-                    intent = self._own_account_entry(sig, price)
-                    out += [intent] if intent is not None else []
-                    continue
-                qty = self.sizing.quantity(budget, price) if price and budget > 0 else _ZERO
-                if qty > 0:
-                    budget -= qty * price
-                    out.append(OrderIntent(self._cid(sig.symbol, sig.bar_time, "entry"),
-                                           sig.symbol, Side.BUY, qty, bar_time=sig.bar_time))
+            if held != 0:
+                long_ = held > 0
+                if not ((lx or se) if long_ else (le or sx)):
+                    continue  # nothing changes the position held
+                side = _CLOSING[1 if long_ else -1]
+                if side in sides:
+                    continue  # its close is already on the way
+                out.append(self._close(sig.symbol, side, abs(held), sig.bar_time, "exit",
+                                       "signal"))
+                if se if long_ else le:  # a reversal: the opposite entry, at the same open
+                    entry = self._entry(sig, side, last_prices, budget,
+                                        self.sizing.close_flow(held, last_prices[sig.symbol]))
+                    out += [entry] if entry is not None else []
+            elif (le or se) and not sides:
+                entry = self._entry(sig, Side.BUY if le else Side.SELL, last_prices, budget)
+                out += [entry] if entry is not None else []
         return out
+
+    def _entry(self, sig: Signal, side: Side, last_prices, budget: list,
+               proceeds: Decimal = _ZERO) -> OrderIntent | None:
+        """An entry of ``side`` for ``sig``'s symbol (``proceeds``: the estimated cash a
+        reversal's close adds first), None if it would trade no share. ``budget`` (a
+        one-item list) is the shared account's cash left, reduced here."""
+        price = last_prices.get(sig.symbol)
+        if self.sizing.accounts == "per_symbol":
+            return self._own_account_entry(sig, side, price, proceeds)
+        cash = budget[0] + proceeds
+        qty = self.sizing.quantity(cash, price, side) if price and cash > 0 else _ZERO
+        if not qty > 0:
+            return None
+        budget[0] -= qty * price
+        return OrderIntent(self._cid(sig.symbol, sig.bar_time, "entry"), sig.symbol, side, qty,
+                           bar_time=sig.bar_time)
 
     def account_cash(self, symbol: str) -> Decimal:
         """The cash of ``symbol``'s own account (``accounts="per_symbol"``)."""
         return self.sizing.cash + self.manager.book.ledger.flows.get(symbol, _ZERO)
 
-    def _own_account_entry(self, sig: Signal, price) -> OrderIntent | None:
-        """A buy of ``size`` x the symbol's own cash: notional with fractional shares
-        (shares set at the fill), else whole shares at the last close; None if none."""
-        cash = self.account_cash(sig.symbol)
-        qty = self.sizing.quantity(cash, price) if price and cash > 0 else _ZERO
+    def _own_account_entry(self, sig: Signal, side: Side, price,
+                           proceeds: Decimal = _ZERO) -> OrderIntent | None:
+        """``size`` x the symbol's own cash (plus a reversal's estimated ``proceeds``):
+        notional with fractional shares (shares set at the fill), else whole shares at the
+        fill price of the last close; None if none."""
+        cash = self.account_cash(sig.symbol) + proceeds
+        qty = self.sizing.quantity(cash, price, side) if price and cash > 0 else _ZERO
         if not qty > 0:
             return None
         notional = (cash * Decimal(repr(float(self.sizing.size)))
                     if self.sizing.shares == "fractional" else None)
-        return OrderIntent(self._cid(sig.symbol, sig.bar_time, "entry"), sig.symbol, Side.BUY,
+        return OrderIntent(self._cid(sig.symbol, sig.bar_time, "entry"), sig.symbol, side,
                            qty, bar_time=sig.bar_time, notional=notional)
 
     def _pending_cost(self, last_prices) -> Decimal:
@@ -187,9 +261,9 @@ class Trader:
                     for o in self._open().values()
                     if o.intent.side is Side.BUY), _ZERO)
 
-    def _sell(self, symbol, quantity, bar_time, leg, reason) -> OrderIntent:
-        return OrderIntent(self._cid(symbol, bar_time, leg), symbol, Side.SELL,
-                           Decimal(quantity), bar_time=bar_time, reason=reason)
+    def _close(self, symbol, side: Side, quantity, bar_time, leg, reason) -> OrderIntent:
+        return OrderIntent(self._cid(symbol, bar_time, leg), symbol, side, Decimal(quantity),
+                           bar_time=bar_time, reason=reason)
 
     def placed(self, at) -> None:
         """Count an order sent (the order-rate kill switch reads these times)."""
