@@ -87,10 +87,12 @@ def session_trades(broker_path) -> list[dict]:
     return sorted(trades, key=lambda t: (t["symbol"], t["entry_time"]))
 
 
-def backtest_trades(strategy, symbols, **options) -> tuple[list[dict], wb.Bars]:
-    bars = load_sessions(2, symbols, "1Min", end=END)  # what the session loads
+def backtest_trades(strategy, symbols, timeframe="1Min", **options
+                    ) -> tuple[list[dict], wb.Bars]:
+    bars = load_sessions(2, symbols, timeframe, end=END)  # what the session loads
+    options = {"direction": "longshort", **options}
     result = wb.backtest(TradingFrom(strategy, _day_start()), bars, cash=CASH, size=SIZE,
-                         direction="longshort", **FEES, **options)
+                         **FEES, **options)
     out = []
     for t in result.trades().itertuples():
         done = t.exit_reason != "open at end"
