@@ -198,15 +198,6 @@ def test_a_strategy_parameter_named_like_an_option_is_refused(bars):
         wb.backtest(clash, bars)
 
 
-def test_weights_are_not_supported_yet(bars):
-    @wb.strategy
-    def weights(bars):
-        return wb.Signals(weights=bars.close * 0 + 0.5)
-
-    with pytest.raises(StrategyError, match="weights backtests are not supported yet"):
-        wb.backtest(weights, bars)
-
-
 def test_unknown_strategy_parameter_and_bad_bars(bars):
     with pytest.raises(StrategyError, match="unknown parameter 'fats'.*did you mean fast"):
         wb.backtest(sma_cross, bars, fats=3)

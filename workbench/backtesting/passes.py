@@ -21,14 +21,15 @@ import numpy as np
 from numba import njit
 
 __all__ = ["FILL_FIELDS", "LE", "LX", "OPEN", "SE", "resolve", "SIDE_FIELDS", "SIGNAL", "STOP", "STOP_LOSS",
-           "SX", "TAKE_PROFIT", "TRADE_FIELDS", "books", "signal_orders"]
+           "SX", "TAKE_PROFIT", "TRADE_FIELDS", "W", "books", "signal_orders", "weight_orders"]
 
 # exit reasons
 SIGNAL, STOP_LOSS, TAKE_PROFIT, OPEN = 0, 1, 2, 3
 
 # bits of the order table (uint8, (N, T)): the merged signals an order carries, and STOP,
-# set by the order function on a later bar where the open position's stop triggers
-LE, LX, SE, SX, STOP = 1, 2, 4, 8, 16
+# set by the order function on a later bar where the open position's stop triggers; W: a
+# target-weight order (its weight and sizing price in separate arrays, see weight_orders)
+LE, LX, SE, SX, STOP, W = 1, 2, 4, 8, 16, 32
 
 # columns of the fill and trade tables (float64 rows)
 FILL_FIELDS = ("col", "idx", "side", "size", "price", "fees", "reason")
@@ -80,6 +81,35 @@ def signal_orders(open_, close, le, lx, se, sx, at_close, out):
     return count
 
 
+@njit(cache=True, nogil=True)
+def weight_orders(open_, close, weights, at_close, out, wts, wpx):
+    """Like :func:`signal_orders` for target weights (NaN: none): write ``W`` into ``out``
+    at the bar each weight order fills, the weight into ``wts`` and its sizing price (the
+    last positive close at the decision: the decision bar's, or with ``at_close`` the fill
+    bar's close) into ``wpx``; of weights waiting for the same fill, the last one wins.
+    Return how many bars carry one."""
+    n_c, n_t = close.shape
+    count = 0
+    for c in range(n_c):
+        pending, pending_px, last = np.nan, np.nan, np.nan
+        for i in range(n_t):
+            out[c, i] = 0
+            wts[c, i], wpx[c, i] = np.nan, np.nan
+            if close[c, i] > 0.0:
+                last = close[c, i]
+            if not at_close and not np.isnan(pending) and open_[c, i] > 0.0:
+                out[c, i], wts[c, i], wpx[c, i] = W, pending, pending_px
+                pending = np.nan
+                count += 1
+            if not np.isnan(weights[c, i]):
+                pending, pending_px = weights[c, i], last
+            if at_close and not np.isnan(pending) and close[c, i] > 0.0:
+                out[c, i], wts[c, i], wpx[c, i] = W, pending, close[c, i]
+                pending = np.nan
+                count += 1
+    return count
+
+
 @njit(cache=True)
 def _close_trade(trades, k, exit_idx, exit_px, exit_fee, reason):
     size = trades[k, 2]
@@ -97,10 +127,23 @@ def _close_trade(trades, k, exit_idx, exit_px, exit_fee, reason):
 
 
 @njit(cache=True)
+def _open_trade(trades, t, col, sign, size, idx, price, fees):
+    trades[t, 0] = col
+    trades[t, 1] = sign
+    trades[t, 2] = size
+    trades[t, 3] = idx
+    trades[t, 4] = price
+    trades[t, 5] = fees
+
+
+@njit(cache=True)
 def _book_fill(rec, side, fills, trades, k, n_trades, pos_before):
-    """Copy order record ``k`` into the fill table; open or close a trade with it (every
-    exit closes the whole position, so a fill from flat opens one and any other closes
-    it). Return the trade count."""
+    """Copy order record ``k`` into the fill table; open, grow or close a trade with it.
+    A fill from flat opens one; a fill of the position's side (a target-weight order)
+    adds to the open one (average entry price, fees summed); any other fill closes it:
+    all of it (an exit, or a weight order crossing zero, whose rest opens a new trade,
+    the fill's fee split by shares), or the part it sells (a weight order: a closed trade
+    of that size, entry fees prorated, the rest stays open). Return the trade count."""
     sign = 1.0 if rec["side"] == 0 else -1.0  # vectorbt: 0 buy, 1 sell
     fills[k, 0] = rec["col"]
     fills[k, 1] = rec["idx"]
@@ -109,17 +152,36 @@ def _book_fill(rec, side, fills, trades, k, n_trades, pos_before):
     fills[k, 4] = rec["price"]
     fills[k, 5] = rec["fees"]
     fills[k, 6] = side[k, _REASON]
+    size, price, fees = rec["size"], rec["price"], rec["fees"]
     if pos_before == 0:
-        t = n_trades
-        trades[t, 0] = rec["col"]
-        trades[t, 1] = sign
-        trades[t, 2] = rec["size"]
-        trades[t, 3] = rec["idx"]
-        trades[t, 4] = rec["price"]
-        trades[t, 5] = rec["fees"]
+        _open_trade(trades, n_trades, rec["col"], sign, size, rec["idx"], price, fees)
         return n_trades + 1
-    _close_trade(trades, n_trades - 1, rec["idx"], rec["price"], rec["fees"], side[k, _REASON])
-    return n_trades
+    t = n_trades - 1
+    held = abs(pos_before)
+    if (pos_before > 0) == (sign > 0):  # adds to the position
+        total = trades[t, 2] + size
+        trades[t, 4] = (trades[t, 2] * trades[t, 4] + size * price) / total
+        trades[t, 2] = total
+        trades[t, 5] += fees
+        return n_trades
+    if size < held and not size == held:  # a part: close that much, keep the rest open
+        share = size / trades[t, 2]
+        for j in range(trades.shape[1]):
+            trades[n_trades, j] = trades[t, j]
+        trades[t, 2] = size
+        trades[t, 5] = trades[n_trades, 5] * share
+        trades[n_trades, 2] -= size
+        trades[n_trades, 5] -= trades[t, 5]
+        _close_trade(trades, t, rec["idx"], price, fees, side[k, _REASON])
+        return n_trades + 1
+    rest = size - held
+    if not rest > 0.0:
+        _close_trade(trades, t, rec["idx"], price, fees, side[k, _REASON])
+        return n_trades
+    exit_fee = fees * held / size  # crossing zero: the fee split by shares
+    _close_trade(trades, t, rec["idx"], price, exit_fee, side[k, _REASON])
+    _open_trade(trades, n_trades, rec["col"], sign, rest, rec["idx"], price, fees - exit_fee)
+    return n_trades + 1
 
 
 @njit(cache=True, nogil=True)

@@ -10,7 +10,10 @@ strategy parameter. A strategy with a parameter named like an option cannot be b
 Each symbol is its own account starting with ``cash`` (a research default: symbols do not
 compete for capital, so adding one never changes another's trades); the book is the sum
 of the accounts. Signals come as entries/exits (and short entries/exits with
-``direction="longshort"``); target-weight signals are not supported yet.
+``direction="longshort"``), or as target weights (``Signals(weights=...)``: each symbol's
+account rebalanced to the weight at the next bar, sized by
+:func:`workbench.model.weights.rebalance_quantity` as a session sizes it; negative
+weights need ``direction="longshort"``, stops are refused with weights).
 """
 
 from __future__ import annotations
@@ -107,10 +110,14 @@ def backtest(
     resolved = strat.params(**params)
     signals = strat(bars, **resolved)
     if signals.kind == "weights":
-        raise StrategyError(
-            f"{strat.name} returned target weights; weights backtests are not supported yet: "
-            "return entries/exits (and short_entries/short_exits) instead"
-        )
-    sim = simulate(**_arrays(bars, signals, direction), costs=costs, options=options)
+        weights = signals.weights.to_numpy(dtype=float)
+        if direction == "long" and (weights < 0).any():
+            raise StrategyError(f"{strat.name} returned negative (short) weights: backtest "
+                                "with direction='longshort' to trade them")
+        prices = {k: getattr(bars, k).to_numpy(dtype=float) for k in ("open", "high", "low",
+                                                                      "close")}
+        sim = simulate(**prices, weights=weights, costs=costs, options=options)
+    else:
+        sim = simulate(**_arrays(bars, signals, direction), costs=costs, options=options)
     return BacktestResult(strategy=strat.name, params=resolved, bars=bars, signals=signals,
                           simulation=sim)

@@ -58,6 +58,16 @@ Semantics (the independent reference in ``tests/reference_backtest.py`` does the
   order, so they equal the CostModel's numbers to the last bit). An entry spends ``size`` x the
   account's cash, fees included: ``qty = size * cash / (price * (1 + rate) + per_share)``,
   floored with ``shares="whole"``; an entry that buys no share does not happen.
+* **Target weights** (``weights``, instead of the boolean signals): a weight ``w`` on
+  bar t (NaN: none) is an order that fills as a signal does (the next open); of weights
+  waiting for the same fill the last wins. It trades
+  :func:`workbench.model.weights.rebalance_quantity` shares (the session's very function):
+  the position brought to ``w`` x the account's value at the decision's close (cash +
+  shares x that close), fees not in the target, truncated toward zero with whole shares;
+  a buy whose costs exceed the cash runs it negative (as a cover). Trades: a fill of the
+  position's side adds to the open trade (average entry price), a fill against it closes
+  the part it sells (entry fees prorated) or, crossing zero, all of it and opens the rest.
+  Negative weights need ``"longshort"``; stops are refused with weights.
 * **Stops** (``sl_stop``/``tp_stop``: fractions of the entry *fill* price, slippage
   included). Levels: long ``entry * (1 - sl)`` and ``entry * (1 + tp)``; short
   ``entry * (1 + sl)`` and ``entry * (1 - tp)``. They are checked on every bar *after*
@@ -225,14 +235,17 @@ def _stop_levels(name: str, override, default: float | None, n_cols: int) -> np.
     return a
 
 
-def simulate(open, high, low, close, entries, exits, short_entries=None, short_exits=None,
-             *, costs: CostModel | None = None, options: SimOptions | None = None,
-             sl_stop=None, tp_stop=None) -> Simulation:
-    """Fill ``entries``/``exits`` (and the short ones) against OHLC prices; see the module doc.
+def simulate(open, high, low, close, entries=None, exits=None, short_entries=None,
+             short_exits=None, *, costs: CostModel | None = None,
+             options: SimOptions | None = None, sl_stop=None, tp_stop=None,
+             weights=None) -> Simulation:
+    """Fill ``entries``/``exits`` (and the short ones), or target ``weights``, against OHLC
+    prices; see the module doc.
 
     Prices are float arrays T x N (a 1-D array is one column), NaN where a column has no
-    bar; signals are bool arrays of the same shape. ``sl_stop``/``tp_stop`` optionally give
-    one stop per column (shape (N,), NaN: none), overriding ``options``.
+    bar; signals are bool arrays of the same shape, ``weights`` a float array (NaN: no
+    order). ``sl_stop``/``tp_stop`` optionally give one stop per column (shape (N,), NaN:
+    none), overriding ``options``.
     """
     costs = CostModel() if costs is None else costs
     options = SimOptions() if options is None else options
@@ -246,28 +259,57 @@ def simulate(open, high, low, close, entries, exits, short_entries=None, short_e
     sx = _flags("short_exits", short_exits if longshort else None, shape)
     sl = _stop_levels("sl_stop", sl_stop, options.sl_stop, shape[1])
     tp = _stop_levels("tp_stop", tp_stop, options.tp_stop, shape[1])
-
+    if weights is not None:
+        return _run(px, None, costs, options, sl, tp, _weights(weights, shape, options, sl, tp,
+                                                               (entries, exits, short_entries,
+                                                                short_exits)))
     return _run(px, (le, lx, se, sx), costs, options, sl, tp)
 
 
-def _run(px: dict[str, np.ndarray], signals: tuple, costs: CostModel, options: SimOptions,
-         sl: np.ndarray, tp: np.ndarray) -> Simulation:
-    """Signals to orders (ours), the simulation (vectorbt's), books (ours); see the module
-    docstring. Every compiled step reads (N, T) C-contiguous arrays."""
+def _weights(weights, shape, options: SimOptions, sl, tp, signals) -> np.ndarray:
+    """``weights`` checked: float T x N, finite or NaN, no short without ``"longshort"``,
+    alone (no entries/exits) and without stops."""
+    if any(a is not None for a in signals):
+        raise ConfigError("simulate: give weights or entries/exits, not both")
+    if not (np.isnan(sl).all() and np.isnan(tp).all()):
+        raise ConfigError("simulate: sl_stop/tp_stop are not supported with target weights "
+                          "(a rebalance changes the position the stop levels belong to)")
+    w = np.asarray(weights, dtype=np.float64)
+    w = w.reshape(-1, 1) if w.ndim == 1 else w
+    if w.shape != shape:
+        raise ConfigError(f"simulate: weights has shape {w.shape}, the prices {shape}")
+    if np.isinf(w).any():
+        raise ConfigError("simulate: weights must be finite (NaN: keep the position)")
+    if options.direction == "long" and (w < 0).any():
+        raise ConfigError("simulate: negative weights (shorts) need direction='longshort'")
+    return w
+
+
+def _run(px: dict[str, np.ndarray], signals: tuple | None, costs: CostModel,
+         options: SimOptions, sl: np.ndarray, tp: np.ndarray,
+         weights: np.ndarray | None = None) -> Simulation:
+    """Signals (or weights) to orders (ours), the simulation (vectorbt's), books (ours); see
+    the module docstring. Every compiled step reads (N, T) C-contiguous arrays."""
     from workbench.backtesting import vbt_core  # imports vectorbt (seconds, once)
 
     cols = {k: _columns(a) for k, a in px.items()}
     at_close = options.fill == "close"
     bits = np.empty(cols["close"].shape, dtype=np.uint8)  # the orders, and vectorbt's mask
-    n_orders = passes.signal_orders(cols["open"], cols["close"], *map(_columns, signals),
-                                    at_close, bits)
+    wts = wpx = None
+    if weights is None:
+        n_orders = passes.signal_orders(cols["open"], cols["close"], *map(_columns, signals),
+                                        at_close, bits)
+    else:
+        wts, wpx = np.empty(bits.shape), np.empty(bits.shape)
+        n_orders = passes.weight_orders(cols["open"], cols["close"], _columns(weights),
+                                        at_close, bits, wts, wpx)
     # bounds: a signal order opens at most one trade, and a trade has two fills
     side = np.empty((2 * n_orders + 1, len(passes.SIDE_FIELDS)))
     cost = np.array([costs.slippage, costs.fee_rate, costs.fee_per_share, options.size,
                      1.0 if options.shares == "whole" else 0.0])
     records = vbt_core.simulate_orders(cols["open"], cols["high"], cols["low"], cols["close"],
                                        bits, len(side), options.cash, cost, sl, tp, at_close,
-                                       side)
+                                       side, wts, wpx)
     fills = np.empty((len(records), len(passes.FILL_FIELDS)))
     trades = np.empty((len(records) + 1, len(passes.TRADE_FIELDS)))  # a fill opens at most one
     equity, position = np.empty(bits.shape), np.empty(bits.shape)

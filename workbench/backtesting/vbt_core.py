@@ -25,6 +25,13 @@ notional) and ``fixed_fees = shares x fee_per_share``; vectorbt's own formulas t
 the :class:`~workbench.model.costs.CostModel` numbers. An entry's size is ours:
 ``size x cash / (price x (1 + rate) + per_share)``, floored for whole shares.
 
+A target-weight order (bit ``W``, :func:`workbench.backtesting.passes.weight_orders`) is
+one order of :func:`workbench.model.weights.rebalance_quantity` shares, the session's sizing
+function compiled here, from the cash and position before the fill (those of the
+decision's close: nothing fills in between) at the decision's close. It runs on a credit
+as a cover does: a buy of the missing cash, a sell (which vectorbt refuses to an account
+without cash) of enough to make the cash positive, taken back after the fill.
+
 Two orders vectorbt would not execute as our semantics say are adjusted around it, and
 :func:`post_order_func` settles the difference right after the fill: covering a short
 with less cash than the buy-back costs (vectorbt would cover only partly) runs on a
@@ -50,7 +57,11 @@ from vectorbt.portfolio import nb as vnb
 from vectorbt.portfolio.enums import Direction, OrderStatus, SizeType
 from vectorbt.utils.math_ import add_nb, is_close_nb, is_close_or_less_nb
 
-from workbench.backtesting.passes import LE, LX, SE, SIGNAL, STOP, STOP_LOSS, SX, TAKE_PROFIT
+from workbench.backtesting.passes import LE, LX, SE, SIGNAL, STOP, STOP_LOSS, SX, TAKE_PROFIT, W
+from workbench.model.weights import rebalance_quantity
+
+# the one sizing rule of a target-weight order, the session's very function, compiled
+_rebalance = njit(cache=True, _nrt=False)(rebalance_quantity)
 
 __all__ = ["simulate_orders"]
 
@@ -133,6 +144,33 @@ def _enter(col, i, cash, state, direction, ref, cost):
 
 
 @njit(cache=True, _nrt=False)
+def _rebalance_order(col, i, pos, cash, state, weight, price, ref, cost):
+    """The order bringing ``pos`` to ``weight`` (sized at ``price``, the decision's close,
+    by :func:`workbench.model.weights.rebalance_quantity`), filled at ``ref``; a buy
+    runs on a credit of missing cash (as a cover), nothing if no share changes."""
+    delta = _rebalance(weight, cash[col], pos, price, cost[_WHOLE] > 0.0)
+    if delta == 0.0 or is_close_nb(delta, 0.0):
+        return vnb.order_nothing_nb()
+    state[col, _REASON] = SIGNAL
+    state[col, _REF] = ref
+    if pos == 0.0 or (pos > 0.0) != (pos + delta > 0.0):
+        state[col, _ENTRY_IDX] = i
+    qty = abs(delta)
+    fixed = qty * cost[_FPS]
+    if delta < 0.0:
+        if not cash[col] > 0.0:  # vectorbt takes no order of an account without cash:
+            state[col, _CREDIT] = 1.0 - cash[col]  # lend it some, taken back after the fill
+            cash[col] = 1.0
+        return _order(-qty, ref, _sell_fees(state, col, qty, ref, fixed, cost), cost)
+    req = qty * (ref * (1.0 + cost[_SLIP]))
+    need = req + (req * cost[_RATE] + fixed)
+    if not is_close_or_less_nb(need, cash[col]):  # lend what is missing (post_order_func)
+        state[col, _CREDIT] = need - cash[col]
+        cash[col] = cash[col] + state[col, _CREDIT]
+    return _order(qty, ref, fixed, cost)
+
+
+@njit(cache=True, _nrt=False)
 def _stop_price(pos, level, is_loss, o, h, lo):
     """Where a stop at ``level`` fills on a bar (NaN: not hit): the open if the bar opens
     through the level (a gap), else the level itself if the bar's range reaches it."""
@@ -165,6 +203,8 @@ def _stop_hit(sl, tp, pos, o, h, lo):
 @njit(cache=True, _nrt=False)
 def _acts_on(b, pos):
     """Whether signal bits ``b`` change position ``pos`` (else the bar is a no-op)."""
+    if b & W:
+        return True
     if pos > 0:
         return b & (SE | LX) != 0
     if pos < 0:
@@ -191,7 +231,8 @@ def _plan_ahead(col, i, pos, o, h, lo, bits, sl, tp):
 
 
 @njit(cache=True, _nrt=False)
-def _next_order(col, i, first, cash, position, o, h, lo, cl, bits, state, cost, at_close):
+def _next_order(col, i, first, cash, position, o, h, lo, cl, bits, state, cost, at_close,
+                wts, wpx):
     """``(col, order)`` of the bar's next step that has an order; ``(-1, nothing)`` once
     the bar is done. Cheap checks inline; the helpers run only when an order is due."""
     if first:
@@ -213,7 +254,13 @@ def _next_order(col, i, first, cash, position, o, h, lo, cl, bits, state, cost, 
                 ref = cl[col, i] if at_close else o[col, i]
                 return col, _exit(col, pos, cash, state, ref, SIGNAL, cost)
         elif step == _ENTER:  # its entry: flat, or just closed by a reversal
-            if pos == 0 and b & (LE | SE):
+            if bits[col, i] & W:  # a target weight: one order to it
+                ref = cl[col, i] if at_close else o[col, i]
+                order = _rebalance_order(col, i, pos, cash, state, wts[col, i], wpx[col, i],
+                                         ref, cost)
+                if not np.isnan(order.size):
+                    return col, order
+            elif pos == 0 and b & (LE | SE):
                 ref = cl[col, i] if at_close else o[col, i]
                 order = _enter(col, i, cash[col], state, 1 if b & LE else -1, ref, cost)
                 if not np.isnan(order.size):
@@ -224,11 +271,11 @@ def _next_order(col, i, first, cash, position, o, h, lo, cl, bits, state, cost, 
 
 
 @njit(cache=True, _nrt=False)
-def order_func(c, o, h, lo, cl, bits, state, cost, at_close):
+def order_func(c, o, h, lo, cl, bits, state, cost, at_close, wts, wpx):
     """vectorbt's flexible order function: ``(column, order)`` of the bar's next order,
     ``(-1, nothing)`` when the bar is done (see the module docstring)."""
     return _next_order(c.from_col, c.i, c.call_idx == 0, c.last_cash, c.last_position,
-                       o, h, lo, cl, bits, state, cost, at_close)
+                       o, h, lo, cl, bits, state, cost, at_close, wts, wpx)
 
 
 @njit(cache=True, _nrt=False)
@@ -270,7 +317,7 @@ def _no_post(c, *args):
 
 @njit(cache=True, nogil=True)
 def _run(o, h, lo, cl, bits, max_orders, cash, cost, at_close, state, side,
-         order_fn, post_order_fn, no_pre, no_post):
+         order_fn, post_order_fn, no_pre, no_post, wts, wpx):
     """``flex_simulate_nb`` over (N, T) arrays (handed to vectorbt as (T, N) views); the
     order records, in column then time order."""
     n_c, n_t = cl.shape
@@ -278,7 +325,7 @@ def _run(o, h, lo, cl, bits, max_orders, cash, cost, at_close, state, side,
         (n_t, n_c), np.ones(n_c, dtype=np.int64), np.full(n_c, cash), False,
         bits.T, False, False,
         no_pre, (), no_post, (), no_pre, (), no_post, (), no_pre, (), no_post, (),
-        order_fn, (o, h, lo, cl, bits, state, cost, at_close),
+        order_fn, (o, h, lo, cl, bits, state, cost, at_close, wts, wpx),
         post_order_fn, (state, side),
         cl.T, True, False, False, max_orders, 0, False, True)
     return records
@@ -297,7 +344,8 @@ def _stable_uuids() -> None:
 _stable_uuids()
 
 
-def simulate_orders(o, h, lo, cl, bits, max_orders, cash, cost, sl, tp, at_close, side):
+def simulate_orders(o, h, lo, cl, bits, max_orders, cash, cost, sl, tp, at_close, side,
+                    wts=None, wpx=None):
     """Run the simulation on (N, T) C-contiguous arrays; ``bits`` (from
     :func:`~workbench.backtesting.passes.signal_orders`) is the segment mask and is updated in
     place; ``cost`` is (slippage, fee rate, fee per share, size, whole), ``sl``/``tp`` the
@@ -307,5 +355,7 @@ def simulate_orders(o, h, lo, cl, bits, max_orders, cash, cost, sl, tp, at_close
     state[:, _SL_FRAC], state[:, _TP_FRAC] = sl, tp
     state[:, _SL:_TP + 1] = np.nan
     state[:, _ENTRY_IDX] = -1.0
+    if wts is None:  # no target weights (``bits`` holds no W): never read
+        wts = wpx = np.empty((1, 1))
     return _run(o, h, lo, cl, bits, max_orders, cash, tuple(map(float, cost)), at_close, state,
-                side, order_func, post_order_func, _no_pre, _no_post)
+                side, order_func, post_order_func, _no_pre, _no_post, wts, wpx)

@@ -30,8 +30,16 @@ same next open, the close first. A reversal's new entry is sized from the accoun
 *after* the close, which no broker order can express (the close's proceeds are known only
 at its fill): the session estimates them at the last close (fill price and fees of the
 cost model), which is exact when the next open equals the last close and otherwise off by
-the position x the gap (x ``size``). Target ``weight`` signals are journaled but not
-traded.
+the position x the gap (x ``size``).
+
+Target ``weight`` signals (``Signals(weights=...)``) are traded as the backtest trades them:
+one market order per symbol and bar of :func:`workbench.model.weights.rebalance_quantity`
+shares (the backtest's very function) from the account's cash and position and the last
+close, filled at the next open; the order's shares are fixed at the decision, in the
+backtest too, so they are the backtest's numbers. With ``accounts="shared"`` the weight is
+of the one account's value (cash + every position at the last closes). Negative weights
+need ``direction="longshort"`` and weights exclude stops: both refused (``ConfigError``),
+as the backtest refuses them.
 
 An exit closes the whole position. One order per symbol at a time: no entry while a
 position or an open order exists (but the reversal's pair), no close while one of its side
@@ -55,8 +63,10 @@ from typing import Annotated, Literal, get_args
 import pandas as pd
 from pydantic import Field
 
+from workbench.errors import ConfigError
 from workbench.model import OrderIntent, Side, Signal, client_order_id, to_decimal
 from workbench.model.costs import CostModel, Shares
+from workbench.model.weights import rebalance_quantity
 from workbench.risk import FLATTEN, FORCE_EXIT, RiskContext
 from workbench.risk.switches import Flatten, ForceExit
 from workbench.session.stops import LEG, Stops, is_protection, protection
@@ -201,6 +211,10 @@ class Trader:
         positions = self.manager.positions()
         shorts = self.sizing.direction == "longshort"
         for sig in signals:
+            if sig.weight is not None:
+                intent = self._rebalance(sig, last_prices, positions)
+                out += [intent] if intent is not None else []
+                continue
             le, lx, se, sx = resolve(sig, shorts)
             held = positions[sig.symbol].quantity if sig.symbol in positions else _ZERO
             sides = self._open_sides(sig.symbol)
@@ -221,6 +235,32 @@ class Trader:
                 entry = self._entry(sig, Side.BUY if le else Side.SELL, last_prices, budget)
                 out += [entry] if entry is not None else []
         return out
+
+    def _rebalance(self, sig: Signal, last_prices, positions) -> OrderIntent | None:
+        """The order bringing the symbol to its target weight: ``rebalance_quantity`` (the
+        backtest's very function) of the account's cash and position and the last close;
+        None if no share changes or a symbol order is open."""
+        if self.sizing.stops.any:
+            raise ConfigError("target weights cannot be traded with sl_stop/tp_stop (the "
+                              "backtest refuses them too)")
+        price = last_prices.get(sig.symbol)
+        held = positions[sig.symbol].quantity if sig.symbol in positions else _ZERO
+        if not price or self._open_sides(sig.symbol):
+            return None
+        if sig.weight < 0 and self.sizing.direction == "long":
+            raise ConfigError(f"{sig.symbol}: a negative (short) target weight with "
+                              "direction='long': the backtest refuses it; use 'longshort'")
+        if self.sizing.accounts == "per_symbol":
+            cash = self.account_cash(sig.symbol)
+        else:  # one account: the weight of its whole value
+            cash = self.manager.account().equity(last_prices) - held * price
+        delta = rebalance_quantity(sig.weight, float(cash), float(held), float(price),
+                                   self.sizing.shares == "whole")
+        if delta == 0.0 or abs(delta) < 1e-12:
+            return None
+        return OrderIntent(self._cid(sig.symbol, sig.bar_time, "weight"), sig.symbol,
+                           Side.BUY if delta > 0 else Side.SELL, Decimal(repr(abs(delta))),
+                           bar_time=sig.bar_time, reason="weight")
 
     def _entry(self, sig: Signal, side: Side, last_prices, budget: list,
                proceeds: Decimal = _ZERO) -> OrderIntent | None:

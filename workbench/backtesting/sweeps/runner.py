@@ -82,8 +82,8 @@ def _probe(strategy: Strategy, bars: Bars, params: dict, direction: str) -> None
     """Run the first combination once here: its errors surface before any worker starts."""
     signals = strategy(bars, **params)
     if signals.kind == "weights":
-        raise StrategyError(f"{strategy.name} returned target weights; weights backtests are not "
-                            "supported yet: return entries/exits (and short ones) instead")
+        raise StrategyError(f"{strategy.name} returned target weights; sweeps do not "
+                            "take them yet (wb.backtest does): return entries/exits (and short ones)")
     shorts = signals.short_entries
     if direction == "long" and shorts is not None and shorts.to_numpy().any():
         warnings.warn("the strategy returned short signals; they are ignored with "
