@@ -223,3 +223,21 @@ def test_signals_resolve_as_in_the_backtest(flags, expected):
     assert tuple(map(int, ours)) == expected
     assert ours == tuple(bool(bits & b) for b in (LE, LX, SE, SX))
     assert resolve(sig, shorts=False)[2:] == (False, False)
+
+
+def test_parity_compares_the_short_signals(home):
+    """`workbench parity` (check_parity) compares short entries and exits too: 0
+    mismatches for this strategy, and a strategy whose shorts look ahead is caught."""
+    from workbench.engine import check_parity
+
+    bars = load_sessions(2, None, "1Min", end=END)
+    report = check_parity(ls_cross, bars.select(bars.symbols[:2]), {})
+    assert report.ok and {"short_entries", "short_exits"} <= set(report.fields), report
+
+    @wb.strategy
+    def peeking_shorts(bars):
+        ahead = bars.close.shift(-1) < bars.close
+        return wb.Signals(entries=bars.close < 0, short_entries=ahead.fillna(False))
+
+    bad = check_parity(peeking_shorts, bars.select(bars.symbols[:2]), {})
+    assert not bad.ok and bad.by_field.get("short_entries", 0) > 0
