@@ -8,7 +8,8 @@ open, day-to-day volatility regimes, overnight gaps) rounded to the cent. Volume
 the U-shaped intraday profile (heavy at the open and the close) with noise, and minutes
 without a trade are dropped, more often for illiquid symbols and in quiet hours.
 
-Intraday timeframes are aggregated from simulated minutes; ``1Day`` bars are simulated
+Intraday timeframes are aggregated from simulated minutes (by
+:func:`workbench.data.aggregate.aggregate_minutes`, the session's rule too); ``1Day`` bars are simulated
 per session directly (same per-symbol parameters), so long daily histories stay cheap.
 """
 
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.data import calendar
+from workbench.data.aggregate import aggregate_minutes
 from workbench.data.timeframe import Timeframe
 from workbench.errors import ConfigError
 
@@ -184,22 +186,6 @@ def _minutes(p: _Params, grid: _Grid, rng) -> dict[str, np.ndarray]:
     }
 
 
-def _aggregate(bars: dict[str, np.ndarray], bar_id: np.ndarray, bar_ts: np.ndarray) -> dict:
-    """Minute arrays into coarser bars; ``bar_id`` maps each traded minute to its bar."""
-    if bar_id.size == 0:
-        return {k: v[:0] for k, v in bars.items()}
-    starts = np.flatnonzero(np.r_[True, bar_id[1:] != bar_id[:-1]])
-    ends = np.r_[starts[1:], bar_id.size] - 1
-    return {
-        "ts": bar_ts[bar_id[starts]],
-        "open": bars["open"][starts],
-        "high": np.maximum.reduceat(bars["high"], starts),
-        "low": np.minimum.reduceat(bars["low"], starts),
-        "close": bars["close"][ends],
-        "volume": np.add.reduceat(bars["volume"], starts),
-    }
-
-
 def _days(p: _Params, table: pd.DataFrame, stamps: np.ndarray, rng) -> dict[str, np.ndarray]:
     """One symbol's daily bars, simulated per session with the intraday model's scales."""
     n = len(table)
@@ -300,6 +286,6 @@ def _simulator(tf: Timeframe, table: pd.DataFrame, seed: int) -> Callable[[str],
     def make(name: str) -> dict:
         bars = _minutes(_Params.draw(seed, name), grid, _rng(seed, name, 1))
         bar_id = minute_bar[np.searchsorted(grid.ts, bars["ts"])]
-        return _aggregate(bars, bar_id, bar_ns)
+        return aggregate_minutes(bars, bar_id, bar_ns)
 
     return make

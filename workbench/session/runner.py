@@ -42,6 +42,14 @@ restart must use the run's. The ``session_start`` event records every trading se
 account of ``cash``, as ``wb.backtest``; the broker is funded with ``cash`` x symbols):
 see :mod:`workbench.session.trader`. A restart must use the run's ``accounts``.
 
+``timeframe``: the strategy's bars. Above the minute and intraday (5Min, 15Min, 1Hour) the
+session replays the stored *minutes* aggregated by
+:func:`workbench.data.aggregate.aggregate_bars` (the rule the store's bars are made by), as
+a live session builds its bars from a minute stream: the engine decides at each aggregated
+bar's close and the simulated broker fills on the aggregated bars, so the session makes the
+backtest's trades on the stored bars of that timeframe. Without stored minutes on the day
+it replays the stored bars of the timeframe; ``session_start`` says which (``bars_from``).
+
 ``speed``: "max" (as fast as possible) or N (N x real time: a minute bar every 60/N s).
 """
 
@@ -60,6 +68,8 @@ import pandas as pd
 from workbench.brokers.sim import SimBroker
 from workbench.clock import LiveClock, SimClock
 from workbench.config import load_settings
+from workbench.data.aggregate import aggregate_bars
+from workbench.data.bars import Bars
 from workbench.data.timeframe import Timeframe
 from workbench.engine import Engine, ReplayFeed, bar_close, load_sessions
 from workbench.engine.engine import LatencyStats
@@ -110,12 +120,26 @@ class SessionResult:
         return asdict(self)
 
 
-def _load(replay_date, symbols, tf, history_days, store):
-    bars = load_sessions(1 + history_days, symbols, tf, end=replay_date, store=store)
+def _load(replay_date, symbols, tf, history_days, store) -> tuple[Bars, str]:
+    """The bars to replay and where they come from: for an intraday timeframe above the
+    minute, the stored minutes aggregated (``aggregate_bars``, the store's rule: what a live
+    session builds from a minute stream) when the store holds minutes on the replayed day,
+    else the stored ``tf`` bars (a daily timeframe: always the stored daily bars)."""
     day = pd.Timestamp(replay_date).date()
+    bars, source = None, f"stored {tf}"
+    if tf.is_intraday and tf.seconds > 60:
+        try:
+            minutes = load_sessions(1 + history_days, symbols, "1Min", end=replay_date,
+                                    store=store)
+        except DataError:
+            minutes = None
+        if minutes is not None and len(minutes) and to_new_york(minutes.index[-1]).date() == day:
+            bars, source = aggregate_bars(minutes, tf), f"stored 1Min aggregated to {tf}"
+    if bars is None:
+        bars = load_sessions(1 + history_days, symbols, tf, end=replay_date, store=store)
     if not len(bars) or to_new_york(bars.index[-1]).date() != day:
         raise DataError(f"no stored {tf} bars on {day} for these symbols: nothing to replay")
-    return bars
+    return bars, source
 
 
 def _check_warmup(engine: Engine, bars, replay_date, history_days: int) -> None:
@@ -262,7 +286,7 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
     risk = risk if risk is not None else load_settings().risk  # [risk] of workbench.toml + env
     strategy = as_strategy(strategy, "run_session")
     tf = Timeframe.parse(timeframe)
-    bars = _load(replay_date, symbols, tf, options.history_days, store)
+    bars, source = _load(replay_date, symbols, tf, options.history_days, store)
     engine = Engine(strategy, bars.symbols, params=params, timeframe=tf, log_notices=False,
                     clock=clock or SimClock(ny_midnight(replay_date)))
     clock = engine.clock
@@ -279,7 +303,7 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
     broker = SimBroker(broker_path, costs=costs, cash=funds, clock=clock)
     try:
         return _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
-                    risk, options)
+                    risk, options, source)
     finally:
         broker.close()
         journal.close()
@@ -287,7 +311,7 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
 
 
 def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock, risk_settings,
-         options: SessionOptions) -> SessionResult:
+         options: SessionOptions, source: str = "") -> SessionResult:
     sizing = options.sizing
     sink, wrapped = crashpoints.wrap(journal, broker)
     risk = RiskGateway(risk_settings, clock, journal)
@@ -314,7 +338,8 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
                    params=engine.params, start_equity=start_equity, broker=str(broker_path),
                    speed=str(options.speed), restart=bool(starts), resume_at=resume_at,
                    accounts=sizing.accounts, stops=stops, direction=sizing.direction,
-                   timeframe=str(engine.window.timeframe), size=float(sizing.size),
+                   timeframe=str(engine.window.timeframe), bars_from=source,
+                   size=float(sizing.size),
                    shares=sizing.shares, cash=sizing.cash, costs=sizing.costs.describe())
     journal.append(ev.CONFIG, risk=risk_settings.model_dump(mode="json"))
     trader = Trader(record.run_id, engine.strategy.name, manager, sizing)
