@@ -229,3 +229,23 @@ def test_the_runner_refuses_another_modes_setting_or_an_unknown_mode_before_any_
     record = prepare_run(notebook, kind="session", mode="paper",
                          params={"replay_date": "2025-12-31", "speed": "max"})
     assert record.manifest["mode"] == "paper"
+
+
+def test_paper_trades_the_backtests_direction_and_records_its_settings(minutes):
+    """direction="longshort" is no longer refused: the session trades it, and the manifest
+    records every trading setting the session used (the backtest's)."""
+    from workbench.journal.reader import replay
+
+    record = _record("paper", "session")
+    result = wb.run(sma_cross, mode="paper", run_dir=str(record.path), bars=minutes,
+                    fast=5, slow=20, direction="longshort", size=0.5, shares="whole",
+                    replay_date=DAY)
+    assert result.outcome == "succeeded"
+    start = next(e for e in replay(record.path).events if e.type == "session_start")
+    assert start.payload["direction"] == "longshort"
+    trading = load_manifest(record.path)["extra"]["trading"]
+    settings = json.loads((record.results_dir / "settings.json").read_text())
+    assert trading["direction"] == settings["options"]["direction"] == "longshort"
+    assert (trading["size"], trading["shares"]) == (0.5, "whole")
+    assert trading["timeframe"] == settings["data"]["timeframe"]
+    assert trading["costs"] == settings["costs"] and trading["accounts"] == "per_symbol"

@@ -6,6 +6,8 @@ stops makes ``wb.backtest``'s trades on the stored 5Min bars, trade by trade."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.test_session_longshort import (
@@ -73,3 +75,21 @@ def test_a_5min_session_makes_the_backtests_trades(home):
     assert start.payload["bars_from"] == "stored 1Min aggregated to 5Min"
     bar_times = [e.payload["bar_time"] for e in events if e.type == ev.BAR]
     assert len(bar_times) == 78
+
+
+def test_the_manifest_records_every_trading_setting(home):
+    import json
+
+    symbols = list(load_sessions(1, None, "5Min", end=END).symbols)[:2]
+    result = run_session(ls_cross, {"fast": 3, "slow": 8}, replay_date=END, symbols=symbols,
+                         timeframe="15Min", cash=CASH, size=SIZE, costs=CostModel(**FEES),
+                         risk=LOOSE, accounts="per_symbol", direction="longshort",
+                         shares="whole", tp_stop=0.01)
+    manifest = json.loads((Path(result.path) / "manifest.json").read_text())
+    trading = manifest["extra"]["trading"]
+    assert float(trading.pop("cash")) == CASH
+    assert trading == {
+        "timeframe": "15Min", "bars_from": "stored 1Min aggregated to 15Min",
+        "accounts": "per_symbol", "size": SIZE, "shares": "whole",
+        "costs": CostModel(**FEES).describe(), "stops": {"sl_stop": None, "tp_stop": 0.01},
+        "direction": "longshort"}

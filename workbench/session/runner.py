@@ -35,8 +35,11 @@ must use the run's stops.
 
 ``direction``: the backtest's, "long" (short signals journaled, not traded) or
 "longshort" (short sales, covers and reversals: :mod:`workbench.session.trader`); a
-restart must use the run's. The ``session_start`` event records every trading setting
-(timeframe, accounts, cash per account, size, shares, costs, stops, direction).
+restart must use the run's. The ``session_start`` event and the manifest's
+``extra["trading"]`` record every trading setting (timeframe and where the bars came from,
+accounts, cash per account, size, shares, costs, stops, direction). ``run_session``'s own
+defaults (``size=0.1``, ``accounts="shared"``, 1Min) are not the backtest's: ``wb.run(...,
+mode="paper")`` (``workbench session``) passes the backtest's settings of the notebook.
 
 ``accounts``: "shared" (one account of ``cash``) or "per_symbol" (each symbol its own
 account of ``cash``, as ``wb.backtest``; the broker is funded with ``cash`` x symbols):
@@ -168,6 +171,7 @@ class _Session:
         self.control = ControlChannel(record.path)
         self.last_prices: dict[str, Decimal] = {}
         self.stop_reason: str | None = None
+        self.trading: dict = {}  # every trading setting, for session_start and the manifest
         self.bars = self.orders = 0
         self.wall = LiveClock()
         self.latency = LatencyStats()  # each bar: the row's arrival to its orders sent
@@ -333,18 +337,21 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     if starts and starts[0].payload.get("direction", "long") != sizing.direction:
         raise ConfigError(f"run {record.run_id} trades with direction="
                           f"{starts[0].payload.get('direction', 'long')!r}: restart it so")
+    trading = {"timeframe": str(engine.window.timeframe), "bars_from": source,
+               "accounts": sizing.accounts, "cash": f"{sizing.cash:f}",
+               "size": float(sizing.size), "shares": sizing.shares,
+               "costs": sizing.costs.describe(), "stops": stops,
+               "direction": sizing.direction}
     journal.append(ev.SESSION_START, replay_date=str(pd.Timestamp(replay_date).date()),
                    symbols=list(bars.symbols), strategy=engine.strategy.name,
                    params=engine.params, start_equity=start_equity, broker=str(broker_path),
                    speed=str(options.speed), restart=bool(starts), resume_at=resume_at,
-                   accounts=sizing.accounts, stops=stops, direction=sizing.direction,
-                   timeframe=str(engine.window.timeframe), bars_from=source,
-                   size=float(sizing.size),
-                   shares=sizing.shares, cash=sizing.cash, costs=sizing.costs.describe())
+                   **trading)
     journal.append(ev.CONFIG, risk=risk_settings.model_dump(mode="json"))
     trader = Trader(record.run_id, engine.strategy.name, manager, sizing)
     session = _Session(engine, manager, risk, trader, wrapped, journal, record, clock,
                        start_equity, options)
+    session.trading = trading
     if not check.ok:
         risk.halt(check.message, operator="reconcile")
         return _finish(session, "halted", check.message, broker_path, expire=False)
@@ -395,7 +402,8 @@ def _finish(session: _Session, outcome: str, message: str, broker_path, expire: 
     session.journal.append(ev.SESSION_END, **summary)
     session.journal.sync()
     session.record.write_json("session", summary)  # its figures, for whoever ran it
-    session.record.finish(outcome, error=None if outcome == "succeeded" else message, extra=summary)
+    session.record.finish(outcome, error=None if outcome == "succeeded" else message,
+                          extra={**summary, "trading": session.trading})
     return SessionResult(run_id=session.record.run_id, path=str(session.record.path), **summary)
 
 
