@@ -241,3 +241,56 @@ def test_parity_compares_the_short_signals(home):
 
     bad = check_parity(peeking_shorts, bars.select(bars.symbols[:2]), {})
     assert not bad.ok and bad.by_field.get("short_entries", 0) > 0
+
+
+def test_a_short_gets_a_buy_protection_and_a_flatten_covers_it(tmp_path):
+    """The pieces on one symbol: a short sale (shared account: shares at the last close's
+    fill price), its OCO buy protection from the fill (stop above, limit below), a
+    reversal's two orders, a flatten that buys the short back, a stop filled at a gap."""
+    from workbench.clock import SimClock
+    from workbench.model import OrderType
+    from workbench.orders.manager import OrderManager
+    from workbench.risk.switches import Flatten
+    from workbench.session.stops import Stops, levels
+    from workbench.session.trader import Sizing, Trader
+    from workbench.testing.sinks import ListSink
+
+    t0 = pd.Timestamp("2025-03-03 14:30", tz="UTC")
+    t = [t0 + pd.Timedelta(minutes=i) for i in range(4)]
+    costs = CostModel(**FEES)
+    clock = SimClock(t0)
+    broker = SimBroker(tmp_path / "b.sqlite", costs=costs, cash=100_000, clock=clock)
+    manager = OrderManager(broker, ListSink(), clock)
+    manager.start()
+    stops = Stops(sl_stop=0.01, tp_stop=0.02)
+    trader = Trader("run", "s", manager, Sizing(size=0.5, costs=costs, stops=stops,
+                                                direction="longshort"))
+    prices = {"X": Decimal(100)}
+    [short] = trader.from_signals((Signal("s", "X", t[0], short_entry=True),), prices)
+    assert short.side is Side.SELL and short.notional is None
+    assert float(short.quantity) == pytest.approx(
+        costs.max_quantity(50_000.0, costs.fill_price("sell", 100.0)), abs=1e-4)
+    manager.place(short)
+    (fill,) = broker.on_bars(t[1], {"X": {"open": 100.5, "high": 101, "low": 100, "close": 100}})
+    manager.process_updates()
+    assert manager.positions()["X"].quantity == -fill.quantity
+    [protect] = trader.protections(t[1])
+    sl, tp = levels(float(fill.price), stops, long=False)
+    assert sl > float(fill.price) > tp
+    assert (protect.order_type, protect.side, protect.quantity) == (OrderType.OCO, Side.BUY,
+                                                                    fill.quantity)
+    assert (float(protect.stop_loss), float(protect.take_profit)) == (sl, tp)
+    manager.place(protect)
+    # a long entry reverses: the cover, then the long entry; a flatten buys the short back
+    cover, entry = trader.from_signals((Signal("s", "X", t[1], entry=True),), prices)
+    assert (cover.side, cover.quantity, entry.side) == (Side.BUY, fill.quantity, Side.BUY)
+    assert trader.from_signals((Signal("s", "X", t[1], short_entry=True),), prices) == []
+    [flat] = trader.from_actions([Flatten("test")], t[1])
+    assert (flat.side, flat.quantity, flat.reason) == (Side.BUY, fill.quantity, "flatten")
+    # the buy stop fills at a gap up: at the open, the take profit canceled
+    (stop,) = broker.on_bars(t[2], {"X": {"open": 110.0, "high": 111, "low": 109, "close": 110}})
+    manager.process_updates()
+    assert stop.price == Decimal(repr(costs.fill_price("buy", 110.0)))
+    assert manager.positions() == {} and trader.open_protection("X") == []
+    assert manager.order(protect.client_order_id + ".tp").status.is_terminal
+    broker.close()
