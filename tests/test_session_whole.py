@@ -10,8 +10,6 @@ checks which entries opened at a gap and that their counts still agree here.
 
 from __future__ import annotations
 
-import pytest
-
 from tests.notebook_strategies import strategy_of
 from tests.test_session_longshort import (
     CASH,

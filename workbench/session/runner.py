@@ -71,17 +71,16 @@ import pandas as pd
 from workbench.brokers.sim import SimBroker
 from workbench.clock import LiveClock, SimClock
 from workbench.config import load_settings
-from workbench.data.aggregate import aggregate_bars
-from workbench.data.bars import Bars
 from workbench.data.timeframe import Timeframe
-from workbench.engine import Engine, ReplayFeed, bar_close, load_sessions
+from workbench.engine import Engine, ReplayFeed, bar_close
 from workbench.engine.engine import LatencyStats
-from workbench.errors import ConfigError, DataError
-from workbench.model import OrderStatus, Side, to_decimal
+from workbench.errors import ConfigError
+from workbench.model import OrderStatus, to_decimal
 from workbench.model import events as ev
 from workbench.model.costs import CostModel, Shares
 from workbench.risk import RiskGateway, RiskSettings
 from workbench.session import crashpoints
+from workbench.session.bars import check_warmup, load_replay
 from workbench.session.control import ControlChannel
 from workbench.session.options import HEARTBEAT_EVERY, SessionOptions
 from workbench.session.pacing import pace
@@ -95,7 +94,7 @@ from workbench.session.start import (
 from workbench.session.stops import Stops, is_protection
 from workbench.session.trader import Accounts, Direction, Sizing, Trader
 from workbench.strategy import as_strategy
-from workbench.times import ny_midnight, to_new_york
+from workbench.times import ny_midnight
 
 __all__ = ["SessionResult", "run_session"]
 
@@ -121,43 +120,6 @@ class SessionResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _load(replay_date, symbols, tf, history_days, store) -> tuple[Bars, str]:
-    """The bars to replay and where they come from: for an intraday timeframe above the
-    minute, the stored minutes aggregated (``aggregate_bars``, the store's rule: what a live
-    session builds from a minute stream) when the store holds minutes on the replayed day,
-    else the stored ``tf`` bars (a daily timeframe: always the stored daily bars)."""
-    day = pd.Timestamp(replay_date).date()
-    bars, source = None, f"stored {tf}"
-    if tf.is_intraday and tf.seconds > 60:
-        try:
-            minutes = load_sessions(1 + history_days, symbols, "1Min", end=replay_date,
-                                    store=store)
-        except DataError:
-            minutes = None
-        if minutes is not None and len(minutes) and to_new_york(minutes.index[-1]).date() == day:
-            bars, source = aggregate_bars(minutes, tf), f"stored 1Min aggregated to {tf}"
-    if bars is None:
-        bars = load_sessions(1 + history_days, symbols, tf, end=replay_date, store=store)
-    if not len(bars) or to_new_york(bars.index[-1]).date() != day:
-        raise DataError(f"no stored {tf} bars on {day} for these symbols: nothing to replay")
-    return bars, source
-
-
-def _check_warmup(engine: Engine, bars, replay_date, history_days: int) -> None:
-    """Refuse a day whose first bar the strategy could not judge: the stored history before
-    it is shorter than the warmup (never a day replayed without a decision and called
-    "succeeded")."""
-    before = int((bars.index < ny_midnight(replay_date)).sum())
-    if before >= engine.warmup:
-        return
-    first = f" from {to_new_york(bars.index[0]):%Y-%m-%d}" if before else ""
-    raise DataError(
-        f"{engine.strategy.name} needs {engine.warmup} {engine.window.timeframe} bars before "
-        f"the first bar of {pd.Timestamp(replay_date).date()}; the {history_days} stored "
-        f"sessions before it hold {before}{first}: store earlier history (workbench data "
-        "fetch/import/synth) or give history_days that reach it")
 
 
 class _Session:
@@ -290,11 +252,11 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
     risk = risk if risk is not None else load_settings().risk  # [risk] of workbench.toml + env
     strategy = as_strategy(strategy, "run_session")
     tf = Timeframe.parse(timeframe)
-    bars, source = _load(replay_date, symbols, tf, options.history_days, store)
+    bars, source = load_replay(replay_date, symbols, tf, options.history_days, store)
     engine = Engine(strategy, bars.symbols, params=params, timeframe=tf, log_notices=False,
                     clock=clock or SimClock(ny_midnight(replay_date)))
     clock = engine.clock
-    _check_warmup(engine, bars, replay_date, options.history_days)
+    check_warmup(engine, bars, replay_date, options.history_days)
     record = open_record(run_dir, strategy, engine.params, bars, LiveClock(), runs_root)
     journal = open_journal(record, clock)
     try:

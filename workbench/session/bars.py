@@ -1,0 +1,59 @@
+"""The bars a session replays, and the refusal of a day its history cannot warm up.
+
+    bars, source = load_replay("2026-11-20", ["AAA", "BBB"], Timeframe.parse("5Min"), 1, store)
+    check_warmup(engine, bars, "2026-11-20", 1)     # DataError naming the shortfall
+
+The replayed day plus ``history_days`` stored sessions before it. Above the minute and
+intraday, the stored minutes aggregated by :func:`workbench.data.aggregate.aggregate_bars`
+(the store's rule; what a live session builds from a minute stream) when the store holds
+minutes on the day, else the stored bars of the timeframe; ``source`` says which.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from workbench.data.aggregate import aggregate_bars
+from workbench.data.bars import Bars
+from workbench.engine import Engine, load_sessions
+from workbench.errors import DataError
+from workbench.times import ny_midnight, to_new_york
+
+__all__ = ["check_warmup", "load_replay"]
+
+
+def load_replay(replay_date, symbols, tf, history_days, store) -> tuple[Bars, str]:
+    """The bars to replay and where they come from: for an intraday timeframe above the
+    minute, the stored minutes aggregated (``aggregate_bars``, the store's rule: what a live
+    session builds from a minute stream) when the store holds minutes on the replayed day,
+    else the stored ``tf`` bars (a daily timeframe: always the stored daily bars)."""
+    day = pd.Timestamp(replay_date).date()
+    bars, source = None, f"stored {tf}"
+    if tf.is_intraday and tf.seconds > 60:
+        try:
+            minutes = load_sessions(1 + history_days, symbols, "1Min", end=replay_date,
+                                    store=store)
+        except DataError:
+            minutes = None
+        if minutes is not None and len(minutes) and to_new_york(minutes.index[-1]).date() == day:
+            bars, source = aggregate_bars(minutes, tf), f"stored 1Min aggregated to {tf}"
+    if bars is None:
+        bars = load_sessions(1 + history_days, symbols, tf, end=replay_date, store=store)
+    if not len(bars) or to_new_york(bars.index[-1]).date() != day:
+        raise DataError(f"no stored {tf} bars on {day} for these symbols: nothing to replay")
+    return bars, source
+
+
+def check_warmup(engine: Engine, bars, replay_date, history_days: int) -> None:
+    """Refuse a day whose first bar the strategy could not judge: the stored history before
+    it is shorter than the warmup (never a day replayed without a decision and called
+    "succeeded")."""
+    before = int((bars.index < ny_midnight(replay_date)).sum())
+    if before >= engine.warmup:
+        return
+    first = f" from {to_new_york(bars.index[0]):%Y-%m-%d}" if before else ""
+    raise DataError(
+        f"{engine.strategy.name} needs {engine.warmup} {engine.window.timeframe} bars before "
+        f"the first bar of {pd.Timestamp(replay_date).date()}; the {history_days} stored "
+        f"sessions before it hold {before}{first}: store earlier history (workbench data "
+        "fetch/import/synth) or give history_days that reach it")
