@@ -100,3 +100,42 @@ def test_weights_parity_and_refusals(home):  # noqa: F811
     with pytest.raises(ConfigError, match="sl_stop"):
         run_session(rsi_weights, {}, replay_date=END, symbols=symbols, cash=CASH, risk=LOOSE,
                     accounts="per_symbol", direction="longshort", sl_stop=0.01)
+
+
+def test_a_weight_is_one_order_of_the_rule_in_either_account(tmp_path):
+    """The trader's weight order: ``rebalance_quantity`` of the symbol's own account (per
+    symbol) or of the one account's whole value (shared), at the last close; none while an
+    order of the symbol is open or when no share changes."""
+    from workbench.clock import SimClock
+    from workbench.model import Side, Signal
+    from workbench.model.weights import rebalance_quantity
+    from workbench.orders.manager import OrderManager
+    from workbench.session.trader import Sizing, Trader
+    from workbench.testing.sinks import ListSink
+
+    t0 = pd.Timestamp("2025-03-03 14:30", tz="UTC")
+    clock = SimClock(t0)
+    broker = SimBroker(tmp_path / "b.sqlite", cash=200_000, clock=clock)
+    manager = OrderManager(broker, ListSink(), clock)
+    manager.start()
+    prices = {"X": Decimal(100), "Y": Decimal(50)}
+    own = Trader("run", "s", manager, Sizing(accounts="per_symbol", cash=Decimal(100_000),
+                                             direction="longshort"))
+    [buy] = own.from_signals((Signal("s", "X", t0, weight=0.5),), prices)
+    assert (buy.side, buy.quantity, buy.reason) == (Side.BUY, Decimal(500), "weight")
+    manager.place(buy)
+    assert own.from_signals((Signal("s", "X", t0, weight=0.2),), prices) == []  # one open
+    broker.on_bars(t0 + pd.Timedelta(minutes=1),
+                   {"X": {"open": 101.0, "high": 102, "low": 100, "close": 101}})
+    manager.process_updates()
+    held = float(manager.positions()["X"].quantity)
+    [sell] = own.from_signals((Signal("s", "X", t0, weight=-0.25),), {"X": Decimal(101)})
+    expected = rebalance_quantity(-0.25, float(own.account_cash("X")), held, 101.0, False)
+    assert sell.side is Side.SELL and float(sell.quantity) == pytest.approx(-expected)
+    shared = Trader("run2", "s", manager, Sizing(direction="longshort"))
+    [y] = shared.from_signals((Signal("s", "Y", t0, weight=0.1),), {**prices, "X": Decimal(101)})
+    equity = float(manager.account().equity({"X": Decimal(101)}))
+    assert float(y.quantity) == pytest.approx(0.1 * equity / 50.0, rel=1e-12)
+    assert shared.from_signals((Signal("s", "X", t0, weight=held * 101.0 / equity),),
+                               {"X": Decimal(101)}) == []  # already at the weight
+    broker.close()
