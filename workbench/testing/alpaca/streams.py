@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 import msgpack
 from starlette.responses import JSONResponse
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from workbench.testing.alpaca import hub as hub_module
 from workbench.testing.alpaca.stream_messages import BarMessage, UpdateMessage
@@ -41,6 +42,7 @@ from workbench.testing.alpaca.stream_messages import BarMessage, UpdateMessage
 if TYPE_CHECKING:
     from workbench.testing.alpaca.hub import StreamHub
 
+log = logging.getLogger(__name__)
 TRADING = "trading"
 DATA = "data"
 FEEDS = ("iex", "sip")
@@ -66,6 +68,7 @@ class Connection:
         self.closing = False
         self.closed_by: str | None = None
         self.queue: asyncio.Queue[tuple[float, str, Any]] = asyncio.Queue()
+        self.pending: list | None = None    # data taken off the queue, not yet on the wire
         self.sender = asyncio.get_running_loop().create_task(self._send_loop())
 
     def control(self, payload: Any) -> None:
@@ -84,6 +87,7 @@ class Connection:
             return
         self.closing, self.closed_by = True, by
         self.sender.cancel()
+        self._withhold_pending()
         asyncio.get_running_loop().create_task(self._close(code))
 
     def subscribed(self, symbol: str) -> bool:
@@ -105,31 +109,36 @@ class Connection:
                 if kind == "control":
                     await self._write(payload)
                     continue
+                self.pending = payload
                 wait = due - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                try:
-                    if not await self._send_data(payload):
-                        return
-                except Exception:  # the socket is gone: this message never went out
-                    self._withhold(payload, "closed")
-                    raise
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the socket is gone; the receive side records the end
-            self.closing = True
+                done = await self._send_data(payload)
+                self.pending = None
+                if not done:
+                    return
+        except BaseException as exc:  # cancelled, the socket gone, or a bug said out loud
+            self._withhold_pending()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            if isinstance(exc, OSError | WebSocketDisconnect | WebSocketDisconnected):
+                self.closing = True
+            else:
+                log.exception("fake alpaca %s stream: sending failed", self.stream)
+                self.close(1011, f"server error: {exc!r}")
 
     async def _send_data(self, messages: list) -> bool:
         now = messages if self.drop_after is None else messages[:self.drop_after]
         if now:
             await self._write([m.wire for m in now] if self.stream == DATA else now[0].text)
-            self.hub.record_sent(self.id, [m.sent(self.id) for m in now])
+            self.hub.record_sent(self.id, [_sent(self.id, m) for m in now])
         if self.drop_after is None:
             return True
         self.drop_after -= len(now)
         if self.drop_after > 0:
             return True
-        self._withhold(messages[len(now):], "closed")
+        self.pending = None
+        self._withhold(messages[len(now):], "closed")  # the rest of this frame
         self.close(1011, "fault: drop")
         return False
 
@@ -143,13 +152,25 @@ class Connection:
         """The socket ended: stop the sender, and record what it never sent."""
         self.closing = True
         self.sender.cancel()
+        self._withhold_pending()
         while not self.queue.empty():
             _, kind, payload = self.queue.get_nowait()
             if kind == "data":
                 self._withhold(payload, "closed")
 
+    def _withhold_pending(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending:
+            self._withhold(pending, "closed")
+
     def _withhold(self, messages: list, reason: str) -> None:
         self.hub.record_withheld([_withheld(self.stream, self.id, reason, m) for m in messages])
+
+
+def _sent(cid: int, m: Any) -> hub_module.SentBar | hub_module.SentUpdate:
+    if isinstance(m, UpdateMessage):
+        return hub_module.SentUpdate(cid, m.event, m.order_id, m.execution_id, m.data)
+    return hub_module.SentBar(cid, m.minute, m.symbol)
 
 
 def _withheld(stream: str, cid: int | None, reason: str, m: Any) -> hub_module.Withheld:
