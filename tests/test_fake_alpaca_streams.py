@@ -8,6 +8,7 @@ thread ended. The server stops at the end of each test and must stop.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -20,8 +21,8 @@ import pytest
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Frame
-from websockets.uri import parse_uri
 from websockets.sync.client import connect
+from websockets.uri import parse_uri
 
 with warnings.catch_warnings():  # alpaca-py imports websockets.legacy, which warns
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -183,8 +184,8 @@ def test_wire_shapes_of_both_streams():
             ws.send('{"action":"listen","data":{"streams":["trade_updates"]}}')
             assert ws.recv() == ('{"stream": "authorization", "data": {"status": '
                                  '"unauthorized", "action": "listen"}}')
-            ws.send('{"action":"authenticate","data":{"key_id":"%s","secret_key":"%s"}}'
-                    % (KEY, SECRET))
+            ws.send(json.dumps({"action": "authenticate",
+                                "data": {"key_id": KEY, "secret_key": SECRET}}))
             assert ws.recv() == ('{"stream": "authorization", "data": {"status": '
                                  '"authorized", "action": "authenticate"}}')
             ws.send('{"action":"listen","data":{"streams":["trade_updates","nope"]}}')

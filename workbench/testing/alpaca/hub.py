@@ -265,7 +265,7 @@ class StreamHub:
         def run() -> None:
             try:
                 future.set_result(fn())
-            except BaseException as exc:  # handed back to the calling thread
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
                 future.set_exception(exc)
 
         loop.call_soon_threadsafe(run)

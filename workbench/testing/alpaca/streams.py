@@ -27,6 +27,7 @@ the publisher's thread so a bad message raises there).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -94,10 +95,8 @@ class Connection:
         return symbol in self.subs["bars"] or "*" in self.subs["bars"]
 
     async def _close(self, code: int) -> None:
-        try:
-            await self.ws.close(code)
-        except Exception:  # the client went first: nothing left to close
-            pass
+        with contextlib.suppress(OSError, WebSocketDisconnect, WebSocketDisconnected):
+            await self.ws.close(code)  # unless the client went first
 
     async def _send_loop(self) -> None:
         try:
@@ -330,7 +329,7 @@ def _on_data(hub: StreamHub, conn: Connection, raw: str | bytes) -> None:
     try:
         msg = msgpack.unpackb(raw) if isinstance(raw, bytes) else json.loads(raw)
         action = msg["action"]
-    except Exception:
+    except Exception:  # noqa: BLE001 - any undecodable frame is Alpaca's 400
         conn.control([_error(400, "invalid syntax")])
         return
     if action == "auth":
