@@ -139,6 +139,9 @@ def wait_for(predicate, what: str, timeout: float = 5.0) -> None:
 
 # -- the protocol, as the real clients see it -----------------------------------------------
 def test_trading_stream_delivers_published_trade_updates(hub, clients):
+    hub.trade_update(fill(9))                       # nobody listens yet: recorded, not sent
+    hub.wait_until(lambda: hub.withheld, what="the unheard update")
+    assert [(w.connection, w.reason) for w in hub.withheld] == [(None, "no listener")]
     _, got = clients.trading()
     listening(hub)
     new = {"event": "new", "timestamp": "2024-03-04T14:31:00Z", "order": order(1)}
@@ -341,6 +344,24 @@ def test_a_mute_data_stream_sends_nothing_until_the_client_gives_up_on_it(hub, c
     assert first.closed_by == "client"
     assert [(w.connection, w.reason, w.message["t"]) for w in hub.withheld] == [
         (first.id, "mute", T0 + pd.Timedelta(minutes=1))]
+
+
+def test_a_mute_socket_still_answers_pings_and_a_silent_one_is_timed_out():
+    hub = StreamHub(key=KEY, secret=SECRET, auth_timeout=0.3)
+    with ServedApp(streams_app(hub)) as served:
+        with connect(served.ws_url("/v2/iex")) as ws:
+            ws.recv()
+            ws.send(msgpack.packb({"action": "auth", "key": KEY, "secret": SECRET}))
+            ws.recv()
+            hub.faults.data.mute()
+            assert ws.ping().wait(timeout=5)        # the pong of a connected, mute socket
+        with connect(served.ws_url("/v2/iex")) as ws:   # connects, never authenticates
+            ws.recv()
+            assert msgpack.unpackb(ws.recv(timeout=5)) == [
+                {"T": "error", "code": 404, "msg": "auth timeout"}]
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=5)
+        assert hub.connections("data")[1].refused == "auth timeout"
 
 
 def test_mute_then_unmute_and_a_mute_that_survives_a_reconnect(hub, clients):

@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 TRADING = "trading"
 DATA = "data"
 FEEDS = ("iex", "sip")
-AUTH_TIMEOUT = 10.0                     # Alpaca: "you only have 10 seconds" to authenticate
 SERVED = ("trades", "quotes", "bars")   # data channels acknowledged (only bars carry data)
 LIMIT = "connection limit exceeded"
 AUTH_FAILED = "auth failed"
@@ -56,7 +55,7 @@ AUTH_FAILED = "auth failed"
 class Connection:
     """One accepted websocket: its protocol state, its queue and the task that drains it.
     Queue items are ``(due, kind, payload)``: ``"control"`` frames, ``"data"`` lists of
-    messages (sent at ``due``, loop-monotonic time) and ``"close"``."""
+    messages (sent at ``due``, a ``time.monotonic()`` instant) and ``"close"``."""
 
     def __init__(self, hub: StreamHub, websocket: WebSocket, cid: int, stream: str,
                  feed: str | None) -> None:
@@ -137,7 +136,7 @@ class Connection:
         if self.drop_after > 0:
             return True
         self.pending = None
-        self._withhold(messages[len(now):], "closed")  # the rest of this frame
+        self.withhold(messages[len(now):], "closed")  # the rest of this frame
         self.close(1011, "fault: drop")
         return False
 
@@ -155,14 +154,14 @@ class Connection:
         while not self.queue.empty():
             _, kind, payload = self.queue.get_nowait()
             if kind == "data":
-                self._withhold(payload, "closed")
+                self.withhold(payload, "closed")
 
     def _withhold_pending(self) -> None:
         pending, self.pending = self.pending, None
         if pending:
-            self._withhold(pending, "closed")
+            self.withhold(pending, "closed")
 
-    def _withhold(self, messages: list, reason: str) -> None:
+    def withhold(self, messages: list, reason: str) -> None:
         self.hub.record_withheld([_withheld(self.stream, self.id, reason, m) for m in messages])
 
 
@@ -191,19 +190,20 @@ def deliver_update(hub: StreamHub, message: UpdateMessage) -> None:
         hub.record_withheld([_withheld(TRADING, None, "no listener", message)])
     for conn in listeners:
         if faults.muted(conn):
-            conn._withhold([message], "mute")
+            conn.withhold([message], "mute")
         else:
             conn.data([message], time.monotonic() + faults.latency)
 
 
 def publish_bars(hub: StreamHub, messages: list[BarMessage]) -> None:
     faults = hub.faults.data
-    for conn in [c for c in hub.live.values() if c.stream == DATA and c.authorized]:
+    for conn in [c for c in hub.live.values()
+                 if c.stream == DATA and c.authorized and not c.closing]:
         mine = [m for m in messages if conn.subscribed(m.symbol)]
-        if not mine or conn.closing:
+        if not mine:
             continue
         if faults.muted(conn):
-            conn._withhold(mine, "mute")
+            conn.withhold(mine, "mute")
         else:
             conn.data(mine, time.monotonic() + faults.latency)
 
@@ -244,7 +244,7 @@ async def _serve(hub: StreamHub, websocket: WebSocket, stream: str, feed: str | 
     handle = _on_trading if stream == TRADING else _on_data
     if stream == DATA:
         conn.control([{"T": "success", "msg": "connected"}])
-    deadline = time.monotonic() + AUTH_TIMEOUT if stream == DATA else None
+    deadline = time.monotonic() + hub.auth_timeout if stream == DATA else None
     try:
         while True:
             if conn.authorized:
@@ -254,6 +254,7 @@ async def _serve(hub: StreamHub, websocket: WebSocket, stream: str, feed: str | 
                 message = await asyncio.wait_for(websocket.receive(), timeout)
             except TimeoutError:
                 conn.control([{"T": "error", "code": 404, "msg": "auth timeout"}])
+                hub.update_info(cid, refused="auth timeout")
                 conn.close_after_queue(1008, "refused")
                 deadline = None  # no second timeout while the close goes out
                 continue
