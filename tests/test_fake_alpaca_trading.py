@@ -22,7 +22,13 @@ with warnings.catch_warnings():  # alpaca.trading imports websockets.legacy, whi
     warnings.simplefilter("ignore", DeprecationWarning)
     from alpaca.common.exceptions import APIError
     from alpaca.trading.client import TradingClient
-    from alpaca.trading.enums import OrderClass, OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
+    from alpaca.trading.enums import (
+        OrderClass,
+        OrderSide,
+        OrderStatus,
+        QueryOrderStatus,
+        TimeInForce,
+    )
     from alpaca.trading.requests import (
         ClosePositionRequest,
         GetCalendarRequest,
