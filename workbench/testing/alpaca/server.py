@@ -84,7 +84,8 @@ class FakeAlpaca:
     Replay: ``replay`` (a session date) with ``speed`` (x real time), the day's 1-minute bars
     from ``bars`` or ``store`` (a :class:`~workbench.data.store.Store`) for ``symbols`` (None:
     all), cut to ``start``..``end`` (``HH:MM`` New York); ``lead``: fake minutes between the
-    clock's start and the first bar's start. ``costs`` (default: none) and ``cash`` set the
+    clock's start and the first bar's start; ``paused=True``: the replay (and its clock) waits
+    for :meth:`play` (a test connects its stream clients first). ``costs`` (default: none) and ``cash`` set the
     order book; ``hub`` replaces the stream hub (tests).
     """
 
@@ -92,8 +93,8 @@ class FakeAlpaca:
                  page_size: int = 10_000, feeds: tuple[str, ...] = ("iex", "sip"),
                  idle_timeout: float = 300.0, replay=None, speed: float = 1.0, store=None,
                  symbols=None, start: str | None = None, end: str | None = None,
-                 lead: float = 1.0, costs: CostModel | None = None, cash=100_000,
-                 hub=None) -> None:
+                 lead: float = 1.0, paused: bool = False, costs: CostModel | None = None,
+                 cash=100_000, hub=None) -> None:
         self.key, self._secret = key, secret
         self.idle_timeout = float(idle_timeout)
         self.clock = FakeClock()
@@ -104,6 +105,7 @@ class FakeAlpaca:
         self.served: list[tuple[pd.Timestamp, str]] = []
         self.stopped_reason: str | None = None
         self._replay: Replay | None = None
+        self._paused = paused
         rest_bars = bars
         if replay is not None:
             day_bars, close = self._load_day(replay, bars, store, symbols, start, end)
@@ -112,6 +114,7 @@ class FakeAlpaca:
             self._replay = Replay(day_bars, clock=self.clock, speed=speed, close=close,
                                   publish=self.publish, finish=self.book.expire_day,
                                   lead=pd.Timedelta(minutes=lead))
+            self.clock.set(self._replay.first - self._replay.lead)  # until the replay runs
             first = self._replay.first.value - 1
             horizon = lambda: (self._replay.published.value if self._replay.published
                                is not None else first)
@@ -200,9 +203,16 @@ class FakeAlpaca:
             time.sleep(0.005)
         self._last_activity = time.monotonic()
         threading.Thread(target=self._watchdog, name="fake-alpaca-idle", daemon=True).start()
-        if self._replay is not None:
+        if self._replay is not None and not self._paused:
             self._replay.start()
         return self
+
+    def play(self) -> None:
+        """Start a replay created with ``paused=True`` (its clock starts now)."""
+        if self._replay is None or self._server is None or not self._paused:
+            raise RuntimeError("play() starts a paused replay of a running fake")
+        self._paused = False
+        self._replay.start()
 
     def _app(self) -> Starlette:
         @contextlib.asynccontextmanager
@@ -285,6 +295,10 @@ class FakeAlpaca:
         if not self._replay.done.wait(timeout):
             raise TimeoutError(f"the replay was not done within {timeout} s "
                                f"({len(self.served)} bars served)")
+        if self._replay.error is not None:
+            raise RuntimeError(f"the replay failed after {len(self.served)} bars: "
+                               f"{type(self._replay.error).__name__}: {self._replay.error}"
+                               ) from self._replay.error
 
     @property
     def done(self) -> bool:
