@@ -86,7 +86,7 @@ class FakeAlpaca:
     all), cut to ``start``..``end`` (``HH:MM`` New York); ``lead``: fake minutes between the
     clock's start and the first bar's start; ``paused=True``: the replay (and its clock) waits
     for :meth:`play` (a test connects its stream clients first). ``costs`` (default: none) and ``cash`` set the
-    order book; ``hub`` replaces the stream hub (tests).
+    order book; ``hub`` replaces the stream hub (tests); ``port``: 0 for a free one.
     """
 
     def __init__(self, bars=None, *, key: str = "fake-key", secret: str = "fake-secret",
@@ -94,7 +94,7 @@ class FakeAlpaca:
                  idle_timeout: float = 300.0, replay=None, speed: float = 1.0, store=None,
                  symbols=None, start: str | None = None, end: str | None = None,
                  lead: float = 1.0, paused: bool = False, costs: CostModel | None = None,
-                 cash=100_000, hub=None) -> None:
+                 cash=100_000, hub=None, port: int = 0) -> None:
         self.key, self._secret = key, secret
         self.idle_timeout = float(idle_timeout)
         self.clock = FakeClock()
@@ -127,6 +127,7 @@ class FakeAlpaca:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._last_activity = time.monotonic()
+        self.port = int(port)
         self._sock: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -187,7 +188,11 @@ class FakeAlpaca:
             raise RuntimeError("a FakeAlpaca starts once")
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        try:
+            self._sock.bind(("127.0.0.1", self.port))
+        except OSError as e:
+            self._sock.close()
+            raise ConfigError(f"cannot serve on 127.0.0.1:{self.port}: {e.strerror}") from None
         config = uvicorn.Config(_Gate(self, self._app()), lifespan="on", log_level="warning",
                                 proxy_headers=False, server_header=False, access_log=False,
                                 timeout_graceful_shutdown=2)
