@@ -72,7 +72,7 @@ def test_multi_page_fetch_of_three_symbols_equals_the_served_bars(fake, served):
     first = pages[0]
     assert (first.method, first.path) == ("GET", "/v2/stocks/bars")
     assert first.query["symbols"] == "AAPL,MSFT,SPY" and first.query["timeframe"] == "1Min"
-    assert first.query["feed"] == "iex" and first.query["adjustment"] == "all"
+    assert first.query["feed"] == "iex" and first.query["adjustment"] == "raw"
     assert first.query["start"] == "2025-12-29T05:00:00+00:00"  # midnight New York
     assert first.query["end"] == "2026-01-01T04:59:59.999999+00:00"  # end day inclusive
     assert first.headers["apca-api-key-id"] == MASK == first.headers["apca-api-secret-key"]
