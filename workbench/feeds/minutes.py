@@ -470,13 +470,19 @@ class LiveFeed:
     """Minute bars of one session from a stream source and a REST poller, as a ``Feed``.
 
     ``received`` on each row is ``perf_counter()`` when the feed decided the minute.
-    ``history()`` is None: the session loads its warmup from the store.
+    ``history()`` is None: the session loads its warmup from the store. ``speed``: how
+    much faster than real time ``clock`` runs (a replaying fake's scaled clock); the
+    options' seconds are the clock's, waits are divided by it.
     """
 
     def __init__(self, symbols: Sequence[str], session, *, stream: StreamSource, poller: Poller,
                  clock: Clock, options: FeedOptions | None = None,
                  on_event: EventSink | None = None, rng: random.Random | None = None,
-                 inbox: Any = None, perf: Callable[[], float] = time.perf_counter) -> None:
+                 inbox: Any = None, perf: Callable[[], float] = time.perf_counter,
+                 speed: float = 1.0) -> None:
+        if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
+            raise ConfigError(f"the feed's clock speed must be a positive number, not {speed!r}")
+        self.speed = float(speed)
         self.book = MinuteBook(symbols, session, clock.now(), options=options,
                                on_event=on_event, rng=rng)
         self.symbols = self.book.symbols
@@ -506,12 +512,15 @@ class LiveFeed:
                 if step.poll is not None:
                     self._poll(*step.poll)
                     continue
-                wait = (step.wake - self._clock.now()).total_seconds()
+                wait = (step.wake - self._clock.now()).total_seconds() / self.speed
                 got = self._inbox.get(wait)
                 if got:
                     book.add(got, STREAM, self._clock.now())
         finally:
             self._stream.stop()
+            close = getattr(self._poller, "close", None)
+            if close is not None:
+                close()
 
     def _poll(self, first: pd.Timestamp, last: pd.Timestamp) -> None:
         try:
