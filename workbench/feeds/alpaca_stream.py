@@ -164,9 +164,18 @@ def _shutdown(client: StockDataStream | None, thread: threading.Thread | None) -
         if loop is not None and loop.is_running():
             break
         time.sleep(0.01)
-    if loop is not None and loop.is_running():
-        for coro in (client.stop_ws(), client.close()):
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=_STOP_WAIT_S)
+    # stop first (no reconnect after the close), then close the socket; each coroutine is
+    # made only when the loop still runs to take it
+    for make in (client.stop_ws, client.close):
+        if loop is None or not loop.is_running():
+            break
+        coro = make()
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, loop)
+        except RuntimeError:  # the loop closed meanwhile
+            coro.close()
+            break
+        with contextlib.suppress(Exception):
+            future.result(timeout=_STOP_WAIT_S)
     if thread is not None:
         thread.join(_STOP_WAIT_S)
