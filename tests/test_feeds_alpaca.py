@@ -26,7 +26,7 @@ SYMBOLS = ["AAPL", "MSFT", "SPY"]
 DAY = "2025-12-29"
 OPEN = calendar.session_open(DAY)
 M = pd.Timedelta(minutes=1)
-MINUTES = 12
+MINUTES = 10
 SPEED = 180.0  # one fake minute in a third of a second
 # in the fake's seconds: the cutoff is 0.11 s real, the stale window 0.25 s
 OPTIONS = FeedOptions(cutoff_s=20, stale_s=45, poll_delay_s=2, poll_retry_s=5,
