@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -11,9 +12,7 @@ import pytest
 from workbench.clock import SimClock
 from workbench.data import calendar
 from workbench.errors import ConfigError, DataError
-from workbench.feeds.minutes import (
-    FeedOptions, LiveFeed, MinuteBar, MinuteBook, backoff_delay,
-)
+from workbench.feeds import FeedOptions, LiveFeed, MinuteBar, MinuteBook, backoff_delay
 
 DAY = "2025-12-29"
 OPEN = calendar.session_open(DAY)  # 14:30 UTC
@@ -277,7 +276,7 @@ def test_stream_restarts_back_off_exponentially_with_jitter():
             b.book.polled(*step.poll, [], now)
         if step.restart_stream:
             restarts.append(now)
-    gaps = [(b2 - a).total_seconds() for a, b2 in zip(restarts, restarts[1:])]
+    gaps = [(b2 - a).total_seconds() for a, b2 in itertools.pairwise(restarts)]
     # after each restart: the stale window (30 s) plus backoff 2, 4, 8 s jittered to [d/2, d]
     for gap, d in zip(gaps, (2, 4, 8)):
         assert 30 + d / 2 - 0.25 <= gap <= 30 + d + 0.25
@@ -404,7 +403,7 @@ def test_the_driver_keeps_retrying_a_failed_poll_and_reports_it():
             feed._poll(*step.poll)
     fails = [d for k, d in events if k == "poll_failed"]
     assert len(fails) == 3 and "REST down" in fails[0]["error"]
-    gaps = [(b[0] - a[0]).total_seconds() for a, b in zip(poller.calls, poller.calls[1:])]
+    gaps = [(b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(poller.calls)]
     assert all(g >= OPTS.poll_retry_s for g in gaps)
     poller.down = False
     first = next(it)

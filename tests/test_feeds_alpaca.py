@@ -18,7 +18,7 @@ from workbench.data import calendar
 from workbench.data.synth import synthesize
 from workbench.feeds.alpaca import alpaca_feed
 from workbench.feeds.alpaca_stream import stream_url, to_minute_bar
-from workbench.feeds.minutes import FeedOptions
+from workbench.feeds.options import FeedOptions
 from workbench.testing import FakeAlpaca
 
 KEY, SECRET = "PKFEEDTEST01", "feed-secret-3c9d"

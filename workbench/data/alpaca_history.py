@@ -35,6 +35,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Self
 
 import pandas as pd
 import requests
@@ -119,7 +120,7 @@ class HistoryClient:
         self.settings = settings or load_settings()
         self._client = _client(self.settings, credentials or self.settings.credentials)
 
-    def __enter__(self) -> HistoryClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

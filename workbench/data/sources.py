@@ -87,7 +87,7 @@ def _check_adjustment(store: Store, tf: Timeframe, symbols: list[str], adjustmen
             f"into one series. Fetch with --adjustment matching the stored bars, or into another "
             f"workbench home (WORKBENCH_HOME)")
     if unknown:
-        return [f"stored {tf} bars of {', '.join(unknown)} record no price adjustment (imported, "
-                f"synthetic or fetched by an older version); new bars are {adjustment!r} and "
-                f"were appended beside them"]
+        return [(f"stored {tf} bars of {', '.join(unknown)} record no price adjustment "
+                 f"(imported, synthetic or fetched by an older version); new bars are "
+                 f"{adjustment!r} and were appended beside them")]
     return []

@@ -13,7 +13,9 @@ from workbench.clock import Clock, LiveClock
 from workbench.config import Credentials, Settings, load_settings
 from workbench.feeds.alpaca_poll import AlpacaBarPoller
 from workbench.feeds.alpaca_stream import AlpacaBarStream
-from workbench.feeds.minutes import EventSink, FeedOptions, LiveFeed
+from workbench.feeds.live import LiveFeed
+from workbench.feeds.minutes import EventSink
+from workbench.feeds.options import FeedOptions
 
 __all__ = ["alpaca_feed"]
 

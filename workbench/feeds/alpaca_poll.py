@@ -14,7 +14,7 @@ import pandas as pd
 
 from workbench.config import Credentials, Settings
 from workbench.data.alpaca_history import HistoryClient
-from workbench.feeds.minutes import MinuteBar
+from workbench.feeds.options import MinuteBar
 
 __all__ = ["AlpacaBarPoller"]
 

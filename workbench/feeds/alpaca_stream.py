@@ -31,7 +31,7 @@ with warnings.catch_warnings():  # alpaca.data imports websockets.legacy, which 
 
 from workbench.config import Credentials, Settings, load_settings
 from workbench.errors import ConfigError
-from workbench.feeds.minutes import MinuteBar
+from workbench.feeds.options import MinuteBar
 from workbench.secrets import SECRET_ENV_VARS
 
 __all__ = ["AlpacaBarStream", "stream_url"]
