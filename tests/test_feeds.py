@@ -408,3 +408,35 @@ def test_the_driver_keeps_retrying_a_failed_poll_and_reports_it():
     poller.down = False
     first = next(it)
     assert first.time == OPEN
+
+
+def test_the_engine_decides_the_same_on_the_live_feed_as_on_the_stored_bars():
+    """Fault test 13's shape: the served bars, streamed with a mute spell and polled, give
+    the engine the same rows, hence the same signals, as the same bars replayed."""
+    import workbench as wb
+    from workbench.data.bars import Bars
+    from workbench.engine import Engine, ReplayFeed
+
+    @wb.strategy(warmup=3)
+    def above_mean(bars, n: int = 3):
+        mean = wb.ta.SMA(bars.close, n)
+        return wb.Signals(entries=wb.crossed_above(bars.close, mean),
+                          exits=wb.crossed_below(bars.close, mean))
+
+    served = _served_day(30, seed=9)
+    long = pd.DataFrame([(b.symbol, b.time, *b.values) for b in served],
+                        columns=["symbol", "ts", "open", "high", "low", "close", "volume"])
+    stored = Bars.from_long(long, timeframe="1Min")
+    replayed, live = [], []
+    Engine(above_mean, ["AAA", "BBB"], on_decision=replayed.append).run(ReplayFeed(stored))
+    clock = SimClock(OPEN - 30 * S)
+    script = [(OPEN + (m + 1) * M + S, [b for b in served if b.time == OPEN + m * M])
+              for m in range(30) if not 10 <= m <= 16]
+    feed = LiveFeed(["AAA", "BBB"], DAY, stream=MemoryStream(), poller=MemoryPoller(served, clock),
+                    clock=clock, options=OPTS, inbox=ScriptedInbox(clock, script))
+    engine = Engine(above_mean, ["AAA", "BBB"], on_decision=live.append)
+    assert engine.run(feed) == 30  # to the session's close: the minutes after 30 are empty
+    assert len(live) == len(replayed) == 30
+    assert [(d.bar_time, d.signals) for d in live] == [(d.bar_time, d.signals) for d in replayed]
+    assert any(d.signals for d in live)
+    assert clock.now() >= calendar.session_close(DAY)
