@@ -304,7 +304,7 @@ def test_cli_fetch_rerun_adds_nothing_and_says_so(fake, served, workbench_home):
     again = _cli(fake)
     assert again.exit_code == 0, again.stderr
     assert f"0 written, {len(served)} already stored" in again.stdout
-    assert f"nothing new: all {len(served)} bars fetched were already stored" in again.stdout
+    assert f"nothing new: {len(served)} bars fetched were already stored" in again.stdout
     assert sorted((workbench_home / "data").rglob("*.parquet")) == files
 
 
@@ -356,3 +356,18 @@ def test_a_missing_value_in_symbols_is_refused_not_read_as_NAN(fake):
     with pytest.raises(ConfigError, match="must be names"):
         _fetch(fake, symbols=[None])
     assert fake.requests == []
+
+
+def test_a_rerun_does_not_quarantine_the_same_bad_bars_twice(served, workbench_home):
+    from workbench.data.store import Store
+
+    bad = served.copy()
+    bad.loc[bad.index[[3, 10]], "close"] = float("nan")
+    with FakeAlpaca(bad, key=KEY, secret=CANARY) as fake:
+        first = _cli(fake)
+        assert first.exit_code == 0 and "quarantined: nan=2" in first.stdout
+        again = _cli(fake)
+    assert again.exit_code == 0, again.stderr
+    assert "quarantined: none" in again.stdout and "nothing new" in again.stdout
+    assert "2 bar(s) quarantined by an earlier fetch came again" in again.stdout
+    assert len(Store(workbench_home / "data").quarantine()) == 2

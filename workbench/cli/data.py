@@ -138,8 +138,8 @@ def fetch(symbols: str, start: str, end: str | None, timeframe: str, adjustment:
         return
     echo(f"adjustment: {adjustment} ({_ADJUSTED[adjustment]})")
     _report(report, as_json, store)
-    if report.received and not report.written and not report.quarantined_total:
-        echo(f"nothing new: all {report.already_stored} bars fetched were already stored")
+    if not report.written and not report.quarantined_total:
+        echo(f"nothing new: {report.already_stored} bars fetched were already stored")
     missing = [s for s in names if s not in report.symbols]
     if missing:
         echo(f"no bars from Alpaca for {', '.join(missing)} between {start} and {end} "

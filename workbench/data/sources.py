@@ -63,11 +63,29 @@ def fetch_into_store(store: Store, symbols, start, end, timeframe: str, *, setti
     notes = _check_adjustment(store, tf, names, adjustment)
     bars = fetch_bars(names, start, end, tf, settings=settings, credentials=credentials,
                       progress=progress, adjustment=adjustment)
+    bars, skipped = _not_quarantined_yet(store, tf, names, bars)
     band = settings.data.spike_band if spike_band is None else spike_band
     report = store.write(bars, tf, source=f"alpaca:{settings.alpaca.feed}", spike_band=band,
                          progress=bool(progress is True), provenance={"adjustment": adjustment})
     report.notes.extend(notes)
+    if skipped:
+        report.notes.append(f"{skipped} bar(s) quarantined by an earlier fetch came again and "
+                            f"were not quarantined twice (`workbench data quarantine` lists them)")
     return report
+
+
+def _not_quarantined_yet(store: Store, tf: Timeframe, symbols: list[str],
+                         bars: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """``bars`` without those already in quarantine with the same values (a re-run of a
+    fetch adds nothing), and how many were dropped."""
+    known = store.quarantine(symbols, tf)
+    if known.empty or bars.empty:
+        return bars, 0
+    keys = ["symbol", "ts", "open", "high", "low", "close", "volume"]
+    known = known[keys].astype({"symbol": "str", "ts": "datetime64[ns, UTC]"}).drop_duplicates()
+    marked = bars.merge(known, on=keys, how="left", indicator=True)["_merge"].to_numpy()
+    again = marked == "both"
+    return bars[~again].reset_index(drop=True), int(again.sum())
 
 
 def _check_adjustment(store: Store, tf: Timeframe, symbols: list[str], adjustment: str) -> list[str]:
