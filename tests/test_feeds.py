@@ -183,6 +183,15 @@ def test_bad_bars_are_rejected_with_a_reason_and_never_reach_the_engine(kw, reas
     assert np.isnan(row.values[:, 0]).all() and np.isfinite(row.values[:, 1]).all()
 
 
+def test_a_good_second_bar_after_a_rejected_first_in_one_batch_is_filed():
+    b = Book()
+    _decided_minute_0(b)
+    b.book.add([bar("AAA", 1, float("nan")), bar("AAA", 1, 10.1), bar("BBB", 1)], "rest", OPEN + 2 * M)
+    assert [e["reason"] for e in b.kinds("bar_rejected")] == ["nan"]
+    assert closes(b.book.tick(OPEN + 2 * M).rows) == [(OPEN + M, 10.1, 10.0)]
+    assert b.kinds("bar_late") == b.kinds("bar_corrected") == []
+
+
 def test_timestamps_off_the_grid_naive_or_unknown_symbols_are_rejected():
     b = Book()
     good = bar("AAA", 0)

@@ -303,7 +303,10 @@ class MinuteBook:
                 continue
             new = np.asarray(bar.values, float)
             decided = i < self.next
-            held = (self._decided if decided else self._pending)[i].get(bar.symbol)
+            held = (self._decided if decided else self._pending).get(i, {}).get(bar.symbol)
+            if held is None and not decided:  # its batch's first bar was rejected: new after all
+                self._file_fresh([(i, bar)], source)
+                continue
             data = {"symbol": bar.symbol, "time": iso(self.grid[i]), "source": source,
                     **values_dict(bar.values)}
             if held is not None and np.array_equal(held, new):
