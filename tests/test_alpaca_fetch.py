@@ -371,3 +371,9 @@ def test_a_rerun_does_not_quarantine_the_same_bad_bars_twice(served, workbench_h
     assert "quarantined: none" in again.stdout and "nothing new" in again.stdout
     assert "2 bar(s) quarantined by an earlier fetch came again" in again.stdout
     assert len(Store(workbench_home / "data").quarantine()) == 2
+
+
+def test_the_cli_offers_exactly_the_adjustments_the_fetch_knows():
+    from workbench.cli.data import ADJUSTMENTS as CLI_ADJUSTMENTS
+
+    assert CLI_ADJUSTMENTS == alpaca_history.ADJUSTMENTS

@@ -152,6 +152,7 @@ def test_stream_url_follows_the_data_url_and_raw_messages_convert():
     settings = load_settings(alpaca={"data_url": "http://127.0.0.1:9/", "feed": "sip"})
     assert stream_url(settings) == "ws://127.0.0.1:9/v2/sip"
     assert stream_url(load_settings()) is None
+    assert stream_url(load_settings(alpaca={"data_url": "https://data.alpaca.markets/"})) is None
     import msgpack
 
     t = msgpack.Timestamp.from_unix_nano(OPEN.value)

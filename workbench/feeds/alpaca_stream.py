@@ -30,6 +30,7 @@ with warnings.catch_warnings():  # alpaca.data imports websockets.legacy, which 
     from alpaca.data.live.stock import StockDataStream
 
 from workbench.config import Credentials, Settings, load_settings
+from workbench.data.alpaca_history import DEFAULT_DATA_URL
 from workbench.errors import ConfigError
 from workbench.feeds.options import MinuteBar
 from workbench.secrets import SECRET_ENV_VARS
@@ -42,10 +43,10 @@ _STOP_WAIT_S = 5.0
 
 def stream_url(settings: Settings) -> str | None:
     """The market-data websocket URL: None (alpaca-py's default host) unless
-    ``alpaca.data_url`` points elsewhere, in which case the stream is on that server too
+    ``alpaca.data_url`` points elsewhere than Alpaca, in which case the stream is on that server too
     (``http://host:port`` -> ``ws://host:port/v2/<feed>``, as the fake serves it)."""
     url = settings.alpaca.data_url
-    if not url:
+    if not url or url.rstrip("/") == DEFAULT_DATA_URL:  # Alpaca's own: its stream host differs
         return None
     base = url.rstrip("/")
     for http, ws in (("https://", "wss://"), ("http://", "ws://")):
