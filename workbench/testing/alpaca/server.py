@@ -351,20 +351,24 @@ class FakeAlpaca:
                       for _ in range(times)])
 
     def stall(self, seconds: float | None = None, path: str = "/", method: str | None = None,
-              after_headers: bool = False, takes_effect: bool = False) -> None:
-        """The next matching request gets no answer until the fake stops (or ``seconds``)."""
-        self.inject(Fault("no_answer", seconds=seconds, path=path, method=method,
-                          after_headers=after_headers, takes_effect=takes_effect))
+              after_headers: bool = False, takes_effect: bool = False, times: int = 1) -> None:
+        """The next ``times`` matching requests get no answer until the fake stops (or
+        ``seconds`` pass; then the connection closes). ``takes_effect``: processed first."""
+        self.inject(*[Fault("no_answer", seconds=seconds, path=path, method=method,
+                            after_headers=after_headers, takes_effect=takes_effect)
+                      for _ in range(times)])
 
     def accept_then(self, status: int = 504, path: str = "/v2/orders",
-                    method: str | None = "POST") -> None:
-        """The next matching request takes effect, then is answered ``status``."""
-        self.inject(Fault("accept_then", status=status, path=path, method=method))
+                    method: str | None = "POST", times: int = 1) -> None:
+        """The next ``times`` matching requests take effect, then are answered ``status``."""
+        self.inject(*[Fault("accept_then", status=status, path=path, method=method)
+                      for _ in range(times)])
 
     def drop_connection(self, path: str = "/", method: str | None = None,
-                        takes_effect: bool = False) -> None:
-        """The next matching request's connection is closed with no answer."""
-        self.inject(Fault("drop_connection", path=path, method=method, takes_effect=takes_effect))
+                        takes_effect: bool = False, times: int = 1) -> None:
+        """The next ``times`` matching requests' connections are closed with no answer."""
+        self.inject(*[Fault("drop_connection", path=path, method=method,
+                            takes_effect=takes_effect) for _ in range(times)])
 
     # -- the gate -----------------------------------------------------------------------------------
     def authorized(self, headers: dict[str, str]) -> bool:
