@@ -185,7 +185,12 @@ def test_replay_from_a_store_and_bad_windows(bars, tmp_path):
     store = Store(tmp_path / "data")
     store.write(bars, "1Min")
     with FakeAlpaca(key=KEY, secret=SECRET, replay=DAY, speed=6000, store=store,
-                    symbols=["SPY"], start="15:58") as fake:
+                    symbols=["SPY"], start="15:58", paused=True) as fake:
+        history = get(fake, "/v2/stocks/bars?symbols=SPY&timeframe=1Min&limit=10000")["bars"]
+        shown = pd.DatetimeIndex([b["t"] for b in history["SPY"]])
+        stored = bars[(bars.symbol == "SPY") & (bars.ts < pd.Timestamp("2026-11-23 20:58", tz="UTC"))]
+        assert list(shown) == list(stored["ts"])  # the sessions before, the day up to 15:57
+        fake.play()
         fake.wait_until_done(10)
         assert [s for _, s in fake.served] == ["SPY", "SPY"]  # 15:58 and 15:59: to the close
     with pytest.raises(ConfigError, match="not an NYSE session"):

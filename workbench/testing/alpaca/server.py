@@ -39,6 +39,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
+from workbench.data import calendar
 from workbench.errors import ConfigError
 from workbench.model import Position
 from workbench.model.costs import CostModel
@@ -69,8 +70,12 @@ class FakeAlpaca:
     from ``bars`` or ``store`` (a :class:`~workbench.data.store.Store`) for ``symbols`` (None:
     all), cut to ``start``..``end`` (``HH:MM`` New York); ``lead``: fake minutes between the
     clock's start and the first bar's start; ``paused=True``: the replay (and its clock) waits
-    for :meth:`play` (a test connects its stream clients first). ``costs`` (default: none) and ``cash`` set the
-    order book; ``hub`` replaces the stream hub (tests); ``port``: 0 for a free one.
+    for :meth:`play` (a test connects its stream clients first). REST serves the given bars,
+    or the store's last ``history_days`` sessions before the day and the day itself, never a
+    minute not yet closed on the replay's clock.
+
+    ``costs`` (default: no slippage, no fees) and ``cash`` set the order book; ``hub``
+    replaces the stream hub (tests); ``port``: 0 for a free one.
     """
 
     def __init__(self, bars=None, *, key: str = "fake-key", secret: str = "fake-secret",
@@ -78,7 +83,7 @@ class FakeAlpaca:
                  idle_timeout: float = 300.0, replay=None, speed: float = 1.0, store=None,
                  symbols=None, start: str | None = None, end: str | None = None,
                  lead: float = 1.0, paused: bool = False, costs: CostModel | None = None,
-                 cash=100_000, hub=None, port: int = 0) -> None:
+                 cash=100_000, hub=None, port: int = 0, history_days: int = 5) -> None:
         self.key, self._secret = key, secret
         self.idle_timeout = float(idle_timeout)
         self.clock = FakeClock()
@@ -90,11 +95,9 @@ class FakeAlpaca:
         self.stopped_reason: str | None = None
         self._replay: Replay | None = None
         self._paused = paused
-        rest_bars = bars
         if replay is not None:
-            day_bars, close = self._load_day(replay, bars, store, symbols, start, end)
-            if bars is None:
-                rest_bars = day_bars
+            rest_bars, day_bars, close = self._load_day(replay, bars, store, symbols, start,
+                                                        end, history_days)
             self._replay = Replay(day_bars, clock=self.clock, speed=speed, close=close,
                                   publish=self.publish, finish=self.book.expire_day,
                                   lead=pd.Timedelta(minutes=lead))
@@ -107,7 +110,7 @@ class FakeAlpaca:
         elif any(v is not None for v in (store, symbols, start, end)):
             raise ConfigError("store, symbols, start and end belong to a replay: pass replay=DATE")
         else:
-            self.market = market.BarBook(rest_bars, page_size=page_size, feeds=feeds)
+            self.market = market.BarBook(bars, page_size=page_size, feeds=feeds)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._last_activity = time.monotonic()
@@ -119,16 +122,20 @@ class FakeAlpaca:
         self._release: asyncio.Event | None = None
 
     @staticmethod
-    def _load_day(day, bars, store, symbols, start, end):
+    def _load_day(day, bars, store, symbols, start, end, history_days):
+        """(the bars REST serves, the window's bars to replay, the session's close)."""
         lo, hi = replay_window(day, start, end)
-        close = pd.Timestamp(replay_window(day, None, None)[1]) + pd.Timedelta(minutes=1)
+        close = calendar.session_close(day)
         if bars is not None and store is not None:
             raise ConfigError("replay from bars or from a store, not both")
         if bars is None:
             if store is None:
                 raise ConfigError("a replay needs bars=DataFrame or store=Store")
-            bars = store.load(symbols, "1Min", pd.Timestamp(day).date().isoformat(),
+            first = calendar.last_sessions(int(history_days) + 1, day)[0]
+            bars = store.load(symbols, "1Min", first.date().isoformat(),
                               pd.Timestamp(day).date().isoformat()).to_long()
+            # the store's wide frames hold NaN where a symbol had no bar: no bar, not a bad one
+            bars = bars.dropna(subset=["open", "high", "low", "close"])
         elif not isinstance(bars, pd.DataFrame):
             raise ConfigError("a replay's bars are one long DataFrame of 1-minute bars")
         frame = bars if symbols is None else bars[bars["symbol"].isin(list(symbols))]
@@ -140,7 +147,7 @@ class FakeAlpaca:
         window = frame[(ts >= lo) & (ts <= hi)]
         if window.empty:
             raise ConfigError(f"no bars between {lo} and {hi} to replay")
-        return window.dropna(subset=["open", "high", "low", "close"]), close
+        return frame, window, close
 
     # -- addresses -------------------------------------------------------------------------
     def _address(self) -> tuple[str, int]:
