@@ -7,6 +7,7 @@ the simulated broker over a replayed day.
 
 from __future__ import annotations
 
+import time
 import uuid
 import warnings
 from decimal import Decimal
@@ -309,3 +310,16 @@ def test_partial_fills_and_notional(fake, client, hub):
                                                    time_in_force=TimeInForce.DAY))
     fake.publish(minute(4), [bar("MSFT", 400, 400, 400, 400)])
     assert client.get_order_by_id(spend.id).filled_qty == "2.5"
+
+
+def test_an_accepted_order_rejected_afterwards(fake, client, hub):
+    fake.reject_next(reason="insufficient buying power")
+    order = client.submit_order(market(cid="rej"))
+    assert order.status == OrderStatus.NEW  # the answer: accepted
+    deadline = time.monotonic() + 5
+    while client.get_order_by_id(order.id).status != OrderStatus.REJECTED:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert hub.events(str(order.id)) == ["new", "rejected"]
+    fake.publish(minute(1), [bar("AAPL", 100, 101, 99, 100)])
+    assert fake.positions == {} and client.submit_order(market(cid="ok")).status == "new"

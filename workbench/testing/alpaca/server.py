@@ -322,6 +322,12 @@ class FakeAlpaca:
         with self.book.lock:
             return self.book.order_json(o)
 
+    def reject_next(self, times: int = 1, reason: str = "rejected by the fake") -> None:
+        """The next ``times`` client orders are accepted (answered ``new``), then rejected: a
+        ``rejected`` trade update follows the answer."""
+        with self.book.lock:
+            self.book.rejections.extend([reason] * times)
+
     @property
     def orders(self) -> list[dict]:
         """Every order the broker holds (legs included), oldest first, as Alpaca JSON."""
