@@ -39,7 +39,6 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
-from workbench.data import calendar
 from workbench.errors import ConfigError
 from workbench.model import Position
 from workbench.model.costs import CostModel
@@ -48,7 +47,7 @@ from workbench.testing.alpaca.answers import ApiError, error
 from workbench.testing.alpaca.book import Book
 from workbench.testing.alpaca.faults import Fault, FaultQueue
 from workbench.testing.alpaca.gate import Gate, RecordedRequest
-from workbench.testing.alpaca.replay import FakeClock, Replay, replay_window
+from workbench.testing.alpaca.replay import FakeClock, Replay, load_day
 
 __all__ = ["FakeAlpaca", "RecordedRequest"]
 
@@ -96,8 +95,8 @@ class FakeAlpaca:
         self._replay: Replay | None = None
         self._paused = paused
         if replay is not None:
-            rest_bars, day_bars, close = self._load_day(replay, bars, store, symbols, start,
-                                                        end, history_days)
+            rest_bars, day_bars, close = load_day(replay, bars, store, symbols, start, end,
+                                                 history_days)
             self._replay = Replay(day_bars, clock=self.clock, speed=speed, close=close,
                                   publish=self.publish, finish=self.book.expire_day,
                                   lead=pd.Timedelta(minutes=lead))
@@ -120,34 +119,6 @@ class FakeAlpaca:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._release: asyncio.Event | None = None
-
-    @staticmethod
-    def _load_day(day, bars, store, symbols, start, end, history_days):
-        """(the bars REST serves, the window's bars to replay, the session's close)."""
-        lo, hi = replay_window(day, start, end)
-        close = calendar.session_close(day)
-        if bars is not None and store is not None:
-            raise ConfigError("replay from bars or from a store, not both")
-        if bars is None:
-            if store is None:
-                raise ConfigError("a replay needs bars=DataFrame or store=Store")
-            first = calendar.last_sessions(int(history_days) + 1, day)[0]
-            bars = store.load(symbols, "1Min", first.date().isoformat(),
-                              pd.Timestamp(day).date().isoformat()).to_long()
-            # the store's wide frames hold NaN where a symbol had no bar: no bar, not a bad one
-            bars = bars.dropna(subset=["open", "high", "low", "close"])
-        elif not isinstance(bars, pd.DataFrame):
-            raise ConfigError("a replay's bars are one long DataFrame of 1-minute bars")
-        frame = bars if symbols is None else bars[bars["symbol"].isin(list(symbols))]
-        if symbols is not None:
-            missing = sorted(set(symbols) - set(frame["symbol"].astype(str)))
-            if missing:
-                raise ConfigError(f"no bars to replay for {', '.join(missing)}")
-        ts = pd.DatetimeIndex(frame["ts"])
-        window = frame[(ts >= lo) & (ts <= hi)]
-        if window.empty:
-            raise ConfigError(f"no bars between {lo} and {hi} to replay")
-        return frame, window, close
 
     # -- addresses -------------------------------------------------------------------------
     def _address(self) -> tuple[str, int]:
