@@ -166,7 +166,8 @@ def test_bracket_legs_wait_for_the_entry_then_one_cancels_the_other(fake, client
     sl = client.get_order_by_client_id("b-1.sl")
     assert (tp.status, tp.filled_avg_price, sl.status) == (OrderStatus.FILLED, "110", "canceled")
     assert "AAPL" not in fake.positions
-    assert hub.events(str(sl.id)) == ["canceled"]
+    assert hub.events(str(sl.id)) == ["new", "canceled"]  # armed with the entry's fill
+    assert hub.events(str(tp.id)) == ["new", "fill"] and hub.events(str(entry.id)) == ["new", "fill"]
     with pytest.raises(APIError) as info:  # take profit below the stop loss for a long
         client.submit_order(market(order_class=OrderClass.BRACKET,
                                    take_profit=TakeProfitRequest(limit_price=90),

@@ -392,6 +392,7 @@ class Book:
         for leg in (self._orders[i] for i in o.legs):
             if leg.status == "held":
                 leg.status, leg.active_from, leg.updated_at = "new", time, self.now()
+                self._emit("new", leg)  # held -> new: the leg is live
         if o.parent is not None:
             for sib in (self._orders[i] for i in self._orders[o.parent].legs):
                 if sib.id != o.id and sib.is_open:
