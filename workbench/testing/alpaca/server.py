@@ -239,6 +239,11 @@ class FakeAlpaca:
             if time.monotonic() - self._last_activity > self.idle_timeout:
                 self.stop(reason="idle timeout")
 
+    def record(self, request: RecordedRequest) -> None:
+        """Keep ``request`` in ``requests`` (the gate calls this for every HTTP request)."""
+        with self._lock:
+            self.requests.append(request)
+
     def touch(self) -> None:
         """Count as activity (a request or a websocket connection) for the idle timeout."""
         self._last_activity = time.monotonic()
