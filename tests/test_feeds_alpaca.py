@@ -7,6 +7,7 @@ the values the fake served, whatever happens to the stream.
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import numpy as np
@@ -133,7 +134,9 @@ def test_a_dropped_data_stream_loses_no_minute(day):
     assert not _kinds(events, "bar_late", "bar_rejected")
 
 
-def test_a_late_bar_is_reported_not_applied(day):
+def test_a_late_bar_is_reported_not_applied_inside_a_running_event_loop(day):
+    """Run as a notebook cell runs: in a thread whose asyncio loop is already running (the
+    stream keeps its own loop on its own thread)."""
     events = []
     late = {"S": "MSFT", "t": OPEN + 5 * M, "o": 50.0, "h": 50.5, "l": 49.5, "c": 50.2,
             "v": 300.0, "n": 3, "vw": 50.1}
@@ -141,7 +144,11 @@ def test_a_late_bar_is_reported_not_applied(day):
         def publish_late(row):
             if row.time == OPEN + 6 * M:
                 fake.hub.bars([late])  # MSFT's bar for minute 5, decided without it
-        rows = _run(fake, events, publish_late)
+
+        async def cell():
+            asyncio.get_running_loop()  # a loop runs here, as in a Jupyter kernel
+            return _run(fake, events, publish_late)
+        rows = asyncio.run(cell())
     _check_every_minute_once(rows, day, fake)  # minute 5 still has NaN for MSFT
     (report,) = [d for k, d in events if k == "bar_late"]
     assert report["symbol"] == "MSFT" and report["time"] == (OPEN + 5 * M).isoformat()
