@@ -85,11 +85,11 @@ class AlpacaBarStream:
             self._launch()
 
     def restart(self) -> None:
-        """Close the current connection and open a new one (the feed paces the calls)."""
+        """Close the current connection, then open a new one (the feed paces the calls;
+        closing first: Alpaca allows one market-data connection per account)."""
         with self._lock:
-            old, thread = self._client, self._thread
+            _shutdown(self._client, self._thread)
             self._launch()
-        _shutdown(old, thread)
 
     def stop(self) -> None:
         with self._lock:
