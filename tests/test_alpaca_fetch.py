@@ -72,7 +72,7 @@ def test_multi_page_fetch_of_three_symbols_equals_the_served_bars(fake, served):
     first = pages[0]
     assert (first.method, first.path) == ("GET", "/v2/stocks/bars")
     assert first.query["symbols"] == "AAPL,MSFT,SPY" and first.query["timeframe"] == "1Min"
-    assert first.query["feed"] == "iex" and first.query["adjustment"] == "all"
+    assert first.query["feed"] == "iex" and first.query["adjustment"] == "raw"
     assert first.query["start"] == "2025-12-29T05:00:00+00:00"  # midnight New York
     assert first.query["end"] == "2026-01-01T04:59:59.999999+00:00"  # end day inclusive
     assert first.headers["apca-api-key-id"] == MASK == first.headers["apca-api-secret-key"]
@@ -267,3 +267,113 @@ def test_cli_stalled_server_errors_within_seconds(fake):
     result = _cli(fake, WORKBENCH__ALPACA__REQUEST_TIMEOUT_S="1")
     assert time.monotonic() - began < 5
     assert result.exit_code == 3 and "1 s request timeout" in _error_line(result)
+
+
+# -- adjustment, re-runs, progress, the ticker NA ------------------------------------------
+def test_cli_fetch_states_and_records_raw_by_default_and_refuses_to_mix(fake, workbench_home):
+    from workbench.data.store import Store
+
+    first = _cli(fake)
+    assert first.exit_code == 0, first.stderr
+    assert "adjustment: raw (prices as traded, not adjusted)" in first.stdout
+    assert fake.requests[0].query["adjustment"] == "raw"
+    store = Store(workbench_home / "data")
+    (meta,) = store.provenance("1Min", "AAPL")
+    assert meta["adjustment"] == "raw" and meta["source"] == "alpaca:iex"
+    asked = len(fake.requests)
+    mixed = _cli(fake, "--adjustment", "all")
+    assert mixed.exit_code == 2 and len(fake.requests) == asked  # refused before any request
+    line = _error_line(mixed)
+    assert "AAPL (raw)" in line and "'all'" in line and "--adjustment" in line
+    assert store.provenance("1Min", "AAPL") == [meta]  # nothing was added
+
+
+def test_cli_fetch_split_adjusted_is_recorded_and_sent(fake, workbench_home):
+    from workbench.data.store import Store
+
+    result = _cli(fake, "--adjustment", "split", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["adjustment"] == "split"
+    assert {r.query["adjustment"] for r in fake.requests} == {"split"}
+    assert Store(workbench_home / "data").provenance("1Min", "MSFT")[0]["adjustment"] == "split"
+    assert _cli(fake, "--adjustment", "bogus").exit_code == 2
+
+
+def test_cli_fetch_rerun_adds_nothing_and_says_so(fake, served, workbench_home):
+    assert _cli(fake).exit_code == 0
+    files = sorted((workbench_home / "data").rglob("*.parquet"))
+    again = _cli(fake)
+    assert again.exit_code == 0, again.stderr
+    assert f"0 written, {len(served)} already stored" in again.stdout
+    assert f"nothing new: {len(served)} bars fetched were already stored" in again.stdout
+    assert sorted((workbench_home / "data").rglob("*.parquet")) == files
+
+
+def test_cli_fetch_shows_a_progress_bar_on_stderr_only(fake):
+    result = _cli(fake)
+    assert result.exit_code == 0
+    assert "alpaca:" in result.stderr and "request" in result.stderr  # tqdm's bar
+    assert "alpaca: " not in result.stdout and "%|" not in result.stdout
+
+
+def test_stored_bars_without_a_recorded_adjustment_get_a_note(fake, served, workbench_home):
+    from workbench.data.store import Store
+
+    Store(workbench_home / "data").write(served[served["symbol"] == "AAPL"].head(5), "1Min")
+    result = _cli(fake)
+    assert result.exit_code == 0
+    assert "note: stored 1Min bars of AAPL record no price adjustment" in result.stdout
+
+
+def test_the_ticker_NA_travels_as_a_ticker(workbench_home):
+    from workbench.data.store import Store
+
+    served = synthesize(["NA", "AAPL"], 2, "1Min", seed=3, end=END)
+    with FakeAlpaca(served, key=KEY, secret=CANARY) as fake:
+        result = CliRunner().invoke(cli, [
+            "data", "fetch", "--symbols", "NA,AAPL", "--start", "2025-12-30", "--end", END],
+            env={"WORKBENCH__ALPACA__DATA_URL": fake.url, "ALPACA_API_KEY": KEY,
+                 "ALPACA_SECRET_KEY": CANARY})
+        assert result.exit_code == 0, result.stderr
+        assert fake.requests[0].query["symbols"] == "NA,AAPL"
+        got = fetch_bars(["NA"], "2025-12-30", END, settings=_settings(fake), credentials=_creds())
+    assert set(got["symbol"]) == {"NA"} and len(got) == (served["symbol"] == "NA").sum()
+    store = Store(workbench_home / "data")
+    assert "NA" in store.symbols("1Min")
+    listing = store.ls()
+    assert "NA" in listing["symbol"].tolist() and listing["symbol"].notna().all()
+    bars = store.load(["NA"], "1Min")
+    assert bars.symbols == ["NA"] and bars.close["NA"].notna().any()
+    ls = CliRunner().invoke(cli, ["data", "ls", "--json"])
+    assert {"NA", "AAPL"} <= {r["symbol"] for r in json.loads(ls.stdout)}
+
+
+def test_a_missing_value_in_symbols_is_refused_not_read_as_NAN(fake):
+    # what pandas.read_csv or YAML makes of a ticker NA without keep_default_na=False / quotes
+    read = pd.read_csv(__import__("io").StringIO("symbol\nNA\nAAPL\n"))["symbol"].tolist()
+    assert read[0] != read[0]  # NaN: the trap itself
+    with pytest.raises(ConfigError, match="a ticker such as NA read as missing"):
+        _fetch(fake, symbols=read)
+    with pytest.raises(ConfigError, match="must be names"):
+        _fetch(fake, symbols=[None])
+    assert fake.requests == []
+
+
+def test_a_rerun_does_not_quarantine_the_same_bad_bars_twice(served, workbench_home):
+    from workbench.data.store import Store
+
+    bad = served.copy()
+    bad.loc[bad.index[[3, 10]], "close"] = float("nan")
+    with FakeAlpaca(bad, key=KEY, secret=CANARY) as fake:
+        first = _cli(fake)
+        assert first.exit_code == 0 and "quarantined: nan=2" in first.stdout
+        again = _cli(fake)
+    assert again.exit_code == 0, again.stderr
+    assert "quarantined: none" in again.stdout and "nothing new" in again.stdout
+    assert "2 bar(s) quarantined by an earlier fetch came again" in again.stdout
+    assert len(Store(workbench_home / "data").quarantine()) == 2
+
+
+def test_the_cli_offers_exactly_the_adjustments_the_fetch_knows():
+    from workbench.cli.data import ADJUSTMENTS as CLI_ADJUSTMENTS
+
+    assert CLI_ADJUSTMENTS == alpaca_history.ADJUSTMENTS

@@ -65,10 +65,13 @@ def get(fake, path):
 def test_replay_publishes_each_minute_once_on_a_scaled_clock(bars):
     want = window(bars)
     with FakeAlpaca(bars, key=KEY, secret=SECRET, replay=DAY, speed=SPEED, start="10:00",
-                    end="10:10", symbols=["AAPL", "MSFT"]) as fake:
+                    end="10:10", symbols=["AAPL", "MSFT"], paused=True) as fake:
         clock = get(fake, "/v2/clock")
-        assert clock["is_open"] and pd.Timestamp(clock["timestamp"]) < pd.Timestamp(
-            "2026-11-23 10:00", tz="America/New_York")  # the lead before the first bar
+        assert clock["is_open"] and pd.Timestamp(clock["timestamp"]) == pd.Timestamp(
+            "2026-11-23 09:59", tz="America/New_York")  # one minute's lead before the first bar
+        assert get(fake, "/v2/stocks/bars/latest?symbols=AAPL")["bars"]["AAPL"]["t"] \
+            == "2026-11-23T14:59:00Z"  # the minute before the window: closed, shown
+        fake.play()
         seen = []
         while not fake.done:
             latest = get(fake, "/v2/stocks/bars/latest?symbols=AAPL")["bars"]
@@ -92,11 +95,11 @@ def test_replay_publishes_each_minute_once_on_a_scaled_clock(bars):
         assert fake.hub.sent_bars == []  # no data client subscribed: nothing sent
 
 
-def _sim_fills(bars, intents, tmp_path, late: list[tuple[pd.Timestamp, OrderIntent]]):
+def _sim_fills(day, intents, tmp_path, late: list[tuple[pd.Timestamp, OrderIntent]]):
     broker = SimBroker(tmp_path / "sim.sqlite", costs=COSTS, cash=100_000)
     for intent in intents:
         broker.submit(intent)
-    for ts, rows in window(bars).groupby("ts", sort=True):
+    for ts, rows in day.groupby("ts", sort=True):
         for when, intent in late:
             if when == ts:
                 broker.submit(intent)
@@ -107,7 +110,7 @@ def _sim_fills(bars, intents, tmp_path, late: list[tuple[pd.Timestamp, OrderInte
 
 
 def test_replayed_orders_fill_as_on_the_simulated_broker(bars, tmp_path):
-    day = window(bars)
+    day = window(bars, "10:00", "10:15")
     first = day[day["ts"] == day["ts"].min()].set_index("symbol")
     later = day[day["ts"] > day["ts"].min() + pd.Timedelta(minutes=1)]
     spy_high = float(later[later.symbol == "SPY"]["high"].max())
@@ -143,12 +146,14 @@ def test_replayed_orders_fill_as_on_the_simulated_broker(bars, tmp_path):
                           limit_price=1, client_order_id="never"),
     ]
     with FakeAlpaca(bars, key=KEY, secret=SECRET, replay=DAY, speed=SPEED, start="10:00",
-                    end="10:10", costs=COSTS, lead=2) as fake:
+                    end="10:15", costs=COSTS, paused=True) as fake:
         client = TradingClient(KEY, SECRET, url_override=fake.url)
-        for request in requests:  # during the lead minutes, before the first bar
+        for request in requests:  # during the lead minute, before the first bar
             client.submit_order(request)
-        assert fake.served == []
+        fake.play()
+        deadline = time.monotonic() + 10
         while len({m for m, _ in fake.served}) < 4:  # a session reacting to minute 4's bar
+            assert time.monotonic() < deadline and not fake.done
             time.sleep(0.005)
         seen = max(m for m, _ in fake.served)
         client.submit_order(MarketOrderRequest(symbol="MSFT", qty=2, side=OrderSide.SELL,
@@ -161,7 +166,7 @@ def test_replayed_orders_fill_as_on_the_simulated_broker(bars, tmp_path):
         statuses = {o["client_order_id"]: o["status"] for o in fake.orders}
     late = [(late_fill, OrderIntent("late", "MSFT", Side.SELL, Decimal(2),
                                     bar_time=late_fill - pd.Timedelta(minutes=1)))]
-    sim = _sim_fills(bars, intents, tmp_path, late)
+    sim = _sim_fills(day, intents, tmp_path, late)
     theirs = {f.client_order_id: f for f in sim.fills()}
     assert set(got) == set(theirs) == {"mkt", "lmt", "stp", "brk", "brk.tp", "late"}
     for cid, fill in got.items():
@@ -180,7 +185,12 @@ def test_replay_from_a_store_and_bad_windows(bars, tmp_path):
     store = Store(tmp_path / "data")
     store.write(bars, "1Min")
     with FakeAlpaca(key=KEY, secret=SECRET, replay=DAY, speed=6000, store=store,
-                    symbols=["SPY"], start="15:58") as fake:
+                    symbols=["SPY"], start="15:58", paused=True) as fake:
+        history = get(fake, "/v2/stocks/bars?symbols=SPY&timeframe=1Min&limit=10000")["bars"]
+        shown = pd.DatetimeIndex([b["t"] for b in history["SPY"]])
+        stored = bars[(bars.symbol == "SPY") & (bars.ts < pd.Timestamp("2026-11-23 20:58", tz="UTC"))]
+        assert list(shown) == list(stored["ts"])  # the sessions before, the day up to 15:57
+        fake.play()
         fake.wait_until_done(10)
         assert [s for _, s in fake.served] == ["SPY", "SPY"]  # 15:58 and 15:59: to the close
     with pytest.raises(ConfigError, match="not an NYSE session"):

@@ -7,6 +7,7 @@ the simulated broker over a replayed day.
 
 from __future__ import annotations
 
+import time
 import uuid
 import warnings
 from decimal import Decimal
@@ -165,7 +166,8 @@ def test_bracket_legs_wait_for_the_entry_then_one_cancels_the_other(fake, client
     sl = client.get_order_by_client_id("b-1.sl")
     assert (tp.status, tp.filled_avg_price, sl.status) == (OrderStatus.FILLED, "110", "canceled")
     assert "AAPL" not in fake.positions
-    assert hub.events(str(sl.id)) == ["canceled"]
+    assert hub.events(str(sl.id)) == ["new", "canceled"]  # armed with the entry's fill
+    assert hub.events(str(tp.id)) == ["new", "fill"] and hub.events(str(entry.id)) == ["new", "fill"]
     with pytest.raises(APIError) as info:  # take profit below the stop loss for a long
         client.submit_order(market(order_class=OrderClass.BRACKET,
                                    take_profit=TakeProfitRequest(limit_price=90),
@@ -309,3 +311,16 @@ def test_partial_fills_and_notional(fake, client, hub):
                                                    time_in_force=TimeInForce.DAY))
     fake.publish(minute(4), [bar("MSFT", 400, 400, 400, 400)])
     assert client.get_order_by_id(spend.id).filled_qty == "2.5"
+
+
+def test_an_accepted_order_rejected_afterwards(fake, client, hub):
+    fake.reject_next(reason="insufficient buying power")
+    order = client.submit_order(market(cid="rej"))
+    assert order.status == OrderStatus.NEW  # the answer: accepted
+    deadline = time.monotonic() + 5
+    while client.get_order_by_id(order.id).status != OrderStatus.REJECTED:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert hub.events(str(order.id)) == ["new", "rejected"]
+    fake.publish(minute(1), [bar("AAPL", 100, 101, 99, 100)])
+    assert fake.positions == {} and client.submit_order(market(cid="ok")).status == "new"

@@ -11,6 +11,11 @@ from workbench.errors import ConfigError
 
 __all__ = ["data"]
 
+# the choices of alpaca_history.ADJUSTMENTS (not imported here: alpaca-py is slow to load)
+ADJUSTMENTS = ("raw", "split", "dividend", "all")
+_ADJUSTED = {"raw": "prices as traded, not adjusted", "split": "adjusted for splits",
+             "dividend": "adjusted for dividends", "all": "adjusted for splits and dividends"}
+
 
 def _settings():
     from workbench.config import load_settings
@@ -100,18 +105,23 @@ def import_(file: Path, symbol: str | None, timeframe: str, tz: str | None,
               help="Last day, inclusive, or a time; default: the last completed NYSE session.")
 @click.option("--timeframe", "-t", default="1Min", show_default=True,
               help="Bar timeframe: 1Min, 5Min, 15Min, 1Hour or 1Day.")
+@click.option("--adjustment", type=click.Choice(ADJUSTMENTS), default="raw", show_default=True,
+              help="Price adjustment: raw (as traded, what the live feed sees), split, dividend "
+                   "or all. Recorded with the bars; a symbol is never stored with two.")
 @click.option("--spike-band", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Quarantine closes further than this fraction from the local median (default from settings: 0.5).")
 @click.option("--json", "as_json", is_flag=True, help="Print the write report as JSON.")
-def fetch(symbols: str, start: str, end: str | None, timeframe: str,
+def fetch(symbols: str, start: str, end: str | None, timeframe: str, adjustment: str,
           spike_band: float | None, as_json: bool) -> None:
     """Download historical bars from Alpaca into the store, validated; bad bars are quarantined.
 
     Needs ALPACA_API_KEY and ALPACA_SECRET_KEY in the environment. The feed comes from the
     setting alpaca.feed (iex, free; sip, with a subscription), the server from
     alpaca.data_url (default Alpaca's), the per-request time limit from
-    alpaca.request_timeout_s. Prices and volumes are adjusted for splits and dividends.
-    Bars already stored are kept; fetching the same range again writes nothing.
+    alpaca.request_timeout_s. Prices are raw (as traded) unless --adjustment says otherwise;
+    the adjustment is recorded in the store, and fetching a symbol with another adjustment
+    than its stored bars is refused. Bars already stored are kept; fetching the same range
+    again writes nothing and says so. A progress bar goes to stderr (not with --json).
     """
     from workbench.data.sources import fetch_into_store, last_completed_session
 
@@ -122,10 +132,16 @@ def fetch(symbols: str, start: str, end: str | None, timeframe: str,
     end = end if end is not None else last_completed_session().strftime("%Y-%m-%d")
     store = _store()
     report = fetch_into_store(store, names, start, end, timeframe, settings=settings,
-                              spike_band=spike_band, progress=not as_json)
+                              spike_band=spike_band, progress=not as_json, adjustment=adjustment)
+    if as_json:
+        echo_json({**report.to_dict(), "adjustment": adjustment, "store": str(store.root)})
+        return
+    echo(f"adjustment: {adjustment} ({_ADJUSTED[adjustment]})")
     _report(report, as_json, store)
+    if not report.written and not report.quarantined_total:
+        echo(f"nothing new: {report.already_stored} bars fetched were already stored")
     missing = [s for s in names if s not in report.symbols]
-    if missing and not as_json:
+    if missing:
         echo(f"no bars from Alpaca for {', '.join(missing)} between {start} and {end} "
              f"(feed {settings.alpaca.feed})")
 

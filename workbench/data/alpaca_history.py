@@ -5,10 +5,11 @@
 Uses alpaca-py's ``StockHistoricalDataClient`` and ``StockBarsRequest``; no alpaca-py type
 leaves this module. The feed is ``settings.alpaca.feed`` (``iex`` free, ``sip`` with a
 subscription), the server ``settings.alpaca.data_url`` when set (``url_override``).
-``adjustment="all"``: prices and volumes adjusted for splits and dividends, so a split is
-not a 50 % "crash" for the spike check to quarantine and backtests see one continuous
-series. Adjusted history changes after each new corporate action; the store keeps what
-it stored first (a refetch then reports conflicts).
+Adjustment: ``raw`` by default (prices as traded, what the live feed streams; a later
+split does not rewrite stored history, so a refetch is no "conflict"), or ``split``,
+``dividend``, ``all`` (adjusted as of the request: the whole series changes after each
+corporate action). The store records which one a symbol's bars hold and refuses to mix
+them (:func:`workbench.data.sources.fetch_into_store`).
 
 Bounds: a bare date is a New York calendar day (``start`` at its first instant, ``end``
 inclusive to its last); a time without a zone is UTC; ``end=None`` means now.
@@ -34,6 +35,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Self
 
 import pandas as pd
 import requests
@@ -55,9 +57,10 @@ from workbench.errors import ConfigError, DataError, WorkbenchError
 from workbench.secrets import SECRET_ENV_VARS, redact
 from workbench.times import ny_midnight, to_utc
 
-__all__ = ["COLUMNS", "fetch_bars"]
+__all__ = ["ADJUSTMENTS", "COLUMNS", "HistoryClient", "fetch_bars"]
 
 COLUMNS = ("symbol", "ts", *FIELDS)
+ADJUSTMENTS = ("raw", "split", "dividend", "all")
 DEFAULT_DATA_URL = "https://data.alpaca.markets"
 _RETRY_WAIT_S = 3  # alpaca-py's own default; tests lower it
 _SYMBOLS_PER_REQUEST = 100
@@ -93,38 +96,76 @@ class _TimeoutAdapter(HTTPAdapter):
 
 def fetch_bars(symbols: str | Iterable[str], start, end, timeframe: str | Timeframe = "1Min", *,
                settings: Settings | None = None, credentials: Credentials | None = None,
-               progress: Progress = False) -> pd.DataFrame:
+               progress: Progress = False, adjustment: str = "raw") -> pd.DataFrame:
     """Long bars (``symbol, ts, open, high, low, close, volume``; ``ts`` the UTC open time,
     ns) for ``symbols`` from ``start`` to ``end`` inclusive, sorted by symbol then ts.
 
     Bars are returned as Alpaca sent them, not validated (``Store.write`` does that).
+    ``adjustment``: one of :data:`ADJUSTMENTS` (default ``raw``, see the module docstring).
     ``progress``: ``True`` shows a tqdm bar over requests, a callable gets ``(done, total)``.
     Raises ``ConfigError`` (no or refused credentials, bad arguments) or ``DataError``
     (timeout, rate limit, server failure, malformed answer).
     """
-    settings = settings or load_settings()
-    credentials = credentials or settings.credentials
-    tf = Timeframe.parse(timeframe)
-    names = _symbols(symbols)
-    lo, hi = _bound(start, "start"), _bound(end, "end", inclusive=True)
-    if lo > hi:
-        raise ConfigError(f"start {start} is after end {end}")
-    frame = _alpaca_timeframe(tf)
-    jobs = [(group, a, b) for group in _groups(names) for a, b in _windows(lo, hi, tf)]
-    client, parts = _client(settings, credentials), []
-    try:
+    with HistoryClient(settings, credentials) as client:
+        return client.fetch(symbols, start, end, timeframe, adjustment=adjustment,
+                            progress=progress)
+
+
+class HistoryClient:
+    """One ``StockHistoricalDataClient`` (with the timeout adapter) for many fetches: the
+    live feed's poller keeps one for the session. Close it (or use ``with``)."""
+
+    def __init__(self, settings: Settings | None = None,
+                 credentials: Credentials | None = None) -> None:
+        self.settings = settings or load_settings()
+        self._client = _client(self.settings, credentials or self.settings.credentials)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client._session.close()
+
+    def fetch(self, symbols: str | Iterable[str], start, end,
+              timeframe: str | Timeframe = "1Min", *, adjustment: str = "raw",
+              progress: Progress = False) -> pd.DataFrame:
+        """As :func:`fetch_bars`."""
+        tf = Timeframe.parse(timeframe)
+        names = _symbols(symbols)
+        adjust = _adjustment(adjustment)
+        lo, hi = _bound(start, "start"), _bound(end, "end", inclusive=True)
+        if lo > hi:
+            raise ConfigError(f"start {start} is after end {end}")
+        frame = _alpaca_timeframe(tf)
+        jobs = [(group, a, b) for group in _groups(names) for a, b in _windows(lo, hi, tf)]
+        parts = []
         with _steps(len(jobs), progress) as step:
             for group, a, b in jobs:
-                parts.append(_to_long(_call(client, _request(group, a, b, frame, settings), settings)))
+                request = _request(group, a, b, frame, adjust, self.settings)
+                parts.append(_to_long(_call(self._client, request, self.settings)))
                 step()
-    finally:
-        client._session.close()
-    return _concat(parts)
+        return _concat(parts)
+
+
+def _adjustment(value: str) -> Adjustment:
+    if value not in ADJUSTMENTS:
+        raise ConfigError(f"adjustment {value!r}: choose one of {', '.join(ADJUSTMENTS)}")
+    return Adjustment(value)
 
 
 def _symbols(symbols: str | Iterable[str]) -> list[str]:
+    """Upper-case unique names. Only strings: a float NaN or None here is a ticker such as
+    ``NA`` that YAML or pandas read as "missing"; it is refused, never turned into "NAN"."""
     raw = symbols.split(",") if isinstance(symbols, str) else list(symbols)
-    names = list(dict.fromkeys(str(s).strip().upper() for s in raw if str(s).strip()))
+    odd = [s for s in raw if not isinstance(s, str)]
+    if odd:
+        raise ConfigError(
+            f"symbols must be names, got {odd[0]!r} ({type(odd[0]).__name__}): a ticker such as "
+            f"NA read as missing by YAML or pandas? Quote it, or read with keep_default_na=False")
+    names = list(dict.fromkeys(s.strip().upper() for s in raw if s.strip()))
     if not names:
         raise ConfigError("no symbols given: name at least one, e.g. AAPL")
     for name in names:
@@ -174,9 +215,11 @@ def _steps(total: int, progress: Progress) -> Iterator[Callable[[], None]]:
     """A callable to call after each request: advances a tqdm bar (closed even on error,
     so an error line never lands inside it) or calls ``progress(done, total)``."""
     if progress is True:
+        import sys
+
         from tqdm.auto import tqdm
 
-        with tqdm(total=total, desc="alpaca", unit="request") as bar:
+        with tqdm(total=total, desc="alpaca", unit="request", file=sys.stderr) as bar:
             yield lambda: bar.update(1)
         return
     done = iter(range(1, total + 1))
@@ -210,10 +253,10 @@ def _alpaca_timeframe(tf: Timeframe) -> TimeFrame:
 
 
 def _request(group: list[str], lo: pd.Timestamp, hi: pd.Timestamp, frame: TimeFrame,
-             settings: Settings) -> StockBarsRequest:
+             adjustment: Adjustment, settings: Settings) -> StockBarsRequest:
     return StockBarsRequest(
         symbol_or_symbols=group, timeframe=frame, start=lo.to_pydatetime(),
-        end=hi.to_pydatetime(), feed=DataFeed(settings.alpaca.feed), adjustment=Adjustment.ALL,
+        end=hi.to_pydatetime(), feed=DataFeed(settings.alpaca.feed), adjustment=adjustment,
     )
 
 

@@ -12,6 +12,7 @@ from workbench.data.importer import read_bars_file
 from workbench.data.store import Store, WriteReport
 from workbench.data.synth import synthesize
 from workbench.data.timeframe import Timeframe
+from workbench.errors import ConfigError
 
 __all__ = ["fetch_into_store", "import_into_store", "last_completed_session", "synth_into_store"]
 
@@ -42,16 +43,69 @@ def import_into_store(store: Store, path: Path, symbol: str | None, timeframe: s
 
 def fetch_into_store(store: Store, symbols, start, end, timeframe: str, *, settings=None,
                      credentials=None, spike_band: float | None = None,
-                     progress=False) -> WriteReport:
+                     progress=False, adjustment: str = "raw") -> WriteReport:
     """Fetch bars from Alpaca (see :func:`workbench.data.alpaca_history.fetch_bars`) and store
-    them validated, with source ``alpaca:<feed>``; ``spike_band`` defaults to the setting."""
+    them validated, with source ``alpaca:<feed>`` and the ``adjustment`` recorded in the
+    files' provenance; ``spike_band`` defaults to the setting.
+
+    Never mixes adjustments: a symbol whose stored bars record another adjustment is
+    refused before anything is fetched (ConfigError naming both); stored bars that record
+    none (imported, synthetic, or fetched before it was recorded) are kept and the report
+    carries a note saying so.
+    """
     from workbench.config import load_settings
-    from workbench.data.alpaca_history import fetch_bars
+    from workbench.data.alpaca_history import _adjustment, _symbols, fetch_bars
 
     settings = settings or load_settings()
     tf = Timeframe.parse(timeframe)
-    bars = fetch_bars(symbols, start, end, tf, settings=settings, credentials=credentials,
-                      progress=progress)
+    _adjustment(adjustment)
+    names = _symbols(symbols)
+    notes = _check_adjustment(store, tf, names, adjustment)
+    bars = fetch_bars(names, start, end, tf, settings=settings, credentials=credentials,
+                      progress=progress, adjustment=adjustment)
+    bars, skipped = _not_quarantined_yet(store, tf, names, bars)
     band = settings.data.spike_band if spike_band is None else spike_band
-    return store.write(bars, tf, source=f"alpaca:{settings.alpaca.feed}", spike_band=band,
-                       progress=bool(progress is True))
+    report = store.write(bars, tf, source=f"alpaca:{settings.alpaca.feed}", spike_band=band,
+                         progress=bool(progress is True), provenance={"adjustment": adjustment})
+    report.notes.extend(notes)
+    if skipped:
+        report.notes.append(f"{skipped} bar(s) quarantined by an earlier fetch came again and "
+                            f"were not quarantined twice (`workbench data quarantine` lists them)")
+    return report
+
+
+def _not_quarantined_yet(store: Store, tf: Timeframe, symbols: list[str],
+                         bars: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """``bars`` without those already in quarantine with the same values (a re-run of a
+    fetch adds nothing), and how many were dropped."""
+    known = store.quarantine(symbols, tf)
+    if known.empty or bars.empty:
+        return bars, 0
+    keys = ["symbol", "ts", "open", "high", "low", "close", "volume"]
+    known = known[keys].astype({"symbol": "str", "ts": "datetime64[ns, UTC]"}).drop_duplicates()
+    marked = bars.merge(known, on=keys, how="left", indicator=True)["_merge"].to_numpy()
+    again = marked == "both"
+    return bars[~again].reset_index(drop=True), int(again.sum())
+
+
+def _check_adjustment(store: Store, tf: Timeframe, symbols: list[str], adjustment: str) -> list[str]:
+    """Refuse a fetch that would mix adjustments; notes for stored bars that record none."""
+    clashes, unknown = [], []
+    for symbol in symbols:
+        files = store.provenance(tf, symbol)
+        recorded = {f["adjustment"] for f in files if "adjustment" in f}
+        if recorded - {adjustment}:
+            clashes.append(f"{symbol} ({', '.join(sorted(recorded))})")
+        if any("adjustment" not in f for f in files):
+            unknown.append(symbol)
+    if clashes:
+        raise ConfigError(
+            f"the store's {tf} bars of {', '.join(clashes)} hold another price adjustment than "
+            f"the {adjustment!r} asked for; mixing them would splice differently adjusted prices "
+            f"into one series. Fetch with --adjustment matching the stored bars, or into another "
+            f"workbench home (WORKBENCH_HOME)")
+    if unknown:
+        return [(f"stored {tf} bars of {', '.join(unknown)} record no price adjustment "
+                 f"(imported, synthetic or fetched by an older version); new bars are "
+                 f"{adjustment!r} and were appended beside them")]
+    return []

@@ -12,6 +12,11 @@ reader sees a whole file or none. Files are never rewritten or deleted: an appen
 only the bars whose timestamps the symbol does not have yet, so re-importing the same
 bars is a no-op and older bars are never lost. Any number of processes may read while
 one writes (writers take ``.write.lock``).
+
+Provenance: a write may carry ``provenance`` (e.g. ``{"source": "alpaca:iex",
+"adjustment": "raw"}``), stored in each file's Parquet key-value metadata under
+``workbench.*`` keys; :meth:`Store.provenance` reads it back per file (files written
+before it was recorded have none).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from workbench.times import ny_midnight, to_utc
 
 __all__ = ["Store", "WriteReport", "open_store"]
 
+_META = "workbench."  # prefix of the provenance keys in a file's Parquet metadata
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
 _BAR_SCHEMA = pa.schema(
     [("ts", pa.timestamp("ns", tz="UTC"))] + [(f, pa.float64()) for f in FIELDS]
@@ -58,6 +64,7 @@ class WriteReport:
     written: int = 0
     already_stored: int = 0
     conflicts: int = 0  # same (symbol, ts) as a stored bar but different values: kept the stored
+    notes: list[str] = field(default_factory=list)  # said with the summary, e.g. provenance warnings
     quarantined: dict[str, int] = field(default_factory=dict)  # reason -> count
     symbols: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
@@ -72,7 +79,7 @@ class WriteReport:
             f"{self.timeframe}: {len(self.symbols)} symbol(s), {self.received} bars received, "
             f"{self.written} written, {self.already_stored} already stored, "
             f"{self.conflicts} conflicting with stored bars (kept stored), quarantined: {q}"
-        )
+        ) + "".join(f"\nnote: {n}" for n in self.notes)
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "quarantined_total": self.quarantined_total}
@@ -136,7 +143,10 @@ class Store:
         finally:
             os.close(fd)
 
-    def _write_file(self, table: pa.Table, directory: Path, stem: str) -> Path:
+    def _write_file(self, table: pa.Table, directory: Path, stem: str,
+                    meta: dict | None = None) -> Path:
+        if meta:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         directory.mkdir(parents=True, exist_ok=True)
@@ -169,9 +179,14 @@ class Store:
         return table.to_pandas().sort_values("ts", ignore_index=True), ref
 
     def write(self, bars: pd.DataFrame, timeframe: str | Timeframe, source: str = "import",
-              spike_band: float = 0.5, progress: bool = False) -> WriteReport:
-        """Validate long bars and append the good ones; quarantine the bad with their reason."""
+              spike_band: float = 0.5, progress: bool = False,
+              provenance: dict[str, str] | None = None) -> WriteReport:
+        """Validate long bars and append the good ones; quarantine the bad with their reason.
+
+        ``provenance`` (string keys and values) is recorded in every file written."""
         tf = Timeframe.parse(timeframe)
+        meta = {f"{_META}{k}".encode(): str(v).encode()
+                for k, v in {"source": source, **(provenance or {})}.items()}
         report = WriteReport(timeframe=str(tf), received=len(bars))
         if len(bars) == 0:
             return report
@@ -180,11 +195,11 @@ class Store:
         groups = bars.groupby("symbol", sort=True)
         with self._writer_lock():
             for symbol, rows in _progress(groups, progress, "writing"):
-                self._write_symbol(str(symbol), rows, tf, source, spike_band, report)
+                self._write_symbol(str(symbol), rows, tf, source, spike_band, report, meta)
         return report
 
     def _write_symbol(self, symbol: str, rows: pd.DataFrame, tf: Timeframe, source: str,
-                      spike_band: float, report: WriteReport) -> None:
+                      spike_band: float, report: WriteReport, meta: dict | None = None) -> None:
         stored, last_close = self._stored(tf, symbol, rows["ts"].min())
         ref = {symbol: last_close} if last_close is not None else None
         checked = validate(rows, spike_band=spike_band, reference_close=ref)
@@ -195,7 +210,7 @@ class Store:
             bad = checked.bad.assign(source=source)[list(_QUARANTINE_SCHEMA.names)]
             table = pa.Table.from_pandas(bad, schema=_QUARANTINE_SCHEMA, preserve_index=False)
             stem = _stem(bad["ts"])
-            report.files.append(str(self._write_file(table, self.partition("quarantine", tf, symbol), stem)))
+            report.files.append(str(self._write_file(table, self.partition("quarantine", tf, symbol), stem, meta)))
         good = checked.good
         if len(stored) and len(good):
             known = good["ts"].isin(stored["ts"])
@@ -209,8 +224,20 @@ class Store:
                 good = good[~known]
         if len(good):
             table = pa.Table.from_pandas(good[["ts", *FIELDS]], schema=_BAR_SCHEMA, preserve_index=False)
-            report.files.append(str(self._write_file(table, self.partition("bars", tf, symbol), _stem(good["ts"]))))
+            report.files.append(str(self._write_file(table, self.partition("bars", tf, symbol), _stem(good["ts"]), meta)))
             report.written += len(good)
+
+    def provenance(self, timeframe: str | Timeframe, symbol: str) -> list[dict[str, str]]:
+        """What each stored bar file of ``symbol`` records about its origin, one dict per
+        file (``{"file": name, "source": ..., "adjustment": ...}``; only ``file`` for files
+        written before provenance was recorded)."""
+        out = []
+        for path in self.files(Timeframe.parse(timeframe), [symbol]):
+            meta = pq.read_schema(path).metadata or {}
+            found = {k.decode()[len(_META):]: v.decode() for k, v in meta.items()
+                     if k.decode().startswith(_META)}
+            out.append({"file": path.name, **found})
+        return out
 
     # -- reading --------------------------------------------------------------------------
     def load(self, symbols: str | Iterable[str] | None, timeframe: str | Timeframe,

@@ -91,6 +91,7 @@ class Book:
         self._seq = 0
         self.last_bar: pd.Timestamp | None = None  # the last minute filled against
         self.fills: list[Fill] = []
+        self.rejections: list[str] = []  # reasons for the next client orders to reject
 
     # -- JSON views ---------------------------------------------------------------------------
     def order_json(self, o: BookOrder, nested: bool = True) -> dict:
@@ -211,6 +212,23 @@ class Book:
         elif status == "expired":
             o.expired_at = now
         self._emit(event or status, o)
+
+    def reject(self, order_id: str, reason: str) -> None:
+        """End an open order as ``rejected`` (after it was accepted), legs included."""
+        with self.lock:
+            o = self.get(order_id)
+            if not o.is_open:
+                return
+            o.reject_reason = reason
+            self._end(o, "rejected")
+            for leg in (self._orders[i] for i in o.legs):
+                if leg.is_open:
+                    self._end(leg, "rejected")
+
+    def take_rejection(self) -> str | None:
+        """The reason queued for the next client order to be rejected, None if none."""
+        with self.lock:
+            return self.rejections.pop(0) if self.rejections else None
 
     def cancel(self, order_id: str) -> None:
         with self.lock:
@@ -374,6 +392,7 @@ class Book:
         for leg in (self._orders[i] for i in o.legs):
             if leg.status == "held":
                 leg.status, leg.active_from, leg.updated_at = "new", time, self.now()
+                self._emit("new", leg)  # held -> new: the leg is live
         if o.parent is not None:
             for sib in (self._orders[i] for i in self._orders[o.parent].legs):
                 if sib.id != o.id and sib.is_open:

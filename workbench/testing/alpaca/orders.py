@@ -76,6 +76,7 @@ class BookOrder:
     active_from: pd.Timestamp | None = None  # a leg: armed after this bar
     triggered: bool = False  # a stop-limit whose stop has been reached
     manual: bool = False  # placed behind the client's back (an operator's order)
+    reject_reason: str | None = None  # the fake's own record; Alpaca's JSON has no such field
 
     @property
     def is_open(self) -> bool:

@@ -47,7 +47,7 @@ from workbench.testing.alpaca.answers import ApiError, error
 from workbench.testing.alpaca.book import Book
 from workbench.testing.alpaca.faults import Fault, FaultQueue
 from workbench.testing.alpaca.gate import Gate, RecordedRequest
-from workbench.testing.alpaca.replay import FakeClock, Replay, replay_window
+from workbench.testing.alpaca.replay import FakeClock, Replay, load_day
 
 __all__ = ["FakeAlpaca", "RecordedRequest"]
 
@@ -69,8 +69,12 @@ class FakeAlpaca:
     from ``bars`` or ``store`` (a :class:`~workbench.data.store.Store`) for ``symbols`` (None:
     all), cut to ``start``..``end`` (``HH:MM`` New York); ``lead``: fake minutes between the
     clock's start and the first bar's start; ``paused=True``: the replay (and its clock) waits
-    for :meth:`play` (a test connects its stream clients first). ``costs`` (default: none) and ``cash`` set the
-    order book; ``hub`` replaces the stream hub (tests); ``port``: 0 for a free one.
+    for :meth:`play` (a test connects its stream clients first). REST serves the given bars,
+    or the store's last ``history_days`` sessions before the day and the day itself, never a
+    minute not yet closed on the replay's clock.
+
+    ``costs`` (default: no slippage, no fees) and ``cash`` set the order book; ``hub``
+    replaces the stream hub (tests); ``port``: 0 for a free one.
     """
 
     def __init__(self, bars=None, *, key: str = "fake-key", secret: str = "fake-secret",
@@ -78,7 +82,7 @@ class FakeAlpaca:
                  idle_timeout: float = 300.0, replay=None, speed: float = 1.0, store=None,
                  symbols=None, start: str | None = None, end: str | None = None,
                  lead: float = 1.0, paused: bool = False, costs: CostModel | None = None,
-                 cash=100_000, hub=None, port: int = 0) -> None:
+                 cash=100_000, hub=None, port: int = 0, history_days: int = 5) -> None:
         self.key, self._secret = key, secret
         self.idle_timeout = float(idle_timeout)
         self.clock = FakeClock()
@@ -90,11 +94,9 @@ class FakeAlpaca:
         self.stopped_reason: str | None = None
         self._replay: Replay | None = None
         self._paused = paused
-        rest_bars = bars
         if replay is not None:
-            day_bars, close = self._load_day(replay, bars, store, symbols, start, end)
-            if bars is None:
-                rest_bars = day_bars
+            rest_bars, day_bars, close = load_day(replay, bars, store, symbols, start, end,
+                                                 history_days)
             self._replay = Replay(day_bars, clock=self.clock, speed=speed, close=close,
                                   publish=self.publish, finish=self.book.expire_day,
                                   lead=pd.Timedelta(minutes=lead))
@@ -107,7 +109,7 @@ class FakeAlpaca:
         elif any(v is not None for v in (store, symbols, start, end)):
             raise ConfigError("store, symbols, start and end belong to a replay: pass replay=DATE")
         else:
-            self.market = market.BarBook(rest_bars, page_size=page_size, feeds=feeds)
+            self.market = market.BarBook(bars, page_size=page_size, feeds=feeds)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._last_activity = time.monotonic()
@@ -117,30 +119,6 @@ class FakeAlpaca:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._release: asyncio.Event | None = None
-
-    @staticmethod
-    def _load_day(day, bars, store, symbols, start, end):
-        lo, hi = replay_window(day, start, end)
-        close = pd.Timestamp(replay_window(day, None, None)[1]) + pd.Timedelta(minutes=1)
-        if bars is not None and store is not None:
-            raise ConfigError("replay from bars or from a store, not both")
-        if bars is None:
-            if store is None:
-                raise ConfigError("a replay needs bars=DataFrame or store=Store")
-            bars = store.load(symbols, "1Min", pd.Timestamp(day).date().isoformat(),
-                              pd.Timestamp(day).date().isoformat()).to_long()
-        elif not isinstance(bars, pd.DataFrame):
-            raise ConfigError("a replay's bars are one long DataFrame of 1-minute bars")
-        frame = bars if symbols is None else bars[bars["symbol"].isin(list(symbols))]
-        if symbols is not None:
-            missing = sorted(set(symbols) - set(frame["symbol"].astype(str)))
-            if missing:
-                raise ConfigError(f"no bars to replay for {', '.join(missing)}")
-        ts = pd.DatetimeIndex(frame["ts"])
-        window = frame[(ts >= lo) & (ts <= hi)]
-        if window.empty:
-            raise ConfigError(f"no bars between {lo} and {hi} to replay")
-        return window.dropna(subset=["open", "high", "low", "close"]), close
 
     # -- addresses -------------------------------------------------------------------------
     def _address(self) -> tuple[str, int]:
@@ -261,6 +239,11 @@ class FakeAlpaca:
             if time.monotonic() - self._last_activity > self.idle_timeout:
                 self.stop(reason="idle timeout")
 
+    def record(self, request: RecordedRequest) -> None:
+        """Keep ``request`` in ``requests`` (the gate calls this for every HTTP request)."""
+        with self._lock:
+            self.requests.append(request)
+
     def touch(self) -> None:
         """Count as activity (a request or a websocket connection) for the idle timeout."""
         self._last_activity = time.monotonic()
@@ -315,6 +298,12 @@ class FakeAlpaca:
         with self.book.lock:
             return self.book.order_json(o)
 
+    def reject_next(self, times: int = 1, reason: str = "rejected by the fake") -> None:
+        """The next ``times`` client orders are accepted (answered ``new``), then rejected: a
+        ``rejected`` trade update follows the answer."""
+        with self.book.lock:
+            self.book.rejections.extend([reason] * times)
+
     @property
     def orders(self) -> list[dict]:
         """Every order the broker holds (legs included), oldest first, as Alpaca JSON."""
@@ -351,20 +340,24 @@ class FakeAlpaca:
                       for _ in range(times)])
 
     def stall(self, seconds: float | None = None, path: str = "/", method: str | None = None,
-              after_headers: bool = False, takes_effect: bool = False) -> None:
-        """The next matching request gets no answer until the fake stops (or ``seconds``)."""
-        self.inject(Fault("no_answer", seconds=seconds, path=path, method=method,
-                          after_headers=after_headers, takes_effect=takes_effect))
+              after_headers: bool = False, takes_effect: bool = False, times: int = 1) -> None:
+        """The next ``times`` matching requests get no answer until the fake stops (or
+        ``seconds`` pass; then the connection closes). ``takes_effect``: processed first."""
+        self.inject(*[Fault("no_answer", seconds=seconds, path=path, method=method,
+                            after_headers=after_headers, takes_effect=takes_effect)
+                      for _ in range(times)])
 
     def accept_then(self, status: int = 504, path: str = "/v2/orders",
-                    method: str | None = "POST") -> None:
-        """The next matching request takes effect, then is answered ``status``."""
-        self.inject(Fault("accept_then", status=status, path=path, method=method))
+                    method: str | None = "POST", times: int = 1) -> None:
+        """The next ``times`` matching requests take effect, then are answered ``status``."""
+        self.inject(*[Fault("accept_then", status=status, path=path, method=method)
+                      for _ in range(times)])
 
     def drop_connection(self, path: str = "/", method: str | None = None,
-                        takes_effect: bool = False) -> None:
-        """The next matching request's connection is closed with no answer."""
-        self.inject(Fault("drop_connection", path=path, method=method, takes_effect=takes_effect))
+                        takes_effect: bool = False, times: int = 1) -> None:
+        """The next ``times`` matching requests' connections are closed with no answer."""
+        self.inject(*[Fault("drop_connection", path=path, method=method,
+                            takes_effect=takes_effect) for _ in range(times)])
 
     # -- the gate -----------------------------------------------------------------------------------
     def authorized(self, headers: dict[str, str]) -> bool:
