@@ -1,14 +1,15 @@
-"""Test helpers shipped with the package: a loopback fake Alpaca server.
+"""Test helpers shipped with the package: a loopback fake Alpaca server and an event sink.
 
     from workbench.testing import FakeAlpaca, Fault
 
-Nothing here is imported by the rest of the workbench; it exists for tests, offline
-demos and notebooks that want a broker that answers on ``127.0.0.1``.
+Nothing here is imported by the product (an import-linter contract; the one exception is the
+``workbench fake-alpaca`` command, which serves the fake). The fake lives in
+:mod:`workbench.testing.alpaca`; it exists for tests, offline demos and notebooks that want a
+broker that answers on ``127.0.0.1``.
 """
 
 from __future__ import annotations
 
-from workbench.testing.fake_alpaca import FakeAlpaca
-from workbench.testing.fake_http import FakeRequest, Fault, RecordedRequest, Response, Router
+from workbench.testing.alpaca import FakeAlpaca, Fault, RecordedRequest
 
-__all__ = ["FakeAlpaca", "FakeRequest", "Fault", "RecordedRequest", "Response", "Router"]
+__all__ = ["FakeAlpaca", "Fault", "RecordedRequest"]

@@ -1,0 +1,512 @@
+"""The fake broker's order book: orders, fills, positions and cash, in memory.
+
+Fills follow the simulated broker's rules (:mod:`workbench.brokers.sim_rules`, the same
+functions, not a copy), so a session trading against the fake makes the trades it makes on
+``SimBroker`` over the same bars:
+
+* An order fills only on a bar that starts after the last minute the fake had published
+  when it accepted the order (``not_before``; the sim broker's "bar after the last bar it
+  had seen"): a market order sent on minute m's bar fills at the open of the symbol's next
+  bar. A limit, stop or stop-limit order and a bracket's legs trigger on the bar's range, a
+  gap through the level filling at the open (``reference_price``). On each bar market orders
+  fill first, then the others in the order they arrived. Prices are
+  ``costs.fill_price(side, reference)`` held exactly (``Decimal(repr(x))``), fees
+  ``costs.fee(qty, price)`` come off the cash; the default ``CostModel`` here has no slippage
+  and no fees.
+* A bracket (``order_class="bracket"``) is an entry (market, or limit with ``limit_price``)
+  with a stop-loss leg (stop, or stop-limit with ``stop_loss.limit_price``) and a
+  take-profit leg (limit). The legs are ``held`` until the entry is filled, then ``new`` and
+  checked from the bar after the entry's fill bar; on a bar reaching both the stop loss fills
+  (it is checked first) and the take profit is canceled (one cancels the other).
+* A stop-limit order (the sim broker has none): on the bar its stop triggers it fills at the
+  stop reference if that satisfies its limit, else it rests as a limit order from the next bar.
+* DAY orders expire at the close (:meth:`Book.expire_day`, called when a replay ends).
+
+Every change emits one trade update through ``emit`` (the hub's ``trade_update``): ``new``,
+``fill`` / ``partial_fill`` (with a fresh UUID ``execution_id``, ``price``, ``qty``,
+``position_qty``), ``canceled``, ``expired``, ``replaced``, ``rejected``. Money is Decimal
+inside and strings in JSON. The book is thread-safe (one lock): routes run on the server's
+loop, the replay fills from its own thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+import pandas as pd
+
+from workbench.brokers.base import OrderRejected
+from workbench.brokers.sim_rules import (
+    SimFaults,
+    check_bracket,
+    fill_quantity,
+    ohlc,
+    position_after,
+    reference_price,
+)
+from workbench.model import Fill, OrderIntent, OrderType, Position, Side
+from workbench.model.costs import CostModel
+from workbench.testing.alpaca.answers import ApiError, iso, num
+
+__all__ = ["Book", "BookOrder"]
+
+ZERO = Decimal(0)
+TERMINAL = ("filled", "canceled", "expired", "replaced", "rejected")
+TYPES = ("market", "limit", "stop", "stop_limit")
+_KIND = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP}
+_NAMESPACE = uuid.UUID("6f1c2b1e-4a63-4d49-9a7e-3b7f1d2c9e10")
+
+
+def _exact(x: float) -> Decimal:
+    return Decimal(repr(float(x)))
+
+
+def _dec(value, name: str) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        d = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise ApiError(422, 40010001, f"invalid {name}: {value!r}") from None
+    if not d.is_finite() or d <= 0:
+        raise ApiError(422, 40010001, f"{name} must be a positive number, got {value!r}")
+    return d
+
+
+def asset_id(symbol: str) -> str:
+    """A stable UUID per symbol (Alpaca's asset id)."""
+    return str(uuid.uuid5(_NAMESPACE, symbol))
+
+
+@dataclass
+class BookOrder:
+    """One order at the fake broker (a bracket's legs are orders with ``parent``)."""
+
+    id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: Decimal | None
+    type: str
+    time_in_force: str
+    created_at: pd.Timestamp
+    seq: int
+    notional: Decimal | None = None
+    order_class: str = "simple"
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    status: str = "new"
+    filled_qty: Decimal = ZERO
+    filled_avg_price: Decimal | None = None
+    updated_at: pd.Timestamp | None = None
+    filled_at: pd.Timestamp | None = None
+    canceled_at: pd.Timestamp | None = None
+    expired_at: pd.Timestamp | None = None
+    replaced_at: pd.Timestamp | None = None
+    replaced_by: str | None = None
+    replaces: str | None = None
+    parent: str | None = None  # the entry's id, for a bracket leg
+    leg: str | None = None  # stop_loss | take_profit
+    legs: list[str] = field(default_factory=list)
+    not_before: pd.Timestamp | None = None
+    active_from: pd.Timestamp | None = None  # a leg: armed after this bar
+    triggered: bool = False  # a stop-limit whose stop has been reached
+    manual: bool = False  # placed behind the client's back (an operator's order)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in TERMINAL
+
+    @property
+    def remaining(self) -> Decimal:
+        return (self.qty or ZERO) - self.filled_qty
+
+
+class Book:
+    """Orders, positions and cash of one fake account; see the module docstring.
+
+    ``now``: the fake's clock (a callable giving a UTC Timestamp); ``emit``: where trade
+    updates go; ``costs``: slippage and fees (default none); ``faults``: the sim broker's
+    ``SimFaults``, of which the book uses ``max_fill_quantity`` (partial fills).
+    """
+
+    def __init__(self, *, now: Callable[[], pd.Timestamp], emit: Callable[[dict], None],
+                 cash=100_000, costs: CostModel | None = None,
+                 faults: SimFaults | None = None) -> None:
+        self.now, self.emit = now, emit
+        self.costs = costs if costs is not None else CostModel(slippage_bps=0)
+        self.faults = faults or SimFaults()
+        self.cash = Decimal(str(cash))
+        self.account_id = str(uuid.uuid4())
+        self.lock = threading.RLock()
+        self._orders: dict[str, BookOrder] = {}
+        self._by_client: dict[str, str] = {}
+        self._positions: dict[str, Position] = {}
+        self._prices: dict[str, Decimal] = {}
+        self._seq = 0
+        self.last_bar: pd.Timestamp | None = None  # the last minute filled against
+        self.fills: list[Fill] = []
+
+    # -- JSON views ---------------------------------------------------------------------------
+    def order_json(self, o: BookOrder, nested: bool = True) -> dict:
+        kind = o.type
+        legs = [self.order_json(self._orders[i], False) for i in o.legs] if nested and o.legs \
+            else None
+        return {
+            "id": o.id, "client_order_id": o.client_order_id,
+            "created_at": iso(o.created_at), "updated_at": iso(o.updated_at or o.created_at),
+            "submitted_at": iso(o.created_at), "filled_at": iso(o.filled_at),
+            "expired_at": iso(o.expired_at), "canceled_at": iso(o.canceled_at),
+            "failed_at": None, "replaced_at": iso(o.replaced_at), "replaced_by": o.replaced_by,
+            "replaces": o.replaces, "asset_id": asset_id(o.symbol), "symbol": o.symbol,
+            "asset_class": "us_equity", "notional": num(o.notional), "qty": num(o.qty),
+            "filled_qty": num(o.filled_qty), "filled_avg_price": num(o.filled_avg_price),
+            "order_class": o.order_class, "order_type": kind, "type": kind, "side": o.side.value,
+            "time_in_force": o.time_in_force, "limit_price": num(o.limit_price),
+            "stop_price": num(o.stop_price), "status": o.status, "extended_hours": False,
+            "legs": legs, "trail_percent": None, "trail_price": None, "hwm": None,
+            "position_intent": None,
+        }
+
+    def position_json(self, p: Position) -> dict:
+        price = self._prices.get(p.symbol, p.average_price)
+        qty = p.quantity
+        cost = abs(qty) * p.average_price
+        value = qty * price
+        return {
+            "asset_id": asset_id(p.symbol), "symbol": p.symbol, "exchange": "NASDAQ",
+            "asset_class": "us_equity", "asset_marginable": True,
+            "avg_entry_price": num(p.average_price), "qty": num(qty),
+            "qty_available": num(qty), "side": "long" if qty > 0 else "short",
+            "market_value": num(value), "cost_basis": num(cost),
+            "unrealized_pl": num(value - qty * p.average_price),
+            "current_price": num(price), "lastday_price": num(price), "change_today": "0",
+        }
+
+    def account_json(self) -> dict:
+        with self.lock:
+            longs = sum((p.quantity * self._prices.get(s, p.average_price)
+                         for s, p in self._positions.items() if p.quantity > 0), ZERO)
+            shorts = sum((p.quantity * self._prices.get(s, p.average_price)
+                          for s, p in self._positions.items() if p.quantity < 0), ZERO)
+            equity = self.cash + longs + shorts
+            cash = self.cash
+        return {
+            "id": self.account_id, "account_number": "PA" + self.account_id[:8].upper(),
+            "status": "ACTIVE", "crypto_status": "INACTIVE", "currency": "USD",
+            "cash": num(cash), "equity": num(equity), "last_equity": num(equity),
+            "portfolio_value": num(equity), "buying_power": num(max(cash, ZERO)),
+            "non_marginable_buying_power": num(max(cash, ZERO)),
+            "regt_buying_power": num(max(cash, ZERO)),
+            "daytrading_buying_power": "0", "long_market_value": num(longs),
+            "short_market_value": num(shorts), "initial_margin": "0", "maintenance_margin": "0",
+            "multiplier": "1", "pattern_day_trader": False, "trading_blocked": False,
+            "transfers_blocked": False, "account_blocked": False, "shorting_enabled": True,
+            "trade_suspended_by_user": False, "created_at": "2020-01-01T00:00:00Z",
+            "sma": "0", "daytrade_count": 0,
+        }
+
+    # -- reads ----------------------------------------------------------------------------------
+    def get(self, order_id: str) -> BookOrder:
+        with self.lock:
+            o = self._orders.get(order_id)
+        if o is None:
+            raise ApiError(404, 40410000, f"order not found for {order_id}")
+        return o
+
+    def by_client_id(self, client_order_id: str) -> BookOrder:
+        with self.lock:
+            oid = self._by_client.get(client_order_id)
+        if oid is None:
+            raise ApiError(404, 40410000, f"order not found for {client_order_id}")
+        return self._orders[oid]
+
+    def all_orders(self) -> list[BookOrder]:
+        with self.lock:
+            return sorted(self._orders.values(), key=lambda o: o.seq)
+
+    def positions(self) -> dict[str, Position]:
+        with self.lock:
+            return {s: p for s, p in self._positions.items() if p.quantity != 0}
+
+    def position(self, symbol: str) -> Position:
+        p = self.positions().get(symbol)
+        if p is None:
+            raise ApiError(404, 40410000, "position does not exist")
+        return p
+
+    # -- placing ---------------------------------------------------------------------------------
+    def _new_id(self) -> str:
+        return str(uuid.uuid4())
+
+    def _emit(self, event: str, o: BookOrder, **extra) -> None:
+        self.emit({"event": event, "timestamp": iso(o.updated_at or o.created_at),
+                   "order": self.order_json(o), **extra})
+
+    def submit(self, body: Mapping, *, manual: bool = False) -> BookOrder:
+        """Accept an order from a request body (alpaca-py's JSON); ApiError if invalid."""
+        if not isinstance(body, Mapping):
+            raise ApiError(422, 40010001, "the request body must be a JSON object")
+        symbol = str(body.get("symbol") or "").upper()
+        if not symbol:
+            raise ApiError(422, 40010001, "symbol is required")
+        try:
+            side = Side(str(body.get("side", "")).lower())
+        except ValueError:
+            raise ApiError(422, 40010001, f"invalid side {body.get('side')!r}") from None
+        kind = str(body.get("type") or body.get("order_type") or "").lower()
+        if kind not in TYPES:
+            raise ApiError(422, 40010001, f"invalid order type {kind!r} (the fake serves "
+                                          f"{', '.join(TYPES)})")
+        tif = str(body.get("time_in_force") or "").lower()
+        if tif not in ("day", "gtc"):
+            raise ApiError(422, 40010001, f"invalid time_in_force {tif!r} (the fake serves "
+                                          "day and gtc)")
+        order_class = str(body.get("order_class") or "simple").lower()
+        if order_class not in ("simple", "bracket"):
+            raise ApiError(422, 40010001, f"order_class {order_class!r} is not served by the "
+                                          "fake (simple and bracket are)")
+        qty, notional = _dec(body.get("qty"), "qty"), _dec(body.get("notional"), "notional")
+        if (qty is None) == (notional is None):
+            raise ApiError(422, 40010001, "qty or notional is required, not both")
+        if notional is not None and (kind != "market" or order_class != "simple"):
+            raise ApiError(422, 40010001, "notional is for simple market orders only")
+        limit, stop = _dec(body.get("limit_price"), "limit_price"), \
+            _dec(body.get("stop_price"), "stop_price")
+        if kind in ("limit", "stop_limit") and limit is None:
+            raise ApiError(422, 40010001, f"limit_price is required for a {kind} order")
+        if kind in ("stop", "stop_limit") and stop is None:
+            raise ApiError(422, 40010001, f"stop_price is required for a {kind} order")
+        if kind in ("market", "stop") and limit is not None:
+            raise ApiError(422, 40010001, f"a {kind} order takes no limit_price")
+        if kind in ("market", "limit") and stop is not None:
+            raise ApiError(422, 40010001, f"a {kind} order takes no stop_price")
+        legs = self._bracket(body, symbol, side, qty, kind, limit) if order_class == "bracket" \
+            else None
+        cid = str(body.get("client_order_id") or uuid.uuid4())
+        if len(cid) > 128:
+            raise ApiError(422, 40010001, "client_order_id must be at most 128 characters")
+        with self.lock:
+            if cid in self._by_client:
+                raise ApiError(422, 40010001, "client_order_id must be unique")
+            now = self.now()
+            o = self._add(BookOrder(self._new_id(), cid, symbol, side, qty, kind, tif, now, 0,
+                                    notional=notional, order_class=order_class,
+                                    limit_price=limit, stop_price=stop,
+                                    not_before=self.last_bar, manual=manual))
+            for leg, (lkind, llimit, lstop) in (legs or {}).items():
+                child = self._add(BookOrder(
+                    self._new_id(), f"{cid}.{'sl' if leg == 'stop_loss' else 'tp'}", symbol,
+                    Side.SELL if side is Side.BUY else Side.BUY, qty, lkind, tif, now, 0,
+                    order_class="bracket", limit_price=llimit, stop_price=lstop,
+                    status="held", parent=o.id, leg=leg))
+                o.legs.append(child.id)
+            self._emit("new", o)
+            return o
+
+    def _bracket(self, body, symbol, side, qty, kind, limit) -> dict:
+        if kind not in ("market", "limit"):
+            raise ApiError(422, 40010001, "a bracket's entry is a market or limit order")
+        tp, sl = body.get("take_profit") or {}, body.get("stop_loss") or {}
+        tp_price = _dec(tp.get("limit_price"), "take_profit.limit_price")
+        sl_stop = _dec(sl.get("stop_price"), "stop_loss.stop_price")
+        sl_limit = _dec(sl.get("limit_price"), "stop_loss.limit_price")
+        if tp_price is None or sl_stop is None:
+            raise ApiError(422, 40010001, "a bracket needs take_profit.limit_price and "
+                                          "stop_loss.stop_price")
+        try:
+            check_bracket(OrderIntent(
+                "bracket-check", symbol, side, qty, OrderType.BRACKET, limit_price=limit,
+                take_profit=tp_price, stop_loss=sl_stop))
+        except OrderRejected as e:
+            raise ApiError(422, 42210000, str(e)) from None
+        return {"stop_loss": ("stop" if sl_limit is None else "stop_limit", sl_limit, sl_stop),
+                "take_profit": ("limit", tp_price, None)}
+
+    def _add(self, o: BookOrder) -> BookOrder:
+        self._seq += 1
+        o.seq, o.updated_at = self._seq, o.created_at
+        self._orders[o.id] = o
+        self._by_client[o.client_order_id] = o.id
+        return o
+
+    # -- cancel, replace, expire ------------------------------------------------------------
+    def _end(self, o: BookOrder, status: str, event: str | None = None) -> None:
+        now = self.now()
+        o.status, o.updated_at = status, now
+        if status == "canceled":
+            o.canceled_at = now
+        elif status == "expired":
+            o.expired_at = now
+        self._emit(event or status, o)
+
+    def cancel(self, order_id: str) -> None:
+        with self.lock:
+            o = self.get(order_id)
+            if not o.is_open:
+                raise ApiError(422, 42210000, f"order is {o.status}: not cancelable")
+            self._end(o, "canceled")
+            for leg in (self._orders[i] for i in o.legs):
+                if leg.is_open:
+                    self._end(leg, "canceled")
+
+    def cancel_all(self) -> list[BookOrder]:
+        with self.lock:
+            out = [o for o in self.all_orders() if o.is_open and o.parent is None]
+            for o in out:
+                self.cancel(o.id)
+            return out
+
+    def replace(self, order_id: str, body: Mapping) -> BookOrder:
+        """PATCH: the old order ``replaced``, a new one with the changed fields."""
+        with self.lock:
+            old = self.get(order_id)
+            if not old.is_open or old.filled_qty > 0 or old.parent is not None or old.legs:
+                raise ApiError(422, 42210000, f"order {order_id} is {old.status}"
+                               + (" (partly filled)" if old.filled_qty else "")
+                               + (", a bracket" if old.legs or old.parent else "")
+                               + ": the fake cannot replace it")
+            spec = {"symbol": old.symbol, "side": old.side.value, "type": old.type,
+                    "time_in_force": body.get("time_in_force") or old.time_in_force,
+                    "qty": body.get("qty") or old.qty,
+                    "limit_price": body.get("limit_price") or old.limit_price,
+                    "stop_price": body.get("stop_price") or old.stop_price,
+                    "client_order_id": body.get("client_order_id") or str(uuid.uuid4())}
+            if old.notional is not None:
+                raise ApiError(422, 42210000, "a notional order cannot be replaced")
+            if body.get("client_order_id") and body["client_order_id"] in self._by_client:
+                raise ApiError(422, 40010001, "client_order_id must be unique")
+            new = self.submit_quiet(spec)
+            now = self.now()
+            old.status, old.updated_at, old.replaced_at, old.replaced_by = \
+                "replaced", now, now, new.id
+            new.replaces = old.id
+            self._emit("replaced", old)
+            self._emit("new", new)
+            return new
+
+    def submit_quiet(self, body: Mapping) -> BookOrder:
+        """Accept an order without its ``new`` update (the caller emits)."""
+        emit, self.emit = self.emit, (lambda data: None)
+        try:
+            return self.submit(body)
+        finally:
+            self.emit = emit
+
+    def expire_day(self) -> list[BookOrder]:
+        """End the open DAY orders (the close); the orders expired."""
+        with self.lock:
+            out = [o for o in self.all_orders() if o.is_open and o.time_in_force == "day"]
+            for o in out:
+                self._end(o, "expired")
+            return out
+
+    # -- positions --------------------------------------------------------------------------------
+    def close_position(self, symbol: str, qty=None, percentage=None) -> BookOrder:
+        """A market order closing ``qty`` shares or ``percentage`` % (default all)."""
+        with self.lock:
+            p = self.position(symbol)
+            size = abs(p.quantity)
+            if qty is not None and percentage is not None:
+                raise ApiError(422, 40010001, "qty or percentage, not both")
+            if qty is not None:
+                size = _dec(qty, "qty")
+                if size > abs(p.quantity):
+                    raise ApiError(403, 40310000, f"insufficient qty available for order "
+                                                  f"(requested: {size}, available: {abs(p.quantity)})")
+            elif percentage is not None:
+                pct = _dec(percentage, "percentage")
+                if pct > 100:
+                    raise ApiError(422, 40010001, "percentage must be at most 100")
+                size = abs(p.quantity) * pct / 100
+            side = "sell" if p.quantity > 0 else "buy"
+            return self.submit({"symbol": symbol, "side": side, "type": "market",
+                                "time_in_force": "day", "qty": str(size)})
+
+    def set_position(self, symbol: str, qty, avg_price) -> None:
+        """Change a position behind the client's back (no order, no update)."""
+        with self.lock:
+            self._positions[symbol] = Position(symbol, Decimal(str(qty)), Decimal(str(avg_price)))
+
+    # -- fills --------------------------------------------------------------------------------
+    def on_bars(self, time: pd.Timestamp, bars: Mapping[str, Mapping]) -> list[Fill]:
+        """Fill what the bars of minute ``time`` (``{symbol: {"o","h","l","c",...}}``) trigger."""
+        fills: list[Fill] = []
+        with self.lock:
+            self.last_bar = time
+            for sym, bar in bars.items():
+                self._prices[sym] = _exact(bar["c"])
+            due = [o for o in self._orders.values() if self._due(o, time, bars)]
+            due.sort(key=lambda o: (o.type != "market", o.seq))
+            for o in due:
+                if o.is_open:  # a sibling may have canceled it on this bar
+                    fills += self._try_fill(o, time, ohlc(bars[o.symbol]))
+        return fills
+
+    def _due(self, o: BookOrder, time, bars) -> bool:
+        if not o.is_open or o.symbol not in bars or o.status == "held":
+            return False
+        if o.parent is not None:
+            return o.active_from is not None and time > o.active_from
+        return o.not_before is None or time > o.not_before
+
+    def _try_fill(self, o: BookOrder, time, bar: tuple[float, float, float]) -> list[Fill]:
+        limit = float(o.limit_price) if o.limit_price is not None else None
+        stop = float(o.stop_price) if o.stop_price is not None else None
+        if o.type == "stop_limit" and not o.triggered:
+            ref = reference_price(OrderType.STOP, o.side, *bar, stop=stop)
+            if ref is None:
+                return []
+            o.triggered = True
+            within = ref <= limit if o.side is Side.BUY else ref >= limit
+            if not within:
+                o.active_from, o.not_before = time, time  # a limit order from the next bar
+                return []
+        elif o.type == "stop_limit":
+            ref = reference_price(OrderType.LIMIT, o.side, *bar, limit=limit)
+        else:
+            ref = reference_price(_KIND[o.type], o.side, *bar, limit=limit, stop=stop)
+        if ref is None:
+            return []
+        price = self.costs.fill_price(o.side.value, ref)
+        qty = fill_quantity({"notional": o.notional, "quantity": o.qty or ZERO,
+                             "filled_quantity": o.filled_qty}, self.costs, price, self.faults)
+        if o.notional is not None:
+            o.qty = qty
+        fill = Fill(str(uuid.uuid4()), o.client_order_id, o.symbol, o.side, qty, _exact(price),
+                    _exact(self.costs.fee(float(qty), price)), time)
+        self._book_fill(o, fill)
+        return [fill]
+
+    def _book_fill(self, o: BookOrder, fill: Fill) -> None:
+        self.fills.append(fill)
+        position = position_after(self._positions.get(fill.symbol), fill)
+        self._positions[fill.symbol] = position
+        self.cash -= fill.side.sign * fill.quantity * fill.price + fill.fee
+        done, avg = o.filled_qty, o.filled_avg_price or ZERO
+        o.filled_qty = done + fill.quantity
+        o.filled_avg_price = (avg * done + fill.price * fill.quantity) / o.filled_qty
+        o.updated_at = self.now()
+        full = o.filled_qty == o.qty
+        o.status = "filled" if full else "partially_filled"
+        if full:
+            o.filled_at = o.updated_at
+        self._emit("fill" if full else "partial_fill", o, execution_id=fill.execution_id,
+                   price=num(fill.price), qty=num(fill.quantity),
+                   position_qty=num(position.quantity))
+        if full:
+            self._after_filled(o, fill.time)
+
+    def _after_filled(self, o: BookOrder, time) -> None:
+        """A filled bracket entry arms its legs; a filled leg cancels its sibling."""
+        for leg in (self._orders[i] for i in o.legs):
+            if leg.status == "held":
+                leg.status, leg.active_from, leg.updated_at = "new", time, self.now()
+        if o.parent is not None:
+            for sib in (self._orders[i] for i in self._orders[o.parent].legs):
+                if sib.id != o.id and sib.is_open:
+                    self._end(sib, "canceled")
