@@ -45,7 +45,7 @@ from workbench.errors import ConfigError
 from workbench.model import Position
 from workbench.model.costs import CostModel
 from workbench.secrets import MASK
-from workbench.testing.alpaca import market, trading
+from workbench.testing.alpaca import activities, market, trading
 from workbench.testing.alpaca.answers import ApiError, Json, error
 from workbench.testing.alpaca.book import Book
 from workbench.testing.alpaca.faults import Fault, FaultQueue
@@ -215,7 +215,7 @@ class FakeAlpaca:
             yield
 
         routes = (market.routes(self.market) + trading.routes(self.book, self.clock.now)
-                  + list(self.hub.routes()))
+                  + activities.routes(self.book) + list(self.hub.routes()))
         async def not_found(request, exc):
             if exc.status_code == 405:
                 return error(405, 40500000, f"method {request.method} not allowed")
