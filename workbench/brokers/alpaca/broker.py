@@ -330,12 +330,26 @@ class AlpacaBroker:
             raise OrderNotFound(f"cancel {client_order_id}: no such order at Alpaca") from None
 
     def open_orders(self) -> list[BrokerOrder]:
-        request = GetOrdersRequest(status=QueryOrderStatus.OPEN, nested=True, limit=500)
+        """Flat (``nested=false``): open legs of a filled entry are listed too (with
+        ``nested=true`` Alpaca lists them only under a parent that is itself open). Legs
+        whose parent this adapter never saw are named after a nested lookup of their
+        symbol's recent orders."""
+        request = GetOrdersRequest(status=QueryOrderStatus.OPEN, nested=False, limit=500)
         raws = self._call("list open orders", self._client.get_orders, request, write=False)
+        unknown = sorted({str(r.get("symbol")) for r in raws if self._labels.label(r) is None
+                          and str(r.get("order_class") or "simple") not in ("simple", "")})
+        if unknown:
+            self._learn_recent(symbols=unknown)
         out = []
         for raw in raws:
-            tree = self._learn(raw, "list open orders", write=False)
-            out += [o for o in (tree, *tree.legs) if o.is_open]
+            if self._labels.label(raw) is None:
+                self._learn(raw, "list open orders", write=False)
+            try:
+                order = self._labels.order(raw)
+            except (ValueError, KeyError, TypeError) as e:
+                raise TemporaryBrokerError(f"list open orders: malformed order: {e}") from None
+            if order.is_open:
+                out.append(order)
         return out
 
     def positions(self) -> dict[str, Position]:
@@ -381,13 +395,15 @@ class AlpacaBroker:
                 out.append(fill_from_activity(act, label.client_order_id))
             except (ValueError, KeyError, TypeError) as e:
                 raise TemporaryBrokerError(f"list fills: malformed activity: {e}") from None
+        if since is not None:
+            out = [f for f in out if f.time >= to_utc(since)]
         out.sort(key=lambda f: f.time)
         return out
 
     def _activities(self, since) -> list[dict]:
         params: dict = {"direction": "asc", "page_size": 100}
-        if since is not None:
-            params["after"] = to_utc(since).isoformat()
+        if since is not None:  # Alpaca's ``after`` is strict; ``since`` is inclusive
+            params["after"] = (to_utc(since) - pd.Timedelta(1, "us")).isoformat()
         out: list[dict] = []
         while True:
             page = self._call("list fills", self._client.get, "/account/activities/FILL",
