@@ -1,0 +1,148 @@
+"""AlpacaBroker through the real alpaca-py client against the loopback fake: orders placed,
+filled (stream, then a restarted adapter's lookups), canceled; positions, account; paper/live
+refusals (fault test 22)."""
+
+from __future__ import annotations
+
+import pytest
+
+from alpaca_broker_helpers import D, KEY, at_fake, broker, drain_until, posts, publish, start_fake
+from workbench.brokers.base import Broker, OrderNotFound, OrderRejected
+from workbench.errors import ConfigError
+from workbench.model import OrderIntent, OrderStatus, OrderType, Side
+
+S = OrderStatus
+
+
+@pytest.fixture
+def fake():
+    f = start_fake()
+    yield f
+    f.stop()
+
+
+@pytest.fixture
+def b(fake):
+    adapter = broker(fake)
+    yield adapter
+    adapter.close()
+
+
+def _fills(updates):
+    return {u.fill.execution_id: u.fill for u in updates if u.fill is not None}
+
+
+def test_is_a_broker_and_streams(b):
+    assert isinstance(b, Broker)
+    drain_until(b, lambda _: b.connected)
+    assert b.connected
+
+
+def test_market_limit_stop_and_bracket_fill_via_stream_and_after_restart(fake, b):
+    drain_until(b, lambda _: b.connected)
+    intents = [
+        OrderIntent("m1", "AAPL", Side.BUY, D(3)),
+        OrderIntent("l1", "AAPL", Side.BUY, D(2), OrderType.LIMIT, limit_price=D("99.5")),
+        OrderIntent("s1", "AAPL", Side.BUY, D(1), OrderType.STOP, stop_price=D("100.5")),
+        OrderIntent("b1", "AAPL", Side.BUY, D(2), OrderType.BRACKET, take_profit=D("110.004"),
+                    stop_loss=D("90.006")),
+    ]
+    placed = [b.submit(i) for i in intents]
+    assert [o.status for o in placed] == [S.ACCEPTED] * 4
+    bracket = placed[3]
+    assert [leg.client_order_id for leg in bracket.legs] == ["b1.sl", "b1.tp"]
+    assert {leg.leg: leg.parent_id for leg in bracket.legs} == {"stop_loss": "b1", "take_profit": "b1"}
+    # prices rounded to the cent, never past the asked price: sell legs round up
+    assert bracket.stop_loss == D("90.01") and bracket.take_profit == D("110.01")
+    assert any(e[1] == "price_rounded" for e in b.events)
+    assert len(posts(fake)) == 4
+
+    publish(fake, "2026-11-23T15:01:00Z")
+    got = drain_until(b, lambda us: len(_fills(us)) == 4)
+    fills = _fills(got)
+    by_order = {f.client_order_id: f for f in fills.values()}
+    assert set(by_order) == {"m1", "l1", "s1", "b1"}
+    assert by_order["m1"].quantity == D(3) and by_order["m1"].price == D(100)
+    assert by_order["l1"].price <= D("99.5")
+    assert all(f.fee == 0 for f in fills.values())
+    assert {u.order.status for u in got if u.fill is not None} == {S.FILLED}
+
+    pos = b.positions()
+    assert pos["AAPL"].quantity == D(8)
+    assert b.account().cash == D(100_000) - sum(f.quantity * f.price for f in fills.values())
+    open_ids = {o.client_order_id for o in b.open_orders()}
+    assert open_ids == {"b1.sl", "b1.tp"}  # the legs of the filled entry, named ours
+
+    # a restarted adapter finds the same executions by lookup, and names the legs
+    again = broker(fake, stream=False)
+    try:
+        assert {f.execution_id for f in again.fills()} == set(fills)
+        assert [f.execution_id for f in again.fills("l1")] == [by_order["l1"].execution_id]
+        found = again.get_order("b1")
+        assert found.status is S.FILLED and found.filled_quantity == D(2)
+        assert [leg.client_order_id for leg in found.legs] == ["b1.sl", "b1.tp"]
+        sl = again.get_order("b1.sl")
+        assert sl.parent_id == "b1" and sl.leg == "stop_loss" and sl.stop_price == D("90.01")
+        assert {o.client_order_id for o in again.open_orders()} == {"b1.sl", "b1.tp"}
+        assert again.get_order("nope") is None
+    finally:
+        again.close()
+
+    # the take profit fills on a later bar; its sibling is canceled (one cancels the other)
+    publish(fake, "2026-11-23T15:02:00Z", h=111.0, c=110.5)
+    got = drain_until(b, lambda us: any(u.fill and u.order.client_order_id == "b1.tp" for u in us)
+                      and any(u.order.client_order_id == "b1.sl" and u.order.status is S.CANCELED
+                              for u in us))
+    tp = next(u for u in got if u.fill and u.order.client_order_id == "b1.tp")
+    assert tp.order.parent_id == "b1" and tp.fill.side is Side.SELL
+    assert b.positions()["AAPL"].quantity == D(6)
+
+
+def test_cancel(fake, b):
+    b.submit(OrderIntent("l2", "AAPL", Side.BUY, D(1), OrderType.LIMIT, limit_price=D("50")))
+    b.cancel("l2")
+    got = drain_until(b, lambda us: any(u.order.status is S.CANCELED for u in us))
+    assert any(u.event == "canceled" and u.order.client_order_id == "l2" for u in got)
+    assert at_fake(fake, "l2")[0]["status"] == "canceled"
+    with pytest.raises(OrderRejected):
+        b.cancel("l2")  # no longer open
+    with pytest.raises(OrderNotFound):
+        b.cancel("never-placed")
+
+
+def test_a_stop_level_that_rounding_would_cross_is_refused_unsent(fake, b):
+    bad = OrderIntent("x1", "AAPL", Side.BUY, D(1), OrderType.BRACKET,
+                      take_profit=D("100.001"), stop_loss=D("100.0001"))
+    with pytest.raises(OrderRejected, match="wrong side"):
+        b.submit(bad)
+    assert posts(fake) == []
+
+
+# -- fault test 22: paper/live agreement, refused before any order ------------------------
+def test_live_keys_in_paper_mode_are_refused_before_any_request(fake):
+    with pytest.raises(ConfigError, match="live key") as e:
+        broker(fake, "paper", key="AKLIVEKEY0001")
+    assert "AKLIVEKEY0001" not in str(e.value)
+    assert fake.requests == []
+
+
+def test_paper_keys_in_live_mode_are_refused_before_any_request(fake):
+    with pytest.raises(ConfigError, match="paper key"):
+        broker(fake, "live", key=KEY, paper_setting=False)
+    assert fake.requests == []
+
+
+def test_live_mode_needs_the_setting_too(fake):
+    with pytest.raises(ConfigError, match="alpaca.paper"):
+        broker(fake, "live", key="ZZNEUTRAL01")
+    assert fake.requests == []
+
+
+def test_live_mode_against_a_paper_account_is_refused_after_reading_it(fake):
+    fake2 = start_fake(key="ZZNEUTRAL01")
+    try:
+        with pytest.raises(ConfigError, match="paper account"):
+            broker(fake2, "live", key="ZZNEUTRAL01", paper_setting=False)
+        assert [(r.method, r.path) for r in fake2.requests] == [("GET", "/v2/account")]
+    finally:
+        fake2.stop()
