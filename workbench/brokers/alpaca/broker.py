@@ -7,36 +7,15 @@
     broker.connected                             # the trade-updates stream is up
     broker.close()
 
-Pieces (each module's doc says more):
+Pieces (each module's doc says more): :mod:`.safety` (mode, keys, URL and account agree,
+checked in ``__init__`` before anything is sent), :mod:`.transport` (timeout, the
+account's rate limiter, 429/5xx raised before alpaca-py can retry: an order is sent once
+per ``submit``), :mod:`.prices` (Alpaca's grid, applied in ``submit``), :mod:`.translate`
+(raw JSON in and out, legs named ``<id>.sl`` / ``<id>.tp``), :mod:`.stream` (trade
+updates on their own thread and loop, de-duplicated, a 406 backed off >= 90 s).
 
-* :mod:`.safety`: mode, keys, URL and account must agree, checked here in ``__init__``
-  before anything can be sent (``ConfigError``).
-* :mod:`.transport`: a requests transport adapter mounted on the client's session gives
-  every request a timeout and a token of the account's rate limiter (under 200/min,
-  waits, never drops), and turns 429/5xx into an exception before alpaca-py can retry,
-  so an order is sent once, ever, per ``submit``.
-* :mod:`.prices`: limit and stop prices rounded to Alpaca's grid here, in ``submit``,
-  never past the asked price; levels that would cross are refused, not sent.
-* :mod:`.translate`: alpaca-py's raw JSON in and out; bracket legs named ``<id>.sl`` /
-  ``<id>.tp``; no alpaca-py type leaves this package.
-* :mod:`.stream`: ``TradingStream`` on its own thread and loop (works inside Jupyter),
-  updates de-duplicated by execution id, a 406 backed off >= 90 s with an alert.
-
-Errors (``workbench.brokers.base``), by what happened:
-
-=====================================  ============================  ======================
-what                                   on a write (submit, cancel)   on a read
-=====================================  ============================  ======================
-422 ``client_order_id must be unique``  ``DuplicateClientOrderId``    -
-404                                    ``OrderNotFound``             None / ``OrderNotFound``
-403, 422, other 4xx                    ``OrderRejected``             ``TemporaryBrokerError``
-429                                    ``RateLimited``               ``RateLimited``
-timeout, connection reset, 5xx         ``OutcomeUnknown``            ``TemporaryBrokerError``
-price not placeable on the grid        ``OrderRejected`` (not sent)  -
-=====================================  ============================  ======================
-
-Messages pass through :func:`workbench.secrets.redact` and are raised ``from None``: the
-alpaca-py frames of the original traceback hold the auth headers as locals.
+Errors: translated by :mod:`.errors` into ``workbench.brokers.base``'s classes (its doc
+has the table), messages redacted.
 
 Events: ``on_event(name, fields)`` (also kept in ``events`` and logged) reports
 ``throttled`` (the limiter made a request wait), ``rate_limited`` (the server said 429),
@@ -58,11 +37,9 @@ import warnings
 from collections.abc import Callable, Iterator
 
 import pandas as pd
-import requests
 
 with warnings.catch_warnings():  # alpaca.trading imports websockets.legacy, which warns
     warnings.simplefilter("ignore", DeprecationWarning)
-    from alpaca.common.exceptions import APIError
     from alpaca.trading.client import TradingClient
     from alpaca.trading.enums import QueryOrderStatus
     from alpaca.trading.requests import GetOrderByIdRequest, GetOrdersRequest
@@ -78,11 +55,11 @@ from workbench.brokers.alpaca.translate import (
     order_request,
     position,
 )
-from workbench.brokers.alpaca.transport import GuardedAdapter, RateLimiter, RefusedStatus, limiter_for
+from workbench.brokers.alpaca.errors import one_line, translate
+from workbench.brokers.alpaca.transport import GuardedAdapter, RateLimiter, limiter_for
 from workbench.brokers.base import (
     BrokerOrder,
     BrokerUpdate,
-    DuplicateClientOrderId,
     OrderNotFound,
     OrderRejected,
     OutcomeUnknown,
@@ -101,7 +78,6 @@ __all__ = ["AlpacaBroker"]
 _log = get_logger("brokers.alpaca")
 _EVENTS = {"new": "accepted", "pending_new": "accepted", "accepted": "accepted",
            "replaced": "canceled"}
-_DUPLICATE_CODE = 40010001
 _LEG_SUFFIXES = (".sl", ".tp")
 _ALERTS = {"rate_limited", "stream_slot_taken", "stream_disconnected"}
 
@@ -216,52 +192,16 @@ class AlpacaBroker:
 
     # -- errors ---------------------------------------------------------------------------
     def _call(self, what: str, fn, *args, write: bool):
-        """``fn(*args)`` with every failure translated (see the module doc's table)."""
+        """``fn(*args)`` with every failure translated (:func:`.errors.translate`)."""
         try:
             return fn(*args)
-        except RefusedStatus as e:
-            error = self._refused(what, e, write)
-        except APIError as e:
-            error = self._api_error(what, e, write)
-        except requests.RequestException as e:
-            kind = "timed out" if isinstance(e, requests.Timeout) or "timed out" in str(e) \
-                else f"connection failed ({type(e).__name__})"
-            if write:
-                error = OutcomeUnknown(redact(f"{what}: {kind} after {self.timeout:g} s or less; "
-                                              f"it may have taken effect: settle by lookup"))
-            else:
-                error = TemporaryBrokerError(redact(f"{what}: {kind}"))
-        except (ValueError, KeyError, TypeError) as e:  # a malformed answer
-            msg = redact(f"{what}: malformed answer from Alpaca: {type(e).__name__}: {e}")
-            error = OutcomeUnknown(msg) if write else TemporaryBrokerError(msg)
+        except Exception as e:  # noqa: BLE001 - what translate() does not know goes on as is
+            error = translate(e, what, write, self.timeout)
+            if error is e:
+                raise
+            if isinstance(error, RateLimited):
+                self._event("rate_limited", {"what": what, "retry_after_s": error.retry_after})
         raise error from None
-
-    def _refused(self, what: str, e: RefusedStatus, write: bool) -> Exception:
-        detail = _message(e.text)
-        if e.status == 429:
-            wait = e.retry_after if e.retry_after is not None else 1.0
-            self._event("rate_limited", {"what": what, "retry_after_s": wait})
-            return RateLimited(redact(f"{what}: Alpaca rate limit (HTTP 429: {detail}); "
-                                      f"not processed, retry after {wait:g} s"), wait)
-        if write:
-            return OutcomeUnknown(redact(f"{what}: HTTP {e.status} ({detail}); it may have "
-                                         f"taken effect: settle by lookup, never resend"))
-        return TemporaryBrokerError(redact(f"{what}: HTTP {e.status} ({detail})"))
-
-    def _api_error(self, what: str, e: APIError, write: bool) -> Exception:
-        status = e.status_code
-        detail = _message(str(e))
-        code = _code(str(e))
-        if status == 422 and (code == _DUPLICATE_CODE or "must be unique" in detail):
-            return DuplicateClientOrderId(redact(f"{what}: {detail}"))
-        if status == 404:
-            return OrderNotFound(redact(f"{what}: not found (HTTP 404: {detail})"))
-        if not write:
-            return TemporaryBrokerError(redact(f"{what}: HTTP {status} ({detail})"))
-        if status is not None and status >= 500:
-            return OutcomeUnknown(redact(f"{what}: HTTP {status} ({detail}); settle by lookup"))
-        return OrderRejected(redact(f"{what}: refused by Alpaca (HTTP {status}: {detail})"),
-                             redact(f"HTTP {status}: {detail}"))
 
     # -- orders ---------------------------------------------------------------------------
     def submit(self, intent: OrderIntent) -> BrokerOrder:
@@ -279,8 +219,8 @@ class AlpacaBroker:
         try:
             request = order_request(intent, prices)
         except ValueError as e:  # alpaca-py's request model refused it: nothing was sent
-            raise OrderRejected(f"order {cid} not sent: {_one_line(str(e))}",
-                                _one_line(str(e))) from None
+            raise OrderRejected(f"order {cid} not sent: {one_line(str(e))}",
+                                one_line(str(e))) from None
         raw = self._call(f"submit order {cid}", self._client.submit_order, request, write=True)
         return self._learn(raw, "submit", write=True)
 
@@ -456,31 +396,4 @@ class AlpacaBroker:
         self._sequence += 1
         return BrokerUpdate(_EVENTS.get(event, event), order, fill,
                             to_utc(time_) if time_ is not None else None, self._sequence)
-
-
-def _message(text: str) -> str:
-    import json
-
-    try:
-        body = json.loads(text)
-        text = str(body.get("message", text)) if isinstance(body, dict) else text
-    except (ValueError, TypeError):
-        pass
-    return _one_line(text) or "no message"
-
-
-def _code(text: str) -> int | None:
-    import json
-
-    try:
-        body = json.loads(text)
-        return int(body["code"]) if isinstance(body, dict) and "code" in body else None
-    except (ValueError, TypeError, KeyError):
-        return None
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit] + "..."
-
 
