@@ -146,3 +146,61 @@ def test_live_mode_against_a_paper_account_is_refused_after_reading_it(fake):
         assert [(r.method, r.path) for r in fake2.requests] == [("GET", "/v2/account")]
     finally:
         fake2.stop()
+
+
+# -- the stream: duplicates, out of order, drops, a running event loop --------------------
+def test_duplicate_and_reordered_updates_reach_the_manager_once_in_state_order(fake, b):
+    import pandas as pd
+
+    from workbench.clock import SimClock
+    from workbench.orders import OrderManager
+    from workbench.testing.sinks import ListSink
+
+    drain_until(b, lambda _: b.connected)
+    m = OrderManager(b, ListSink(), SimClock(pd.Timestamp("2026-11-23T15:00:00Z")))
+    fake.hub.faults.trading.reorder(2)  # the "new" is held and sent after the fill
+    m.place(OrderIntent("r1", "AAPL", Side.BUY, D(2)))
+    publish(fake, "2026-11-23T15:01:00Z")
+    from alpaca_broker_helpers import wait_for
+
+    wait_for(lambda: m.process_updates() or m.order("r1").status is S.FILLED, what="r1 filled")
+    fake.hub.faults.trading.duplicate(2)  # the "new" and the fill of d1, each sent twice
+    m.place(OrderIntent("d1", "AAPL", Side.BUY, D(1)))
+    publish(fake, "2026-11-23T15:02:00Z")
+    wait_for(lambda: m.process_updates() or (m.order("d1").status is S.FILLED
+                                             and b.stream.duplicates >= 2), what="d1 filled")
+    assert b.stream.duplicates >= 2
+    assert {f.execution_id for f in fake.fills} == set(m.book.executions)
+    assert m.positions()["AAPL"].quantity == fake.positions["AAPL"].quantity == D(3)
+    assert m.anomalies == []
+    assert m.reconcile().ok
+
+
+def test_connected_follows_the_stream(fake, b):
+    from alpaca_broker_helpers import wait_for
+
+    wait_for(lambda: b.connected, what="connected")
+    fake.hub.disconnect("trading")
+    wait_for(lambda: not b.connected, what="disconnected seen")
+    assert any(e[1] == "stream_disconnected" for e in b.events)
+    wait_for(lambda: b.connected, timeout=10, what="alpaca-py's own reconnect")
+
+
+def test_works_from_inside_a_running_event_loop(fake):
+    """A Jupyter kernel's loop is running: the stream must not need the caller's loop."""
+    import asyncio
+
+    async def in_kernel():
+        adapter = broker(fake)
+        try:
+            for _ in range(250):
+                if adapter.connected:
+                    break
+                await asyncio.sleep(0.02)
+            adapter.submit(OrderIntent("j1", "AAPL", Side.BUY, D(1)))
+            return adapter.connected, [u.event for u in adapter.updates()] or \
+                [u.event for u in drain_until(adapter, lambda us: us)]
+        finally:
+            adapter.close()
+    connected, events = asyncio.run(in_kernel())
+    assert connected and events[0] == "accepted"
