@@ -186,3 +186,53 @@ def test_setup_rules():
     check_account("paper", "PA1234")
     with pytest.raises(ConfigError, match="live account"):
         check_account("paper", "123456")
+
+
+# -- errors -----------------------------------------------------------------------------------
+def _api_error(status: int, code: int, message: str):
+    import json
+
+    import requests
+    from alpaca.common.exceptions import APIError
+
+    response = requests.Response()
+    response.status_code = status
+    return APIError(json.dumps({"code": code, "message": message}),
+                    requests.HTTPError(response=response))
+
+
+def test_only_the_duplicate_message_means_exists():
+    from workbench.brokers.alpaca.errors import translate
+    from workbench.brokers.base import DuplicateClientOrderId, OrderRejected
+
+    dup = translate(_api_error(422, 40010001, "client_order_id must be unique"), "s", True, 1)
+    assert isinstance(dup, DuplicateClientOrderId)
+    other = translate(_api_error(422, 40010001, "qty must be > 0"), "s", True, 1)
+    assert isinstance(other, OrderRejected) and "qty must be > 0" in other.reason
+
+
+def test_write_and_read_failures_differ():
+    import requests
+
+    from workbench.brokers.alpaca.errors import translate
+    from workbench.brokers.alpaca.transport import RefusedStatus
+    from workbench.brokers.base import (
+        OrderNotFound,
+        OutcomeUnknown,
+        RateLimited,
+        TemporaryBrokerError,
+    )
+
+    gateway = RefusedStatus(504, "", None, "POST", "/v2/orders")
+    assert isinstance(translate(gateway, "s", True, 1), OutcomeUnknown)
+    read = translate(gateway, "s", False, 1)
+    assert isinstance(read, TemporaryBrokerError) and not isinstance(read, OutcomeUnknown)
+    timeout = requests.ReadTimeout("read timed out")
+    assert isinstance(translate(timeout, "s", True, 1), OutcomeUnknown)
+    limited = translate(RefusedStatus(429, "{}", 3.0, "GET", "/v2/account"), "s", False, 1)
+    assert isinstance(limited, RateLimited) and limited.retry_after == 3.0
+    assert isinstance(translate(_api_error(404, 40410000, "no"), "s", False, 1), OrderNotFound)
+    assert isinstance(translate(_api_error(403, 40310000, "buying power"), "s", False, 1),
+                      TemporaryBrokerError)
+    bug = RuntimeError("adapter bug")
+    assert translate(bug, "s", True, 1) is bug

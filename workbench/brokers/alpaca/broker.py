@@ -19,8 +19,10 @@ has the table), messages redacted.
 
 Events: ``on_event(name, fields)`` (also kept in ``events`` and logged) reports
 ``throttled`` (the limiter made a request wait), ``rate_limited`` (the server said 429),
-``price_rounded``, ``stream_connected``, ``stream_disconnected`` and ``stream_slot_taken``
-(a 406: alert). Stream events are reported from the stream's thread.
+``price_rounded``, ``stream_connected``, ``stream_disconnected``, ``stream_closed``,
+``stream_failed`` and ``stream_slot_taken`` (a 406: alert). Stream events are reported
+from the stream's thread. ``ack_window`` (how long a lost submit may still surface) is
+``max(30 s, 3 x timeout)``.
 
 Fills after a restart come from ``GET /v2/account/activities/FILL`` (alpaca-py 0.44 has no
 method for it; the client's public ``get`` sends it). The execution id of an activity is
@@ -79,7 +81,7 @@ _log = get_logger("brokers.alpaca")
 _EVENTS = {"new": "accepted", "pending_new": "accepted", "accepted": "accepted",
            "replaced": "canceled"}
 _LEG_SUFFIXES = (".sl", ".tp")
-_ALERTS = {"rate_limited", "stream_slot_taken", "stream_disconnected"}
+_ALERTS = {"rate_limited", "stream_slot_taken", "stream_disconnected", "stream_failed"}
 
 
 class AlpacaBroker:
@@ -270,10 +272,8 @@ class AlpacaBroker:
             raise OrderNotFound(f"cancel {client_order_id}: no such order at Alpaca") from None
 
     def open_orders(self) -> list[BrokerOrder]:
-        """Flat (``nested=false``): open legs of a filled entry are listed too (with
-        ``nested=true`` Alpaca lists them only under a parent that is itself open). Legs
-        whose parent this adapter never saw are named after a nested lookup of their
-        symbol's recent orders."""
+        """Listed flat: with ``nested=true`` the open legs of a filled entry are missing.
+        Legs of parents never seen are named after a nested lookup of recent orders."""
         request = GetOrdersRequest(status=QueryOrderStatus.OPEN, nested=False, limit=500)
         raws = self._call("list open orders", self._client.get_orders, request, write=False)
         unknown = sorted({str(r.get("symbol")) for r in raws if self._labels.label(r) is None

@@ -42,7 +42,10 @@ from workbench.secrets import redact
 
 __all__ = ["one_line", "translate"]
 
-_DUPLICATE_CODE = 40010001  # Alpaca's code for "client_order_id must be unique"
+# Alpaca answers a duplicate client order id with 422 and this message. Its code,
+# 40010001, is Alpaca's generic "invalid request" code (a bad quantity has it too), so the
+# message decides: any other 422 is a rejection, never "it exists".
+_DUPLICATE = "client_order_id must be unique"
 
 
 def translate(e: Exception, what: str, write: bool, timeout: float) -> Exception:
@@ -81,7 +84,7 @@ def _refused(what: str, e: RefusedStatus, write: bool) -> Exception:
 def _api_error(what: str, e: APIError, write: bool) -> Exception:
     status, text = e.status_code, str(e)
     detail = _message(text)
-    if status == 422 and (_code(text) == _DUPLICATE_CODE or "must be unique" in detail):
+    if status == 422 and _DUPLICATE in detail.lower():
         return DuplicateClientOrderId(redact(f"{what}: {detail}"))
     if status == 404:
         return OrderNotFound(redact(f"{what}: not found (HTTP 404: {detail})"))
@@ -105,14 +108,6 @@ def _message(text: str) -> str:
     if isinstance(body, dict) and "message" in body:
         text = str(body["message"])
     return one_line(text) or "no message"
-
-
-def _code(text: str) -> int | None:
-    body = _body(text)
-    try:
-        return int(body["code"]) if isinstance(body, dict) and "code" in body else None
-    except (ValueError, TypeError):
-        return None
 
 
 def one_line(text: str, limit: int = 200) -> str:

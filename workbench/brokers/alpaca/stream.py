@@ -55,6 +55,7 @@ with warnings.catch_warnings():  # alpaca.trading imports websockets.legacy, whi
 __all__ = ["MIN_SLOT_BACKOFF_S", "TradeUpdates"]
 
 MIN_SLOT_BACKOFF_S = 90.0
+_FAILED_PAUSE_S = 30.0  # after TradingStream.run() itself raised
 _FILLS = ("fill", "partial_fill")
 
 
@@ -109,7 +110,9 @@ class TradeUpdates:
     """The account's trade-updates stream on its own thread (see the module doc).
 
     ``on_event(name, fields)`` is called (from the stream's thread) for ``stream_connected``,
-    ``stream_disconnected`` and ``stream_slot_taken``; it must be thread-safe and quick."""
+    ``stream_disconnected``, ``stream_closed`` (on :meth:`close`), ``stream_slot_taken``
+    and ``stream_failed`` (``TradingStream.run`` raised: retried after 30 s); it must be
+    thread-safe and quick."""
 
     def __init__(self, api_key: str, secret_key: str, *, paper: bool, url: str | None = None,
                  on_event: Callable[[str, dict], None] | None = None,
@@ -148,7 +151,9 @@ class TradeUpdates:
     def _set_connected(self, value: bool) -> None:
         if value != self._connected:
             self._connected = value
-            self._on_event("stream_connected" if value else "stream_disconnected", {})
+            closing = self._stop.is_set()
+            self._on_event("stream_connected" if value else
+                           "stream_closed" if closing else "stream_disconnected", {})
 
     # -- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -191,7 +196,14 @@ class TradeUpdates:
                                    url_override=self._url, websocket_params=params)
             stream.subscribe_trade_updates(self._on_message)
             self._stream = stream
-            stream.run()  # returns once stop_ws ran: on close() or on a taken slot
+            try:
+                stream.run()  # returns once stop_ws ran: on close() or on a taken slot
+            except Exception as e:  # noqa: BLE001 - reported; one new attempt after a pause
+                self._set_connected(False)
+                self._on_event("stream_failed", {"error": f"{type(e).__name__}: {e}",
+                                                 "retry_in_s": _FAILED_PAUSE_S})
+                self._sleep(_FAILED_PAUSE_S)
+                continue
             self._set_connected(False)
             if self._stop.is_set() or not self._slot_was_taken:
                 return
