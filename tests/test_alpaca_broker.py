@@ -5,8 +5,8 @@ refusals (fault test 22)."""
 from __future__ import annotations
 
 import pytest
+from alpaca_broker_helpers import KEY, D, at_fake, broker, drain_until, posts, publish, start_fake
 
-from alpaca_broker_helpers import D, KEY, at_fake, broker, drain_until, posts, publish, start_fake
 from workbench.brokers.base import Broker, OrderNotFound, OrderRejected
 from workbench.errors import ConfigError
 from workbench.model import OrderIntent, OrderStatus, OrderType, Side

@@ -9,8 +9,8 @@ import time
 
 import pandas as pd
 import pytest
+from alpaca_broker_helpers import T0, D, at_fake, broker, posts, start_fake, wait_for
 
-from alpaca_broker_helpers import D, T0, at_fake, broker, posts, start_fake, wait_for
 from workbench.brokers.alpaca.transport import RateLimiter
 from workbench.brokers.base import RateLimited
 from workbench.clock import SimClock

@@ -48,7 +48,7 @@ def test_prices_round_to_the_grid_never_past_the_asked_price(kind, side, field, 
 def test_bracket_and_oco_levels_that_would_cross_are_refused():
     with pytest.raises(PriceError, match="wrong side"):
         order_prices(OrderIntent("p", "AAPL", Side.BUY, D(1), OrderType.BRACKET,
-                                 limit_price=D("10.004"), take_profit=D("11"),
+                                 limit_price=D("10.004"), take_profit=D(11),
                                  stop_loss=D("9.999")))  # both land on 10.00
     with pytest.raises(PriceError):  # a sell oco (exit of a long): stop below take profit
         order_prices(OrderIntent("p", "AAPL", Side.SELL, D(1), OrderType.OCO,
@@ -59,19 +59,19 @@ def test_bracket_and_oco_levels_that_would_cross_are_refused():
 
 
 def test_requests_carry_the_intent():
-    bracket = OrderIntent("b", "AAPL", Side.BUY, D(3), OrderType.BRACKET, limit_price=D("10"),
-                          take_profit=D("11"), stop_loss=D("9"))
+    bracket = OrderIntent("b", "AAPL", Side.BUY, D(3), OrderType.BRACKET, limit_price=D(10),
+                          take_profit=D(11), stop_loss=D(9))
     body = order_request(bracket, order_prices(bracket)).to_request_fields()
     assert body["order_class"] == "bracket" and body["type"] == "limit"
     assert body["take_profit"] == {"limit_price": 11.0} and body["stop_loss"] == {"stop_price": 9.0}
     assert body["client_order_id"] == "b" and body["qty"] == 3.0
-    oco = OrderIntent("o", "AAPL", Side.SELL, D(3), OrderType.OCO, take_profit=D("11"),
-                      stop_loss=D("9"))
+    oco = OrderIntent("o", "AAPL", Side.SELL, D(3), OrderType.OCO, take_profit=D(11),
+                      stop_loss=D(9))
     body = order_request(oco, order_prices(oco)).to_request_fields()
     assert body["order_class"] == "oco" and body["type"] == "limit"
-    one = OrderIntent("o", "AAPL", Side.SELL, D(3), OrderType.OCO, stop_loss=D("9"))
+    one = OrderIntent("o", "AAPL", Side.SELL, D(3), OrderType.OCO, stop_loss=D(9))
     assert order_request(one, order_prices(one)).to_request_fields()["type"] == "stop"
-    notional = OrderIntent("n", "AAPL", Side.BUY, D(3), notional=D("250"))
+    notional = OrderIntent("n", "AAPL", Side.BUY, D(3), notional=D(250))
     body = order_request(notional, order_prices(notional)).to_request_fields()
     assert body["notional"] == 250.0 and "qty" not in body
 

@@ -37,6 +37,7 @@ import collections
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from typing import Self
 
 import pandas as pd
 
@@ -47,6 +48,7 @@ with warnings.catch_warnings():  # alpaca.trading imports websockets.legacy, whi
     from alpaca.trading.requests import GetOrderByIdRequest, GetOrdersRequest
 
 from workbench.brokers.alpaca import safety
+from workbench.brokers.alpaca.errors import one_line, translate
 from workbench.brokers.alpaca.prices import PriceError, order_prices
 from workbench.brokers.alpaca.stream import MIN_SLOT_BACKOFF_S, TradeUpdates
 from workbench.brokers.alpaca.translate import (
@@ -57,7 +59,6 @@ from workbench.brokers.alpaca.translate import (
     order_request,
     position,
 )
-from workbench.brokers.alpaca.errors import one_line, translate
 from workbench.brokers.alpaca.transport import GuardedAdapter, RateLimiter, limiter_for
 from workbench.brokers.base import (
     BrokerOrder,
@@ -156,7 +157,7 @@ class AlpacaBroker:
             self.limiter.on_throttle.remove(self._throttled)
         self._client._session.close()
 
-    def __enter__(self) -> AlpacaBroker:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -197,7 +198,7 @@ class AlpacaBroker:
         """``fn(*args)`` with every failure translated (:func:`.errors.translate`)."""
         try:
             return fn(*args)
-        except Exception as e:  # noqa: BLE001 - what translate() does not know goes on as is
+        except Exception as e:
             error = translate(e, what, write, self.timeout)
             if error is e:
                 raise

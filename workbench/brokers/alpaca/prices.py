@@ -25,6 +25,7 @@ rounding as a ``price_rounded`` event.
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from itertools import pairwise
 
 from workbench.model import OrderIntent, OrderType, Side
 
@@ -85,7 +86,7 @@ def _check_levels(intent: OrderIntent, out: dict, leg_side: Side) -> None:
              if p is not None]
     if leg_side is Side.BUY:  # the legs buy back a short: reversed
         chain = chain[::-1]
-    if any(a >= b for a, b in zip(chain, chain[1:], strict=False)):
+    if any(a >= b for a, b in pairwise(chain)):
         raise PriceError(
             f"order {intent.client_order_id}: levels out of order for a {intent.side} "
             f"{intent.order_type} after rounding to Alpaca's grid (stop_loss {sl}, limit "

@@ -87,7 +87,7 @@ class _WatchedProtocol(WebSocketClientProtocol):
             return await super().handshake(*args, **kwargs)
         except InvalidStatusCode as e:
             if e.status_code == 406:
-                await self._watcher._slot_taken(f"HTTP 406 at the handshake")
+                await self._watcher._slot_taken("HTTP 406 at the handshake")
             raise
 
     async def recv(self):  # type: ignore[override]
@@ -176,7 +176,7 @@ class TradeUpdates:
                 try:
                     asyncio.run_coroutine_threadsafe(self._shutdown(stream), loop).result(
                         max(deadline - time.monotonic(), 0.01))
-                except Exception:  # the loop ended meanwhile: nothing left to stop
+                except Exception:  # noqa: BLE001, S110 - the loop ended meanwhile: nothing to stop
                     pass
             thread.join(0.05)
         self._set_connected(False)

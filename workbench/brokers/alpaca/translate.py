@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 
 import pandas as pd
@@ -227,7 +227,7 @@ class Labels:
         filled = decimal(raw.get("filled_qty")) or _ZERO
         avg = decimal(raw.get("filled_avg_price"))
         qty = decimal(raw.get("qty"))
-        fields = dict(
+        order = BrokerOrder(
             client_order_id=label.client_order_id, broker_order_id=str(raw["id"]),
             symbol=str(raw.get("symbol") or ""), side=Side(str(raw.get("side"))),
             quantity=qty if qty is not None else filled, order_type=label.order_type,
@@ -240,13 +240,10 @@ class Labels:
             reason="; ".join(notes) or None,
             created_at=timestamp(raw.get("created_at")),
             updated_at=timestamp(raw.get("updated_at")))
-        fields.update(override)
-        return BrokerOrder(**fields)
+        return replace(order, **override) if override else order
 
 
 def _with_legs(order: BrokerOrder, legs: tuple[BrokerOrder, ...]) -> BrokerOrder:
-    from dataclasses import replace
-
     return replace(order, legs=legs)
 
 
