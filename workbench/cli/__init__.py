@@ -78,6 +78,7 @@ def _register() -> None:
         data,
         demo,
         deploy,
+        fake_alpaca,
         kernel,
         parity,
         promote,
@@ -92,6 +93,7 @@ def _register() -> None:
     cli.add_command(backtest.backtest)
     cli.add_command(backtest.sweep)
     cli.add_command(parity.parity)
+    cli.add_command(fake_alpaca.fake_alpaca)
     cli.add_command(run.run)
     for command in (session.session, session.status, session.halt, session.resume):
         cli.add_command(command)

@@ -34,96 +34,37 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import pandas as pd
 
-from workbench.brokers.base import OrderRejected
 from workbench.brokers.sim_rules import (
     SimFaults,
-    check_bracket,
     fill_quantity,
     ohlc,
     position_after,
     reference_price,
 )
-from workbench.model import Fill, OrderIntent, OrderType, Position, Side
+from workbench.model import Fill, OrderType, Position, Side
 from workbench.model.costs import CostModel
 from workbench.testing.alpaca.answers import ApiError, iso, num
+from workbench.testing.alpaca.orders import (
+    BookOrder,
+    asset_id,
+    decimal,
+    order_json,
+    parse_order,
+)
 
 __all__ = ["Book", "BookOrder"]
 
 ZERO = Decimal(0)
-TERMINAL = ("filled", "canceled", "expired", "replaced", "rejected")
-TYPES = ("market", "limit", "stop", "stop_limit")
 _KIND = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP}
-_NAMESPACE = uuid.UUID("6f1c2b1e-4a63-4d49-9a7e-3b7f1d2c9e10")
 
 
 def _exact(x: float) -> Decimal:
+    """A float as the Decimal of its shortest repr (the sim broker's exact prices)."""
     return Decimal(repr(float(x)))
-
-
-def _dec(value, name: str) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        d = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        raise ApiError(422, 40010001, f"invalid {name}: {value!r}") from None
-    if not d.is_finite() or d <= 0:
-        raise ApiError(422, 40010001, f"{name} must be a positive number, got {value!r}")
-    return d
-
-
-def asset_id(symbol: str) -> str:
-    """A stable UUID per symbol (Alpaca's asset id)."""
-    return str(uuid.uuid5(_NAMESPACE, symbol))
-
-
-@dataclass
-class BookOrder:
-    """One order at the fake broker (a bracket's legs are orders with ``parent``)."""
-
-    id: str
-    client_order_id: str
-    symbol: str
-    side: Side
-    qty: Decimal | None
-    type: str
-    time_in_force: str
-    created_at: pd.Timestamp
-    seq: int
-    notional: Decimal | None = None
-    order_class: str = "simple"
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
-    status: str = "new"
-    filled_qty: Decimal = ZERO
-    filled_avg_price: Decimal | None = None
-    updated_at: pd.Timestamp | None = None
-    filled_at: pd.Timestamp | None = None
-    canceled_at: pd.Timestamp | None = None
-    expired_at: pd.Timestamp | None = None
-    replaced_at: pd.Timestamp | None = None
-    replaced_by: str | None = None
-    replaces: str | None = None
-    parent: str | None = None  # the entry's id, for a bracket leg
-    leg: str | None = None  # stop_loss | take_profit
-    legs: list[str] = field(default_factory=list)
-    not_before: pd.Timestamp | None = None
-    active_from: pd.Timestamp | None = None  # a leg: armed after this bar
-    triggered: bool = False  # a stop-limit whose stop has been reached
-    manual: bool = False  # placed behind the client's back (an operator's order)
-
-    @property
-    def is_open(self) -> bool:
-        return self.status not in TERMINAL
-
-    @property
-    def remaining(self) -> Decimal:
-        return (self.qty or ZERO) - self.filled_qty
 
 
 class Book:
@@ -153,24 +94,8 @@ class Book:
 
     # -- JSON views ---------------------------------------------------------------------------
     def order_json(self, o: BookOrder, nested: bool = True) -> dict:
-        kind = o.type
-        legs = [self.order_json(self._orders[i], False) for i in o.legs] if nested and o.legs \
-            else None
-        return {
-            "id": o.id, "client_order_id": o.client_order_id,
-            "created_at": iso(o.created_at), "updated_at": iso(o.updated_at or o.created_at),
-            "submitted_at": iso(o.created_at), "filled_at": iso(o.filled_at),
-            "expired_at": iso(o.expired_at), "canceled_at": iso(o.canceled_at),
-            "failed_at": None, "replaced_at": iso(o.replaced_at), "replaced_by": o.replaced_by,
-            "replaces": o.replaces, "asset_id": asset_id(o.symbol), "symbol": o.symbol,
-            "asset_class": "us_equity", "notional": num(o.notional), "qty": num(o.qty),
-            "filled_qty": num(o.filled_qty), "filled_avg_price": num(o.filled_avg_price),
-            "order_class": o.order_class, "order_type": kind, "type": kind, "side": o.side.value,
-            "time_in_force": o.time_in_force, "limit_price": num(o.limit_price),
-            "stop_price": num(o.stop_price), "status": o.status, "extended_hours": False,
-            "legs": legs, "trail_percent": None, "trail_price": None, "hwm": None,
-            "position_intent": None,
-        }
+        """Alpaca's JSON of ``o``; with ``nested`` its legs inside (call under ``lock``)."""
+        return order_json(o, [self._orders[i] for i in o.legs] if nested and o.legs else None)
 
     def position_json(self, p: Position) -> dict:
         price = self._prices.get(p.symbol, p.average_price)
@@ -249,83 +174,26 @@ class Book:
 
     def submit(self, body: Mapping, *, manual: bool = False) -> BookOrder:
         """Accept an order from a request body (alpaca-py's JSON); ApiError if invalid."""
-        if not isinstance(body, Mapping):
-            raise ApiError(422, 40010001, "the request body must be a JSON object")
-        symbol = str(body.get("symbol") or "").upper()
-        if not symbol:
-            raise ApiError(422, 40010001, "symbol is required")
-        try:
-            side = Side(str(body.get("side", "")).lower())
-        except ValueError:
-            raise ApiError(422, 40010001, f"invalid side {body.get('side')!r}") from None
-        kind = str(body.get("type") or body.get("order_type") or "").lower()
-        if kind not in TYPES:
-            raise ApiError(422, 40010001, f"invalid order type {kind!r} (the fake serves "
-                                          f"{', '.join(TYPES)})")
-        tif = str(body.get("time_in_force") or "").lower()
-        if tif not in ("day", "gtc"):
-            raise ApiError(422, 40010001, f"invalid time_in_force {tif!r} (the fake serves "
-                                          "day and gtc)")
-        order_class = str(body.get("order_class") or "simple").lower()
-        if order_class not in ("simple", "bracket"):
-            raise ApiError(422, 40010001, f"order_class {order_class!r} is not served by the "
-                                          "fake (simple and bracket are)")
-        qty, notional = _dec(body.get("qty"), "qty"), _dec(body.get("notional"), "notional")
-        if (qty is None) == (notional is None):
-            raise ApiError(422, 40010001, "qty or notional is required, not both")
-        if notional is not None and (kind != "market" or order_class != "simple"):
-            raise ApiError(422, 40010001, "notional is for simple market orders only")
-        limit, stop = _dec(body.get("limit_price"), "limit_price"), \
-            _dec(body.get("stop_price"), "stop_price")
-        if kind in ("limit", "stop_limit") and limit is None:
-            raise ApiError(422, 40010001, f"limit_price is required for a {kind} order")
-        if kind in ("stop", "stop_limit") and stop is None:
-            raise ApiError(422, 40010001, f"stop_price is required for a {kind} order")
-        if kind in ("market", "stop") and limit is not None:
-            raise ApiError(422, 40010001, f"a {kind} order takes no limit_price")
-        if kind in ("market", "limit") and stop is not None:
-            raise ApiError(422, 40010001, f"a {kind} order takes no stop_price")
-        legs = self._bracket(body, symbol, side, qty, kind, limit) if order_class == "bracket" \
-            else None
-        cid = str(body.get("client_order_id") or uuid.uuid4())
-        if len(cid) > 128:
-            raise ApiError(422, 40010001, "client_order_id must be at most 128 characters")
+        spec = parse_order(body)
+        cid = spec["client_order_id"] or str(uuid.uuid4())
         with self.lock:
             if cid in self._by_client:
                 raise ApiError(422, 40010001, "client_order_id must be unique")
             now = self.now()
-            o = self._add(BookOrder(self._new_id(), cid, symbol, side, qty, kind, tif, now, 0,
-                                    notional=notional, order_class=order_class,
-                                    limit_price=limit, stop_price=stop,
-                                    not_before=self.last_bar, manual=manual))
-            for leg, (lkind, llimit, lstop) in (legs or {}).items():
+            o = self._add(BookOrder(
+                self._new_id(), cid, spec["symbol"], spec["side"], spec["qty"], spec["type"],
+                spec["time_in_force"], now, 0, notional=spec["notional"],
+                order_class=spec["order_class"], limit_price=spec["limit_price"],
+                stop_price=spec["stop_price"], not_before=self.last_bar, manual=manual))
+            for leg, (kind, limit, stop) in spec["legs"].items():
                 child = self._add(BookOrder(
-                    self._new_id(), f"{cid}.{'sl' if leg == 'stop_loss' else 'tp'}", symbol,
-                    Side.SELL if side is Side.BUY else Side.BUY, qty, lkind, tif, now, 0,
-                    order_class="bracket", limit_price=llimit, stop_price=lstop,
-                    status="held", parent=o.id, leg=leg))
+                    self._new_id(), f"{cid}.{'sl' if leg == 'stop_loss' else 'tp'}",
+                    o.symbol, Side.SELL if o.side is Side.BUY else Side.BUY, o.qty, kind,
+                    o.time_in_force, now, 0, order_class="bracket", limit_price=limit,
+                    stop_price=stop, status="held", parent=o.id, leg=leg))
                 o.legs.append(child.id)
             self._emit("new", o)
             return o
-
-    def _bracket(self, body, symbol, side, qty, kind, limit) -> dict:
-        if kind not in ("market", "limit"):
-            raise ApiError(422, 40010001, "a bracket's entry is a market or limit order")
-        tp, sl = body.get("take_profit") or {}, body.get("stop_loss") or {}
-        tp_price = _dec(tp.get("limit_price"), "take_profit.limit_price")
-        sl_stop = _dec(sl.get("stop_price"), "stop_loss.stop_price")
-        sl_limit = _dec(sl.get("limit_price"), "stop_loss.limit_price")
-        if tp_price is None or sl_stop is None:
-            raise ApiError(422, 40010001, "a bracket needs take_profit.limit_price and "
-                                          "stop_loss.stop_price")
-        try:
-            check_bracket(OrderIntent(
-                "bracket-check", symbol, side, qty, OrderType.BRACKET, limit_price=limit,
-                take_profit=tp_price, stop_loss=sl_stop))
-        except OrderRejected as e:
-            raise ApiError(422, 42210000, str(e)) from None
-        return {"stop_loss": ("stop" if sl_limit is None else "stop_limit", sl_limit, sl_stop),
-                "take_profit": ("limit", tp_price, None)}
 
     def _add(self, o: BookOrder) -> BookOrder:
         self._seq += 1
@@ -414,12 +282,12 @@ class Book:
             if qty is not None and percentage is not None:
                 raise ApiError(422, 40010001, "qty or percentage, not both")
             if qty is not None:
-                size = _dec(qty, "qty")
+                size = decimal(qty, "qty")
                 if size > abs(p.quantity):
                     raise ApiError(403, 40310000, f"insufficient qty available for order "
                                                   f"(requested: {size}, available: {abs(p.quantity)})")
             elif percentage is not None:
-                pct = _dec(percentage, "percentage")
+                pct = decimal(percentage, "percentage")
                 if pct > 100:
                     raise ApiError(422, 40010001, "percentage must be at most 100")
                 size = abs(p.quantity) * pct / 100

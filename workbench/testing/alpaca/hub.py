@@ -48,8 +48,8 @@ _CALL_TIMEOUT = 10.0  # a fault or close waits this long for the server's loop
 class ConnectionInfo:
     """One websocket connection the fake accepted, as it stands (``closed_at`` None: open).
 
-    ``refused`` says why its authentication was refused (``"auth failed"``, ``"connection
-    limit exceeded"``); ``closed_by`` who ended it (``"client"``, ``"fault: drop"``,
+    ``refused`` says why it was refused (``"auth failed"``, ``"connection limit
+    exceeded"``, ``"auth timeout"``); ``closed_by`` who ended it (``"client"``, ``"fault: drop"``,
     ``"hub"``, ``"refused"``); ``sent`` how many data messages (trade updates or bars) it
     was sent."""
 
@@ -121,11 +121,12 @@ class StreamHub:
     msgpack) of the fake, for one account: ``key``/``secret`` are the credentials both
     streams accept. See the module docstring for the life cycle."""
 
-    def __init__(self, *, key: str, secret: str) -> None:
+    def __init__(self, *, key: str, secret: str, auth_timeout: float = 10.0) -> None:
         if not key or not secret:
             raise ValueError("StreamHub needs a non-empty key and secret")
         self.key = key
         self.secret = secret
+        self.auth_timeout = auth_timeout  # data stream: Alpaca's 10 s to authenticate (404)
         self.faults = Faults(self)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -265,7 +266,7 @@ class StreamHub:
         def run() -> None:
             try:
                 future.set_result(fn())
-            except BaseException as exc:  # handed back to the calling thread
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
                 future.set_exception(exc)
 
         loop.call_soon_threadsafe(run)

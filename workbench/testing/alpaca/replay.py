@@ -118,6 +118,7 @@ class Replay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.published: pd.Timestamp | None = None
+        self.error: BaseException | None = None  # what ended the replay early, if anything
 
     @property
     def first(self) -> pd.Timestamp:
@@ -140,7 +141,13 @@ class Replay:
                 self._stop.wait(min(wait, 0.5))
             if self._stop.is_set():
                 return
-            self._publish(minute, rows)
+            try:
+                self._publish(minute, rows)
+            except BaseException as e:  # noqa: BLE001 - wait_until_done raises it (unless stopping)
+                if not self._stop.is_set():
+                    self.error = e
+                    self.done.set()
+                return
             self.published = minute
         if not self._stop.is_set():
             self.clock.set(max(self.close, self.clock.now()))

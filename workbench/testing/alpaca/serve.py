@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -77,7 +77,7 @@ class ServedApp:
         if self._thread.is_alive():
             raise RuntimeError(f"uvicorn on {HOST}:{self.port} did not stop in {timeout} s")
 
-    def __enter__(self) -> ServedApp:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -32,40 +32,25 @@ import hmac
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Self
-from urllib.parse import parse_qsl
 
 import pandas as pd
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
+from workbench.data import calendar
 from workbench.errors import ConfigError
 from workbench.model import Position
 from workbench.model.costs import CostModel
-from workbench.secrets import MASK
 from workbench.testing.alpaca import activities, market, trading
-from workbench.testing.alpaca.answers import ApiError, Json, error
+from workbench.testing.alpaca.answers import ApiError, error
 from workbench.testing.alpaca.book import Book
 from workbench.testing.alpaca.faults import Fault, FaultQueue
+from workbench.testing.alpaca.gate import Gate, RecordedRequest
 from workbench.testing.alpaca.replay import FakeClock, Replay, replay_window
 
 __all__ = ["FakeAlpaca", "RecordedRequest"]
-
-SECRET_HEADERS = frozenset({"apca-api-key-id", "apca-api-secret-key", "authorization"})
-
-
-@dataclass
-class RecordedRequest:
-    """What the fake saw, secrets masked; ``status`` is set once answered (None if not)."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    status: int | None = None
-
 
 def _default_hub(key: str, secret: str):
     from workbench.testing.alpaca.hub import StreamHub
@@ -84,16 +69,21 @@ class FakeAlpaca:
     Replay: ``replay`` (a session date) with ``speed`` (x real time), the day's 1-minute bars
     from ``bars`` or ``store`` (a :class:`~workbench.data.store.Store`) for ``symbols`` (None:
     all), cut to ``start``..``end`` (``HH:MM`` New York); ``lead``: fake minutes between the
-    clock's start and the first bar's start. ``costs`` (default: none) and ``cash`` set the
-    order book; ``hub`` replaces the stream hub (tests).
+    clock's start and the first bar's start; ``paused=True``: the replay (and its clock) waits
+    for :meth:`play` (a test connects its stream clients first). REST serves the given bars,
+    or the store's last ``history_days`` sessions before the day and the day itself, never a
+    minute not yet closed on the replay's clock.
+
+    ``costs`` (default: no slippage, no fees) and ``cash`` set the order book; ``hub``
+    replaces the stream hub (tests); ``port``: 0 for a free one.
     """
 
     def __init__(self, bars=None, *, key: str = "fake-key", secret: str = "fake-secret",
                  page_size: int = 10_000, feeds: tuple[str, ...] = ("iex", "sip"),
                  idle_timeout: float = 300.0, replay=None, speed: float = 1.0, store=None,
                  symbols=None, start: str | None = None, end: str | None = None,
-                 lead: float = 1.0, costs: CostModel | None = None, cash=100_000,
-                 hub=None) -> None:
+                 lead: float = 1.0, paused: bool = False, costs: CostModel | None = None,
+                 cash=100_000, hub=None, port: int = 0, history_days: int = 5) -> None:
         self.key, self._secret = key, secret
         self.idle_timeout = float(idle_timeout)
         self.clock = FakeClock()
@@ -104,14 +94,14 @@ class FakeAlpaca:
         self.served: list[tuple[pd.Timestamp, str]] = []
         self.stopped_reason: str | None = None
         self._replay: Replay | None = None
-        rest_bars = bars
+        self._paused = paused
         if replay is not None:
-            day_bars, close = self._load_day(replay, bars, store, symbols, start, end)
-            if bars is None:
-                rest_bars = day_bars
+            rest_bars, day_bars, close = self._load_day(replay, bars, store, symbols, start,
+                                                        end, history_days)
             self._replay = Replay(day_bars, clock=self.clock, speed=speed, close=close,
                                   publish=self.publish, finish=self.book.expire_day,
                                   lead=pd.Timedelta(minutes=lead))
+            self.clock.set(self._replay.first - self._replay.lead)  # until the replay runs
             first = self._replay.first.value - 1
             horizon = lambda: (self._replay.published.value if self._replay.published
                                is not None else first)
@@ -120,10 +110,11 @@ class FakeAlpaca:
         elif any(v is not None for v in (store, symbols, start, end)):
             raise ConfigError("store, symbols, start and end belong to a replay: pass replay=DATE")
         else:
-            self.market = market.BarBook(rest_bars, page_size=page_size, feeds=feeds)
+            self.market = market.BarBook(bars, page_size=page_size, feeds=feeds)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._last_activity = time.monotonic()
+        self.port = int(port)
         self._sock: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -131,16 +122,20 @@ class FakeAlpaca:
         self._release: asyncio.Event | None = None
 
     @staticmethod
-    def _load_day(day, bars, store, symbols, start, end):
+    def _load_day(day, bars, store, symbols, start, end, history_days):
+        """(the bars REST serves, the window's bars to replay, the session's close)."""
         lo, hi = replay_window(day, start, end)
-        close = pd.Timestamp(replay_window(day, None, None)[1]) + pd.Timedelta(minutes=1)
+        close = calendar.session_close(day)
         if bars is not None and store is not None:
             raise ConfigError("replay from bars or from a store, not both")
         if bars is None:
             if store is None:
                 raise ConfigError("a replay needs bars=DataFrame or store=Store")
-            bars = store.load(symbols, "1Min", pd.Timestamp(day).date().isoformat(),
+            first = calendar.last_sessions(int(history_days) + 1, day)[0]
+            bars = store.load(symbols, "1Min", first.date().isoformat(),
                               pd.Timestamp(day).date().isoformat()).to_long()
+            # the store's wide frames hold NaN where a symbol had no bar: no bar, not a bad one
+            bars = bars.dropna(subset=["open", "high", "low", "close"])
         elif not isinstance(bars, pd.DataFrame):
             raise ConfigError("a replay's bars are one long DataFrame of 1-minute bars")
         frame = bars if symbols is None else bars[bars["symbol"].isin(list(symbols))]
@@ -152,7 +147,7 @@ class FakeAlpaca:
         window = frame[(ts >= lo) & (ts <= hi)]
         if window.empty:
             raise ConfigError(f"no bars between {lo} and {hi} to replay")
-        return window.dropna(subset=["open", "high", "low", "close"]), close
+        return frame, window, close
 
     # -- addresses -------------------------------------------------------------------------
     def _address(self) -> tuple[str, int]:
@@ -184,8 +179,12 @@ class FakeAlpaca:
             raise RuntimeError("a FakeAlpaca starts once")
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(_Gate(self, self._app()), lifespan="on", log_level="warning",
+        try:
+            self._sock.bind(("127.0.0.1", self.port))
+        except OSError as e:
+            self._sock.close()
+            raise ConfigError(f"cannot serve on 127.0.0.1:{self.port}: {e.strerror}") from None
+        config = uvicorn.Config(Gate(self, self._app()), lifespan="on", log_level="warning",
                                 proxy_headers=False, server_header=False, access_log=False,
                                 timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
@@ -200,9 +199,16 @@ class FakeAlpaca:
             time.sleep(0.005)
         self._last_activity = time.monotonic()
         threading.Thread(target=self._watchdog, name="fake-alpaca-idle", daemon=True).start()
-        if self._replay is not None:
+        if self._replay is not None and not self._paused:
             self._replay.start()
         return self
+
+    def play(self) -> None:
+        """Start a replay created with ``paused=True`` (its clock starts now)."""
+        if self._replay is None or self._server is None or not self._paused:
+            raise RuntimeError("play() starts a paused replay of a running fake")
+        self._paused = False
+        self._replay.start()
 
     def _app(self) -> Starlette:
         @contextlib.asynccontextmanager
@@ -285,6 +291,10 @@ class FakeAlpaca:
         if not self._replay.done.wait(timeout):
             raise TimeoutError(f"the replay was not done within {timeout} s "
                                f"({len(self.served)} bars served)")
+        if self._replay.error is not None:
+            raise RuntimeError(f"the replay failed after {len(self.served)} bars: "
+                               f"{type(self._replay.error).__name__}: {self._replay.error}"
+                               ) from self._replay.error
 
     @property
     def done(self) -> bool:
@@ -348,20 +358,24 @@ class FakeAlpaca:
                       for _ in range(times)])
 
     def stall(self, seconds: float | None = None, path: str = "/", method: str | None = None,
-              after_headers: bool = False, takes_effect: bool = False) -> None:
-        """The next matching request gets no answer until the fake stops (or ``seconds``)."""
-        self.inject(Fault("no_answer", seconds=seconds, path=path, method=method,
-                          after_headers=after_headers, takes_effect=takes_effect))
+              after_headers: bool = False, takes_effect: bool = False, times: int = 1) -> None:
+        """The next ``times`` matching requests get no answer until the fake stops (or
+        ``seconds`` pass; then the connection closes). ``takes_effect``: processed first."""
+        self.inject(*[Fault("no_answer", seconds=seconds, path=path, method=method,
+                            after_headers=after_headers, takes_effect=takes_effect)
+                      for _ in range(times)])
 
     def accept_then(self, status: int = 504, path: str = "/v2/orders",
-                    method: str | None = "POST") -> None:
-        """The next matching request takes effect, then is answered ``status``."""
-        self.inject(Fault("accept_then", status=status, path=path, method=method))
+                    method: str | None = "POST", times: int = 1) -> None:
+        """The next ``times`` matching requests take effect, then are answered ``status``."""
+        self.inject(*[Fault("accept_then", status=status, path=path, method=method)
+                      for _ in range(times)])
 
     def drop_connection(self, path: str = "/", method: str | None = None,
-                        takes_effect: bool = False) -> None:
-        """The next matching request's connection is closed with no answer."""
-        self.inject(Fault("drop_connection", path=path, method=method, takes_effect=takes_effect))
+                        takes_effect: bool = False, times: int = 1) -> None:
+        """The next ``times`` matching requests' connections are closed with no answer."""
+        self.inject(*[Fault("drop_connection", path=path, method=method,
+                            takes_effect=takes_effect) for _ in range(times)])
 
     # -- the gate -----------------------------------------------------------------------------------
     def authorized(self, headers: dict[str, str]) -> bool:
@@ -378,91 +392,3 @@ class FakeAlpaca:
         except TimeoutError:
             return False
         return True
-
-
-class _Gate:
-    """The ASGI layer in front of the routes: activity, recording, faults, auth."""
-
-    def __init__(self, fake: FakeAlpaca, app) -> None:
-        self.fake, self.app = fake, app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "websocket":
-            self.fake.touch()
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        fake = self.fake
-        fake.touch()
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        record = RecordedRequest(scope["method"], scope["path"],
-                                 dict(parse_qsl(scope["query_string"].decode("latin-1"))),
-                                 {k: (MASK if k in SECRET_HEADERS else v) for k, v in headers.items()})
-        with fake._lock:
-            fake.requests.append(record)
-
-        async def recording_send(message) -> None:
-            if message["type"] == "http.response.start":
-                record.status = message["status"]
-            await send(message)
-
-        fault = fake.faults.take(scope["method"], scope["path"])
-        try:
-            if fault is None:
-                await self._serve(scope, receive, recording_send, headers)
-            else:
-                await self._fault(fault, scope, receive, send, recording_send, headers)
-        finally:
-            fake.touch()
-
-    async def _serve(self, scope, receive, send, headers) -> None:
-        if not self.fake.authorized(headers):
-            await error(401, 40110000, "request is not authorized")(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-    async def _captured(self, scope, receive, headers) -> list[dict]:
-        """Serve the request for its effect; the messages it would have sent."""
-        messages: list[dict] = []
-
-        async def keep(message) -> None:
-            messages.append(message)
-
-        await self._serve(scope, receive, keep, headers)
-        return messages
-
-    async def _fault(self, fault: Fault, scope, receive, send, recording_send, headers) -> None:
-        fake, kind = self.fake, fault.kind
-        if kind == "latency":
-            if await fake.hold(fault.seconds):
-                return await _drop(send)
-            return await self._serve(scope, receive, recording_send, headers)
-        if kind == "status":
-            answer = Json(fault.error_body(), status_code=fault.status,
-                                  headers=fault.headers())
-            return await answer(scope, receive, recording_send)
-        if kind == "accept_then":
-            await self._captured(scope, receive, headers)
-            answer = Json(fault.error_body(), status_code=fault.status,
-                                  headers=fault.headers())
-            return await answer(scope, receive, recording_send)
-        if kind == "drop_connection":
-            if fault.takes_effect:
-                await self._captured(scope, receive, headers)
-            return await _drop(send)
-        # no_answer
-        if fault.after_headers:
-            messages = await self._captured(scope, receive, headers)
-            await recording_send(messages[0])
-        elif fault.takes_effect:
-            await self._captured(scope, receive, headers)
-        await fake.hold(fault.seconds)
-        await _drop(send)
-
-
-async def _drop(send) -> None:
-    """Close the request's connection without (another) byte; uvicorn then sends nothing."""
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    if transport is None:  # not uvicorn's own send: the best left is an incomplete answer
-        raise ConnectionAbortedError("fake-alpaca: connection dropped")
-    transport.close()
-    await asyncio.sleep(0.02)  # let connection_lost mark the cycle disconnected

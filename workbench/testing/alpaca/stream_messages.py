@@ -19,9 +19,11 @@ import msgpack
 import numpy as np
 import pandas as pd
 
-from workbench.testing.alpaca import hub as hub_module
-
 _BAR_KEYS = ("S", "t", "o", "h", "l", "c", "v", "n", "vw")
+_BAR_KEY_SET = frozenset(_BAR_KEYS)
+_NUMBERS = ("o", "h", "l", "c", "v", "n", "vw")
+_OPTIONAL = ("n", "vw")
+_MINUTE_NS = 60_000_000_000
 _FILL_KEYS = ("execution_id", "price", "qty", "position_qty")
 
 
@@ -33,18 +35,12 @@ class UpdateMessage:
     order_id: str
     execution_id: str | None
 
-    def sent(self, cid: int) -> hub_module.SentUpdate:
-        return hub_module.SentUpdate(cid, self.event, self.order_id, self.execution_id, self.data)
-
 
 @dataclass(frozen=True)
 class BarMessage:
     wire: dict                         # {"T": "b", ..., "t": msgpack.Timestamp}
     minute: pd.Timestamp
     symbol: str
-
-    def sent(self, cid: int) -> hub_module.SentBar:
-        return hub_module.SentBar(cid, self.minute, self.symbol)
 
 
 def trade_update_message(data: dict) -> UpdateMessage:
@@ -66,35 +62,44 @@ def trade_update_message(data: dict) -> UpdateMessage:
 
 
 def bar_message(bar: dict) -> BarMessage:
-    """Check one minute bar and build its wire message (caller's thread)."""
-    if not isinstance(bar, dict):
-        raise TypeError(f"a bar is a dict, got {type(bar).__name__}")
-    missing = [k for k in _BAR_KEYS if k not in bar]
-    extra = [k for k in bar if k not in _BAR_KEYS]
-    if missing or extra:
-        raise ValueError(f"a stream bar has exactly {_BAR_KEYS}; missing {missing}, "
-                         f"unknown {extra}: {bar!r}")
+    """Check one minute bar and build its wire message (caller's thread; a few µs, since
+    the replay publishes hundreds of symbols a minute)."""
+    if type(bar) is not dict or bar.keys() != _BAR_KEY_SET:
+        _bar_shape_error(bar)
     symbol, t = bar["S"], bar["t"]
     if not isinstance(symbol, str) or not symbol:
         raise ValueError(f"bar symbol must be a non-empty string: {symbol!r}")
     if not isinstance(t, datetime) or t.tzinfo is None:
         raise ValueError(f"bar {symbol} time must be a tz-aware timestamp, got {t!r}")
-    minute = pd.Timestamp(t).tz_convert("UTC")
-    if minute != minute.floor("min"):
+    minute = t if type(t) is pd.Timestamp else pd.Timestamp(t)
+    if minute.tzname() != "UTC":
+        minute = minute.tz_convert("UTC")
+    ns = minute.value
+    if ns % _MINUTE_NS:
         raise ValueError(f"bar {symbol} time {minute} is not the start of a minute")
     wire: dict[str, Any] = {"T": "b", "S": symbol}
-    for key in ("o", "h", "l", "c", "v", "n", "vw"):
-        wire[key] = _number(bar[key], key, symbol, optional=key in ("n", "vw"))
-    wire["t"] = msgpack.Timestamp.from_unix_nano(int(minute.value))
+    for key in _NUMBERS:
+        value = bar[key]
+        kind = type(value)
+        if kind is float or kind is int:
+            wire[key] = value
+        elif value is None and key in _OPTIONAL:
+            wire[key] = None
+        elif kind is not bool and isinstance(value, int | float | np.integer | np.floating):
+            wire[key] = int(value) if isinstance(value, int | np.integer) else float(value)
+        else:
+            raise ValueError(f"bar {symbol} {key} must be a number, got {value!r}")
+    wire["t"] = msgpack.Timestamp.from_unix_nano(ns)
     return BarMessage(wire, minute, symbol)
 
 
-def _number(value: Any, key: str, symbol: str, *, optional: bool) -> int | float | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"bar {symbol} {key} must be a number, got {value!r}")
-    return int(value) if isinstance(value, int | np.integer) else float(value)
+def _bar_shape_error(bar: Any) -> None:
+    if not isinstance(bar, dict):
+        raise TypeError(f"a bar is a dict, got {type(bar).__name__}")
+    missing = [k for k in _BAR_KEYS if k not in bar]
+    extra = [k for k in bar if k not in _BAR_KEYS]
+    raise ValueError(f"a stream bar has exactly {_BAR_KEYS}; missing {missing}, "
+                     f"unknown {extra}: {bar!r}")
 
 
 def _json_default(value: Any) -> Any:

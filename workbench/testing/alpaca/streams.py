@@ -27,13 +27,15 @@ the publisher's thread so a bad message raises there).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 import msgpack
 from starlette.responses import JSONResponse
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from workbench.testing.alpaca import hub as hub_module
 from workbench.testing.alpaca.stream_messages import BarMessage, UpdateMessage
@@ -41,10 +43,10 @@ from workbench.testing.alpaca.stream_messages import BarMessage, UpdateMessage
 if TYPE_CHECKING:
     from workbench.testing.alpaca.hub import StreamHub
 
+log = logging.getLogger(__name__)
 TRADING = "trading"
 DATA = "data"
 FEEDS = ("iex", "sip")
-AUTH_TIMEOUT = 10.0                     # Alpaca: "you only have 10 seconds" to authenticate
 SERVED = ("trades", "quotes", "bars")   # data channels acknowledged (only bars carry data)
 LIMIT = "connection limit exceeded"
 AUTH_FAILED = "auth failed"
@@ -53,7 +55,7 @@ AUTH_FAILED = "auth failed"
 class Connection:
     """One accepted websocket: its protocol state, its queue and the task that drains it.
     Queue items are ``(due, kind, payload)``: ``"control"`` frames, ``"data"`` lists of
-    messages (sent at ``due``, loop-monotonic time) and ``"close"``."""
+    messages (sent at ``due``, a ``time.monotonic()`` instant) and ``"close"``."""
 
     def __init__(self, hub: StreamHub, websocket: WebSocket, cid: int, stream: str,
                  feed: str | None) -> None:
@@ -66,6 +68,7 @@ class Connection:
         self.closing = False
         self.closed_by: str | None = None
         self.queue: asyncio.Queue[tuple[float, str, Any]] = asyncio.Queue()
+        self.pending: list | None = None    # data taken off the queue, not yet on the wire
         self.sender = asyncio.get_running_loop().create_task(self._send_loop())
 
     def control(self, payload: Any) -> None:
@@ -84,16 +87,15 @@ class Connection:
             return
         self.closing, self.closed_by = True, by
         self.sender.cancel()
+        self._withhold_pending()
         asyncio.get_running_loop().create_task(self._close(code))
 
     def subscribed(self, symbol: str) -> bool:
         return symbol in self.subs["bars"] or "*" in self.subs["bars"]
 
     async def _close(self, code: int) -> None:
-        try:
-            await self.ws.close(code)
-        except Exception:  # the client went first: nothing left to close
-            pass
+        with contextlib.suppress(OSError, WebSocketDisconnect, WebSocketDisconnected):
+            await self.ws.close(code)  # unless the client went first
 
     async def _send_loop(self) -> None:
         try:
@@ -105,31 +107,36 @@ class Connection:
                 if kind == "control":
                     await self._write(payload)
                     continue
+                self.pending = payload
                 wait = due - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                try:
-                    if not await self._send_data(payload):
-                        return
-                except Exception:  # the socket is gone: this message never went out
-                    self._withhold(payload, "closed")
-                    raise
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the socket is gone; the receive side records the end
-            self.closing = True
+                done = await self._send_data(payload)
+                self.pending = None
+                if not done:
+                    return
+        except BaseException as exc:  # cancelled, the socket gone, or a bug said out loud
+            self._withhold_pending()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            if isinstance(exc, OSError | WebSocketDisconnect | WebSocketDisconnected):
+                self.closing = True
+            else:
+                log.exception("fake alpaca %s stream: sending failed", self.stream)
+                self.close(1011, f"server error: {exc!r}")
 
     async def _send_data(self, messages: list) -> bool:
         now = messages if self.drop_after is None else messages[:self.drop_after]
         if now:
             await self._write([m.wire for m in now] if self.stream == DATA else now[0].text)
-            self.hub.record_sent(self.id, [m.sent(self.id) for m in now])
+            self.hub.record_sent(self.id, [_sent(self.id, m) for m in now])
         if self.drop_after is None:
             return True
         self.drop_after -= len(now)
         if self.drop_after > 0:
             return True
-        self._withhold(messages[len(now):], "closed")
+        self.pending = None
+        self.withhold(messages[len(now):], "closed")  # the rest of this frame
         self.close(1011, "fault: drop")
         return False
 
@@ -143,13 +150,25 @@ class Connection:
         """The socket ended: stop the sender, and record what it never sent."""
         self.closing = True
         self.sender.cancel()
+        self._withhold_pending()
         while not self.queue.empty():
             _, kind, payload = self.queue.get_nowait()
             if kind == "data":
-                self._withhold(payload, "closed")
+                self.withhold(payload, "closed")
 
-    def _withhold(self, messages: list, reason: str) -> None:
+    def _withhold_pending(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending:
+            self.withhold(pending, "closed")
+
+    def withhold(self, messages: list, reason: str) -> None:
         self.hub.record_withheld([_withheld(self.stream, self.id, reason, m) for m in messages])
+
+
+def _sent(cid: int, m: Any) -> hub_module.SentBar | hub_module.SentUpdate:
+    if isinstance(m, UpdateMessage):
+        return hub_module.SentUpdate(cid, m.event, m.order_id, m.execution_id, m.data)
+    return hub_module.SentBar(cid, m.minute, m.symbol)
 
 
 def _withheld(stream: str, cid: int | None, reason: str, m: Any) -> hub_module.Withheld:
@@ -171,19 +190,20 @@ def deliver_update(hub: StreamHub, message: UpdateMessage) -> None:
         hub.record_withheld([_withheld(TRADING, None, "no listener", message)])
     for conn in listeners:
         if faults.muted(conn):
-            conn._withhold([message], "mute")
+            conn.withhold([message], "mute")
         else:
             conn.data([message], time.monotonic() + faults.latency)
 
 
 def publish_bars(hub: StreamHub, messages: list[BarMessage]) -> None:
     faults = hub.faults.data
-    for conn in [c for c in hub.live.values() if c.stream == DATA and c.authorized]:
+    for conn in [c for c in hub.live.values()
+                 if c.stream == DATA and c.authorized and not c.closing]:
         mine = [m for m in messages if conn.subscribed(m.symbol)]
-        if not mine or conn.closing:
+        if not mine:
             continue
         if faults.muted(conn):
-            conn._withhold(mine, "mute")
+            conn.withhold(mine, "mute")
         else:
             conn.data(mine, time.monotonic() + faults.latency)
 
@@ -224,7 +244,7 @@ async def _serve(hub: StreamHub, websocket: WebSocket, stream: str, feed: str | 
     handle = _on_trading if stream == TRADING else _on_data
     if stream == DATA:
         conn.control([{"T": "success", "msg": "connected"}])
-    deadline = time.monotonic() + AUTH_TIMEOUT if stream == DATA else None
+    deadline = time.monotonic() + hub.auth_timeout if stream == DATA else None
     try:
         while True:
             if conn.authorized:
@@ -234,6 +254,7 @@ async def _serve(hub: StreamHub, websocket: WebSocket, stream: str, feed: str | 
                 message = await asyncio.wait_for(websocket.receive(), timeout)
             except TimeoutError:
                 conn.control([{"T": "error", "code": 404, "msg": "auth timeout"}])
+                hub.update_info(cid, refused="auth timeout")
                 conn.close_after_queue(1008, "refused")
                 deadline = None  # no second timeout while the close goes out
                 continue
@@ -309,7 +330,7 @@ def _on_data(hub: StreamHub, conn: Connection, raw: str | bytes) -> None:
     try:
         msg = msgpack.unpackb(raw) if isinstance(raw, bytes) else json.loads(raw)
         action = msg["action"]
-    except Exception:
+    except Exception:  # noqa: BLE001 - any undecodable frame is Alpaca's 400
         conn.control([_error(400, "invalid syntax")])
         return
     if action == "auth":

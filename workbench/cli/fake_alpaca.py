@@ -1,0 +1,91 @@
+"""``workbench fake-alpaca``: serve the loopback fake Alpaca server over a stored day.
+
+The fake (``workbench.testing.alpaca``) is a test tool; this command is the one place the
+product's command line serves it, for trying a paper session offline (pyproject's import
+contract names the exception).
+"""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from workbench.cli.output import echo
+from workbench.errors import ConfigError
+
+__all__ = ["fake_alpaca"]
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"--speed must be a number > 0 (times real time), got {text!r}")
+    return value
+
+
+def _symbols(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    symbols = [s.strip() for s in text.split(",") if s.strip()]
+    if not symbols:
+        raise ConfigError("--symbols names no symbol")
+    return list(dict.fromkeys(symbols))
+
+
+@click.command("fake-alpaca")
+@click.option("--replay", "day", required=True, metavar="DATE",
+              help="The session date to replay from the store (YYYY-MM-DD).")
+@click.option("--speed", default="1", show_default=True, metavar="N",
+              help="The fake's clock runs N x real time.")
+@click.option("--symbols", default=None, metavar="A,B",
+              help="The stored symbols to replay (default: every stored one).")
+@click.option("--start", default=None, metavar="HH:MM", help="Replay from this New York time.")
+@click.option("--end", default=None, metavar="HH:MM",
+              help="Replay up to (not including) this New York time.")
+@click.option("--port", default=0, type=click.IntRange(0, 65535), show_default=True,
+              help="The port on 127.0.0.1 (0: a free one).")
+@click.option("--key", default="fake-key", show_default=True, help="The API key the fake accepts.")
+@click.option("--secret", default="fake-secret", show_default=True,
+              help="The secret the fake accepts.")
+@click.option("--cash", default=100_000.0, show_default=True, type=float,
+              help="The fake account's starting cash.")
+def fake_alpaca(day, speed, symbols, start, end, port, key, secret, cash) -> None:
+    """Serve a fake Alpaca (trading and market-data REST, both websockets) on 127.0.0.1,
+    replaying DATE's stored 1-minute bars at N x real time.
+
+    The fake's clock starts a minute before the first bar; each minute's bars are streamed
+    when that minute closes on it and orders fill against them by the simulated broker's
+    rules. Point alpaca-py (or a workbench session) at the printed URLs with the printed key
+    and secret. It stops when the replay ends (after the close or --end) or on Ctrl-C.
+    Nothing here reaches the real Alpaca.
+    """
+    from workbench.data.store import Store
+    from workbench.testing.alpaca import FakeAlpaca
+
+    rate = _speed(speed)
+    fake = FakeAlpaca(key=key, secret=secret, replay=day, speed=rate, store=Store(),
+                      symbols=_symbols(symbols), start=start, end=end, cash=cash, port=port,
+                      idle_timeout=365 * 24 * 3600.0)  # the replay's end stops it
+    fake.start()
+    try:
+        try:
+            echo(f"REST:           {fake.url}")
+            echo(f"trading stream: {fake.stream_url}")
+            echo(f"data stream:    {fake.data_stream_url('iex')}")
+            echo(f"key: {key}  secret: {secret}")
+            echo(f"replaying {day} at {rate:g}x; Ctrl-C stops")
+            while not fake.done and fake.stopped_reason is None:
+                time.sleep(0.1)
+            if fake.done:
+                fake.wait_until_done(0)  # raises if the replay failed
+        except KeyboardInterrupt:
+            echo("interrupted: stopping")
+            return
+        echo(f"replay done: {len(fake.served)} bars served, {len(fake.orders)} orders, "
+             f"{len(fake.fills)} fills")
+    finally:
+        fake.stop()
