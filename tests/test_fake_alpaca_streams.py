@@ -49,13 +49,13 @@ def hub():
 class Clients:
     """alpaca-py stream clients running in threads, each with what its handler received."""
 
-    def __init__(self, hub: StreamHub) -> None:
-        self.hub = hub
+    def __init__(self, hub: StreamHub, ws_url) -> None:
+        self.hub, self.ws_url = hub, ws_url
         self.running: list[tuple[object, threading.Thread]] = []
 
     def trading(self, secret: str = SECRET) -> tuple[TradingStream, list]:
         got: list = []
-        client = TradingStream(KEY, secret, url_override=self.hub.served.ws_url("/stream"))
+        client = TradingStream(KEY, secret, url_override=self.ws_url("/stream"))
 
         async def on_update(update):
             got.append((time.monotonic(), update))
@@ -64,7 +64,7 @@ class Clients:
 
     def data(self, *symbols: str, feed: str = "iex", **kwargs) -> tuple[StockDataStream, list]:
         got: list = []
-        client = StockDataStream(KEY, SECRET, url_override=self.hub.served.ws_url(f"/v2/{feed}"),
+        client = StockDataStream(KEY, SECRET, url_override=self.ws_url(f"/v2/{feed}"),
                                  feed=DataFeed(feed), **kwargs)
 
         async def on_bar(bar):
@@ -93,7 +93,7 @@ class Clients:
 
 @pytest.fixture
 def clients(hub):
-    clients = Clients(hub)
+    clients = Clients(hub, hub.served.ws_url)
     yield clients
     clients.stop_all()
 
@@ -503,3 +503,36 @@ def test_a_client_that_stops_reading_holds_up_nobody(hub, clients):
     withheld = [w for w in hub.withheld if w.connection == stuck.id]
     assert stuck.sent + len(withheld) == 40_001   # every bar it was due: sent, or withheld
     assert {w.reason for w in withheld} == {"closed"}
+
+
+def test_a_data_stream_killed_mid_replay_the_record_names_the_gap():
+    """On the whole fake: a replayed day, the data stream dropped after two minutes. What
+    the client received is exactly ``hub.sent_bars`` (each bar once, in order), and what
+    the fake served minus that is the gap a live feed must backfill over REST."""
+    from workbench.data.synth import synthesize
+    from workbench.testing import FakeAlpaca
+
+    day = "2026-11-23"
+    bars = synthesize(["AAPL", "SPY"], 2, "1Min", seed=3, end=day)
+    with FakeAlpaca(bars, key=KEY, secret=SECRET, replay=day, speed=600, start="11:00",
+                    end="11:30", paused=True) as fake:
+        clients = Clients(fake.hub, lambda path: fake.data_stream_url("iex").replace("/v2/iex", path))
+        try:
+            _, got = clients.data("AAPL", "SPY")
+            subscribed(fake.hub, "SPY")
+            fake.hub.faults.data.drop(after=4)
+            fake.play()
+            fake.wait_until_done(20)
+            last = fake.served[-1]
+            wait_for(lambda: got and (pd.Timestamp(got[-1].timestamp), got[-1].symbol) == last,
+                     "the last minute, after the reconnect")
+        finally:
+            clients.stop_all()
+    received = [(pd.Timestamp(b.timestamp), b.symbol) for b in got]
+    sent = [(s.minute, s.symbol) for s in fake.hub.sent_bars]
+    assert received == sent and len(set(sent)) == len(sent)
+    first, second, *_ = fake.hub.connections("data")
+    assert first.closed_by == "fault: drop" and first.sent == 4 and second.authorized
+    gap = [bar for bar in fake.served if bar not in set(sent)]
+    assert gap and sent == [bar for bar in fake.served if bar not in set(gap)]
+    assert gap[0] == fake.served[4]                 # the gap starts where the drop cut in
