@@ -6,6 +6,7 @@ import time
 from decimal import Decimal
 
 from workbench.brokers.alpaca import AlpacaBroker
+from workbench.brokers.alpaca.transport import RateLimiter
 from workbench.config import Credentials, Settings
 from workbench.testing.alpaca.server import FakeAlpaca
 
@@ -20,8 +21,27 @@ def start_fake(**kw) -> FakeAlpaca:
     return fake
 
 
+class FakeTime:
+    """A monotonic clock that only ``sleep`` moves: a limiter on it paces in fake time."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
 def broker(fake: FakeAlpaca, mode: str = "paper", key: str = KEY, paper_setting: bool = True,
            **kw) -> AlpacaBroker:
+    """An adapter on ``fake``. Its rate limiter paces in fake time (the account's real one,
+    shared by the whole test process, would make every test wait at 3 requests/s); the
+    pacing itself is tested in test_alpaca_broker_faults.py and the unit tests."""
+    if "limiter" not in kw:
+        clock = FakeTime()
+        kw["limiter"] = RateLimiter(clock=clock.now, sleep=clock.sleep)
     settings = Settings(alpaca={"paper": paper_setting})
     return AlpacaBroker(mode, settings=settings, url=fake.url,
                         credentials=Credentials(api_key=key, secret_key=SECRET), **kw)

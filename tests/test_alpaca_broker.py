@@ -204,3 +204,45 @@ def test_works_from_inside_a_running_event_loop(fake):
             adapter.close()
     connected, events = asyncio.run(in_kernel())
     assert connected and events[0] == "accepted"
+
+
+def test_fills_while_down_are_adopted_after_a_restart_without_a_second_order(fake, b):
+    import json
+
+    import pandas as pd
+    from alpaca_broker_helpers import wait_for
+
+    from workbench.clock import SimClock
+    from workbench.orders import OrderManager
+    from workbench.testing.sinks import ListSink
+
+    clock = SimClock(pd.Timestamp("2026-11-23T15:00:00Z"))
+    m = OrderManager(b, ListSink(), clock)
+    m.start()
+    m.place(OrderIntent("b1", "AAPL", Side.BUY, D(2), OrderType.BRACKET, take_profit=D("110"),
+                        stop_loss=D("90")))
+    m.place(OrderIntent("m1", "AAPL", Side.BUY, D(1)))
+    b.close()  # the runner is down ...
+    publish(fake, "2026-11-23T15:01:00Z")  # ... when both fill
+
+    events = [(t, json.loads(json.dumps(p, default=str))) for t, p in m.sink.events]
+    again = broker(fake)
+    try:
+        m2 = OrderManager.from_journal(again, ListSink(), clock, events)
+        rec = m2.reconcile()
+        assert rec.ok, rec.message
+        assert {f.client_order_id for f in rec.adopted_fills} == {"b1", "m1"}
+        assert m2.order("b1").status is S.FILLED and m2.order("m1").status is S.FILLED
+        assert {c for c, o in m2.open_orders().items()} == {"b1.sl", "b1.tp"}
+        assert m2.positions()["AAPL"].quantity == D(3)
+        assert len(posts(fake)) == 2  # nothing was sent again
+
+        wait_for(lambda: again.connected, what="stream after restart")
+        publish(fake, "2026-11-23T15:02:00Z", h=111.0, c=110.5)
+        wait_for(lambda: m2.process_updates() or m2.order("b1.sl").status is S.CANCELED,
+                 what="take profit filled, stop canceled")
+        assert m2.order("b1.tp").status is S.FILLED
+        assert m2.positions()["AAPL"].quantity == D(1) == fake.positions["AAPL"].quantity
+        assert m2.reconcile().ok
+    finally:
+        again.close()

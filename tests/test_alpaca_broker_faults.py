@@ -9,7 +9,7 @@ import time
 
 import pandas as pd
 import pytest
-from alpaca_broker_helpers import T0, D, at_fake, broker, posts, start_fake, wait_for
+from alpaca_broker_helpers import T0, D, FakeTime, at_fake, broker, posts, start_fake, wait_for
 
 from workbench.brokers.alpaca.transport import RateLimiter
 from workbench.brokers.base import RateLimited
@@ -89,21 +89,8 @@ def test_4_duplicate_client_id_is_treated_as_existing_and_reconciled(fake):
         b.close()
 
 
-class _Time:
-    """A fake monotonic clock: sleep advances it."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += s
-
-
 class _Recording(RateLimiter):
-    def __init__(self, clock: _Time) -> None:
+    def __init__(self, clock: FakeTime) -> None:
         super().__init__(clock=clock.now, sleep=clock.sleep)
         self.stamps: list[float] = []
 
@@ -114,7 +101,7 @@ class _Recording(RateLimiter):
 
 
 def test_3_limiter_paces_requests_and_a_429_storm_is_not_retried(fake):
-    clock = _Time()
+    clock = FakeTime()
     limiter = _Recording(clock)
     seen = []
     b = broker(fake, stream=False, limiter=limiter, on_event=lambda n, f: seen.append(n))

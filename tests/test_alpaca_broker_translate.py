@@ -165,6 +165,13 @@ def test_the_limiter_holds_any_minute_under_200_and_never_drops():
     assert limiter.sent == 1000 and limiter.throttled > 0
 
 
+def test_one_limiter_per_account_key():
+    from workbench.brokers.alpaca.transport import limiter_for
+
+    assert limiter_for("PKone-account") is limiter_for("PKone-account")
+    assert limiter_for("PKone-account") is not limiter_for("PKanother")
+
+
 def test_the_limiter_refuses_settings_over_alpacas_limit():
     with pytest.raises(ValueError):
         RateLimiter(per_minute=200)
