@@ -246,3 +246,14 @@ def test_fills_while_down_are_adopted_after_a_restart_without_a_second_order(fak
         assert m2.reconcile().ok
     finally:
         again.close()
+
+
+def test_refused_credentials_are_a_config_error_naming_no_secret(fake):
+    from workbench.brokers.alpaca import AlpacaBroker
+    from workbench.config import Credentials, Settings
+
+    with pytest.raises(ConfigError, match="credentials refused") as e:
+        AlpacaBroker("paper", settings=Settings(), url=fake.url, stream=False,
+                     credentials=Credentials(api_key=KEY, secret_key="wrong-secret-123"))
+    assert "wrong-secret-123" not in str(e.value)
+    assert [r.path for r in fake.requests] == ["/v2/account"]

@@ -14,8 +14,7 @@ per ``submit``), :mod:`.prices` (Alpaca's grid, applied in ``submit``), :mod:`.t
 (raw JSON in and out, legs named ``<id>.sl`` / ``<id>.tp``), :mod:`.stream` (trade
 updates on their own thread and loop, de-duplicated, a 406 backed off >= 90 s).
 
-Errors: translated by :mod:`.errors` into ``workbench.brokers.base``'s classes (its doc
-has the table), messages redacted.
+Errors: translated by :mod:`.errors` (its doc has the table), messages redacted.
 
 Events: ``on_event(name, fields)`` (also kept in ``events`` and logged) reports
 ``throttled`` (the limiter made a request wait), ``rate_limited`` (the server said 429),
@@ -54,6 +53,7 @@ from workbench.brokers.alpaca.stream import MIN_SLOT_BACKOFF_S, TradeUpdates
 from workbench.brokers.alpaca.translate import (
     Labels,
     decimal,
+    fill_activities,
     fill_from_activity,
     fill_from_update,
     order_request,
@@ -94,6 +94,8 @@ class AlpacaBroker:
     from an overridden ``url`` as ``ws://host:port/stream``, else Alpaca's).
     ``timeout``: seconds per request (default ``settings.alpaca.request_timeout_s``).
     ``limiter``: the rate limiter (default: the process-wide one of this account's key).
+    Raises ``ConfigError`` (credentials missing or refused, paper/live disagreement) or
+    ``TemporaryBrokerError`` (the account could not be read) before anything is sent.
     ``stream=False`` opens no trade-updates stream (``updates()`` then yields nothing and
     ``connected`` is False). ``stream_sleep`` / ``slot_backoff``: the stream's wait after
     a 406 (injectable for tests)."""
@@ -133,7 +135,13 @@ class AlpacaBroker:
         self._sequence = 0
         self._stream: TradeUpdates | None = None
         try:
-            raw = self._call("read the account", self._client.get_account, write=False)
+            try:
+                raw = self._call("read the account", self._client.get_account, write=False)
+            except TemporaryBrokerError as e:
+                if getattr(e, "http_status", None) not in (401, 403):
+                    raise
+                raise ConfigError(f"Alpaca credentials refused ({e}); check "
+                                  f"{' and '.join(SECRET_ENV_VARS)} and the mode") from None
             self.account_number = str(raw.get("account_number") or "")
             safety.check_account(self.mode, self.account_number)
         except Exception:
@@ -170,7 +178,7 @@ class AlpacaBroker:
         return self._stream is not None and self._stream.connected
 
     @property
-    def stream(self) -> TradeUpdates | None:
+    def stream(self) -> TradeUpdates | None:  # its counters: attempts, duplicates, backoffs
         return self._stream
 
     def _event(self, name: str, fields: dict) -> None:
@@ -342,17 +350,9 @@ class AlpacaBroker:
         return out
 
     def _activities(self, since) -> list[dict]:
-        params: dict = {"direction": "asc", "page_size": 100}
-        if since is not None:  # Alpaca's ``after`` is strict; ``since`` is inclusive
-            params["after"] = (to_utc(since) - pd.Timedelta(1, "us")).isoformat()
-        out: list[dict] = []
-        while True:
-            page = self._call("list fills", self._client.get, "/account/activities/FILL",
-                              dict(params), write=False) or []
-            out += [a for a in page if str(a.get("activity_type", "FILL")) == "FILL"]
-            if len(page) < params["page_size"]:
-                return out
-            params["page_token"] = str(page[-1]["id"])
+        return fill_activities(lambda params: self._call(
+            "list fills", self._client.get, "/account/activities/FILL", params, write=False),
+            since)
 
     def _learn_recent(self, since=None, symbols: list[str] | None = None) -> None:
         """Learn the labels of recent order trees (legs whose parent we never saw)."""

@@ -50,11 +50,16 @@ _DUPLICATE = "client_order_id must be unique"
 
 def translate(e: Exception, what: str, write: bool, timeout: float) -> Exception:
     """The broker error for ``e`` raised while doing ``what`` (a write or a read);
-    exceptions that are not transport or API failures come back unchanged."""
+    exceptions that are not transport or API failures come back unchanged. An error made
+    from an HTTP answer carries its status as ``http_status``."""
     if isinstance(e, RefusedStatus):
-        return _refused(what, e, write)
+        error = _refused(what, e, write)
+        error.http_status = e.status
+        return error
     if isinstance(e, APIError):
-        return _api_error(what, e, write)
+        error = _api_error(what, e, write)
+        error.http_status = e.status_code
+        return error
     if isinstance(e, requests.RequestException):
         kind = "timed out" if isinstance(e, requests.Timeout) or "timed out" in str(e) \
             else f"connection failed ({type(e).__name__})"

@@ -58,7 +58,8 @@ with warnings.catch_warnings():  # alpaca.trading imports websockets.legacy, whi
 from workbench.brokers.base import BrokerOrder
 from workbench.model import Fill, OrderIntent, OrderStatus, OrderType, Position, Side, TimeInForce
 
-__all__ = ["Label", "Labels", "decimal", "execution_id_of_activity", "fill_from_activity",
+__all__ = ["Label", "Labels", "decimal", "execution_id_of_activity", "fill_activities",
+           "fill_from_activity",
            "fill_from_update", "order_request",
            "position", "status_of", "timestamp"]
 
@@ -262,6 +263,23 @@ def execution_id_of_activity(act: dict) -> str:
     if act.get("execution_id"):
         return str(act["execution_id"])
     return str(act["id"]).split("::")[-1]
+
+
+def fill_activities(read, since=None) -> list[dict]:
+    """Every FILL activity at or after ``since`` (all when None), oldest first;
+    ``read(params)`` sends one ``GET /v2/account/activities/FILL`` and returns its page.
+    Pages of 100 are followed by ``page_token`` (the last activity's id). Alpaca's
+    ``after`` is strict and ``since`` inclusive: one microsecond earlier is asked."""
+    params: dict = {"direction": "asc", "page_size": 100}
+    if since is not None:
+        params["after"] = (timestamp(since) - pd.Timedelta(1, "us")).isoformat()
+    out: list[dict] = []
+    while True:
+        page = read(dict(params)) or []
+        out += [a for a in page if str(a.get("activity_type", "FILL")) == "FILL"]
+        if len(page) < params["page_size"]:
+            return out
+        params["page_token"] = str(page[-1]["id"])
 
 
 def fill_from_activity(act: dict, client_order_id: str) -> Fill:
