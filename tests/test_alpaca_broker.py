@@ -257,3 +257,12 @@ def test_refused_credentials_are_a_config_error_naming_no_secret(fake):
                      credentials=Credentials(api_key=KEY, secret_key="wrong-secret-123"))
     assert "wrong-secret-123" not in str(e.value)
     assert [r.path for r in fake.requests] == ["/v2/account"]
+
+
+def test_a_malformed_update_is_dropped_loudly_and_the_next_ones_flow(fake, b):
+    drain_until(b, lambda _: b.connected)
+    b.stream._queue.put({"event": "fill", "order": {"client_order_id": "x"}})  # no id, no qty
+    b.submit(OrderIntent("ok1", "AAPL", Side.BUY, D(1)))
+    got = drain_until(b, lambda us: any(u.order.client_order_id == "ok1" for u in us))
+    assert [u.order.client_order_id for u in got] == ["ok1"]
+    assert [e[1] for e in b.events if e[1] == "update_malformed"] == ["update_malformed"]

@@ -55,9 +55,9 @@ from workbench.brokers.alpaca.translate import (
     decimal,
     fill_activities,
     fill_from_activity,
-    fill_from_update,
     order_request,
     position,
+    update_from,
 )
 from workbench.brokers.alpaca.transport import GuardedAdapter, RateLimiter, limiter_for
 from workbench.brokers.base import (
@@ -82,7 +82,8 @@ _log = get_logger("brokers.alpaca")
 _EVENTS = {"new": "accepted", "pending_new": "accepted", "accepted": "accepted",
            "replaced": "canceled"}
 _LEG_SUFFIXES = (".sl", ".tp")
-_ALERTS = {"rate_limited", "stream_slot_taken", "stream_disconnected", "stream_failed"}
+_ALERTS = {"rate_limited", "stream_slot_taken", "stream_disconnected", "stream_failed",
+           "update_malformed"}
 
 
 class AlpacaBroker:
@@ -367,34 +368,26 @@ class AlpacaBroker:
 
     # -- the stream -----------------------------------------------------------------------
     def updates(self) -> Iterator[BrokerUpdate]:
+        """Trade updates in arrival order. One that names an order this adapter cannot
+        label yet (a leg of a parent never seen) waits, with those after it, until a
+        lookup succeeds; a malformed one is dropped with an ``update_malformed`` alert
+        (reconciliation then finds what it said)."""
         if self._stream is None:
             return
         self._pending += self._stream.drain()
         while self._pending:
             data = self._pending[0]
-            try:
-                update = self._update(data)
-            except TemporaryBrokerError:
-                return  # a lookup failed: the rest waits for the next call
+            raw = data.get("order") or {}
+            if self._labels.label(raw) is None and not raw.get("legs") \
+                    and str(raw.get("order_class") or "simple") not in ("simple", ""):
+                try:  # a leg (or a parent without its legs) never seen: learn its tree
+                    self._learn_recent(symbols=[str(raw["symbol"])] if raw.get("symbol") else None)
+                except TemporaryBrokerError:
+                    return  # the rest waits for the next call
             self._pending.pop(0)
-            yield update
-
-    def _update(self, data: dict) -> BrokerUpdate:
-        raw = data.get("order") or {}
-        if self._labels.label(raw) is None:
-            cls = str(raw.get("order_class") or "simple")
-            if cls in ("simple", "") or raw.get("legs"):
-                self._learn(raw, "trade update", write=False)
-            else:  # a leg (or a parent without its legs) we never saw: learn its tree
-                self._learn_recent(symbols=[str(raw.get("symbol"))] if raw.get("symbol") else None)
-        try:
-            order = self._labels.order(raw)
-            event = str(data.get("event") or "")
-            fill = fill_from_update(data, order) if event in ("fill", "partial_fill") else None
-            time_ = pd.Timestamp(data["timestamp"]) if data.get("timestamp") else None
-        except (ValueError, KeyError, TypeError) as e:
-            raise TemporaryBrokerError(f"trade update: malformed: {e}") from None
-        self._sequence += 1
-        return BrokerUpdate(_EVENTS.get(event, event), order, fill,
-                            to_utc(time_) if time_ is not None else None, self._sequence)
-
+            try:
+                self._sequence += 1
+                yield update_from(data, self._labels, _EVENTS, self._sequence)
+            except (ValueError, KeyError, TypeError) as e:
+                self._event("update_malformed", {"update": str(data.get("event")),
+                                                 "error": f"{type(e).__name__}: {e}"})

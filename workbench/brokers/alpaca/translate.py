@@ -55,13 +55,13 @@ with warnings.catch_warnings():  # alpaca.trading imports websockets.legacy, whi
         TakeProfitRequest,
     )
 
-from workbench.brokers.base import BrokerOrder
+from workbench.brokers.base import BrokerOrder, BrokerUpdate
 from workbench.model import Fill, OrderIntent, OrderStatus, OrderType, Position, Side, TimeInForce
 
 __all__ = ["Label", "Labels", "decimal", "execution_id_of_activity", "fill_activities",
            "fill_from_activity",
            "fill_from_update", "order_request",
-           "position", "status_of", "timestamp"]
+           "position", "status_of", "timestamp", "update_from"]
 
 S = OrderStatus
 _ZERO = Decimal(0)
@@ -255,6 +255,21 @@ def fill_from_update(data: dict, order: BrokerOrder) -> Fill:
                 symbol=order.symbol, side=order.side, quantity=decimal(data["qty"]),
                 price=decimal(data["price"]), fee=_ZERO,
                 time=timestamp(data.get("timestamp")))
+
+
+def update_from(data: dict, labels: Labels, events: dict[str, str], sequence: int) -> BrokerUpdate:
+    """One trade update's ``data`` as a ``BrokerUpdate``: its order named by ``labels``
+    (an order never seen, with its legs when nested, is learned here), the event renamed by
+    ``events`` (``new`` -> ``accepted``, ...; others keep Alpaca's name), the fill for
+    ``fill``/``partial_fill``. Raises ValueError/KeyError/TypeError when malformed."""
+    raw = data["order"]
+    if labels.label(raw) is None:
+        labels.learn(raw)
+    order = labels.order(raw)
+    event = str(data.get("event") or "")
+    fill = fill_from_update(data, order) if event in ("fill", "partial_fill") else None
+    return BrokerUpdate(events.get(event, event), order, fill, timestamp(data.get("timestamp")),
+                        sequence)
 
 
 def execution_id_of_activity(act: dict) -> str:
