@@ -83,6 +83,7 @@ class Book:
         self.faults = faults or SimFaults()
         self.cash = Decimal(str(cash))
         self.account_id = str(uuid.uuid4())
+        self.paper = True  # a paper account's number starts with PA (as Alpaca's do)
         self.lock = threading.RLock()
         self._orders: dict[str, BookOrder] = {}
         self._by_client: dict[str, str] = {}
@@ -121,7 +122,8 @@ class Book:
             equity = self.cash + longs + shorts
             cash = self.cash
         return {
-            "id": self.account_id, "account_number": "PA" + self.account_id[:8].upper(),
+            "id": self.account_id, "account_number": ("PA" if self.paper else "9")
+            + self.account_id[:8].upper(),
             "status": "ACTIVE", "crypto_status": "INACTIVE", "currency": "USD",
             "cash": num(cash), "equity": num(equity), "last_equity": num(equity),
             "portfolio_value": num(equity), "buying_power": num(max(cash, ZERO)),

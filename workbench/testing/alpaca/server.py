@@ -74,8 +74,9 @@ class FakeAlpaca:
     or the store's last ``history_days`` sessions before the day and the day itself, never a
     minute not yet closed on the replay's clock.
 
-    ``costs`` (default: no slippage, no fees) and ``cash`` set the order book; ``hub``
-    replaces the stream hub (tests); ``port``: 0 for a free one.
+    ``costs`` (default: no slippage, no fees) and ``cash`` set the order book; ``paper=False``
+    makes the account a live one (its number without ``PA``); ``hub`` replaces the stream
+    hub (tests); ``port``: 0 for a free one.
     """
 
     def __init__(self, bars=None, *, key: str = "fake-key", secret: str = "fake-secret",
@@ -83,12 +84,14 @@ class FakeAlpaca:
                  idle_timeout: float = 300.0, replay=None, speed: float = 1.0, store=None,
                  symbols=None, start: str | None = None, end: str | None = None,
                  lead: float = 1.0, paused: bool = False, costs: CostModel | None = None,
-                 cash=100_000, hub=None, port: int = 0, history_days: int = 5) -> None:
+                 cash=100_000, hub=None, port: int = 0, history_days: int = 5,
+                 paper: bool = True) -> None:
         self.key, self._secret = key, secret
         self.idle_timeout = float(idle_timeout)
         self.clock = FakeClock()
         self.hub = hub if hub is not None else _default_hub(key, secret)
         self.book = Book(now=self.clock.now, emit=self.hub.trade_update, cash=cash, costs=costs)
+        self.book.paper = paper
         self.faults = FaultQueue()
         self.requests: list[RecordedRequest] = []
         self.served: list[tuple[pd.Timestamp, str]] = []
