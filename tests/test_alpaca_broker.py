@@ -266,3 +266,13 @@ def test_a_malformed_update_is_dropped_loudly_and_the_next_ones_flow(fake, b):
     got = drain_until(b, lambda us: any(u.order.client_order_id == "ok1" for u in us))
     assert [u.order.client_order_id for u in got] == ["ok1"]
     assert [e[1] for e in b.events if e[1] == "update_malformed"] == ["update_malformed"]
+
+
+def test_paper_mode_against_a_live_account_is_refused_after_reading_it():
+    live = start_fake(key="ZZNEUTRAL01", paper=False)
+    try:
+        with pytest.raises(ConfigError, match="live account"):
+            broker(live, "paper", key="ZZNEUTRAL01")
+        assert [(r.method, r.path) for r in live.requests] == [("GET", "/v2/account")]
+    finally:
+        live.stop()
