@@ -8,8 +8,8 @@ adapter, just before the request is built (:func:`order_prices`), and nowhere el
 
 Rounding never gives the order a worse price than it asked for:
 
-* a **limit** (an entry limit, a take profit) rounds against the trader's favour of
-  execution but never past the asked price: a buy limit down, a sell limit up;
+* a **limit** (an entry limit, a take profit) rounds to a price at least as good as the one
+  asked: a buy limit down, a sell limit up (a fraction of a cent less likely to fill);
 * a **stop** (a stop order, a stop loss) rounds toward the market it protects against:
   a sell stop up, a buy stop down (it triggers a fraction of a cent earlier, never later).
 
