@@ -93,6 +93,7 @@ class FakeAlpaca:
         self.served: list[tuple[pd.Timestamp, str]] = []
         self.stopped_reason: str | None = None
         self._replay: Replay | None = None
+        self._published = -(2**63)  # a replay's REST horizon (ns); static bars have none
         self._paused = paused
         if replay is not None:
             rest_bars, day_bars, close = load_day(replay, bars, store, symbols, start, end,
@@ -101,9 +102,8 @@ class FakeAlpaca:
                                   publish=self.publish, finish=self.book.expire_day,
                                   lead=pd.Timedelta(minutes=lead))
             self.clock.set(self._replay.first - self._replay.lead)  # until the replay runs
-            first = self._replay.first.value - 1
-            horizon = lambda: (self._replay.published.value if self._replay.published
-                               is not None else first)
+            self._published = self._replay.first.value - 1  # ns: the last bar start shown
+            horizon = lambda: self._published
             self.market = market.BarBook(rest_bars, page_size=page_size, feeds=feeds,
                                          horizon=horizon)
         elif any(v is not None for v in (store, symbols, start, end)):
@@ -250,15 +250,19 @@ class FakeAlpaca:
 
     # -- replay ------------------------------------------------------------------------------
     def publish(self, minute, rows: list[dict]) -> None:
-        """Minute ``minute``'s bars (hub dicts: ``S``, ``t``, ``o``...) are out: stream them,
-        fill due orders against them, record them in ``served``. The replay calls this; a
+        """Minute ``minute``'s bars (hub dicts: ``S``, ``t``, ``o``...) are out: fill due
+        orders against them, stream them, record them in ``served``. The replay calls this; a
         test without a replay may call it to drive fills by hand."""
         minute = pd.Timestamp(minute)
         minute = minute.tz_localize("UTC") if minute.tz is None else minute.tz_convert("UTC")
         rows = [{**r, "t": minute} for r in rows]
-        self.hub.bars(rows)
+        # fills first, as at a real broker (an order meets minute m's prices during m, before
+        # m's bar is out); and the book knows m is out before any client can react to it, so
+        # an order sent on seeing m's bar can only fill from m + 1 on (the sim broker's rule)
         self.book.on_bars(minute, {r["S"]: r for r in rows})
         self.served.extend((minute, r["S"]) for r in rows)
+        self._published = max(self._published, minute.value)  # REST shows m with the stream
+        self.hub.bars(rows)
 
     def wait_until_done(self, timeout: float) -> None:
         """Block until the replay has published its last minute; TimeoutError if not in time."""
