@@ -251,7 +251,8 @@ class FakeAlpaca:
     # -- replay ------------------------------------------------------------------------------
     def publish(self, minute, rows: list[dict]) -> None:
         """Minute ``minute``'s bars (hub dicts: ``S``, ``t``, ``o``...) are out: fill due
-        orders against them, stream them, record them in ``served``. The replay calls this; a
+        orders against them, record them in ``served``, show them over REST and stream them.
+        The replay calls this; a
         test without a replay may call it to drive fills by hand."""
         minute = pd.Timestamp(minute)
         minute = minute.tz_localize("UTC") if minute.tz is None else minute.tz_convert("UTC")
