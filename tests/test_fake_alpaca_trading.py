@@ -7,6 +7,7 @@ the simulated broker over a replayed day.
 
 from __future__ import annotations
 
+import time
 import uuid
 import warnings
 from decimal import Decimal
@@ -165,7 +166,8 @@ def test_bracket_legs_wait_for_the_entry_then_one_cancels_the_other(fake, client
     sl = client.get_order_by_client_id("b-1.sl")
     assert (tp.status, tp.filled_avg_price, sl.status) == (OrderStatus.FILLED, "110", "canceled")
     assert "AAPL" not in fake.positions
-    assert hub.events(str(sl.id)) == ["canceled"]
+    assert hub.events(str(sl.id)) == ["new", "canceled"]  # armed with the entry's fill
+    assert hub.events(str(tp.id)) == ["new", "fill"] and hub.events(str(entry.id)) == ["new", "fill"]
     with pytest.raises(APIError) as info:  # take profit below the stop loss for a long
         client.submit_order(market(order_class=OrderClass.BRACKET,
                                    take_profit=TakeProfitRequest(limit_price=90),
@@ -309,3 +311,43 @@ def test_partial_fills_and_notional(fake, client, hub):
                                                    time_in_force=TimeInForce.DAY))
     fake.publish(minute(4), [bar("MSFT", 400, 400, 400, 400)])
     assert client.get_order_by_id(spend.id).filled_qty == "2.5"
+
+
+def test_an_accepted_order_rejected_afterwards(fake, client, hub):
+    fake.reject_next(reason="insufficient buying power")
+    order = client.submit_order(market(cid="rej"))
+    assert order.status == OrderStatus.NEW  # the answer: accepted
+    deadline = time.monotonic() + 5
+    while client.get_order_by_id(order.id).status != OrderStatus.REJECTED:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert hub.events(str(order.id)) == ["new", "rejected"]
+    fake.publish(minute(1), [bar("AAPL", 100, 101, 99, 100)])
+    assert fake.positions == {} and client.submit_order(market(cid="ok")).status == "new"
+
+
+def test_oco_exit_one_cancels_the_other(fake, client, hub):
+    client.submit_order(market(qty=10))
+    fake.publish(minute(1), [bar("AAPL", 100, 101, 99, 100)])
+
+    def oco(cid, tp, sl):
+        return client.submit_order(LimitOrderRequest(
+            symbol="AAPL", qty=5, side=OrderSide.SELL, time_in_force=TimeInForce.GTC,
+            order_class=OrderClass.OCO, client_order_id=cid,
+            take_profit=TakeProfitRequest(limit_price=tp), stop_loss=StopLossRequest(stop_price=sl)))
+
+    both = oco("oco-1", 110, 95)
+    assert (both.order_class, both.limit_price, len(both.legs)) == (OrderClass.OCO, "110", 1)
+    assert both.legs[0].status == OrderStatus.NEW and both.legs[0].stop_price == "95"
+    fake.publish(minute(2), [bar("AAPL", 100, 111, 94, 100)])  # reaches both: the stop first
+    stop_leg = client.get_order_by_client_id("oco-1.sl")
+    assert (stop_leg.status, stop_leg.filled_avg_price) == (OrderStatus.FILLED, "95")
+    assert client.get_order_by_id(both.id).status == OrderStatus.CANCELED
+    take = oco("oco-2", 105, 90)
+    fake.publish(minute(3), [bar("AAPL", 101, 106, 100, 104)])
+    assert client.get_order_by_id(take.id).filled_avg_price == "105"
+    assert client.get_order_by_client_id("oco-2.sl").status == OrderStatus.CANCELED
+    assert hub.events(str(take.id)) == ["new", "fill"] and fake.positions == {}
+    with pytest.raises(APIError) as info:  # the stop loss above the take profit of a long
+        oco("oco-3", 90, 95)
+    assert info.value.status_code == 422

@@ -53,8 +53,7 @@ class Gate:
         record = RecordedRequest(scope["method"], scope["path"],
                                  dict(parse_qsl(scope["query_string"].decode("latin-1"))),
                                  {k: (MASK if k in SECRET_HEADERS else v) for k, v in headers.items()})
-        with fake._lock:
-            fake.requests.append(record)
+        fake.record(record)
 
         async def recording_send(message) -> None:
             if message["type"] == "http.response.start":
@@ -93,13 +92,11 @@ class Gate:
                 return await _drop(send)
             return await self._serve(scope, receive, recording_send, headers)
         if kind == "status":
-            answer = Json(fault.error_body(), status_code=fault.status,
-                                  headers=fault.headers())
+            answer = Json(fault.error_body(), status_code=fault.status, headers=fault.headers())
             return await answer(scope, receive, recording_send)
         if kind == "accept_then":
             await self._captured(scope, receive, headers)
-            answer = Json(fault.error_body(), status_code=fault.status,
-                                  headers=fault.headers())
+            answer = Json(fault.error_body(), status_code=fault.status, headers=fault.headers())
             return await answer(scope, receive, recording_send)
         if kind == "drop_connection":
             if fault.takes_effect:

@@ -6,8 +6,8 @@ times faster than real time from ``start``.
 
 :class:`Replay` plays one day's 1-minute bars: the clock starts ``lead`` (fake time, default
 one minute) before the first bar of the window; when minute m closes on that clock (at
-m + 1 min) it publishes minute m's bars to the hub, lets the book fill due orders against
-them, records them in ``served``, and moves on. After the window the clock jumps to the
+m + 1 min) it lets the book fill due orders against minute m's bars, publishes them to the
+hub, records them in ``served``, and moves on. After the window the clock jumps to the
 session's close (the market shows closed) and DAY orders expire. Minutes are published in
 order and each once; a slow machine publishes late, never out of order or skipped.
 """
@@ -24,7 +24,7 @@ from workbench.data import calendar
 from workbench.errors import ConfigError
 from workbench.times import NEW_YORK
 
-__all__ = ["FakeClock", "Replay", "replay_window"]
+__all__ = ["FakeClock", "Replay", "load_day", "replay_window"]
 
 MINUTE = pd.Timedelta(minutes=1)
 
@@ -91,6 +91,36 @@ def replay_window(day, start: str | None, end: str | None) -> tuple[pd.Timestamp
         raise ConfigError(f"the replay window {start or 'open'}..{end or 'close'} of {date} "
                           "holds no minute of the session")
     return lo, hi - MINUTE
+
+
+def load_day(day, bars, store, symbols, start, end, history_days):
+    """A replay's bars, from a long DataFrame ``bars`` or a ``store`` (its last
+    ``history_days`` sessions and ``day``): (the bars REST serves, the window's bars to
+    replay, the session's close). ConfigError for a day or window with nothing to replay."""
+    lo, hi = replay_window(day, start, end)
+    close = calendar.session_close(day)
+    if bars is not None and store is not None:
+        raise ConfigError("replay from bars or from a store, not both")
+    if bars is None:
+        if store is None:
+            raise ConfigError("a replay needs bars=DataFrame or store=Store")
+        first = calendar.last_sessions(int(history_days) + 1, day)[0]
+        bars = store.load(symbols, "1Min", first.date().isoformat(),
+                          pd.Timestamp(day).date().isoformat()).to_long()
+        # the store's wide frames hold NaN where a symbol had no bar: no bar, not a bad one
+        bars = bars.dropna(subset=["open", "high", "low", "close"])
+    elif not isinstance(bars, pd.DataFrame):
+        raise ConfigError("a replay's bars are one long DataFrame of 1-minute bars")
+    frame = bars if symbols is None else bars[bars["symbol"].isin(list(symbols))]
+    if symbols is not None:
+        missing = sorted(set(symbols) - set(frame["symbol"].astype(str)))
+        if missing:
+            raise ConfigError(f"no bars to replay for {', '.join(missing)}")
+    ts = pd.DatetimeIndex(frame["ts"])
+    window = frame[(ts >= lo) & (ts <= hi)]
+    if window.empty:
+        raise ConfigError(f"no bars between {lo} and {hi} to replay")
+    return frame, window, close
 
 
 class Replay:

@@ -39,7 +39,6 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
-from workbench.data import calendar
 from workbench.errors import ConfigError
 from workbench.model import Position
 from workbench.model.costs import CostModel
@@ -48,7 +47,7 @@ from workbench.testing.alpaca.answers import ApiError, error
 from workbench.testing.alpaca.book import Book
 from workbench.testing.alpaca.faults import Fault, FaultQueue
 from workbench.testing.alpaca.gate import Gate, RecordedRequest
-from workbench.testing.alpaca.replay import FakeClock, Replay, replay_window
+from workbench.testing.alpaca.replay import FakeClock, Replay, load_day
 
 __all__ = ["FakeAlpaca", "RecordedRequest"]
 
@@ -97,17 +96,17 @@ class FakeAlpaca:
         self.served: list[tuple[pd.Timestamp, str]] = []
         self.stopped_reason: str | None = None
         self._replay: Replay | None = None
+        self._published = -(2**63)  # a replay's REST horizon (ns); static bars have none
         self._paused = paused
         if replay is not None:
-            rest_bars, day_bars, close = self._load_day(replay, bars, store, symbols, start,
-                                                        end, history_days)
+            rest_bars, day_bars, close = load_day(replay, bars, store, symbols, start, end,
+                                                 history_days)
             self._replay = Replay(day_bars, clock=self.clock, speed=speed, close=close,
                                   publish=self.publish, finish=self.book.expire_day,
                                   lead=pd.Timedelta(minutes=lead))
             self.clock.set(self._replay.first - self._replay.lead)  # until the replay runs
-            first = self._replay.first.value - 1
-            horizon = lambda: (self._replay.published.value if self._replay.published
-                               is not None else first)
+            self._published = self._replay.first.value - 1  # ns: the last bar start shown
+            horizon = lambda: self._published
             self.market = market.BarBook(rest_bars, page_size=page_size, feeds=feeds,
                                          horizon=horizon)
         elif any(v is not None for v in (store, symbols, start, end)):
@@ -123,34 +122,6 @@ class FakeAlpaca:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._release: asyncio.Event | None = None
-
-    @staticmethod
-    def _load_day(day, bars, store, symbols, start, end, history_days):
-        """(the bars REST serves, the window's bars to replay, the session's close)."""
-        lo, hi = replay_window(day, start, end)
-        close = calendar.session_close(day)
-        if bars is not None and store is not None:
-            raise ConfigError("replay from bars or from a store, not both")
-        if bars is None:
-            if store is None:
-                raise ConfigError("a replay needs bars=DataFrame or store=Store")
-            first = calendar.last_sessions(int(history_days) + 1, day)[0]
-            bars = store.load(symbols, "1Min", first.date().isoformat(),
-                              pd.Timestamp(day).date().isoformat()).to_long()
-            # the store's wide frames hold NaN where a symbol had no bar: no bar, not a bad one
-            bars = bars.dropna(subset=["open", "high", "low", "close"])
-        elif not isinstance(bars, pd.DataFrame):
-            raise ConfigError("a replay's bars are one long DataFrame of 1-minute bars")
-        frame = bars if symbols is None else bars[bars["symbol"].isin(list(symbols))]
-        if symbols is not None:
-            missing = sorted(set(symbols) - set(frame["symbol"].astype(str)))
-            if missing:
-                raise ConfigError(f"no bars to replay for {', '.join(missing)}")
-        ts = pd.DatetimeIndex(frame["ts"])
-        window = frame[(ts >= lo) & (ts <= hi)]
-        if window.empty:
-            raise ConfigError(f"no bars between {lo} and {hi} to replay")
-        return frame, window, close
 
     # -- addresses -------------------------------------------------------------------------
     def _address(self) -> tuple[str, int]:
@@ -271,21 +242,31 @@ class FakeAlpaca:
             if time.monotonic() - self._last_activity > self.idle_timeout:
                 self.stop(reason="idle timeout")
 
+    def record(self, request: RecordedRequest) -> None:
+        """Keep ``request`` in ``requests`` (the gate calls this for every HTTP request)."""
+        with self._lock:
+            self.requests.append(request)
+
     def touch(self) -> None:
         """Count as activity (a request or a websocket connection) for the idle timeout."""
         self._last_activity = time.monotonic()
 
     # -- replay ------------------------------------------------------------------------------
     def publish(self, minute, rows: list[dict]) -> None:
-        """Minute ``minute``'s bars (hub dicts: ``S``, ``t``, ``o``...) are out: stream them,
-        fill due orders against them, record them in ``served``. The replay calls this; a
+        """Minute ``minute``'s bars (hub dicts: ``S``, ``t``, ``o``...) are out: fill due
+        orders against them, record them in ``served``, show them over REST and stream them.
+        The replay calls this; a
         test without a replay may call it to drive fills by hand."""
         minute = pd.Timestamp(minute)
         minute = minute.tz_localize("UTC") if minute.tz is None else minute.tz_convert("UTC")
         rows = [{**r, "t": minute} for r in rows]
-        self.hub.bars(rows)
+        # fills first, as at a real broker (an order meets minute m's prices during m, before
+        # m's bar is out); and the book knows m is out before any client can react to it, so
+        # an order sent on seeing m's bar can only fill from m + 1 on (the sim broker's rule)
         self.book.on_bars(minute, {r["S"]: r for r in rows})
         self.served.extend((minute, r["S"]) for r in rows)
+        self._published = max(self._published, minute.value)  # REST shows m with the stream
+        self.hub.bars(rows)
 
     def wait_until_done(self, timeout: float) -> None:
         """Block until the replay has published its last minute; TimeoutError if not in time."""
@@ -324,6 +305,12 @@ class FakeAlpaca:
             raise ConfigError(f"manual order refused: {e.message}") from None
         with self.book.lock:
             return self.book.order_json(o)
+
+    def reject_next(self, times: int = 1, reason: str = "rejected by the fake") -> None:
+        """The next ``times`` client orders are accepted (answered ``new``), then rejected: a
+        ``rejected`` trade update follows the answer."""
+        with self.book.lock:
+            self.book.rejections.extend([reason] * times)
 
     @property
     def orders(self) -> list[dict]:

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 
 import pandas as pd
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -101,7 +102,10 @@ def routes(book: Book, now: Callable[[], pd.Timestamp]) -> list[Route]:
         return Json(_calendar_json(q.get("start"), q.get("end"), now()))
 
     async def submit(request):
-        return Json(order(book.submit(await body_of(request))))
+        o = book.submit(await body_of(request))
+        reason = book.take_rejection()  # accepted, then rejected once the answer is out
+        later = None if reason is None else BackgroundTask(book.reject, o.id, reason)
+        return Json(order(o), background=later)
 
     async def list_orders(request):
         q = request.query_params
