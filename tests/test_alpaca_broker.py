@@ -276,3 +276,28 @@ def test_paper_mode_against_a_live_account_is_refused_after_reading_it():
         assert [(r.method, r.path) for r in live.requests] == [("GET", "/v2/account")]
     finally:
         live.stop()
+
+
+def test_an_oco_protection_fills_and_cancels_under_the_sim_brokers_ids(fake, b):
+    drain_until(b, lambda _: b.connected)
+    b.submit(OrderIntent("e1", "AAPL", Side.BUY, D(2)))
+    publish(fake, "2026-11-23T15:01:00Z")
+    drain_until(b, lambda us: any(u.fill for u in us))
+    oco = b.submit(OrderIntent("x1", "AAPL", Side.SELL, D(2), OrderType.OCO,
+                               take_profit=D("105"), stop_loss=D("95")))
+    # Alpaca's oco is a take-profit limit carrying x1 with a stop leg; ours is the sim's
+    assert oco.order_type is OrderType.OCO and oco.stop_loss == D(95) and oco.take_profit == D(105)
+    assert [(leg.client_order_id, leg.leg) for leg in oco.legs] == [("x1.tp", "take_profit")]
+    assert {o.client_order_id for o in b.open_orders()} == {"x1", "x1.tp"}
+    b.submit(OrderIntent("x2", "AAPL", Side.SELL, D(1), OrderType.OCO, take_profit=D("120"),
+                         stop_loss=D("80")))
+    b.cancel("x2")  # cancels Alpaca's parent, so both sides end
+    publish(fake, "2026-11-23T15:02:00Z", o=99.0, l=94.0, c=94.5)
+    got = drain_until(b, lambda us: any(u.fill and u.order.client_order_id == "x1" for u in us)
+                      and any(u.order.client_order_id == "x1.tp"
+                              and u.order.status is S.CANCELED for u in us))
+    stop_fill = next(u.fill for u in got if u.fill and u.order.client_order_id == "x1")
+    assert stop_fill.price == D(95) and stop_fill.side is Side.SELL
+    assert b.get_order("x2").status is S.CANCELED
+    assert b.get_order("x2.tp").status is S.CANCELED
+    assert "AAPL" not in b.positions()
