@@ -175,3 +175,18 @@ def test_23_refused_at_the_handshake_backs_off_too(fake):
         assert any(e[1] == "stream_slot_taken" for e in b.events)
     finally:
         b.close()
+
+
+def test_2_no_answer_and_nothing_placed_settles_as_never_arrived_after_the_window(fake):
+    b = broker(fake, stream=False, timeout=0.5)
+    try:
+        m = _manager(b)
+        fake.stall(path="/v2/orders", method="POST", takes_effect=False)
+        assert m.place(_intent()).status is S.UNKNOWN
+        assert m.settle_unknown() == []  # not found, but the window has not passed
+        assert m.order("f1").status is S.UNKNOWN
+        m.clock.advance(b.ack_window)
+        assert [o.status for o in m.settle_unknown()] == [S.REJECTED]
+        assert at_fake(fake, "f1") == [] and len(posts(fake)) == 1
+    finally:
+        b.close()
