@@ -16,8 +16,9 @@ caller's thread (a bad bar or update raises there, loudly), handed to the bound 
 with ``call_soon_threadsafe``, then to each connection's own queue, drained by that
 connection's sender task, so a slow client never holds up the publisher or another client.
 
-The record (``connections``, ``sent_bars``, ``sent_updates``, ``withheld``) is what went
-out on the wire, written after each successful send: a test proves "every minute bar
+The record (``connections``, ``sent_bars``, ``sent_updates``) is what went out on the wire,
+written after each successful send, and ``withheld`` what was published but not sent
+(mute, no listener, a connection closed with it queued): a test proves "every minute bar
 exactly once" against it. Records are snapshots, safe to read from any thread;
 ``wait_until`` waits for one to change.
 """
@@ -82,7 +83,8 @@ class SentBar:
 
 @dataclass(frozen=True)
 class SentUpdate:
-    """A trade update written to one trading connection (``data`` as published)."""
+    """A trade update written to one trading connection (``data``: its ``data`` object as it
+    went on the wire, JSON-decoded: timestamps are strings)."""
 
     connection: int
     event: str

@@ -1,4 +1,4 @@
-"""The fake Alpaca's two websocket endpoints, as alpaca-py 0.44 speaks them, and their faults.
+"""The fake Alpaca's two websocket endpoints, as alpaca-py 0.44 speaks them.
 
 Trading stream, ``/stream``, JSON text frames (``TradingStream``): the client authenticates
 (``{"action": "authenticate", ...}``) and is answered exactly one ``authorization`` frame,
@@ -19,9 +19,9 @@ alpaca-py turns into ``ValueError("failed to authenticate")``, logged, then a re
 backoff. ``faults.trading.slot_taken(at="handshake")`` refuses instead with HTTP 406 at the
 upgrade, which alpaca-py logs as "server rejected WebSocket connection: HTTP 406".
 
-Every function here runs on the server's event loop except `StreamFaults`' public methods
-(any thread, applied on the loop through ``hub.call``) and the two message builders (run on
-the publisher's thread so a bad message raises there).
+Everything here runs on the server's event loop: publishing arrives through
+``call_soon_threadsafe`` (`hub.StreamHub`), faults through ``hub.call`` (`stream_faults`),
+messages already checked and encoded (`stream_messages`).
 """
 
 from __future__ import annotations
