@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.request
 import warnings
+from dataclasses import replace
 from decimal import Decimal
 
 import pandas as pd
@@ -120,6 +121,9 @@ def test_replayed_orders_fill_as_on_the_simulated_broker(bars, tmp_path):
     limit = round(msft_low + 0.01, 2)
     stop = round(aapl_low + 0.01, 2)
     sl = round(float(first.loc["SPY", "open"]) * 0.8, 2)
+    aapl_high = float(later[later.symbol == "AAPL"]["high"].max())
+    exit_tp, exit_sl = round(aapl_high - 0.01, 2), round(aapl_low - 5, 2)  # the tp is reached
+    before = day["ts"].min() - pd.Timedelta(minutes=1)  # sent in the lead minute
     intents = [
         OrderIntent("mkt", "AAPL", Side.BUY, Decimal(10)),
         OrderIntent("lmt", "MSFT", Side.BUY, Decimal(5), OrderType.LIMIT,
@@ -130,7 +134,11 @@ def test_replayed_orders_fill_as_on_the_simulated_broker(bars, tmp_path):
                     take_profit=Decimal(str(tp)), stop_loss=Decimal(str(sl))),
         OrderIntent("never", "MSFT", Side.BUY, Decimal(1), OrderType.LIMIT,
                     limit_price=Decimal(1)),
+        OrderIntent("exit", "AAPL", Side.SELL, Decimal(3), OrderType.OCO,  # mkt's protection
+                    take_profit=Decimal(str(exit_tp)), stop_loss=Decimal(str(exit_sl)),
+                    time_in_force=TimeInForce.GTC),
     ]
+    intents = [replace(i, bar_time=before) for i in intents]
     requests = [
         MarketOrderRequest(symbol="AAPL", qty=10, side=OrderSide.BUY, time_in_force=Tif.DAY,
                            client_order_id="mkt"),
@@ -144,6 +152,10 @@ def test_replayed_orders_fill_as_on_the_simulated_broker(bars, tmp_path):
                            stop_loss=StopLossRequest(stop_price=sl)),
         LimitOrderRequest(symbol="MSFT", qty=1, side=OrderSide.BUY, time_in_force=Tif.DAY,
                           limit_price=1, client_order_id="never"),
+        LimitOrderRequest(symbol="AAPL", qty=3, side=OrderSide.SELL, time_in_force=Tif.GTC,
+                          client_order_id="exit", order_class=OrderClass.OCO,
+                          take_profit=TakeProfitRequest(limit_price=exit_tp),
+                          stop_loss=StopLossRequest(stop_price=exit_sl)),
     ]
     with FakeAlpaca(bars, key=KEY, secret=SECRET, replay=DAY, speed=SPEED, start="10:00",
                     end="10:15", costs=COSTS, paused=True) as fake:
@@ -167,8 +179,11 @@ def test_replayed_orders_fill_as_on_the_simulated_broker(bars, tmp_path):
     late = [(late_fill, OrderIntent("late", "MSFT", Side.SELL, Decimal(2),
                                     bar_time=late_fill - pd.Timedelta(minutes=1)))]
     sim = _sim_fills(day, intents, tmp_path, late)
-    theirs = {f.client_order_id: f for f in sim.fills()}
-    assert set(got) == set(theirs) == {"mkt", "lmt", "stp", "brk", "brk.tp", "late"}
+    # Alpaca's oco is the take profit with a stop-loss leg, the sim broker's the stop with a
+    # take-profit leg: the same two orders under each one's names
+    names = {"exit.tp": "exit", "exit": "exit.sl"}
+    theirs = {names.get(f.client_order_id, f.client_order_id): f for f in sim.fills()}
+    assert set(got) == set(theirs) == {"mkt", "lmt", "stp", "brk", "brk.tp", "late", "exit"}
     for cid, fill in got.items():
         other = theirs[cid]
         assert (fill.symbol, fill.side, fill.quantity, fill.price, fill.fee, fill.time) == \
@@ -176,6 +191,7 @@ def test_replayed_orders_fill_as_on_the_simulated_broker(bars, tmp_path):
     assert fake.positions == {s: p for s, p in sim.positions().items() if p.quantity}
     assert Decimal(account.cash) == sim.account().cash
     assert statuses["brk.sl"] == "canceled" and statuses["never"] == "expired"  # OCO; the close
+    assert statuses["exit.sl"] == "canceled"  # the oco's stop, canceled by its take profit
     assert statuses["lmt"] == "filled"
 
 

@@ -324,3 +324,30 @@ def test_an_accepted_order_rejected_afterwards(fake, client, hub):
     assert hub.events(str(order.id)) == ["new", "rejected"]
     fake.publish(minute(1), [bar("AAPL", 100, 101, 99, 100)])
     assert fake.positions == {} and client.submit_order(market(cid="ok")).status == "new"
+
+
+def test_oco_exit_one_cancels_the_other(fake, client, hub):
+    client.submit_order(market(qty=10))
+    fake.publish(minute(1), [bar("AAPL", 100, 101, 99, 100)])
+
+    def oco(cid, tp, sl):
+        return client.submit_order(LimitOrderRequest(
+            symbol="AAPL", qty=5, side=OrderSide.SELL, time_in_force=TimeInForce.GTC,
+            order_class=OrderClass.OCO, client_order_id=cid,
+            take_profit=TakeProfitRequest(limit_price=tp), stop_loss=StopLossRequest(stop_price=sl)))
+
+    both = oco("oco-1", 110, 95)
+    assert (both.order_class, both.limit_price, len(both.legs)) == (OrderClass.OCO, "110", 1)
+    assert both.legs[0].status == OrderStatus.NEW and both.legs[0].stop_price == "95"
+    fake.publish(minute(2), [bar("AAPL", 100, 111, 94, 100)])  # reaches both: the stop first
+    stop_leg = client.get_order_by_client_id("oco-1.sl")
+    assert (stop_leg.status, stop_leg.filled_avg_price) == (OrderStatus.FILLED, "95")
+    assert client.get_order_by_id(both.id).status == OrderStatus.CANCELED
+    take = oco("oco-2", 105, 90)
+    fake.publish(minute(3), [bar("AAPL", 101, 106, 100, 104)])
+    assert client.get_order_by_id(take.id).filled_avg_price == "105"
+    assert client.get_order_by_client_id("oco-2.sl").status == OrderStatus.CANCELED
+    assert hub.events(str(take.id)) == ["new", "fill"] and fake.positions == {}
+    with pytest.raises(APIError) as info:  # the stop loss above the take profit of a long
+        oco("oco-3", 90, 95)
+    assert info.value.status_code == 422

@@ -1,9 +1,10 @@
 """Brokers: the ``Broker`` protocol, its errors, and the simulated broker.
 
 ``SimBroker`` fills against bars with the backtest's ``CostModel`` and keeps its state in
-its own SQLite file; the Alpaca adapter (``alpaca.py``) speaks the same protocol. The
-protocol is imported here; ``SimBroker``, ``SimFaults`` and ``reference_price`` on first
-use, so an order path on another broker never loads the simulator.
+its own SQLite file; ``AlpacaBroker`` (the package ``alpaca/``) speaks the same protocol
+over alpaca-py. The protocol is imported here; ``AlpacaBroker``, ``SimBroker``,
+``SimFaults`` and ``reference_price`` on first use, so an order path on one broker never
+loads the other (nor alpaca-py).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from workbench.brokers.base import (
 from workbench.lazy import lazy_names
 
 # name -> module, imported on first access
-_LAZY = {"SimBroker": "workbench.brokers.sim", "SimFaults": "workbench.brokers.sim_rules",
+_LAZY = {"AlpacaBroker": "workbench.brokers.alpaca", "SimBroker": "workbench.brokers.sim", "SimFaults": "workbench.brokers.sim_rules",
          "reference_price": "workbench.brokers.sim_rules"}
 
 __all__ = [
+    "AlpacaBroker",
     "Broker",
     "BrokerError",
     "BrokerOrder",

@@ -18,6 +18,10 @@ functions, not a copy), so a session trading against the fake makes the trades i
   take-profit leg (limit). The legs are ``held`` until the entry is filled, then ``new`` and
   checked from the bar after the entry's fill bar; on a bar reaching both the stop loss fills
   (it is checked first) and the take profit is canceled (one cancels the other).
+* An oco (``order_class="oco"``, Alpaca's shape: a take-profit limit order with one
+  stop-loss leg) is live from the bar after its acceptance, both sides at once; on a bar
+  reaching both the stop loss fills (checked first, as the sim broker's oco) and the other
+  is canceled.
 * A stop-limit order (the sim broker has none): on the bar its stop triggers it fills at the
   stop reference if that satisfies its limit, else it rests as a limit order from the next bar.
 * DAY orders expire at the close (:meth:`Book.expire_day`, called when a replay ends).
@@ -47,10 +51,10 @@ from workbench.brokers.sim_rules import (
 )
 from workbench.model import Fill, OrderType, Position, Side
 from workbench.model.costs import CostModel
+from workbench.testing.alpaca.account import account_json, position_json
 from workbench.testing.alpaca.answers import ApiError, iso, num
 from workbench.testing.alpaca.orders import (
     BookOrder,
-    asset_id,
     decimal,
     order_json,
     parse_order,
@@ -60,6 +64,11 @@ __all__ = ["Book", "BookOrder"]
 
 ZERO = Decimal(0)
 _KIND = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP}
+_EPOCH = pd.Timestamp(0, tz="UTC")  # an oco leg accepted before any bar: live from the first
+
+
+def _other(side: Side) -> Side:
+    return Side.SELL if side is Side.BUY else Side.BUY
 
 
 def _exact(x: float) -> Decimal:
@@ -83,6 +92,7 @@ class Book:
         self.faults = faults or SimFaults()
         self.cash = Decimal(str(cash))
         self.account_id = str(uuid.uuid4())
+        self.paper = True  # a paper account's number starts with PA (as Alpaca's do)
         self.lock = threading.RLock()
         self._orders: dict[str, BookOrder] = {}
         self._by_client: dict[str, str] = {}
@@ -99,42 +109,13 @@ class Book:
         return order_json(o, [self._orders[i] for i in o.legs] if nested and o.legs else None)
 
     def position_json(self, p: Position) -> dict:
-        price = self._prices.get(p.symbol, p.average_price)
-        qty = p.quantity
-        cost = abs(qty) * p.average_price
-        value = qty * price
-        return {
-            "asset_id": asset_id(p.symbol), "symbol": p.symbol, "exchange": "NASDAQ",
-            "asset_class": "us_equity", "asset_marginable": True,
-            "avg_entry_price": num(p.average_price), "qty": num(qty),
-            "qty_available": num(qty), "side": "long" if qty > 0 else "short",
-            "market_value": num(value), "cost_basis": num(cost),
-            "unrealized_pl": num(value - qty * p.average_price),
-            "current_price": num(price), "lastday_price": num(price), "change_today": "0",
-        }
+        return position_json(p, self._prices.get(p.symbol, p.average_price))
 
     def account_json(self) -> dict:
         with self.lock:
-            longs = sum((p.quantity * self._prices.get(s, p.average_price)
-                         for s, p in self._positions.items() if p.quantity > 0), ZERO)
-            shorts = sum((p.quantity * self._prices.get(s, p.average_price)
-                          for s, p in self._positions.items() if p.quantity < 0), ZERO)
-            equity = self.cash + longs + shorts
-            cash = self.cash
-        return {
-            "id": self.account_id, "account_number": "PA" + self.account_id[:8].upper(),
-            "status": "ACTIVE", "crypto_status": "INACTIVE", "currency": "USD",
-            "cash": num(cash), "equity": num(equity), "last_equity": num(equity),
-            "portfolio_value": num(equity), "buying_power": num(max(cash, ZERO)),
-            "non_marginable_buying_power": num(max(cash, ZERO)),
-            "regt_buying_power": num(max(cash, ZERO)),
-            "daytrading_buying_power": "0", "long_market_value": num(longs),
-            "short_market_value": num(shorts), "initial_margin": "0", "maintenance_margin": "0",
-            "multiplier": "1", "pattern_day_trader": False, "trading_blocked": False,
-            "transfers_blocked": False, "account_blocked": False, "shorting_enabled": True,
-            "trade_suspended_by_user": False, "created_at": "2020-01-01T00:00:00Z",
-            "sma": "0", "daytrade_count": 0,
-        }
+            marks = {s: (p.quantity, self._prices.get(s, p.average_price))
+                     for s, p in self._positions.items()}
+            return account_json(self.account_id, self.cash, marks, paper=self.paper)
 
     # -- reads ----------------------------------------------------------------------------------
     def get(self, order_id: str) -> BookOrder:
@@ -180,19 +161,28 @@ class Book:
         with self.lock:
             if cid in self._by_client:
                 raise ApiError(422, 40010001, "client_order_id must be unique")
-            now = self.now()
-            o = self._add(BookOrder(
+            now, oco = self.now(), spec["order_class"] == "oco"
+            o = BookOrder(
                 self._new_id(), cid, spec["symbol"], spec["side"], spec["qty"], spec["type"],
                 spec["time_in_force"], now, 0, notional=spec["notional"],
                 order_class=spec["order_class"], limit_price=spec["limit_price"],
-                stop_price=spec["stop_price"], not_before=self.last_bar, manual=manual))
+                stop_price=spec["stop_price"], not_before=self.last_bar, manual=manual)
+            if not oco:
+                self._add(o)
             for leg, (kind, limit, stop) in spec["legs"].items():
+                # a bracket's legs (the other side) wait for the entry; an oco's stop-loss
+                # leg (the same side) is live at once and checked before its take profit,
+                # as the sim broker checks an oco's stop first
                 child = self._add(BookOrder(
                     self._new_id(), f"{cid}.{'sl' if leg == 'stop_loss' else 'tp'}",
-                    o.symbol, Side.SELL if o.side is Side.BUY else Side.BUY, o.qty, kind,
-                    o.time_in_force, now, 0, order_class="bracket", limit_price=limit,
-                    stop_price=stop, status="held", parent=o.id, leg=leg))
+                    o.symbol, o.side if oco else _other(o.side), o.qty, kind,
+                    o.time_in_force, now, 0, order_class=o.order_class, limit_price=limit,
+                    stop_price=stop, status="new" if oco else "held", parent=o.id, leg=leg,
+                    active_from=(self.last_bar if self.last_bar is not None else _EPOCH)
+                    if oco else None))
                 o.legs.append(child.id)
+            if oco:
+                self._add(o)
             self._emit("new", o)
             return o
 
@@ -388,12 +378,17 @@ class Book:
             self._after_filled(o, fill.time)
 
     def _after_filled(self, o: BookOrder, time) -> None:
-        """A filled bracket entry arms its legs; a filled leg cancels its sibling."""
+        """A filled bracket entry arms its legs; a filled leg cancels its sibling; a filled
+        oco order its leg, and a filled oco leg its order (one cancels the other)."""
         for leg in (self._orders[i] for i in o.legs):
             if leg.status == "held":
                 leg.status, leg.active_from, leg.updated_at = "new", time, self.now()
                 self._emit("new", leg)  # held -> new: the leg is live
+            elif o.order_class == "oco" and leg.is_open:
+                self._end(leg, "canceled")
         if o.parent is not None:
-            for sib in (self._orders[i] for i in self._orders[o.parent].legs):
-                if sib.id != o.id and sib.is_open:
-                    self._end(sib, "canceled")
+            parent = self._orders[o.parent]
+            others = [self._orders[i] for i in parent.legs if i != o.id]
+            for other in others + ([parent] if parent.order_class == "oco" else []):
+                if other.is_open:
+                    self._end(other, "canceled")

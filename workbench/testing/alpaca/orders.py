@@ -87,7 +87,8 @@ def parse_order(body: Mapping) -> dict:
     """The fields of a new order from alpaca-py's JSON body: ``symbol``, ``side``, ``qty``,
     ``notional``, ``type``, ``time_in_force``, ``order_class``, ``limit_price``,
     ``stop_price``, ``client_order_id`` (None: the broker makes one) and ``legs`` (a
-    bracket's ``{leg: (type, limit, stop)}``). ApiError 422 for anything the fake refuses."""
+    bracket's or an oco's ``{leg: (type, limit, stop)}``; an oco is Alpaca's: the order is the
+    take-profit limit, its one leg the stop loss). ApiError 422 for anything the fake refuses."""
     if not isinstance(body, Mapping):
         raise ApiError(422, 40010001, "the request body must be a JSON object")
     symbol = str(body.get("symbol") or "").upper()
@@ -106,9 +107,9 @@ def parse_order(body: Mapping) -> dict:
         raise ApiError(422, 40010001, f"invalid time_in_force {tif!r} (the fake serves "
                                       "day and gtc)")
     order_class = str(body.get("order_class") or "simple").lower()
-    if order_class not in ("simple", "bracket"):
+    if order_class not in ("simple", "bracket", "oco"):
         raise ApiError(422, 40010001, f"order_class {order_class!r} is not served by the "
-                                      "fake (simple and bracket are)")
+                                      "fake (simple, bracket and oco are)")
     qty, notional = decimal(body.get("qty"), "qty"), decimal(body.get("notional"), "notional")
     if (qty is None) == (notional is None):
         raise ApiError(422, 40010001, "qty or notional is required, not both")
@@ -116,6 +117,11 @@ def parse_order(body: Mapping) -> dict:
         raise ApiError(422, 40010001, "notional is for simple market orders only")
     limit = decimal(body.get("limit_price"), "limit_price")
     stop = decimal(body.get("stop_price"), "stop_price")
+    legs = {}
+    if order_class == "oco":  # Alpaca's shape: a take-profit limit with a stop-loss leg
+        if kind != "limit":
+            raise ApiError(422, 40010001, "an oco order is a limit order (the take profit)")
+        limit, legs = _oco(body, symbol, side, qty, limit)
     if kind in ("limit", "stop_limit") and limit is None:
         raise ApiError(422, 40010001, f"limit_price is required for a {kind} order")
     if kind in ("stop", "stop_limit") and stop is None:
@@ -127,7 +133,8 @@ def parse_order(body: Mapping) -> dict:
     cid = body.get("client_order_id")
     if cid is not None and (not isinstance(cid, str) or not 0 < len(cid) <= 128):
         raise ApiError(422, 40010001, "client_order_id must be a string of 1 to 128 characters")
-    legs = _bracket(body, symbol, side, qty, kind, limit) if order_class == "bracket" else {}
+    if order_class == "bracket":
+        legs = _bracket(body, symbol, side, qty, kind, limit)
     return {"symbol": symbol, "side": side, "qty": qty, "notional": notional, "type": kind,
             "time_in_force": tif, "order_class": order_class, "limit_price": limit,
             "stop_price": stop, "client_order_id": cid, "legs": legs}
@@ -136,10 +143,7 @@ def parse_order(body: Mapping) -> dict:
 def _bracket(body, symbol, side, qty, kind, limit) -> dict:
     if kind not in ("market", "limit"):
         raise ApiError(422, 40010001, "a bracket's entry is a market or limit order")
-    tp, sl = body.get("take_profit") or {}, body.get("stop_loss") or {}
-    tp_price = decimal(tp.get("limit_price"), "take_profit.limit_price")
-    sl_stop = decimal(sl.get("stop_price"), "stop_loss.stop_price")
-    sl_limit = decimal(sl.get("limit_price"), "stop_loss.limit_price")
+    tp_price, sl_stop, sl_limit = _levels(body)
     if tp_price is None or sl_stop is None:
         raise ApiError(422, 40010001, "a bracket needs take_profit.limit_price and "
                                       "stop_loss.stop_price")
@@ -150,6 +154,29 @@ def _bracket(body, symbol, side, qty, kind, limit) -> dict:
         raise ApiError(422, 42210000, str(e)) from None
     return {"stop_loss": ("stop" if sl_limit is None else "stop_limit", sl_limit, sl_stop),
             "take_profit": ("limit", tp_price, None)}
+
+
+def _levels(body) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+    tp, sl = body.get("take_profit") or {}, body.get("stop_loss") or {}
+    return (decimal(tp.get("limit_price"), "take_profit.limit_price"),
+            decimal(sl.get("stop_price"), "stop_loss.stop_price"),
+            decimal(sl.get("limit_price"), "stop_loss.limit_price"))
+
+
+def _oco(body, symbol, side, qty, limit) -> tuple[Decimal, dict]:
+    tp_price, sl_stop, sl_limit = _levels(body)
+    if tp_price is None or sl_stop is None:
+        raise ApiError(422, 40010001, "an oco order needs take_profit.limit_price and "
+                                      "stop_loss.stop_price")
+    if limit is not None and limit != tp_price:
+        raise ApiError(422, 40010001, "an oco order's limit_price is its take_profit's")
+    try:  # the sim broker's rule: the stop loss on the losing side of the take profit
+        check_bracket(OrderIntent("oco-check", symbol, side, qty, OrderType.OCO,
+                                  take_profit=tp_price, stop_loss=sl_stop))
+    except OrderRejected as e:
+        raise ApiError(422, 42210000, str(e)) from None
+    return tp_price, {"stop_loss": ("stop" if sl_limit is None else "stop_limit", sl_limit,
+                                    sl_stop)}
 
 
 def order_json(o: BookOrder, legs: list[BookOrder] | None) -> dict:

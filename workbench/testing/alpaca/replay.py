@@ -6,8 +6,8 @@ times faster than real time from ``start``.
 
 :class:`Replay` plays one day's 1-minute bars: the clock starts ``lead`` (fake time, default
 one minute) before the first bar of the window; when minute m closes on that clock (at
-m + 1 min) it publishes minute m's bars to the hub, lets the book fill due orders against
-them, records them in ``served``, and moves on. After the window the clock jumps to the
+m + 1 min) it lets the book fill due orders against minute m's bars, publishes them to the
+hub, records them in ``served``, and moves on. After the window the clock jumps to the
 session's close (the market shows closed) and DAY orders expire. Minutes are published in
 order and each once; a slow machine publishes late, never out of order or skipped.
 """

@@ -42,7 +42,7 @@ from starlette.exceptions import HTTPException
 from workbench.errors import ConfigError
 from workbench.model import Position
 from workbench.model.costs import CostModel
-from workbench.testing.alpaca import market, trading
+from workbench.testing.alpaca import activities, market, trading
 from workbench.testing.alpaca.answers import ApiError, error
 from workbench.testing.alpaca.book import Book
 from workbench.testing.alpaca.faults import Fault, FaultQueue
@@ -73,8 +73,9 @@ class FakeAlpaca:
     or the store's last ``history_days`` sessions before the day and the day itself, never a
     minute not yet closed on the replay's clock.
 
-    ``costs`` (default: no slippage, no fees) and ``cash`` set the order book; ``hub``
-    replaces the stream hub (tests); ``port``: 0 for a free one.
+    ``costs`` (default: no slippage, no fees) and ``cash`` set the order book; ``paper=False``
+    makes the account a live one (its number without ``PA``); ``hub`` replaces the stream
+    hub (tests); ``port``: 0 for a free one.
     """
 
     def __init__(self, bars=None, *, key: str = "fake-key", secret: str = "fake-secret",
@@ -82,17 +83,20 @@ class FakeAlpaca:
                  idle_timeout: float = 300.0, replay=None, speed: float = 1.0, store=None,
                  symbols=None, start: str | None = None, end: str | None = None,
                  lead: float = 1.0, paused: bool = False, costs: CostModel | None = None,
-                 cash=100_000, hub=None, port: int = 0, history_days: int = 5) -> None:
+                 cash=100_000, hub=None, port: int = 0, history_days: int = 5,
+                 paper: bool = True) -> None:
         self.key, self._secret = key, secret
         self.idle_timeout = float(idle_timeout)
         self.clock = FakeClock()
         self.hub = hub if hub is not None else _default_hub(key, secret)
         self.book = Book(now=self.clock.now, emit=self.hub.trade_update, cash=cash, costs=costs)
+        self.book.paper = paper
         self.faults = FaultQueue()
         self.requests: list[RecordedRequest] = []
         self.served: list[tuple[pd.Timestamp, str]] = []
         self.stopped_reason: str | None = None
         self._replay: Replay | None = None
+        self._published = -(2**63)  # a replay's REST horizon (ns); static bars have none
         self._paused = paused
         if replay is not None:
             rest_bars, day_bars, close = load_day(replay, bars, store, symbols, start, end,
@@ -101,9 +105,8 @@ class FakeAlpaca:
                                   publish=self.publish, finish=self.book.expire_day,
                                   lead=pd.Timedelta(minutes=lead))
             self.clock.set(self._replay.first - self._replay.lead)  # until the replay runs
-            first = self._replay.first.value - 1
-            horizon = lambda: (self._replay.published.value if self._replay.published
-                               is not None else first)
+            self._published = self._replay.first.value - 1  # ns: the last bar start shown
+            horizon = lambda: self._published
             self.market = market.BarBook(rest_bars, page_size=page_size, feeds=feeds,
                                          horizon=horizon)
         elif any(v is not None for v in (store, symbols, start, end)):
@@ -192,7 +195,7 @@ class FakeAlpaca:
             yield
 
         routes = (market.routes(self.market) + trading.routes(self.book, self.clock.now)
-                  + list(self.hub.routes()))
+                  + activities.routes(self.book) + list(self.hub.routes()))
         async def not_found(request, exc):
             if exc.status_code == 405:
                 return error(405, 40500000, f"method {request.method} not allowed")
@@ -250,15 +253,20 @@ class FakeAlpaca:
 
     # -- replay ------------------------------------------------------------------------------
     def publish(self, minute, rows: list[dict]) -> None:
-        """Minute ``minute``'s bars (hub dicts: ``S``, ``t``, ``o``...) are out: stream them,
-        fill due orders against them, record them in ``served``. The replay calls this; a
+        """Minute ``minute``'s bars (hub dicts: ``S``, ``t``, ``o``...) are out: fill due
+        orders against them, record them in ``served``, show them over REST and stream them.
+        The replay calls this; a
         test without a replay may call it to drive fills by hand."""
         minute = pd.Timestamp(minute)
         minute = minute.tz_localize("UTC") if minute.tz is None else minute.tz_convert("UTC")
         rows = [{**r, "t": minute} for r in rows]
-        self.hub.bars(rows)
+        # fills first, as at a real broker (an order meets minute m's prices during m, before
+        # m's bar is out); and the book knows m is out before any client can react to it, so
+        # an order sent on seeing m's bar can only fill from m + 1 on (the sim broker's rule)
         self.book.on_bars(minute, {r["S"]: r for r in rows})
         self.served.extend((minute, r["S"]) for r in rows)
+        self._published = max(self._published, minute.value)  # REST shows m with the stream
+        self.hub.bars(rows)
 
     def wait_until_done(self, timeout: float) -> None:
         """Block until the replay has published its last minute; TimeoutError if not in time."""
