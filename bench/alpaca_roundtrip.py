@@ -19,11 +19,8 @@ Printed: p50/p99/max in ms of the baseline POST, of ``submit`` (to accepted), of
 -> fill seen (publish to the fill out of ``updates()``), and of the whole round trip; and
 the ratios to the baseline's p50.
 
-The fake's listening socket is given ``TCP_NODELAY`` here (``fake._sock``, before any
-connection: accepted sockets inherit it). As shipped it lacks it, and each answer's body,
-written after its headers, waits for the client's delayed ACK: about 40 ms per request on
-Linux, which would swamp what is measured. The script prints that stall apart (20 bare
-POSTs to a fake as shipped). The account's rate limiter is replaced by a no-op here:
+The fake sets ``TCP_NODELAY`` on its socket (without it each answer waited ~40 ms for
+the client's delayed ACK). The account's rate limiter is replaced by a no-op here:
 at 180 requests a minute 500 orders would take minutes and measure the limiter's pacing,
 not the path (its own cost, one lock and a clock read per request, is printed apart).
 """
@@ -31,7 +28,6 @@ not the path (its own cost, one lock and a clock read per request, is printed ap
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import time
 from decimal import Decimal
@@ -82,20 +78,10 @@ def main() -> None:
     from workbench.model import OrderIntent, Side
     from workbench.testing.alpaca.server import FakeAlpaca
 
-    shipped = FakeAlpaca(key=KEY, secret=SECRET, idle_timeout=600).start()
-    stall = []
-    with requests.Session() as s:
-        for i in range(20):
-            t = time.perf_counter()
-            s.post(shipped.url + "/v2/orders", json=_body(f"s-{i}"), headers=_HEADERS)
-            stall.append(time.perf_counter() - t)
-    shipped.stop()
-
     fake = FakeAlpaca(key=KEY, secret=SECRET, idle_timeout=600)
     base = FakeAlpaca(key=KEY, secret=SECRET, idle_timeout=600)
     for f in (fake, base):
         f.start()
-        f._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     fake.set_clock(T0)
     broker = AlpacaBroker("paper", settings=Settings(), url=fake.url, limiter=_NoLimit(),
                           credentials=Credentials(api_key=KEY, secret_key=SECRET))
@@ -151,8 +137,6 @@ def main() -> None:
         print(f"{name:28} {statistics.median(xs) * ms:8.2f} {_pct(xs, 0.99) * ms:8.2f} "
               f"{max(xs) * ms:8.2f} {statistics.median(xs) / ref:14.2f}x")
     print(f"rate limiter acquire (a token in hand): {per_acquire * 1e6:.1f} us")
-    print(f"the fake as shipped (no TCP_NODELAY): bare POST p50 "
-          f"{statistics.median(stall) * ms:.2f} ms over {len(stall)}")
 
 
 def _version() -> str:

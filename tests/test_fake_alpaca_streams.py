@@ -492,7 +492,9 @@ def test_a_client_that_stops_reading_holds_up_nobody(hub, clients):
     for _ in range(40):                  # ~11 MB: far more than the stalled socket buffers
         hub.bars(batch)
     hub.bars([bar("AAPL", 1)])
-    wait_for(lambda: len(got) == 1, "the bar behind 40 000 others, on the other connection")
+    # the hub counts a message as sent after the send returns, so the client may see it first
+    wait_for(lambda: len(got) == 1 and hub.connections("data")[1].sent == 1,
+             "the bar behind 40 000 others, on the other connection")
     sip = hub.connections("data")[1]
     assert sip.feed == "sip" and sip.sent == 1
     stuck = hub.connections("data")[0]
