@@ -50,6 +50,8 @@ CREATE INDEX IF NOT EXISTS fills_order ON fills (client_order_id);
 CREATE TABLE IF NOT EXISTS positions (symbol TEXT PRIMARY KEY, quantity TEXT, average_price TEXT);
 CREATE TABLE IF NOT EXISTS updates (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT);
 """
+_INSERT_ORDER = (f"INSERT INTO orders ({', '.join(ORDER_FIELDS)}) "
+                 f"VALUES ({', '.join('?' * len(ORDER_FIELDS))})")
 _OPEN = tuple(s.value for s in OrderStatus if not s.is_terminal)
 
 
@@ -137,11 +139,11 @@ class SimStore:
                          (key, text(value)))
 
     # -- orders ---------------------------------------------------------------------------
-    def insert_order(self, row: dict) -> int:
-        cols = ", ".join(ORDER_FIELDS)
-        cur = self._db.execute(f"INSERT INTO orders ({cols}) VALUES ({', '.join('?' * len(ORDER_FIELDS))})",
-                               [text(row.get(f)) for f in ORDER_FIELDS])
-        return cur.lastrowid
+    def insert_order(self, row: dict) -> dict:
+        """Store an order; its fields as stored (text, as :meth:`order` reads them)."""
+        values = [text(row.get(f)) for f in ORDER_FIELDS]
+        self._db.execute(_INSERT_ORDER, values)
+        return dict(zip(ORDER_FIELDS, values, strict=True))
 
     def next_order_seq(self) -> int:
         rows = self._rows("SELECT seq FROM sqlite_sequence WHERE name = 'orders'")

@@ -178,6 +178,12 @@ class OrderManager:
         """One sync makes every staged intent durable; then each is sent once, in order.
         The orders as they then stand (none if nothing was staged: no sync either).
 
+        A broker with ``submit_many`` (the simulated broker: one transaction) gets the
+        group in one call, after a ``broker_request`` for each; each outcome is then
+        settled as a single submit's (a reply, a rejection, a duplicate looked up, or
+        UNKNOWN), and a failure of the call itself leaves every order of the group
+        UNKNOWN, settled by lookup. Otherwise each intent is submitted in turn.
+
         An exception from a send (an adapter bug) propagates after the intents not yet
         sent are left staged: durable, NEW in the book, sent by the next ``commit`` (or,
         after a crash, UNKNOWN and settled by lookup)."""
@@ -185,11 +191,37 @@ class OrderManager:
             return []
         self.sink.sync()
         self.syncs += 1
+        submit_many = getattr(self.broker, "submit_many", None)
+        if callable(submit_many) and len(self._staged) > 1:
+            return self._send_many(submit_many)
         sent = []
         while self._staged:
             intent = self._staged.pop(0)
             sent.append(self._send(intent, "submit"))
         return sent
+
+    def _send_many(self, submit_many) -> list[Order]:
+        """The staged group in one broker call (see :meth:`commit`)."""
+        group, self._staged = self._staged, []
+        for intent in group:
+            self._emit(ev.BROKER_REQUEST, client_order_id=intent.client_order_id,
+                       action="submit")
+        try:
+            results = list(submit_many(group))
+            if len(results) != len(group):
+                raise TypeError(f"submit_many answered {len(results)} outcomes for "
+                                f"{len(group)} orders")
+        except Exception as e:  # the call failed: whether any order arrived is unknown
+            results = [e] * len(group)
+        failure = None
+        for intent, result in zip(group, results, strict=True):
+            try:
+                self._settle(intent.client_order_id, "submit", result)
+            except Exception as e:  # not a broker's answer: raised once the group is settled
+                failure = failure or e
+        if failure is not None:
+            raise failure
+        return [self.book.orders[i.client_order_id] for i in group]
 
     def place_all(self, intents: Iterable[OrderIntent]) -> list[Order]:
         """:meth:`stage` each intent, then :meth:`commit`: N intents, one sync. The orders
@@ -202,25 +234,33 @@ class OrderManager:
         cid = intent.client_order_id
         self._emit(ev.BROKER_REQUEST, client_order_id=cid, action=action)
         try:
-            reply = self.broker.submit(intent)
-        except DuplicateClientOrderId as e:
-            self._reply(cid, "duplicate", action, reason=str(e))
+            result = self.broker.submit(intent)
+        except Exception as e:
+            result = e
+        return self._settle(cid, action, result)
+
+    def _settle(self, cid: str, action: str, result) -> Order:
+        """Journal the outcome of submitting ``cid``: the broker's order, or the exception
+        the submit raised (re-raised here, after journaling, unless the broker's own)."""
+        if isinstance(result, DuplicateClientOrderId):
+            self._reply(cid, "duplicate", action, reason=str(result))
             return self.sync(cid)
-        except RateLimited as e:
-            self._reply(cid, "rejected", action, reason=f"rate limited, not sent: {e}")
-        except OrderRejected as e:
-            self._reply(cid, "rejected", action, reason=e.reason)
-        except Exception as e:  # timeout, lost reply, 5xx, adapter bug: the outcome is unknown
+        if isinstance(result, RateLimited):
+            self._reply(cid, "rejected", action, reason=f"rate limited, not sent: {result}")
+        elif isinstance(result, OrderRejected):
+            self._reply(cid, "rejected", action, reason=result.reason)
+        elif isinstance(result, BaseException):  # timeout, lost reply, 5xx, adapter bug
             if self.book.orders[cid].status is S.UNKNOWN:
-                self._reply(cid, "unknown", action, reason=repr(e))
+                self._reply(cid, "unknown", action, reason=repr(result))
             else:
-                self._emit(ev.ORDER_UNKNOWN, client_order_id=cid, action=action, error=repr(e))
-            if not isinstance(e, TemporaryBrokerError):
-                raise
+                self._emit(ev.ORDER_UNKNOWN, client_order_id=cid, action=action,
+                           error=repr(result))
+            if not isinstance(result, TemporaryBrokerError):
+                raise result
         else:
-            self._reply(cid, "accepted", action, status=reply.status,
-                        broker_order_id=reply.broker_order_id)
-            self._learn_legs(reply)
+            self._reply(cid, "accepted", action, status=result.status,
+                        broker_order_id=result.broker_order_id)
+            self._learn_legs(result)
         return self.book.orders[cid]
 
     def _reply(self, cid: str, outcome: str, action: str = "submit", **fields) -> None:
@@ -341,6 +381,8 @@ class OrderManager:
         it is not there, and a late original would make the broker refuse the copy as a
         duplicate, which is then looked up). The orders that left UNKNOWN."""
         settled = []
+        if not any(o.status is S.UNKNOWN for o in self.book.open.values()):
+            return settled  # UNKNOWN is an open state: the open orders say (every bar)
         for cid in [c for c, o in self.book.orders.items() if o.status is S.UNKNOWN]:
             try:
                 found = self.broker.get_order(cid)
