@@ -778,3 +778,22 @@ def test_any_sequence_ends_with_one_order_per_intent_and_the_brokers_account(tmp
         {c: s.broker.get_order(c).status for c in broker_orders(s.broker)}
     assert rebuild(s.journal.events).orders == s.manager.book.orders
     s.broker.close()
+
+
+def test_the_managers_payloads_are_the_codecs():
+    """The manager builds intent, fill and position payloads field by field (fast); they
+    are exactly :func:`workbench.model.codec.encode`'s."""
+    from workbench.model import Fill, Position
+    from workbench.model.codec import encode
+    from workbench.orders.manager import _encode
+
+    objects = [intent(), intent("x", 3, 2, Side.SELL, order_type=OrderType.BRACKET,
+                                stop_loss=D("90.125"), take_profit=D(100),
+                                time_in_force=TimeInForce.GTC, reason="flatten",
+),
+               intent("n", 3, 2, notional=D("1234.5000")),
+               Fill("e1", "c1", "AAPL", Side.BUY, D("0.5"), D("100.01"), D(0), t(3)),
+               Position("AAPL", D("-2.50"), D("99.9"))]
+    for obj in objects:
+        assert _encode(obj) == encode(obj)
+        assert list(_encode(obj)) == list(encode(obj))  # the same field order

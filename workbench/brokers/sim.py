@@ -71,7 +71,7 @@ from workbench.brokers.sim_rules import (
     ohlc,
     reference_price,
 )
-from workbench.brokers.sim_store import SimStore, order_from_row
+from workbench.brokers.sim_store import SimStore, order_from_row, stored_time
 from workbench.model import (
     Account,
     Fill,
@@ -161,7 +161,7 @@ class SimBroker:
             return [self._outcome(intent) for intent in intents]
         out: list[BrokerOrder | BrokerError] = []
         with self.store.write():
-            stored = self.store.meta("last_bar_time")
+            stored = self._stored_bar()
             seq = self.store.next_order_seq()
             for intent in intents:
                 try:
@@ -180,8 +180,7 @@ class SimBroker:
 
     def _accept(self, intent: OrderIntent) -> BrokerOrder:
         with self.store.write():
-            order, _ = self._accept_in(intent, self.store.meta("last_bar_time"),
-                                       self.store.next_order_seq())
+            order, _ = self._accept_in(intent, self._stored_bar(), self.store.next_order_seq())
         return order
 
     def _accept_in(self, intent: OrderIntent, stored, seq: int) -> tuple[BrokerOrder, int]:
@@ -200,6 +199,11 @@ class SimBroker:
             rows.append(self._insert_oco_leg(intent, row, seq + 1))
         legs = tuple(order_from_row(r) for r in rows[1:])
         return order_from_row(rows[0], legs), seq + len(rows)
+
+    def _stored_bar(self) -> pd.Timestamp | None:
+        """The last bar any broker object on this file saw (read in the transaction)."""
+        stored = self.store.meta("last_bar_time")
+        return to_utc(stored) if stored else None
 
     def _not_before(self, intent: OrderIntent, stored) -> pd.Timestamp | None:
         times = [t for t in (intent.bar_time, self._last_bar, stored) if t is not None]
@@ -326,9 +330,14 @@ class SimBroker:
             rows.sort(key=lambda r: (r["order_type"] not in ("market", "bracket")
                                      or r["limit_price"] is not None, r["seq"]))
             ended: set[str] = set()
+            # the bar's fills numbered from the file's next one, cash moved in memory and
+            # written once: the same rows as a fill at a time, in the same transaction
+            tally = {"seq": self.store.next_fill_seq(), "cash": Decimal(self.store.meta("cash"))}
             for row in rows:
                 if row["client_order_id"] not in ended:
-                    fills += self._try_fill(row, time, ohlc(bars[row["symbol"]]), ended)
+                    fills += self._try_fill(row, time, ohlc(bars[row["symbol"]]), ended, tally)
+            if fills:
+                self.store.set_meta("cash", tally["cash"])
             self.store.set_meta("last_bar_time", self._last_bar)
         return fills
 
@@ -337,10 +346,10 @@ class SimBroker:
         if row["symbol"] not in bars:
             return False
         if row["parent_id"] is not None:
-            return row["active_from"] is not None and time > pd.Timestamp(row["active_from"])
-        return row["not_before"] is None or time > pd.Timestamp(row["not_before"])
+            return row["active_from"] is not None and time > stored_time(row["active_from"])
+        return row["not_before"] is None or time > stored_time(row["not_before"])
 
-    def _try_fill(self, row: dict, time, ohlc, ended: set[str]) -> list[Fill]:
+    def _try_fill(self, row: dict, time, ohlc, ended: set[str], tally: dict) -> list[Fill]:
         side, kind = Side(row["side"]), OrderType(row["order_type"])
         limit = float(row["limit_price"]) if row["limit_price"] else None
         stop = float(row["stop_price"]) if row["stop_price"] else None
@@ -356,10 +365,11 @@ class SimBroker:
         if row["notional"] is not None:  # its shares are known now: the order's quantity
             row["quantity"] = str(qty)
             self.store.update_order(row["client_order_id"], quantity=qty)
-        fill = Fill(f"sim-x{self.store.next_fill_seq():08d}", row["client_order_id"],
+        fill = Fill(f"sim-x{tally['seq']:08d}", row["client_order_id"],
                     row["symbol"], side, qty, _exact(price),
                     _exact(self.costs.fee(float(qty), price)), time)
-        self.store.record_fill(row, fill)
+        tally["cash"] = self.store.record_fill(row, fill, tally["cash"])
+        tally["seq"] += 1
         if S(row["status"]) is S.FILLED:
             self._after_filled(row, time, ended)
         return [fill]

@@ -38,7 +38,10 @@ per client order id: an intent the book already holds is never sent again.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -60,12 +63,48 @@ from workbench.model.events import EventSink
 from workbench.orders.book import OrderBook, apply, order_payload, rebuild
 from workbench.orders.reconcile import Difference, Reconciliation, reconcile
 from workbench.orders.states import IllegalTransition, catch_up
-from workbench.plain import plain
+from workbench.plain import TAG, plain
 
 __all__ = ["OrderManager"]
 
 S = OrderStatus
 NEVER_ARRIVED = "never arrived: not at the broker after its acknowledgement window"
+
+
+_AS_IS = frozenset({str, int, bool, type(None)})
+_FLAT = frozenset({OrderIntent, Fill, Position})  # model objects with scalar fields only
+
+
+def _value(v):
+    """``plain(v)`` for one scalar field (the common types first)."""
+    kind = type(v)
+    if kind in _AS_IS:
+        return v
+    if kind is Decimal:
+        return format(v, "f")
+    if kind is pd.Timestamp:
+        return v.isoformat()
+    return plain(v)
+
+
+def _encode(obj) -> dict:
+    """:func:`~workbench.model.codec.encode` of an intent, a fill or a position: the same
+    payload (``tests/test_order_manager.py`` compares them), built field by field."""
+    if type(obj) not in _FLAT:
+        return encode(obj)
+    return {TAG: type(obj).__name__, **{f: _value(getattr(obj, f)) for f in _fields(type(obj))}}
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _plain(payload: dict) -> dict:
+    """``plain(payload)`` for an event's payload (text keys): its values already plain JSON
+    (most, the encoded model objects' fields) kept as they are, the others through
+    :func:`~workbench.plain.plain`; the same result, without walking every value."""
+    return {k: v if type(v) in _AS_IS else _value(v) for k, v in payload.items()}
 
 
 class OrderManager:
@@ -101,7 +140,7 @@ class OrderManager:
     def _emit(self, event_type: str, durable: bool = False, **payload) -> None:
         """Journal, then apply. ``time`` is the manager's clock, except in a fill's payload,
         where it is the fill's own time (the ``Fill`` field)."""
-        payload = plain({**payload, "time": payload.get("time", self.clock.now())})
+        payload = _plain({**payload, "time": payload.get("time", self.clock.now())})
         (self.sink.append_durable if durable else self.sink.append)(event_type, **payload)
         apply(self.book, event_type, payload)
 
@@ -152,7 +191,7 @@ class OrderManager:
         cid = intent.client_order_id
         if cid in self.book.orders:
             return self.book.orders[cid]  # one broker order per intent, ever
-        self._emit(ev.INTENT, durable=True, **encode(intent))
+        self._emit(ev.INTENT, durable=True, **_encode(intent))
         self.syncs += 1
         return self._send(intent, "submit")
 
@@ -165,7 +204,7 @@ class OrderManager:
         if not callable(getattr(self.sink, "sync", None)):
             raise TypeError(f"group commit needs a sink with sync(); {type(self.sink).__name__} "
                             "has none: use place()")
-        self._emit(ev.INTENT, **encode(intent))
+        self._emit(ev.INTENT, **_encode(intent))
         self._staged.append(intent)
         return self.book.orders[cid]
 
@@ -323,14 +362,14 @@ class OrderManager:
         and ``positions`` views) the order and the position it left."""
         if fill.execution_id in self.book.executions:
             return False
-        self._emit(ev.FILL, **encode(fill), source=source)
+        self._emit(ev.FILL, **_encode(fill), source=source)
         order = self.book.orders.get(fill.client_order_id)
         if order is not None:
             self._emit(ev.ORDER_UPDATE, client_order_id=order.client_order_id,
                        status=order.status, filled_quantity=order.filled_quantity,
                        average_price=order.average_price,
                        broker_order_id=order.broker_order_id, source="fill")
-        self._emit(ev.POSITION, **encode(self.book.ledger.positions[fill.symbol]))
+        self._emit(ev.POSITION, **_encode(self.book.ledger.positions[fill.symbol]))
         return True
 
     def _record_status(self, order: BrokerOrder, source: str) -> None:
