@@ -95,26 +95,31 @@ def _tagged(obj: Any) -> Any:
     return default(obj, tag=True)
 
 
+_ENCODER = json.JSONEncoder(default=_tagged, allow_nan=False, separators=(",", ":"))
+
+
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=_tagged, allow_nan=False, separators=(",", ":"))
+    """Compact JSON (one encoder for every event: ``json.dumps`` with options builds one
+    per call)."""
+    return _ENCODER.encode(obj)
 
 
-# the environment seen last, and its secrets: each as it is and as it reads inside JSON text
+# a copy of the environment seen last, and its secrets: each as it is and as it reads
+# inside JSON text
 _SECRETS: tuple[Any, list[tuple[str, str]]] = (None, [])
 
 
 def _secrets() -> list[tuple[str, str]]:
     """:func:`~workbench.secrets.secret_values` (with each one's JSON-escaped form), found
-    again only when the environment changed (its whole contents are the key: a variable
+    again only when the environment changed (its whole contents are compared: a variable
     set, changed or removed is seen by the next event); scanning it costs about 45 us,
     most of an event's encoding."""
     global _SECRETS
     data = getattr(os.environ, "_data", None)
     if not isinstance(data, dict):
         return _escaped(secret_values())
-    key = tuple(data.items())
-    if key != _SECRETS[0]:
-        _SECRETS = (key, _escaped(secret_values()))
+    if data != _SECRETS[0]:  # compared in C, nothing built (a tuple of it cost ~5 us)
+        _SECRETS = (dict(data), _escaped(secret_values()))
     return _SECRETS[1]
 
 

@@ -90,6 +90,7 @@ class RiskGateway:
         self._base: RiskContext | None = None
         self._ctx: RiskContext | None = None
         self._window = (None, None)  # order_window_s, and it as a Timedelta
+        self._day: tuple = (None, None)  # the clock's last time, its trading day
 
     # -- read-only state ------------------------------------------------------------------
     @property
@@ -290,4 +291,7 @@ class RiskGateway:
             at=self._clock.now().isoformat())
 
     def _today(self) -> dt.date:
-        return self._clock.now().tz_convert(MARKET_TZ).date()
+        now = self._clock.now()
+        if now is not self._day[0]:  # the same time object all bar long: converted once
+            self._day = (now, now.tz_convert(MARKET_TZ).date())
+        return self._day[1]

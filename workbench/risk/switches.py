@@ -117,18 +117,18 @@ def count_recent(times: Sequence[pd.Timestamp], now: pd.Timestamp, window: pd.Ti
                  since: pd.Timestamp | None = None) -> int:
     """How many ``times`` fall within ``window`` before ``now`` (and after ``since``).
 
-    ``times`` must be oldest first, as ``RiskContext.order_times`` and
-    ``exception_times`` are (stamped by the session's clock, which never goes back): the
-    count is a bisection, a few comparisons where a scan cost one per time (up to a
-    thousand, for every order reviewed). A sequence whose first time is after its last is
-    refused (ValueError); order in between is the caller's promise, not checked."""
+    Times oldest first, as ``RiskContext.order_times`` and ``exception_times`` are
+    (stamped by the session's clock, which never goes back), are counted by bisection: a
+    few comparisons where a scan cost one per time (up to a thousand, for every order
+    reviewed). A sequence whose first time is after its last (newest first, or unordered)
+    is scanned; one whose ends are in order is taken as ordered throughout."""
     start = now - window
     if since is not None and since > start:
         start = since
     if not isinstance(times, Sequence):
         times = tuple(times)
     if len(times) > 1 and times[0] > times[-1]:
-        raise ValueError("count_recent: times must be oldest first")
+        return sum(1 for t in times if t > start)
     return len(times) - bisect.bisect_right(times, start)
 
 
