@@ -785,7 +785,7 @@ def test_the_managers_payloads_are_the_codecs():
     are exactly :func:`workbench.model.codec.encode`'s."""
     from workbench.model import Fill, Position
     from workbench.model.codec import encode
-    from workbench.orders.manager import _encode
+    from workbench.orders.payloads import encode_model as _encode
 
     objects = [intent(), intent("x", 3, 2, Side.SELL, order_type=OrderType.BRACKET,
                                 stop_loss=D("90.125"), take_profit=D(100),

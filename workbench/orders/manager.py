@@ -38,10 +38,7 @@ per client order id: an intent the book already holds is never sent again.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -50,7 +47,6 @@ from workbench.brokers.base import (
     Broker,
     BrokerOrder,
     BrokerUpdate,
-    DuplicateClientOrderId,
     OrderNotFound,
     OrderRejected,
     RateLimited,
@@ -61,9 +57,10 @@ from workbench.model import events as ev
 from workbench.model.codec import encode
 from workbench.model.events import EventSink
 from workbench.orders.book import OrderBook, apply, order_payload, rebuild
+from workbench.orders.payloads import encode_model, plain_payload
 from workbench.orders.reconcile import Difference, Reconciliation, reconcile
+from workbench.orders.sending import Sending
 from workbench.orders.states import IllegalTransition, catch_up
-from workbench.plain import TAG, plain
 
 __all__ = ["OrderManager"]
 
@@ -71,43 +68,7 @@ S = OrderStatus
 NEVER_ARRIVED = "never arrived: not at the broker after its acknowledgement window"
 
 
-_AS_IS = frozenset({str, int, bool, type(None)})
-_FLAT = frozenset({OrderIntent, Fill, Position})  # model objects with scalar fields only
-
-
-def _value(v):
-    """``plain(v)`` for one scalar field (the common types first)."""
-    kind = type(v)
-    if kind in _AS_IS:
-        return v
-    if kind is Decimal:
-        return format(v, "f")
-    if kind is pd.Timestamp:
-        return v.isoformat()
-    return plain(v)
-
-
-def _encode(obj) -> dict:
-    """:func:`~workbench.model.codec.encode` of an intent, a fill or a position: the same
-    payload (``tests/test_order_manager.py`` compares them), built field by field."""
-    if type(obj) not in _FLAT:
-        return encode(obj)
-    return {TAG: type(obj).__name__, **{f: _value(getattr(obj, f)) for f in _fields(type(obj))}}
-
-
-@functools.cache
-def _fields(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
-
-
-def _plain(payload: dict) -> dict:
-    """``plain(payload)`` for an event's payload (text keys): its values already plain JSON
-    (most, the encoded model objects' fields) kept as they are, the others through
-    :func:`~workbench.plain.plain`; the same result, without walking every value."""
-    return {k: v if type(v) in _AS_IS else _value(v) for k, v in payload.items()}
-
-
-class OrderManager:
+class OrderManager(Sending):
     """Places, tracks and settles the orders of one run (see the module doc).
 
     ``sink`` is the run's journal or any :class:`~workbench.model.events.EventSink`;
@@ -140,7 +101,7 @@ class OrderManager:
     def _emit(self, event_type: str, durable: bool = False, **payload) -> None:
         """Journal, then apply. ``time`` is the manager's clock, except in a fill's payload,
         where it is the fill's own time (the ``Fill`` field)."""
-        payload = _plain({**payload, "time": payload.get("time", self.clock.now())})
+        payload = plain_payload({**payload, "time": payload.get("time", self.clock.now())})
         (self.sink.append_durable if durable else self.sink.append)(event_type, **payload)
         apply(self.book, event_type, payload)
 
@@ -191,7 +152,7 @@ class OrderManager:
         cid = intent.client_order_id
         if cid in self.book.orders:
             return self.book.orders[cid]  # one broker order per intent, ever
-        self._emit(ev.INTENT, durable=True, **_encode(intent))
+        self._emit(ev.INTENT, durable=True, **encode_model(intent))
         self.syncs += 1
         return self._send(intent, "submit")
 
@@ -204,7 +165,7 @@ class OrderManager:
         if not callable(getattr(self.sink, "sync", None)):
             raise TypeError(f"group commit needs a sink with sync(); {type(self.sink).__name__} "
                             "has none: use place()")
-        self._emit(ev.INTENT, **_encode(intent))
+        self._emit(ev.INTENT, **encode_model(intent))
         self._staged.append(intent)
         return self.book.orders[cid]
 
@@ -239,29 +200,6 @@ class OrderManager:
             sent.append(self._send(intent, "submit"))
         return sent
 
-    def _send_many(self, submit_many) -> list[Order]:
-        """The staged group in one broker call (see :meth:`commit`)."""
-        group, self._staged = self._staged, []
-        for intent in group:
-            self._emit(ev.BROKER_REQUEST, client_order_id=intent.client_order_id,
-                       action="submit")
-        try:
-            results = list(submit_many(group))
-            if len(results) != len(group):
-                raise TypeError(f"submit_many answered {len(results)} outcomes for "
-                                f"{len(group)} orders")
-        except Exception as e:  # the call failed: whether any order arrived is unknown
-            results = [e] * len(group)
-        failure = None
-        for intent, result in zip(group, results, strict=True):
-            try:
-                self._settle(intent.client_order_id, "submit", result)
-            except Exception as e:  # not a broker's answer: raised once the group is settled
-                failure = failure or e
-        if failure is not None:
-            raise failure
-        return [self.book.orders[i.client_order_id] for i in group]
-
     def place_all(self, intents: Iterable[OrderIntent]) -> list[Order]:
         """:meth:`stage` each intent, then :meth:`commit`: N intents, one sync. The orders
         of ``intents`` as they then stand, in their order (known ones not sent again)."""
@@ -277,30 +215,6 @@ class OrderManager:
         except Exception as e:
             result = e
         return self._settle(cid, action, result)
-
-    def _settle(self, cid: str, action: str, result) -> Order:
-        """Journal the outcome of submitting ``cid``: the broker's order, or the exception
-        the submit raised (re-raised here, after journaling, unless the broker's own)."""
-        if isinstance(result, DuplicateClientOrderId):
-            self._reply(cid, "duplicate", action, reason=str(result))
-            return self.sync(cid)
-        if isinstance(result, RateLimited):
-            self._reply(cid, "rejected", action, reason=f"rate limited, not sent: {result}")
-        elif isinstance(result, OrderRejected):
-            self._reply(cid, "rejected", action, reason=result.reason)
-        elif isinstance(result, BaseException):  # timeout, lost reply, 5xx, adapter bug
-            if self.book.orders[cid].status is S.UNKNOWN:
-                self._reply(cid, "unknown", action, reason=repr(result))
-            else:
-                self._emit(ev.ORDER_UNKNOWN, client_order_id=cid, action=action,
-                           error=repr(result))
-            if not isinstance(result, TemporaryBrokerError):
-                raise result
-        else:
-            self._reply(cid, "accepted", action, status=result.status,
-                        broker_order_id=result.broker_order_id)
-            self._learn_legs(result)
-        return self.book.orders[cid]
 
     def _reply(self, cid: str, outcome: str, action: str = "submit", **fields) -> None:
         self._emit(ev.BROKER_REPLY, client_order_id=cid, action=action, outcome=outcome, **fields)
@@ -362,14 +276,14 @@ class OrderManager:
         and ``positions`` views) the order and the position it left."""
         if fill.execution_id in self.book.executions:
             return False
-        self._emit(ev.FILL, **_encode(fill), source=source)
+        self._emit(ev.FILL, **encode_model(fill), source=source)
         order = self.book.orders.get(fill.client_order_id)
         if order is not None:
             self._emit(ev.ORDER_UPDATE, client_order_id=order.client_order_id,
                        status=order.status, filled_quantity=order.filled_quantity,
                        average_price=order.average_price,
                        broker_order_id=order.broker_order_id, source="fill")
-        self._emit(ev.POSITION, **_encode(self.book.ledger.positions[fill.symbol]))
+        self._emit(ev.POSITION, **encode_model(self.book.ledger.positions[fill.symbol]))
         return True
 
     def _record_status(self, order: BrokerOrder, source: str) -> None:
