@@ -26,6 +26,9 @@ engine's decision, intents, risk review, and the order manager's place (the dura
 journal append, then the sim broker's submit); the session journals it per bar
 (``equity`` event, ``latency_ms``) and returns p50/p99/max. Wall time is the whole
 ``run_session`` call (start, reconcile, load of the stored bars and the end included).
+``--before REV`` runs git revision REV's ``workbench`` (exported with ``git archive``)
+and this checkout's alternately, each run a fresh process on the same stored bars, and
+prints before/after ratios; ``--sections`` adds a run with each step of a bar timed.
 """
 
 from __future__ import annotations
