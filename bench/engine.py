@@ -26,17 +26,25 @@ engine's decision, intents, risk review, and the order manager's place (the dura
 journal append, then the sim broker's submit); the session journals it per bar
 (``equity`` event, ``latency_ms``) and returns p50/p99/max. Wall time is the whole
 ``run_session`` call (start, reconcile, load of the stored bars and the end included).
+``--before REV`` runs git revision REV's ``workbench`` (exported with ``git archive``)
+and this checkout's alternately, each run a fresh process on the same stored bars, and
+prints before/after ratios; ``--sections`` adds a run with each step of a bar timed.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+
+import pandas as pd
 
 import workbench as wb
 from workbench.config import load_settings
@@ -83,6 +91,61 @@ def replay(feed: ReplayFeed, window: int | None, incremental: bool = True) -> di
             "anchored": engine.window.anchored}
 
 
+# the steps of a session's bar timed by --sections: (label, owner module, class, method)
+SECTIONS = (
+    ("broker.on_bars: fills due on the bar", "workbench.brokers.sim", "SimBroker", "on_bars"),
+    ("manager.process_updates: fills and statuses journaled", "workbench.orders.manager",
+     "OrderManager", "process_updates"),
+    ("manager.settle_unknown", "workbench.orders.manager", "OrderManager", "settle_unknown"),
+    ("risk.on_bar: kill switches", "workbench.risk.gateway", "RiskGateway", "on_bar"),
+    ("trader.context: the risk snapshot", "workbench.session.trader", "Trader", "context"),
+    ("engine.on_bars: the decision", "workbench.engine.engine", "Engine", "on_bars"),
+    ("trader.from_signals: intents sized", "workbench.session.trader", "Trader", "from_signals"),
+    ("risk.review: pre-trade checks, journaled", "workbench.risk.gateway", "RiskGateway",
+     "review"),
+    ("manager.stage: intents journaled, booked", "workbench.orders.manager", "OrderManager",
+     "stage"),
+    ("manager.commit: sync, send, replies journaled", "workbench.orders.manager",
+     "OrderManager", "commit"),
+    ("  of which journal.sync (fdatasync)", "workbench.journal.writer", "Journal", "sync"),
+    ("  of which broker.submit_many / submit", "workbench.brokers.sim", "SimBroker",
+     "submit_many"),
+    ("  of which broker.submit (single intents)", "workbench.brokers.sim", "SimBroker",
+     "submit"),
+    ("journal.append, all events (inside the above too)", "workbench.journal.writer",
+     "Journal", "append"),
+)
+
+
+@contextmanager
+def sections(totals: dict):
+    """Time the methods of SECTIONS (perf_counter around each call; inclusive: a section
+    called inside another counts in both) into ``totals[label]`` as [seconds, calls]."""
+    import importlib
+    saved = []
+    for label, module, cls, name in SECTIONS:
+        owner = getattr(importlib.import_module(module), cls)
+        original = owner.__dict__.get(name)
+        totals[label] = [0.0, 0]
+        if original is None:  # not in this tree's code (an older revision)
+            continue
+
+        def timed(*a, _f=original, _t=totals[label], **kw):
+            t0 = time.perf_counter()
+            try:
+                return _f(*a, **kw)
+            finally:
+                _t[0] += time.perf_counter() - t0
+                _t[1] += 1
+        saved.append((owner, name, original))
+        setattr(owner, name, timed)
+    try:
+        yield totals
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
+
 @contextmanager
 def recomputing(on: bool):
     """The session's engine as before issue 10 (whole window, no carried state): bench only."""
@@ -96,14 +159,14 @@ def recomputing(on: bool):
 
 
 def session_replay(store: Store, root: Path, day, history_days: int, max_orders,
-                   recompute: bool = False) -> dict:
+                   recompute: bool = False, timed: dict | None = None) -> dict:
     """One fresh ``run_session`` of ``day``: latency to orders sent, wall time, throughput."""
     bars = int(load_sessions(1, None, "1Min", end=day, store=store).close.notna().to_numpy().sum())
     start = time.perf_counter()
     risk = load_settings().risk
     if max_orders is not None:  # the order-rate kill switch (default: halts at order 51)
         risk = risk.model_copy(update={"max_orders": max_orders})
-    with recomputing(recompute):
+    with recomputing(recompute), (sections(timed) if timed is not None else nullcontext()):
         result = run_session(sma_rsi, replay_date=day, speed="max", history_days=history_days,
                              store=store, runs_root=root / "runs", risk=risk)
     wall = time.perf_counter() - start
@@ -115,6 +178,77 @@ def session_replay(store: Store, root: Path, day, history_days: int, max_orders,
             "bars_per_s": bars / wall, "signals": f"{result.orders} orders, {result.fills} fills",
             "window_rows": f"outcome {result.outcome}, state {result.state}{halts}",
             "anchored": False}
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _export(rev: str, into: Path) -> Path:
+    """The ``workbench`` package of git revision ``rev`` under ``into`` (read from the
+    repository with ``git archive``: nothing in it changes)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "workbench"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def _worker_run(tree: Path, home: str, day, args, timed: bool = False) -> dict:
+    """One ``session_replay`` in a fresh process with ``tree``'s ``workbench`` first on
+    the path (this script's strategy and timing, that tree's session)."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "WORKBENCH_HOME": home}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(day),
+           "--history-days", str(args.history_days)]
+    cmd += ["--max-orders", str(args.max_orders)] if args.max_orders is not None else []
+    cmd += ["--sections"] if timed else []
+    out = subprocess.run(cmd, env=env, cwd=home, capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise SystemExit(f"worker on {tree} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def worker(args) -> None:
+    """--worker DAY: one session run on $WORKBENCH_HOME/data, its figures as JSON."""
+    import workbench
+    home = Path(os.environ["WORKBENCH_HOME"])
+    store = Store(home / "data")
+    day = pd.Timestamp(args.worker).date()
+    sma_rsi(load_sessions(1, None, "1Min", end=day, store=store).iloc(slice(0, 40)))  # warm
+    timed: dict | None = {} if args.sections else None
+    with tempfile.TemporaryDirectory(dir=home) as tmp:
+        r = session_replay(store, Path(tmp), day, args.history_days, args.max_orders,
+                           timed=timed)
+    r["workbench"] = str(Path(workbench.__file__).parent)
+    if timed is not None:
+        r["sections"] = timed
+    print(json.dumps(r))
+
+
+def compare_trees(store_home: str, day, args) -> None:
+    """--before REV: that revision's session and this checkout's, alternating run by run
+    in fresh processes on the same stored bars; before / after ratios of the best runs."""
+    with tempfile.TemporaryDirectory(prefix="wb-engine-before-") as tmp:
+        trees = {f"before ({args.before})": _export(args.before, Path(tmp) / "before"),
+                 "after (this checkout)": ROOT}
+        runs: dict[str, list[dict]] = {name: [] for name in trees}
+        for _ in range(args.repeat):
+            for name, tree in trees.items():
+                r = _worker_run(tree, store_home, day, args)
+                runs[name].append(r)
+                print(f"{name}: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max "
+                      f"{r['max_ms']:.1f} ms; day in {r['wall_s']:.1f} s; {r['signals']}; "
+                      f"{r['window_rows']}  [{r['workbench']}]", flush=True)
+    before, after = runs.values()
+    for key in ("p50_ms", "p99_ms", "wall_s"):
+        best_b, best_a = min(r[key] for r in before), min(r[key] for r in after)
+        print(f"best of {args.repeat}: {key} before {best_b:.1f}, after {best_a:.1f}: "
+              f"before / after {best_b / best_a:.2f}x")
+    worst_p99 = max(r["p99_ms"] for r in after)
+    worst_day = max(r["wall_s"] for r in after)
+    print(f"targets (after): p99 <= {P99_TARGET_MS:.0f} ms: "
+          f"{'met' if worst_p99 <= P99_TARGET_MS else 'MISSED'} (worst {worst_p99:.1f} ms, "
+          f"best {min(r['p99_ms'] for r in after):.1f} ms); a day in <= {DAY_TARGET_S:.0f} s: "
+          f"{'met' if worst_day <= DAY_TARGET_S else 'MISSED'} (worst {worst_day:.1f} s)")
 
 
 def main() -> None:
@@ -132,11 +266,22 @@ def main() -> None:
                     help="recompute the strategy on the whole window at every bar (before issue 10)")
     ap.add_argument("--compare", action="store_true",
                     help="alternate runs with and without --recompute; print the ratios")
+    ap.add_argument("--sections", action="store_true",
+                    help="session: one more run with the steps of a bar timed (not in the "
+                         "figures above: the timers add their own cost)")
+    ap.add_argument("--before", metavar="REV",
+                    help="session: also run git revision REV's workbench, alternating with "
+                         "this checkout's in fresh processes; print before/after ratios")
+    ap.add_argument("--worker", metavar="DAY", help=argparse.SUPPRESS)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     if args.history_days is None:
         args.history_days = 1 if args.path == "session" else 0
+    if args.worker:
+        return worker(args)
+    if args.before and args.path != "session":
+        ap.error("--before compares sessions: give --path session")
     if args.path == "session" and args.days != 1:
         ap.error("--path session replays one day (--days 1)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,6 +300,9 @@ def main() -> None:
         sma_rsi(feed.replayed.iloc(slice(0, 40)))  # first TA-Lib calls and imports: not timed
         print(f"replay: {len(feed)} timestamps, {len(feed.history() or [])} history rows; "
               f"strategy {sma_rsi!r}")
+        if args.before:
+            print(f"session: run_session of {day}, {args.history_days} history day(s)")
+            return compare_trees(tmp, day, args)
         if args.path == "session":
             print(f"session: run_session of {day}, {args.history_days} history day(s)")
             modes = [False, True] * args.repeat if args.compare else [args.recompute] * args.repeat
@@ -165,6 +313,16 @@ def main() -> None:
             runs = [replay(feed, args.window, not m) for m in modes]
         for r, m in zip(runs, modes):
             r["mode"] = "recomputed (before)" if m else "carried (after)"
+        if args.path == "session" and args.sections:
+            timed: dict = {}
+            r = session_replay(store, Path(tmp), day, args.history_days, args.max_orders,
+                               args.recompute, timed)
+            print(f"sections (one more run, timers on: p50 {r['p50_ms']:.1f} ms, p99 "
+                  f"{r['p99_ms']:.1f} ms, {r['wall_s']:.1f} s), per bar over "
+                  f"{r['timestamps']} bars:")
+            for label, (secs, calls) in timed.items():
+                print(f"  {label:<58} {secs / r['timestamps'] * 1e3:7.2f} ms  "
+                      f"({calls:,} calls, {secs / max(calls, 1) * 1e6:,.0f} us each)")
     for i, r in enumerate(runs, 1):
         tail = (f"{r['signals']} signals; window {r['window_rows']} rows"
                 f"{' (anchored)' if r['anchored'] else ''}" if args.path == "engine"

@@ -395,3 +395,21 @@ def test_state_never_loosens_without_an_operator_resume(ops):
                                   reason=op[2]), ctx)
         rank = {ACTIVE: 0, REDUCING: 1, HALTED: 2}
         assert rank[gw.state] >= rank[before], (op, before, gw.state)
+
+
+def test_count_recent_bisects_times_oldest_first_as_a_scan_counts():
+    from workbench.risk.switches import count_recent
+
+    base = pd.Timestamp("2026-01-02 15:00", tz="UTC")
+    times = tuple(base + pd.Timedelta(seconds=s) for s in (0, 10, 10, 30, 60, 61, 300))
+    window = pd.Timedelta(seconds=60)
+    for now_s in (0, 10, 59, 60, 70, 90, 120, 121, 360, 400):
+        now = base + pd.Timedelta(seconds=now_s)
+        for since in (None, base + pd.Timedelta(seconds=10), base + pd.Timedelta(seconds=500)):
+            start = max(now - window, since) if since is not None else now - window
+            assert count_recent(times, now, window, since) == sum(t > start for t in times)
+            assert count_recent(iter(times), now, window, since) == sum(t > start for t in times)
+    assert count_recent((), base, window) == 0
+    newest_first = times[::-1]  # scanned, not bisected
+    now = base + pd.Timedelta(seconds=90)
+    assert count_recent(newest_first, now, window) == 3 == count_recent(times, now, window)

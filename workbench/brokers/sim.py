@@ -55,6 +55,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.brokers.base import (
+    BrokerError,
     BrokerOrder,
     BrokerUpdate,
     DuplicateClientOrderId,
@@ -70,7 +71,7 @@ from workbench.brokers.sim_rules import (
     ohlc,
     reference_price,
 )
-from workbench.brokers.sim_store import SimStore, order_from_row
+from workbench.brokers.sim_store import SimStore, order_from_row, stored_time
 from workbench.model import (
     Account,
     Fill,
@@ -147,30 +148,71 @@ class SimBroker:
             raise OutcomeUnknown(f"order {intent.client_order_id}: reply lost (simulated)")
         return order
 
-    def _accept(self, intent: OrderIntent) -> BrokerOrder:
-        check_bracket(intent)
+    def submit_many(self, intents) -> list[BrokerOrder | BrokerError]:
+        """Submit a group of orders in one transaction (one commit for the group, where
+        :meth:`submit` commits each): each intent's outcome as :meth:`submit` would give
+        it, in order, a :class:`BrokerOrder` or the error it would raise (returned, not
+        raised: a duplicate or a rejected bracket does not stop the others). A process
+        killed during the call leaves none of the group at the broker; after it, all the
+        accepted ones. With submit faults pending (tests) each intent goes through
+        :meth:`submit`, one by one, so every fault keeps its meaning."""
+        intents = list(intents)
+        if any(f.op == "submit" for f in self.faults.pending):
+            return [self._outcome(intent) for intent in intents]
+        out: list[BrokerOrder | BrokerError] = []
         with self.store.write():
-            if self.store.order(intent.client_order_id) is not None:
-                raise DuplicateClientOrderId(
-                    f"client_order_id must be unique: {intent.client_order_id}")
-            row = self._row(intent, self._not_before(intent))
-            self._insert(row)
-            if intent.order_type is OrderType.BRACKET:
-                self._insert_legs(intent, row)
-            elif intent.order_type is OrderType.OCO and intent.stop_loss is not None \
-                    and intent.take_profit is not None:
-                self._insert_oco_leg(intent, row)
-        return self.get_order(intent.client_order_id)
+            stored = self._stored_bar()
+            seq = self.store.next_order_seq()
+            for intent in intents:
+                try:
+                    order, seq = self._accept_in(intent, stored, seq)
+                except (OrderRejected, DuplicateClientOrderId) as e:
+                    out.append(e)
+                else:
+                    out.append(order)
+        return out
 
-    def _not_before(self, intent: OrderIntent) -> pd.Timestamp | None:
+    def _outcome(self, intent: OrderIntent) -> BrokerOrder | BrokerError:
+        try:
+            return self.submit(intent)
+        except BrokerError as e:
+            return e
+
+    def _accept(self, intent: OrderIntent) -> BrokerOrder:
+        with self.store.write():
+            order, _ = self._accept_in(intent, self._stored_bar(), self.store.next_order_seq())
+        return order
+
+    def _accept_in(self, intent: OrderIntent, stored, seq: int) -> tuple[BrokerOrder, int]:
+        """Insert ``intent`` (and its legs) in the open transaction; ``seq``: the next
+        order's sequence number. The order as stored, and the sequence after it."""
+        check_bracket(intent)
+        if self.store.order(intent.client_order_id) is not None:
+            raise DuplicateClientOrderId(
+                f"client_order_id must be unique: {intent.client_order_id}")
+        row = self._row(intent, self._not_before(intent, stored), seq)
+        rows = [self._insert(row)]
+        if intent.order_type is OrderType.BRACKET:
+            rows += self._insert_legs(intent, row, seq + 1)
+        elif intent.order_type is OrderType.OCO and intent.stop_loss is not None \
+                and intent.take_profit is not None:
+            rows.append(self._insert_oco_leg(intent, row, seq + 1))
+        legs = tuple(order_from_row(r) for r in rows[1:])
+        return order_from_row(rows[0], legs), seq + len(rows)
+
+    def _stored_bar(self) -> pd.Timestamp | None:
+        """The last bar any broker object on this file saw (read in the transaction)."""
         stored = self.store.meta("last_bar_time")
+        return to_utc(stored) if stored else None
+
+    def _not_before(self, intent: OrderIntent, stored) -> pd.Timestamp | None:
         times = [t for t in (intent.bar_time, self._last_bar, stored) if t is not None]
         return max(to_utc(t) for t in times) if times else None
 
-    def _row(self, intent: OrderIntent, not_before) -> dict:
+    def _row(self, intent: OrderIntent, not_before, seq: int) -> dict:
         now = self._now()
         return {"client_order_id": intent.client_order_id,
-                "broker_order_id": f"sim-{self.store.next_order_seq():08d}",
+                "broker_order_id": f"sim-{seq:08d}",
                 "symbol": intent.symbol, "side": intent.side, "quantity": intent.quantity,
                 "order_type": intent.order_type, "limit_price": intent.limit_price,
                 "stop_price": intent.stop_price, "take_profit": intent.take_profit,
@@ -179,29 +221,34 @@ class SimBroker:
                 "status": S.ACCEPTED, "filled_quantity": _ZERO, "not_before": not_before,
                 "created_at": now, "updated_at": now}
 
-    def _insert_legs(self, intent: OrderIntent, entry: dict) -> None:
-        for suffix, leg, kind, price in (("sl", "stop_loss", OrderType.STOP, "stop_price"),
-                                         ("tp", "take_profit", OrderType.LIMIT, "limit_price")):
+    def _insert_legs(self, intent: OrderIntent, entry: dict, seq: int) -> list[dict]:
+        rows = []
+        for n, (suffix, leg, kind, price) in enumerate((
+                ("sl", "stop_loss", OrderType.STOP, "stop_price"),
+                ("tp", "take_profit", OrderType.LIMIT, "limit_price"))):
             row = {**entry, "client_order_id": f"{intent.client_order_id}.{suffix}",
-                   "broker_order_id": f"sim-{self.store.next_order_seq():08d}",
+                   "broker_order_id": f"sim-{seq + n:08d}",
                    "side": _OPPOSITE[intent.side], "order_type": kind, "limit_price": None,
                    "stop_price": None, "take_profit": None, "stop_loss": None,
                    "parent_id": intent.client_order_id, "leg": leg, "not_before": None}
             row[price] = getattr(intent, leg)
-            self._insert(row)
+            rows.append(self._insert(row))
+        return rows
 
-    def _insert_oco_leg(self, intent: OrderIntent, parent: dict) -> None:
+    def _insert_oco_leg(self, intent: OrderIntent, parent: dict, seq: int) -> dict:
         """The take-profit leg of an oco: active at once (from the parent's ``not_before``)."""
-        self._insert({**parent, "client_order_id": f"{intent.client_order_id}.tp",
-                      "broker_order_id": f"sim-{self.store.next_order_seq():08d}",
-                      "order_type": OrderType.LIMIT, "limit_price": intent.take_profit,
-                      "stop_price": None, "take_profit": None, "stop_loss": None,
-                      "parent_id": intent.client_order_id, "leg": "take_profit",
-                      "not_before": None, "active_from": parent["not_before"]})
+        return self._insert({**parent, "client_order_id": f"{intent.client_order_id}.tp",
+                             "broker_order_id": f"sim-{seq:08d}",
+                             "order_type": OrderType.LIMIT, "limit_price": intent.take_profit,
+                             "stop_price": None, "take_profit": None, "stop_loss": None,
+                             "parent_id": intent.client_order_id, "leg": "take_profit",
+                             "not_before": None, "active_from": parent["not_before"]})
 
-    def _insert(self, row: dict) -> None:
-        self.store.insert_order(row)
-        self.store.add_update("accepted", row, None, row["created_at"])
+    def _insert(self, row: dict) -> dict:
+        """Store an order and its "accepted" update; the row as stored (text)."""
+        stored = self.store.insert_order(row)
+        self.store.add_update("accepted", stored, None, row["created_at"])
+        return stored
 
     def cancel(self, client_order_id: str) -> None:
         fault = self.faults.take("cancel")
@@ -283,9 +330,14 @@ class SimBroker:
             rows.sort(key=lambda r: (r["order_type"] not in ("market", "bracket")
                                      or r["limit_price"] is not None, r["seq"]))
             ended: set[str] = set()
+            # the bar's fills numbered from the file's next one, cash moved in memory and
+            # written once: the same rows as a fill at a time, in the same transaction
+            tally = {"seq": self.store.next_fill_seq(), "cash": Decimal(self.store.meta("cash"))}
             for row in rows:
                 if row["client_order_id"] not in ended:
-                    fills += self._try_fill(row, time, ohlc(bars[row["symbol"]]), ended)
+                    fills += self._try_fill(row, time, ohlc(bars[row["symbol"]]), ended, tally)
+            if fills:
+                self.store.set_meta("cash", tally["cash"])
             self.store.set_meta("last_bar_time", self._last_bar)
         return fills
 
@@ -294,10 +346,10 @@ class SimBroker:
         if row["symbol"] not in bars:
             return False
         if row["parent_id"] is not None:
-            return row["active_from"] is not None and time > pd.Timestamp(row["active_from"])
-        return row["not_before"] is None or time > pd.Timestamp(row["not_before"])
+            return row["active_from"] is not None and time > stored_time(row["active_from"])
+        return row["not_before"] is None or time > stored_time(row["not_before"])
 
-    def _try_fill(self, row: dict, time, ohlc, ended: set[str]) -> list[Fill]:
+    def _try_fill(self, row: dict, time, ohlc, ended: set[str], tally: dict) -> list[Fill]:
         side, kind = Side(row["side"]), OrderType(row["order_type"])
         limit = float(row["limit_price"]) if row["limit_price"] else None
         stop = float(row["stop_price"]) if row["stop_price"] else None
@@ -313,10 +365,11 @@ class SimBroker:
         if row["notional"] is not None:  # its shares are known now: the order's quantity
             row["quantity"] = str(qty)
             self.store.update_order(row["client_order_id"], quantity=qty)
-        fill = Fill(f"sim-x{self.store.next_fill_seq():08d}", row["client_order_id"],
+        fill = Fill(f"sim-x{tally['seq']:08d}", row["client_order_id"],
                     row["symbol"], side, qty, _exact(price),
                     _exact(self.costs.fee(float(qty), price)), time)
-        self.store.record_fill(row, fill)
+        tally["cash"] = self.store.record_fill(row, fill, tally["cash"])
+        tally["seq"] += 1
         if S(row["status"]) is S.FILLED:
             self._after_filled(row, time, ended)
         return [fill]

@@ -12,6 +12,7 @@ Decimals are stored as text, times as ISO-8601 UTC text: nothing is rounded by S
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -26,7 +27,7 @@ from workbench.brokers.base import BrokerOrder, BrokerUpdate
 from workbench.brokers.sim_rules import position_after
 from workbench.model import Fill, OrderStatus, OrderType, Position, Side, TimeInForce
 
-__all__ = ["ORDER_FIELDS", "SimStore", "fill_from_row", "order_from_row"]
+__all__ = ["ORDER_FIELDS", "SimStore", "fill_from_row", "order_from_row", "stored_time"]
 
 ORDER_FIELDS = ("client_order_id", "broker_order_id", "symbol", "side", "quantity",
                 "order_type", "limit_price", "stop_price", "take_profit", "stop_loss",
@@ -50,6 +51,8 @@ CREATE INDEX IF NOT EXISTS fills_order ON fills (client_order_id);
 CREATE TABLE IF NOT EXISTS positions (symbol TEXT PRIMARY KEY, quantity TEXT, average_price TEXT);
 CREATE TABLE IF NOT EXISTS updates (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT);
 """
+_INSERT_ORDER = (f"INSERT INTO orders ({', '.join(ORDER_FIELDS)}) "
+                 f"VALUES ({', '.join('?' * len(ORDER_FIELDS))})")
 _OPEN = tuple(s.value for s in OrderStatus if not s.is_terminal)
 
 
@@ -58,7 +61,13 @@ def _dec(v) -> Decimal | None:
 
 
 def _ts(v) -> pd.Timestamp | None:
-    return None if v is None else pd.Timestamp(v)
+    return None if v is None else stored_time(v)
+
+
+@functools.lru_cache(maxsize=4096)
+def stored_time(v: str) -> pd.Timestamp:
+    """A stored time (remembered: the orders and updates of a bar share a few)."""
+    return pd.Timestamp(v)
 
 
 def text(v) -> str | None:
@@ -137,11 +146,11 @@ class SimStore:
                          (key, text(value)))
 
     # -- orders ---------------------------------------------------------------------------
-    def insert_order(self, row: dict) -> int:
-        cols = ", ".join(ORDER_FIELDS)
-        cur = self._db.execute(f"INSERT INTO orders ({cols}) VALUES ({', '.join('?' * len(ORDER_FIELDS))})",
-                               [text(row.get(f)) for f in ORDER_FIELDS])
-        return cur.lastrowid
+    def insert_order(self, row: dict) -> dict:
+        """Store an order; its fields as stored (text, as :meth:`order` reads them)."""
+        values = [text(row.get(f)) for f in ORDER_FIELDS]
+        self._db.execute(_INSERT_ORDER, values)
+        return dict(zip(ORDER_FIELDS, values, strict=True))
 
     def next_order_seq(self) -> int:
         rows = self._rows("SELECT seq FROM sqlite_sequence WHERE name = 'orders'")
@@ -200,13 +209,14 @@ class SimStore:
                                      Decimal(r["average_price"])) for r in rows}
         return {s: p for s, p in out.items() if p.quantity != 0}
 
-    def record_fill(self, row: dict, fill: Fill) -> None:
+    def record_fill(self, row: dict, fill: Fill, cash: Decimal) -> Decimal:
         """Book ``fill`` of order ``row`` (updated in place): the fill, the position, the
-        cash, the order's filled quantity, average price and status, the update."""
+        order's filled quantity, average price and status, the update; the cash after it,
+        from ``cash`` before it (the caller writes it: ``set_meta("cash", ...)``, in the
+        same transaction)."""
         self.insert_fill(fill)
         self.set_position(position_after(self.position(fill.symbol), fill))
-        self.set_meta("cash", Decimal(self.meta("cash"))
-                      - fill.side.sign * fill.quantity * fill.price - fill.fee)
+        cash = cash - fill.side.sign * fill.quantity * fill.price - fill.fee
         done, avg = Decimal(row["filled_quantity"]), Decimal(row["average_price"] or 0)
         filled = done + fill.quantity
         status = OrderStatus.FILLED if filled == Decimal(row["quantity"]) \
@@ -217,6 +227,7 @@ class SimStore:
                           average_price=row["average_price"], updated_at=fill.time)
         event = "fill" if status is OrderStatus.FILLED else "partial_fill"
         self.add_update(event, row, fill, fill.time)
+        return cash
 
     # -- the update stream ----------------------------------------------------------------
     def add_update(self, event: str, order_row: dict, fill: Fill | None, time) -> None:

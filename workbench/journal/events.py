@@ -95,30 +95,41 @@ def _tagged(obj: Any) -> Any:
     return default(obj, tag=True)
 
 
+_ENCODER = json.JSONEncoder(default=_tagged, allow_nan=False, separators=(",", ":"))
+
+
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=_tagged, allow_nan=False, separators=(",", ":"))
+    """Compact JSON (one encoder for every event: ``json.dumps`` with options builds one
+    per call)."""
+    return _ENCODER.encode(obj)
 
 
-_SECRETS: tuple[Any, list[str]] = (None, [])  # the environment seen last, its secrets
+# a copy of the environment seen last, and its secrets: each as it is and as it reads
+# inside JSON text
+_SECRETS: tuple[Any, list[tuple[str, str]]] = (None, [])
 
 
-def _secrets() -> list[str]:
-    """:func:`~workbench.secrets.secret_values`, found again only when the environment
-    changed (its whole contents are the key: a variable set, changed or removed is seen
-    by the next event); scanning it costs about 45 us, most of an event's encoding."""
+def _secrets() -> list[tuple[str, str]]:
+    """:func:`~workbench.secrets.secret_values` (with each one's JSON-escaped form), found
+    again only when the environment changed (its whole contents are compared: a variable
+    set, changed or removed is seen by the next event); scanning it costs about 45 us,
+    most of an event's encoding."""
     global _SECRETS
     data = getattr(os.environ, "_data", None)
     if not isinstance(data, dict):
-        return secret_values()
-    key = tuple(data.items())
-    if key != _SECRETS[0]:
-        _SECRETS = (key, secret_values())
+        return _escaped(secret_values())
+    if data != _SECRETS[0]:  # compared in C, nothing built (a tuple of it cost ~5 us)
+        _SECRETS = (dict(data), _escaped(secret_values()))
     return _SECRETS[1]
 
 
+def _escaped(values) -> list[tuple[str, str]]:
+    return [(value, json.dumps(value)[1:-1]) for value in values]
+
+
 def _has_secret(text: str) -> bool:
-    for value in _secrets():
-        if value in text or json.dumps(value)[1:-1] in text:
+    for value, escaped in _secrets():
+        if value in text or escaped in text:
             return True
     return False
 
@@ -138,11 +149,14 @@ def _body(kind: str, payload: Mapping[str, Any]) -> str:
     return body
 
 
-def encode_event(seq: int, ts: pd.Timestamp, kind: str, payload: Mapping[str, Any]) -> bytes:
-    """One event as a line of ASCII JSON ending in a newline, secrets masked."""
+def encode_event(seq: int, ts: pd.Timestamp, kind: str, payload: Mapping[str, Any], *,
+                 stamp: str | None = None) -> bytes:
+    """One event as a line of ASCII JSON ending in a newline, secrets masked. ``stamp``:
+    ``ts``'s ISO text, when the caller has it already."""
     if kind not in EVENT_TYPES and not (isinstance(kind, str) and _TYPE_WORD.fullmatch(kind)):
         raise JournalError(f"event type {kind!r} is not a lowercase word like {FILL!r}")
-    stamp = pd.Timestamp(ts).isoformat()
+    if stamp is None:
+        stamp = pd.Timestamp(ts).isoformat()
     line = (f'{LINE_PREFIX % kind}"seq":{seq:d},"ts":"{stamp}",'
             f'"payload":{_body(kind, payload)}}}\n')
     return line.encode("ascii")

@@ -27,6 +27,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Self
 
+import pandas as pd
+
 from workbench.clock import Clock
 from workbench.fsutil import atomic_write, exclusive_lock, fsync_dir
 from workbench.journal.events import (
@@ -100,6 +102,8 @@ class Journal:
         self._recovered = recovered
         self._mutex = threading.Lock()
         self._failed: str | None = None
+        self._now: Any = None  # the clock's last time, and (UTC, ISO text) of it
+        self._ts: tuple[pd.Timestamp, str] = (pd.Timestamp(0, tz="UTC"), "")
         files = segments(folder)
         self._index = int(files[-1].name.split(".")[0]) if files else 1
         self._fd = os.open(folder / _segment_name(self._index), _APPEND, 0o644)
@@ -174,11 +178,20 @@ class Journal:
         """:meth:`append`, then ``fdatasync``: the event survives a crash of the machine."""
         return self._append(kind, make_payload(obj, fields), durable=True)
 
+    def _stamp(self) -> tuple[pd.Timestamp, str]:
+        """The clock's time in UTC and its ISO text; the last ones again while the clock
+        hands out the same object (a simulated clock does for every event of a bar)."""
+        now = self._clock.now()
+        if now is not self._now:
+            ts = to_utc(now)
+            self._now, self._ts = now, (ts, ts.isoformat())
+        return self._ts
+
     def _append(self, kind: str, payload: dict[str, Any], durable: bool) -> Event:
         with self._mutex:
             self._check_writable()
-            ts = to_utc(self._clock.now())
-            line = encode_event(self._seq + 1, ts, kind, payload)
+            ts, stamp = self._stamp()
+            line = encode_event(self._seq + 1, ts, kind, payload, stamp=stamp)
             self._write(line)
             self._seq += 1
             if durable:

@@ -23,6 +23,7 @@ moves cash and positions, because the money moved at the broker.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -33,7 +34,8 @@ import pandas as pd
 from workbench.brokers.base import BrokerOrder
 from workbench.model import Fill, Order, OrderIntent, OrderStatus, Position
 from workbench.model import events as ev
-from workbench.model.codec import decimal_of, decode, encode, time_of
+from workbench.model.codec import decimal_of, decode, encode
+from workbench.model.codec import time_of as _parse_time
 from workbench.orders.ledger import Ledger
 from workbench.orders.states import Event, EventKind, IllegalTransition, catch_up, transition
 from workbench.plain import plain
@@ -41,6 +43,15 @@ from workbench.plain import plain
 __all__ = ["EVENT_TYPES", "OrderBook", "apply", "order_payload", "rebuild"]
 
 S = OrderStatus
+
+
+@functools.lru_cache(maxsize=4096)
+def time_of(value):
+    """:func:`workbench.model.codec.time_of`, remembered: a bar's events share a few
+    times, and parsing one ISO text costs more than the rest of an event's reducer."""
+    return _parse_time(value)
+
+
 EVENT_TYPES = (ev.ACCOUNT_SNAPSHOT, ev.INTENT, ev.BROKER_REQUEST, ev.BROKER_REPLY,
                ev.ORDER_UNKNOWN, ev.ORDER_SETTLED, ev.ORDER_LEG, ev.ORDER_UPDATE, ev.FILL,
                ev.UNMATCHED_UPDATE, ev.POSITION, ev.RECONCILE)

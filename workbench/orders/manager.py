@@ -47,7 +47,6 @@ from workbench.brokers.base import (
     Broker,
     BrokerOrder,
     BrokerUpdate,
-    DuplicateClientOrderId,
     OrderNotFound,
     OrderRejected,
     RateLimited,
@@ -58,9 +57,10 @@ from workbench.model import events as ev
 from workbench.model.codec import encode
 from workbench.model.events import EventSink
 from workbench.orders.book import OrderBook, apply, order_payload, rebuild
+from workbench.orders.payloads import encode_model, plain_payload
 from workbench.orders.reconcile import Difference, Reconciliation, reconcile
+from workbench.orders.sending import Sending
 from workbench.orders.states import IllegalTransition, catch_up
-from workbench.plain import plain
 
 __all__ = ["OrderManager"]
 
@@ -68,7 +68,7 @@ S = OrderStatus
 NEVER_ARRIVED = "never arrived: not at the broker after its acknowledgement window"
 
 
-class OrderManager:
+class OrderManager(Sending):
     """Places, tracks and settles the orders of one run (see the module doc).
 
     ``sink`` is the run's journal or any :class:`~workbench.model.events.EventSink`;
@@ -101,7 +101,7 @@ class OrderManager:
     def _emit(self, event_type: str, durable: bool = False, **payload) -> None:
         """Journal, then apply. ``time`` is the manager's clock, except in a fill's payload,
         where it is the fill's own time (the ``Fill`` field)."""
-        payload = plain({**payload, "time": payload.get("time", self.clock.now())})
+        payload = plain_payload({**payload, "time": payload.get("time", self.clock.now())})
         (self.sink.append_durable if durable else self.sink.append)(event_type, **payload)
         apply(self.book, event_type, payload)
 
@@ -152,7 +152,7 @@ class OrderManager:
         cid = intent.client_order_id
         if cid in self.book.orders:
             return self.book.orders[cid]  # one broker order per intent, ever
-        self._emit(ev.INTENT, durable=True, **encode(intent))
+        self._emit(ev.INTENT, durable=True, **encode_model(intent))
         self.syncs += 1
         return self._send(intent, "submit")
 
@@ -165,7 +165,7 @@ class OrderManager:
         if not callable(getattr(self.sink, "sync", None)):
             raise TypeError(f"group commit needs a sink with sync(); {type(self.sink).__name__} "
                             "has none: use place()")
-        self._emit(ev.INTENT, **encode(intent))
+        self._emit(ev.INTENT, **encode_model(intent))
         self._staged.append(intent)
         return self.book.orders[cid]
 
@@ -178,6 +178,12 @@ class OrderManager:
         """One sync makes every staged intent durable; then each is sent once, in order.
         The orders as they then stand (none if nothing was staged: no sync either).
 
+        A broker with ``submit_many`` (the simulated broker: one transaction) gets the
+        group in one call, after a ``broker_request`` for each; each outcome is then
+        settled as a single submit's (a reply, a rejection, a duplicate looked up, or
+        UNKNOWN), and a failure of the call itself leaves every order of the group
+        UNKNOWN, settled by lookup. Otherwise each intent is submitted in turn.
+
         An exception from a send (an adapter bug) propagates after the intents not yet
         sent are left staged: durable, NEW in the book, sent by the next ``commit`` (or,
         after a crash, UNKNOWN and settled by lookup)."""
@@ -185,6 +191,9 @@ class OrderManager:
             return []
         self.sink.sync()
         self.syncs += 1
+        submit_many = getattr(self.broker, "submit_many", None)
+        if callable(submit_many) and len(self._staged) > 1:
+            return self._send_many(submit_many)
         sent = []
         while self._staged:
             intent = self._staged.pop(0)
@@ -202,26 +211,10 @@ class OrderManager:
         cid = intent.client_order_id
         self._emit(ev.BROKER_REQUEST, client_order_id=cid, action=action)
         try:
-            reply = self.broker.submit(intent)
-        except DuplicateClientOrderId as e:
-            self._reply(cid, "duplicate", action, reason=str(e))
-            return self.sync(cid)
-        except RateLimited as e:
-            self._reply(cid, "rejected", action, reason=f"rate limited, not sent: {e}")
-        except OrderRejected as e:
-            self._reply(cid, "rejected", action, reason=e.reason)
-        except Exception as e:  # timeout, lost reply, 5xx, adapter bug: the outcome is unknown
-            if self.book.orders[cid].status is S.UNKNOWN:
-                self._reply(cid, "unknown", action, reason=repr(e))
-            else:
-                self._emit(ev.ORDER_UNKNOWN, client_order_id=cid, action=action, error=repr(e))
-            if not isinstance(e, TemporaryBrokerError):
-                raise
-        else:
-            self._reply(cid, "accepted", action, status=reply.status,
-                        broker_order_id=reply.broker_order_id)
-            self._learn_legs(reply)
-        return self.book.orders[cid]
+            result = self.broker.submit(intent)
+        except Exception as e:
+            result = e
+        return self._settle(cid, action, result)
 
     def _reply(self, cid: str, outcome: str, action: str = "submit", **fields) -> None:
         self._emit(ev.BROKER_REPLY, client_order_id=cid, action=action, outcome=outcome, **fields)
@@ -283,14 +276,14 @@ class OrderManager:
         and ``positions`` views) the order and the position it left."""
         if fill.execution_id in self.book.executions:
             return False
-        self._emit(ev.FILL, **encode(fill), source=source)
+        self._emit(ev.FILL, **encode_model(fill), source=source)
         order = self.book.orders.get(fill.client_order_id)
         if order is not None:
             self._emit(ev.ORDER_UPDATE, client_order_id=order.client_order_id,
                        status=order.status, filled_quantity=order.filled_quantity,
                        average_price=order.average_price,
                        broker_order_id=order.broker_order_id, source="fill")
-        self._emit(ev.POSITION, **encode(self.book.ledger.positions[fill.symbol]))
+        self._emit(ev.POSITION, **encode_model(self.book.ledger.positions[fill.symbol]))
         return True
 
     def _record_status(self, order: BrokerOrder, source: str) -> None:
@@ -341,6 +334,8 @@ class OrderManager:
         it is not there, and a late original would make the broker refuse the copy as a
         duplicate, which is then looked up). The orders that left UNKNOWN."""
         settled = []
+        if not any(o.status is S.UNKNOWN for o in self.book.open.values()):
+            return settled  # UNKNOWN is an open state: the open orders say (every bar)
         for cid in [c for c, o in self.book.orders.items() if o.status is S.UNKNOWN]:
             try:
                 found = self.broker.get_order(cid)

@@ -89,6 +89,8 @@ class RiskGateway:
         self._queued: list[Action] = []
         self._base: RiskContext | None = None
         self._ctx: RiskContext | None = None
+        self._window = (None, None)  # order_window_s, and it as a Timedelta
+        self._day: tuple = (None, None)  # the clock's last time, its trading day
 
     # -- read-only state ------------------------------------------------------------------
     @property
@@ -159,7 +161,9 @@ class RiskGateway:
 
     def _rate(self, ctx: RiskContext) -> Denied | None:
         s = self.settings
-        n = count_recent(ctx.order_times, ctx.now, s.order_window, self._resumed_at) + 1
+        if self._window[0] != s.order_window_s:  # a Timedelta per review cost 80 us
+            self._window = (s.order_window_s, s.order_window)
+        n = count_recent(ctx.order_times, ctx.now, self._window[1], self._resumed_at) + 1
         if n <= s.max_orders:
             return None
         why = (f"order {n} in {secs(s.order_window)}: more than {s.max_orders}; halted until an "
@@ -287,4 +291,7 @@ class RiskGateway:
             at=self._clock.now().isoformat())
 
     def _today(self) -> dt.date:
-        return self._clock.now().tz_convert(MARKET_TZ).date()
+        now = self._clock.now()
+        if now is not self._day[0]:  # the same time object all bar long: converted once
+            self._day = (now, now.tz_convert(MARKET_TZ).date())
+        return self._day[1]

@@ -63,12 +63,21 @@ class CrashPoint:
     def sending(self) -> None:
         """The broker is about to be called with a submit."""
         self.sent += 1
+        for point in self._send_points(self.sent):
+            self.reached(point)
+
+    def kills_at_next_send(self) -> bool:
+        """Whether :meth:`sending` would kill the process now (the group's sends before
+        it must reach the broker first)."""
+        return (self.point in self._send_points(self.sent + 1) and not self.only
+                and self.seen + 1 >= self.n)
+
+    def _send_points(self, sent: int) -> tuple[str, ...]:
         if self.group < GROUP:
-            return
-        for point, at in (("send_first", 1), ("send_middle", (self.group + 1) // 2),
-                          ("send_last", self.group)):
-            if self.sent == at:
-                self.reached(point)
+            return ()
+        return tuple(point for point, at in (("send_first", 1),
+                                             ("send_middle", (self.group + 1) // 2),
+                                             ("send_last", self.group)) if sent == at)
 
     def reached(self, point: str, client_order_id: str = "") -> None:
         if point != self.point or self.only not in client_order_id:
@@ -125,6 +134,23 @@ class _Broker:
         order = self._broker.submit(intent)
         self._crash.reached("broker_accepted", intent.client_order_id)
         return order
+
+    def submit_many(self, intents):
+        """The broker's ``submit_many`` with the same points: before the intent a send
+        point names, the intents before it are sent (one call), then the process dies;
+        ``broker_accepted`` once the call returned (the manager has seen no reply)."""
+        out, pending = [], []
+        for intent in intents:
+            if self._crash.kills_at_next_send() and pending:
+                out += self._broker.submit_many(pending)
+                pending = []
+            self._crash.sending()
+            pending.append(intent)
+        out += self._broker.submit_many(pending) if pending else []
+        for intent, result in zip(intents, out):
+            if not isinstance(result, BaseException):
+                self._crash.reached("broker_accepted", intent.client_order_id)
+        return out
 
     def __getattr__(self, name: str):
         return getattr(self._broker, name)

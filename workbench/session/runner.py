@@ -181,7 +181,7 @@ class _Session:
 
     def _send(self, intent, ctx) -> None:
         decision = self.risk.review(intent, ctx)
-        if decision.approved and intent.client_order_id not in self.manager.orders:
+        if decision.approved and self.manager.order(intent.client_order_id) is None:
             if not is_protection(intent.client_order_id) and not self._unprotect(intent):
                 return
             self.manager.stage(intent)  # journaled, sent by the bar's commit
