@@ -5,7 +5,17 @@ refusals (fault test 22)."""
 from __future__ import annotations
 
 import pytest
-from alpaca_broker_helpers import KEY, D, at_fake, broker, drain_until, posts, publish, start_fake
+from alpaca_broker_helpers import (
+    KEY,
+    D,
+    at_fake,
+    broker,
+    drain_until,
+    posts,
+    publish,
+    start_fake,
+    wait_for,
+)
 
 from workbench.brokers.base import Broker, OrderNotFound, OrderRejected
 from workbench.errors import ConfigError
@@ -24,6 +34,8 @@ def fake():
 @pytest.fixture
 def b(fake):
     adapter = broker(fake)
+    # updates sent before the stream listens are not replayed to it (as at Alpaca): wait
+    wait_for(lambda: adapter.connected, 10, "the trade-updates stream connected")
     yield adapter
     adapter.close()
 
