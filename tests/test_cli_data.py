@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import wb_inline
 from workbench.data import calendar
 
 SYNTH = ["data", "synth", "--symbols", "50", "--days", "20", "--timeframe", "1Min", "--seed", "7"]
@@ -131,11 +132,13 @@ def test_import_of_every_kind_of_bad_bar_through_the_store(workbench_cmd, tmp_pa
         (["data", "frobnicate"], 2, "No such command"),
     ],
 )
-def test_bad_input_one_line_error(workbench_cmd, tmp_path, args, code, message):
+def test_bad_input_one_line_error(tmp_path, args, code, message):
+    """In this process (tests/conftest.wb_inline): the same command, error line and exit code;
+    the real processes above run every one of these commands."""
     naive = tmp_path / "naive.csv"
     naive.write_text("time,open,high,low,close,volume\n2026-03-02 09:30,1,1,1,1,1\n")
     args = [a.replace("{naive}", str(naive)) for a in args]
-    proc = run(workbench_cmd, *args, home=tmp_path, check=False)
+    proc = wb_inline(*args, env={"WORKBENCH_HOME": str(tmp_path)})
     assert proc.returncode == code, proc.stderr
     first = proc.stderr.strip().splitlines()[0]
     assert first.startswith("error: ") and message in proc.stderr
