@@ -49,6 +49,25 @@ def jupyter_env(tmp_path_factory) -> dict[str, str]:
     return env
 
 
+# the test files whose long runs start with the session (tests/early_runs.py)
+EARLY = {"test_demo.py": ("demo",), "test_readme.py": ("demo",),
+         "test_tutorials.py": ("tutorial",)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_early_runs(request, tmp_path_factory):
+    """Starts, in the background, the long runs of the selected tests that wait for them."""
+    from tests import early_runs as runs
+
+    wanted = {name for item in request.session.items for name in EARLY.get(item.path.name, ())}
+    if wanted:
+        env = request.getfixturevalue("jupyter_env")
+        for name in sorted(wanted):
+            getattr(runs, name)(env, tmp_path_factory)
+    yield
+    runs.stop_all()
+
+
 def wb_inline(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """The `workbench` command run in this process by click's runner: the same parsing, the
     same one-line errors and exit codes as the installed command (``workbench.cli`` turns
