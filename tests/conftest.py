@@ -49,9 +49,8 @@ def jupyter_env(tmp_path_factory) -> dict[str, str]:
     return env
 
 
-# the test files whose long runs start with the session (tests/early_runs.py)
-EARLY = {"test_demo.py": ("demo",), "test_readme.py": ("demo",),
-         "test_tutorials.py": ("tutorial",)}
+# fixture -> the long run it waits for, started with the session (tests/early_runs.py)
+EARLY = {"demo": "demo", "readme_env": "demo", "tutorial": "tutorial"}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -59,7 +58,8 @@ def _start_early_runs(request, tmp_path_factory):
     """Starts, in the background, the long runs of the selected tests that wait for them."""
     from tests import early_runs as runs
 
-    wanted = {name for item in request.session.items for name in EARLY.get(item.path.name, ())}
+    wanted = {EARLY[f] for item in request.session.items
+              for f in getattr(item, "fixturenames", ()) if f in EARLY}
     if wanted:
         env = request.getfixturevalue("jupyter_env")
         for name in sorted(wanted):

@@ -16,10 +16,13 @@ from tests import early_runs
 pytestmark = pytest.mark.slow
 
 
-def test_idea_to_paper_runs_to_a_succeeded_session_of_its_deployment(jupyter_env,
-                                                                      tmp_path_factory):
-    run = early_runs.tutorial(jupyter_env, tmp_path_factory)  # started with the session
-    proc, workbench_home, out = run.wait(), run.home, run.output
+@pytest.fixture
+def tutorial(jupyter_env, tmp_path_factory) -> early_runs.EarlyRun:
+    return early_runs.tutorial(jupyter_env, tmp_path_factory)  # started with the session
+
+
+def test_idea_to_paper_runs_to_a_succeeded_session_of_its_deployment(tutorial):
+    proc, workbench_home, out = tutorial.wait(), tutorial.home, tutorial.output
     assert proc.returncode == 0, proc.stderr[-3000:]
     executed = nbformat.read(out, as_version=4)
     code = [c for c in executed.cells if c.cell_type == "code"]
