@@ -1,15 +1,17 @@
 """The suite's two longest single runs, started in the background when the session starts:
 `workbench demo` (tests/test_demo.py, tests/test_readme.py) and the idea-to-paper tutorial
-under papermill (tests/test_tutorials.py). Each is a chain of notebook kernels, one or two at
-a time, that shares nothing with the other tests (a WORKBENCH_HOME of its own); run early,
-they use the core the sequential tests leave idle instead of adding their minute each at the
-end. What a test proves does not change: it waits for the same process, run as before, and
-judges its output and what it left. Only runs a selected test needs are started
-(conftest.py's ``early_runs``); a run no test waited for is killed at the end."""
+under papermill (tests/test_tutorials.py). Each is a chain of notebook kernels, one to three
+at a time, that shares nothing with the other tests (a WORKBENCH_HOME and a copy of the
+kernelspec of its own); run early, they use the core the sequential tests leave idle instead
+of adding their minute each. What a test proves does not change: it waits for the same
+process, run as before, and judges its output and what it left. Only the runs the selected
+tests' fixtures need are started (conftest.py's ``_start_early_runs``); a run no test waited
+for is killed at the end."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -69,7 +71,12 @@ def start(name: str, argv: list[str], jupyter_env: dict, tmp_path_factory, cwd: 
         home, out = where / "home", (where / output if output else None)
         home.mkdir()
         argv = [a.replace("{output}", str(out)) for a in argv]
-        _RUNS[name] = EarlyRun(argv, home, clean_env(jupyter_env, home), cwd, out)
+        # a copy of the kernelspec: a test's `workbench kernel install --user` into the
+        # shared one (the README's) must not pull it from under this run's kernels
+        jupyter = where / "jupyter"
+        shutil.copytree(jupyter_env["JUPYTER_DATA_DIR"], jupyter)
+        env = {**clean_env(jupyter_env, home), "JUPYTER_DATA_DIR": str(jupyter)}
+        _RUNS[name] = EarlyRun(argv, home, env, cwd, out)
     return _RUNS[name]
 
 
