@@ -2,11 +2,11 @@
 `workbench demo` (tests/test_demo.py, tests/test_readme.py) and the idea-to-paper tutorial
 under papermill (tests/test_tutorials.py). Each is a chain of notebook kernels, one to three
 at a time, that shares nothing with the other tests (a WORKBENCH_HOME and a copy of the
-kernelspec of its own); run early, they use the core the sequential tests leave idle instead
-of adding their minute each. What a test proves does not change: it waits for the same
-process, run as before, and judges its output and what it left. Only the runs the selected
-tests' fixtures need are started (conftest.py's ``_start_early_runs``); a run no test waited
-for is killed at the end."""
+kernelspec of its own); run early and niced, they use the CPU the sequential tests leave
+idle instead of adding their minutes each. What a test proves does not change: it waits for
+the same process, run as before, and judges its output and what it left. Only the runs the
+selected tests' fixtures need are started (conftest.py's ``_start_early_runs``); a run no
+test waited for is killed at the end."""
 
 from __future__ import annotations
 
@@ -42,9 +42,11 @@ class EarlyRun:
     def __init__(self, argv: list[str], home: Path, env: dict, cwd: Path,
                  output: Path | None = None) -> None:
         self.home, self.output = home, output  # output: a file the run writes, if any
-        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)
+        # niced: it takes the CPU the tests in the foreground leave, never theirs (some of
+        # them bound a wait in seconds); its kernels inherit the niceness
+        self.proc = subprocess.Popen(["nice", "-n", "10", *argv], env=env, cwd=cwd,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, start_new_session=True)
         self._done: Finished | None = None
 
     def wait(self, timeout: float = 1200) -> Finished:
