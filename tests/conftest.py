@@ -47,3 +47,39 @@ def jupyter_env(tmp_path_factory) -> dict[str, str]:
     subprocess.run([str(BIN / "workbench"), "kernel", "install", "--user"],
                    env=env, check=True, capture_output=True, timeout=120)
     return env
+
+
+# fixture -> the long run it waits for, started with the session (tests/early_runs.py)
+EARLY = {"demo": "demo", "readme_env": "demo", "tutorial": "tutorial"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_early_runs(request, tmp_path_factory):
+    """Starts, in the background, the long runs of the selected tests that wait for them."""
+    from tests import early_runs as runs
+
+    wanted = {EARLY[f] for item in request.session.items
+              for f in getattr(item, "fixturenames", ()) if f in EARLY}
+    if wanted:
+        env = request.getfixturevalue("jupyter_env")
+        for name in sorted(wanted):
+            getattr(runs, name)(env, tmp_path_factory)
+    yield
+    runs.stop_all()
+
+
+def wb_inline(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The `workbench` command run in this process by click's runner: the same parsing, the
+    same one-line errors and exit codes as the installed command (``workbench.cli`` turns
+    them into ``sys.exit``), without the second or more a new Python process costs. A test
+    that proves something about the command as a process (its start, signals, what the
+    installed script wires up) runs it for real; every command keeps such a test."""
+    from click.testing import CliRunner
+
+    from workbench.cli import cli
+
+    result = CliRunner().invoke(cli, [str(a) for a in args], env=env, prog_name="workbench")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # an escape the command's own error handling missed: loud
+    return subprocess.CompletedProcess(["workbench", *args], result.exit_code, result.stdout,
+                                       result.stderr)

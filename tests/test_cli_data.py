@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import wb_inline
 from workbench.data import calendar
 
 SYNTH = ["data", "synth", "--symbols", "50", "--days", "20", "--timeframe", "1Min", "--seed", "7"]
@@ -72,9 +73,12 @@ def test_same_seed_gives_identical_bytes(synth_home, workbench_cmd, tmp_path):
     assert tree_digest(other / "data" / "bars") == tree_digest(synth_home / "data" / "bars")
 
 
-def test_synth_again_is_idempotent(synth_home, workbench_cmd):
+def test_synth_again_is_idempotent(synth_home):
     before = tree_digest(synth_home / "data")
-    out = run(workbench_cmd, *SYNTH, "--end", END, "--json", home=synth_home).stdout
+    # in this process (the fixture's and the test above's synth are real processes)
+    proc = wb_inline(*SYNTH, "--end", END, "--json", env={"WORKBENCH_HOME": str(synth_home)})
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
     report = json.loads(out)
     assert report["written"] == 0 and report["already_stored"] == report["received"] > 0
     assert tree_digest(synth_home / "data") == before
@@ -97,18 +101,20 @@ def test_import_reports_and_quarantines(workbench_cmd, tmp_path):
     assert sorted(r["reason"] for r in q) == ["high_below_low", "nan"]
 
 
-def test_import_of_every_kind_of_bad_bar_through_the_store(workbench_cmd, tmp_path):
-    """The acceptance CSV: each bad bar quarantined with its reason, the good bars stored."""
+def test_import_of_every_kind_of_bad_bar_through_the_store(tmp_path):
+    """The acceptance CSV: each bad bar quarantined with its reason, the good bars stored (the
+    commands in this process: the test above runs both as real processes)."""
     from tests.test_validate import BAD_CSV, EXPECTED_BAD
 
     csv = tmp_path / "bad.csv"
     csv.write_text(BAD_CSV)
-    report = json.loads(run(workbench_cmd, "data", "import", str(csv), "--timeframe", "1Min",
-                            "--json", home=tmp_path).stdout)
+    home = {"WORKBENCH_HOME": str(tmp_path)}
+    report = json.loads(wb_inline("data", "import", csv, "--timeframe", "1Min", "--json",
+                                  env=home).stdout)
     n_rows = len(BAD_CSV.strip().splitlines()) - 1
     assert report["written"] == n_rows - len(EXPECTED_BAD)
     assert report["quarantined_total"] == len(EXPECTED_BAD)
-    q = json.loads(run(workbench_cmd, "data", "quarantine", "--json", home=tmp_path).stdout)
+    q = json.loads(wb_inline("data", "quarantine", "--json", env=home).stdout)
     assert sorted(r["reason"] for r in q) == sorted(EXPECTED_BAD.values())
     lines = BAD_CSV.strip().splitlines()[1:]
     bad_times = {pd.Timestamp(lines[i].split(",")[1]) for i in EXPECTED_BAD} - {
@@ -131,11 +137,13 @@ def test_import_of_every_kind_of_bad_bar_through_the_store(workbench_cmd, tmp_pa
         (["data", "frobnicate"], 2, "No such command"),
     ],
 )
-def test_bad_input_one_line_error(workbench_cmd, tmp_path, args, code, message):
+def test_bad_input_one_line_error(tmp_path, args, code, message):
+    """In this process (tests/conftest.wb_inline): the same command, error line and exit code;
+    the real processes above run every one of these commands."""
     naive = tmp_path / "naive.csv"
     naive.write_text("time,open,high,low,close,volume\n2026-03-02 09:30,1,1,1,1,1\n")
     args = [a.replace("{naive}", str(naive)) for a in args]
-    proc = run(workbench_cmd, *args, home=tmp_path, check=False)
+    proc = wb_inline(*args, env={"WORKBENCH_HOME": str(tmp_path)})
     assert proc.returncode == code, proc.stderr
     first = proc.stderr.strip().splitlines()[0]
     assert first.startswith("error: ") and message in proc.stderr

@@ -112,6 +112,11 @@ def test_a_failing_step_stops_the_demo_naming_the_record(jupyter_env, workbench_
     broken = tmp_path / "sma_cross.ipynb"
     nbformat.write(nb, broken)
     monkeypatch.setattr(demo_module, "DEMO_NOTEBOOK", broken)
+    # the research fails at its data cell: the bars' size proves nothing here (the demo's
+    # 20 symbols x 500 days and 5 minute days are the shared run's, above)
+    monkeypatch.setattr(demo_module, "DEMO_SYMBOLS", 2)
+    monkeypatch.setattr(demo_module, "DEMO_DAILY_DAYS", 60)
+    monkeypatch.setattr(demo_module, "DEMO_MINUTE_DAYS", 1)
     monkeypatch.setenv("JUPYTER_DATA_DIR", jupyter_env["JUPYTER_DATA_DIR"])
     monkeypatch.setenv("JUPYTER_PATH", "")
     lines: list[str] = []

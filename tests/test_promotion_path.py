@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wb_inline
 
 SMA = ROOT / "notebooks" / "strategies" / "sma_cross.ipynb"
 BIN = Path(sys.executable).parent
@@ -41,18 +41,32 @@ def test_sma_cross_from_backtest_through_the_gates_to_a_supervised_paper_session
     env = {**jupyter_env, "WORKBENCH_HOME": str(workbench_home),
            "WORKBENCH__GATES__MIN_OOS_SHARPE": "-100", "WORKBENCH__GATES__MAX_OOS_DRAWDOWN": "1"}
 
-    blocked = _wb(env, "promote", str(SMA), "--to", "paper")
+    # the refusals in this process (the same command, its errors and exit code: see
+    # tests/conftest.wb_inline); the promotion that registers runs as a real process below
+    gates = {k: v for k, v in env.items() if k.startswith("WORKBENCH__GATES__")}
+    blocked = wb_inline("promote", str(SMA), "--to", "paper", env=gates)
     assert blocked.returncode == 1, blocked.stderr
     assert "promotion to paper blocked by 5 gate(s)" in blocked.stderr
     assert "FAIL  backtest" in blocked.stdout and "no backtest run of this code" in blocked.stdout
 
-    for mode in ("backtest", "walk_forward", "parity"):
-        proc = _wb(env, "run", str(SMA), "--mode", mode, "--json")
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert json.loads(proc.stdout)["outcome"] == "succeeded"
+    # the three runs are independent (each its own record, reading the store): together
+    evidence = {mode: subprocess.Popen([str(BIN / "workbench"), "run", str(SMA), "--mode", mode,
+                                        "--json"], env=env, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+                for mode in ("backtest", "walk_forward", "parity")}
+    try:
+        for mode, proc in evidence.items():
+            out, err = proc.communicate(timeout=900)
+            assert proc.returncode == 0, (mode, out + err)
+            assert json.loads(out)["outcome"] == "succeeded"
+    finally:
+        for proc in evidence.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
     # the runs were of the notebook's defaults (fast=10): no evidence for promoting fast=5
-    near = _wb(env, "promote", str(SMA), "--to", "paper", "-p", "fast", "5")
+    near = wb_inline("promote", str(SMA), "--to", "paper", "-p", "fast", "5", env=gates)
     assert near.returncode == 1, near.stdout + near.stderr
     assert "-p fast=5 over the notebook's defaults" in near.stdout
     assert "FAIL  backtest" in near.stdout and "fast=10 (promoted 5)" in near.stdout
@@ -70,7 +84,7 @@ def test_sma_cross_from_backtest_through_the_gates_to_a_supervised_paper_session
     assert deployment["mode"] == "paper" and deployment["broker"] == "sim"
     assert deployment["notebook_hash"] == report["notebook_hash"]
     assert Path(report["report"]).is_file()
-    listed = _wb(env, "deployments", "--json")
+    listed = wb_inline("deployments", "--json")
     assert [d["id"] for d in json.loads(listed.stdout)] == [deployment["id"]]
 
     monkeypatch.setenv("JUPYTER_DATA_DIR", env["JUPYTER_DATA_DIR"])  # the child's kernel

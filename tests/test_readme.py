@@ -6,6 +6,11 @@ fresh interpreter; both in a copy of the home one `workbench demo` populated
 (tests/demo_run.py, shared with tests/test_demo.py). An example that cannot run here is
 marked in the README, `(not run: why)` on a sh line or `# not run: why` as a python block's
 first line, and is reported skipped with that reason, never left out silently.
+
+Consecutive lines of one block that each run a notebook (`workbench backtest|sweep|session|
+run|parity`) only read what the lines before them left and each write a record of their
+own: the first of them to be tested starts them all together (their kernels overlap), and
+each is still judged by its own test; the next line runs after all of them have ended.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -30,6 +36,8 @@ BIN = Path(sys.executable).parent
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 COMMAND = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*=\S+\s+)*workbench\s")
 NOT_RUN = re.compile(r"\(not run: ([^)]*)\)")
+NOTEBOOK_RUN = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*=\S+\s+)*workbench\s+"
+                          r"(backtest|sweep|session|run|parity)\s")
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,33 @@ def _sh_lines(body: str) -> list[tuple[int, str]]:
 EXAMPLES = examples()
 
 
+def batches(examples_: list[Example]) -> dict[int, tuple[int, ...]]:
+    """Index of an example -> the indexes started with it: a run of consecutive notebook-run
+    lines of one sh block (not-run ones left out), started when its first is tested."""
+    out: dict[int, tuple[int, ...]] = {}
+    group: list[int] = []
+
+    def close() -> None:
+        for i in group:
+            out[i] = tuple(group)
+        group.clear()
+
+    for i, e in enumerate(examples_):
+        runs = e.kind == "sh" and e.not_run is None and NOTEBOOK_RUN.match(e.code)
+        if not runs:
+            if e.not_run is None:
+                close()
+            continue
+        if group and e.line - examples_[group[-1]].line != 1:
+            close()  # not the next line of the same block
+        group.append(i)
+    close()
+    return out
+
+
+BATCHES = batches(EXAMPLES)
+
+
 def test_the_readme_has_examples_and_none_escapes_the_test():
     kinds = [e.kind for e in EXAMPLES]
     assert kinds.count("sh") >= 15 and kinds.count("python") >= 3
@@ -109,15 +144,53 @@ def readme_env(jupyter_env, tmp_path_factory) -> dict:
             "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"}
 
 
+def test_the_notebook_runs_started_together_are_consecutive_lines_of_one_block():
+    started = {group for group in BATCHES.values() if len(group) > 1}
+    assert len(started) >= 2  # the strategy block's and the promotion block's
+    for group in started:
+        assert all(NOTEBOOK_RUN.match(EXAMPLES[i].code) for i in group)
+        assert [EXAMPLES[i].line for i in group] == list(
+            range(EXAMPLES[group[0]].line, EXAMPLES[group[0]].line + len(group)))
+    promote = next(i for i, e in enumerate(EXAMPLES) if " promote " in e.code)
+    assert promote not in BATCHES and promote - 1 in BATCHES  # it waits for its evidence
+
+
+def _argv(example: Example) -> list[str]:
+    if example.kind == "sh":
+        return ["bash", "-c", f"set -euo pipefail\n{example.code}"]
+    return [sys.executable, "-c", example.code]
+
+
+@pytest.fixture(scope="module")
+def started(readme_env):
+    """The processes of a batch (see the module doc), by example index; killed if left."""
+    procs: dict[int, subprocess.Popen] = {}
+
+    def start(i: int) -> subprocess.Popen:
+        if i not in procs:
+            procs[i] = subprocess.Popen(_argv(EXAMPLES[i]), env=readme_env, cwd=ROOT,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, start_new_session=True)
+        return procs[i]
+
+    yield start
+    for proc in procs.values():
+        if proc.poll() is None:  # its test failed or was not run: it and its kernel go
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.id for e in EXAMPLES])
-def test_example_runs(example: Example, readme_env):
+def test_example_runs(example: Example, readme_env, started):
     if example.not_run is not None:
         pytest.skip(f"README marks it not run: {example.not_run}")
-    if example.kind == "sh":
-        argv = ["bash", "-c", f"set -euo pipefail\n{example.code}"]
+    index = EXAMPLES.index(example)
+    if index in BATCHES:
+        mine = [started(i) for i in BATCHES[index]][BATCHES[index].index(index)]
+        out, err = mine.communicate(timeout=600)
+        proc = subprocess.CompletedProcess(mine.args, mine.returncode, out, err)
     else:
-        argv = [sys.executable, "-c", example.code]
-    proc = subprocess.run(argv, env=readme_env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, check=False)
+        proc = subprocess.run(_argv(example), env=readme_env, cwd=ROOT, capture_output=True,
+                              text=True, timeout=600, check=False)
     assert proc.returncode == 0, (f"README line {example.line} exited {proc.returncode}:\n"
                                   f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import wb_inline
 from tests.gate_reports import passed_report
 from workbench.clock import SimClock
 from workbench.deploy.registry import Registry, register, retire
@@ -192,11 +193,16 @@ def test_run_forever_returns_when_stopped_from_another_thread():
     assert passes == 1
 
 
-# ---- the command, as real processes ---------------------------------------------------------
+# ---- the command: each subcommand once as a real process, the rest in this process ----------
 
 def cli(workbench_cmd, *args, check=True):
-    proc = subprocess.run([*workbench_cmd, *args], check=False, capture_output=True, text=True,
-                          env=dict(os.environ), timeout=120)
+    """``workbench_cmd`` the installed command as a real process; ``None`` the same command in
+    this process (tests/conftest.wb_inline: same parsing, errors and exit codes)."""
+    if workbench_cmd is None:
+        proc = wb_inline(*args)
+    else:
+        proc = subprocess.run([*workbench_cmd, *args], check=False, capture_output=True,
+                              text=True, env=dict(os.environ), timeout=120)
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} exited {proc.returncode}: {proc.stderr}")
     return proc
@@ -214,7 +220,7 @@ def test_dry_run_over_a_holiday_an_early_close_and_dst(workbench_cmd):
     assert {s["deployment"] for s in plan_["sessions"]} == {dep.id}
     assert plan_["closed"] == ["2026-11-26"] and plan_["would_start"] == []
     assert plan_["deployments"] == [dep.id]
-    text = cli(workbench_cmd, "schedule", "--dry-run", "--from", "2026-10-29", "--to",
+    text = cli(None, "schedule", "--dry-run", "--from", "2026-10-29", "--to",
                "2026-11-30", "--now", "2026-11-27 15:00").stdout
     assert f"{dep.id}  2026-11-27 Fri  09:25-13:05 New York (14:25-18:05 UTC)  " \
            "[early close 13:00 New York]" in text
@@ -233,11 +239,11 @@ def test_once_starts_a_due_session_once_and_reports_a_missed_one(workbench_cmd,
     assert [(s["deployment"], s["date"], s["start_ny"]) for s in first["started"]] == \
         [(dep.id, "2026-11-25", "09:25")]
     assert [s["date"] for s in first["missed"]] == ["2026-11-24"]
-    second = cli(workbench_cmd, "schedule", "--once", "--now", "2026-11-25 14:27",
+    second = cli(None, "schedule", "--once", "--now", "2026-11-25 14:27",
                  "--outbox", str(outbox)).stdout
     assert "started" not in second and f"running  {dep.id}  2026-11-25" in second
     assert len(outbox.read_text().splitlines()) == 1
-    third = json.loads(cli(workbench_cmd, "schedule", "--once", "--now", "2026-11-27 19:00",
+    third = json.loads(cli(None, "schedule", "--once", "--now", "2026-11-27 19:00",
                            "--outbox", str(outbox), "--json").stdout)
     assert third["started"] == [] and [s["date"] for s in third["missed"]] == ["2026-11-27"]
     assert len(outbox.read_text().splitlines()) == 1
@@ -248,16 +254,16 @@ def test_deployments_and_retire_commands(workbench_cmd):
     table = cli(workbench_cmd, "deployments").stdout
     assert dep.id in table and dep.short_hash in table and "notebooks/strategies/sma_cross" \
         in table and "active" in table
-    rows_ = json.loads(cli(workbench_cmd, "deployments", "--json").stdout)
+    rows_ = json.loads(cli(None, "deployments", "--json").stdout)
     assert rows_[0]["id"] == dep.id and rows_[0]["gates"] == [
         r.to_dict() for r in passed_report(SMA).results]
-    bad = cli(workbench_cmd, "retire", dep.id + "x", check=False)
+    bad = cli(None, "retire", dep.id + "x", check=False)
     assert bad.returncode == 2 and f"closest: {dep.id}" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
     out = cli(workbench_cmd, "retire", dep.id, "--reason", "drift").stdout
     assert f"retired {dep.id}" in out and "drift" in out
-    assert "no active deployments" in cli(workbench_cmd, "deployments").stdout
-    assert "retired" in cli(workbench_cmd, "deployments", "--all").stdout
+    assert "no active deployments" in cli(None, "deployments").stdout
+    assert "retired" in cli(None, "deployments", "--all").stdout
 
 
 @pytest.mark.parametrize("args, message", [
@@ -266,13 +272,13 @@ def test_deployments_and_retire_commands(workbench_cmd):
     (["--dry-run", "--lead", "-1min"], "--lead must be between"),
     (["--once", "--now", "yesterday-ish"], "--now: cannot read"),
 ])
-def test_schedule_usage_errors(workbench_cmd, args, message):
-    proc = cli(workbench_cmd, "schedule", *args, check=False)
+def test_schedule_usage_errors(args, message):
+    proc = cli(None, "schedule", *args, check=False)
     assert proc.returncode == 2 and message in proc.stderr
 
 
-def test_the_help_explains_cron_systemd_and_orchestrators(workbench_cmd):
-    text = cli(workbench_cmd, "schedule", "--help").stdout
+def test_the_help_explains_cron_systemd_and_orchestrators():
+    text = cli(None, "schedule", "--help").stdout
     for needle in ("workbench schedule --once", "ExecStart=", "orchestrator", "--dry-run",
                    "never started late", "early-close", "13:30 UTC", "workbench supervise",
                    "detached", "--outbox FILE"):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wb_inline
 from tests.gate_reports import passed_report
 from workbench.clock import SimClock
 from workbench.deploy.launcher import SessionLauncher, broker_path, speed_value
@@ -40,9 +40,10 @@ def wb(env, *args, **kw) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600, **kw)
 
 
-def cli(workbench_cmd, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([*workbench_cmd, *args], check=False, capture_output=True, text=True,
-                          timeout=120)
+def cli(*args) -> subprocess.CompletedProcess:
+    """The command in this process (tests/conftest.wb_inline): the refusals below; `supervise`,
+    `schedule` and `promote` run as real processes in the slow tests here and elsewhere."""
+    return wb_inline(*args)
 
 
 def _events(run_dir: Path) -> list:
@@ -190,12 +191,12 @@ def test_a_day_not_in_the_store_is_refused_before_anything_runs():
     assert not broker_path(Registry(), dep).exists()
 
 
-def test_the_schedule_sets_the_session_settings_a_deployment_may_not_hold(workbench_cmd):
+def test_the_schedule_sets_the_session_settings_a_deployment_may_not_hold():
     held = deploy(parameters={**PARAMS, "replay_date": DAY1})
     launcher = SessionLauncher(Registry(), clock=SimClock(f"{DAY2} 14:26"))
     error = run_once(Registry(), SimClock(f"{DAY2} 14:26"), launcher).failed[0][1]
     assert f"{held.id} holds replay_date: the schedule sets these" in error
-    proc = cli(workbench_cmd, "promote", str(SMA), "--to", "paper", "-p", "broker_path",
+    proc = cli("promote", str(SMA), "--to", "paper", "-p", "broker_path",
                "x.sqlite")
     assert proc.returncode == 2 and "-p broker_path: the schedule sets it" in proc.stderr
 
@@ -206,17 +207,17 @@ def test_the_schedule_sets_the_session_settings_a_deployment_may_not_hold(workbe
     (["--speed", "fast"], "--speed must be 'max' or a number > 0"),
     (["--run", "/nope", "--date", DAY1], "--run is a prepared run"),
 ])
-def test_supervise_usage_errors_are_one_line(workbench_cmd, args, message):
+def test_supervise_usage_errors_are_one_line(args, message):
     dep = deploy()
-    proc = cli(workbench_cmd, "supervise", dep.id, *args)
+    proc = cli("supervise", dep.id, *args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_supervise_an_unknown_deployment_and_schedule_options(workbench_cmd):
-    proc = cli(workbench_cmd, "supervise", "nope")
+def test_supervise_an_unknown_deployment_and_schedule_options():
+    proc = cli("supervise", "nope")
     assert proc.returncode == 2 and "no deployment 'nope'" in proc.stderr
-    proc = cli(workbench_cmd, "schedule", "--once", "--outbox", "o.jsonl", "--speed", "max")
+    proc = cli("schedule", "--once", "--outbox", "o.jsonl", "--speed", "max")
     assert proc.returncode == 2 and "with --outbox nothing is started" in proc.stderr
     assert speed_value(None) == 1 and speed_value("MAX") == "max" and speed_value("2.5") == 2.5
     with pytest.raises(ConfigError):

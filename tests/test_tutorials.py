@@ -1,33 +1,28 @@
-"""The tutorial from data to a promoted paper session runs to its end with papermill on the
-`workbench` kernel, and leaves what it promises: the evidence runs, the deployment and a
-succeeded, supervised paper session of it. (tests/test_notebooks.py runs the others.)"""
+"""The tutorial from data to a promoted paper session (notebooks/tutorials/
+02_idea_to_paper.ipynb) runs to its end with papermill on the `workbench` kernel, and leaves
+what it promises: the evidence runs, the deployment and a succeeded, supervised paper session
+of it. (tests/test_notebooks.py runs the others.) The run starts with the test session, in
+the background (tests/early_runs.py); this test waits for it and judges what it left."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 
-from tests.conftest import ROOT
-
-TUTORIAL = ROOT / "notebooks" / "tutorials" / "02_idea_to_paper.ipynb"
+from tests import early_runs
 
 pytestmark = pytest.mark.slow
 
 
-def test_idea_to_paper_runs_to_a_succeeded_session_of_its_deployment(jupyter_env,
-                                                                      workbench_home, tmp_path):
-    out = tmp_path / TUTORIAL.name
-    env = {**jupyter_env, "WORKBENCH_HOME": str(workbench_home)}
-    env = {k: v for k, v in env.items() if not k.startswith("WORKBENCH__")}
-    papermill = Path(sys.executable).parent / "papermill"
-    proc = subprocess.run([str(papermill), str(TUTORIAL), str(out), "-k", "workbench",
-                           "--cwd", str(TUTORIAL.parent), "--log-level", "ERROR"],
-                          env=env, capture_output=True, text=True, timeout=1200, check=False)
+@pytest.fixture
+def tutorial(jupyter_env, tmp_path_factory) -> early_runs.EarlyRun:
+    return early_runs.tutorial(jupyter_env, tmp_path_factory)  # started with the session
+
+
+def test_idea_to_paper_runs_to_a_succeeded_session_of_its_deployment(tutorial):
+    proc, workbench_home, out = tutorial.wait(), tutorial.home, tutorial.output
     assert proc.returncode == 0, proc.stderr[-3000:]
     executed = nbformat.read(out, as_version=4)
     code = [c for c in executed.cells if c.cell_type == "code"]
