@@ -15,6 +15,8 @@ carries a ``text/html`` form; the first figure of the kernel inlines plotly.js (
 the later ones reuse it, so an executed notebook holds plotly.js once, not per figure.
 Re-running cells in JupyterLab can drop the output that held it; re-run the notebook (or
 ``Restart Kernel and Run All``) before converting it. No MathJax and no CDN are referenced.
+To keep a notebook you save from JupyterLab small (mime type only), choose plotly's
+renderer yourself first: ``plotly.io.renderers.default = "jupyterlab"`` is left alone.
 
 **PNG.** plotly's ``fig.write_image`` uses kaleido 1.x, which drives a Chrome-family
 browser; kaleido reads the browser's path from the ``BROWSER_PATH`` environment variable.
