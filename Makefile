@@ -7,13 +7,16 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PIP_FLAGS := --disable-pip-version-check --quiet
 
-.PHONY: demo test install install-dev bench lock clean help
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: demo test install install-dev chromium bench lock clean help
 
 help:
 	@echo "make demo    run the main job on the embedded defaults (synthetic data, no credentials)"
 	@echo "make test    run the whole test suite"
 	@echo "make bench   run the benchmarks in bench/ (ratios recorded in docs/performance.md)"
 	@echo "make lock    refresh constraints.txt from the current .venv"
+	@echo "make chromium  install Debian's chromium when missing (PNG export, browser tests)"
 	@echo "make clean   remove .venv (data/ and runs/ are kept)"
 
 $(BIN)/python:
@@ -36,8 +39,22 @@ install-dev: $(VENV)/.dev
 demo: $(VENV)/.runtime
 	$(BIN)/workbench demo
 
+# Debian's chromium: kaleido's PNG export and the browser tests (playwright) drive it; no
+# browser is ever downloaded. Installed when missing and root (CI); otherwise say how.
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium (PNG export, browser tests)"; \
+	  (apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 || \
+	   (apt-get update -qq && apt-get install -y --no-install-recommends chromium)) || exit 1; \
+	  [ -x $(CHROMIUM) ] || { echo "make chromium: $(CHROMIUM) still missing" >&2; exit 1; }; \
+	else \
+	  echo "make chromium: $(CHROMIUM) is missing; run: sudo apt-get install -y --no-install-recommends chromium" >&2; \
+	  exit 1; \
+	fi
+
 # pytest exits 5 when it collected no tests: that is a failure here, as is any other non-zero.
-test: $(VENV)/.dev
+test: $(VENV)/.dev chromium
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 

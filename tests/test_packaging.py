@@ -10,7 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 # conda-forge names that differ from the PyPI names
-CONDA_TO_PIP = {"ta-lib": "ta-lib", "python-duckdb": "duckdb"}
+CONDA_TO_PIP = {"ta-lib": "ta-lib", "python-duckdb": "duckdb", "python-kaleido": "kaleido"}
 _REQ = re.compile(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*(.*)$")
 
 

@@ -5,6 +5,7 @@
     result.trades()                 # one row per trade, with its exit reason
     result.equity()                 # per symbol + "total"
     result.plot("AAPL")             # plotly: price with trades, equity, drawdown
+    result.plot(benchmark=True)     # the book's equity with a buy-and-hold line
     result.save("runs/x/results")   # stats.parquet, trades.parquet, equity.parquet
     result.portfolio                # the same fills as a vectorbt Portfolio
 """
@@ -168,13 +169,50 @@ class BacktestResult:
         return path
 
     # -- display ------------------------------------------------------------------------
-    def plot(self, symbol: str | None = None):
+    def plot(self, symbol: str | None = None, benchmark: bool | str = False):
         """A plotly figure: for the book (``symbol=None``) its equity and drawdown; for a
-        symbol also its close with the trades (entries ▲/▼, exits ✕)."""
+        symbol also its close with the trades (entries ▲/▼, exits ✕). Times are New York.
+
+        ``benchmark``: also draw buy-and-hold on the equity panel, without costs, from the
+        same starting cash. ``True``: the plotted symbol (for the book: every symbol, equal
+        cash each, as the book's accounts); a symbol of these bars: that symbol alone."""
         if symbol is not None and symbol not in self.symbols:
             have = ", ".join(self.symbols[:10])
             raise ConfigError(f"plot: unknown symbol {symbol!r}; have {have}")
-        return _figure(self, symbol)
+        return _figure(self, symbol, self._benchmark(symbol, benchmark))
+
+    def benchmark(self, symbol: str | None = None) -> pd.Series:
+        """Buy-and-hold equity without costs: ``symbol``'s account's cash held in it from its
+        first close; ``None``: every symbol so, summed (the book's starting cash)."""
+        close = self.bars.close
+        names = self.symbols if symbol is None else [symbol]
+        cash = self.options.cash
+        total = pd.Series(0.0, index=self.index)
+        for name in names:
+            c = close[name]
+            first = c.first_valid_index()
+            if first is None:
+                total += cash  # never priced: the account stays cash
+                continue
+            held = (cash * c / c.loc[first]).ffill()
+            total += held.where(c.index >= first, cash)
+        return total.rename(f"buy and hold ({symbol or 'all symbols'})")
+
+    def _benchmark(self, symbol: str | None, benchmark: bool | str) -> pd.Series | None:
+        if benchmark is False or benchmark is None:
+            return None
+        if benchmark is True:
+            return self.benchmark(symbol)
+        if isinstance(benchmark, str):
+            if benchmark not in self.symbols:
+                have = ", ".join(self.symbols[:10])
+                raise ConfigError(f"plot: benchmark {benchmark!r} is not a symbol of these "
+                                  f"bars ({have}); load it with the others or pass True")
+            line = self.benchmark(benchmark)
+            if symbol is None:  # scale to the book's starting cash
+                line = line * len(self.symbols)
+            return line
+        raise ConfigError(f"plot: benchmark must be True, False or a symbol, got {benchmark!r}")
 
     def __repr__(self) -> str:
         s = self.stats()
@@ -234,27 +272,40 @@ def _markers(fig, trades: pd.DataFrame, row: int) -> None:
             row=row, col=1)
 
 
-def _figure(result: BacktestResult, symbol: str | None):
+def _figure(result: BacktestResult, symbol: str | None, benchmark: pd.Series | None = None):
     from plotly.subplots import make_subplots
 
+    from workbench.backtesting.plots import TIME_AXIS, ny_axis, offline_notebook_html, title
+
+    offline_notebook_html()
     key = TOTAL if symbol is None else symbol
     equity, dd = result.equity()[key], result.drawdown()[key]
     if symbol is None:
-        rows, titles, heights = 2, ["equity", "drawdown"], [0.7, 0.3]
+        rows, titles, heights = 2, ["equity (book)", "drawdown"], [0.7, 0.3]
     else:
-        titles = [f"{symbol} close and trades", "equity", "drawdown"]
+        titles = [f"{symbol} close and trades", f"equity ({symbol})", "drawdown"]
         rows, heights = 3, [0.55, 0.3, 0.15]
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.05,
                         subplot_titles=titles, row_heights=heights)
     if symbol is not None:
         close = result.bars.close[symbol].dropna()
-        fig.add_trace(_line(close.index, close.to_numpy(), f"{symbol} close"), row=1, col=1)
+        fig.add_trace(_line(ny_axis(close.index), close.to_numpy(), f"{symbol} close"),
+                      row=1, col=1)
         trades = result.trades()
-        _markers(fig, trades[trades["symbol"] == symbol], row=1)
-    fig.add_trace(_line(equity.index, equity.to_numpy(), f"equity ({key})"), row=rows - 1, col=1)
-    fig.add_trace(_line(dd.index, dd.to_numpy(), "drawdown", fill="tozeroy",
+        trades = trades[trades["symbol"] == symbol].copy()
+        for col in ("entry_time", "exit_time"):
+            trades[col] = ny_axis(pd.DatetimeIndex(trades[col]))
+        _markers(fig, trades, row=1)
+    x = ny_axis(equity.index)
+    fig.add_trace(_line(x, equity.to_numpy(), f"equity ({key})"), row=rows - 1, col=1)
+    if benchmark is not None:
+        fig.add_trace(_line(x, benchmark.to_numpy(), str(benchmark.name),
+                            line={"color": "gray", "dash": "dash"}), row=rows - 1, col=1)
+    fig.add_trace(_line(x, dd.to_numpy(), "drawdown", fill="tozeroy",
                         line={"color": "firebrick"}), row=rows, col=1)
     fig.update_yaxes(tickformat=".1%", row=rows, col=1)
-    fig.update_layout(title=f"{result.strategy} {result.params}", height=250 * rows,
-                      hovermode="x unified", margin={"l": 50, "r": 20, "t": 60, "b": 30})
+    fig.update_yaxes(tickprefix="$", tickformat=",.0f", row=rows - 1, col=1)
+    fig.update_xaxes(title_text=TIME_AXIS, row=rows, col=1)
+    fig.update_layout(title=title(result.strategy, result.params), height=250 * rows,
+                      hovermode="x unified", margin={"l": 60, "r": 20, "t": 60, "b": 40})
     return fig

@@ -94,14 +94,20 @@ class WalkForwardResult:
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
+        from workbench.backtesting.plots import TIME_AXIS, ny_axis, offline_notebook_html
+
+        offline_notebook_html()
         eq = self.equity()
+        eq.index = ny_axis(eq.index)
         fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3],
                             subplot_titles=("out-of-sample equity (stitched)", "drawdown"))
         fig.add_trace(go.Scatter(x=eq.index, y=eq, name="equity"), row=1, col=1)
         dd = eq / eq.cummax() - 1
         fig.add_trace(go.Scatter(x=dd.index, y=dd, name="drawdown", fill="tozeroy"), row=2, col=1)
-        for start in self.folds["test_start"].iloc[1:]:
+        starts = ny_axis(pd.DatetimeIndex(self.folds["test_start"].iloc[1:]))
+        for start in starts:
             fig.add_vline(x=start, line_dash="dot", line_color="gray")
+        fig.update_xaxes(title_text=TIME_AXIS, row=2, col=1)
         fig.update_layout(title=f"{self.strategy}: walk-forward ({len(self.folds)} folds)", height=520)
         return fig
 

@@ -44,6 +44,10 @@ def show(obj: Any) -> None:
     except ImportError:  # pragma: no cover - IPython comes with the kernel
         return
     if get_ipython() is not None:
+        if type(obj).__module__.startswith("plotly."):
+            from workbench.backtesting.plots import offline_notebook_html
+
+            offline_notebook_html()  # the figure also carries offline HTML (nbconvert, viewers)
         display(obj)
 
 
@@ -100,7 +104,7 @@ def write_sweep(record: RunRecord, result, best, grid: dict[str, list],
                 constraint: str | None) -> list[str]:
     """table.parquet, combos.parquet, best.json and (two varying parameters) heatmap.html;
     the file names."""
-    from workbench.fsutil import atomic_write
+    from workbench.backtesting.plots import write_html
 
     doc = {"strategy": result.strategy, **best.to_dict(), "constraint": constraint,
            "grid": grid, "info": result.info}
@@ -110,9 +114,7 @@ def write_sweep(record: RunRecord, result, best, grid: dict[str, list],
     varying = [k for k, v in grid.items() if len(v) > 1]
     if len(varying) == 2:
         fig = result.heatmap(varying[0], varying[1], metric=best.metric)
-        html = record.results_dir / "heatmap.html"
-        atomic_write(html, lambda p: fig.write_html(p, include_plotlyjs="cdn"))
-        paths.append(html)
+        paths.append(write_html(fig, record.results_dir / "heatmap.html"))  # offline: no CDN
     return [p.name for p in paths]
 
 

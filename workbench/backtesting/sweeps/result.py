@@ -163,6 +163,9 @@ class SweepResult:
         (``"mean"``, ``"max"``, ``"min"``, ``"median"``)."""
         import plotly.graph_objects as go
 
+        from workbench.backtesting.plots import offline_notebook_html
+
+        offline_notebook_html()
         metric = self._metric(metric)
         for name in (x, y):
             if name not in self.names:
