@@ -2,7 +2,8 @@
 
 The store (:mod:`workbench.data.store`) asks three questions of every symbol it writes:
 
-* **Calendar** (:func:`off_calendar`): bars that are not bars of the timeframe on the NYSE
+* **Calendar** (:func:`off_calendar`): bars that pass :func:`~workbench.data.validate.validate`
+  (so a bad bar keeps the validator's reason) but are not bars of the timeframe on the NYSE
   calendar (a holiday or weekend, outside the regular session for intraday timeframes,
   off the timeframe's grid) are split off to be quarantined with their reason
   (:func:`workbench.data.calendar.judge_bars`).
@@ -24,7 +25,7 @@ from workbench.data import calendar
 from workbench.data.bars import FIELDS
 from workbench.data.timeframe import Timeframe
 from workbench.errors import DataError
-from workbench.times import ny_date
+from workbench.times import ny_date, to_new_york
 
 __all__ = ["off_calendar", "range_jump", "splice_reason"]
 
@@ -58,7 +59,7 @@ def splice_reason(symbol: str, good: pd.DataFrame, stored: pd.DataFrame) -> tupl
     first = merged.loc[~same].iloc[0]
     reason = (
         f"{symbol}: refused, {differ} of {len(merged)} new bars at stored times differ from the "
-        f"stored bars (first at {first['ts']}: close {first['close']:g} new vs "
+        f"stored bars (first at {to_new_york(first['ts']):%Y-%m-%d %H:%M %Z}: close {first['close']:g} new vs "
         f"{first['close_stored']:g} stored), so this is another series; writing it would "
         f"splice two price paths. Nothing written for {symbol}; use --replace "
         f"(replace=True) to move the stored series to the trash and write this one, or "

@@ -235,12 +235,11 @@ class Store:
                       spike_band: float, report: WriteReport, meta: dict | None = None,
                       replace: bool = False) -> None:
         report.symbols.append(symbol)
-        rows, off = off_calendar(rows, tf)
-        stored, last_close = self._stored(tf, symbol, rows["ts"].min()) if len(rows) else (None, None)
+        stored, last_close = self._stored(tf, symbol, rows["ts"].min())
         ref = {symbol: last_close} if last_close is not None else None
         checked = validate(rows, spike_band=spike_band, reference_close=ref)
-        good = checked.good
-        splice, same, differ = splice_reason(symbol, good, stored) if stored is not None else (None, 0, 0)
+        good, off = off_calendar(checked.good, tf)  # sound bars, judged against the calendar
+        splice, same, differ = splice_reason(symbol, good, stored)
         if splice is not None and not replace:
             report.refused[symbol] = splice
             report.conflicts += differ
@@ -250,9 +249,9 @@ class Store:
             report.replaced[symbol] = f"{splice.split(', ', 1)[1].split(';')[0]}; {moved.summary()}"
             stored, same = None, 0
             checked = validate(rows, spike_band=spike_band)
-            good = checked.good
+            good, off = off_calendar(checked.good, tf)
         span = self.span(tf, symbol)
-        bad = pd.concat([off, checked.bad], ignore_index=True) if len(off) else checked.bad
+        bad = pd.concat([checked.bad, off], ignore_index=True) if len(off) else checked.bad
         for reason, n in bad["reason"].value_counts().items():
             report.quarantined[str(reason)] = report.quarantined.get(str(reason), 0) + int(n)
         if len(bad):
@@ -301,9 +300,9 @@ class Store:
                     for path in self.files(tf, [symbol], kind=kind):
                         self._remove_from(path, kind, tf, lo, hi, ranged, Path(report.trash), report)
         if not report.moved:
-            what = f"{tf}" if timeframe is not None else "any timeframe"
+            what = f" {tf}" if timeframe is not None else ""
             span = f" between {start or 'the start'} and {end or 'the end'}" if ranged else ""
-            raise DataError(f"nothing to remove: no {what} bars of {symbol}{span} in {self.root}")
+            raise DataError(f"nothing to remove: no{what} bars of {symbol}{span} in {self.root}")
         return report
 
     def _quarantine_timeframes(self) -> list[str]:
