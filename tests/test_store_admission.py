@@ -3,6 +3,7 @@ jumps, short-history symbols and removal (issue 11's data faults, each shown fix
 
 from __future__ import annotations
 
+import datetime
 import warnings
 
 import pandas as pd
@@ -29,6 +30,9 @@ def test_the_date_rule_reads_a_bare_date_as_a_new_york_day_end_inclusive():
     assert bound("2026-11-23") == pd.Timestamp("2026-11-23 05:00", tz="UTC")
     assert bound("2026-11-23", end=True) == pd.Timestamp("2026-11-24 05:00", tz="UTC") - pd.Timedelta(1, "ns")
     assert bound("2026-11-23 14:30") == pd.Timestamp("2026-11-23 14:30", tz="UTC")  # a time: UTC
+    for same_day in ("2026/11/23", "20261123", datetime.date(2026, 11, 23)):
+        assert bound(same_day) == bound("2026-11-23")
+    assert bound(datetime.datetime(2026, 11, 23)) == pd.Timestamp("2026-11-23", tz="UTC")  # a time
     with pytest.raises(DataError, match="end: cannot read"):
         bound("someday", "end", end=True, error=DataError)
 

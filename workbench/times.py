@@ -64,11 +64,11 @@ def ny_midnight(day: Any) -> pd.Timestamp:
     return pd.Timestamp(pd.Timestamp(day).date()).tz_localize(NEW_YORK).tz_convert(UTC)
 
 
-_BARE_DATE = re.compile(r"^\s*\d{4}-\d{1,2}-\d{1,2}\s*$|^\s*\d{8}\s*$")
+_BARE_DATE = re.compile(r"^\s*(\d{4}([-/])\d{1,2}\2\d{1,2}|\d{8})\s*$")
 
 
 def is_bare_date(value: Any) -> bool:
-    """Whether ``value`` names a day, not a time: ``"2026-11-23"``, ``"20261123"`` or a
+    """Whether ``value`` names a day, not a time: ``"2026-11-23"``, ``"2026/11/23"``, ``"20261123"`` or a
     ``datetime.date`` (not a ``datetime``). A ``Timestamp`` or a string with a time is a time."""
     if isinstance(value, str):
         return bool(_BARE_DATE.match(value))
