@@ -153,3 +153,33 @@ def test_remove_a_range_keeps_the_rest_and_moves_files_to_the_trash(store):
     assert store.symbols("1Day") == ["AAA"]
     with pytest.raises(DataError, match="nothing to remove"):
         store.remove("BBB")
+
+
+def test_readers_see_whole_series_while_a_range_is_removed(store):
+    """rm never deletes in place: a reader loading in a loop meanwhile sees the bars before
+    the removal or after it, never an error or a part."""
+    import threading
+
+    for end in ("2026-10-30", "2026-11-13", "2026-11-20"):  # three files
+        store.write(synthesize(["AAA"], 10, "1Day", seed=1, end="2026-11-20").query(
+            "ts <= @pd.Timestamp(@end, tz='America/New_York')"), "1Day")
+    full = len(store.load("AAA", "1Day"))
+    seen, errors, stop = set(), [], threading.Event()
+
+    def read():
+        while not stop.is_set():
+            try:
+                seen.add(len(store.load("AAA", "1Day")))
+            except Exception as e:  # noqa: BLE001 - any failure is the finding
+                errors.append(repr(e))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for day in ("2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13"):
+            store.remove("AAA", "1Day", start=day, end=day)
+    finally:
+        stop.set()
+        reader.join()
+    assert not errors
+    assert seen <= set(range(full - 4, full + 1)) and len(store.load("AAA", "1Day")) == full - 4
