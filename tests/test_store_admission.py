@@ -12,8 +12,8 @@ import pytest
 import workbench as wb
 from workbench.data.bars import Bars
 from workbench.data.calendar import judge_bars
-from workbench.data.store import ShortHistoryWarning
 from workbench.data.synth import synthesize
+from workbench.data.universe import ShortHistoryWarning
 from workbench.errors import DataError
 from workbench.times import bound
 

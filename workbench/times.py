@@ -23,8 +23,17 @@ from typing import Any, overload
 
 import pandas as pd
 
-__all__ = ["NEW_YORK", "UTC", "ny_date", "bound", "bounds", "is_bare_date", "ny_midnight",
-           "to_new_york", "to_utc"]
+__all__ = [
+    "NEW_YORK",
+    "UTC",
+    "bound",
+    "bounds",
+    "is_bare_date",
+    "ny_date",
+    "ny_midnight",
+    "to_new_york",
+    "to_utc",
+]
 
 NEW_YORK = "America/New_York"
 UTC = "UTC"

@@ -87,7 +87,7 @@ def range_jump(symbol: str, tf: Timeframe, new_first: pd.Timestamp, new_last: pd
         missing = max((b - a).days - 1, 0)
         unit = "day(s)"
     else:
-        missing = int(len(between.index[(between.index > a) & (between.index < b)]))
+        missing = len(between.index[(between.index > a) & (between.index < b)])
         unit = "session(s)"
     if missing == 0:
         return None

@@ -29,7 +29,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,12 +38,13 @@ from workbench.data import duck
 from workbench.data.admission import off_calendar, range_jump, splice_reason
 from workbench.data.bars import FIELDS, Bars, pivot_arrays
 from workbench.data.timeframe import Timeframe
+from workbench.data.universe import SHORT_HISTORY, ShortHistoryWarning, without_short_history
 from workbench.data.validate import validate
 from workbench.errors import DataError
 from workbench.fsutil import exclusive_lock, fsync_dir
 from workbench.times import bounds
 
-__all__ = ["RemoveReport", "ShortHistoryWarning", "Store", "WriteReport", "open_store"]
+__all__ = ["SHORT_HISTORY", "ShortHistoryWarning", "Store", "WriteReport", "open_store"]
 
 _META = "workbench."  # prefix of the provenance keys in a file's Parquet metadata
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
@@ -91,25 +91,6 @@ class WriteReport:
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "quarantined_total": self.quarantined_total}
-
-
-@dataclass
-class RemoveReport:
-    """What :meth:`Store.remove` did: files moved to the trash, bars removed, files written."""
-
-    symbol: str
-    trash: str
-    moved: list[str] = field(default_factory=list)  # where each file went (under ``trash``)
-    written: list[str] = field(default_factory=list)  # the kept part of a file cut by a range
-    removed: dict[str, int] = field(default_factory=dict)  # "1Min bars" -> count
-
-    def summary(self) -> str:
-        what = ", ".join(f"{n:,} {k}" for k, n in sorted(self.removed.items())) or "nothing"
-        return (f"{self.symbol}: removed {what}; {len(self.moved)} file(s) moved to {self.trash}"
-                + (f", {len(self.written)} file(s) written with the bars kept" if self.written else ""))
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def check_symbol(symbol: str) -> str:
@@ -278,61 +259,13 @@ class Store:
 
     # -- removing -------------------------------------------------------------------------
     def remove(self, symbol: str, timeframe: str | Timeframe | None = None, start=None, end=None,
-               *, _locked: bool = False) -> RemoveReport:
+               *, _locked: bool = False):
         """Remove ``symbol``'s bars (and quarantined bars) of ``timeframe`` (None: every
-        timeframe), all of them or those with ``start <= ts <= end`` (the one date rule).
+        timeframe), all or those with ``start <= ts <= end``, moved to the trash, never
+        deleted in place: see :func:`workbench.data.removal.remove`."""
+        from workbench.data.removal import remove
 
-        Nothing is deleted in place: each affected file is moved (an atomic rename) under
-        ``trash/<UTC time>/`` keeping its path; for a range, the bars outside it are first
-        written to a new file beside it, the same way every write is done, so a reader
-        sees the old file or the new one. Raises :class:`DataError` if nothing matches."""
-        check_symbol(symbol)
-        tfs = [Timeframe.parse(timeframe)] if timeframe is not None else [
-            Timeframe.parse(t) for t in sorted(set(self.timeframes()) | set(self._quarantine_timeframes()))]
-        lo, hi = bounds(start, end, error=DataError)
-        ranged = lo is not None or hi is not None
-        stamp = pd.Timestamp.now("UTC").strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
-        report = RemoveReport(symbol=symbol, trash=str(self.root / "trash" / stamp))
-        lock = _nolock() if _locked else self._writer_lock()
-        with lock:
-            for tf in tfs:
-                for kind in ("bars", "quarantine"):
-                    for path in self.files(tf, [symbol], kind=kind):
-                        self._remove_from(path, kind, tf, lo, hi, ranged, Path(report.trash), report)
-        if not report.moved:
-            what = f" {tf}" if timeframe is not None else ""
-            span = f" between {start or 'the start'} and {end or 'the end'}" if ranged else ""
-            raise DataError(f"nothing to remove: no{what} bars of {symbol}{span} in {self.root}")
-        return report
-
-    def _quarantine_timeframes(self) -> list[str]:
-        return [p.name.split("=", 1)[1] for p in (self.root / "quarantine").glob("timeframe=*")]
-
-    def _remove_from(self, path: Path, kind: str, tf: Timeframe, lo, hi, ranged: bool,
-                     trash: Path, report: RemoveReport) -> None:
-        if ranged:
-            if (hi is not None and _file_first(path) > hi) or (lo is not None and _file_last(path) < lo.floor("s")):
-                return  # the file's bars all lie outside the range
-            table = pq.read_table(path)
-            ts = table.column("ts").to_pandas()
-            inside = ((ts >= lo) if lo is not None else True) & ((ts <= hi) if hi is not None else True)
-            inside = np.asarray(inside, dtype=bool)
-            if not inside.any():
-                return
-            if not inside.all():
-                keep = table.filter(pa.array(~inside))
-                stem = _stem(keep.column("ts").to_pandas())
-                report.written.append(str(self._write_file(keep, path.parent, stem)))
-            n = int(inside.sum())
-        else:
-            n = pq.read_metadata(path).num_rows
-        target = trash / path.relative_to(self.root)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
-        fsync_dir(path.parent)
-        report.moved.append(str(target))
-        key = f"{tf} {'bars' if kind == 'bars' else 'quarantined'}"
-        report.removed[key] = report.removed.get(key, 0) + n
+        return remove(self, symbol, timeframe, start, end, locked=_locked)
 
     def provenance(self, timeframe: str | Timeframe, symbol: str) -> list[dict[str, str]]:
         """What each stored bar file of ``symbol`` records about its origin, one dict per
@@ -380,7 +313,7 @@ class Store:
             missing = [s for s in wanted if s not in present]
             raise DataError(f"no {tf} bars in range for {_names(missing)}")
         bars = Bars(**frames, timeframe=tf)
-        return _without_short_history(bars) if symbols is None else bars
+        return without_short_history(bars) if symbols is None else bars
 
     def _resolve_symbols(self, symbols, tf: Timeframe, stored: dict[str, list[Path]]) -> list[str]:
         if symbols is None:
@@ -401,38 +334,6 @@ class Store:
                    timeframe: str | Timeframe | None = None) -> pd.DataFrame:
         """The quarantined bars with their reason (and source)."""
         return duck.quarantined(self.root, symbols, timeframe)
-
-
-class ShortHistoryWarning(UserWarning):
-    """Symbols left out of a default universe because their history is short."""
-
-
-SHORT_HISTORY = 0.5  # a symbol with fewer bars than this fraction of the median is short
-
-
-def short_history(bars: Bars) -> dict[str, int]:
-    """The symbols of ``bars`` with fewer bars than ``SHORT_HISTORY`` times the median
-    symbol's bar count, with their counts."""
-    counts = bars.close.notna().sum()
-    floor = SHORT_HISTORY * float(counts.median())
-    return {str(s): int(n) for s, n in counts.items() if n < floor}
-
-
-def _without_short_history(bars: Bars) -> Bars:
-    """``bars`` without its short-history symbols, named in a warning (never silently)."""
-    short = short_history(bars)
-    if not short:
-        return bars
-    import warnings
-
-    median = int(bars.close.notna().sum().median())
-    names = ", ".join(f"{s} ({n} bars)" for s, n in sorted(short.items()))
-    warnings.warn(
-        f"left out of the default universe, short history: {names}; the median symbol has "
-        f"{median} bars in the range and a symbol needs at least {SHORT_HISTORY:.0%} of that. "
-        f"Name the symbols to include them anyway", ShortHistoryWarning, stacklevel=3)
-    keep = [s for s in bars.symbols if s not in short]
-    return bars.select(keep).dropna()
 
 
 def open_store(root: str | Path | None = None) -> Store:
@@ -456,11 +357,6 @@ def _stem(ts: pd.Series) -> str:
 
 def _names(symbols: list[str]) -> str:
     return ", ".join(symbols[:8]) + (f" and {len(symbols) - 8} more" if len(symbols) > 8 else "")
-
-
-@contextmanager
-def _nolock() -> Iterator[None]:
-    yield
 
 
 def _progress(iterable, enabled: bool, desc: str):
