@@ -183,3 +183,12 @@ def test_readers_see_whole_series_while_a_range_is_removed(store):
         reader.join()
     assert not errors
     assert seen <= set(range(full - 4, full + 1)) and len(store.load("AAA", "1Day")) == full - 4
+
+
+def test_default_universe_names_the_short_symbol_without_loading(store):
+    from workbench.data.universe import default_universe
+
+    store.write(synthesize(["AAA", "BBB", "CCC"], 60, "1Day", seed=1, end="2026-11-20"), "1Day")
+    store.write(synthesize(["NEW"], 21, "1Day", seed=1, end="2026-11-20"), "1Day")
+    assert default_universe(store, "1Day") == (["AAA", "BBB", "CCC"], {"NEW": 21})
+    assert default_universe(store, "1Day", start="2026-11-02") == (["AAA", "BBB", "CCC", "NEW"], {})

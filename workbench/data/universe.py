@@ -10,11 +10,13 @@ leaves one out.
 
 from __future__ import annotations
 
+import statistics
 import warnings
 
 from workbench.data.bars import Bars
 
-__all__ = ["SHORT_HISTORY", "ShortHistoryWarning", "short_history", "without_short_history"]
+__all__ = ["SHORT_HISTORY", "ShortHistoryWarning", "default_universe", "short_history",
+           "without_short_history"]
 
 
 class ShortHistoryWarning(UserWarning):
@@ -30,6 +32,29 @@ def short_history(bars: Bars) -> dict[str, int]:
     counts = bars.close.notna().sum()
     floor = SHORT_HISTORY * float(counts.median())
     return {str(s): int(n) for s, n in counts.items() if n < floor}
+
+
+def default_universe(store, timeframe, start=None, end=None) -> tuple[list[str], dict[str, int]]:
+    """The stored symbols of ``timeframe`` a default universe holds in ``start .. end`` (the
+    one date rule), and the short-history ones it leaves out with their bar counts, counted
+    without loading the bars (for a caller picking "the first N symbols")."""
+    from workbench.data import duck
+    from workbench.data.timeframe import Timeframe
+    from workbench.errors import DataError
+    from workbench.times import bounds
+
+    tf = Timeframe.parse(timeframe)
+    lo, hi = bounds(start, end, error=DataError)
+    catalog = store._bar_files(tf)
+    symbols = sorted(catalog)
+    if not symbols:
+        return [], {}
+    files = [f for s in symbols for f in catalog[s]]
+    codes = [i for i, s in enumerate(symbols) for _ in catalog[s]]
+    counts = duck.count_bars(files, codes, len(symbols), lo, hi)
+    median = statistics.median(counts)
+    short = {s: int(n) for s, n in zip(symbols, counts) if n < SHORT_HISTORY * median}
+    return [s for s in symbols if s not in short], short
 
 
 def without_short_history(bars: Bars) -> Bars:
