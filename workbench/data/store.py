@@ -5,13 +5,19 @@ Layout under the data directory::
     bars/timeframe=1Min/symbol=AAPL/<first>_<last>_<digest>.parquet   good bars
     quarantine/timeframe=1Min/symbol=AAPL/<...>.parquet                bad bars + reason
     tmp/                                                                files being written
+    trash/<UTC time>-<pid>/bars/...                                     files moved aside
     .write.lock                                                         one writer at a time
 
 A file is written under ``tmp/``, flushed to disk, then renamed into its partition, so a
-reader sees a whole file or none. Files are never rewritten or deleted: an append writes
-only the bars whose timestamps the symbol does not have yet, so re-importing the same
-bars is a no-op and older bars are never lost. Any number of processes may read while
-one writes (writers take ``.write.lock``).
+reader sees a whole file or none. Files are never rewritten or deleted in place: an
+append writes only the bars whose timestamps the symbol does not have yet, so
+re-importing the same bars is a no-op and older bars are never lost; bars at stored
+times with other values are another series and the symbol's write is refused (or, with
+``replace``, the stored series is moved to the trash first); removal
+(:mod:`workbench.data.removal`) moves files to the trash. Every write judges bars
+against the exchange calendar first (:mod:`workbench.data.admission`). Any number of
+processes may read while one writes (writers take ``.write.lock``). Bare dates in
+``load`` follow the one date rule (:func:`workbench.times.bound`).
 
 Provenance: a write may carry ``provenance`` (e.g. ``{"source": "alpaca:iex",
 "adjustment": "raw"}``), stored in each file's Parquet key-value metadata under
