@@ -42,7 +42,9 @@ def reader(root: str, out: str) -> None:
     while time.time() < deadline:
         try:
             try:
-                long = store.load(None, "1Min").to_long()
+                # every stored symbol by name: a default universe (None) would leave out
+                # the symbols still short of history while the writers run
+                long = store.load(store.symbols("1Min") or None, "1Min").to_long()
             except Exception as e:  # an empty store at the very start is fine
                 if "holds no 1Min bars" in str(e):
                     continue

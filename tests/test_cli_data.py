@@ -151,7 +151,7 @@ def test_bad_input_one_line_error(tmp_path, args, code, message):
 
 
 @pytest.mark.parametrize("group", [[], ["data"], ["data", "synth"], ["data", "import"], ["data", "ls"],
-                                   ["data", "quarantine"], ["kernel"], ["kernel", "install"],
+                                   ["data", "quarantine"], ["data", "rm"], ["kernel"], ["kernel", "install"],
                                    ["config"], ["demo"]])
 def test_every_command_has_help(group):
     from click.testing import CliRunner
@@ -160,3 +160,51 @@ def test_every_command_has_help(group):
 
     result = CliRunner().invoke(cli, [*group, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_ls_prints_new_york_time(synth_home, workbench_cmd):
+    out = run(workbench_cmd, "data", "ls", home=synth_home).stdout
+    days = calendar.last_sessions(20, END)
+    assert f"{days[0]:%Y-%m-%d} 09:30 EST" in out and "UTC" not in out and "+00:00" not in out
+    rows = json.loads(run(workbench_cmd, "data", "ls", "--json", home=synth_home).stdout)
+    assert all(r["first"].endswith("-05:00") for r in rows)
+
+
+def test_synth_with_other_days_is_refused_not_spliced(workbench_cmd, tmp_path):
+    """The issue's splice: `data synth --seed 7` again with another --days joined two paths."""
+    daily = ["data", "synth", "--symbols", "3", "--timeframe", "1Day", "--seed", "7", "--end", END]
+    run(workbench_cmd, *daily, "--days", "20", home=tmp_path)
+    before = tree_digest(tmp_path / "data" / "bars")
+    proc = run(workbench_cmd, *daily, "--days", "30", home=tmp_path, check=False)
+    assert proc.returncode == 3, proc.stderr
+    refused = [line for line in proc.stdout.splitlines() if line.startswith("REFUSED ")]
+    assert len(refused) == 3 and all("another series" in line for line in refused)
+    assert "refused for" in proc.stderr and tree_digest(tmp_path / "data" / "bars") == before
+    proc = run(workbench_cmd, *daily, "--days", "30", "--replace", home=tmp_path)
+    assert proc.stdout.count("REPLACED ") == 3 and "trash" in proc.stdout
+    rows = json.loads(run(workbench_cmd, "data", "ls", "--json", home=tmp_path).stdout)
+    assert [r["rows"] for r in rows] == [30, 30, 30]
+
+
+def test_synth_far_back_is_reported_as_a_range_jump(workbench_cmd, tmp_path):
+    daily = ["data", "synth", "--symbols", "2", "--timeframe", "1Day", "--days", "5"]
+    run(workbench_cmd, *daily, "--end", END, home=tmp_path)
+    out = run(workbench_cmd, *daily, "--end", "2020-01-03", home=tmp_path).stdout
+    jumps = [line for line in out.splitlines() if line.startswith("WARNING ")]
+    assert len(jumps) == 2 and all("range jump" in line and "missing" in line for line in jumps)
+
+
+def test_rm_moves_a_range_and_a_symbol_aside(workbench_cmd, tmp_path):
+    run(workbench_cmd, "data", "synth", "--symbols", "AAA,BBB", "--timeframe", "1Day", "--days", "10",
+        "--end", END, home=tmp_path)
+    out = run(workbench_cmd, "data", "rm", "AAA", "--timeframe", "1Day", "--start", "2025-12-30",
+              "--end", "2025-12-31", home=tmp_path).stdout
+    assert "AAA: removed 2 1Day bars" in out and "moved: " in out
+    moved = [Path(line.split("moved: ", 1)[1]) for line in out.splitlines() if line.startswith("moved: ")]
+    assert moved and all(p.exists() and "trash" in p.parts for p in moved)
+    run(workbench_cmd, "data", "rm", "BBB", home=tmp_path)
+    rows = json.loads(run(workbench_cmd, "data", "ls", "--json", home=tmp_path).stdout)
+    assert [(r["symbol"], r["rows"]) for r in rows] == [("AAA", 8)]
+    assert rows[0]["last"].startswith("2025-12-29")
+    proc = run(workbench_cmd, "data", "rm", "BBB", home=tmp_path, check=False)
+    assert proc.returncode == 3 and "nothing to remove" in proc.stderr

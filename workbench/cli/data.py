@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from workbench.cli.output import echo, echo_json, echo_table
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, DataError
 
 __all__ = ["data"]
 
@@ -29,14 +29,25 @@ def _store():
     return Store()
 
 
-def _report(report, as_json: bool, store) -> None:
+def _report(report, as_json: bool, store, extra: dict | None = None) -> None:
+    """Print a write report; a write refused for any symbol (a splice) then exits non-zero."""
     if as_json:
-        echo_json({**report.to_dict(), "store": str(store.root)})
-        return
-    echo(report.summary())
-    if report.quarantined_total:
-        echo("quarantined bars are kept: `workbench data quarantine` lists them with their reason")
-    echo(f"store: {store.root}")
+        echo_json({**report.to_dict(), **(extra or {}), "store": str(store.root)})
+    else:
+        echo(report.summary())
+        if report.quarantined_total:
+            echo("quarantined bars are kept: `workbench data quarantine` lists them with their reason")
+        echo(f"store: {store.root}")
+    if report.refused:
+        raise DataError(f"refused for {', '.join(sorted(report.refused))}: their new bars are another "
+                        f"series than the stored ones (see above); nothing of them was written")
+
+
+_REPLACE = click.option(
+    "--replace", is_flag=True,
+    help="Where the new bars of a symbol are another series than its stored bars (other values "
+         "at the same times), move the stored series to the store's trash and write the new "
+         "one, saying what was replaced. Without it such a symbol is refused (exit 3).")
 
 
 @click.group()
@@ -54,19 +65,24 @@ def data() -> None:
 @click.option("--seed", default=7, show_default=True, type=int, help="Random seed (same seed, same bars).")
 @click.option("--end", default=None,
               help="Last session date (YYYY-MM-DD); default: the last completed NYSE session.")
+@_REPLACE
 @click.option("--json", "as_json", is_flag=True, help="Print the write report as JSON.")
-def synth(symbols: str, days: int, timeframe: str, seed: int, end: str | None, as_json: bool) -> None:
+def synth(symbols: str, days: int, timeframe: str, seed: int, end: str | None, replace: bool,
+          as_json: bool) -> None:
     """Write seeded synthetic bars on the real NYSE calendar into the store.
 
     Regular-hours bars only, with holidays and early closes; a realistic intraday volume
     shape and occasional gaps. The same seed and arguments always give the same bytes.
+    Another seed or --days gives another price path: over stored bars it is refused per
+    symbol unless --replace.
     """
     from workbench.data.sources import synth_into_store
 
     names = _parse_symbols(symbols)
     store = _store()
     report = synth_into_store(store, names, days, timeframe, seed, end,
-                              spike_band=_settings().data.spike_band, progress=not as_json)
+                              spike_band=_settings().data.spike_band, progress=not as_json,
+                              replace=replace)
     _report(report, as_json, store)
 
 
@@ -78,9 +94,10 @@ def synth(symbols: str, days: int, timeframe: str, seed: int, end: str | None, a
               help="Time zone of naive timestamps (e.g. America/New_York); naive times are refused without it.")
 @click.option("--spike-band", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Quarantine closes further than this fraction from the local median (default from settings: 0.5).")
+@_REPLACE
 @click.option("--json", "as_json", is_flag=True, help="Print the write report as JSON.")
 def import_(file: Path, symbol: str | None, timeframe: str, tz: str | None,
-            spike_band: float | None, as_json: bool) -> None:
+            spike_band: float | None, replace: bool, as_json: bool) -> None:
     """Import OHLCV bars from a CSV or Parquet FILE, validated; bad bars are quarantined.
 
     Column names are matched case-insensitively (ts/timestamp/time/date, open, high, low,
@@ -93,7 +110,7 @@ def import_(file: Path, symbol: str | None, timeframe: str, tz: str | None,
         raise ConfigError(f"no such file: {file}")
     store = _store()
     band = spike_band if spike_band is not None else _settings().data.spike_band
-    report = import_into_store(store, file, symbol, timeframe, tz, spike_band=band)
+    report = import_into_store(store, file, symbol, timeframe, tz, spike_band=band, replace=replace)
     _report(report, as_json, store)
 
 
@@ -110,9 +127,10 @@ def import_(file: Path, symbol: str | None, timeframe: str, tz: str | None,
                    "or all. Recorded with the bars; a symbol is never stored with two.")
 @click.option("--spike-band", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Quarantine closes further than this fraction from the local median (default from settings: 0.5).")
+@_REPLACE
 @click.option("--json", "as_json", is_flag=True, help="Print the write report as JSON.")
 def fetch(symbols: str, start: str, end: str | None, timeframe: str, adjustment: str,
-          spike_band: float | None, as_json: bool) -> None:
+          spike_band: float | None, replace: bool, as_json: bool) -> None:
     """Download historical bars from Alpaca into the store, validated; bad bars are quarantined.
 
     Needs ALPACA_API_KEY and ALPACA_SECRET_KEY in the environment. The feed comes from the
@@ -132,9 +150,10 @@ def fetch(symbols: str, start: str, end: str | None, timeframe: str, adjustment:
     end = end if end is not None else last_completed_session().strftime("%Y-%m-%d")
     store = _store()
     report = fetch_into_store(store, names, start, end, timeframe, settings=settings,
-                              spike_band=spike_band, progress=not as_json, adjustment=adjustment)
+                              spike_band=spike_band, progress=not as_json, adjustment=adjustment,
+                              replace=replace)
     if as_json:
-        echo_json({**report.to_dict(), "adjustment": adjustment, "store": str(store.root)})
+        _report(report, as_json, store, {"adjustment": adjustment})
         return
     echo(f"adjustment: {adjustment} ({_ADJUSTED[adjustment]})")
     _report(report, as_json, store)
@@ -148,15 +167,18 @@ def fetch(symbols: str, start: str, end: str | None, timeframe: str, adjustment:
 
 @data.command("ls")
 @click.option("--timeframe", "-t", default=None, help="Only this timeframe.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: a list of {symbol, timeframe, first, last, rows, ...}.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: a list of {symbol, timeframe, first, last (ISO 8601, New York offset), rows, ...}.")
 def ls(timeframe: str | None, as_json: bool) -> None:
-    """What the store holds: symbol, timeframe, first and last bar (UTC), rows, files, quarantined."""
+    """What the store holds: symbol, timeframe, first and last bar (New York time; a daily
+    bar shows as its day), rows, files, quarantined."""
     from workbench.data.timeframe import Timeframe
 
     store = _store()
     df = store.ls()
     if timeframe is not None:
         df = df[df["timeframe"] == str(Timeframe.parse(timeframe))]
+    df = _in_new_york(df, as_json)
     if as_json:
         echo_json(df.to_dict(orient="records"))
         return
@@ -180,6 +202,56 @@ def quarantine(symbols: tuple[str, ...], timeframe: str | None, as_json: bool) -
     if not df.empty:
         counts = df["reason"].value_counts()
         echo("by reason: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+def _in_new_york(df, iso: bool = False):
+    """The listing's first/last bar times in New York (the CLI shows New York time): for
+    people the day of a daily bar, else ``YYYY-MM-DD HH:MM`` and the zone's abbreviation;
+    ``iso``: ISO 8601 with the New York offset (JSON)."""
+    if df.empty:
+        return df
+    from workbench.times import to_new_york
+
+    def show(ts, timeframe: str) -> str:
+        ny = to_new_york(ts)
+        if iso:
+            return ny.isoformat()
+        return f"{ny:%Y-%m-%d}" if timeframe.endswith("Day") else f"{ny:%Y-%m-%d %H:%M %Z}"
+
+    df = df.copy()
+    for col in ("first", "last"):
+        df[col] = [show(t, tf) for t, tf in zip(df[col], df["timeframe"])]
+    return df
+
+
+@data.command("rm")
+@click.argument("symbol")
+@click.option("--timeframe", "-t", default=None, help="Only this timeframe (default: every timeframe).")
+@click.option("--start", default=None,
+              help="Remove from this day (YYYY-MM-DD, a New York trading day) or time (no zone: UTC).")
+@click.option("--end", default=None, help="Remove up to this day, inclusive, or time.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was moved as JSON.")
+def rm(symbol: str, timeframe: str | None, start: str | None, end: str | None, as_json: bool) -> None:
+    """Remove SYMBOL's bars (and its quarantined bars) from the store: all of them, one
+    timeframe's, or a range with --start/--end.
+
+    Nothing is deleted in place: each affected file is moved under the store's
+    trash/<UTC time>/ folder (delete that folder yourself when sure); for a range, the
+    bars kept are first written to a new file, as every write is, so a reader running at
+    the same time sees the old bars or the new ones, never half. Asks nothing; prints
+    what it moved.
+    """
+    from workbench.data.timeframe import Timeframe
+
+    tf = Timeframe.parse(timeframe) if timeframe is not None else None
+    store = _store()
+    report = store.remove(symbol.strip().upper(), tf, start, end)
+    if as_json:
+        echo_json({**report.to_dict(), "store": str(store.root)})
+        return
+    echo(report.summary())
+    for path in report.moved:
+        echo(f"moved: {path}")
 
 
 def _parse_symbols(text: str) -> int | list[str]:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from workbench.data.timeframe import Timeframe
 from workbench.errors import DataError
-from workbench.times import to_utc
+from workbench.times import bounds
 
 __all__ = ["FIELDS", "Bars", "pivot_arrays"]
 
@@ -209,8 +209,10 @@ class Bars:
         return self._map(lambda f: f[wanted])
 
     def between(self, start=None, end=None) -> Bars:
-        """Bars with ``start <= ts <= end`` (strings are read as UTC)."""
-        lo, hi = (None if t is None else to_utc(t) for t in (start, end))
+        """Bars with ``start <= ts <= end``, by the one date rule (:func:`workbench.times.bound`):
+        a bare date is a New York trading day and the end day is included whole, so
+        ``between("2026-11-23", "2026-11-23")`` is that day; a time without a zone is UTC."""
+        lo, hi = bounds(start, end, error=DataError)
         return self._map(lambda f: f.loc[lo:hi])
 
     def iloc(self, rows) -> Bars:

@@ -24,9 +24,11 @@ __all__ = [
     "FIRST_DATE",
     "LAST_DATE",
     "NY",
+    "OFF_CALENDAR_REASONS",
     "bar_grid",
     "bar_times",
     "is_session",
+    "judge_bars",
     "last_completed_session",
     "last_sessions",
     "session_close",
@@ -39,6 +41,13 @@ NY = NEW_YORK  # the old name, kept for notebooks and tests
 FIRST_DATE = "2000-01-01"
 LAST_DATE = "2035-12-31"
 _REGULAR_CLOSE = pd.Timedelta(hours=16)
+
+# why a bar does not belong to the exchange calendar (see judge_bars), in the order tested
+OUTSIDE_CALENDAR_SPAN = "outside_calendar_span"
+NOT_A_SESSION = "not_a_session"
+OUTSIDE_SESSION_HOURS = "outside_session_hours"
+OFF_GRID = "off_timeframe_grid"
+OFF_CALENDAR_REASONS = (OUTSIDE_CALENDAR_SPAN, NOT_A_SESSION, OUTSIDE_SESSION_HOURS, OFF_GRID)
 
 
 @lru_cache(maxsize=1)
@@ -198,3 +207,48 @@ def to_display(value):
     except (TypeError, ValueError) as e:
         raise ConfigError(f"to_display: cannot read {value!r} as a time") from e
     return to_new_york(ts)
+
+
+def judge_bars(ts, timeframe) -> np.ndarray:
+    """Why each bar open time in ``ts`` (UTC) is not a bar of ``timeframe`` on the NYSE
+    calendar: an object array holding a reason from :data:`OFF_CALENDAR_REASONS`, or
+    ``None`` for a bar that belongs.
+
+    ``outside_calendar_span``: its New York date is outside FIRST_DATE .. LAST_DATE.
+    ``not_a_session``: its New York date is a weekend or an exchange holiday.
+    ``outside_session_hours`` (intraday): it opens before the regular open or at/after the
+    regular close (13:00 on an early close). ``off_timeframe_grid``: an intraday bar not at
+    the open plus a whole number of timeframe steps (:func:`bar_grid`), or a daily bar not
+    stamped at New York midnight of its session date (e.g. minute bars written as 5Min or
+    1Day).
+    """
+    tf = Timeframe.parse(timeframe)
+    index = pd.DatetimeIndex(ts)
+    index = (index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")).as_unit("ns")
+    out = np.full(len(index), None, dtype=object)
+    if not len(index):
+        return out
+    local = index.tz_convert(NY)
+    days = local.tz_localize(None).normalize().as_unit("ns")
+    table = _schedule()
+    first, last = table.index[0], table.index[-1]
+    outside = np.asarray((days < first) | (days > last))
+    pos = table.index.get_indexer(days)
+    missing = (pos < 0) & ~outside
+    out[outside] = OUTSIDE_CALENDAR_SPAN
+    out[missing] = NOT_A_SESSION
+    ok = pos >= 0
+    t = index.asi8
+    if tf.is_intraday:
+        opens = table["open"].to_numpy(dtype="datetime64[ns]").view(np.int64)[pos[ok]]
+        closes = table["close"].to_numpy(dtype="datetime64[ns]").view(np.int64)[pos[ok]]
+        tt = t[ok]
+        hours = (tt < opens) | (tt >= closes)
+        grid = ~hours & ((tt - opens) % tf.delta.value != 0)
+        where = np.flatnonzero(ok)
+        out[where[hours]] = OUTSIDE_SESSION_HOURS
+        out[where[grid]] = OFF_GRID
+    else:
+        midnight = days.tz_localize(NY).tz_convert("UTC").as_unit("ns").asi8
+        out[ok & (t != midnight)] = OFF_GRID
+    return out

@@ -76,6 +76,25 @@ def read_bars(files: list[Path], file_codes: list[int], lo: pd.Timestamp | None,
     return out
 
 
+def count_bars(files: list[Path], file_codes: list[int], n_codes: int,
+               lo: pd.Timestamp | None, hi: pd.Timestamp | None) -> list[int]:
+    """Bars per code (``file_codes`` of each file) with ``lo <= ts <= hi``."""
+    where, params = [], {}
+    if lo is not None:
+        where.append("epoch_ns(ts) >= $lo")
+        params["lo"] = lo.value
+    if hi is not None:
+        where.append("epoch_ns(ts) <= $hi")
+        params["hi"] = hi.value
+    sql = (f"SELECT file_index, count(*) AS n FROM read_parquet({_file_list(files)})"
+           + (f" WHERE {' AND '.join(where)}" if where else "") + " GROUP BY file_index")
+    rows = connect().sql(sql, params=params or None).fetchall()
+    out = [0] * n_codes
+    for index, n in rows:
+        out[file_codes[index]] += int(n)
+    return out
+
+
 def summarize(root: Path) -> pd.DataFrame:
     """One row per (timeframe, symbol) of the store: first, last, rows, files, quarantined."""
     cols = ["timeframe", "symbol", "first", "last", "rows", "files", "quarantined"]

@@ -24,26 +24,28 @@ def last_completed_session(clock: Clock | None = None) -> pd.Timestamp:
 
 def synth_into_store(store: Store, symbols: int | list[str], days: int, timeframe: str,
                      seed: int, end=None, spike_band: float = 0.5,
-                     progress: bool = False) -> WriteReport:
-    """Synthesize bars (ending at ``end`` or the last completed session) and store them."""
+                     progress: bool = False, replace: bool = False) -> WriteReport:
+    """Synthesize bars (ending at ``end`` or the last completed session) and store them
+    (``replace``: see :meth:`Store.write`)."""
     tf = Timeframe.parse(timeframe)
     end_date = pd.Timestamp(end) if end is not None else last_completed_session()
     bars = synthesize(symbols, days, str(tf), seed=seed, end=end_date, progress=progress)
     return store.write(bars, tf, source=f"synth:seed={seed}", spike_band=spike_band,
-                       progress=progress)
+                       progress=progress, replace=replace)
 
 
 def import_into_store(store: Store, path: Path, symbol: str | None, timeframe: str,
-                      tz: str | None, spike_band: float = 0.5) -> WriteReport:
+                      tz: str | None, spike_band: float = 0.5, replace: bool = False) -> WriteReport:
     """Read a CSV or Parquet file of bars and store it (bad bars quarantined)."""
     tf = Timeframe.parse(timeframe)
     bars = read_bars_file(path, symbol=symbol, tz=tz)
-    return store.write(bars, tf, source=f"import:{Path(path).name}", spike_band=spike_band)
+    return store.write(bars, tf, source=f"import:{Path(path).name}", spike_band=spike_band,
+                       replace=replace)
 
 
 def fetch_into_store(store: Store, symbols, start, end, timeframe: str, *, settings=None,
                      credentials=None, spike_band: float | None = None,
-                     progress=False, adjustment: str = "raw") -> WriteReport:
+                     progress=False, adjustment: str = "raw", replace: bool = False) -> WriteReport:
     """Fetch bars from Alpaca (see :func:`workbench.data.alpaca_history.fetch_bars`) and store
     them validated, with source ``alpaca:<feed>`` and the ``adjustment`` recorded in the
     files' provenance; ``spike_band`` defaults to the setting.
@@ -66,7 +68,8 @@ def fetch_into_store(store: Store, symbols, start, end, timeframe: str, *, setti
     bars, skipped = _not_quarantined_yet(store, tf, names, bars)
     band = settings.data.spike_band if spike_band is None else spike_band
     report = store.write(bars, tf, source=f"alpaca:{settings.alpaca.feed}", spike_band=band,
-                         progress=bool(progress is True), provenance={"adjustment": adjustment})
+                         progress=bool(progress is True), provenance={"adjustment": adjustment},
+                         replace=replace)
     report.notes.extend(notes)
     if skipped:
         report.notes.append(f"{skipped} bar(s) quarantined by an earlier fetch came again and "

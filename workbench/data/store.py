@@ -5,13 +5,19 @@ Layout under the data directory::
     bars/timeframe=1Min/symbol=AAPL/<first>_<last>_<digest>.parquet   good bars
     quarantine/timeframe=1Min/symbol=AAPL/<...>.parquet                bad bars + reason
     tmp/                                                                files being written
+    trash/<UTC time>-<pid>/bars/...                                     files moved aside
     .write.lock                                                         one writer at a time
 
 A file is written under ``tmp/``, flushed to disk, then renamed into its partition, so a
-reader sees a whole file or none. Files are never rewritten or deleted: an append writes
-only the bars whose timestamps the symbol does not have yet, so re-importing the same
-bars is a no-op and older bars are never lost. Any number of processes may read while
-one writes (writers take ``.write.lock``).
+reader sees a whole file or none. Files are never rewritten or deleted in place: an
+append writes only the bars whose timestamps the symbol does not have yet, so
+re-importing the same bars is a no-op and older bars are never lost; bars at stored
+times with other values are another series and the symbol's write is refused (or, with
+``replace``, the stored series is moved to the trash first); removal
+(:mod:`workbench.data.removal`) moves files to the trash. Every write judges bars
+against the exchange calendar first (:mod:`workbench.data.admission`). Any number of
+processes may read while one writes (writers take ``.write.lock``). Bare dates in
+``load`` follow the one date rule (:func:`workbench.times.bound`).
 
 Provenance: a write may carry ``provenance`` (e.g. ``{"source": "alpaca:iex",
 "adjustment": "raw"}``), stored in each file's Parquet key-value metadata under
@@ -29,21 +35,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from workbench import paths
 from workbench.data import duck
+from workbench.data.admission import off_calendar, range_jump, splice_reason
 from workbench.data.bars import FIELDS, Bars, pivot_arrays
 from workbench.data.timeframe import Timeframe
+from workbench.data.universe import SHORT_HISTORY, ShortHistoryWarning, without_short_history
 from workbench.data.validate import validate
 from workbench.errors import DataError
 from workbench.fsutil import exclusive_lock, fsync_dir
-from workbench.times import ny_midnight, to_utc
+from workbench.times import bounds
 
-__all__ = ["Store", "WriteReport", "open_store"]
+__all__ = ["SHORT_HISTORY", "ShortHistoryWarning", "Store", "WriteReport", "open_store"]
 
 _META = "workbench."  # prefix of the provenance keys in a file's Parquet metadata
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
@@ -63,11 +70,14 @@ class WriteReport:
     received: int = 0
     written: int = 0
     already_stored: int = 0
-    conflicts: int = 0  # same (symbol, ts) as a stored bar but different values: kept the stored
+    conflicts: int = 0  # new bars at stored times with other values, in refused symbols
     notes: list[str] = field(default_factory=list)  # said with the summary, e.g. provenance warnings
     quarantined: dict[str, int] = field(default_factory=dict)  # reason -> count
     symbols: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)  # symbol -> why nothing was written (a splice)
+    replaced: dict[str, str] = field(default_factory=dict)  # symbol -> what was moved to the trash
+    jumps: dict[str, str] = field(default_factory=dict)  # symbol -> the hole its range now spans
 
     @property
     def quarantined_total(self) -> int:
@@ -78,8 +88,12 @@ class WriteReport:
         return (
             f"{self.timeframe}: {len(self.symbols)} symbol(s), {self.received} bars received, "
             f"{self.written} written, {self.already_stored} already stored, "
-            f"{self.conflicts} conflicting with stored bars (kept stored), quarantined: {q}"
-        ) + "".join(f"\nnote: {n}" for n in self.notes)
+            f"quarantined: {q}"
+            + (f", {len(self.refused)} symbol(s) refused" if self.refused else "")
+        ) + "".join(f"\nnote: {n}" for n in self.notes) \
+          + "".join(f"\nREFUSED {r}" for r in self.refused.values()) \
+          + "".join(f"\nREPLACED {s}: {r}" for s, r in self.replaced.items()) \
+          + "".join(f"\nWARNING {r}" for r in self.jumps.values())
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "quarantined_total": self.quarantined_total}
@@ -180,9 +194,15 @@ class Store:
 
     def write(self, bars: pd.DataFrame, timeframe: str | Timeframe, source: str = "import",
               spike_band: float = 0.5, progress: bool = False,
-              provenance: dict[str, str] | None = None) -> WriteReport:
+              provenance: dict[str, str] | None = None, replace: bool = False) -> WriteReport:
         """Validate long bars and append the good ones; quarantine the bad with their reason.
 
+        Per symbol (:mod:`workbench.data.admission`): bars off the exchange calendar are
+        quarantined; new bars that differ from stored bars at the same times are another
+        series, so the symbol is refused (``report.refused`` says why; nothing of it is
+        written) unless ``replace``, which moves its stored series to the trash first
+        (``report.replaced``); new bars that leave whole sessions missing between them and
+        the stored range are written and reported (``report.jumps``).
         ``provenance`` (string keys and values) is recorded in every file written."""
         tf = Timeframe.parse(timeframe)
         meta = {f"{_META}{k}".encode(): str(v).encode()
@@ -195,37 +215,63 @@ class Store:
         groups = bars.groupby("symbol", sort=True)
         with self._writer_lock():
             for symbol, rows in _progress(groups, progress, "writing"):
-                self._write_symbol(str(symbol), rows, tf, source, spike_band, report, meta)
+                self._write_symbol(str(symbol), rows, tf, source, spike_band, report, meta, replace)
         return report
 
     def _write_symbol(self, symbol: str, rows: pd.DataFrame, tf: Timeframe, source: str,
-                      spike_band: float, report: WriteReport, meta: dict | None = None) -> None:
+                      spike_band: float, report: WriteReport, meta: dict | None = None,
+                      replace: bool = False) -> None:
+        report.symbols.append(symbol)
         stored, last_close = self._stored(tf, symbol, rows["ts"].min())
         ref = {symbol: last_close} if last_close is not None else None
         checked = validate(rows, spike_band=spike_band, reference_close=ref)
-        report.symbols.append(symbol)
-        for reason, n in checked.counts.items():
-            report.quarantined[reason] = report.quarantined.get(reason, 0) + n
-        if len(checked.bad):
-            bad = checked.bad.assign(source=source)[list(_QUARANTINE_SCHEMA.names)]
+        good, off = off_calendar(checked.good, tf)  # sound bars, judged against the calendar
+        splice, same, differ = splice_reason(symbol, good, stored)
+        if splice is not None and not replace:
+            report.refused[symbol] = splice
+            report.conflicts += differ
+            return
+        if splice is not None:  # replace: the stored series goes to the trash, the new one is judged alone
+            moved = self.remove(symbol, tf, _locked=True)
+            report.replaced[symbol] = f"{splice.split(', ', 1)[1].split(';')[0]}; {moved.summary()}"
+            stored, same = None, 0
+            checked = validate(rows, spike_band=spike_band)
+            good, off = off_calendar(checked.good, tf)
+        span = self.span(tf, symbol)
+        bad = pd.concat([checked.bad, off], ignore_index=True) if len(off) else checked.bad
+        for reason, n in bad["reason"].value_counts().items():
+            report.quarantined[str(reason)] = report.quarantined.get(str(reason), 0) + int(n)
+        if len(bad):
+            bad = bad.assign(source=source)[list(_QUARANTINE_SCHEMA.names)]
             table = pa.Table.from_pandas(bad, schema=_QUARANTINE_SCHEMA, preserve_index=False)
-            stem = _stem(bad["ts"])
-            report.files.append(str(self._write_file(table, self.partition("quarantine", tf, symbol), stem, meta)))
-        good = checked.good
-        if len(stored) and len(good):
-            known = good["ts"].isin(stored["ts"])
-            if known.any():
-                merged = good[known].merge(stored, on="ts", suffixes=("", "_stored"))
-                same = np.ones(len(merged), dtype=bool)
-                for f in FIELDS:
-                    same &= np.isclose(merged[f], merged[f + "_stored"], rtol=0, atol=0, equal_nan=True)
-                report.already_stored += int(same.sum())
-                report.conflicts += int((~same).sum())
-                good = good[~known]
+            report.files.append(str(self._write_file(table, self.partition("quarantine", tf, symbol), _stem(bad["ts"]), meta)))
+        if stored is not None and len(stored) and len(good):
+            report.already_stored += same
+            good = good[~good["ts"].isin(stored["ts"])]
         if len(good):
+            jump = range_jump(symbol, tf, good["ts"].min(), good["ts"].max(), *span)
+            if jump:
+                report.jumps[symbol] = jump
             table = pa.Table.from_pandas(good[["ts", *FIELDS]], schema=_BAR_SCHEMA, preserve_index=False)
             report.files.append(str(self._write_file(table, self.partition("bars", tf, symbol), _stem(good["ts"]), meta)))
             report.written += len(good)
+
+    def span(self, timeframe: str | Timeframe, symbol: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+        """First and last stored bar time of ``symbol`` (to the second, from the file names)."""
+        files = self.files(Timeframe.parse(timeframe), [symbol])
+        if not files:
+            return None, None
+        return min(_file_first(f) for f in files), max(_file_last(f) for f in files)
+
+    # -- removing -------------------------------------------------------------------------
+    def remove(self, symbol: str, timeframe: str | Timeframe | None = None, start=None, end=None,
+               *, _locked: bool = False):
+        """Remove ``symbol``'s bars (and quarantined bars) of ``timeframe`` (None: every
+        timeframe), all or those with ``start <= ts <= end``, moved to the trash, never
+        deleted in place: see :func:`workbench.data.removal.remove`."""
+        from workbench.data.removal import remove
+
+        return remove(self, symbol, timeframe, start, end, locked=_locked)
 
     def provenance(self, timeframe: str | Timeframe, symbol: str) -> list[dict[str, str]]:
         """What each stored bar file of ``symbol`` records about its origin, one dict per
@@ -242,16 +288,26 @@ class Store:
     # -- reading --------------------------------------------------------------------------
     def load(self, symbols: str | Iterable[str] | None, timeframe: str | Timeframe,
              start=None, end=None) -> Bars:
-        """Bars for ``symbols`` (None: every stored symbol) with ``start <= ts <= end``."""
+        """Bars for ``symbols`` with ``start <= ts <= end`` (the one date rule: a bare date
+        is a New York trading day, the end day included whole).
+
+        ``symbols=None`` is the default universe: every stored symbol except those with
+        short history, fewer bars in the range than :data:`SHORT_HISTORY` (half) of the
+        median symbol's; those are left out and named in a :class:`ShortHistoryWarning`
+        (ask for them by name to get them)."""
         tf = Timeframe.parse(timeframe)
-        catalog = self._bar_files(tf)
-        wanted = self._resolve_symbols(symbols, tf, catalog)
-        files = [f for s in wanted for f in catalog[s]]
-        codes = [code for code, s in enumerate(wanted) for _ in catalog[s]]
-        lo, hi = _bound(start, "start"), _bound(end, "end", inclusive_day=True)
-        if lo is not None and hi is not None and lo > hi:
-            raise DataError(f"start {start} is after end {end}")
-        cols = duck.read_bars(files, codes, lo, hi) if files else None
+        lo, hi = bounds(start, end, error=DataError)  # the one date rule (workbench.times)
+        for attempt in range(3):  # a file moved aside (data rm, --replace) between listing and reading
+            catalog = self._bar_files(tf)
+            wanted = self._resolve_symbols(symbols, tf, catalog)
+            files = [f for s in wanted for f in catalog[s]]
+            codes = [code for code, s in enumerate(wanted) for _ in catalog[s]]
+            try:
+                cols = duck.read_bars(files, codes, lo, hi) if files else None
+                break
+            except Exception:
+                if attempt == 2 or all(f.exists() for f in files):
+                    raise
         if cols is None or cols["ts"].size == 0:
             raise DataError(
                 f"no {tf} bars stored for {_names(wanted)} between {start or 'the start'} "
@@ -262,7 +318,8 @@ class Store:
         if len(present) < len(wanted):
             missing = [s for s in wanted if s not in present]
             raise DataError(f"no {tf} bars in range for {_names(missing)}")
-        return Bars(**frames, timeframe=tf)
+        bars = Bars(**frames, timeframe=tf)
+        return without_short_history(bars) if symbols is None else bars
 
     def _resolve_symbols(self, symbols, tf: Timeframe, stored: dict[str, list[Path]]) -> list[str]:
         if symbols is None:
@@ -289,6 +346,11 @@ def open_store(root: str | Path | None = None) -> Store:
     return Store(root)
 
 
+def _file_first(path: Path) -> pd.Timestamp:
+    """The first bar time a store file's name records, UTC, to the second."""
+    return pd.Timestamp(path.stem.split("_")[0], tz="UTC")
+
+
 def _file_last(path: Path) -> pd.Timestamp:
     """The last bar time a store file's name records (``<first>_<last>_<digest>``), UTC, to the second."""
     return pd.Timestamp(path.stem.split("_")[1], tz="UTC")
@@ -301,22 +363,6 @@ def _stem(ts: pd.Series) -> str:
 
 def _names(symbols: list[str]) -> str:
     return ", ".join(symbols[:8]) + (f" and {len(symbols) - 8} more" if len(symbols) > 8 else "")
-
-
-def _bound(value, what: str, inclusive_day: bool = False) -> pd.Timestamp | None:
-    """A UTC bound. A bare date is a New York calendar day (start of it, or end if inclusive);
-    a naive time is UTC."""
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as e:
-        raise DataError(f"{what}: cannot read {value!r} as a date or time") from e
-    if isinstance(value, str) and len(value.strip()) <= 10:  # a date: a New York trading day
-        if inclusive_day:
-            return ny_midnight(ts + pd.Timedelta(days=1)) - pd.Timedelta(1, "ns")
-        return ny_midnight(ts)
-    return to_utc(ts)
 
 
 def _progress(iterable, enabled: bool, desc: str):

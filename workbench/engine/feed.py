@@ -28,7 +28,7 @@ from workbench.data.bars import FIELDS, Bars
 from workbench.data.store import Store
 from workbench.data.timeframe import Timeframe
 from workbench.errors import ConfigError, DataError
-from workbench.times import ny_date, ny_midnight, to_utc
+from workbench.times import bound, ny_date, ny_midnight, to_utc
 
 __all__ = ["BarRow", "Feed", "ReplayFeed", "bar_close", "load_sessions"]
 
@@ -94,14 +94,15 @@ class Feed(Protocol):
 
 
 class ReplayFeed:
-    """Stored bars replayed row by row; bars before ``start`` are the feed's history."""
+    """Stored bars replayed row by row; bars before ``start`` are the feed's history
+    (``start`` by the one date rule: a bare date is that New York day's midnight)."""
 
     def __init__(self, bars: Bars, start=None) -> None:
         if not isinstance(bars, Bars):
             raise DataError(f"ReplayFeed needs wb.Bars, got {type(bars).__name__}")
         self.symbols = tuple(bars.symbols)
         self.timeframe = bars.timeframe
-        first = 0 if start is None else int(bars.index.searchsorted(to_utc(start)))
+        first = 0 if start is None else int(bars.index.searchsorted(bound(start, "start", error=ConfigError)))
         self._history = bars.iloc(slice(0, first)) if first else None
         self.replayed = bars.iloc(slice(first, None))
         self._arrays = [getattr(self.replayed, f).to_numpy(dtype=float) for f in FIELDS]

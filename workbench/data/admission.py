@@ -1,0 +1,101 @@
+"""What a write may add to a symbol's stored bars: the calendar, splices and range jumps.
+
+The store (:mod:`workbench.data.store`) asks three questions of every symbol it writes:
+
+* **Calendar** (:func:`off_calendar`): bars that pass :func:`~workbench.data.validate.validate`
+  (so a bad bar keeps the validator's reason) but are not bars of the timeframe on the NYSE
+  calendar (a holiday or weekend, outside the regular session for intraday timeframes,
+  off the timeframe's grid) are split off to be quarantined with their reason
+  (:func:`workbench.data.calendar.judge_bars`).
+* **Splice** (:func:`splice_reason`): new bars at times the symbol already holds but with
+  other values are another series (another seed, another source or adjustment). Keeping
+  the stored ones and appending the rest would join two price paths, so the symbol's
+  write is refused, with a one-line reason, unless the caller asked to replace.
+* **Range jump** (:func:`range_jump`): new bars that do not touch the stored range, with
+  whole sessions missing between them, stretch the symbol's range across a hole; the write
+  goes ahead and the report says so, per symbol.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from workbench.data import calendar
+from workbench.data.bars import FIELDS
+from workbench.data.timeframe import Timeframe
+from workbench.errors import DataError
+from workbench.times import ny_date, to_new_york
+
+__all__ = ["off_calendar", "range_jump", "splice_reason"]
+
+
+def off_calendar(rows: pd.DataFrame, tf: Timeframe) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``rows`` split into (on the calendar, off it); the second carries ``reason``."""
+    why = calendar.judge_bars(rows["ts"], tf)
+    bad = pd.notna(why)
+    if not bad.any():
+        return rows, rows.iloc[0:0].assign(reason=pd.Series(dtype="str"))
+    off = rows[bad].assign(reason=why[bad].astype(str))
+    return rows[~bad], off
+
+
+def splice_reason(symbol: str, good: pd.DataFrame, stored: pd.DataFrame) -> tuple[str | None, int, int]:
+    """Compare the new bars with the stored ones at the same times.
+
+    Returns (a one-line refusal reason or None, bars identical to stored, bars differing).
+    """
+    if not len(stored) or not len(good):
+        return None, 0, 0
+    merged = good[["ts", *FIELDS]].merge(stored[["ts", *FIELDS]], on="ts", suffixes=("", "_stored"))
+    if merged.empty:
+        return None, 0, 0
+    same = np.ones(len(merged), dtype=bool)
+    for f in FIELDS:
+        same &= np.isclose(merged[f], merged[f + "_stored"], rtol=0, atol=0, equal_nan=True)
+    differ = int((~same).sum())
+    if not differ:
+        return None, len(merged), 0
+    first = merged.loc[~same].iloc[0]
+    reason = (
+        f"{symbol}: refused, {differ} of {len(merged)} new bars at stored times differ from the "
+        f"stored bars (first at {to_new_york(first['ts']):%Y-%m-%d %H:%M %Z}: close {first['close']:g} new vs "
+        f"{first['close_stored']:g} stored), so this is another series; writing it would "
+        f"splice two price paths. Nothing written for {symbol}; use --replace "
+        f"(replace=True) to move the stored series to the trash and write this one, or "
+        f"`workbench data rm {symbol}` first"
+    )
+    return reason, len(merged) - differ, differ
+
+
+def range_jump(symbol: str, tf: Timeframe, new_first: pd.Timestamp, new_last: pd.Timestamp,
+               stored_first: pd.Timestamp | None, stored_last: pd.Timestamp | None) -> str | None:
+    """A warning when the new bars leave whole sessions missing between them and the
+    stored range (the symbol's range jumps across a hole), else None."""
+    if stored_first is None or stored_last is None:
+        return None
+    if new_last < stored_first:
+        before, after, where = new_last, stored_first, "before"
+    elif new_first > stored_last:
+        before, after, where = stored_last, new_first, "after"
+    else:
+        return None
+    a, b = ny_date(before), ny_date(after)
+    try:
+        between = calendar.sessions(a, b)
+    except DataError:  # outside the calendar's span: count calendar days instead
+        missing = max((b - a).days - 1, 0)
+        unit = "day(s)"
+    else:
+        missing = len(between.index[(between.index > a) & (between.index < b)])
+        unit = "session(s)"
+    if missing == 0:
+        return None
+    lo, hi = min(new_first, stored_first), max(new_last, stored_last)
+    return (
+        f"{symbol}: range jump, the new {tf} bars ({ny_date(new_first).date()} .. "
+        f"{ny_date(new_last).date()}) lie {where} the stored ones ({ny_date(stored_first).date()} .. "
+        f"{ny_date(stored_last).date()}) with {missing:,} {unit} missing between them; the "
+        f"symbol now spans {ny_date(lo).date()} .. {ny_date(hi).date()} with that hole "
+        f"(`workbench data rm {symbol} --timeframe {tf} --start ... --end ...` removes a range)"
+    )
