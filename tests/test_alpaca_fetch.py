@@ -181,6 +181,16 @@ def test_empty_answer_and_malformed_bars(served):
     assert len(got) == 3 and got["close"].isna().sum() == 1  # for the validator to quarantine
 
 
+def test_an_answer_that_is_not_json_is_called_malformed_not_unreachable(served):
+    from workbench.testing.alpaca.faults import Fault
+
+    with FakeAlpaca(served, key=KEY, secret=CANARY) as fake:
+        fake.inject(Fault(status=200, body=b'{"bars": {"AAPL": [NaN', path="/v2/stocks/bars"))
+        with pytest.raises(DataError, match="malformed answer .* not JSON") as e:
+            _fetch(fake)
+    assert "cannot reach" not in str(e.value) and CANARY not in str(e.value)
+
+
 # -- the fake itself -----------------------------------------------------------------------
 def _get(url: str, headers: dict | None = None) -> tuple[int, dict]:
     try:

@@ -272,6 +272,9 @@ def _call(client: StockHistoricalDataClient, request: StockBarsRequest, settings
         return client.get_stock_bars(request)
     except APIError as e:
         error = _api_error(e, settings)
+    except requests.JSONDecodeError as e:  # also a RequestException: it reached us, garbled
+        error = DataError(redact(f"malformed answer from the Alpaca data API at {url}: "
+                                 f"not JSON ({_one_line(str(e))})"))
     except requests.RequestException as e:
         # a stall while reading the body surfaces as a ConnectionError saying "timed out"
         if isinstance(e, requests.Timeout) or "timed out" in str(e):

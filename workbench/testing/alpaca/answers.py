@@ -4,6 +4,7 @@ writes them."""
 from __future__ import annotations
 
 import json
+import math
 from decimal import Decimal
 
 import pandas as pd
@@ -13,12 +14,27 @@ __all__ = ["ApiError", "Json", "error", "iso", "num"]
 
 
 class Json(JSONResponse):
-    """A JSON answer that writes NaN as Alpaca's servers (and Python) do, not a 500: a bad
-    bar in the data is served as it is, for the client's validator to catch."""
+    """A JSON answer in which a bad number (NaN, inf) is written as ``null``: strict JSON,
+    as Alpaca's servers send, and the only form every client parses (``requests`` decodes
+    with simplejson when it is installed, which refuses a bare ``NaN``). A bad bar in the
+    data is still served, for the client's validator to catch, never a 500. ``bytes`` are
+    sent as they are."""
 
     def render(self, content) -> bytes:
-        return json.dumps(content, ensure_ascii=False, allow_nan=True,
+        if isinstance(content, bytes):  # a fault's raw body (e.g. not JSON at all), as it is
+            return content
+        return json.dumps(_nulls(content), ensure_ascii=False, allow_nan=False,
                           separators=(",", ":")).encode("utf-8")
+
+
+def _nulls(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nulls(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nulls(v) for v in value]
+    return value
 
 
 class ApiError(Exception):

@@ -9,7 +9,8 @@ A fault matches a request by method (None: any) and path prefix; it is used by t
 matching request, once (``times`` copies queue up, used in order). Kinds:
 
 * ``latency``: wait ``seconds``, then answer normally (the request takes effect).
-* ``status``: answer ``status`` (an Alpaca error body unless ``body`` is given; a 429 carries
+* ``status``: answer ``status`` (an Alpaca error body unless ``body`` is given, ``bytes``
+  sent as they are; a 429 carries
   ``Retry-After``); the request does NOT take effect.
 * ``accept_then``: the request takes effect (the order IS placed), then ``status`` is
   answered instead of the real answer (504 by default).
