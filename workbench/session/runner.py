@@ -31,7 +31,9 @@ halted, failed) the session writes its figures (``SessionResult`` without ``run_
 
 ``sl_stop``/``tp_stop``: the backtest's stops (fractions of the entry's fill price), placed
 as broker-side orders once an entry fills (:mod:`workbench.session.stops`); a restart
-must use the run's stops.
+must use the run's stops. A strategy may give its own stops per bar (``Signals(sl_stop=
+...)``): each entry is protected with its signal bar's, relearned from the journaled
+signals on a restart. ``sl_trail=True`` is refused (``refuse_trailing`` says why).
 
 ``direction``: the backtest's, "long" (short signals journaled, not traded) or
 "longshort" (short sales, covers and reversals: :mod:`workbench.session.trader`); a
@@ -91,7 +93,7 @@ from workbench.session.start import (
     start_manager,
     write_owner,
 )
-from workbench.session.stops import Stops, is_protection
+from workbench.session.stops import Stops, is_protection, refuse_trailing
 from workbench.session.trader import Accounts, Direction, Sizing, Trader
 from workbench.strategy import as_strategy
 from workbench.times import ny_midnight
@@ -240,9 +242,11 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
                 shares: Shares = "fractional", costs: CostModel | None = None,
                 heartbeat_every: int = HEARTBEAT_EVERY, history_days: int = 1, store=None,
                 runs_root=None, accounts: Accounts = "shared", sl_stop: float | None = None,
-                tp_stop: float | None = None, direction: Direction = "long") -> SessionResult:
+                tp_stop: float | None = None, direction: Direction = "long",
+                sl_trail: bool = False) -> SessionResult:
     """Replay ``replay_date`` through engine, risk, orders and the simulated broker; a bad
     option is a ``ConfigError`` naming it (:class:`~workbench.session.options.SessionOptions`)."""
+    refuse_trailing(sl_trail)
     costs = costs or CostModel()
     sizing = Sizing(size=size, shares=shares, costs=costs, accounts=accounts,
                     cash=to_decimal(cash), stops=Stops(sl_stop=sl_stop, tp_stop=tp_stop),
@@ -311,6 +315,9 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
                    **trading)
     journal.append(ev.CONFIG, risk=risk_settings.model_dump(mode="json"))
     trader = Trader(record.run_id, engine.strategy.name, manager, sizing)
+    for e in events:  # a restart: the stops the strategy gave with this run's entries
+        if e.type == ev.SIGNAL:
+            trader.learn_stops(e.payload)
     session = _Session(engine, manager, risk, trader, wrapped, journal, record, clock,
                        start_equity, options)
     session.trading = trading

@@ -12,6 +12,17 @@ which a bracket cannot be), so the session places the exit protection once the e
 filled: one ``OrderType.OCO`` sell of a long position, a stop at the stop-loss level and a
 take-profit limit as its leg (one alone: a plain stop or limit), levels computed from the
 fill price with the backtest's very float arithmetic (exact as ``Decimal(repr(x))``).
+
+Stops per bar (a strategy returning ``Signals(sl_stop=2 * atr / close)``): the entry
+signal's bar fixes the fractions, as in the backtest; the engine hands them to the trader
+on the entry's ``Signal`` (``sl_stop``/``tp_stop``, journaled with it), which keeps them
+for that entry (:meth:`Trader.protections`), so the protection placed at the fill is the
+signal bar's fraction of the fill price. NaN on that bar: no protection for that entry.
+On a restart the trader relearns them from the journaled signals (:func:`signal_stops`).
+
+Trailing stops (``sl_trail``) are refused by a session (:func:`refuse_trailing`): the
+simulated broker has no trailing stop order and the session does not yet replace its
+stop order bar by bar, so trading it would silently be a fixed stop.
 Placed on the entry's fill bar, the simulated broker checks it from the next bar on,
 which is the backtest's rule; it fills it by the backtest's rules (gap through the level:
 the open; slippage and fees as any sell). Good till canceled: a position held overnight
@@ -55,7 +66,8 @@ from workbench.model import (
 )
 from workbench.values import Number, Value
 
-__all__ = ["LEG", "Stops", "is_protection", "levels", "protection"]
+__all__ = ["LEG", "Stops", "is_protection", "levels", "protection", "refuse_trailing",
+           "signal_stops"]
 
 LEG = "stops"
 _SUFFIXES = (f"-{LEG}", f"-{LEG}.tp")
@@ -70,6 +82,24 @@ class Stops(Value):
     @property
     def any(self) -> bool:
         return self.sl_stop is not None or self.tp_stop is not None
+
+
+def refuse_trailing(sl_trail: bool) -> None:
+    """A ``ConfigError`` for ``sl_trail=True``, naming the missing piece (see the module doc)."""
+    if sl_trail:
+        from workbench.errors import ConfigError
+
+        raise ConfigError("sl_trail=True cannot be traded by a session yet: the simulated "
+                          "broker has no trailing stop order and the session does not replace "
+                          "its stop each bar (it would be a fixed stop); run without sl_trail")
+
+
+def signal_stops(signal) -> Stops | None:
+    """The stops a strategy gave with ``signal`` (a ``Signal``, or its journaled payload):
+    None if it gave none."""
+    get = signal.get if isinstance(signal, dict) else lambda k: getattr(signal, k, None)
+    sl, tp = get("sl_stop"), get("tp_stop")
+    return None if sl is None and tp is None else Stops(sl_stop=sl, tp_stop=tp)
 
 
 def is_protection(client_order_id_: str) -> bool:

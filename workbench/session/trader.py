@@ -43,7 +43,9 @@ as the backtest refuses them.
 
 An exit closes the whole position. One order per symbol at a time: no entry while a
 position or an open order exists (but the reversal's pair), no close while one of its side
-is open. With ``Sizing.stops`` (``sl_stop``/``tp_stop``) a filled entry gets its exit
+is open. With ``Sizing.stops`` (``sl_stop``/``tp_stop``), or the stops the strategy gives
+per bar on its entry signals (the entry bar's fractions, kept per entry), a filled entry
+gets its exit
 protection, a broker-side stop loss / take profit (:mod:`workbench.session.stops`): a
 sell for a long position, a buy for a short one: :meth:`Trader.protections`. The
 protection is not an "open order" for these rules nor for the risk context (it is a
@@ -69,7 +71,7 @@ from workbench.model.costs import CostModel, Shares
 from workbench.model.weights import rebalance_quantity
 from workbench.risk import FLATTEN, FORCE_EXIT, RiskContext
 from workbench.risk.switches import Flatten, ForceExit
-from workbench.session.stops import LEG, Stops, is_protection, protection
+from workbench.session.stops import LEG, Stops, is_protection, protection, signal_stops
 from workbench.values import Number, Value
 
 __all__ = ["ACCOUNTS", "Accounts", "Direction", "Sizing", "Trader", "resolve"]
@@ -135,6 +137,21 @@ class Trader:
         self.run_id, self.strategy = run_id, strategy
         self.manager, self.sizing = manager, sizing
         self.order_times: deque[pd.Timestamp] = deque(maxlen=1000)
+        # the strategy's own stops of each entry signal: (symbol, bar time) -> Stops
+        self.entry_stops: dict[tuple[str, pd.Timestamp], Stops] = {}
+
+    def learn_stops(self, signal) -> None:
+        """Keep the stops the strategy gave with an entry ``signal`` (a ``Signal`` or its
+        journaled payload): its entry is protected with them. Given with ``Sizing.stops``
+        too: a ``ConfigError`` (one of them would be ignored; the backtest refuses it)."""
+        stops = signal_stops(signal)
+        if stops is None:
+            return
+        if self.sizing.stops.any:
+            raise ConfigError(f"{self.strategy} returns its own stops and the session was "
+                              "given sl_stop/tp_stop too: give them in one place")
+        get = signal.get if isinstance(signal, dict) else lambda k: getattr(signal, k)
+        self.entry_stops[(get("symbol"), pd.Timestamp(get("bar_time")))] = stops
 
     def _cid(self, symbol: str, bar_time, leg: str) -> str:
         return client_order_id(self.run_id, self.strategy, symbol, bar_time, leg)
@@ -154,7 +171,7 @@ class Trader:
     def protections(self, bar_time) -> list[OrderIntent]:
         """The exit protection of each position whose entry (the symbol's last one) has
         filled and is not protected yet; none for a symbol with a closing order open."""
-        if not self.sizing.stops.any:
+        if not self.sizing.stops.any and not self.entry_stops:
             return []
         entries: dict[str, object] = {}
         for cid, order in self.manager.book.orders.items():
@@ -167,8 +184,10 @@ class Trader:
             if held == 0 or (symbol, _CLOSING[1 if held > 0 else -1]) in closing \
                     or (held > 0) != (entry.intent.side is Side.BUY):
                 continue
-            intent = protection(self.run_id, self.strategy, entry, abs(held), bar_time,
-                                self.sizing.stops)
+            stops = self.entry_stops.get((symbol, entry.intent.bar_time), self.sizing.stops)
+            if not stops.any:
+                continue  # NaN on the entry's bar: no stop for it
+            intent = protection(self.run_id, self.strategy, entry, abs(held), bar_time, stops)
             if intent is not None and intent.client_order_id not in self.manager.book.orders:
                 out.append(intent)
         return out
@@ -211,6 +230,7 @@ class Trader:
         positions = self.manager.positions()
         shorts = self.sizing.direction == "longshort"
         for sig in signals:
+            self.learn_stops(sig)
             if sig.weight is not None:
                 intent = self._rebalance(sig, last_prices, positions)
                 out += [intent] if intent is not None else []
