@@ -74,6 +74,9 @@ def test_the_strategy_can_return_an_atr_stop_and_it_equals_the_argument():
     assert (a["exit_reason"] == "stop_loss").sum() > 0
     pd.testing.assert_frame_equal(a, b)
     assert not fixed.trades()["exit_price"].equals(a["exit_price"])  # the frame was read
+    assert mine.options.stops_per_bar == "sl_stop (Signals)"
+    assert given.options.stops_per_bar == "sl_stop (argument)"
+    assert fixed.options.stops_per_bar is None and fixed.options.sl_stop == 0.01
     with pytest.raises(StrategyError, match="give it in one place"):
         wb.backtest(cross, bars, sl_stop=0.02)
 
@@ -195,6 +198,7 @@ def test_a_sweep_takes_the_strategy_stops():
     result = wb.sweep(cross, bars, k=[0.5, 3.0], fast=[3, 4], progress=False,
                       direction="long", fees_bps=1.0)
     assert result.info["kernel"] == "general"
+    assert result.info["options"]["stops_per_bar"] == "from Signals"
     assert result.table["trades"].sum() > 20
     for i, params in enumerate(result.params):
         bt = wb.backtest(cross, bars, **params, fees_bps=1.0)
@@ -208,3 +212,35 @@ def test_a_sweep_takes_the_strategy_stops():
     with pytest.raises(ConfigError, match="return it from the strategy"):
         wb.sweep(cross, bars, k=[1.0], progress=False,
                  sl_stop=pd.DataFrame(0.02, index=bars.index, columns=bars.symbols))
+
+
+# -- parity: the engine hands the backtest's stops with each entry ---------------------------
+
+
+def _atr_stop_strategy(look_ahead: bool = False):
+    @wb.strategy(warmup=20)
+    def atr_stop(b, fast: int = 5, slow: int = 20):
+        f, s = b.close.rolling(fast).mean(), b.close.rolling(slow).mean()
+        prev = b.close.shift(-1 if look_ahead else 1)  # the look-ahead one peeks at t+1
+        tr = pd.concat([b.high - b.low, (b.high - prev).abs(),
+                        (b.low - prev).abs()]).groupby(level=0).max()
+        atr = tr.rolling(14).mean()
+        return wb.Signals(entries=(f > s) & (f.shift() <= s.shift()),
+                          exits=(f < s) & (f.shift() >= s.shift()),
+                          sl_stop=2 * atr / b.close, tp_stop=0.05)
+
+    return atr_stop
+
+
+def test_parity_compares_the_stops_given_with_each_entry():
+    from workbench.engine import check_parity
+
+    bars, _ = random_market(21, 200, 3, gap=0.0, p_signal=0.0)
+    report = check_parity(_atr_stop_strategy(), bars)
+    assert report.ok, report.lines()
+    assert report.fields[-2:] == ("sl_stop", "tp_stop")
+    # a stop that looks ahead is caught on the entries' bars (and only as a stop)
+    bad = check_parity(_atr_stop_strategy(look_ahead=True), bars)
+    assert not bad.ok and bad.by_field["sl_stop"] > 0
+    assert bad.by_field["entries"] == 0 and bad.by_field["tp_stop"] == 0
+    assert bad.first.field == "sl_stop"

@@ -174,8 +174,12 @@ def backtest(
     per_bar = split_stops(given, bars)
     resolved = strat.params(**params)
     signals = strat(bars, **resolved)
+    where = {name: "argument" for name in per_bar}
     per_bar = _strategy_stops(strat.name, signals, given, per_bar)
     costs, options = build_settings(given, periods_per_year(bars.timeframe, bars.index))
+    if per_bar:  # recorded: the options hold numbers only
+        options = options.model_copy(update={"stops_per_bar": ", ".join(
+            f"{name} ({where.get(name, 'Signals')})" for name in sorted(per_bar))})
     if signals.kind == "weights":
         weights = signals.weights.to_numpy(dtype=float)
         if direction == "long" and (weights < 0).any():

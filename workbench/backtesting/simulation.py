@@ -155,6 +155,8 @@ class SimOptions(Value):
     sl_stop: Number | None = Field(None, gt=0)
     tp_stop: Number | None = Field(None, gt=0)
     sl_trail: bool = False
+    # a record of stops given per bar (not numbers, so not above): e.g. "sl_stop (Signals)"
+    stops_per_bar: str | None = None
     periods_per_year: Number | None = Field(None, gt=0)
 
     def describe(self) -> dict:

@@ -218,6 +218,8 @@ def sweep(strategy, bars: Bars, *, constraint=None, metric: str = "sharpe",
     costs, sim_options = _settings(bars, options)
     grid = Grid.build(strat, kwargs, constraint)
     own_stops = _probe(strat, bars, grid.combos[0], sim_options.direction)
+    if own_stops:  # recorded: the strategy's stops (numbers or per bar)
+        sim_options = sim_options.model_copy(update={"stops_per_bar": "from Signals"})
     cells = len(bars.symbols) * len(bars) * len(grid)
     mode, workers = _workers(processes, threads, cluster, cells)
     job = SweepJob(strat, bars, grid.combos, costs, sim_options, sim_options.periods_per_year,
