@@ -235,7 +235,12 @@ def _atr_stop_strategy(look_ahead: bool = False):
 def test_parity_compares_the_stops_given_with_each_entry():
     from workbench.engine import check_parity
 
-    bars, _ = random_market(21, 200, 3, gap=0.0, p_signal=0.0)
+    raw, _ = random_market(21, 200, 3, gap=0.0, p_signal=0.0)
+    # daily bars stamped at the session's open (the engine's clock runs to each close)
+    index = pd.bdate_range("2024-02-01", periods=len(raw), tz="UTC") + pd.Timedelta("14:30:00")
+    bars = wb.Bars.from_wide(*(getattr(raw, f).set_axis(index) for f in ("close",)),
+                             **{f: getattr(raw, f).set_axis(index) for f in ("open", "high", "low")},
+                             timeframe="1Day")
     report = check_parity(_atr_stop_strategy(), bars)
     assert report.ok, report.lines()
     assert report.fields[-2:] == ("sl_stop", "tp_stop")
