@@ -328,12 +328,64 @@ def test_a_session_with_an_atr_stop_makes_the_backtests_trades(home):
     assert len(fractions) >= 3
 
 
-def test_a_session_refuses_a_trailing_stop_in_one_line(home):
+def _trades_of(result) -> list[dict]:
+    out = []
+    for t in result.trades().itertuples():
+        done = t.exit_reason != "open at end"
+        out.append({"symbol": t.symbol, "entry_time": t.entry_time,
+                    "exit_time": t.exit_time if done else None, "size": t.size,
+                    "entry_price": t.entry_price, "exit_price": t.exit_price if done else None,
+                    "fees": t.fees if done else None, "reason": t.exit_reason})
+    return sorted(out, key=lambda t: (t["symbol"], t["entry_time"]))
+
+
+def test_a_session_with_a_trailing_stop_makes_the_backtests_trades(home):
+    """sl_trail: the session replaces its stop bar by bar (cancel, new oco at the moved
+    level); the trades equal the backtest's, and trailing changed them (not a fixed stop)."""
+    strategy = strategy_of("sma_cross")
+    symbols = list(load_sessions(1, None, "1Min", end=END).symbols)
+    result = run_session(strategy, {}, replay_date=END, symbols=symbols, cash=CASH, size=SIZE,
+                         costs=CostModel(**FEES), risk=LOOSE, accounts="per_symbol",
+                         sl_stop=SL, tp_stop=TP, sl_trail=True)
+    assert result.outcome == "succeeded" and result.state == "active", result.message
+    session = _session_trades(result.broker_path)
+    bars = load_sessions(2, symbols, "1Min", end=END)
+    day = TradingFrom(strategy, _day_start())
+    backtest = _trades_of(wb.backtest(day, bars, cash=CASH, size=SIZE, sl_stop=SL, tp_stop=TP,
+                                      sl_trail=True, **FEES))
+    fixed = _trades_of(wb.backtest(day, bars, cash=CASH, size=SIZE, sl_stop=SL, tp_stop=TP,
+                                   **FEES))
+    assert [t["exit_price"] for t in backtest] != [t["exit_price"] for t in fixed]
+    # some trailed stop-loss exits lock in a gain: above the entry
+    assert any(t["reason"] == "stop_loss" and t["exit_price"] > t["entry_price"]
+               for t in backtest)
+    assert len(session) == len(backtest)
+    for ours, theirs in zip(session, backtest, strict=True):
+        for key in ("symbol", "entry_time", "exit_time", "reason"):
+            assert ours[key] == theirs[key], (key, ours, theirs)
+        for key in ("size", "entry_price", "exit_price", "fees"):
+            if theirs[key] is not None:
+                assert ours[key] == pytest.approx(theirs[key], rel=1e-9, abs=1e-9), (key, ours,
+                                                                                    theirs)
+    from workbench.journal.reader import replay
+
+    events = replay(result.path).events
+    protections = [e.payload["client_order_id"] for e in events
+                   if e.type == ev.INTENT and is_protection(e.payload["client_order_id"])]
+    assert len(protections) > 2 * len(backtest)  # replaced as the best price moved
+    assert len(protections) == len(set(protections))
+
+
+def test_a_trailing_session_refuses_without_sl_stop_and_on_restart(home):
     from workbench.errors import ConfigError
 
     with pytest.raises(ConfigError) as e:
-        run_session(strategy_of("sma_cross"), {}, replay_date=END, sl_stop=SL, sl_trail=True)
-    assert "no trailing stop order" in str(e.value) and "\n" not in str(e.value)
+        run_session(strategy_of("sma_cross"), {}, replay_date=END, sl_trail=True)
+    assert "needs the sl_stop" in str(e.value) and "\n" not in str(e.value)
+    from workbench.session.stops import refuse_trailing_restart
+
+    with pytest.raises(ConfigError, match="cannot be restarted yet"):
+        refuse_trailing_restart("r1")
 
 
 def test_stops_given_twice_are_refused_by_the_trader(tmp_path):

@@ -20,9 +20,12 @@ for that entry (:meth:`Trader.protections`), so the protection placed at the fil
 signal bar's fraction of the fill price. NaN on that bar: no protection for that entry.
 On a restart the trader relearns them from the journaled signals (:func:`signal_stops`).
 
-Trailing stops (``sl_trail``) are refused by a session (:func:`refuse_trailing`): the
-simulated broker has no trailing stop order and the session does not yet replace its
-stop order bar by bar, so trading it would silently be a fixed stop.
+Trailing stops (``sl_trail=True`` with ``sl_stop``): the protection is replaced bar by bar
+(:meth:`Trader.protections`: cancel, then a new oco at the moved level, id leg ``stops``
+of that bar), which the broker checks from the next bar on: the backtest's rule (each bar
+checked against the level before it, then the best price moves to its high). A trailing
+run cannot be restarted yet (:func:`refuse_trailing_restart`: the best price since each
+entry is not journaled).
 Placed on the entry's fill bar, the simulated broker checks it from the next bar on,
 which is the backtest's rule; it fills it by the backtest's rules (gap through the level:
 the open; slippage and fees as any sell). Good till canceled: a position held overnight
@@ -66,7 +69,7 @@ from workbench.model import (
 )
 from workbench.values import Number, Value
 
-__all__ = ["LEG", "Stops", "is_protection", "levels", "protection", "refuse_trailing",
+__all__ = ["LEG", "Stops", "is_protection", "levels", "protection", "refuse_trailing_restart",
            "signal_stops"]
 
 LEG = "stops"
@@ -84,14 +87,13 @@ class Stops(Value):
         return self.sl_stop is not None or self.tp_stop is not None
 
 
-def refuse_trailing(sl_trail: bool) -> None:
-    """A ``ConfigError`` for ``sl_trail=True``, naming the missing piece (see the module doc)."""
-    if sl_trail:
-        from workbench.errors import ConfigError
+def refuse_trailing_restart(run_id: str) -> None:
+    """A ``ConfigError``: a trailing run is not restarted (see the module doc)."""
+    from workbench.errors import ConfigError
 
-        raise ConfigError("sl_trail=True cannot be traded by a session yet: the simulated "
-                          "broker has no trailing stop order and the session does not replace "
-                          "its stop each bar (it would be a fixed stop); run without sl_trail")
+    raise ConfigError(f"run {run_id} trails its stops (sl_trail) and cannot be restarted yet: "
+                      "the best price since each entry is not journaled; flatten it and start "
+                      "a new run")
 
 
 def signal_stops(signal) -> Stops | None:
