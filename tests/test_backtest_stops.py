@@ -249,3 +249,13 @@ def test_parity_compares_the_stops_given_with_each_entry():
     assert not bad.ok and bad.by_field["sl_stop"] > 0
     assert bad.by_field["entries"] == 0 and bad.by_field["tp_stop"] == 0
     assert bad.first.field == "sl_stop"
+
+
+def test_lookahead_check_catches_a_stop_that_peeks_ahead():
+    from workbench.strategy.lookahead import LookaheadError
+
+    bars, _ = random_market(21, 120, 2, gap=0.0, p_signal=0.0)
+    assert wb.lookahead_check(_atr_stop_strategy(), bars, checkpoints=6).ok
+    with pytest.raises(LookaheadError) as e:
+        wb.lookahead_check(_atr_stop_strategy(look_ahead=True), bars, checkpoints=6)
+    assert "sl_stop" in str(e.value)
