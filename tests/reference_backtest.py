@@ -19,6 +19,10 @@ Rules it implements:
     opening through a level fills at the open, else a bar reaching it fills at the level;
     stop loss before take profit; slippage and fees as any fill; with ``next_open`` the
     order at the open comes first, with ``close`` the stops come before the close order;
+  * a stop may be a frame per bar and symbol: an entry takes the value of its signal bar
+    (of several entry signals waiting for one fill, the first), NaN: no stop;
+  * ``sl_trail``: the stop loss trails the best price since the entry (the fill price,
+    then each later bar's high, a short's low), moved after the bar's stop check;
   * a position open at the end is a trade marked at the last close without exit fee.
 """
 
@@ -45,6 +49,9 @@ class RefTrade:
     exit_price: float = math.nan
     exit_fee: float = 0.0
     exit_reason: str = "open at end"
+    sl: float | None = None  # the stop fractions this trade keeps (its signal bar's)
+    tp: float | None = None
+    best: float = math.nan  # trailing: the best price since the entry
 
     @property
     def fees(self) -> float:
@@ -75,6 +82,13 @@ class Broker:
         self.whole = opts["shares"] == "whole"
         self.sl = opts["sl_stop"]
         self.tp = opts["tp_stop"]
+        self.trail = opts.get("sl_trail", False)
+
+    def fraction(self, stop, symbol: str, bar: int) -> float | None:
+        if isinstance(stop, pd.DataFrame):
+            v = float(stop[symbol].iloc[bar])
+            return None if math.isnan(v) else v
+        return stop
 
     def price(self, buying: bool, ref: float) -> float:
         return ref * (1.0 + self.slip) if buying else ref * (1.0 - self.slip)
@@ -82,7 +96,8 @@ class Broker:
     def fee(self, qty: float, price: float) -> float:
         return qty * price * self.rate + qty * self.per_share
 
-    def open(self, acct: Account, symbol: str, long: bool, ref: float, bar: int) -> None:
+    def open(self, acct: Account, symbol: str, long: bool, ref: float, bar: int,
+             signal_bar: int | None = None) -> None:
         budget = self.size * acct.cash
         if budget <= 0:
             return
@@ -99,7 +114,10 @@ class Broker:
         else:
             acct.cash += qty * price - fee
             acct.shares = -qty
-        acct.trade = RefTrade(symbol, "long" if long else "short", bar, price, qty, fee)
+        at = bar if signal_bar is None else signal_bar
+        acct.trade = RefTrade(symbol, "long" if long else "short", bar, price, qty, fee,
+                              sl=self.fraction(self.sl, symbol, at),
+                              tp=self.fraction(self.tp, symbol, at), best=price)
         acct.trades.append(acct.trade)
 
     def close(self, acct: Account, ref: float, bar: int, reason: str) -> None:
@@ -113,7 +131,8 @@ class Broker:
         t.exit_bar, t.exit_price, t.exit_fee, t.exit_reason = bar, price, fee, reason
         acct.trade = None
 
-    def on_order(self, acct: Account, symbol: str, order: set[str], ref: float, bar: int) -> None:
+    def on_order(self, acct: Account, symbol: str, order: set[str], ref: float, bar: int,
+                 signal_bar: int | None = None) -> None:
         if {"long_entry", "long_exit"} <= order:
             order -= {"long_entry", "long_exit"}
         if {"short_entry", "short_exit"} <= order:
@@ -122,18 +141,18 @@ class Broker:
             order -= {"long_entry", "short_entry"}
         if acct.shares > 0 and "short_entry" in order:
             self.close(acct, ref, bar, "signal")
-            self.open(acct, symbol, False, ref, bar)
+            self.open(acct, symbol, False, ref, bar, signal_bar)
         elif acct.shares > 0 and "long_exit" in order:
             self.close(acct, ref, bar, "signal")
         elif acct.shares < 0 and "long_entry" in order:
             self.close(acct, ref, bar, "signal")
-            self.open(acct, symbol, True, ref, bar)
+            self.open(acct, symbol, True, ref, bar, signal_bar)
         elif acct.shares < 0 and "short_exit" in order:
             self.close(acct, ref, bar, "signal")
         elif acct.shares == 0 and "long_entry" in order:
-            self.open(acct, symbol, True, ref, bar)
+            self.open(acct, symbol, True, ref, bar, signal_bar)
         elif acct.shares == 0 and "short_entry" in order:
-            self.open(acct, symbol, False, ref, bar)
+            self.open(acct, symbol, False, ref, bar, signal_bar)
 
     def on_bar_range(self, acct: Account, bar: int, o: float, h: float, lo: float) -> None:
         """Stops of the open position against this bar's open, high and low."""
@@ -141,18 +160,21 @@ class Broker:
         if t is None or t.entry_bar >= bar or not o > 0 or math.isnan(h) or math.isnan(lo):
             return
         long = t.direction == "long"
-        for reason, frac in (("stop_loss", self.sl), ("take_profit", self.tp)):
+        for reason, frac in (("stop_loss", t.sl), ("take_profit", t.tp)):
             if frac is None:
                 continue
+            base = t.best if (self.trail and reason == "stop_loss") else t.entry_price
             if long == (reason == "stop_loss"):  # the level is below the entry
-                level = t.entry_price * (1.0 - frac)
+                level = base * (1.0 - frac)
                 hit = o if o <= level else (level if lo <= level else None)
             else:
-                level = t.entry_price * (1.0 + frac)
+                level = base * (1.0 + frac)
                 hit = o if o >= level else (level if h >= level else None)
             if hit is not None:
                 self.close(acct, hit, bar, reason)
                 return
+        if self.trail:
+            t.best = max(t.best, h) if long else min(t.best, lo)
 
 
 def _signals(frames: dict, symbol: str, bar: int, longshort: bool) -> set[str]:
@@ -175,22 +197,27 @@ def reference_backtest(bars, signals: dict, opts: dict) -> tuple[list[RefTrade],
     for symbol in bars.symbols:
         acct = Account(cash=opts["cash"])
         order: set[str] = set()
+        first_entry = None  # the bar of the first entry signal waiting in ``order``
         mark = math.nan
         curve = []
         for bar in range(len(bars)):
             o, h, lo, c = (float(getattr(bars, f)[symbol].iloc[bar]) for f in ("open", "high", "low", "close"))
+            new = _signals(signals, symbol, bar, longshort)
+            entry_now = bool(new & {"long_entry", "short_entry"})
             if at_close:
                 broker.on_bar_range(acct, bar, o, h, lo)
-                order |= _signals(signals, symbol, bar, longshort)
+                order |= new
+                first_entry = bar if first_entry is None and entry_now else first_entry
                 if order and c > 0:
-                    broker.on_order(acct, symbol, order, c, bar)
-                    order = set()
+                    broker.on_order(acct, symbol, order, c, bar, first_entry)
+                    order, first_entry = set(), None
             else:
                 if order and o > 0:
-                    broker.on_order(acct, symbol, order, o, bar)
-                    order = set()
+                    broker.on_order(acct, symbol, order, o, bar, first_entry)
+                    order, first_entry = set(), None
                 broker.on_bar_range(acct, bar, o, h, lo)
-                order |= _signals(signals, symbol, bar, longshort)
+                order |= new
+                first_entry = bar if first_entry is None and entry_now else first_entry
             if c > 0:
                 mark = c
             curve.append(acct.cash + acct.shares * mark if acct.shares else acct.cash)

@@ -98,3 +98,56 @@ def test_reference_sees_stops_gaps_and_reversals():
         seen |= {"reversal" for a, b in itertools.pairwise(trades)
                  if a.symbol == b.symbol and a.exit_bar == b.entry_bar and a.direction != b.direction}
     assert {"signal", "stop_loss", "take_profit", "open at end", "long", "short", "reversal"} <= seen
+
+
+def _per_bar(bars, seed: int, low: float, high: float, p_nan: float) -> pd.DataFrame:
+    """Random stop fractions per bar and symbol, NaN (no stop) with probability ``p_nan``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(low, high, bars.close.shape)
+    values[rng.random(bars.close.shape) < p_nan] = np.nan
+    return pd.DataFrame(values, index=bars.index, columns=bars.close.columns)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_bars=st.integers(2, 40), n_symbols=st.integers(1, 3),
+       gap=st.sampled_from([0.0, 0.1, 0.35]), p_signal=st.sampled_from([0.05, 0.15, 0.35]),
+       opts=options, per_bar=st.sampled_from(["sl", "tp", "both", "none"]),
+       trail=st.booleans(), p_nan=st.sampled_from([0.0, 0.3]))
+def test_per_bar_and_trailing_stops_agree_with_reference(seed, n_bars, n_symbols, gap, p_signal,
+                                                         opts, per_bar, trail, p_nan):
+    """Issue 11: stops per bar and symbol (each entry keeps its signal bar's) and trailing."""
+    bars, signals = random_market(seed, n_bars, n_symbols, gap, p_signal)
+    opts = dict(opts)
+    if per_bar in ("sl", "both"):
+        opts["sl_stop"] = _per_bar(bars, seed + 1, 0.005, 0.08, p_nan)
+    if per_bar in ("tp", "both"):
+        opts["tp_stop"] = _per_bar(bars, seed + 2, 0.005, 0.12, p_nan)
+    if trail and opts["sl_stop"] is None:
+        opts["sl_stop"] = 0.03
+    opts["sl_trail"] = trail
+    result = wb.backtest(replay(signals, opts["direction"] == "longshort"), bars, **opts)
+    ref_trades, ref_equity = reference_backtest(bars, signals, opts)
+    assert_same_trades(result, bars, ref_trades)
+    equity = result.equity()
+    for symbol, curve in ref_equity.items():
+        for got, want in zip(equity[symbol], curve):
+            assert near(got, want, opts["cash"]), (symbol, list(equity[symbol]), curve)
+
+
+def test_the_trailing_reference_sees_trailed_exits():
+    """Trailing moves exits: on the same markets, trailed stops exit other trades than fixed
+    ones, and some trailed stop-loss exits are above the entry (a locked-in gain)."""
+    moved = above = 0
+    for seed in range(40):
+        bars, signals = random_market(seed, 40, 2, 0.1, 0.1)
+        opts = {"fill": "next_open", "shares": "fractional", "direction": "long",
+                "cash": 10_000.0, "size": 1.0, "sl_stop": 0.03, "tp_stop": None,
+                "fees_bps": 0.0, "fee_per_share": 0.0, "slippage_bps": 0.0}
+        fixed, _ = reference_backtest(bars, signals, opts)
+        trailed, _ = reference_backtest(bars, signals, {**opts, "sl_trail": True})
+        moved += [t.exit_bar for t in fixed] != [t.exit_bar for t in trailed]
+        above += sum(t.exit_reason == "stop_loss" and t.exit_price > t.entry_price
+                     for t in trailed)
+    assert moved > 5 and above > 5

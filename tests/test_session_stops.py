@@ -248,3 +248,156 @@ def test_a_restart_with_other_stops_is_refused(home):
     assert json.loads((run / "manifest.json").read_text())["status"] == "running"
     with pytest.raises(ConfigError, match="stops"):
         run_session(strategy_of("sma_cross"), {}, replay_date=END, run_dir=run, sl_stop=SL)
+
+
+# -- issue 11: stops per bar (an ATR stop) and trailing stops ----------------------------------
+
+K_ATR = 4.0
+
+
+def _atr_cross():
+    """sma_cross with an ATR stop: ``K x`` the 14-bar mean true range over the close,
+    its take profit twice that; the entry signal's bar fixes both."""
+    inner = strategy_of("sma_cross")
+
+    def atr_cross(bars, fast: int = 10, slow: int = 30):
+        s = inner.fn(bars, fast=fast, slow=slow)
+        prev = bars.close.shift()
+        tr = pd.concat([bars.high - bars.low, (bars.high - prev).abs(),
+                        (bars.low - prev).abs()]).groupby(level=0).max()
+        atr = tr.rolling(14).mean()
+        return wb.Signals(entries=s.entries, exits=s.exits, sl_stop=K_ATR * atr / bars.close,
+                          tp_stop=2 * K_ATR * atr / bars.close)
+
+    return wb.strategy(atr_cross, warmup=inner._warmup)
+
+
+def test_a_session_with_an_atr_stop_makes_the_backtests_trades(home):
+    strategy = _atr_cross()
+    symbols = list(load_sessions(1, None, "1Min", end=END).symbols)
+    result = run_session(strategy, {}, replay_date=END, symbols=symbols, cash=CASH, size=SIZE,
+                         costs=CostModel(**FEES), risk=LOOSE, accounts="per_symbol")
+    assert result.outcome == "succeeded" and result.state == "active", result.message
+    session = _session_trades(result.broker_path)
+    bars = load_sessions(2, symbols, "1Min", end=END)
+    full = wb.backtest(TradingFrom(strategy, _day_start()), bars, cash=CASH, size=SIZE, **FEES)
+    backtest = []
+    for t in full.trades().itertuples():
+        done = t.exit_reason != "open at end"
+        backtest.append({"symbol": t.symbol, "entry_time": t.entry_time,
+                         "exit_time": t.exit_time if done else None, "size": t.size,
+                         "entry_price": t.entry_price,
+                         "exit_price": t.exit_price if done else None,
+                         "fees": t.fees if done else None, "reason": t.exit_reason})
+    backtest.sort(key=lambda t: (t["symbol"], t["entry_time"]))
+    reasons = [t["reason"] for t in backtest]
+    assert {"signal", "stop_loss"} <= set(reasons), reasons
+    assert len(session) == len(backtest)
+    for ours, theirs in zip(session, backtest, strict=True):
+        for key in ("symbol", "entry_time", "exit_time", "reason"):
+            assert ours[key] == theirs[key], (key, ours, theirs)
+        for key in ("size", "entry_price", "exit_price", "fees"):
+            if theirs[key] is not None:
+                assert ours[key] == pytest.approx(theirs[key], rel=1e-9, abs=1e-9), (key, ours,
+                                                                                    theirs)
+    # each protection is its entry signal bar's fraction of the entry's fill price: the
+    # per-bar stops really differ between entries (not one number)
+    from workbench.journal.reader import replay
+
+    events = replay(result.path).events
+    signals = {(e.payload["symbol"], pd.Timestamp(e.payload["bar_time"])): e.payload
+               for e in events if e.type == ev.SIGNAL and e.payload.get("entry")}
+    fractions = set()
+    broker = SimBroker(result.broker_path)
+    fills = {f.client_order_id: f for f in broker.fills()}
+    broker.close()
+    intents = [e.payload for e in events if e.type == ev.INTENT]
+    for p in intents:
+        if not is_protection(p["client_order_id"]):
+            continue
+        entry = next(i for i in intents if i["client_order_id"].endswith("-entry")
+                     and i["symbol"] == p["symbol"] and
+                     pd.Timestamp(i["bar_time"]) < pd.Timestamp(p["bar_time"]) and
+                     p["client_order_id"].startswith(i["client_order_id"].rsplit("-", 1)[0]))
+        sig = signals[(entry["symbol"], pd.Timestamp(entry["bar_time"]))]
+        fill = float(fills[entry["client_order_id"]].price)
+        assert Decimal(p["stop_loss"]) == Decimal(repr(fill * (1.0 - sig["sl_stop"])))
+        assert Decimal(p["take_profit"]) == Decimal(repr(fill * (1.0 + sig["tp_stop"])))
+        fractions.add(sig["sl_stop"])
+        assert p["order_type"] == OrderType.OCO
+    assert len(fractions) >= 3
+
+
+def _trades_of(result) -> list[dict]:
+    out = []
+    for t in result.trades().itertuples():
+        done = t.exit_reason != "open at end"
+        out.append({"symbol": t.symbol, "entry_time": t.entry_time,
+                    "exit_time": t.exit_time if done else None, "size": t.size,
+                    "entry_price": t.entry_price, "exit_price": t.exit_price if done else None,
+                    "fees": t.fees if done else None, "reason": t.exit_reason})
+    return sorted(out, key=lambda t: (t["symbol"], t["entry_time"]))
+
+
+def test_a_session_with_a_trailing_stop_makes_the_backtests_trades(home):
+    """sl_trail: the session replaces its stop bar by bar (cancel, new oco at the moved
+    level); the trades equal the backtest's, and trailing changed them (not a fixed stop)."""
+    strategy = strategy_of("sma_cross")
+    symbols = list(load_sessions(1, None, "1Min", end=END).symbols)
+    result = run_session(strategy, {}, replay_date=END, symbols=symbols, cash=CASH, size=SIZE,
+                         costs=CostModel(**FEES), risk=LOOSE, accounts="per_symbol",
+                         sl_stop=SL, tp_stop=TP, sl_trail=True)
+    assert result.outcome == "succeeded" and result.state == "active", result.message
+    session = _session_trades(result.broker_path)
+    bars = load_sessions(2, symbols, "1Min", end=END)
+    day = TradingFrom(strategy, _day_start())
+    backtest = _trades_of(wb.backtest(day, bars, cash=CASH, size=SIZE, sl_stop=SL, tp_stop=TP,
+                                      sl_trail=True, **FEES))
+    fixed = _trades_of(wb.backtest(day, bars, cash=CASH, size=SIZE, sl_stop=SL, tp_stop=TP,
+                                   **FEES))
+    assert [t["exit_price"] for t in backtest] != [t["exit_price"] for t in fixed]
+    # some trailed stop-loss exits lock in a gain: above the entry
+    assert any(t["reason"] == "stop_loss" and t["exit_price"] > t["entry_price"]
+               for t in backtest)
+    assert len(session) == len(backtest)
+    for ours, theirs in zip(session, backtest, strict=True):
+        for key in ("symbol", "entry_time", "exit_time", "reason"):
+            assert ours[key] == theirs[key], (key, ours, theirs)
+        for key in ("size", "entry_price", "exit_price", "fees"):
+            if theirs[key] is not None:
+                assert ours[key] == pytest.approx(theirs[key], rel=1e-9, abs=1e-9), (key, ours,
+                                                                                    theirs)
+    from workbench.journal.reader import replay
+
+    events = replay(result.path).events
+    protections = [e.payload["client_order_id"] for e in events
+                   if e.type == ev.INTENT and is_protection(e.payload["client_order_id"])]
+    assert len(protections) > 2 * len(backtest)  # replaced as the best price moved
+    assert len(protections) == len(set(protections))
+
+
+def test_a_trailing_session_refuses_without_sl_stop_and_on_restart(home):
+    from workbench.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        run_session(strategy_of("sma_cross"), {}, replay_date=END, sl_trail=True)
+    assert "needs the sl_stop" in str(e.value) and "\n" not in str(e.value)
+    from workbench.session.stops import refuse_trailing_restart
+
+    with pytest.raises(ConfigError, match="cannot be restarted yet"):
+        refuse_trailing_restart("r1")
+
+
+def test_stops_given_twice_are_refused_by_the_trader(tmp_path):
+    from workbench.errors import ConfigError
+    from workbench.model import Signal
+    from workbench.session.trader import Sizing, Trader
+
+    trader = Trader("run", "s", None, Sizing(stops=Stops(sl_stop=0.01)))
+    t0 = pd.Timestamp("2025-03-03 14:30", tz="UTC")
+    with pytest.raises(ConfigError, match="one place"):
+        trader.learn_stops(Signal("s", "X", t0, entry=True, sl_stop=0.02))
+    own = Trader("run", "s", None, Sizing())
+    own.learn_stops({"symbol": "X", "bar_time": t0.isoformat(), "sl_stop": 0.02,
+                     "tp_stop": None})  # a journaled payload, on a restart
+    assert own.entry_stops == {("X", t0): Stops(sl_stop=0.02)}

@@ -89,4 +89,5 @@ def test_describe_is_unchanged():
     assert CostModel().describe() == {"fees_bps": 0.0, "fee_per_share": 0.0, "slippage_bps": 2.0}
     assert SimOptions().describe() == {
         "fill": "next_open", "shares": "fractional", "cash": 100_000.0, "size": 1.0,
-        "direction": "long", "sl_stop": None, "tp_stop": None, "periods_per_year": None}
+        "direction": "long", "sl_stop": None, "tp_stop": None, "sl_trail": False,
+        "stops_per_bar": None, "periods_per_year": None}

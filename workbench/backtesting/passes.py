@@ -21,7 +21,8 @@ import numpy as np
 from numba import njit
 
 __all__ = ["FILL_FIELDS", "LE", "LX", "OPEN", "SE", "resolve", "SIDE_FIELDS", "SIGNAL", "STOP", "STOP_LOSS",
-           "SX", "TAKE_PROFIT", "TRADE_FIELDS", "W", "books", "signal_orders", "weight_orders"]
+           "SX", "TAKE_PROFIT", "TRADE_FIELDS", "W", "books", "signal_orders", "stop_rows",
+           "weight_orders"]
 
 # exit reasons
 SIGNAL, STOP_LOSS, TAKE_PROFIT, OPEN = 0, 1, 2, 3
@@ -79,6 +80,28 @@ def signal_orders(open_, close, le, lx, se, sx, at_close, out):
             out[c, i] = bits
             count += bits != 0
     return count
+
+
+@njit(cache=True, nogil=True)
+def stop_rows(open_, close, le, se, frac, at_close, out):
+    """Per-bar stop fractions ``frac`` ((N, T), by signal bar) moved to the bars where the
+    entries fill, into ``out`` (NaN elsewhere): an entry takes the fraction of its signal's
+    bar (of several entry signals waiting for one fill, the first: the one a session's
+    order carries), as vectorbt takes the ``sl_stop`` of the bar its entry fills, the
+    signal bar with ``fill="close"``. The fill bars are :func:`signal_orders`'s."""
+    n_c, n_t = close.shape
+    for c in range(n_c):
+        first = -1
+        for i in range(n_t):
+            out[c, i] = np.nan
+            if not at_close and first >= 0 and open_[c, i] > 0.0:
+                out[c, i] = frac[c, first]
+                first = -1
+            if first < 0 and (le[c, i] or se[c, i]):
+                first = i
+            if at_close and first >= 0 and close[c, i] > 0.0:
+                out[c, i] = frac[c, first]
+                first = -1
 
 
 @njit(cache=True, nogil=True)

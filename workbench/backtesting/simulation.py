@@ -7,7 +7,7 @@ Array in, arrays out; no pandas needed, cheap to call once per chunk of a sweep:
     sim = simulate(open, high, low, close, entries, exits,      # float64 / bool, T x N
                    short_entries=None, short_exits=None,         # bool T x N ("longshort")
                    costs=CostModel(), options=SimOptions(),
-                   sl_stop=None, tp_stop=None)                   # per-column (N,) overrides
+                   sl_stop=None, tp_stop=None)    # overrides: (N,) per column, (T, N) per bar
     sim.equity          # T x N float64: each account's value at each bar's close
     sim.position        # T x N float64: signed shares held after each bar
     sim.fills           # structured (col, idx, side, size, price, fees, reason)
@@ -76,6 +76,21 @@ Semantics (the independent reference in ``tests/reference_backtest.py`` does the
   open, else if the bar's range reaches the level it fills at the level; the stop loss is
   checked first, so a bar reaching both levels exits at the stop loss. The exit is a
   market order: slippage and fees apply to the stop price as to any sell (or buy).
+  A stop is a number, one per column, or one per bar and column (a (T, N) array, e.g. an
+  ATR stop ``2 * atr / close``; NaN: no stop for an entry of that bar). As vectorbt's
+  ``from_signals`` (which reads ``sl_stop[i]`` at the bar ``i`` its entry executes and
+  keeps it until the position closes), an entry's fraction is fixed when it opens: the
+  value of its *signal* bar (the fill bar with ``close``; with ``next_open`` the signal
+  bar, i.e. vectorbt with its signals and stops shifted together; of several entry
+  signals waiting for one fill, the first). Later values never move an open position's
+  levels.
+* **Trailing stop** (``sl_trail=True``, vectorbt's rule in ``simulate_from_signals_nb``):
+  the stop loss trails the extreme since the entry: it starts at the entry fill price,
+  and after each bar's stop check (the bar itself is checked against the level before
+  it) the extreme moves to the bar's high if higher (long; a short: its low if lower),
+  the level following as ``extreme * (1 - sl)`` (short ``extreme * (1 + sl)``). The
+  entry bar does not move it; bars without an open, high or low neither (vectorbt would
+  fill them from the close). The take profit does not trail.
   With ``next_open`` a signal order at the bar's open comes before the stops (the open is
   the bar's first trade); with ``close`` the stops come before the signal at the close,
   and a stopped-out account may re-enter at that close.
@@ -139,6 +154,9 @@ class SimOptions(Value):
     direction: Direction = "long"
     sl_stop: Number | None = Field(None, gt=0)
     tp_stop: Number | None = Field(None, gt=0)
+    sl_trail: bool = False
+    # a record of stops given per bar (not numbers, so not above): e.g. "sl_stop (Signals)"
+    stops_per_bar: str | None = None
     periods_per_year: Number | None = Field(None, gt=0)
 
     def describe(self) -> dict:
@@ -225,10 +243,25 @@ def _flags(name: str, a, shape) -> np.ndarray:
     return a
 
 
-def _stop_levels(name: str, override, default: float | None, n_cols: int) -> np.ndarray:
+def _stop_levels(name: str, override, default: float | None, shape) -> np.ndarray:
+    """The stop fractions as (N, 1) (a number, or one per column) or (T, N) per bar (a
+    2-D array of the prices' shape); NaN: no stop (on that bar's entries)."""
+    n_t, n_c = shape
     if override is None:
-        return np.full(n_cols, np.nan if default is None else default)
-    a = np.broadcast_to(np.asarray(override, dtype=np.float64), (n_cols,)).copy()
+        return np.full((1, n_c), np.nan if default is None else default)
+    try:
+        a = np.asarray(override, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"simulate: {name} must be numbers, got {type(override).__name__}") from e
+    if a.ndim == 2:
+        if a.shape != shape:
+            raise ConfigError(f"simulate: {name} has shape {a.shape}, the prices {shape} "
+                              "(per bar and column: the prices' shape)")
+    elif a.ndim <= 1 and a.size in (1, n_c):
+        a = np.broadcast_to(a.reshape(-1), (n_c,)).reshape(1, n_c)
+    else:
+        raise ConfigError(f"simulate: {name} has shape {a.shape}: give a number, one per "
+                          f"column ({n_c},) or one per bar and column {shape}")
     given = a[~np.isnan(a)]
     if not (np.isfinite(given).all() and (given > 0).all()):
         raise ConfigError(f"simulate: {name} values must be > 0 (NaN: no stop)")
@@ -244,8 +277,8 @@ def simulate(open, high, low, close, entries=None, exits=None, short_entries=Non
 
     Prices are float arrays T x N (a 1-D array is one column), NaN where a column has no
     bar; signals are bool arrays of the same shape, ``weights`` a float array (NaN: no
-    order). ``sl_stop``/``tp_stop`` optionally give one stop per column (shape (N,), NaN:
-    none), overriding ``options``.
+    order). ``sl_stop``/``tp_stop`` optionally override ``options``: one stop per column
+    (shape (N,)) or per bar and column (T x N), NaN: none.
     """
     costs = CostModel() if costs is None else costs
     options = SimOptions() if options is None else options
@@ -257,8 +290,10 @@ def simulate(open, high, low, close, entries=None, exits=None, short_entries=Non
     longshort = options.direction == "longshort"
     se = _flags("short_entries", short_entries if longshort else None, shape)
     sx = _flags("short_exits", short_exits if longshort else None, shape)
-    sl = _stop_levels("sl_stop", sl_stop, options.sl_stop, shape[1])
-    tp = _stop_levels("tp_stop", tp_stop, options.tp_stop, shape[1])
+    sl = _stop_levels("sl_stop", sl_stop, options.sl_stop, shape)
+    tp = _stop_levels("tp_stop", tp_stop, options.tp_stop, shape)
+    if options.sl_trail and np.isnan(sl).all():
+        raise ConfigError("simulate: sl_trail=True needs an sl_stop (it trails the stop loss)")
     if weights is not None:
         return _run(px, None, costs, options, sl, tp, _weights(weights, shape, options, sl, tp,
                                                                (entries, exits, short_entries,
@@ -303,10 +338,12 @@ def _run(px: dict[str, np.ndarray], signals: tuple | None, costs: CostModel,
         wts, wpx = np.empty(bits.shape), np.empty(bits.shape)
         n_orders = passes.weight_orders(cols["open"], cols["close"], _columns(weights),
                                         at_close, bits, wts, wpx)
+    sl, tp = (_fill_rows(a, cols, signals, at_close) for a in (sl, tp))
     # bounds: a signal order opens at most one trade, and a trade has two fills
     side = np.empty((2 * n_orders + 1, len(passes.SIDE_FIELDS)))
     cost = np.array([costs.slippage, costs.fee_rate, costs.fee_per_share, options.size,
-                     1.0 if options.shares == "whole" else 0.0])
+                     1.0 if options.shares == "whole" else 0.0,
+                     1.0 if options.sl_trail else 0.0])
     records = vbt_core.simulate_orders(cols["open"], cols["high"], cols["low"], cols["close"],
                                        bits, len(side), options.cash, cost, sl, tp, at_close,
                                        side, wts, wpx)
@@ -319,6 +356,17 @@ def _run(px: dict[str, np.ndarray], signals: tuple | None, costs: CostModel,
                       fills=_records(fills, FILL_DTYPE),
                       trades=_records(trades[:n_trades], TRADE_DTYPE),
                       costs=costs, options=options, close=px["close"])
+
+
+def _fill_rows(stops: np.ndarray, cols: dict, signals, at_close: bool) -> np.ndarray:
+    """Stop fractions as the loop reads them: (N, 1) per column, or per bar (T, N) moved
+    to each entry's fill bar (:func:`~workbench.backtesting.passes.stop_rows`), (N, T)."""
+    if stops.shape[0] == 1 or signals is None:  # per column (weights: no stops)
+        return np.ascontiguousarray(stops.T)
+    out = np.empty(cols["close"].shape)
+    passes.stop_rows(cols["open"], cols["close"], _columns(signals[0]), _columns(signals[2]),
+                     _columns(stops), at_close, out)
+    return out
 
 
 def _records(table: np.ndarray, dtype: np.dtype) -> np.ndarray:

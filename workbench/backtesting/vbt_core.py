@@ -66,10 +66,11 @@ _rebalance = njit(cache=True, _nrt=False)(rebalance_quantity)
 __all__ = ["simulate_orders"]
 
 # per-column state of the callbacks (float64 rows of ``state``)
-_STEP, _SL_FRAC, _TP_FRAC, _SL, _TP, _ENTRY_IDX, _CREDIT, _EXTRA_FEE, _REASON, _REF = range(10)
-N_STATE = 10
-# cost tuple: slippage, fee rate, fee per share, size, whole (0/1)
-_SLIP, _RATE, _FPS, _SIZE, _WHOLE = range(5)
+(_STEP, _SL_FRAC, _TP_FRAC, _SL, _TP, _ENTRY_IDX, _CREDIT, _EXTRA_FEE, _REASON, _REF,
+ _PEAK) = range(11)
+N_STATE = 11
+# cost tuple: slippage, fee rate, fee per share, size, whole (0/1), trailing stop loss (0/1)
+_SLIP, _RATE, _FPS, _SIZE, _WHOLE, _TRAIL = range(6)
 # the steps of one bar, in order, for each fill timing
 _EXIT, _ENTER, _STOPS, _DONE = range(4)
 _AT_OPEN = (_EXIT, _ENTER, _STOPS, _DONE)
@@ -118,7 +119,14 @@ def _exit(col, pos, cash, state, ref, reason, cost):
 
 
 @njit(cache=True, _nrt=False)
-def _enter(col, i, cash, state, direction, ref, cost):
+def _frac(stops, col, i):
+    """The stop fraction of an entry filling on bar ``i``: ``stops`` is (N, 1) (one per
+    column) or (N, T) (per bar, already moved to the fill bar); NaN: no stop."""
+    return stops[col, i if stops.shape[1] > 1 else 0]
+
+
+@njit(cache=True, _nrt=False)
+def _enter(col, i, cash, state, direction, ref, cost, sl_a, tp_a):
     """The order opening a position in ``direction`` (+1/-1) at ``ref`` with ``size`` of
     the cash, fees included (nothing if no cash or no share)."""
     budget = cost[_SIZE] * cash
@@ -133,8 +141,10 @@ def _enter(col, i, cash, state, direction, ref, cost):
     state[col, _REASON] = SIGNAL
     state[col, _REF] = ref
     state[col, _ENTRY_IDX] = i
-    # stop levels: fractions of the entry fill price, against the position
-    sl, tp = state[col, _SL_FRAC], state[col, _TP_FRAC]
+    # stop levels: fractions (of this entry's bar) of the entry fill price, against the
+    # position; the trailing stop's extreme starts at the fill price
+    sl, tp = _frac(sl_a, col, i), _frac(tp_a, col, i)
+    state[col, _SL_FRAC], state[col, _TP_FRAC], state[col, _PEAK] = sl, tp, px
     state[col, _SL] = px * (1.0 - sl) if direction > 0 else px * (1.0 + sl)
     state[col, _TP] = px * (1.0 + tp) if direction > 0 else px * (1.0 - tp)
     fixed = qty * cost[_FPS]
@@ -201,6 +211,23 @@ def _stop_hit(sl, tp, pos, o, h, lo):
 
 
 @njit(cache=True, _nrt=False)
+def _trail(col, state, pos, o, h, lo):
+    """A trailing stop loss after a bar without a stop exit (vectorbt's ``sl_trail``): the
+    extreme since the entry moves to the bar's high (long) or low (short) if beyond it,
+    and the level follows: ``extreme * (1 -/+ sl)``. Bars lacking an open, high or low
+    (where stops are not checked) do not move it."""
+    if np.isnan(state[col, _SL]) or not (o > 0.0) or np.isnan(h) or np.isnan(lo):
+        return
+    f = state[col, _SL_FRAC]
+    if pos > 0 and h > state[col, _PEAK]:
+        state[col, _PEAK] = h
+        state[col, _SL] = h * (1.0 - f)
+    elif pos < 0 and lo < state[col, _PEAK]:
+        state[col, _PEAK] = lo
+        state[col, _SL] = lo * (1.0 + f)
+
+
+@njit(cache=True, _nrt=False)
 def _acts_on(b, pos):
     """Whether signal bits ``b`` change position ``pos`` (else the bar is a no-op)."""
     if b & W:
@@ -213,26 +240,30 @@ def _acts_on(b, pos):
 
 
 @njit(cache=True, _nrt=False)
-def _plan_ahead(col, i, pos, o, h, lo, bits, sl, tp):
+def _plan_ahead(col, i, pos, o, h, lo, bits, state, trail):
     """Until the next bar that can change position ``pos``, unmark (in ``bits``, the
     segment mask) the bars whose signals cannot; mark ``STOP`` that bar if it is the one
-    where the position's stop (levels ``sl``, ``tp``) triggers. Nothing changes the
-    position in between, so vectorbt need not visit those bars."""
-    stops = pos != 0 and not (np.isnan(sl) and np.isnan(tp))
+    where the position's stop (levels in ``state``) triggers. Nothing changes the
+    position in between, so vectorbt need not visit those bars; a trailing stop's level
+    moves over them here (as :func:`_trail` on a visited bar)."""
+    stops = pos != 0 and not (np.isnan(state[col, _SL]) and np.isnan(state[col, _TP]))
     for j in range(i + 1, bits.shape[1]):
-        if stops and not np.isnan(_stop_hit(sl, tp, pos, o[col, j], h[col, j], lo[col, j])[0]):
+        if stops and not np.isnan(_stop_hit(state[col, _SL], state[col, _TP], pos,
+                                            o[col, j], h[col, j], lo[col, j])[0]):
             bits[col, j] |= STOP  # its signals stay: at the close they may re-enter
             return
         b = bits[col, j]
         if b != 0:
             if _acts_on(b, pos):
-                return
+                return  # the visit of that bar moves a trailing level (after its stops)
             bits[col, j] = 0
+        if stops and trail:
+            _trail(col, state, pos, o[col, j], h[col, j], lo[col, j])
 
 
 @njit(cache=True, _nrt=False)
 def _next_order(col, i, first, cash, position, o, h, lo, cl, bits, state, cost, at_close,
-                wts, wpx):
+                wts, wpx, sl_a, tp_a):
     """``(col, order)`` of the bar's next step that has an order; ``(-1, nothing)`` once
     the bar is done. Cheap checks inline; the helpers run only when an order is due."""
     if first:
@@ -249,6 +280,8 @@ def _next_order(col, i, first, cash, position, o, h, lo, cl, bits, state, cost, 
                                     o[col, i], h[col, i], lo[col, i])
                 if not np.isnan(px):
                     return col, _exit(col, pos, cash, state, px, why, cost)
+                if cost[_TRAIL] > 0.0:
+                    _trail(col, state, pos, o[col, i], h[col, i], lo[col, i])
         elif step == _EXIT:  # the signal order's exit, of a reversal too
             if (pos > 0 and b & (SE | LX)) or (pos < 0 and b & (LE | SX)):
                 ref = cl[col, i] if at_close else o[col, i]
@@ -262,20 +295,21 @@ def _next_order(col, i, first, cash, position, o, h, lo, cl, bits, state, cost, 
                     return col, order
             elif pos == 0 and b & (LE | SE):
                 ref = cl[col, i] if at_close else o[col, i]
-                order = _enter(col, i, cash[col], state, 1 if b & LE else -1, ref, cost)
+                order = _enter(col, i, cash[col], state, 1 if b & LE else -1, ref, cost,
+                               sl_a, tp_a)
                 if not np.isnan(order.size):
                     return col, order
         else:  # done: plan which coming bar vectorbt must visit next
-            _plan_ahead(col, i, pos, o, h, lo, bits, state[col, _SL], state[col, _TP])
+            _plan_ahead(col, i, pos, o, h, lo, bits, state, cost[_TRAIL] > 0.0)
             return -1, vnb.order_nothing_nb()
 
 
 @njit(cache=True, _nrt=False)
-def order_func(c, o, h, lo, cl, bits, state, cost, at_close, wts, wpx):
+def order_func(c, o, h, lo, cl, bits, state, cost, at_close, wts, wpx, sl_a, tp_a):
     """vectorbt's flexible order function: ``(column, order)`` of the bar's next order,
     ``(-1, nothing)`` when the bar is done (see the module docstring)."""
     return _next_order(c.from_col, c.i, c.call_idx == 0, c.last_cash, c.last_position,
-                       o, h, lo, cl, bits, state, cost, at_close, wts, wpx)
+                       o, h, lo, cl, bits, state, cost, at_close, wts, wpx, sl_a, tp_a)
 
 
 @njit(cache=True, _nrt=False)
@@ -317,7 +351,7 @@ def _no_post(c, *args):
 
 @njit(cache=True, nogil=True)
 def _run(o, h, lo, cl, bits, max_orders, cash, cost, at_close, state, side,
-         order_fn, post_order_fn, no_pre, no_post, wts, wpx):
+         order_fn, post_order_fn, no_pre, no_post, wts, wpx, sl_a, tp_a):
     """``flex_simulate_nb`` over (N, T) arrays (handed to vectorbt as (T, N) views); the
     order records, in column then time order."""
     n_c, n_t = cl.shape
@@ -325,7 +359,7 @@ def _run(o, h, lo, cl, bits, max_orders, cash, cost, at_close, state, side,
         (n_t, n_c), np.ones(n_c, dtype=np.int64), np.full(n_c, cash), False,
         bits.T, False, False,
         no_pre, (), no_post, (), no_pre, (), no_post, (), no_pre, (), no_post, (),
-        order_fn, (o, h, lo, cl, bits, state, cost, at_close, wts, wpx),
+        order_fn, (o, h, lo, cl, bits, state, cost, at_close, wts, wpx, sl_a, tp_a),
         post_order_fn, (state, side),
         cl.T, True, False, False, max_orders, 0, False, True)
     return records
@@ -348,14 +382,15 @@ def simulate_orders(o, h, lo, cl, bits, max_orders, cash, cost, sl, tp, at_close
                     wts=None, wpx=None):
     """Run the simulation on (N, T) C-contiguous arrays; ``bits`` (from
     :func:`~workbench.backtesting.passes.signal_orders`) is the segment mask and is updated in
-    place; ``cost`` is (slippage, fee rate, fee per share, size, whole), ``sl``/``tp`` the
-    per-column stop fractions (NaN: none). Fills ``side`` (``kernel.SIDE_FIELDS`` per order
-    record) and returns vectorbt's order records (at most ``max_orders``)."""
+    place; ``cost`` is (slippage, fee rate, fee per share, size, whole, trail), ``sl``/``tp``
+    the stop fractions, (N, 1) per column or (N, T) per fill bar (NaN: none). Fills
+    ``side`` (``kernel.SIDE_FIELDS`` per order record) and returns vectorbt's order records
+    (at most ``max_orders``)."""
     state = np.zeros((cl.shape[0], N_STATE))
-    state[:, _SL_FRAC], state[:, _TP_FRAC] = sl, tp
-    state[:, _SL:_TP + 1] = np.nan
+    state[:, _SL_FRAC:_TP + 1] = np.nan
+    sl, tp = (np.ascontiguousarray(a, dtype=np.float64) for a in (sl, tp))
     state[:, _ENTRY_IDX] = -1.0
     if wts is None:  # no target weights (``bits`` holds no W): never read
         wts = wpx = np.empty((1, 1))
     return _run(o, h, lo, cl, bits, max_orders, cash, tuple(map(float, cost)), at_close, state,
-                side, order_func, post_order_func, _no_pre, _no_post, wts, wpx)
+                side, order_func, post_order_func, _no_pre, _no_post, wts, wpx, sl, tp)

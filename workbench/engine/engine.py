@@ -304,7 +304,11 @@ class Engine:
                          for j in np.flatnonzero(~np.isnan(weights)))
         flags = {attr: last[frame].to_numpy(dtype=bool) for frame, attr in _FLAGS if frame in last}
         hit = np.logical_or.reduce(list(flags.values()))
-        return tuple(Signal(name, symbols[j], bar_time, **{a: bool(v[j]) for a, v in flags.items()})
+        stops = {k: np.broadcast_to(np.asarray(last[k], dtype=float), len(symbols))
+                 for k in ("sl_stop", "tp_stop") if k in last}  # the strategy's own stops
+        return tuple(Signal(name, symbols[j], bar_time, **{a: bool(v[j]) for a, v in flags.items()},
+                            **{k: None if np.isnan(v[j]) else float(v[j])
+                               for k, v in stops.items()})
                      for j in np.flatnonzero(hit))
 
     def _note_warming_up(self) -> tuple[Signal, ...]:

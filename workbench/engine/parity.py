@@ -12,6 +12,11 @@ symbol without a signal from the engine is all False there (NaN weight). Boolean
 equal; weights equal within 1e-9 relative (NaN equals NaN). Both paths fill a signal of
 bar t at t+1's open, so equal signals are what equal trades rest on.
 
+A strategy that returns its own stops (``Signals(sl_stop=...)``, e.g. an ATR stop) has
+them compared too (fields ``sl_stop``/``tp_stop``), where they are used: on each bar and
+symbol with an entry (long or short), the engine's value handed with the entry against
+the backtest's (within 1e-9 relative, NaN: no stop, equals NaN).
+
 The engine's window is sized to hold the whole history (unless ``window`` is given), so
 it stays anchored at the first bar, as a session's window does (see
 :mod:`workbench.engine.engine`): at bar t the engine computes on exactly the rows 0..t
@@ -41,7 +46,10 @@ __all__ = ["EXAMPLES", "ParityError", "ParityMismatch", "ParityReport", "check_p
 EXAMPLES = 5  # mismatches a report lists
 _BOOL_FIELDS = ("entries", "exits", "short_entries", "short_exits")
 _ATTRS = {"entries": "entry", "exits": "exit", "short_entries": "short_entry",
-          "short_exits": "short_exit", "weights": "weight"}
+          "short_exits": "short_exit", "weights": "weight", "sl_stop": "sl_stop",
+          "tp_stop": "tp_stop"}
+_FLOATS = ("weights", "sl_stop", "tp_stop")
+_STOPS = ("sl_stop", "tp_stop")
 
 
 @dataclass(frozen=True)
@@ -145,7 +153,7 @@ class _Recorder:
         self.index = bars.index
         self.position = {s: j for j, s in enumerate(bars.symbols)}
         shape = bars.shape
-        self.arrays = {f: np.full(shape, np.nan) if f == "weights" else np.zeros(shape, dtype=bool)
+        self.arrays = {f: np.full(shape, np.nan) if f in _FLOATS else np.zeros(shape, dtype=bool)
                        for f in fields}
         self.row = 0
 
@@ -156,6 +164,8 @@ class _Recorder:
         for signal in decision.signals:
             j = self.position[signal.symbol]
             for name, array in self.arrays.items():
+                if name in _STOPS and not (signal.entry or signal.short_entry):
+                    continue  # a stop is used, so compared, with an entry only
                 value = getattr(signal, _ATTRS[name])
                 array[self.row, j] = np.nan if value is None else value
         self.row += 1
@@ -171,6 +181,7 @@ def check_parity(strategy, bars: Bars, params: dict[str, Any] | None = None, *,
     resolved = strat.params(**(params or {}))
     expected = strat(bars, **resolved)
     fields = ("weights",) if expected.kind == "weights" else _BOOL_FIELDS
+    fields += tuple(name for name in _STOPS if name in expected.stops())
     recorder = _Recorder(bars, fields)
     if window is None:  # anchored at the first bar for the whole replay, as a session is
         window = max(strat.warmup(resolved) + margin, len(bars))
@@ -199,13 +210,18 @@ def check_parity(strategy, bars: Bars, params: dict[str, Any] | None = None, *,
 
 def _expected(signals, name: str, bars: Bars) -> np.ndarray:
     frame = getattr(signals, name)
+    if name in _STOPS:  # on the entries' cells (a number: the same on each), NaN elsewhere
+        entries = _expected(signals, "entries", bars) | _expected(signals, "short_entries", bars)
+        values = (frame.to_numpy(dtype=float) if isinstance(frame, pd.DataFrame)
+                  else np.full(bars.shape, float(frame)))
+        return np.where(entries, values, np.nan)
     if frame is None:
         return np.zeros(bars.shape, dtype=bool)
     return frame.to_numpy(dtype=float if name == "weights" else bool)
 
 
 def _differs(a: np.ndarray, b: np.ndarray, name: str) -> np.ndarray:
-    if name == "weights":
+    if name in _FLOATS:
         return ~np.isclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True)
     return a != b
 

@@ -119,7 +119,7 @@ def run_paper(strategy: Strategy, bars: Bars, params, options, settings,
         cash=cash, size=options["size"], shares=options["shares"], costs=costs,
         heartbeat_every=used["heartbeat_every"], history_days=used["history_days"],
         accounts=accounts, sl_stop=options["sl_stop"], tp_stop=options["tp_stop"],
-        direction=options["direction"])
+        direction=options["direction"], sl_trail=options.get("sl_trail", False))
     print(f"session {result.outcome}: {result.message}; {result.bars} bars, {result.orders} "
           f"orders, {result.fills} fills, P&L {result.pnl}; record {result.path}")
     if record is not None:

@@ -33,6 +33,10 @@ class Signal:
     short_entry: bool = False
     short_exit: bool = False
     weight: float | None = None
+    # the strategy's own stops at this bar (``Signals(sl_stop=...)``): fractions of the
+    # entry fill price an entry of this bar is protected with; None: none given (or NaN)
+    sl_stop: float | None = None
+    tp_stop: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,10 @@ halted, failed) the session writes its figures (``SessionResult`` without ``run_
 
 ``sl_stop``/``tp_stop``: the backtest's stops (fractions of the entry's fill price), placed
 as broker-side orders once an entry fills (:mod:`workbench.session.stops`); a restart
-must use the run's stops.
+must use the run's stops. A strategy may give its own stops per bar (``Signals(sl_stop=
+...)``): each entry is protected with its signal bar's, relearned from the journaled
+signals on a restart. ``sl_trail=True`` (with ``sl_stop``) replaces the stop bar by bar;
+a trailing run is not restarted (``stops.refuse_trailing_restart``).
 
 ``direction``: the backtest's, "long" (short signals journaled, not traded) or
 "longshort" (short sales, covers and reversals: :mod:`workbench.session.trader`); a
@@ -91,7 +94,7 @@ from workbench.session.start import (
     start_manager,
     write_owner,
 )
-from workbench.session.stops import Stops, is_protection
+from workbench.session.stops import Stops, refuse_trailing_restart
 from workbench.session.trader import Accounts, Direction, Sizing, Trader
 from workbench.strategy import as_strategy
 from workbench.times import ny_midnight
@@ -163,7 +166,7 @@ class _Session:
                 self.journal.append(ev.SIGNAL, sig)
             for intent in self.trader.from_signals(decision.signals, self.last_prices):
                 self._send(intent, ctx)
-            for intent in self.trader.protections(row.time):
+            for intent in self.trader.protections(row.time, bars):
                 self._send(intent, ctx)
         finally:
             self.manager.commit()
@@ -182,7 +185,7 @@ class _Session:
     def _send(self, intent, ctx) -> None:
         decision = self.risk.review(intent, ctx)
         if decision.approved and self.manager.order(intent.client_order_id) is None:
-            if not is_protection(intent.client_order_id) and not self._unprotect(intent):
+            if not self._unprotect(intent):  # a trailing stop's new level replaces the old
                 return
             self.manager.stage(intent)  # journaled, sent by the bar's commit
             self.trader.placed(self.clock.now())
@@ -240,13 +243,18 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
                 shares: Shares = "fractional", costs: CostModel | None = None,
                 heartbeat_every: int = HEARTBEAT_EVERY, history_days: int = 1, store=None,
                 runs_root=None, accounts: Accounts = "shared", sl_stop: float | None = None,
-                tp_stop: float | None = None, direction: Direction = "long") -> SessionResult:
+                tp_stop: float | None = None, direction: Direction = "long",
+                sl_trail: bool = False) -> SessionResult:
     """Replay ``replay_date`` through engine, risk, orders and the simulated broker; a bad
     option is a ``ConfigError`` naming it (:class:`~workbench.session.options.SessionOptions`)."""
     costs = costs or CostModel()
+    if sl_trail and sl_stop is None:
+        from workbench.errors import ConfigError as _E
+        raise _E("sl_trail=True in a session needs the sl_stop it trails given to the session "
+                 "(a strategy's own per-bar stops do not trail in a session yet)")
     sizing = Sizing(size=size, shares=shares, costs=costs, accounts=accounts,
                     cash=to_decimal(cash), stops=Stops(sl_stop=sl_stop, tp_stop=tp_stop),
-                    direction=direction)
+                    direction=direction, sl_trail=sl_trail)
     options = SessionOptions(speed=speed, heartbeat_every=heartbeat_every,
                              history_days=history_days, sizing=sizing)
     risk = risk if risk is not None else load_settings().risk  # [risk] of workbench.toml + env
@@ -296,6 +304,8 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     if starts and starts[0].payload.get("stops", Stops().model_dump()) != stops:
         raise ConfigError(f"run {record.run_id} trades with stops "
                           f"{starts[0].payload.get('stops')}: restart it so, not with {stops}")
+    if starts and sizing.sl_trail:
+        refuse_trailing_restart(record.run_id)
     if starts and starts[0].payload.get("direction", "long") != sizing.direction:
         raise ConfigError(f"run {record.run_id} trades with direction="
                           f"{starts[0].payload.get('direction', 'long')!r}: restart it so")
@@ -303,7 +313,7 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
                "accounts": sizing.accounts, "cash": f"{sizing.cash:f}",
                "size": float(sizing.size), "shares": sizing.shares,
                "costs": sizing.costs.describe(), "stops": stops,
-               "direction": sizing.direction}
+               "direction": sizing.direction, **({"sl_trail": True} if sizing.sl_trail else {})}
     journal.append(ev.SESSION_START, replay_date=str(pd.Timestamp(replay_date).date()),
                    symbols=list(bars.symbols), strategy=engine.strategy.name,
                    params=engine.params, start_equity=start_equity, broker=str(broker_path),
@@ -311,6 +321,9 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
                    **trading)
     journal.append(ev.CONFIG, risk=risk_settings.model_dump(mode="json"))
     trader = Trader(record.run_id, engine.strategy.name, manager, sizing)
+    for e in events:  # a restart: the stops the strategy gave with this run's entries
+        if e.type == ev.SIGNAL:
+            trader.learn_stops(e.payload)
     session = _Session(engine, manager, risk, trader, wrapped, journal, record, clock,
                        start_equity, options)
     session.trading = trading

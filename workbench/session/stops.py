@@ -12,6 +12,20 @@ which a bracket cannot be), so the session places the exit protection once the e
 filled: one ``OrderType.OCO`` sell of a long position, a stop at the stop-loss level and a
 take-profit limit as its leg (one alone: a plain stop or limit), levels computed from the
 fill price with the backtest's very float arithmetic (exact as ``Decimal(repr(x))``).
+
+Stops per bar (a strategy returning ``Signals(sl_stop=2 * atr / close)``): the entry
+signal's bar fixes the fractions, as in the backtest; the engine hands them to the trader
+on the entry's ``Signal`` (``sl_stop``/``tp_stop``, journaled with it), which keeps them
+for that entry (:meth:`Trader.protections`), so the protection placed at the fill is the
+signal bar's fraction of the fill price. NaN on that bar: no protection for that entry.
+On a restart the trader relearns them from the journaled signals (:func:`signal_stops`).
+
+Trailing stops (``sl_trail=True`` with ``sl_stop``): the protection is replaced bar by bar
+(:meth:`Trader.protections`: cancel, then a new oco at the moved level, id leg ``stops``
+of that bar), which the broker checks from the next bar on: the backtest's rule (each bar
+checked against the level before it, then the best price moves to its high). A trailing
+run cannot be restarted yet (:func:`refuse_trailing_restart`: the best price since each
+entry is not journaled).
 Placed on the entry's fill bar, the simulated broker checks it from the next bar on,
 which is the backtest's rule; it fills it by the backtest's rules (gap through the level:
 the open; slippage and fees as any sell). Good till canceled: a position held overnight
@@ -55,7 +69,8 @@ from workbench.model import (
 )
 from workbench.values import Number, Value
 
-__all__ = ["LEG", "Stops", "is_protection", "levels", "protection"]
+__all__ = ["LEG", "Stops", "is_protection", "levels", "protection", "refuse_trailing_restart",
+           "signal_stops"]
 
 LEG = "stops"
 _SUFFIXES = (f"-{LEG}", f"-{LEG}.tp")
@@ -70,6 +85,23 @@ class Stops(Value):
     @property
     def any(self) -> bool:
         return self.sl_stop is not None or self.tp_stop is not None
+
+
+def refuse_trailing_restart(run_id: str) -> None:
+    """A ``ConfigError``: a trailing run is not restarted (see the module doc)."""
+    from workbench.errors import ConfigError
+
+    raise ConfigError(f"run {run_id} trails its stops (sl_trail) and cannot be restarted yet: "
+                      "the best price since each entry is not journaled; flatten it and start "
+                      "a new run")
+
+
+def signal_stops(signal) -> Stops | None:
+    """The stops a strategy gave with ``signal`` (a ``Signal``, or its journaled payload):
+    None if it gave none."""
+    get = signal.get if isinstance(signal, dict) else lambda k: getattr(signal, k, None)
+    sl, tp = get("sl_stop"), get("tp_stop")
+    return None if sl is None and tp is None else Stops(sl_stop=sl, tp_stop=tp)
 
 
 def is_protection(client_order_id_: str) -> bool:

@@ -43,7 +43,9 @@ as the backtest refuses them.
 
 An exit closes the whole position. One order per symbol at a time: no entry while a
 position or an open order exists (but the reversal's pair), no close while one of its side
-is open. With ``Sizing.stops`` (``sl_stop``/``tp_stop``) a filled entry gets its exit
+is open. With ``Sizing.stops`` (``sl_stop``/``tp_stop``), or the stops the strategy gives
+per bar on its entry signals (the entry bar's fractions, kept per entry), a filled entry
+gets its exit
 protection, a broker-side stop loss / take profit (:mod:`workbench.session.stops`): a
 sell for a long position, a buy for a short one: :meth:`Trader.protections`. The
 protection is not an "open order" for these rules nor for the risk context (it is a
@@ -64,12 +66,12 @@ import pandas as pd
 from pydantic import Field
 
 from workbench.errors import ConfigError
-from workbench.model import OrderIntent, Side, Signal, client_order_id, to_decimal
+from workbench.model import OrderIntent, OrderType, Side, Signal, client_order_id, to_decimal
 from workbench.model.costs import CostModel, Shares
 from workbench.model.weights import rebalance_quantity
 from workbench.risk import FLATTEN, FORCE_EXIT, RiskContext
 from workbench.risk.switches import Flatten, ForceExit
-from workbench.session.stops import LEG, Stops, is_protection, protection
+from workbench.session.stops import LEG, Stops, is_protection, protection, signal_stops
 from workbench.values import Number, Value
 
 __all__ = ["ACCOUNTS", "Accounts", "Direction", "Sizing", "Trader", "resolve"]
@@ -107,6 +109,7 @@ class Sizing(Value):
     accounts: Accounts = "shared"
     cash: Decimal = Field(Decimal(100_000), gt=0)  # each symbol's account, accounts="per_symbol"
     stops: Stops = Field(default_factory=Stops)  # sl_stop / tp_stop as broker-side orders
+    sl_trail: bool = False  # the stop loss trails (replaced bar by bar: Trader.protections)
     direction: Direction = "long"
 
     def quantity(self, budget: Decimal, price: Decimal, side: Side = Side.BUY) -> Decimal:
@@ -135,6 +138,23 @@ class Trader:
         self.run_id, self.strategy = run_id, strategy
         self.manager, self.sizing = manager, sizing
         self.order_times: deque[pd.Timestamp] = deque(maxlen=1000)
+        # the strategy's own stops of each entry signal: (symbol, bar time) -> Stops
+        self.entry_stops: dict[tuple[str, pd.Timestamp], Stops] = {}
+        # trailing (``Sizing.sl_trail``): symbol -> [entry id, best price, stops, tp level]
+        self.trailing: dict[str, list] = {}
+
+    def learn_stops(self, signal) -> None:
+        """Keep the stops the strategy gave with an entry ``signal`` (a ``Signal`` or its
+        journaled payload): its entry is protected with them. Given with ``Sizing.stops``
+        too: a ``ConfigError`` (one of them would be ignored; the backtest refuses it)."""
+        stops = signal_stops(signal)
+        if stops is None:
+            return
+        if self.sizing.stops.any:
+            raise ConfigError(f"{self.strategy} returns its own stops and the session was "
+                              "given sl_stop/tp_stop too: give them in one place")
+        get = signal.get if isinstance(signal, dict) else lambda k: getattr(signal, k)
+        self.entry_stops[(get("symbol"), pd.Timestamp(get("bar_time")))] = stops
 
     def _cid(self, symbol: str, bar_time, leg: str) -> str:
         return client_order_id(self.run_id, self.strategy, symbol, bar_time, leg)
@@ -151,10 +171,18 @@ class Trader:
         return [c for c, o in self.manager.open_orders().items()
                 if o.intent.symbol == symbol and c.endswith(f"-{LEG}")]
 
-    def protections(self, bar_time) -> list[OrderIntent]:
+    def protections(self, bar_time, bars=None) -> list[OrderIntent]:
         """The exit protection of each position whose entry (the symbol's last one) has
-        filled and is not protected yet; none for a symbol with a closing order open."""
-        if not self.sizing.stops.any:
+        filled and is not protected yet; none for a symbol with a closing order open.
+
+        With ``Sizing.sl_trail`` and this bar's ``bars`` ({symbol: (open, high, low, close,
+        ...)}), a protected position's stop trails: after the bar (whose stop check the
+        broker made at the level before it) the best price since the entry moves to the
+        bar's high (a short: its low); if it moved, the protection is replaced by one at
+        ``best * (1 - sl)`` (short ``best * (1 + sl)``), the same take profit, id leg
+        ``stops`` of this bar: the session cancels the old one first. The backtest's rule
+        (``workbench.backtesting.simulation``), float for float."""
+        if not self.sizing.stops.any and not self.entry_stops:
             return []
         entries: dict[str, object] = {}
         for cid, order in self.manager.book.orders.items():
@@ -167,11 +195,45 @@ class Trader:
             if held == 0 or (symbol, _CLOSING[1 if held > 0 else -1]) in closing \
                     or (held > 0) != (entry.intent.side is Side.BUY):
                 continue
-            intent = protection(self.run_id, self.strategy, entry, abs(held), bar_time,
-                                self.sizing.stops)
+            stops = self.entry_stops.get((symbol, entry.intent.bar_time), self.sizing.stops)
+            if not stops.any:
+                continue  # NaN on the entry's bar: no stop for it
+            intent = protection(self.run_id, self.strategy, entry, abs(held), bar_time, stops)
+            if self.sizing.sl_trail and intent is not None:
+                intent = self._trail(symbol, entry, intent, held, bar_time, bars, stops)
             if intent is not None and intent.client_order_id not in self.manager.book.orders:
                 out.append(intent)
         return out
+
+    def _trail(self, symbol, entry, first: OrderIntent, held, bar_time, bars, stops):
+        """The protection to place now for a trailing stop: ``first`` (the initial one) if
+        not placed yet; a replacement if this bar moved the best price; else None."""
+        cid = entry.client_order_id
+        state = self.trailing.get(symbol)
+        if first.client_order_id not in self.manager.book.orders:
+            if state is None or state[0] != cid:
+                self.trailing[symbol] = [cid, float(entry.average_price), stops,
+                                         first.take_profit]
+            return first
+        if state is None or state[0] != cid or stops.sl_stop is None or bars is None:
+            return None
+        if not self.open_protection(symbol):
+            return None  # it filled (the position goes) or was canceled by an exit
+        values = bars.get(symbol)
+        if values is None:
+            return None
+        o, h, lo = (float(v) for v in values[:3])
+        if not o > 0.0 or h != h or lo != lo:
+            return None  # a bar without open, high or low does not move it (as the backtest)
+        best = max(state[1], h) if held > 0 else min(state[1], lo)
+        if best == state[1]:
+            return None
+        state[1] = best
+        level = best * (1.0 - stops.sl_stop) if held > 0 else best * (1.0 + stops.sl_stop)
+        return OrderIntent(self._cid(symbol, bar_time, LEG), symbol, first.side, first.quantity,
+                           OrderType.OCO, stop_loss=Decimal(repr(level)),
+                           take_profit=state[3], time_in_force=first.time_in_force,
+                           bar_time=bar_time, reason="stop_loss")
 
     def context(self, now, start_equity: Decimal, last_prices, last_bar_time,
                 bar_interval) -> RiskContext:
@@ -211,6 +273,7 @@ class Trader:
         positions = self.manager.positions()
         shorts = self.sizing.direction == "longshort"
         for sig in signals:
+            self.learn_stops(sig)
             if sig.weight is not None:
                 intent = self._rebalance(sig, last_prices, positions)
                 out += [intent] if intent is not None else []

@@ -113,7 +113,7 @@ def cut_points(n: int, warmup: int, checkpoints: int) -> tuple[int, ...]:
 
 def compare(truncated: Signals, full: Signals, k: int, bars: Bars) -> Mismatch | None:
     """The earliest signal of ``truncated`` differing from the first ``k`` rows of ``full``."""
-    short, long = truncated.frames(), full.frames()
+    short, long = _frames(truncated), _frames(full)
     index, symbols = bars.index, bars.symbols
     odd = sorted(set(short) ^ set(long))
     if odd:
@@ -132,8 +132,14 @@ def compare(truncated: Signals, full: Signals, k: int, bars: Bars) -> Mismatch |
                     _scalar(short[name].iat[row, col]), _scalar(long[name].iat[row, col]), k)
 
 
+def _frames(signals: Signals) -> dict:
+    """The signal frames and the stops given per bar (a stop that looks ahead is one too)."""
+    return {**signals.frames(), **{n: v for n, v in signals.stops().items()
+                                   if isinstance(v, pd.DataFrame)}}
+
+
 def _differs(a: np.ndarray, b: np.ndarray, name: str) -> np.ndarray:
-    if name == "weights":  # NaN == NaN (keep the position); tolerate float noise
+    if name in ("weights", "sl_stop", "tp_stop"):  # NaN == NaN; tolerate float noise
         return ~np.isclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True)
     return a != b
 

@@ -48,7 +48,7 @@ N_METRICS = 11
 
 def supports(options: SimOptions) -> bool:
     """Whether :func:`score_chunk` covers these options (else: the general path)."""
-    return options.sl_stop is None and options.tp_stop is None
+    return options.sl_stop is None and options.tp_stop is None and not options.sl_trail
 
 
 @njit(cache=True, nogil=True)

@@ -70,6 +70,11 @@ OPTION_DEFAULTS = {name: p.default for name, p in inspect.signature(backtest).pa
 
 def _settings(bars: Bars, given: dict[str, Any]) -> tuple[CostModel, SimOptions]:
     """The cost model and options ``wb.backtest`` builds from the same keywords."""
+    for name in ("sl_stop", "tp_stop"):
+        value = given.get(name)
+        if value is not None and not isinstance(value, (int, float, np.number)):
+            raise ConfigError(f"sweep: {name} per bar ({type(value).__name__}) is not a sweep "
+                              f"option: return it from the strategy (Signals({name}=...))")
     for name, value in given.items():
         if isinstance(value, Iterable) and not isinstance(value, str):
             raise ConfigError(f"sweep: the backtest option {name} takes one value for the whole "
@@ -78,8 +83,9 @@ def _settings(bars: Bars, given: dict[str, Any]) -> tuple[CostModel, SimOptions]
                           periods_per_year(bars.timeframe, bars.index))
 
 
-def _probe(strategy: Strategy, bars: Bars, params: dict, direction: str) -> None:
-    """Run the first combination once here: its errors surface before any worker starts."""
+def _probe(strategy: Strategy, bars: Bars, params: dict, direction: str) -> bool:
+    """Run the first combination once here: its errors surface before any worker starts.
+    True if the strategy returns its own stops (then the general kernel runs)."""
     signals = strategy(bars, **params)
     if signals.kind == "weights":
         raise StrategyError(f"{strategy.name} returned target weights; sweeps do not "
@@ -89,6 +95,7 @@ def _probe(strategy: Strategy, bars: Bars, params: dict, direction: str) -> None
         warnings.warn("the strategy returned short signals; they are ignored with "
                       "direction='long' (use direction='longshort' to trade them)",
                       UserWarning, stacklevel=3)
+    return bool(signals.stops())
 
 
 def _kernel(options: SimOptions) -> str:
@@ -210,11 +217,13 @@ def sweep(strategy, bars: Bars, *, constraint=None, metric: str = "sharpe",
     options = {k: kwargs.pop(k) for k in list(kwargs) if k in OPTIONS}
     costs, sim_options = _settings(bars, options)
     grid = Grid.build(strat, kwargs, constraint)
-    _probe(strat, bars, grid.combos[0], sim_options.direction)
+    own_stops = _probe(strat, bars, grid.combos[0], sim_options.direction)
+    if own_stops:  # recorded: the strategy's stops (numbers or per bar)
+        sim_options = sim_options.model_copy(update={"stops_per_bar": "from Signals"})
     cells = len(bars.symbols) * len(bars) * len(grid)
     mode, workers = _workers(processes, threads, cluster, cells)
     job = SweepJob(strat, bars, grid.combos, costs, sim_options, sim_options.periods_per_year,
-                   kernel=_kernel(sim_options))
+                   kernel="general" if own_stops else _kernel(sim_options))
     acc, info = _execute(job, mode, workers, budget, cluster, progress)
     seconds = time.perf_counter() - started
     info.update({"symbols": len(bars.symbols), "bars": len(bars), "combos": len(grid),

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
 import numpy as np
+import pandas as pd
 
 from workbench.backtesting import metrics as M
 from workbench.backtesting.simulation import SimOptions, Simulation, simulate
@@ -182,10 +183,13 @@ class WorkerState:
 
     def _signals(self, combos: tuple[dict, ...]) -> dict[str, np.ndarray | None]:
         """Each combination's signals stacked into (k * s, T) C-ordered bool rows, one per
-        column (combination major); short ones only with ``direction="longshort"``."""
+        column (combination major); short ones only with ``direction="longshort"``; the
+        stops the strategy returns (``sl_stop``/``tp_stop``) as (k * s, T) float rows
+        (None if it returns none)."""
         names = ("entries", "exits") + (("short_entries", "short_exits") if self.job.shorts else ())
         n_t, s = len(self._bars), len(self._bars.symbols)
-        out: dict[str, np.ndarray | None] = {"short_entries": None, "short_exits": None}
+        out: dict[str, np.ndarray | None] = {"short_entries": None, "short_exits": None,
+                                             "sl_stop": None, "tp_stop": None}
         stacked = {n: np.zeros((len(combos) * s, n_t), dtype=np.bool_) for n in names}
         for c, params in enumerate(combos):
             signals = self.job.strategy(self._bars, **params)
@@ -196,6 +200,14 @@ class WorkerState:
                 frame = getattr(signals, n)
                 if frame is not None:
                     stacked[n][c * s:(c + 1) * s] = frame.to_numpy(dtype=np.bool_).T
+            for n, value in signals.stops().items():
+                if getattr(self.job.options, n) is not None:
+                    raise StrategyError(f"{self.job.strategy.name} returned Signals({n}=...) "
+                                        f"and the sweep was given {n} too: give it in one place")
+                if out[n] is None:
+                    out[n] = np.full((len(combos) * s, n_t), np.nan)
+                out[n][c * s:(c + 1) * s] = (value.to_numpy(dtype=float).T
+                                             if isinstance(value, pd.DataFrame) else value)
         out.update(stacked)
         return out
 
@@ -210,7 +222,7 @@ class WorkerState:
         started = time.perf_counter()
         signals = self._signals(combos)
         split = time.perf_counter()
-        if self.job.fused:
+        if self.job.fused and signals["sl_stop"] is None and signals["tp_stop"] is None:
             part = self._fused(chunk, signals, k, s, self._cache.misses - misses)
             return replace(part, seconds=(split - started, time.perf_counter() - split))
         sim = simulate(**self._prices_for(k), **{n: None if a is None else a.T
