@@ -249,9 +249,8 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
     option is a ``ConfigError`` naming it (:class:`~workbench.session.options.SessionOptions`)."""
     costs = costs or CostModel()
     if sl_trail and sl_stop is None:
-        from workbench.errors import ConfigError as _E
-        raise _E("sl_trail=True in a session needs the sl_stop it trails given to the session "
-                 "(a strategy's own per-bar stops do not trail in a session yet)")
+        raise ConfigError("sl_trail=True in a session needs the sl_stop it trails given to the "
+                          "session (a strategy's own per-bar stops do not trail in a session yet)")
     sizing = Sizing(size=size, shares=shares, costs=costs, accounts=accounts,
                     cash=to_decimal(cash), stops=Stops(sl_stop=sl_stop, tp_stop=tp_stop),
                     direction=direction, sl_trail=sl_trail)
