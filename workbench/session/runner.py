@@ -58,6 +58,7 @@ it replays the stored bars of the timeframe; ``session_start`` says which (``bar
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import time
@@ -137,6 +138,9 @@ class _Session:
         self.bars = self.orders = 0
         self.wall = LiveClock()
         self.latency = LatencyStats()  # each bar: the row's arrival to its orders sent
+        self.recent_ms: collections.deque = collections.deque(maxlen=20)  # for the switch
+        self.feed_down_since: pd.Timestamp | None = None  # a live feed on REST polling
+        self.broker_down_since: pd.Timestamp | None = None  # the broker's stream is down
 
     def request_stop(self, why: str) -> None:
         self.stop_reason = self.stop_reason or why
@@ -144,12 +148,15 @@ class _Session:
     # -- one bar ----------------------------------------------------------------------
     def on_row(self, row) -> None:
         self._commands()
-        self.clock.set(max(self.clock.now(), bar_close(row.time, self.engine.window.timeframe)))
+        if isinstance(self.clock, SimClock):  # a replay's time is its bars'; a live one runs
+            self.clock.set(max(self.clock.now(), bar_close(row.time, self.engine.window.timeframe)))
+        self._connection()
         present = np.flatnonzero(row.present)
         self.journal.append(ev.BAR, bar_time=row.time, symbols=len(present),
                             volume=float(np.nansum(row.field("volume"))))
         bars = {row.symbols[j]: row.values[:, j] for j in present}
-        self.broker.on_bars(row.time, bars)
+        if hasattr(self.broker, "on_bars"):  # the simulated broker fills on the bars
+            self.broker.on_bars(row.time, bars)
         self.manager.process_updates()
         self.manager.settle_unknown()
         for symbol, values in bars.items():
@@ -169,6 +176,7 @@ class _Session:
             self.manager.commit()
         latency = time.perf_counter() - (row.received or time.perf_counter())
         self.latency.record(latency)
+        self.recent_ms.append(latency * 1e3)
         self.bars += 1
         self._equity(latency_ms=round(latency * 1e3, 3))
         if self.bars % self.o.heartbeat_every == 0:
@@ -177,7 +185,19 @@ class _Session:
     def _context(self, bar_time):
         tf = self.engine.window.timeframe
         return self.trader.context(self.clock.now(), self.start_equity, self.last_prices,
-                                   bar_time, tf.delta if tf else pd.Timedelta(minutes=1))
+                                   bar_time, tf.delta if tf else pd.Timedelta(minutes=1),
+                                   feed_down_since=self.feed_down_since,
+                                   broker_down_since=self.broker_down_since,
+                                   latencies_ms=tuple(self.recent_ms))
+
+    def _connection(self) -> None:
+        """The broker's stream state for the disconnected switch (a broker without a
+        stream, the simulated one, is always connected)."""
+        connected = getattr(self.broker, "connected", True)
+        if connected:
+            self.broker_down_since = None
+        elif self.broker_down_since is None:
+            self.broker_down_since = self.clock.now()
 
     def _send(self, intent, ctx) -> None:
         decision = self.risk.review(intent, ctx)
@@ -277,7 +297,11 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
 
 
 def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock, risk_settings,
-         options: SessionOptions, source: str = "") -> SessionResult:
+         options: SessionOptions, source: str = "", loop=None, identity=None) -> SessionResult:
+    """The session on ``broker``: start, reconcile, then ``loop(session, resume_at)`` (the
+    stored day's replay by default); ``identity``: more settings recorded in
+    ``session_start`` and the manifest that a restart must keep (a live session's broker
+    and feed)."""
     sizing = options.sizing
     sink, wrapped = crashpoints.wrap(journal, broker)
     risk = RiskGateway(risk_settings, clock, journal)
@@ -303,7 +327,11 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
                "accounts": sizing.accounts, "cash": f"{sizing.cash:f}",
                "size": float(sizing.size), "shares": sizing.shares,
                "costs": sizing.costs.describe(), "stops": stops,
-               "direction": sizing.direction}
+               "direction": sizing.direction, **(identity or {})}
+    for name, value in (identity or {}).items():
+        if starts and name in starts[0].payload and starts[0].payload[name] != value:
+            raise ConfigError(f"run {record.run_id} trades with {name}="
+                              f"{starts[0].payload[name]!r}: restart it so, not with {value!r}")
     journal.append(ev.SESSION_START, replay_date=str(pd.Timestamp(replay_date).date()),
                    symbols=list(bars.symbols), strategy=engine.strategy.name,
                    params=engine.params, start_equity=start_equity, broker=str(broker_path),
@@ -320,7 +348,10 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     write_owner(broker_path, record)
     previous = _install_sigterm(session)
     try:
-        _loop(session, bars, replay_date, resume_at, options)
+        if loop is None:
+            _loop(session, bars, replay_date, resume_at, options)
+        else:
+            loop(session, resume_at)
     except BaseException as e:
         journal.append(ev.ERROR, error=f"{type(e).__name__}: {e}")
         _finish(session, "failed", f"{type(e).__name__}: {e}", broker_path, expire=False)
@@ -330,7 +361,8 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
             signal.signal(signal.SIGTERM, previous)
     if session.stop_reason:
         return _finish(session, "interrupted", session.stop_reason, broker_path, expire=False)
-    return _finish(session, "succeeded", "the replayed day is over", broker_path, expire=True)
+    return _finish(session, "succeeded", "the replayed day is over" if loop is None
+                   else "the trading day is over", broker_path, expire=True)
 
 
 def _loop(session: _Session, bars, replay_date, resume_at, options: SessionOptions) -> None:
@@ -350,7 +382,8 @@ def _loop(session: _Session, bars, replay_date, resume_at, options: SessionOptio
 
 def _finish(session: _Session, outcome: str, message: str, broker_path, expire: bool):
     if expire:
-        session.broker.expire()
+        if hasattr(session.broker, "expire"):  # a real broker expires DAY orders itself
+            session.broker.expire()
         session.manager.process_updates()
     session.heartbeat()
     positions = {s: f"{p.quantity:f}" for s, p in session.manager.positions().items()}
