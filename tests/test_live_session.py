@@ -111,3 +111,85 @@ def test_sim_broker_on_the_alpaca_feed_trades_like_the_replay(day, tmp_path):
     assert trades_of(result.path) == want
     start = next(e for e in replay(result.path).events if e.type == ev.SESSION_START)
     assert start.payload["broker_kind"] == "sim" and start.payload["feed"] == "alpaca"
+
+
+STOPS = {"sl_stop": 0.002, "tp_stop": 0.002}  # near: the protections fill inside the window
+
+
+def alpaca_session(url: str, run_dir=None):
+    """A paper session on the fake at ``url`` through AlpacaBroker, with broker-side stops."""
+    settings = load_settings(alpaca={"trading_url": url, "data_url": url,
+                                     "request_timeout_s": 5})
+    return run_live_session(strategy(), PARAMS, broker="alpaca", speed=SPEED, risk=LOOSE,
+                            settings=settings, feed_options=OPTIONS, run_dir=run_dir,
+                            **SIZING, **STOPS)
+
+
+def _bar_times(run_path) -> list[pd.Timestamp]:
+    return [pd.Timestamp(e.payload["bar_time"]) for e in replay(run_path).events
+            if e.type == ev.BAR]
+
+
+@pytest.mark.slow
+def test_paper_session_on_alpaca_killed_and_restarted_sends_each_order_once(day, workbench_home):
+    """--broker alpaca: market entries and oco protections placed and filled at the fake; a
+    SIGKILL right after the first order was accepted, then a restart in the same run: the
+    journal is reconciled with the account (the accepted order adopted, not sent again)."""
+    import os
+    import signal
+
+    with fake_for(day, lead=10) as fake:  # 10 fake minutes (5 s) before the open: the
+        env = {**os.environ, "WORKBENCH_TEST_CRASH_AT": "broker_accepted:1"}  # start waits
+        crashed = subprocess.run([sys.executable, "-m", "tests.live_session_procs", fake.url],
+                                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+        (run_path,) = (workbench_home / "runs").iterdir()
+        assert len(fake.orders) == 1  # the order the session died on
+        result = alpaca_session(fake.url, run_dir=run_path)
+        orders = fake.orders
+    assert result.outcome == "succeeded", result.message
+    events = replay(run_path).events
+    reconcile = [e for e in events if e.type == ev.RECONCILE]
+    assert reconcile and reconcile[-1].payload["ok"], reconcile
+    ids = [o["client_order_id"] for o in orders
+           if not o["client_order_id"].endswith((".sl", ".tp"))]  # an oco's stop leg
+    assert len(ids) == len(set(ids))  # no order sent twice
+    intents = {e.payload["client_order_id"] for e in events if e.type == ev.INTENT}
+    assert set(ids) == intents
+    filled = [o for o in orders if o["status"] == "filled"]
+    assert any(o["type"] == "market" and o["order_class"] in ("simple", "") for o in filled)
+    ocos = [o for o in orders if o["order_class"] == "oco"]
+    assert ocos and any(o["status"] == "filled" or any(leg["status"] == "filled"
+                                                          for leg in o.get("legs") or [])
+                        for o in ocos)
+    assert result.fills == len([e for e in events if e.type == ev.FILL])
+    assert any(e.type == ev.ALERT and "restart:" in e.payload["message"] for e in events)
+
+
+@pytest.mark.slow
+def test_a_mute_data_stream_mid_window_loses_no_minute_and_trades_like_the_replay(day, tmp_path):
+    """The data stream goes mute after minute 6: the feed polls, backfills, reconnects; the
+    session decides every minute the fake served exactly once and trades as the replay."""
+    import threading
+
+    want = replayed(tmp_path)
+    with fake_for(day) as fake:
+        def mute_mid_window():
+            fake.hub.wait_until(lambda: len({m for m, _ in fake.served}) >= 6, timeout=30)
+            fake.hub.faults.data.mute()
+        killer = threading.Thread(target=mute_mid_window, daemon=True)
+        killer.start()
+        result = run_live_session(strategy(), PARAMS, broker="sim", speed=SPEED, risk=LOOSE,
+                                  settings=settings_for(fake), feed_options=OPTIONS, **SIZING)
+        killer.join(5)
+        served = {(pd.Timestamp(m), s) for m, s in fake.served}
+        withheld = [w for w in fake.hub.withheld if w.reason == "mute"]
+    assert result.outcome == "succeeded", result.message
+    assert withheld  # the fault bit: bars were kept from the session's stream
+    window = day[day["ts"] >= OPEN]
+    assert served == {(t, s) for t, s in zip(window["ts"], window["symbol"])}
+    assert _bar_times(result.path) == [OPEN + m * M for m in range(MINUTES)]  # each once
+    kinds = [(e.payload["kind"], e.payload.get("source")) for e in replay(result.path).events
+             if e.type == FEED_EVENT]
+    assert ("feed_source", "polling") in kinds and ("feed_source", "stream") in kinds
+    assert trades_of(result.path) == want
