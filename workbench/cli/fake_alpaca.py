@@ -53,14 +53,18 @@ def _symbols(text: str | None) -> list[str] | None:
               help="The secret the fake accepts.")
 @click.option("--cash", default=100_000.0, show_default=True, type=float,
               help="The fake account's starting cash.")
-def fake_alpaca(day, speed, symbols, start, end, port, key, secret, cash) -> None:
+@click.option("--linger", default=30.0, show_default=True, type=click.FloatRange(min=0),
+              metavar="SECONDS", help="Keep serving this long (real seconds) after the replay "
+              "ends, its clock at the close, so a session sees the market close.")
+def fake_alpaca(day, speed, symbols, start, end, port, key, secret, cash, linger) -> None:
     """Serve a fake Alpaca (trading and market-data REST, both websockets) on 127.0.0.1,
     replaying DATE's stored 1-minute bars at N x real time.
 
     The fake's clock starts a minute before the first bar; each minute's bars are streamed
     when that minute closes on it and orders fill against them by the simulated broker's
     rules. Point alpaca-py (or a workbench session) at the printed URLs with the printed key
-    and secret. It stops when the replay ends (after the close or --end) or on Ctrl-C.
+    and secret. It stops --linger seconds after the replay ends (after the close or --end) or on
+    Ctrl-C.
     Nothing here reaches the real Alpaca.
     """
     from workbench.data.store import Store
@@ -82,6 +86,9 @@ def fake_alpaca(day, speed, symbols, start, end, port, key, secret, cash) -> Non
                 time.sleep(0.1)
             if fake.done:
                 fake.wait_until_done(0)  # raises if the replay failed
+                until = time.monotonic() + linger  # clients see the close, then it stops
+                while time.monotonic() < until and fake.stopped_reason is None:
+                    time.sleep(0.1)
         except KeyboardInterrupt:
             echo("interrupted: stopping")
             return
