@@ -56,7 +56,11 @@ def _symbols(text: str | None) -> list[str] | None:
 @click.option("--linger", default=30.0, show_default=True, type=click.FloatRange(min=0),
               metavar="SECONDS", help="Keep serving this long (real seconds) after the replay "
               "ends, its clock at the close, so a session sees the market close.")
-def fake_alpaca(day, speed, symbols, start, end, port, key, secret, cash, linger) -> None:
+@click.option("--wait-for-client", is_flag=True, help="Hold the replay (its clock a minute "
+              "before the first bar) until the first request, e.g. a session reading the "
+              "clock, so a slow start misses nothing.")
+def fake_alpaca(day, speed, symbols, start, end, port, key, secret, cash, linger,
+                wait_for_client) -> None:
     """Serve a fake Alpaca (trading and market-data REST, both websockets) on 127.0.0.1,
     replaying DATE's stored 1-minute bars at N x real time.
 
@@ -73,7 +77,8 @@ def fake_alpaca(day, speed, symbols, start, end, port, key, secret, cash, linger
     rate = _speed(speed)
     fake = FakeAlpaca(key=key, secret=secret, replay=day, speed=rate, store=Store(),
                       symbols=_symbols(symbols), start=start, end=end, cash=cash, port=port,
-                      idle_timeout=365 * 24 * 3600.0)  # the replay's end stops it
+                      idle_timeout=365 * 24 * 3600.0,  # the replay's end stops it
+                      paused=wait_for_client)
     fake.start()
     try:
         try:
@@ -81,6 +86,11 @@ def fake_alpaca(day, speed, symbols, start, end, port, key, secret, cash, linger
             echo(f"trading stream: {fake.stream_url}")
             echo(f"data stream:    {fake.data_stream_url('iex')}")
             echo(f"key: {key}  secret: {secret}")
+            if wait_for_client:
+                echo("waiting for the first request to start the replay")
+                while not fake.requests and fake.stopped_reason is None:
+                    time.sleep(0.01)
+                fake.play()
             echo(f"replaying {day} at {rate:g}x; Ctrl-C stops")
             while not fake.done and fake.stopped_reason is None:
                 time.sleep(0.1)
