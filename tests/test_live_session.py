@@ -19,7 +19,6 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.notebook_strategies import strategy_of
-from workbench.brokers.sim import SimBroker
 from workbench.config import load_settings
 from workbench.data import calendar
 from workbench.data.store import Store
@@ -141,7 +140,8 @@ def test_paper_session_on_alpaca_killed_and_restarted_sends_each_order_once(day,
     with fake_for(day, lead=10) as fake:  # 10 fake minutes (5 s) before the open: the
         env = {**os.environ, "WORKBENCH_TEST_CRASH_AT": "broker_accepted:1"}  # start waits
         crashed = subprocess.run([sys.executable, "-m", "tests.live_session_procs", fake.url],
-                                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+                                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+                                 check=False)
         assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
         (run_path,) = (workbench_home / "runs").iterdir()
         assert len(fake.orders) == 1  # the order the session died on
@@ -164,6 +164,14 @@ def test_paper_session_on_alpaca_killed_and_restarted_sends_each_order_once(day,
                         for o in ocos)
     assert result.fills == len([e for e in events if e.type == ev.FILL])
     assert any(e.type == ev.ALERT and "restart:" in e.payload["message"] for e in events)
+    # the canary (tests/test_secrets.py's rule for a live run): the keys, given only in the
+    # environment, are in no file of the home (run record, journal, broker lock/owner files)
+    # nor in the crashed process's output
+    files = [p for p in workbench_home.rglob("*") if p.is_file()]
+    assert any(p.name == "manifest.json" for p in files)
+    leaks = [str(p) for p in files for value in (KEY, SECRET) if value.encode() in p.read_bytes()]
+    assert not leaks
+    assert SECRET not in crashed.stdout + crashed.stderr and KEY not in crashed.stderr
 
 
 @pytest.mark.slow

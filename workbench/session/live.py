@@ -22,10 +22,10 @@ start reconciliation, risk gateway, trader, group commit), fed by
 - **Kill switches**: stale feed (the last bar's age), feed disconnected (the feed on REST
   polling), broker disconnected (the adapter's trade-updates stream down), latency (each
   minute's decision, the row's arrival to its orders sent).
-- **Restart** (``run_dir`` of a running run): the journal replayed and reconciled with the
-  account as for a replay; the day's minutes closed before the restart are read from REST
-  into the strategy's window (no decisions on them, said in an alert); a restart with
-  another broker, feed, mode or speed is refused.
+- **Start after the open, restart** (``run_dir`` of a running run): the journal replayed
+  and reconciled with the account as for a replay; the day's minutes closed before the
+  start are read from REST into the strategy's window (no decisions on them, said in an
+  alert); a restart with another broker, feed, mode or speed is refused.
 
 Credentials come from the environment only (``ALPACA_API_KEY``, ``ALPACA_SECRET_KEY``;
 :mod:`workbench.config`); nothing secret is recorded. Only 1Min strategies: the live feed
@@ -51,8 +51,8 @@ from workbench.data.timeframe import Timeframe
 from workbench.engine import Engine, load_sessions
 from workbench.errors import ConfigError, DataError, WorkbenchError
 from workbench.feeds.options import FeedOptions
-from workbench.model import to_decimal
 from workbench.model import events as ev
+from workbench.model import to_decimal
 from workbench.model.costs import CostModel, Shares
 from workbench.risk import RiskSettings
 from workbench.session.bars import check_warmup
@@ -150,6 +150,9 @@ def run_live_session(strategy, params=None, *, symbols=None, broker: str = "sim"
 
     if broker not in BROKERS:
         raise ConfigError(f"broker={broker!r}: one of {', '.join(BROKERS)}")
+    if broker == "alpaca" and broker_path is not None:
+        raise ConfigError(f"broker_path={str(broker_path)!r} is a simulated account's file; "
+                          "the Alpaca account is the one of the keys in the environment")
     settings = settings or load_settings()
     refused = live_refusals(live=live, broker=broker, settings=settings, capital=capital)
     if refused:
@@ -226,7 +229,7 @@ def _live_loop(alpaca_feed, settings, history: Bars, day, clock: MarketClock, fe
                            options=feed_options, on_event=on_event)
         session.engine.preload(history)
         first = feed.book.grid[feed.book.first]
-        if resume_at is not None and first > calendar.session_open(day):
+        if first > calendar.session_open(day):  # started (or restarted) after the open
             _catch_up(session, feed, day, first, resume_at)
         for row in feed:
             session.on_row(row)
@@ -236,17 +239,20 @@ def _live_loop(alpaca_feed, settings, history: Bars, day, clock: MarketClock, fe
 
 
 def _catch_up(session, feed, day, first: pd.Timestamp, resume_at) -> None:
-    """A restart's window: the day's minutes closed before the feed's first one, from REST
-    (no decisions on them; the minutes after ``resume_at`` were not traded: said)."""
+    """A start after the open: the day's minutes closed before the feed's first one, from
+    REST, into the strategy's window (no decisions on them, said; at a restart, the
+    minutes after the last decided one, ``resume_at``, were not traded)."""
     got = feed._poller.bars(feed.symbols, calendar.session_open(day), first - MINUTE)
     if got:
         frame = pd.DataFrame([{"symbol": b.symbol, "ts": b.time, "open": b.open,
                                "high": b.high, "low": b.low, "close": b.close,
                                "volume": b.volume} for b in got])
         session.engine.preload(Bars.from_long(frame, "1Min"))
-    missed = int((first - pd.Timestamp(resume_at)) / MINUTE) - 1
-    session.journal.append(ev.ALERT, source="session", level="warning",
-                           message=f"restart: {len({b.time for b in got})} minute(s) of the "
-                           f"day read from REST into the strategy's window; {max(missed, 0)} "
-                           f"minute(s) after the last decided one ({resume_at}) passed "
-                           "without a decision", at=session.clock.now().isoformat())
+    said = (f"started after the open: {len({b.time for b in got})} minute(s) of the day read "
+            "from REST into the strategy's window, no decision on them")
+    if resume_at is not None:
+        missed = max(int((first - pd.Timestamp(resume_at)) / MINUTE) - 1, 0)
+        said = (f"restart: {said}; {missed} minute(s) after the last decided one "
+                f"({resume_at}) passed without a decision")
+    session.journal.append(ev.ALERT, source="session", level="warning", message=said,
+                           at=session.clock.now().isoformat())

@@ -62,7 +62,6 @@ import collections
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -83,6 +82,8 @@ from workbench.risk import RiskGateway, RiskSettings
 from workbench.session import crashpoints
 from workbench.session.bars import check_warmup, load_replay
 from workbench.session.control import ControlChannel
+from workbench.session.ending import SessionResult
+from workbench.session.ending import finish as _finish
 from workbench.session.options import HEARTBEAT_EVERY, SessionOptions
 from workbench.session.pacing import pace
 from workbench.session.start import (
@@ -97,30 +98,7 @@ from workbench.session.trader import Accounts, Direction, Sizing, Trader
 from workbench.strategy import as_strategy
 from workbench.times import ny_midnight
 
-__all__ = ["SessionResult", "run_session"]
-
-
-@dataclass(frozen=True)
-class SessionResult:
-    """How a session ended and where its record is."""
-
-    run_id: str
-    path: str
-    outcome: str  # succeeded | interrupted | halted | failed
-    message: str
-    bars: int
-    orders: int
-    fills: int
-    cash: str
-    equity: str
-    pnl: str
-    state: str
-    positions: dict
-    broker_path: str
-    latency_ms: dict  # count, p50, p99, max: a bar's arrival to its orders sent (this run)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["SessionResult", "run_session"]  # SessionResult: workbench.session.ending
 
 
 class _Session:
@@ -378,31 +356,3 @@ def _loop(session: _Session, bars, replay_date, resume_at, options: SessionOptio
         if session.stop_reason:
             return
         pace(options.speed, started, interval)
-
-
-def _finish(session: _Session, outcome: str, message: str, broker_path, expire: bool):
-    if expire:
-        if hasattr(session.broker, "expire"):  # a real broker expires DAY orders itself
-            session.broker.expire()
-        session.manager.process_updates()
-    session.heartbeat()
-    positions = {s: f"{p.quantity:f}" for s, p in session.manager.positions().items()}
-    equity = session.equity()
-    summary = {"outcome": outcome, "message": message, "bars": session.bars,
-               "orders": session.orders, "fills": len(session.manager.book.executions),
-               "cash": f"{session.manager.cash:f}", "equity": f"{equity:f}",
-               "pnl": f"{equity - session.start_equity:f}", "state": str(session.risk.state),
-               "positions": positions, "broker_path": str(broker_path),
-               "latency_ms": _latency_ms(session.latency)}
-    session.journal.append(ev.SESSION_END, **summary)
-    session.journal.sync()
-    session.record.write_json("session", summary)  # its figures, for whoever ran it
-    session.record.finish(outcome, error=None if outcome == "succeeded" else message,
-                          extra={**summary, "trading": session.trading})
-    return SessionResult(run_id=session.record.run_id, path=str(session.record.path), **summary)
-
-
-def _latency_ms(stats: LatencyStats) -> dict:
-    s = stats.summary()
-    return {"count": s["count"], **{k: round(s[f"{k}_ms"], 3) if s["count"] else None
-                                    for k in ("p50", "p99", "max")}}
