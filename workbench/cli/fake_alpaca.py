@@ -58,7 +58,7 @@ def _symbols(text: str | None) -> list[str] | None:
               "ends, its clock at the close, so a session sees the market close.")
 @click.option("--wait-for-client", is_flag=True, help="Hold the replay (its clock a minute "
               "before the first bar) until the first request, e.g. a session reading the "
-              "clock, so a slow start misses nothing.")
+              "clock, so a slow start misses nothing (at most 600 s).")
 def fake_alpaca(day, speed, symbols, start, end, port, key, secret, cash, linger,
                 wait_for_client) -> None:
     """Serve a fake Alpaca (trading and market-data REST, both websockets) on 127.0.0.1,
@@ -88,7 +88,10 @@ def fake_alpaca(day, speed, symbols, start, end, port, key, secret, cash, linger
             echo(f"key: {key}  secret: {secret}")
             if wait_for_client:
                 echo("waiting for the first request to start the replay")
+                given_up = time.monotonic() + 600  # no client in 10 min: stop, not linger
                 while not fake.requests and fake.stopped_reason is None:
+                    if time.monotonic() > given_up:
+                        raise ConfigError("--wait-for-client: no request in 600 s; stopping")
                     time.sleep(0.01)
                 fake.play()
             echo(f"replaying {day} at {rate:g}x; Ctrl-C stops")
