@@ -115,3 +115,44 @@ def test_a_restart_with_another_broker_or_feed_is_refused(workbench_home):
 def test_a_new_session_needs_a_day_or_the_live_feed(workbench_home):
     code, out = _cli(NOTEBOOK, "--timeframe", "1Min")
     assert code == 2 and "--replay DATE" in out and "--feed alpaca" in out
+
+
+def test_the_broker_stream_and_the_feed_state_reach_the_kill_switches():
+    """A session's risk context carries when the broker's stream and the feed went down and
+    the recent latencies; the gateway's connectivity switch then blocks entries."""
+    import collections
+    from decimal import Decimal
+    from types import SimpleNamespace
+
+    from workbench.clock import SimClock
+    from workbench.config import RiskSettings
+    from workbench.risk.checks import RiskContext
+    from workbench.risk.switches import KillSwitches
+    from workbench.session.runner import _Session
+    from workbench.session.trader import Trader
+
+    clock = SimClock(T0)
+    s = SimpleNamespace(broker=SimpleNamespace(connected=False), clock=clock,
+                        broker_down_since=None, feed_down_since=T0,
+                        recent_ms=collections.deque([12.0, 900.0]),
+                        engine=SimpleNamespace(window=SimpleNamespace(timeframe=None)),
+                        start_equity=Decimal(1000), last_prices={})
+    s.trader = SimpleNamespace(context=lambda *a, **kw: Trader.context(
+        SimpleNamespace(_open=dict, manager=SimpleNamespace(cash=Decimal(1000),
+                                                            positions=dict),
+                        order_times=[]), *a, **kw))
+    _Session._connection(s)
+    assert s.broker_down_since == T0
+    clock.set(T0 + pd.Timedelta(seconds=31))
+    ctx = _Session._context(s, T0)
+    assert isinstance(ctx, RiskContext)
+    assert ctx.broker_down_since == T0 and ctx.feed_down_since == T0
+    assert ctx.latencies_ms == (12.0, 900.0)
+    from workbench.risk.switches import SwitchView
+
+    actions = KillSwitches(RiskSettings()).evaluate(ctx, SwitchView())
+    said = " ".join(str(a) for a in actions)
+    assert "broker disconnected for 31" in said and "feed disconnected for 31" in said
+    s.broker.connected = True
+    _Session._connection(s)
+    assert s.broker_down_since is None
