@@ -1,10 +1,10 @@
 """Alpaca order round trip through the real alpaca-py client against the loopback fake:
 submit -> accepted -> filled, p50/p99 over N orders, against a bare HTTP POST.
 
-    python bench/alpaca_roundtrip.py [--orders 500]
+    python bench/alpaca_roundtrip.py [--orders 500] [--symbols 500] [--minutes 6] [--speed 10]
+    python bench/alpaca_roundtrip.py --part 2          # only the live feed's part
 
-Part 1 (this script's first part; the live feed's bar-close -> orders-sent is added by the
-live-session work). Two fakes (``workbench.testing.alpaca.FakeAlpaca``) on 127.0.0.1, same
+Part 1: submit -> accepted -> filled. Two fakes (``workbench.testing.alpaca.FakeAlpaca``) on 127.0.0.1, same
 process. Per order, alternating so both see the same machine load:
 
 * **baseline**: a bare ``requests.Session().post`` of the same order JSON to the second
@@ -23,6 +23,22 @@ The fake sets ``TCP_NODELAY`` on its socket (without it each answer waited ~40 m
 the client's delayed ACK). The account's rate limiter is replaced by a no-op here:
 at 180 requests a minute 500 orders would take minutes and measure the limiter's pacing,
 not the path (its own cost, one lock and a clock read per request, is printed apart).
+
+Part 2: **bar close -> orders sent** for ``--symbols`` symbols on the live feed. A fake
+replays ``--minutes`` minutes of synthetic bars at ``--speed`` x real time (a scaled minute
+of 6 s at 10x: long against the ~0.5-1 s a bar of 500 orders takes); a live session
+(:func:`workbench.session.live.run_live_session`, ``--broker sim --feed alpaca``: the feed
+through alpaca-py's ``StockDataStream``, the engine, the risk gateway, the order manager
+with its group commit, the simulated broker) runs a strategy that enters every symbol on
+even minutes and exits on odd ones, so every minute sends one order per symbol. Measured
+per minute: from the fake's hub publishing the minute's bars (its close on the fake's
+clock) to the session's last ``submit`` of that minute (``perf_counter`` in this process),
+and the session's own row in hand -> orders sent. The feed's options are production's: a
+minute that lacks a symbol's bar (no trade) is decided ``cutoff_s`` (5 market seconds)
+after its close, which the first figure includes.
+The baseline, in the same process: the same bars replayed by ``run_session`` on stored
+bars, its per-bar latency (the row in hand -> its orders sent): the decision path without
+the feed; the ratio is what the live feed adds.
 """
 
 from __future__ import annotations
@@ -70,8 +86,20 @@ def _pct(xs: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=500)
+    parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument("--minutes", type=int, default=6)
+    parser.add_argument("--speed", type=float, default=10.0)
+    parser.add_argument("--part", type=int, choices=(1, 2), default=None)
     args = parser.parse_args()
+    if args.part in (None, 1):
+        roundtrip(args)
+    if args.part in (None, 2):
+        from bench_live_feed import live_feed  # bench/bench_live_feed.py, beside this script
 
+        live_feed(args)
+
+
+def roundtrip(args) -> None:
     from workbench.brokers.alpaca import AlpacaBroker
     from workbench.brokers.alpaca.transport import RateLimiter
     from workbench.config import Credentials, Settings

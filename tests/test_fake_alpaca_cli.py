@@ -45,7 +45,8 @@ def _launch(*args: str) -> tuple[subprocess.Popen, dict[str, str]]:
 
 def test_cli_prints_urls_answers_and_stops_when_the_replay_ends(stored):
     proc, printed = _launch("--speed", "200", "--symbols", "AAPL", "--start", "10:00",
-                            "--end", "10:05", "--key", "cli-key", "--secret", "cli-secret")
+                            "--end", "10:05", "--key", "cli-key", "--secret", "cli-secret",
+                            "--linger", "0")
     try:
         rest = printed["REST"]
         assert rest.startswith("http://127.0.0.1:")

@@ -207,7 +207,7 @@ def test_wire_shapes_of_both_streams():
                          "quotes": [], "dailyBars": ["AAPL"]})
             assert ack[0] == {"T": "error", "code": 400,
                               "msg": "invalid syntax: the fake serves ['trades', 'quotes', "
-                                     "'bars'], not ['dailyBars']"}
+                                     "'bars', 'updatedBars'], not ['dailyBars']"}
             assert ack[1]["T"] == "subscription" and ack[1]["bars"] == ["AAPL", "MSFT"]
             assert ack[1]["trades"] == ["AAPL"] and ack[1]["dailyBars"] == []
             assert reply({"action": "unsubscribe", "bars": ["AAPL"]})[0]["bars"] == ["MSFT"]

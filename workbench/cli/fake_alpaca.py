@@ -53,14 +53,22 @@ def _symbols(text: str | None) -> list[str] | None:
               help="The secret the fake accepts.")
 @click.option("--cash", default=100_000.0, show_default=True, type=float,
               help="The fake account's starting cash.")
-def fake_alpaca(day, speed, symbols, start, end, port, key, secret, cash) -> None:
+@click.option("--linger", default=30.0, show_default=True, type=click.FloatRange(min=0),
+              metavar="SECONDS", help="Keep serving this long (real seconds) after the replay "
+              "ends, its clock at the close, so a session sees the market close.")
+@click.option("--wait-for-client", is_flag=True, help="Hold the replay (its clock a minute "
+              "before the first bar) until the first request, e.g. a session reading the "
+              "clock, so a slow start misses nothing (at most 600 s).")
+def fake_alpaca(day, speed, symbols, start, end, port, key, secret, cash, linger,
+                wait_for_client) -> None:
     """Serve a fake Alpaca (trading and market-data REST, both websockets) on 127.0.0.1,
     replaying DATE's stored 1-minute bars at N x real time.
 
     The fake's clock starts a minute before the first bar; each minute's bars are streamed
     when that minute closes on it and orders fill against them by the simulated broker's
     rules. Point alpaca-py (or a workbench session) at the printed URLs with the printed key
-    and secret. It stops when the replay ends (after the close or --end) or on Ctrl-C.
+    and secret. It stops --linger seconds after the replay ends (after the close or --end) or on
+    Ctrl-C.
     Nothing here reaches the real Alpaca.
     """
     from workbench.data.store import Store
@@ -69,7 +77,8 @@ def fake_alpaca(day, speed, symbols, start, end, port, key, secret, cash) -> Non
     rate = _speed(speed)
     fake = FakeAlpaca(key=key, secret=secret, replay=day, speed=rate, store=Store(),
                       symbols=_symbols(symbols), start=start, end=end, cash=cash, port=port,
-                      idle_timeout=365 * 24 * 3600.0)  # the replay's end stops it
+                      idle_timeout=365 * 24 * 3600.0,  # the replay's end stops it
+                      paused=wait_for_client)
     fake.start()
     try:
         try:
@@ -77,11 +86,22 @@ def fake_alpaca(day, speed, symbols, start, end, port, key, secret, cash) -> Non
             echo(f"trading stream: {fake.stream_url}")
             echo(f"data stream:    {fake.data_stream_url('iex')}")
             echo(f"key: {key}  secret: {secret}")
+            if wait_for_client:
+                echo("waiting for the first request to start the replay")
+                given_up = time.monotonic() + 600  # no client in 10 min: stop, not linger
+                while not fake.requests and fake.stopped_reason is None:
+                    if time.monotonic() > given_up:
+                        raise ConfigError("--wait-for-client: no request in 600 s; stopping")
+                    time.sleep(0.01)
+                fake.play()
             echo(f"replaying {day} at {rate:g}x; Ctrl-C stops")
             while not fake.done and fake.stopped_reason is None:
                 time.sleep(0.1)
             if fake.done:
                 fake.wait_until_done(0)  # raises if the replay failed
+                until = time.monotonic() + linger  # clients see the close, then it stops
+                while time.monotonic() < until and fake.stopped_reason is None:
+                    time.sleep(0.1)
         except KeyboardInterrupt:
             echo("interrupted: stopping")
             return

@@ -1,6 +1,9 @@
 """``workbench session``, ``status``, ``halt`` and ``resume``: a paper session and its
 control channel.
 
+``--broker alpaca``/``--feed alpaca``/``--live``: the notebook's ``broker``, ``feed``,
+``live`` (:mod:`workbench.session.live`; part of the run's identity; keys: environment only).
+
 ``session NOTEBOOK --replay DATE`` executes the strategy notebook with papermill in mode
 "paper" (kind "session", :func:`workbench.execution.run.prepare_run` and
 :func:`~workbench.execution.run.execute_run`): the kernel is the session's runner, with the
@@ -35,7 +38,8 @@ __all__ = ["SHORTHANDS", "halt", "resume", "session", "status"]
 #: option -> the notebook parameter it sets
 SHORTHANDS = {"--replay": "replay_date", "--speed": "speed", "--symbols": "symbols",
               "--timeframe": "timeframe", "--accounts": "accounts",
-              "--broker-path": "broker_path"}
+              "--broker-path": "broker_path", "--broker": "broker", "--feed": "feed",
+              "--live": "live"}
 RUNNER_LOCK = "runner.lock"
 
 
@@ -86,6 +90,8 @@ def _given(options: dict[str, Any], timeframe: Any) -> tuple[dict[str, Any], lis
             value = _speed(text)
         elif option == "--accounts":
             value = text.replace("-", "_")
+        elif option == "--live":
+            value = bool(text)
         elif option == "--broker-path":
             value = str(Path(text).expanduser().resolve())
         elif option == "--symbols" and text.strip().isdigit():
@@ -185,9 +191,13 @@ def _new_run(notebook: Path | None, options: dict[str, Any], pairs):
     if notebook is None:
         raise ConfigError("give a NOTEBOOK (or --run DIR to restart a run)")
     params, notes, defaults = _parameters(notebook, options, pairs, {})
-    if {**defaults, **params}.get("replay_date") is None:
+    values = {**defaults, **params}
+    if values.get("broker") == "alpaca" and "feed" not in params:
+        params["feed"] = values["feed"] = "alpaca"  # the Alpaca account trades the live market
+        notes.append("--broker alpaca: on Alpaca's live minutes (feed alpaca), today")
+    if values.get("replay_date") is None and values.get("feed", "replay") == "replay":
         raise ConfigError(f"--replay DATE: the stored day to replay ({notebook.name}'s "
-                          "replay_date is None)")
+                          "replay_date is None), or --feed alpaca for today's live minutes")
     from workbench.cli.notebook_run import skipped_cells
 
     record = prepare_run(notebook, kind="session", mode="paper", params=params)
@@ -286,7 +296,12 @@ def _report(run, as_json: bool) -> None:
 
 @click.command()
 @click.argument("notebook", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--broker", type=click.Choice(["sim"]), default="sim", show_default=True)
+@click.option("--broker", type=click.Choice(["sim", "alpaca"]), default=None, help="sim "
+              "(default) or alpaca: the account of the keys in the environment (broker).")
+@click.option("--feed", type=click.Choice(["replay", "alpaca"]), default=None, help="replay "
+              "(the --replay day) or alpaca: today's live minutes (feed).")
+@click.option("--live", is_flag=True, default=None, help="Real money: needs --broker alpaca, "
+              "alpaca.paper=false, live keys, -p capital (live).")
 @click.option("--replay", "replay_date", default=None,
               help="The stored day to replay (the notebook's replay_date).")
 @click.option("--speed", default=None, help="max, or N x real time (speed).")
@@ -305,8 +320,8 @@ def _report(run, as_json: bool) -> None:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="SECONDS", help="A cell running longer ends the run (timeout).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
-def session(notebook, broker, replay_date, speed, symbols, timeframe, accounts, broker_path,
-            run_dir, pairs, timeout, as_json) -> None:
+def session(notebook, broker, feed, live, replay_date, speed, symbols, timeframe, accounts,
+            broker_path, run_dir, pairs, timeout, as_json) -> None:
     """Replay one stored trading day as a paper session: NOTEBOOK executed by papermill in
     mode "paper", its session on the simulated broker with the backtest's own settings.
 
@@ -316,10 +331,12 @@ def session(notebook, broker, replay_date, speed, symbols, timeframe, accounts, 
     run's outcome (1 failed, e.g. a dead kernel, which leaves the run to restart with --run).
 
     Example: workbench session notebooks/strategies/sma_cross.ipynb --replay 2026-11-20
-    --timeframe 1Min --symbols 5 --speed max
+    --timeframe 1Min --symbols 5 --speed max. Live market (keys in the environment): --broker
+    alpaca (paper account, --feed alpaca implied) or --broker sim --feed alpaca.
     """
     options = {"--replay": replay_date, "--speed": speed, "--symbols": symbols,
-               "--timeframe": timeframe, "--accounts": accounts, "--broker-path": broker_path}
+               "--timeframe": timeframe, "--accounts": accounts, "--broker-path": broker_path,
+               "--broker": broker, "--feed": feed, "--live": True if live else None}
     if run_dir is None:
         path, notes = _new_run(notebook, options, pairs)
     else:

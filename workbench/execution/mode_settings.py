@@ -23,10 +23,12 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "parity": {"window": None},
     # heartbeat_every None: the session's default, a heartbeat every bar (the supervisor
     # watches them; the number lives in workbench.session.options.HEARTBEAT_EVERY)
-    "paper": {"replay_date": REQUIRED, "speed": "max", "accounts": "per_symbol",
+    # replay_date: required with feed "replay" (paper.py says so); broker "sim" | "alpaca",
+    # feed "replay" (a stored day) | "alpaca" (today's live minutes), live: real money
+    "paper": {"replay_date": None, "speed": "max", "accounts": "per_symbol",
               "heartbeat_every": None, "history_days": None, "broker_path": None,
               # a deployment's capital: the session's whole cash (None: the backtest's cash)
-              "capital": None},
+              "capital": None, "broker": "sim", "feed": "replay", "live": False},
     "live": {},
 }
 MODES = tuple(SETTINGS)

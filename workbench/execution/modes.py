@@ -86,9 +86,9 @@ def _check_mode(mode: Any) -> str:
     if not isinstance(mode, str) or mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
     if mode == "live":
-        raise ConfigError("mode 'live' is refused: live trading needs the Alpaca broker, which "
-                          "is not built yet; run mode='paper' for a session on the simulated "
-                          "broker")
+        raise ConfigError("mode 'live' is refused: live trading needs the Alpaca broker in a "
+                          "session: mode='paper' with broker='alpaca', feed='alpaca' and "
+                          "live=True (workbench session NOTEBOOK --broker alpaca --live)")
     return mode
 
 

@@ -15,7 +15,15 @@ backtest computes from the fill price (:mod:`workbench.session.stops`); ``direct
 ("long" or "longshort": short sales, covers, reversals). What a session cannot do the
 backtest's way is refused: ``fill`` other than ``"next_open"``.
 
-Settings: ``replay_date`` (required: the stored day to replay), ``speed`` ("max" or N x
+Where the bars and fills come from: ``feed="replay"`` (default; ``replay_date`` required,
+the stored day) on ``broker="sim"``; or ``feed="alpaca"``, today's live minutes
+(:func:`workbench.session.live.run_live_session`, 1Min only, no ``replay_date``: the day
+is the market clock's) on ``broker="sim"`` (simulated fills) or ``broker="alpaca"`` (the
+Alpaca paper account; ``live=True`` for real money, refused unless every live safety
+holds). With the live feed ``speed`` is the market clock's rate: 1 against Alpaca, N
+against ``workbench fake-alpaca --speed N``; "max" means 1 there (said).
+
+Settings: ``replay_date`` (the stored day to replay), ``speed`` ("max" or N x
 real time), ``accounts``, ``heartbeat_every`` (None: the session's default, every bar),
 ``history_days`` (None: enough sessions before the day for the strategy's warmup),
 ``broker_path`` (None: a fresh account in the record), ``capital`` (None: each account
@@ -83,6 +91,7 @@ def account_cash(cash: float, capital: Any, accounts: str, n_symbols: int) -> fl
 
 def run_paper(strategy: Strategy, bars: Bars, params, options, settings,
               record: RunRecord | None):
+    """The session: a stored day replayed, or today's live minutes (see the module doc)."""
     from workbench.model.costs import CostModel
     from workbench.session.options import HEARTBEAT_EVERY
     from workbench.session.runner import run_session
@@ -108,10 +117,26 @@ def run_paper(strategy: Strategy, bars: Bars, params, options, settings,
             else history_days(strategy, resolved, bars),
             "heartbeat_every": HEARTBEAT_EVERY if beat is None else beat,
             "cash_per_account": cash}
+    costs = CostModel(**{k: options[k] for k in CostModel.model_fields})
+    source = _source(settings)
+    if source == "alpaca":
+        used["speed"] = 1 if settings["speed"] == "max" else settings["speed"]
     if record is not None:
         _settings_once(record, settings_doc("paper", strategy, resolved, options, bars, used,
                                             accounts=accounts))
-    costs = CostModel(**{k: options[k] for k in CostModel.model_fields})
+    if source == "alpaca":
+        from workbench.session.live import run_live_session
+
+        result = run_live_session(
+            strategy, resolved, symbols=list(bars.symbols), broker=settings["broker"],
+            live=bool(settings["live"]), speed=used["speed"], timeframe=str(bars.timeframe),
+            broker_path=used["broker_path"], run_dir=None if record is None else record.path,
+            cash=cash, size=options["size"], shares=options["shares"], costs=costs,
+            heartbeat_every=used["heartbeat_every"], history_days=used["history_days"],
+            accounts=accounts, sl_stop=options["sl_stop"], tp_stop=options["tp_stop"],
+            direction=options["direction"], capital=settings["capital"],
+            sl_trail=options.get("sl_trail", False))
+        return _shown(result, record)
     result = run_session(
         strategy, resolved, replay_date=used["replay_date"], speed=used["speed"],
         symbols=list(bars.symbols), timeframe=str(bars.timeframe),
@@ -120,6 +145,37 @@ def run_paper(strategy: Strategy, bars: Bars, params, options, settings,
         heartbeat_every=used["heartbeat_every"], history_days=used["history_days"],
         accounts=accounts, sl_stop=options["sl_stop"], tp_stop=options["tp_stop"],
         direction=options["direction"], sl_trail=options.get("sl_trail", False))
+    return _shown(result, record)
+
+
+def _source(settings) -> str:
+    """``"replay"`` or ``"alpaca"``, with every combination a session cannot run refused."""
+    broker, feed, live = settings["broker"], settings["feed"], settings["live"]
+    if broker not in ("sim", "alpaca"):
+        raise ConfigError(f"broker={broker!r}: 'sim' (simulated fills) or 'alpaca'")
+    if feed not in ("replay", "alpaca"):
+        raise ConfigError(f"feed={feed!r}: 'replay' (a stored day) or 'alpaca' (live minutes)")
+    if not isinstance(live, bool):
+        raise ConfigError(f"live={live!r}: True or False")
+    if feed == "replay":
+        if broker != "sim" or live:
+            raise ConfigError(f"broker={broker!r}, live={live}: a replayed stored day trades on "
+                              "the simulated broker only; give feed='alpaca' (--feed alpaca) "
+                              "for a session on the live market")
+        if settings["replay_date"] is None:
+            raise ConfigError("mode 'paper' needs replay_date= (the stored day to replay), or "
+                              "feed='alpaca' for today's live minutes")
+        return "replay"
+    if settings["replay_date"] is not None:
+        raise ConfigError(f"replay_date={settings['replay_date']!r} with feed='alpaca': a live "
+                          "session trades the market's day; give one or the other")
+    if settings["speed"] == "max":
+        print("NOTE: feed='alpaca': the market clock runs at real time (speed 1); give "
+              "speed N only against `workbench fake-alpaca --speed N`")
+    return "alpaca"
+
+
+def _shown(result, record):
     print(f"session {result.outcome}: {result.message}; {result.bars} bars, {result.orders} "
           f"orders, {result.fills} fills, P&L {result.pnl}; record {result.path}")
     if record is not None:

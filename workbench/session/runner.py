@@ -61,10 +61,10 @@ it replays the stored bars of the timeframe; ``session_start`` says which (``bar
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -85,6 +85,8 @@ from workbench.risk import RiskGateway, RiskSettings
 from workbench.session import crashpoints
 from workbench.session.bars import check_warmup, load_replay
 from workbench.session.control import ControlChannel
+from workbench.session.ending import SessionResult
+from workbench.session.ending import finish as _finish
 from workbench.session.options import HEARTBEAT_EVERY, SessionOptions
 from workbench.session.pacing import pace
 from workbench.session.start import (
@@ -99,30 +101,7 @@ from workbench.session.trader import Accounts, Direction, Sizing, Trader
 from workbench.strategy import as_strategy
 from workbench.times import ny_midnight
 
-__all__ = ["SessionResult", "run_session"]
-
-
-@dataclass(frozen=True)
-class SessionResult:
-    """How a session ended and where its record is."""
-
-    run_id: str
-    path: str
-    outcome: str  # succeeded | interrupted | halted | failed
-    message: str
-    bars: int
-    orders: int
-    fills: int
-    cash: str
-    equity: str
-    pnl: str
-    state: str
-    positions: dict
-    broker_path: str
-    latency_ms: dict  # count, p50, p99, max: a bar's arrival to its orders sent (this run)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["SessionResult", "run_session"]  # SessionResult: workbench.session.ending
 
 
 class _Session:
@@ -140,6 +119,9 @@ class _Session:
         self.bars = self.orders = 0
         self.wall = LiveClock()
         self.latency = LatencyStats()  # each bar: the row's arrival to its orders sent
+        self.recent_ms: collections.deque = collections.deque(maxlen=20)  # for the switch
+        self.feed_down_since: pd.Timestamp | None = None  # a live feed on REST polling
+        self.broker_down_since: pd.Timestamp | None = None  # the broker's stream is down
 
     def request_stop(self, why: str) -> None:
         self.stop_reason = self.stop_reason or why
@@ -147,12 +129,15 @@ class _Session:
     # -- one bar ----------------------------------------------------------------------
     def on_row(self, row) -> None:
         self._commands()
-        self.clock.set(max(self.clock.now(), bar_close(row.time, self.engine.window.timeframe)))
+        if isinstance(self.clock, SimClock):  # a replay's time is its bars'; a live one runs
+            self.clock.set(max(self.clock.now(), bar_close(row.time, self.engine.window.timeframe)))
+        self._connection()
         present = np.flatnonzero(row.present)
         self.journal.append(ev.BAR, bar_time=row.time, symbols=len(present),
                             volume=float(np.nansum(row.field("volume"))))
         bars = {row.symbols[j]: row.values[:, j] for j in present}
-        self.broker.on_bars(row.time, bars)
+        if hasattr(self.broker, "on_bars"):  # the simulated broker fills on the bars
+            self.broker.on_bars(row.time, bars)
         self.manager.process_updates()
         self.manager.settle_unknown()
         for symbol, values in bars.items():
@@ -172,6 +157,7 @@ class _Session:
             self.manager.commit()
         latency = time.perf_counter() - (row.received or time.perf_counter())
         self.latency.record(latency)
+        self.recent_ms.append(latency * 1e3)
         self.bars += 1
         self._equity(latency_ms=round(latency * 1e3, 3))
         if self.bars % self.o.heartbeat_every == 0:
@@ -180,7 +166,19 @@ class _Session:
     def _context(self, bar_time):
         tf = self.engine.window.timeframe
         return self.trader.context(self.clock.now(), self.start_equity, self.last_prices,
-                                   bar_time, tf.delta if tf else pd.Timedelta(minutes=1))
+                                   bar_time, tf.delta if tf else pd.Timedelta(minutes=1),
+                                   feed_down_since=self.feed_down_since,
+                                   broker_down_since=self.broker_down_since,
+                                   latencies_ms=tuple(self.recent_ms))
+
+    def _connection(self) -> None:
+        """The broker's stream state for the disconnected switch (a broker without a
+        stream, the simulated one, is always connected)."""
+        connected = getattr(self.broker, "connected", True)
+        if connected:
+            self.broker_down_since = None
+        elif self.broker_down_since is None:
+            self.broker_down_since = self.clock.now()
 
     def _send(self, intent, ctx) -> None:
         decision = self.risk.review(intent, ctx)
@@ -284,7 +282,11 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
 
 
 def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock, risk_settings,
-         options: SessionOptions, source: str = "") -> SessionResult:
+         options: SessionOptions, source: str = "", loop=None, identity=None) -> SessionResult:
+    """The session on ``broker``: start, reconcile, then ``loop(session, resume_at)`` (the
+    stored day's replay by default); ``identity``: more settings recorded in
+    ``session_start`` and the manifest that a restart must keep (a live session's broker
+    and feed)."""
     sizing = options.sizing
     sink, wrapped = crashpoints.wrap(journal, broker)
     risk = RiskGateway(risk_settings, clock, journal)
@@ -312,7 +314,12 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
                "accounts": sizing.accounts, "cash": f"{sizing.cash:f}",
                "size": float(sizing.size), "shares": sizing.shares,
                "costs": sizing.costs.describe(), "stops": stops,
-               "direction": sizing.direction, **({"sl_trail": True} if sizing.sl_trail else {})}
+               "direction": sizing.direction, **({"sl_trail": True} if sizing.sl_trail else {}),
+               **(identity or {})}
+    for name, value in (identity or {}).items():
+        if starts and name in starts[0].payload and starts[0].payload[name] != value:
+            raise ConfigError(f"run {record.run_id} trades with {name}="
+                              f"{starts[0].payload[name]!r}: restart it so, not with {value!r}")
     journal.append(ev.SESSION_START, replay_date=str(pd.Timestamp(replay_date).date()),
                    symbols=list(bars.symbols), strategy=engine.strategy.name,
                    params=engine.params, start_equity=start_equity, broker=str(broker_path),
@@ -332,7 +339,10 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     write_owner(broker_path, record)
     previous = _install_sigterm(session)
     try:
-        _loop(session, bars, replay_date, resume_at, options)
+        if loop is None:
+            _loop(session, bars, replay_date, resume_at, options)
+        else:
+            loop(session, resume_at)
     except BaseException as e:
         journal.append(ev.ERROR, error=f"{type(e).__name__}: {e}")
         _finish(session, "failed", f"{type(e).__name__}: {e}", broker_path, expire=False)
@@ -342,7 +352,8 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
             signal.signal(signal.SIGTERM, previous)
     if session.stop_reason:
         return _finish(session, "interrupted", session.stop_reason, broker_path, expire=False)
-    return _finish(session, "succeeded", "the replayed day is over", broker_path, expire=True)
+    return _finish(session, "succeeded", "the replayed day is over" if loop is None
+                   else "the trading day is over", broker_path, expire=True)
 
 
 def _loop(session: _Session, bars, replay_date, resume_at, options: SessionOptions) -> None:
@@ -358,30 +369,3 @@ def _loop(session: _Session, bars, replay_date, resume_at, options: SessionOptio
         if session.stop_reason:
             return
         pace(options.speed, started, interval)
-
-
-def _finish(session: _Session, outcome: str, message: str, broker_path, expire: bool):
-    if expire:
-        session.broker.expire()
-        session.manager.process_updates()
-    session.heartbeat()
-    positions = {s: f"{p.quantity:f}" for s, p in session.manager.positions().items()}
-    equity = session.equity()
-    summary = {"outcome": outcome, "message": message, "bars": session.bars,
-               "orders": session.orders, "fills": len(session.manager.book.executions),
-               "cash": f"{session.manager.cash:f}", "equity": f"{equity:f}",
-               "pnl": f"{equity - session.start_equity:f}", "state": str(session.risk.state),
-               "positions": positions, "broker_path": str(broker_path),
-               "latency_ms": _latency_ms(session.latency)}
-    session.journal.append(ev.SESSION_END, **summary)
-    session.journal.sync()
-    session.record.write_json("session", summary)  # its figures, for whoever ran it
-    session.record.finish(outcome, error=None if outcome == "succeeded" else message,
-                          extra={**summary, "trading": session.trading})
-    return SessionResult(run_id=session.record.run_id, path=str(session.record.path), **summary)
-
-
-def _latency_ms(stats: LatencyStats) -> dict:
-    s = stats.summary()
-    return {"count": s["count"], **{k: round(s[f"{k}_ms"], 3) if s["count"] else None
-                                    for k in ("p50", "p99", "max")}}

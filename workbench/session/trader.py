@@ -236,7 +236,7 @@ class Trader:
                            bar_time=bar_time, reason="stop_loss")
 
     def context(self, now, start_equity: Decimal, last_prices, last_bar_time,
-                bar_interval) -> RiskContext:
+                bar_interval, **live) -> RiskContext:
         """The risk gateway's snapshot: cash, positions, marks and open orders now."""
         buys: dict[str, Decimal] = {}
         sells: dict[str, Decimal] = {}
@@ -247,7 +247,7 @@ class Trader:
                            positions=self.manager.positions(), last_prices=last_prices,
                            pending_buys=buys, pending_sells=sells,
                            order_times=tuple(self.order_times), last_bar_time=last_bar_time,
-                           bar_interval=bar_interval)
+                           bar_interval=bar_interval, **live)
 
     def from_actions(self, actions, bar_time) -> list[OrderIntent]:
         """Orders carrying out the gateway's Flatten (every position closed) and ForceExit."""

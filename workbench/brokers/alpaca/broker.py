@@ -359,7 +359,7 @@ class AlpacaBroker:
         """Learn the labels of recent order trees (legs whose parent we never saw)."""
         kw: dict = {"status": QueryOrderStatus.ALL, "nested": True, "limit": 500}
         if since is not None:
-            kw["after"] = to_utc(since).to_pydatetime() - pd.Timedelta(days=1).to_pytimedelta()
+            kw["after"] = to_utc(since).floor("us").to_pydatetime() - pd.Timedelta(days=1).to_pytimedelta()
         if symbols:
             kw["symbols"] = symbols
         for raw in self._call("list orders", self._client.get_orders, GetOrdersRequest(**kw),

@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 TRADING = "trading"
 DATA = "data"
 FEEDS = ("iex", "sip")
-SERVED = ("trades", "quotes", "bars")   # data channels acknowledged (only bars carry data)
+SERVED = ("trades", "quotes", "bars", "updatedBars")  # channels acknowledged (only bars carry
+# data: the fake never re-sends a corrected bar, so "updatedBars" stays quiet)
 LIMIT = "connection limit exceeded"
 AUTH_FAILED = "auth failed"
 

@@ -1,0 +1,63 @@
+"""How a session ends: its figures journaled (``session_end``), written to
+``results/session.json`` and the manifest, and returned as a :class:`SessionResult`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from workbench.engine.engine import LatencyStats
+from workbench.model import events as ev
+
+__all__ = ["SessionResult", "finish", "latency_ms"]
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    """How a session ended and where its record is."""
+
+    run_id: str
+    path: str
+    outcome: str  # succeeded | interrupted | halted | failed
+    message: str
+    bars: int
+    orders: int
+    fills: int
+    cash: str
+    equity: str
+    pnl: str
+    state: str
+    positions: dict
+    broker_path: str
+    latency_ms: dict  # count, p50, p99, max: a bar's arrival to its orders sent (this run)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+
+def finish(session, outcome: str, message: str, broker_path, expire: bool):
+    if expire:
+        if hasattr(session.broker, "expire"):  # a real broker expires DAY orders itself
+            session.broker.expire()
+        session.manager.process_updates()
+    session.heartbeat()
+    positions = {s: f"{p.quantity:f}" for s, p in session.manager.positions().items()}
+    equity = session.equity()
+    summary = {"outcome": outcome, "message": message, "bars": session.bars,
+               "orders": session.orders, "fills": len(session.manager.book.executions),
+               "cash": f"{session.manager.cash:f}", "equity": f"{equity:f}",
+               "pnl": f"{equity - session.start_equity:f}", "state": str(session.risk.state),
+               "positions": positions, "broker_path": str(broker_path),
+               "latency_ms": latency_ms(session.latency)}
+    session.journal.append(ev.SESSION_END, **summary)
+    session.journal.sync()
+    session.record.write_json("session", summary)  # its figures, for whoever ran it
+    session.record.finish(outcome, error=None if outcome == "succeeded" else message,
+                          extra={**summary, "trading": session.trading})
+    return SessionResult(run_id=session.record.run_id, path=str(session.record.path), **summary)
+
+
+def latency_ms(stats: LatencyStats) -> dict:
+    s = stats.summary()
+    return {"count": s["count"], **{k: round(s[f"{k}_ms"], 3) if s["count"] else None
+                                    for k in ("p50", "p99", "max")}}
