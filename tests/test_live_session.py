@@ -164,6 +164,9 @@ def test_paper_session_on_alpaca_killed_and_restarted_sends_each_order_once(day,
                         for o in ocos)
     assert result.fills == len([e for e in events if e.type == ev.FILL])
     assert any(e.type == ev.ALERT and "restart:" in e.payload["message"] for e in events)
+    # the adapter's own events (from its stream's thread) are journaled by the session
+    assert any(e.type == ev.ALERT and e.payload.get("source") == "broker"
+               and e.payload["message"] == "stream_connected" for e in events)
     # the canary (tests/test_secrets.py's rule for a live run): the keys, given only in the
     # environment, are in no file of the home (run record, journal, broker lock/owner files)
     # nor in the crashed process's output

@@ -35,6 +35,7 @@ gives minutes (a larger timeframe is refused, not aggregated silently).
 from __future__ import annotations
 
 import os
+import queue
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -125,10 +126,10 @@ def _history(symbols, day: pd.Timestamp, history_days: int, store) -> Bars:
                          store=store)
 
 
-def _alpaca_broker(mode: str, settings: Settings):
+def _alpaca_broker(mode: str, settings: Settings, events: queue.SimpleQueue):
     from workbench.brokers.alpaca import AlpacaBroker
 
-    broker = AlpacaBroker(mode, settings=settings)
+    broker = AlpacaBroker(mode, settings=settings, on_event=lambda *e: events.put(e))
     account = "".join(c for c in broker.account_number if c.isalnum()) or "unknown"
     return broker, paths.home() / "brokers" / f"alpaca-{mode}-{account}"
 
@@ -188,8 +189,9 @@ def run_live_session(strategy, params=None, *, symbols=None, broker: str = "sim"
     check_warmup(engine, history, day, options.history_days)
     mode = "live" if live else "paper"
     real = None
+    broker_events: queue.SimpleQueue = queue.SimpleQueue()  # from the adapter's threads
     if broker == "alpaca":
-        real, broker_path = _alpaca_broker(mode, settings)  # reads the account; sends nothing
+        real, broker_path = _alpaca_broker(mode, settings, broker_events)  # reads the account; sends nothing
     record = open_record(run_dir, strategy, engine.params, history, LiveClock(), runs_root)
     journal = open_journal(record, clock)
     try:
@@ -205,7 +207,8 @@ def run_live_session(strategy, params=None, *, symbols=None, broker: str = "sim"
         real = SimBroker(broker_path, costs=costs, cash=funds, clock=clock)
     identity = {"broker_kind": broker, "feed": "alpaca", "mode": mode,
                 "clock_speed": float(speed), "alpaca_feed": settings.alpaca.feed}
-    loop = _live_loop(alpaca_feed, settings, history, day, clock, feed_options, journal)
+    loop = _live_loop(alpaca_feed, settings, history, day, clock, feed_options, journal,
+                      broker_events)
     try:
         return _run(engine, history, day, record, journal, real, broker_path, clock, risk,
                     options, f"live Alpaca 1Min ({settings.alpaca.feed})", loop=loop,
@@ -217,7 +220,7 @@ def run_live_session(strategy, params=None, *, symbols=None, broker: str = "sim"
 
 
 def _live_loop(alpaca_feed, settings, history: Bars, day, clock: MarketClock, feed_options,
-               journal):
+               journal, broker_events: queue.SimpleQueue):
     symbols = history.symbols
 
     def loop(session, resume_at) -> None:
@@ -235,10 +238,28 @@ def _live_loop(alpaca_feed, settings, history: Bars, day, clock: MarketClock, fe
         if first > calendar.session_open(day):  # started (or restarted) after the open
             _catch_up(session, feed, day, first, resume_at)
         for row in feed:
+            _journal_broker_events(journal, broker_events, clock)
             session.on_row(row)
             if session.stop_reason:
                 return
+        _journal_broker_events(journal, broker_events, clock)
     return loop
+
+
+def _journal_broker_events(journal, events: queue.SimpleQueue, clock) -> None:
+    """The adapter's events since the last bar (its stream's thread reports them), journaled
+    from the session's thread: those an operator must hear of (a 406 slot taken, the stream
+    down, a 429) as warning alerts, the rest (stream connected, throttled) as info."""
+    from workbench.brokers.alpaca.broker import ALERT_EVENTS
+
+    while True:
+        try:
+            name, fields = events.get_nowait()
+        except queue.Empty:
+            return
+        journal.append(ev.ALERT, source="broker",
+                       level="warning" if name in ALERT_EVENTS else "info",
+                       message=name, at=clock.now().isoformat(), fields=fields)
 
 
 def _catch_up(session, feed, day, first: pd.Timestamp, resume_at) -> None:

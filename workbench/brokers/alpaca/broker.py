@@ -76,13 +76,14 @@ from workbench.model import Account, Fill, OrderIntent, Position
 from workbench.secrets import SECRET_ENV_VARS, redact
 from workbench.times import to_utc
 
-__all__ = ["AlpacaBroker"]
+__all__ = ["ALERT_EVENTS", "AlpacaBroker"]
 
 _log = get_logger("brokers.alpaca")
 _EVENTS = {"new": "accepted", "pending_new": "accepted", "accepted": "accepted",
            "replaced": "canceled"}
 _LEG_SUFFIXES = (".sl", ".tp")
-_ALERTS = {"rate_limited", "stream_slot_taken", "stream_disconnected", "stream_failed",
+#: the events an operator must hear of (a session journals them as warning alerts)
+ALERT_EVENTS = {"rate_limited", "stream_slot_taken", "stream_disconnected", "stream_failed",
            "update_malformed"}
 
 
@@ -185,7 +186,7 @@ class AlpacaBroker:
     def _event(self, name: str, fields: dict) -> None:
         fields = {k: (redact(v) if isinstance(v, str) else v) for k, v in fields.items()}
         self.events.append((pd.Timestamp.now(tz="UTC"), name, fields))
-        if name in _ALERTS:
+        if name in ALERT_EVENTS:
             _log.warning(name, **fields)
         else:
             _log.info(name, **fields)
