@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import BIN, ROOT
+from tests.conftest import BIN, ROOT, wb_inline
 from tests.notebook_strategies import strategy_of
 from workbench.brokers.sim import SimBroker
 from workbench.data.store import Store
@@ -173,6 +173,9 @@ def test_real_processes_second_session_refused_halt_then_sigterm(home, kernel_en
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["outcome"] == "interrupted" and manifest["status"] == "finished"
     assert _events(run, ev.SESSION_END)
+    late = wb_inline("halt", str(run), env=kernel_env)  # the session is gone: an error
+    assert late.returncode != 0 and "not a running session; nothing sent" in late.stderr
+    assert late.stderr.count("\n") == 1, late.stderr
     stop = _events(run, ev.COMMAND)[-1].payload
     assert stop["command"] == "stop" and "SIGTERM" in stop["reason"]
     later = [e for e in _events(run, ev.INTENT) if e.seq > command.seq]

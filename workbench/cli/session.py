@@ -375,12 +375,25 @@ def _send_all(command: str, run, all_runs: bool, reason: str) -> None:
         targets = list(runs.loc[(runs["kind"] == "session") & (runs["status"] == "running"),
                                 "path"])
     else:
-        targets = [_run_dir(run, None)]
+        targets = [_running_session(command, _run_dir(run, None))]
     for path in targets:
         send(path, command, reason=reason)
         echo(f"{command} sent to {path}")
     if not targets:
         echo("(no running session)")
+
+
+def _running_session(command: str, path):
+    """``path`` if it is a running session's record; else a one-line refusal (nothing sent:
+    a command no session will read must not look delivered)."""
+    from workbench.runs.records import load_manifest
+
+    manifest = load_manifest(path)
+    kind, status = manifest.get("kind"), manifest.get("status")
+    if kind != "session" or status != "running":
+        what = f"a {kind} record" if kind != "session" else f"a session that is {status}"
+        raise ConfigError(f"{command}: {path} is {what}, not a running session; nothing sent")
+    return path
 
 
 @click.command()
