@@ -238,3 +238,22 @@ def test_sweep_runs_the_notebook_and_prints_best_json(home):
     assert lines[3] == f"best by sortino: fast={best['params']['fast']}, " \
                        f"slow={best['params']['slow']}"
     assert lines[5].startswith("DSR", 2) and lines[6].startswith("PBO", 2)
+
+
+def test_symbols_n_is_one_rule_short_history_left_out_and_fewer_refused(workbench_home):
+    """`--symbols N` (every command: notebook_run.first_symbols): the first N of the default
+    universe, a short-history symbol named and left out; fewer than N eligible is refused."""
+    from workbench.cli.notebook_run import first_symbols
+    from workbench.data.store import Store
+    from workbench.data.synth import synthesize
+    from workbench.errors import ConfigError
+
+    store = Store()
+    store.write(synthesize(["AAA", "BBB", "CCC"], 200, "1Day", seed=3, end="2026-11-20"), "1Day")
+    store.write(synthesize(["ABC"], 21, "1Day", seed=4, end="2026-11-20"), "1Day")
+    chosen, note = first_symbols("--symbols 3", 3, "1Day")
+    assert chosen == ["AAA", "BBB", "CCC"]
+    assert "short history left out: ABC (21 bars)" in note
+    with pytest.raises(ConfigError, match=r"holds 3 1Day symbol\(s\) with enough history; "
+                                          r"short history left out: ABC \(21 bars\)"):
+        first_symbols("--symbols 4", 4, "1Day")

@@ -238,7 +238,7 @@ def test_the_command_line_options_are_the_notebooks_parameters(home, jupyter_env
     assert proc.returncode == 0, proc.stderr
     stored = sorted(Store().ls().query("timeframe == '1Min'")["symbol"])[:2]
     lines = proc.stdout.splitlines()
-    assert lines[0] == f"--symbols 2: {', '.join(stored)} (the first 2 stored 1Min symbols)"
+    assert lines[0] == f"--symbols 2: the first 2 stored 1Min symbols: {', '.join(stored)}"
     run = Path(lines[-1].removeprefix("record: "))
     settings = json.loads((run / "results" / "settings.json").read_text())
     assert settings["data"]["symbols"] == stored and settings["data"]["timeframe"] == "1Min"

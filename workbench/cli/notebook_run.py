@@ -27,8 +27,21 @@ import click
 from workbench.cli.output import echo
 from workbench.errors import ConfigError, DataError
 
-__all__ = ["DATA_NAMES", "CellProgress", "data_options", "execute", "finish", "merge", "notebook_values",
-           "read_result", "skipped_cells", "stored_symbols", "timeframe_of", "when"]
+__all__ = [
+    "DATA_NAMES",
+    "CellProgress",
+    "data_options",
+    "execute",
+    "finish",
+    "first_symbols",
+    "merge",
+    "notebook_values",
+    "read_result",
+    "skipped_cells",
+    "stored_symbols",
+    "timeframe_of",
+    "when",
+]
 
 DATA_NAMES = ("symbols", "timeframe", "start", "end")
 
@@ -90,6 +103,31 @@ def stored_symbols(timeframe: str) -> list[str]:
     return sorted(set(listing.loc[listing["timeframe"] == timeframe, "symbol"]))
 
 
+def first_symbols(option: str, count: int, timeframe: str) -> tuple[list[str], str]:
+    """``--symbols N`` for every command: the first ``count`` stored ``timeframe`` symbols of
+    the default universe (short-history symbols left out, :mod:`workbench.data.universe`),
+    and the line that says which. Fewer than ``count`` is refused: a run on another number
+    of symbols than asked trades another book."""
+    from workbench.data.store import Store
+    from workbench.data.universe import default_universe
+
+    if count < 1:
+        raise ConfigError(f"{option}: a count is at least 1")
+    eligible, short = default_universe(Store(), timeframe)
+    left_out = (f"; short history left out: "
+                f"{', '.join(f'{s} ({n} bars)' for s, n in sorted(short.items()))}"
+                if short else "")
+    if not eligible and not short:
+        raise DataError(f"{option}: the store holds no {timeframe} bars (try "
+                        "`workbench data synth`)")
+    if len(eligible) < count:
+        raise ConfigError(f"{option}: the store holds {len(eligible)} {timeframe} symbol(s) "
+                          f"with enough history{left_out}; give 1 to {len(eligible)} or names")
+    chosen = eligible[:count]
+    return chosen, (f"{option}: the first {count} stored {timeframe} symbols: "
+                    f"{', '.join(chosen)}{left_out}")
+
+
 def _symbols(text: str, notebook: Path, values: dict[str, Any], notes: list[str]) -> list[str]:
     text = str(text).strip()
     if not text.isdigit():
@@ -97,21 +135,12 @@ def _symbols(text: str, notebook: Path, values: dict[str, Any], notes: list[str]
         if not names:
             raise ConfigError(f"--symbols {text!r}: give names (A,B) or a count N")
         return names
-    count = int(text)
-    if count < 1:
-        raise ConfigError(f"--symbols {text}: a count is at least 1")
     timeframe = timeframe_of(notebook, values)
     if timeframe is None:
         raise ConfigError(f"--symbols {text}: {notebook.name} names no timeframe; give "
                           "--timeframe")
-    stored = stored_symbols(timeframe)
-    if not stored:
-        raise DataError(f"--symbols {text}: the store holds no {timeframe} bars (try "
-                        "`workbench data synth`)")
-    chosen = stored[:count]
-    fewer = f" (the store holds only {len(stored)})" if len(stored) < count else ""
-    notes.append(f"--symbols {text}: the first {len(chosen)} stored {timeframe} symbols"
-                 f"{fewer}: {', '.join(chosen)}")
+    chosen, note = first_symbols(f"--symbols {text}", int(text), timeframe)
+    notes.append(note)
     return chosen
 
 

@@ -64,17 +64,11 @@ def _date(text: str) -> str:
         raise ConfigError(f"--replay: a day like 2026-11-20, got {text!r}") from None
 
 
-def _stored_symbols(count: str, timeframe: Any) -> list[str]:
-    """The first ``count`` stored symbols; fewer stored is refused (a session of other
-    symbols than asked would trade another book)."""
-    from workbench.cli.notebook_run import stored_symbols
+def _stored_symbols(count: str, timeframe: Any) -> tuple[list[str], str]:
+    """``--symbols N``: the rule every command shares (``notebook_run.first_symbols``)."""
+    from workbench.cli.notebook_run import first_symbols
 
-    stored = stored_symbols(str(timeframe))
-    n = int(count)
-    if n < 1 or len(stored) < n:
-        raise ConfigError(f"--symbols {count}: the store holds {len(stored)} {timeframe} "
-                          f"symbol(s); give 1 to {len(stored)} or names")
-    return stored[:n]
+    return first_symbols(f"--symbols {count}", int(count), str(timeframe))
 
 
 def _given(options: dict[str, Any], timeframe: Any) -> tuple[dict[str, Any], list[str]]:
@@ -95,9 +89,8 @@ def _given(options: dict[str, Any], timeframe: Any) -> tuple[dict[str, Any], lis
         elif option == "--broker-path":
             value = str(Path(text).expanduser().resolve())
         elif option == "--symbols" and text.strip().isdigit():
-            value = _stored_symbols(text.strip(), timeframe)
-            notes.append(f"--symbols {text.strip()}: {', '.join(value)} (the first "
-                         f"{len(value)} stored {timeframe} symbols)")
+            value, note = _stored_symbols(text.strip(), timeframe)
+            notes.append(note)
         elif option == "--symbols":
             value = [s.strip().upper() for s in text.split(",") if s.strip()]
             if not value:
