@@ -177,6 +177,6 @@ def _out_of_sample(strategy: Strategy, bars: Bars, params: dict, start: int, end
 def _progress(items, enabled: bool):
     if not enabled:
         return items
-    from tqdm.auto import tqdm
+    from workbench.progress import progress_bar
 
-    return tqdm(items, desc="walk-forward", unit="fold")
+    return progress_bar(items, desc="walk-forward", unit="fold")

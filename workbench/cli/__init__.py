@@ -75,6 +75,7 @@ def _register() -> None:
     from workbench.cli import (
         backtest,
         config_cmd,
+        control,
         data,
         demo,
         deploy,
@@ -95,7 +96,7 @@ def _register() -> None:
     cli.add_command(parity.parity)
     cli.add_command(fake_alpaca.fake_alpaca)
     cli.add_command(run.run)
-    for command in (session.session, session.status, session.halt, session.resume):
+    for command in (session.session, session.status, control.halt, control.resume):
         cli.add_command(command)
     for command in (promote.promote, deploy.deployments, deploy.retire, deploy.schedule,
                     deploy.supervise):

@@ -215,11 +215,9 @@ def _steps(total: int, progress: Progress) -> Iterator[Callable[[], None]]:
     """A callable to call after each request: advances a tqdm bar (closed even on error,
     so an error line never lands inside it) or calls ``progress(done, total)``."""
     if progress is True:
-        import sys
+        from workbench.progress import progress_bar
 
-        from tqdm.auto import tqdm
-
-        with tqdm(total=total, desc="alpaca", unit="request", file=sys.stderr) as bar:
+        with progress_bar(total=total, desc="alpaca", unit="request") as bar:
             yield lambda: bar.update(1)
         return
     done = iter(range(1, total + 1))

@@ -368,6 +368,6 @@ def _names(symbols: list[str]) -> str:
 def _progress(iterable, enabled: bool, desc: str):
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
+    from workbench.progress import progress_bar
 
-    return tqdm(iterable, desc=desc, unit="symbol", total=getattr(iterable, "ngroups", None))
+    return progress_bar(iterable, desc=desc, unit="symbol", total=getattr(iterable, "ngroups", None))

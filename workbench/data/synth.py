@@ -215,9 +215,9 @@ def _days(p: _Params, table: pd.DataFrame, stamps: np.ndarray, rng) -> dict[str,
 def _each(names: list[str], progress) -> Iterator[str]:
     """Iterate over symbols, showing a tqdm bar or calling ``progress(done, total)``."""
     if progress is True:
-        from tqdm.auto import tqdm
+        from workbench.progress import progress_bar
 
-        yield from tqdm(names, desc="synthesize", unit="symbol")
+        yield from progress_bar(names, desc="synthesize", unit="symbol")
         return
     for done, name in enumerate(names, 1):
         yield name

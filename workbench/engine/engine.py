@@ -208,10 +208,10 @@ class Engine:
             self.preload(history)
         rows = iter(feed)
         if progress:
-            from tqdm.auto import tqdm
+            from workbench.progress import progress_bar
 
             total = len(feed) if hasattr(feed, "__len__") else None
-            rows = tqdm(rows, total=total, unit="bar", desc=f"replaying {self.strategy.name}")
+            rows = progress_bar(rows, total=total, unit="bar", desc=f"replaying {self.strategy.name}")
         count = 0
         for row in rows:
             self.on_bars(row)

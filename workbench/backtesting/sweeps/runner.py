@@ -168,9 +168,9 @@ def _runner(mode: str, workers: int, job: SweepJob, plan: C.ChunkPlan, client):
 
 
 def _collect(runner, acc: BookAccumulator, total: int, label: str, progress: bool) -> None:
-    from tqdm.auto import tqdm
+    from workbench.progress import progress_bar
 
-    with tqdm(total=total, desc=label, unit="chunk", disable=not progress) as bar:
+    with progress_bar(total=total, desc=label, unit="chunk", disable=not progress) as bar:
         for part in runner:
             acc.add(part)
             bar.update(1)
