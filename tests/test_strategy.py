@@ -132,6 +132,16 @@ def test_bad_warmup_function(bars):
         strat(bars)
 
 
+def test_a_key_error_in_the_warmup_function_names_the_strategy_and_its_parameters(bars):
+    @wb.strategy(warmup=lambda p: 2 * p["slw"])  # a typo of "slow"
+    def strat(bars, slow: int = 10):
+        return sma_cross.fn(bars, fast=3, slow=slow)
+
+    with pytest.raises(wb.StrategyError, match=r"strat: its warmup function failed: KeyError: "
+                                               r"'slw' \(parameters: slow\)"):
+        strat(bars)
+
+
 def test_series_accepted_for_one_symbol(one):
     strat = returning(lambda b: wb.Signals(entries=b.close.iloc[:, 0] > b.close.iloc[:, 0].shift(1)))
     sig = strat(one)

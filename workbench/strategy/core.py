@@ -53,7 +53,14 @@ class Strategy:
         """Bars of history needed before the first meaningful signal."""
         if not callable(self._warmup):
             return self._warmup
-        value = self._warmup(self.params(**(params or {})))
+        resolved = self.params(**(params or {}))
+        try:
+            value = self._warmup(resolved)
+        except Exception as e:  # a user's function: say whose and why
+            known = ", ".join(sorted(resolved)) or "none"
+            hint = f" (parameters: {known})" if isinstance(e, KeyError) else ""
+            raise StrategyError(f"{self.name}: its warmup function failed: {type(e).__name__}: "
+                                f"{e}{hint}") from e
         if not isinstance(value, int) or value < 0:
             raise StrategyError(f"{self.name}: warmup function returned {value!r}, not an int >= 0")
         return value
