@@ -257,3 +257,11 @@ def test_symbols_n_is_one_rule_short_history_left_out_and_fewer_refused(workbenc
     with pytest.raises(ConfigError, match=r"holds 3 1Day symbol\(s\) with enough history; "
                                           r"short history left out: ABC \(21 bars\)"):
         first_symbols("--symbols 4", 4, "1Day")
+
+
+def test_money_is_printed_to_the_cent_not_in_exponent_form():
+    assert format_value(2_100_000.0, "initial_equity") == "2,100,000.00"
+    assert format_value(2_098_765.4321, "final_equity") == "2,098,765.43"
+    assert format_value(12.5, "fees") == "12.50"
+    assert format_value(0.1234, "total_return") == "12.34%"
+    assert format_value(1.23456, "sharpe") == "1.235"

@@ -29,10 +29,12 @@ from workbench.errors import ConfigError
 __all__ = ["backtest", "format_value", "sweep"]
 
 _PERCENT = ("total_return", "cagr", "max_drawdown", "win_rate", "exposure")
+_MONEY = ("initial_equity", "final_equity", "fees", "pnl", "cash")
 
 
 def format_value(value: Any, name: str = "") -> str:
-    """A stat for people: fractions named like returns as percentages, floats to 4 digits."""
+    """A stat for people: fractions named like returns as percentages, money to the cent
+    with thousands separators, other floats to 4 significant digits."""
     import numpy as np
     import pandas as pd
 
@@ -41,7 +43,9 @@ def format_value(value: Any, name: str = "") -> str:
     if isinstance(value, (float, np.floating)):
         if np.isnan(value):
             return "n/a"
-        return f"{value:.2%}" if name in _PERCENT else f"{value:,.4g}"
+        if name in _PERCENT:
+            return f"{value:.2%}"
+        return f"{value:,.2f}" if name in _MONEY else f"{value:,.4g}"
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
     return str(value)
