@@ -247,11 +247,14 @@ def test_the_command_line_options_are_the_notebooks_parameters(home, jupyter_env
     assert settings["settings"] | {"history_days": None} == {
         "replay_date": END, "speed": "max", "accounts": "per_symbol", "heartbeat_every": 1,
         "history_days": None, "broker_path": str(broker_path), "capital": None,
+        "broker": "sim", "feed": "replay", "live": False,
         "cash_per_account": settings["options"]["cash"]}  # no capital: the backtest's cash
     figures = json.loads((run / "results" / "session.json").read_text())
     assert lines[1] == f"run {run.name}: succeeded"
     assert lines[2] == (f"bars {figures['bars']}  orders {figures['orders']}  fills "
-                        f"{figures['fills']}  P&L {figures['pnl']}  state {figures['state']}")
+                        f"{figures['fills']}  P&L {Decimal(figures['pnl']).quantize(Decimal('0.01')):,}"
+                        f"  state {figures['state']}")
+    assert lines[3] == ("positions:" if figures["positions"] else "positions: none (flat)")
     assert figures["bars"] == 390 and figures["broker_path"] == str(broker_path)
     events = replay(run).events
     start = next(e for e in events if e.type == ev.SESSION_START)

@@ -259,6 +259,28 @@ def _figures(path: Path) -> dict | None:
         return None
 
 
+def _cents(amount) -> str:
+    """Money for people: to the cent, thousands separated (the record keeps every digit)."""
+    from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+    try:
+        return f"{Decimal(str(amount)).quantize(Decimal('0.01'), ROUND_HALF_EVEN):,}"
+    except InvalidOperation:
+        return str(amount)
+
+
+def _positions_table(positions: dict) -> None:
+    """The open positions at the end, one row per symbol (signed quantities)."""
+    import pandas as pd
+
+    from workbench.cli.output import echo_table
+
+    rows = pd.DataFrame({"symbol": list(positions), "quantity": list(positions.values())})
+    echo("positions:" if positions else "positions: none (flat)")
+    if positions:
+        echo_table(rows)
+
+
 def _report(run, as_json: bool) -> None:
     from workbench.execution.run import exit_code
     from workbench.runs.records import load_manifest
@@ -271,7 +293,8 @@ def _report(run, as_json: bool) -> None:
         echo(f"run {run.run_id}: {run.outcome}{detail}")
         if figures is not None:
             echo(f"bars {figures['bars']}  orders {figures['orders']}  fills "
-                 f"{figures['fills']}  P&L {figures['pnl']}  state {figures['state']}")
+                 f"{figures['fills']}  P&L {_cents(figures['pnl'])}  state {figures['state']}")
+            _positions_table(figures.get("positions") or {})
         echo(f"record: {run.path}")
     if load_manifest(run.path).get("status") == "running":
         echo(f"the run is left running: restart it with `workbench session --run {run.path}` "
