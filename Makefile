@@ -14,6 +14,7 @@ CHROMIUM := /usr/bin/chromium
 help:
 	@echo "make demo    run the main job on the embedded defaults (synthetic data, no credentials)"
 	@echo "make test    run the whole test suite"
+	@echo "make lab     JupyterLab on this project (127.0.0.1, a token, the workbench kernel)"
 	@echo "make bench   run the benchmarks in bench/ (ratios recorded in docs/performance.md)"
 	@echo "make lock    refresh constraints.txt from the current .venv"
 	@echo "make chromium  install Debian's chromium when missing (PNG export, browser tests)"
@@ -38,6 +39,9 @@ install-dev: $(VENV)/.dev
 
 demo: $(VENV)/.runtime
 	$(BIN)/workbench demo
+
+lab: $(VENV)/.runtime
+	$(BIN)/workbench lab
 
 # Debian's chromium: kaleido's PNG export and the browser tests (playwright) drive it; no
 # browser is ever downloaded. Installed when missing and root (CI); otherwise say how.

@@ -81,6 +81,7 @@ def _register() -> None:
         deploy,
         fake_alpaca,
         kernel,
+        lab,
         parity,
         promote,
         run,
@@ -89,6 +90,7 @@ def _register() -> None:
 
     cli.add_command(data.data)
     cli.add_command(kernel.kernel)
+    cli.add_command(lab.lab)
     cli.add_command(config_cmd.config)
     cli.add_command(demo.demo)
     cli.add_command(backtest.backtest)
