@@ -367,6 +367,32 @@ def test_a_fill_while_the_runner_was_down_is_adopted_and_not_reentered(session):
     assert broker_orders(session.broker) == ["c1"]
 
 
+def test_an_order_that_fills_during_the_reconciliation_is_adopted_not_a_difference(session):
+    """A live broker moves on while the restart compares: the order is open at the first
+    read and filled by the second. That is adopted (a later read), not a failed start."""
+    session.manager.place(intent())
+    session.clock.set(t(1))
+    manager = session.restart()
+    broker = session.broker
+    reads = {"n": 0}
+    real_positions = broker.positions
+
+    def positions():  # the first comparison's read, then the market fills the order
+        reads["n"] += 1
+        out = real_positions()
+        if reads["n"] == 1:
+            broker.on_bars(t(1), {"AAPL": bar(100.0)})
+        return out
+
+    broker.positions = positions
+    result = manager.reconcile()
+    assert reads["n"] >= 2
+    assert result.ok, result.message
+    assert manager.order("c1").status is S.FILLED  # by the update or by adoption
+    assert manager.positions() == real_positions()
+    assert broker_orders(broker) == ["c1"]
+
+
 def test_a_bracket_leg_filled_while_down_is_adopted(session):
     session.manager.place(intent("b", order_type=OrderType.BRACKET, stop_loss=D(95),
                                  take_profit=D(105)))

@@ -65,6 +65,7 @@ from workbench.orders.states import IllegalTransition, catch_up
 __all__ = ["OrderManager"]
 
 S = OrderStatus
+_ROUNDS = 3  # reconciliation's re-reads of a broker that moved on during the first
 NEVER_ARRIVED = "never arrived: not at the broker after its acknowledgement window"
 
 
@@ -359,26 +360,39 @@ class OrderManager(Sending):
         now = self.clock.now()
         return now - self.book.unknown_since.get(cid, now) >= self.ack_window
 
+    def _adopt(self, found: Reconciliation, before_orders=None) -> None:
+        """Apply what the broker did that the journal lacks: legs, fills, orders' states."""
+        for order in found.adopted_orders:
+            if order.parent_id and order.client_order_id not in self.book.orders:
+                self._learn_legs(order, as_leg=True)
+        for fill in found.adopted_fills:  # in the broker's order, as they happened
+            self._record_fill(fill, "reconcile")
+        if before_orders is not None:
+            before_orders()
+        for order in found.adopted_orders:  # ended while we were away; legs we had not seen
+            self.adopt(order, "reconcile")
+
     def reconcile(self, *, resend: bool = False, cash_tolerance=0) -> Reconciliation:
         """Drain updates, settle UNKNOWN orders, compare with the broker, adopt what the
         broker did while we were away (fills, ended orders, unseen legs), journal the
         result. Trading must stop unless ``result.ok``: fail closed."""
         self.process_updates()
         first = reconcile(self.book, self.broker, cash_tolerance=cash_tolerance)
-        for order in first.adopted_orders:
-            if order.parent_id and order.client_order_id not in self.book.orders:
-                self._learn_legs(order, as_leg=True)
-        for fill in first.adopted_fills:  # in the broker's order, as they happened
-            self._record_fill(fill, "reconcile")
-        self.settle_unknown(resend=resend)
-        for order in first.adopted_orders:  # ended while we were away; legs we had not seen
-            self.adopt(order, "reconcile")
-        final = reconcile(self.book, self.broker, cash_tolerance=cash_tolerance)
+        self._adopt(first, before_orders=lambda: self.settle_unknown(resend=resend))
+        fills, orders = list(first.adopted_fills), list(first.adopted_orders)
+        for _ in range(_ROUNDS):  # a live broker moves on meanwhile (an order fills between
+            self.process_updates()  # two reads): adopt what it did, then compare again
+            final = reconcile(self.book, self.broker, cash_tolerance=cash_tolerance)
+            if not (final.adopted_fills or final.adopted_orders):
+                break
+            self._adopt(final)
+            fills += final.adopted_fills
+            orders += final.adopted_orders
         leftover = [Difference("order", o.client_order_id, str(self.book.orders[
             o.client_order_id].status), f"{o.status}: could not be adopted")
             for o in final.adopted_orders if o.client_order_id in self.book.orders]
-        result = Reconciliation(final.differences + tuple(leftover), first.adopted_fills,
-                                first.adopted_orders)
+        result = Reconciliation(final.differences + tuple(leftover), tuple(fills),
+                                tuple(orders))
         self._emit(ev.RECONCILE, ok=result.ok,
                    differences=[str(d) for d in result.differences],
                    adopted_fills=[f.execution_id for f in result.adopted_fills],
