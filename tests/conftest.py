@@ -50,7 +50,7 @@ def jupyter_env(tmp_path_factory) -> dict[str, str]:
 
 
 # fixture -> the long run it waits for, started with the session (tests/early_runs.py)
-EARLY = {"demo": "demo", "readme_env": "demo", "tutorial": "tutorial"}
+EARLY = {"demo": "demo", "readme_env": "demo", "sweep_record": "demo", "tutorial": "tutorial"}
 
 
 @pytest.fixture(scope="session", autouse=True)

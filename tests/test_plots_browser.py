@@ -1,7 +1,7 @@
 """Plots open offline in a real browser: Debian's Chromium, driven by playwright, with every
 request that is not a local file aborted.
 
-One real sweep (`workbench sweep` on the sma_cross notebook: papermill, the workbench
+The demo's real sweep (`workbench sweep` on the sma_cross notebook: papermill, the workbench
 kernel) makes the record; then its ``results/heatmap.html`` and its executed notebook
 converted by ``jupyter nbconvert --to html`` are opened, the plotly graph must be drawn
 (the heatmap's image in the SVG), and a screenshot of it must not be blank. No browser is
@@ -10,7 +10,6 @@ downloaded: playwright launches ``/usr/bin/chromium`` (``make test`` installs it
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 from pathlib import Path
 
@@ -29,19 +28,19 @@ PLOTLYJS = "* plotly.js v"  # plotly.js's banner: once per copy
 
 
 @pytest.fixture(scope="module")
-def sweep_record(tmp_path_factory) -> Path:
-    """A real sweep record (two parameters vary: a heatmap) on 3 symbols x 120 daily bars."""
-    from workbench.data.sources import synth_into_store
-    from workbench.data.store import Store
+def sweep_record(jupyter_env, tmp_path_factory) -> Path:
+    """A real sweep record (two parameters vary: a heatmap): the one `workbench demo` made
+    (a `workbench sweep` of the sma_cross notebook), read only; the demo runs once per test
+    session, in the background from its start (tests/early_runs.py)."""
+    import json
 
-    home = tmp_path_factory.mktemp("plots")
-    synth_into_store(Store(home / "data"), 3, 120, "1Day", 7, "2025-12-31")
-    proc = subprocess.run([str(BIN / "workbench"), "sweep", SMA, "--grid", "fast=5,10",
-                           "--grid", "slow=20,30", "--symbols", "3"],
-                          env={**os.environ, "WORKBENCH_HOME": str(home)}, capture_output=True,
-                          text=True, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (record,) = (home / "runs").iterdir()
+    from tests.demo_run import demo_run
+
+    run = demo_run(jupyter_env, tmp_path_factory)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    (record,) = [p for p in sorted((run.home / "runs").iterdir())
+                 if json.loads((p / "manifest.json").read_text())["kind"] == "sweep"]
+    assert (record / "results" / "heatmap.html").exists()
     return record
 
 
