@@ -51,7 +51,7 @@ with warnings.catch_warnings():  # alpaca.data imports websockets.legacy, which 
 
 from workbench.config import Credentials, Settings, load_settings
 from workbench.data.bars import FIELDS
-from workbench.data.store import check_symbol
+from workbench.data.store import symbol_list
 from workbench.data.timeframe import Timeframe
 from workbench.errors import ConfigError, DataError, WorkbenchError
 from workbench.secrets import SECRET_ENV_VARS, redact
@@ -134,7 +134,7 @@ class HistoryClient:
               progress: Progress = False) -> pd.DataFrame:
         """As :func:`fetch_bars`."""
         tf = Timeframe.parse(timeframe)
-        names = _symbols(symbols)
+        names = symbol_list(symbols)
         adjust = _adjustment(adjustment)
         lo, hi = _bound(start, "start"), _bound(end, "end", inclusive=True)
         if lo > hi:
@@ -154,26 +154,6 @@ def _adjustment(value: str) -> Adjustment:
     if value not in ADJUSTMENTS:
         raise ConfigError(f"adjustment {value!r}: choose one of {', '.join(ADJUSTMENTS)}")
     return Adjustment(value)
-
-
-def _symbols(symbols: str | Iterable[str]) -> list[str]:
-    """Upper-case unique names. Only strings: a float NaN or None here is a ticker such as
-    ``NA`` that YAML or pandas read as "missing"; it is refused, never turned into "NAN"."""
-    raw = symbols.split(",") if isinstance(symbols, str) else list(symbols)
-    odd = [s for s in raw if not isinstance(s, str)]
-    if odd:
-        raise ConfigError(
-            f"symbols must be names, got {odd[0]!r} ({type(odd[0]).__name__}): a ticker such as "
-            f"NA read as missing by YAML or pandas? Quote it, or read with keep_default_na=False")
-    names = list(dict.fromkeys(s.strip().upper() for s in raw if s.strip()))
-    if not names:
-        raise ConfigError("no symbols given: name at least one, e.g. AAPL")
-    for name in names:
-        try:
-            check_symbol(name)
-        except DataError as e:
-            raise ConfigError(str(e)) from None
-    return names
 
 
 def _bound(value, what: str, inclusive: bool = False) -> pd.Timestamp:

@@ -56,12 +56,13 @@ def fetch_into_store(store: Store, symbols, start, end, timeframe: str, *, setti
     carries a note saying so.
     """
     from workbench.config import load_settings
-    from workbench.data.alpaca_history import _adjustment, _symbols, fetch_bars
+    from workbench.data.alpaca_history import _adjustment, fetch_bars
+    from workbench.data.store import symbol_list
 
     settings = settings or load_settings()
     tf = Timeframe.parse(timeframe)
     _adjustment(adjustment)
-    names = _symbols(symbols)
+    names = symbol_list(symbols)
     notes = _check_adjustment(store, tf, names, adjustment)
     bars = fetch_bars(names, start, end, tf, settings=settings, credentials=credentials,
                       progress=progress, adjustment=adjustment)

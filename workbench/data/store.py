@@ -46,11 +46,11 @@ from workbench.data.bars import FIELDS, Bars, pivot_arrays
 from workbench.data.timeframe import Timeframe
 from workbench.data.universe import SHORT_HISTORY, ShortHistoryWarning, without_short_history
 from workbench.data.validate import validate
-from workbench.errors import DataError
+from workbench.errors import ConfigError, DataError
 from workbench.fsutil import exclusive_lock, fsync_dir
 from workbench.times import bounds
 
-__all__ = ["SHORT_HISTORY", "ShortHistoryWarning", "Store", "WriteReport", "open_store"]
+__all__ = ["SHORT_HISTORY", "ShortHistoryWarning", "Store", "WriteReport", "open_store", "symbol_list"]
 
 _META = "workbench."  # prefix of the provenance keys in a file's Parquet metadata
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
@@ -97,6 +97,27 @@ class WriteReport:
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "quarantined_total": self.quarantined_total}
+
+
+def symbol_list(symbols: str | Iterable[str]) -> list[str]:
+    """Symbols given by a user or a setting as upper-case unique names (the fetch's and the
+    live feed's rule). Only strings: a float NaN or None here is a ticker such as
+    ``NA`` that YAML or pandas read as "missing"; it is refused, never turned into "NAN"."""
+    raw = symbols.split(",") if isinstance(symbols, str) else list(symbols)
+    odd = [s for s in raw if not isinstance(s, str)]
+    if odd:
+        raise ConfigError(
+            f"symbols must be names, got {odd[0]!r} ({type(odd[0]).__name__}): a ticker such as "
+            f"NA read as missing by YAML or pandas? Quote it, or read with keep_default_na=False")
+    names = list(dict.fromkeys(s.strip().upper() for s in raw if s.strip()))
+    if not names:
+        raise ConfigError("no symbols given: name at least one, e.g. AAPL")
+    for name in names:
+        try:
+            check_symbol(name)
+        except DataError as e:
+            raise ConfigError(str(e)) from None
+    return names
 
 
 def check_symbol(symbol: str) -> str:

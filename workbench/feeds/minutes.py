@@ -48,7 +48,7 @@ import pandas as pd
 
 from workbench.data import calendar
 from workbench.data.bars import FIELDS
-from workbench.data.store import check_symbol
+from workbench.data.store import symbol_list
 from workbench.engine.feed import BarRow
 from workbench.errors import ConfigError, DataError
 from workbench.feeds.checks import BarChecks
@@ -81,7 +81,7 @@ class MinuteBook:
 
     def __init__(self, symbols: Sequence[str], session, now, *, options: FeedOptions | None = None,
                  on_event: EventSink | None = None, rng: random.Random | None = None) -> None:
-        self.symbols = _symbols(symbols)
+        self.symbols = tuple(symbol_list(symbols))  # the fetch's rule: NA is a ticker
         self.options = options or FeedOptions()
         self._emit = on_event or (lambda kind, data: None)
         self._rng = rng or random.Random()
@@ -320,20 +320,6 @@ class MinuteBook:
                 if not decided:
                     self._pending[i][bar.symbol] = new
                 self._emit("bar_corrected", data)
-
-
-def _symbols(symbols: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(symbols, str):
-        symbols = symbols.split(",")
-    names = tuple(dict.fromkeys(str(s).strip() for s in symbols if str(s).strip()))
-    if not names:
-        raise ConfigError("a live feed needs at least one symbol")
-    for name in names:
-        try:
-            check_symbol(name)
-        except DataError as e:
-            raise ConfigError(str(e)) from None
-    return names
 
 
 def _utc(value) -> pd.Timestamp:
