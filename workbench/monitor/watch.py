@@ -1,0 +1,186 @@
+"""A session's journal, watched: alerts, metrics and the run's log from its events.
+
+    journal = monitored(open_journal(record, clock), record.path)   # the session's journal
+
+:func:`monitored` returns the journal wrapped (:class:`MonitoredJournal`: every method is
+the journal's); each event appended is written first, then shown to the :class:`Monitor`
+on the same thread, which only computes (metrics, alert rules, the throttle) and queues:
+sending is the delivery thread's (:mod:`workbench.monitor.delivery`), so a slow or dead
+channel never delays a decision. A failure of the monitor is logged, never raised into
+the session.
+
+With alert channels configured (``[monitor] alert_urls``) every alert the rules find is
+journaled (an ``alert`` event, ``source`` "monitor", ``delivery``: send, duplicate,
+rate_limited, below_level) before it is queued, whether or not it is ever delivered; the
+alerts the session journals itself (risk gateway, supervisor, broker) are delivered under
+the same rules. Without channels nothing is sent and no ``alert`` event is added.
+
+The metrics endpoint (``[monitor] metrics``, default on) serves on 127.0.0.1, a free port
+by default; ``runs/<id>/metrics.json`` records it as a Prometheus file_sd target while the
+session runs (``targets`` emptied at the end, the port kept in ``labels``). The run's log:
+``runs/<id>/logs/session.jsonl`` (:func:`workbench.log.open_run_log`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from workbench.config import Settings, load_settings
+from workbench.errors import ConfigError
+from workbench.fsutil import atomic_write
+from workbench.log import get_logger, open_run_log
+from workbench.model import events as ev
+from workbench.monitor.alerts import Alert, AlertRules
+from workbench.monitor.delivery import Delivery
+from workbench.monitor.metrics import SessionMetrics
+from workbench.monitor.throttle import Throttle
+
+__all__ = ["Monitor", "MonitoredJournal", "monitored"]
+
+METRICS_FILE = "metrics.json"
+_log = get_logger("monitor")
+
+
+class Monitor:
+    """Metrics and alerts of one run's events (see the module doc)."""
+
+    def __init__(self, journal, run_dir: Path, run_id: str, settings: Settings, *,
+                 metrics: bool = True, mode: str = "paper") -> None:
+        m = settings.monitor
+        self.journal, self.run_dir, self.run_id, self.settings = journal, run_dir, run_id, m
+        self.metrics = SessionMetrics(run_id, mode) if metrics and m.metrics else None
+        urls = [u.get_secret_value() for u in m.alert_urls]
+        self.rules = AlertRules() if urls else None
+        self.throttle = Throttle(m.dedupe_s, m.max_alerts_per_minute, m.alert_level)
+        self.delivery = (Delivery(urls, timeout_s=m.alert_timeout_s, maxsize=m.alert_queue,
+                                  on_result=self._delivered) if urls else None)
+        self.failures = 0
+        if self.metrics is not None:
+            try:
+                self.metrics.serve(m.metrics_port)
+            except OSError as e:
+                raise ConfigError(f"monitor.metrics_port={m.metrics_port}: cannot serve "
+                                  f"metrics on 127.0.0.1 ({e})") from None
+            self._target(active=True)
+            _log.info("metrics_served", url=self.metrics.url)
+
+    # -- events ---------------------------------------------------------------------
+    def observe(self, event) -> None:
+        try:
+            if self.metrics is not None:
+                self.metrics.on(event.type, event.payload)
+            if self.rules is not None:
+                at = event.ts.isoformat()
+                for alert in self.rules.on(event.type, event.payload, at):
+                    self._handle(alert, event.ts.timestamp())
+        except Exception as e:  # never into the session: said, counted
+            self.failures += 1
+            _log.error("monitor_failed", event_type=event.type,
+                       error=f"{type(e).__name__}: {e}")
+
+    def _handle(self, alert: Alert, now: float) -> None:
+        decision, alert = self.throttle.admit(alert, now)
+        if decision == "send" and (held := self.throttle.overflow(alert.at)) is not None:
+            self._record(held, "send")
+        self._record(alert, decision)
+
+    def _record(self, alert: Alert, decision: str) -> None:
+        if not alert.journaled:  # journaled before it is queued: kept whatever happens next
+            self.journal.append(ev.ALERT, source="monitor", level=alert.severity,
+                                kind=alert.kind, title=alert.title, message=alert.text,
+                                key=alert.key, delivery=decision, at=alert.at)
+        _log.info("alert", severity=alert.severity, kind=alert.kind, title=alert.title,
+                  delivery=decision)
+        if self.metrics is not None:
+            self.metrics.alert(alert.severity, decision)
+        if decision == "send" and self.delivery is not None:
+            self.delivery.send(alert)
+
+    def _delivered(self, alert: Alert, ok: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.alert(alert.severity, "delivered" if ok else "failed")
+
+    # -- the end --------------------------------------------------------------------
+    def close(self) -> None:
+        try:
+            if self.rules is not None and (held := self.throttle.overflow("end")) is not None:
+                self._record(held, "send")
+        except Exception as e:
+            _log.error("monitor_failed", at="close", error=f"{type(e).__name__}: {e}")
+        if self.delivery is not None:
+            self.delivery.close(self.settings.drain_s)
+        if self.metrics is not None:
+            self.metrics.close()
+            self._target(active=False)
+
+    def _target(self, active: bool) -> None:
+        """``metrics.json``: the endpoint as a Prometheus file_sd target (while running)."""
+        if self.metrics is None or self.metrics.port is None:
+            return
+        labels = {"run_id": self.run_id, "port": str(self.metrics.port), "pid": str(os.getpid())}
+        body = [{"targets": [f"127.0.0.1:{self.metrics.port}"] if active else [],
+                 "labels": labels}]
+        atomic_write(self.run_dir / METRICS_FILE,
+                     lambda p: p.write_text(json.dumps(body, indent=1) + "\n"), overwrite=True)
+
+
+class MonitoredJournal:
+    """The journal, each appended event also shown to a :class:`Monitor`; ``close()``
+    closes the monitor (overflow alert, delivery drained, endpoint stopped), the run's log,
+    then the journal."""
+
+    def __init__(self, journal, monitor: Monitor, run_log=None) -> None:
+        self._journal, self.monitor, self._run_log = journal, monitor, run_log
+
+    def append(self, kind: str, obj: Any = None, /, **fields: Any):
+        event = self._journal.append(kind, obj, **fields)
+        self.monitor.observe(event)
+        return event
+
+    def append_durable(self, kind: str, obj: Any = None, /, **fields: Any):
+        event = self._journal.append_durable(kind, obj, **fields)
+        self.monitor.observe(event)
+        return event
+
+    def close(self) -> None:
+        try:
+            self.monitor.close()
+        finally:
+            if self._run_log is not None:
+                self._run_log.close()
+            self._journal.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._journal, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MonitoredJournal({self._journal!r})"
+
+
+def monitored(journal, run_dir, run_id: str | None = None, *, mode: str = "paper",
+              metrics: bool = True, logs: bool = True,
+              settings: Settings | None = None) -> MonitoredJournal:
+    """``journal`` watched by a :class:`Monitor` of ``run_dir``'s run (its log opened
+    unless ``logs=False``; its metrics served unless ``metrics=False``)."""
+    settings = settings or load_settings()
+    run_dir = Path(run_dir)
+    run_id = run_id or run_dir.name
+    run_log = (open_run_log(run_dir, run_id, settings.log.run_level, settings.log.run_max_bytes,
+                            settings.log.run_backups) if logs else None)
+    try:
+        monitor = Monitor(journal, run_dir, run_id, settings, metrics=metrics, mode=mode)
+    except BaseException:  # the journal too: the caller never got it back
+        if run_log is not None:
+            run_log.close()
+        journal.close()
+        raise
+    return MonitoredJournal(journal, monitor, run_log)
