@@ -114,8 +114,11 @@ class Delivery:
 
     def _apprise(self):
         import logging
+        import warnings
 
-        import apprise
+        with warnings.catch_warnings():  # apprise 2.2 imports imghdr (deprecated in 3.11)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import apprise
 
         logging.getLogger("apprise").setLevel(logging.ERROR)  # our own line says it once
         notifier = apprise.Apprise()
