@@ -5,6 +5,7 @@ its port in the run record; a taken port is refused naming the setting."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import urllib.request
 from decimal import Decimal
@@ -22,6 +23,7 @@ from workbench.errors import ConfigError
 from workbench.journal import Journal
 from workbench.monitor import metrics as metrics_module
 from workbench.monitor import monitored
+from workbench.monitor.watch import targets_dir
 from workbench.session.runner import run_session
 
 END = "2026-11-20"
@@ -47,15 +49,15 @@ def test_the_endpoint_serves_the_session_while_it_runs(home, monkeypatch):
     scrapes, real_close = [], metrics_module.SessionMetrics.close
 
     def scrape_then_close(self):  # the endpoint's last moment: every bar decided
-        (record,) = (home / "runs").glob("*/metrics.json")  # the run's file_sd target
-        (target,) = json.loads(record.read_text())[0]["targets"]
+        (listed,) = targets_dir().glob("*.json")  # Prometheus's file_sd finds it there
+        (target,) = json.loads(listed.read_text())[0]["targets"]
         with urllib.request.urlopen(f"http://{target}/metrics", timeout=10) as reply:
-            scrapes.append(reply.read().decode())
+            scrapes.append((target, reply.read().decode()))
         real_close(self)
 
     monkeypatch.setattr(metrics_module.SessionMetrics, "close", scrape_then_close)
     result = run_session(strategy_of(NOTEBOOK), {}, replay_date=END)
-    (text,) = scrapes
+    ((target, text),) = scrapes
     m = _samples(text)
     # one latency observation per bar, and as many bars processed
     assert m[("workbench_decision_latency_seconds_count", ())] == result.bars == 390
@@ -76,11 +78,19 @@ def test_the_endpoint_serves_the_session_while_it_runs(home, monkeypatch):
     info = [k for k in m if k[0] == "workbench_session_info"]
     assert dict(info[0][1])["run_id"] == result.run_id
     assert dict(info[0][1])["strategy"] == "sma_cross"
+    # the docs' dashboard and tables name only metrics the endpoint serves
+    families = list(text_string_to_metric_families(text))
+    served = {k[0] for k in m} | {f.name for f in families}
+    served |= {f"{f.name}_total" for f in families if f.type == "counter"}  # none counted yet
+    for doc in ("grafana.json", "monitoring.md"):
+        named = set(re.findall(r"workbench_[a-z_]+", (ROOT / "docs" / doc).read_text()))
+        assert named and named <= served, (doc, sorted(named - served))
     # the port stays in the run record, the target is gone once the session ended
-    (entry,) = json.loads((Path(result.path) / "metrics.json").read_text())
-    assert entry["targets"] == [] and int(entry["labels"]["port"]) > 0
+    entry = json.loads((Path(result.path) / "metrics.json").read_text())
+    assert entry["run_id"] == result.run_id and entry["serving"] is False
+    assert f"127.0.0.1:{entry['port']}" == target and not list(targets_dir().iterdir())
     with pytest.raises(OSError):
-        urllib.request.urlopen(f"http://127.0.0.1:{entry['labels']['port']}/metrics", timeout=2)
+        urllib.request.urlopen(entry["url"], timeout=2)
 
 
 def test_a_taken_metrics_port_is_refused_naming_the_setting(tmp_path, monkeypatch):

@@ -16,9 +16,10 @@ alerts the session journals itself (risk gateway, supervisor, broker) are delive
 the same rules. Without channels nothing is sent and no ``alert`` event is added.
 
 The metrics endpoint (``[monitor] metrics``, default on) serves on 127.0.0.1, a free port
-by default; ``runs/<id>/metrics.json`` records it as a Prometheus file_sd target while the
-session runs (``targets`` emptied at the end, the port kept in ``labels``). The run's log:
-``runs/<id>/logs/session.jsonl`` (:func:`workbench.log.open_run_log`).
+by default; ``runs/<id>/metrics.json`` records it (url, port, pid, ``serving``) and, while
+the session runs, ``<home>/monitor/targets/<run_id>.json`` lists it for Prometheus's
+``file_sd_configs`` (removed at the end). The run's log: ``runs/<id>/logs/session.jsonl``
+(:func:`workbench.log.open_run_log`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from workbench import paths
 from workbench.config import Settings, load_settings
 from workbench.errors import ConfigError
 from workbench.fsutil import atomic_write
@@ -38,7 +40,7 @@ from workbench.monitor.delivery import Delivery
 from workbench.monitor.metrics import SessionMetrics
 from workbench.monitor.throttle import Throttle
 
-__all__ = ["Monitor", "MonitoredJournal", "monitored"]
+__all__ = ["METRICS_FILE", "Monitor", "MonitoredJournal", "monitored", "targets_dir"]
 
 METRICS_FILE = "metrics.json"
 _log = get_logger("monitor")
@@ -51,6 +53,7 @@ class Monitor:
                  metrics: bool = True, mode: str = "paper") -> None:
         m = settings.monitor
         self.journal, self.run_dir, self.run_id, self.settings = journal, run_dir, run_id, m
+        self.mode = mode
         self.metrics = SessionMetrics(run_id, mode) if metrics and m.metrics else None
         urls = [u.get_secret_value() for u in m.alert_urls]
         self.rules = AlertRules() if urls else None
@@ -117,14 +120,30 @@ class Monitor:
             self._target(active=False)
 
     def _target(self, active: bool) -> None:
-        """``metrics.json``: the endpoint as a Prometheus file_sd target (while running)."""
+        """The endpoint in the run record (``runs/<id>/metrics.json``: url, port, pid,
+        serving) and, while it serves, as a Prometheus file_sd target in
+        ``<home>/monitor/targets/<run_id>.json`` (removed at the end)."""
         if self.metrics is None or self.metrics.port is None:
             return
-        labels = {"run_id": self.run_id, "port": str(self.metrics.port), "pid": str(os.getpid())}
-        body = [{"targets": [f"127.0.0.1:{self.metrics.port}"] if active else [],
-                 "labels": labels}]
+        port = self.metrics.port
+        record = {"run_id": self.run_id, "url": self.metrics.url, "port": port,
+                  "pid": os.getpid(), "serving": active}
         atomic_write(self.run_dir / METRICS_FILE,
-                     lambda p: p.write_text(json.dumps(body, indent=1) + "\n"), overwrite=True)
+                     lambda p: p.write_text(json.dumps(record, indent=1) + "\n"), overwrite=True)
+        target = targets_dir() / f"{self.run_id}.json"
+        if active:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            body = [{"targets": [f"127.0.0.1:{port}"],
+                     "labels": {"run_id": self.run_id, "mode": self.mode}}]
+            atomic_write(target, lambda p: p.write_text(json.dumps(body) + "\n"),
+                         overwrite=True)
+        else:
+            target.unlink(missing_ok=True)
+
+
+def targets_dir() -> Path:
+    """Where running sessions list their metrics endpoints for Prometheus (file_sd)."""
+    return paths.home() / "monitor" / "targets"
 
 
 class MonitoredJournal:
