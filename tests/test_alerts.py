@@ -204,3 +204,21 @@ def test_a_supervisor_alert_reaches_the_channel(tmp_path, receiver, monkeypatch)
     assert got["title"] == "[error] supervisor: session restart"
     assert "since the last heartbeat" in got["message"] and got["type"] == "failure"
     assert len(_events(run, ev.ALERT)) == 1  # journaled once, by the supervisor
+
+
+def test_the_live_feed_leaving_its_stream_is_an_outage_and_its_return_is_said():
+    from workbench.monitor.alerts import AlertRules
+
+    rules, at = AlertRules(), "2026-11-20T15:00:00+00:00"
+    rules.on(ev.SESSION_START, {"strategy": "s", "timeframe": "1Min"}, at)
+    (down,) = rules.on("feed", {"kind": "feed_source", "source": "polling",
+                                "reason": "no stream bar for 20 s after bars were due"}, at)
+    assert (down.severity, down.title) == ("warning", "feed outage: on REST polling")
+    assert "no stream bar for 20 s" in down.text
+    (back,) = rules.on("feed", {"kind": "feed_source", "source": "stream",
+                                "reason": "stream bars flow again"}, at)
+    assert back.severity == "info" and back.key != down.key
+    (failed,) = rules.on("feed", {"kind": "poll_failed", "first": "a", "last": "b",
+                                  "error": "ReadTimeout: slow"}, at)
+    assert failed.severity == "error" and "ReadTimeout" in failed.text
+    assert rules.on("feed", {"kind": "bar_late", "symbol": "A"}, at) == []  # a metric only
