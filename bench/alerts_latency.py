@@ -36,7 +36,7 @@ from pathlib import Path
 
 def _slow_receiver(delay: float):
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             time.sleep(delay)
             self.send_response(200)
@@ -100,7 +100,7 @@ def main() -> None:
     slow.shutdown()
     base = latency["baseline"]
     print(f"{args.rounds} round(s), {args.symbols} symbols, {len(base)} bars per way; "
-          f"outcomes identical: {len(outcomes) == 1} {sorted(outcomes)[0][:3]}")
+          f"outcomes identical: {len(outcomes) == 1} {min(outcomes)[:3]}")
     for way, ms in latency.items():
         p50, p99 = statistics.median(ms), _pct(ms, 0.99)
         print(f"{way:9s} p50 {p50:7.3f} ms  p99 {p99:8.3f} ms  max {max(ms):8.3f} ms  "

@@ -163,7 +163,7 @@ class _RootHandler(logging.Handler):
             if record.exc_info:
                 event["exception"] = logging.Formatter().formatException(record.exc_info)
             _route(record.levelno, event)
-        except Exception:  # a log line never breaks the caller
+        except Exception:  # noqa: BLE001 - a log line never breaks the caller
             self.handleError(record)
 
 

@@ -35,9 +35,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from workbench.model import events as ev
-
-__all__ = ["SEVERITIES", "Alert", "AlertRules", "FEED_EVENT"]
+__all__ = ["FEED_EVENT", "SEVERITIES", "Alert", "AlertRules"]
 
 SEVERITIES = ("info", "warning", "error", "critical")
 FEED_EVENT = "feed"  # the live session's feed events (workbench.session.live.FEED_EVENT)

@@ -97,7 +97,7 @@ class Delivery:
             try:
                 ok = bool(notifier.notify(title=f"[{alert.severity}] {alert.title}",
                                           body=alert.text, notify_type=_TYPES[alert.severity]))
-            except Exception as e:  # a channel's failure never leaves this thread
+            except Exception as e:  # noqa: BLE001 - a channel failing never leaves this thread
                 ok = False
                 _log.error("alert_delivery_error", error=f"{type(e).__name__}: {e}")
             if ok:
