@@ -222,3 +222,23 @@ def test_the_live_feed_leaving_its_stream_is_an_outage_and_its_return_is_said():
                                   "error": "ReadTimeout: slow"}, at)
     assert failed.severity == "error" and "ReadTimeout" in failed.text
     assert rules.on("feed", {"kind": "bar_late", "symbol": "A"}, at) == []  # a metric only
+
+
+def test_alert_channels_are_refused_in_a_file_or_unreadable(tmp_path, monkeypatch):
+    from workbench.config import load_settings
+    from workbench.errors import ConfigError
+
+    config = tmp_path / "workbench.toml"
+    config.write_text('[monitor]\nalert_urls = ["tgram://123:TOKEN/456"]\n')
+    monkeypatch.setenv("WORKBENCH_CONFIG", str(config))
+    with pytest.raises(ConfigError, match="alert_urls can hold tokens") as e:
+        load_settings()
+    assert "TOKEN" not in str(e.value)
+    monkeypatch.delenv("WORKBENCH_CONFIG")
+    _channels(monkeypatch, "nosuchscheme://secretpart/x")
+    run = tmp_path / "run"
+    run.mkdir()
+    journal = Journal.open(run, SimClock("2026-11-20T15:00Z"))
+    with pytest.raises(ConfigError, match=r"monitor.alert_urls\[0\]") as e:
+        monitored(journal, run, metrics=False, logs=False)
+    assert "secretpart" not in str(e.value) and journal.closed

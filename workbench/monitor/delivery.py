@@ -3,7 +3,8 @@
 ``Delivery(urls).send(alert)`` only puts the alert in the queue (never blocks: a full
 queue drops it, counted and logged; the alert is in the journal already). The worker
 sends each alert through apprise to every channel (Telegram, Discord, Slack, e-mail,
-``json://``/``form://`` webhooks, ... configured by URL), each with ``timeout_s`` to connect
+``json://``/``form://`` webhooks, ... configured by URL; one apprise cannot use is a
+``ConfigError`` at the start), each with ``timeout_s`` to connect
 and to read, so a slow or failing channel delays only the alerts behind it, never a
 decision. apprise and its channels are loaded when the delivery starts (the session's
 start), never in the middle of a session.
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import quote, urlsplit
 
+from workbench.errors import ConfigError
 from workbench.log import get_logger, mask
 from workbench.monitor.alerts import Alert
 
@@ -27,6 +29,7 @@ __all__ = ["Delivery"]
 
 _TYPES = {"info": "info", "warning": "warning", "error": "failure", "critical": "failure"}
 _STOP = object()
+_WEBHOOKS = ("json", "jsons", "form", "forms", "xml", "xmls")  # host: a plain address
 _log = get_logger("monitor.delivery")
 
 
@@ -35,7 +38,7 @@ def _secret_parts(url: str) -> list[str]:
     parts = urlsplit(url)
     found = [url, parts.password or "", parts.username or "", parts.query]
     found += [p for p in parts.path.split("/") if len(p) >= 8]
-    if parts.scheme not in ("json", "jsons", "form", "forms", "xml", "xmls"):
+    if parts.scheme not in _WEBHOOKS:
         found.append(parts.netloc)  # tgram://TOKEN/..., discord://ID/TOKEN, ...
     return [f for f in found if f] + [quote(f, safe="") for f in found if f]
 
@@ -122,11 +125,11 @@ class Delivery:
 
         logging.getLogger("apprise").setLevel(logging.ERROR)  # our own line says it once
         notifier = apprise.Apprise()
-        for url in self.urls:
+        for i, url in enumerate(self.urls):
             sep = "&" if "?" in url else "?"
             if not notifier.add(f"{url}{sep}cto={self.timeout_s:g}&rto={self.timeout_s:g}"):
-                _log.error("alert_channel_refused", reason="apprise does not read this URL",
-                           channel=_privacy(url))
+                raise ConfigError(f"monitor.alert_urls[{i}] ({_privacy(url)}): not an alert "
+                                  "channel apprise can use (see its URL forms)")
         return notifier
 
     @staticmethod
@@ -137,5 +140,8 @@ class Delivery:
 
 
 def _privacy(url: str) -> str:
+    """``scheme://host/...`` for a webhook, ``scheme://...`` otherwise (the host part of a
+    ``tgram://`` or ``discord://`` URL is a token)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '...'}/..."
+    host = parts.hostname if parts.scheme in _WEBHOOKS else None
+    return f"{parts.scheme}://{host or '...'}/..."
