@@ -65,6 +65,8 @@ class Monitor:
             try:
                 self.metrics.serve(m.metrics_port)
             except OSError as e:
+                if self.delivery is not None:
+                    self.delivery.close(0)
                 raise ConfigError(f"monitor.metrics_port={m.metrics_port}: cannot serve "
                                   f"metrics on 127.0.0.1 ({e})") from None
             self._target(active=True)
