@@ -242,3 +242,32 @@ def test_alert_channels_are_refused_in_a_file_or_unreadable(tmp_path, monkeypatc
     with pytest.raises(ConfigError, match=r"monitor.alert_urls\[0\]") as e:
         monitored(journal, run, metrics=False, logs=False)
     assert "secretpart" not in str(e.value) and journal.closed
+
+
+def test_stops_errors_and_reconciliation_are_told_apart():
+    from workbench.monitor.alerts import AlertRules
+
+    rules, at = AlertRules(), "2026-11-20T15:00:00+00:00"
+    rules.on(ev.INTENT, {"client_order_id": "e1", "symbol": "A", "side": "buy",
+                         "quantity": "10", "reason": "signal"}, at)
+    rules.on(ev.INTENT, {"client_order_id": "p1", "symbol": "A", "side": "sell",
+                         "quantity": "10", "reason": "stop_loss"}, at)
+    fill = {"execution_id": "x1", "client_order_id": "e1", "symbol": "A", "side": "buy",
+            "quantity": "10", "price": "100.123456"}
+    (entry,) = rules.on(ev.FILL, fill, at)
+    assert entry.title == "entry: A" and "BUY 10 A @ 100.1235" in entry.text
+    (stop,) = rules.on(ev.FILL, {**fill, "execution_id": "x2", "client_order_id": "p1",
+                                 "side": "sell", "price": "95"}, at)
+    assert stop.title == "stop loss hit: A" and "position 10 -> 0" in stop.text
+    (tp,) = rules.on(ev.FILL, {**fill, "execution_id": "x3", "client_order_id": "p1.tp",
+                               "side": "sell"}, at)
+    assert tp.title == "take profit hit: A"
+    (err,) = rules.on(ev.ERROR, {"error": "RuntimeError: boom\nmore"}, at)
+    assert (err.severity, err.key) == ("error", "error:RuntimeError: boom")
+    assert rules.on(ev.RECONCILE, {"ok": True, "differences": []}, at) == []
+    (rec,) = rules.on(ev.RECONCILE, {"ok": False, "message": "2 differences",
+                                     "differences": ["AAPL: journal 10, broker 0"]}, at)
+    assert rec.severity == "critical" and "AAPL: journal 10, broker 0" in rec.text
+    (halted,) = rules.on(ev.SESSION_END, {"outcome": "halted", "state": "halted",
+                                          "pnl": "-1234.5", "positions": {}}, at)
+    assert halted.severity == "critical" and "P&L -1,234.50" in halted.text
