@@ -119,17 +119,18 @@ class Delivery:
         import logging
         import warnings
 
-        with warnings.catch_warnings():  # apprise 2.2 imports imghdr (deprecated in 3.11)
+        # apprise 2.2's plugins (loaded by the first ``add``) import imghdr, deprecated
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             import apprise
 
-        logging.getLogger("apprise").setLevel(logging.ERROR)  # our own line says it once
-        notifier = apprise.Apprise()
-        for i, url in enumerate(self.urls):
-            sep = "&" if "?" in url else "?"
-            if not notifier.add(f"{url}{sep}cto={self.timeout_s:g}&rto={self.timeout_s:g}"):
-                raise ConfigError(f"monitor.alert_urls[{i}] ({_privacy(url)}): not an alert "
-                                  "channel apprise can use (see its URL forms)")
+            logging.getLogger("apprise").setLevel(logging.ERROR)  # our own line says it once
+            notifier = apprise.Apprise()
+            for i, url in enumerate(self.urls):
+                sep = "&" if "?" in url else "?"
+                if not notifier.add(f"{url}{sep}cto={self.timeout_s:g}&rto={self.timeout_s:g}"):
+                    raise ConfigError(f"monitor.alert_urls[{i}] ({_privacy(url)}): not an "
+                                      "alert channel apprise can use (see its URL forms)")
         return notifier
 
     @staticmethod
