@@ -271,3 +271,13 @@ def test_stops_errors_and_reconciliation_are_told_apart():
     (halted,) = rules.on(ev.SESSION_END, {"outcome": "halted", "state": "halted",
                                           "pnl": "-1234.5", "positions": {}}, at)
     assert halted.severity == "critical" and "P&L -1,234.50" in halted.text
+
+
+def test_the_supervisor_journals_its_alert_even_with_a_broken_channel(tmp_path, monkeypatch):
+    _channels(monkeypatch, "nosuchscheme://x/y")
+    run = tmp_path / "run"
+    run.mkdir()
+    with monitored(Journal.open(run, SimClock("2026-11-20T15:00Z")), run, metrics=False,
+                   logs=False, strict=False) as j:
+        j.append(ev.ALERT, source="supervisor", action="gave up", message="dead")
+    assert [e.payload["action"] for e in _events(run, ev.ALERT)] == ["gave up"]

@@ -308,7 +308,7 @@ class Supervisor:
             last = event
         clock = SimClock(last.ts) if last is not None else LiveClock()
         with monitored(Journal.open(self.run_dir, clock), self.run_dir, metrics=False,
-                       logs=False) as journal:  # delivered to the alert channels
+                       logs=False, strict=False) as journal:  # to the alert channels too
             journal.append(ev.ALERT, source="supervisor", action=action,
                            message=attempt.failure, attempt=attempt.number, pid=attempt.pid,
                            returncode=attempt.returncode, heartbeats=attempt.heartbeats,

@@ -188,20 +188,28 @@ class MonitoredJournal:
 
 
 def monitored(journal, run_dir, run_id: str | None = None, *, mode: str = "paper",
-              metrics: bool = True, logs: bool = True,
-              settings: Settings | None = None) -> MonitoredJournal:
+              metrics: bool = True, logs: bool = True, settings: Settings | None = None,
+              strict: bool = True):
     """``journal`` watched by a :class:`Monitor` of ``run_dir``'s run (its log opened
-    unless ``logs=False``; its metrics served unless ``metrics=False``)."""
-    settings = settings or load_settings()
+    unless ``logs=False``; its metrics served unless ``metrics=False``). A monitor that
+    cannot start (a bad channel URL, a taken port) raises, the journal closed; with
+    ``strict=False`` (the supervisor, journaling an alert about a dead session) it is
+    logged and the journal is returned unwatched, so the alert is journaled anyway."""
     run_dir = Path(run_dir)
     run_id = run_id or run_dir.name
-    run_log = (open_run_log(run_dir, run_id, settings.log.run_level, settings.log.run_max_bytes,
-                            settings.log.run_backups) if logs else None)
+    run_log = None
     try:
+        settings = settings or load_settings()
+        if logs:
+            run_log = open_run_log(run_dir, run_id, settings.log.run_level,
+                                   settings.log.run_max_bytes, settings.log.run_backups)
         monitor = Monitor(journal, run_dir, run_id, settings, metrics=metrics, mode=mode)
-    except BaseException:  # the journal too: the caller never got it back
+    except BaseException as e:
         if run_log is not None:
             run_log.close()
-        journal.close()
+        if not strict and isinstance(e, Exception):
+            _log.error("monitor_unavailable", run_id=run_id, error=f"{type(e).__name__}: {e}")
+            return journal
+        journal.close()  # the caller never got it back
         raise
     return MonitoredJournal(journal, monitor, run_log)
