@@ -95,12 +95,14 @@ def test_the_monitor_renders_a_running_sessions_catalog_without_errors(live, pag
 
 
 def test_the_monitor_shows_new_events_and_fills_without_a_reload(live, page):
-    _, session, run = live
     url = page.page.url
     first = page.text(".wb-headline")
     seq, fills = _number(first, r"last event #(\d+)"), _number(first, r"(\d+) fills")
-    later = _wait(lambda: (lambda t: _number(t, r"(\d+) fills") > fills and t)(
-        page.text(".wb-headline")), 120, "a new fill on the page")
+    def grown() -> str | None:
+        text = page.text(".wb-headline")
+        return text if _number(text, r"(\d+) fills") > fills else None
+
+    later = _wait(grown, 120, "a new fill on the page")
     assert _number(later, r"last event #(\d+)") > seq
     assert page.page.url == url  # the same page: no reload, no navigation
     page.wait_for(".wb-fills-table")

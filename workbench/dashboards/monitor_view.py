@@ -239,9 +239,9 @@ class MonitorPage:
     def _new_figure(self, xs: list, ys: list, title: str) -> go.FigureWidget:
         figure = go.FigureWidget(
             data=[go.Scatter(x=xs, y=ys, mode="lines", name="P&L")],
-            layout=go.Layout(title=dict(text=title), height=320,
-                             margin=dict(l=60, r=20, t=40, b=40),
-                             xaxis=dict(title="time (UTC)"), yaxis=dict(title="P&L ($)")))
+            layout=go.Layout(title={"text": title}, height=320,
+                             margin={"l": 60, "r": 20, "t": 40, "b": 40},
+                             xaxis={"title": "time (UTC)"}, yaxis={"title": "P&L ($)"}))
         # the first message of a browser's view of it: from then on diffs reach the page
         figure.observe(self._figure_seen, names=["_js2py_layoutDelta", "_js2py_traceDeltas",
                                                  "_js2py_relayout", "_js2py_restyle",
