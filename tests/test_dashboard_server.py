@@ -54,6 +54,18 @@ def test_non_loopback_bind_is_refused_without_allow_remote():
     assert bad.returncode == 2 and "not an IP address" in bad.stderr
 
 
+def test_a_port_in_use_is_refused_in_one_line():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = wb_inline("dashboard", "--port", str(port))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert f"port {port} on 127.0.0.1 is in use" in out.stderr
+
+
 def test_allow_remote_lets_an_address_through_the_check_but_never_drops_the_token():
     from workbench.dashboards.server import check_bind
 
