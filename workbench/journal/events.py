@@ -2,7 +2,17 @@
 
 One event is one line of JSON (ASCII only, so a torn line never splits a character)::
 
-    {"type":"fill","seq":42,"ts":"2026-01-02T14:31:00+00:00","payload":{...}}
+    {"type":"fill","seq":42,"ts":"2026-01-02T14:31:00+00:00","payload":{...},"sum":"1f0c9a3e"}
+
+``sum`` (last, always 8 hex digits) is the first 8 hex digits of the SHA-256 of the line's
+canonical bytes: the line without its ``,"sum":"..."`` member and its newline
+(:func:`line_checksum`; SHA-256 rather than a CRC so that the DuckDB catalog checks it
+too, with its own ``sha256``). A line whose sum does not match (a flipped byte, a
+non-UTF-8 byte, a damaged number) is not an event: :func:`decode_line` refuses it, and the
+readers report it with its file and line, never as an event. Lines written before
+checksums have no ``sum``: they still read (unverified, :class:`UnverifiedJournalWarning`
+once per journal), but once a run's journal has a checksummed line, a later line without
+one is damage.
 
 ``type`` is one of :data:`~workbench.model.events.EVENT_TYPES` (or another lowercase
 word) and comes first, so the catalog picks the lines of a type by their first bytes
@@ -25,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import re
@@ -42,17 +53,23 @@ from workbench.secrets import redact_tree, secret_values
 
 __all__ = [
     "LINE_PREFIX",
+    "SUM_SUFFIX",
     "Event",
     "JournalCorrupt",
     "JournalError",
     "JournalLocked",
+    "UnverifiedJournalWarning",
     "decode_event",
+    "decode_line",
     "encode_event",
+    "line_checksum",
     "make_payload",
     "to_model",
 ]
 
 LINE_PREFIX = '{"type":"%s",'  # every line starts so (types are plain words)
+_SUM_OPEN = b',"sum":"'
+SUM_SUFFIX = len(_SUM_OPEN) + 8 + 2  # ,"sum":"xxxxxxxx"} ends every line (before "\n")
 _TYPE_WORD = re.compile(r"[a-z][a-z0-9_]{0,47}")
 
 
@@ -62,6 +79,10 @@ class JournalError(WorkbenchError):
 
 class JournalLocked(JournalError):
     """Another writer holds the run's journal: only one process may write a run."""
+
+
+class UnverifiedJournalWarning(UserWarning):
+    """A journal written before checksums: its events are read, unverified."""
 
 
 class JournalCorrupt(JournalError):
@@ -157,9 +178,25 @@ def encode_event(seq: int, ts: pd.Timestamp, kind: str, payload: Mapping[str, An
         raise JournalError(f"event type {kind!r} is not a lowercase word like {FILL!r}")
     if stamp is None:
         stamp = pd.Timestamp(ts).isoformat()
-    line = (f'{LINE_PREFIX % kind}"seq":{seq:d},"ts":"{stamp}",'
-            f'"payload":{_body(kind, payload)}}}\n')
-    return line.encode("ascii")
+    head = (f'{LINE_PREFIX % kind}"seq":{seq:d},"ts":"{stamp}",'
+            f'"payload":{_body(kind, payload)}').encode("ascii")
+    return b"".join((head, _SUM_OPEN, _digest(head + b"}"), b'"}\n'))
+
+
+def _digest(canonical: bytes) -> bytes:
+    return hashlib.sha256(canonical).hexdigest()[:8].encode("ascii")
+
+
+def line_checksum(line: bytes) -> bool | None:
+    """Check a journal line's ``sum`` (the line with or without its newline): True when it
+    matches, None when the line has none (written before checksums), ValueError when it
+    does not match."""
+    body = line[:-1] if line.endswith(b"\n") else line
+    if body[-SUM_SUFFIX:-10] != _SUM_OPEN or body[-2:] != b'"}':
+        return None
+    if _digest(body[:-SUM_SUFFIX] + b"}") != body[-10:-2]:
+        raise ValueError("checksum mismatch (the line was changed after it was written)")
+    return True
 
 
 def make_payload(obj: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,8 +218,17 @@ def make_payload(obj: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
 # -- decoding -----------------------------------------------------------------------------
 
 
+def decode_line(line: bytes) -> tuple[Event, bool]:
+    """The event of one journal line and whether its checksum was verified (False: a line
+    written before checksums); ValueError if it is not a whole, valid event or its checksum
+    does not match."""
+    verified = line_checksum(line)
+    return decode_event(line), bool(verified)
+
+
 def decode_event(line: bytes | str) -> Event:
-    """The event of one journal line; ValueError if it is not a whole, valid event."""
+    """The event of one journal line, its checksum not checked (:func:`decode_line` does);
+    ValueError if it is not a whole, valid event."""
     obj = json.loads(line.decode("utf-8") if isinstance(line, bytes) else line)
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
