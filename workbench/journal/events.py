@@ -56,6 +56,7 @@ __all__ = [
     "SUM_SUFFIX",
     "Event",
     "JournalCorrupt",
+    "JournalDiskFull",
     "JournalError",
     "JournalLocked",
     "UnverifiedJournalWarning",
@@ -79,6 +80,10 @@ class JournalError(WorkbenchError):
 
 class JournalLocked(JournalError):
     """Another writer holds the run's journal: only one process may write a run."""
+
+
+class JournalDiskFull(JournalError):
+    """The disk is full: the journal cannot take another event, so the session stops."""
 
 
 class UnverifiedJournalWarning(UserWarning):
