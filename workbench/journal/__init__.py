@@ -74,4 +74,4 @@ __all__ = [
     "Event", "Journal", "JournalCorrupt", "JournalDiskFull", "JournalError", "JournalLocked",
     "ReadReport", "ReplayResult", "TornTail", "TornTailWarning", "UnverifiedJournalWarning",
     "read_events", "replay", "to_model",
-]  # noqa: RUF022 (grouped, not sorted)
+]  # grouped, not sorted

@@ -214,7 +214,7 @@ def _journal_sql(root: Path, table: str) -> list[str]:
                    CASE WHEN escaped THEN {_unescaped("raw", True)} ELSE raw END AS line,
                    escaped AND contains({_unescaped("raw", False)}, '\\x') AS not_utf8
             FROM _segment_lines""",
-        f"""CREATE VIEW _journal_lines AS
+        """CREATE VIEW _journal_lines AS
             SELECT run_id, line FROM _all_lines WHERE NOT not_utf8""",
         f"CREATE {table} events AS {_parsed()}",
         _DAMAGE_SQL,
