@@ -187,33 +187,36 @@ def _unescaped(expr: str, keep: bool) -> str:
     return expr
 
 
-# the line's checksum (workbench.journal.events.line_checksum): has one / it matches
-_HAS_SUM = (f"(length(line) >= {SUM_SUFFIX} AND substr(line, length(line) - "
-            f"{SUM_SUFFIX - 1}, 8) = ',\"sum\":\"' AND right(line, 2) = '\"}}')")
-_SUM_OK = (f"(left(sha256(left(line, length(line) - {SUM_SUFFIX}) || '}}'), 8) = "
-           "substr(line, length(line) - 9, 8))")
+# the line's checksum (workbench.journal.events.line_checksum): has one / it matches (the
+# lines checked are ASCII: a byte length is a character count)
+_HAS_SUM = (f"(strlen(line) >= {SUM_SUFFIX} AND substr(line, strlen(line) - "
+            f"{SUM_SUFFIX - 1}, 8) = ',\"sum\":\"' AND ends_with(line, '\"}}'))")
+_SUM_OK = (f"(left(sha256(substr(line, 1, strlen(line) - {SUM_SUFFIX})), 8) = "
+           "substr(line, strlen(line) - 9, 8))")
 _VERIFIED = f"(CASE WHEN {_HAS_SUM} THEN {_SUM_OK} ELSE true END)"
 
 
 def _journal_sql(root: Path, table: str) -> list[str]:
     segments = _quote(f"{root}/*/events/*.jsonl")
-    split = ("CASE WHEN text IS NOT NULL THEN string_split(text, chr(10)) "
-             "ELSE string_split(CAST(content AS VARCHAR), '\\x0A') END")
+    names = ("regexp_extract(filename, '([^/]+)/events/[0-9]+[.]jsonl$', 1) AS run_id, "
+             "regexp_extract(filename, '([0-9]+[.]jsonl)$', 1) AS segment")
+    lines = ("unnest(range(1, len(parts))) AS line_no, unnest(parts[1:len(parts) - 1]) AS")
     return [
-        f"""CREATE VIEW _segment_lines AS
-            SELECT run_id, segment, unnest(range(1, len(parts))) AS line_no,
-                   unnest(parts[1:len(parts) - 1]) AS raw, text IS NULL AS escaped
-            FROM (SELECT regexp_extract(filename, '([^/]+)/events/[0-9]+[.]jsonl$', 1)
-                             AS run_id,
-                         regexp_extract(filename, '([0-9]+[.]jsonl)$', 1) AS segment,
-                         text, {split} AS parts
-                  FROM (SELECT filename, content, try(decode(content)) AS text
-                        FROM read_blob({segments})))""",
+        # UTF-8 segments (every sound one) as they are; the others through their escaped text
         f"""CREATE VIEW _all_lines AS
-            SELECT run_id, segment, line_no,
-                   CASE WHEN escaped THEN {_unescaped("raw", True)} ELSE raw END AS line,
-                   escaped AND contains({_unescaped("raw", False)}, '\\x') AS not_utf8
-            FROM _segment_lines""",
+            WITH blobs AS (SELECT filename, content, try(decode(content)) AS text
+                           FROM read_blob({segments}))
+            SELECT run_id, segment, line_no, line, false AS not_utf8
+            FROM (SELECT run_id, segment, {lines} line
+                  FROM (SELECT {names}, string_split(text, chr(10)) AS parts
+                        FROM blobs WHERE text IS NOT NULL))
+            UNION ALL
+            SELECT run_id, segment, line_no, {_unescaped("raw", True)} AS line,
+                   contains({_unescaped("raw", False)}, '\\x') AS not_utf8
+            FROM (SELECT run_id, segment, {lines} raw
+                  FROM (SELECT {names},
+                               string_split(CAST(content AS VARCHAR), '\\x0A') AS parts
+                        FROM blobs WHERE text IS NULL))""",
         """CREATE VIEW _journal_lines AS
             SELECT run_id, line FROM _all_lines WHERE NOT not_utf8""",
         f"CREATE {table} events AS {_parsed()}",
@@ -259,7 +262,7 @@ gaps AS (  -- events missing beyond the damaged lines (listed already)
     FROM s),
 numbered AS (
     SELECT run_id, CAST(split_part(segment, '.', 1) AS BIGINT) AS n
-    FROM (SELECT DISTINCT run_id, segment FROM _segment_lines)),
+    FROM (SELECT DISTINCT run_id, segment FROM _all_lines)),
 holes AS (
     SELECT run_id, lpad(CAST(k AS VARCHAR), 6, '0') || '.jsonl' AS segment,
            CAST(NULL AS BIGINT) AS line, 'segment missing' AS reason

@@ -5,9 +5,9 @@ One event is one line of JSON (ASCII only, so a torn line never splits a charact
     {"type":"fill","seq":42,"ts":"2026-01-02T14:31:00+00:00","payload":{...},"sum":"1f0c9a3e"}
 
 ``sum`` (last, always 8 hex digits) is the first 8 hex digits of the SHA-256 of the line's
-canonical bytes: the line without its ``,"sum":"..."`` member and its newline
-(:func:`line_checksum`; SHA-256 rather than a CRC so that the DuckDB catalog checks it
-too, with its own ``sha256``). A line whose sum does not match (a flipped byte, a
+bytes before it (everything up to ``,"sum":"``: the whole event as written;
+:func:`line_checksum`; SHA-256 rather than a CRC so that the DuckDB catalog checks it too,
+with its own ``sha256``). A line whose sum does not match (a flipped byte, a
 non-UTF-8 byte, a damaged number) is not an event: :func:`decode_line` refuses it, and the
 readers report it with its file and line, never as an event. Lines written before
 checksums have no ``sum``: they still read (unverified, :class:`UnverifiedJournalWarning`
@@ -185,7 +185,7 @@ def encode_event(seq: int, ts: pd.Timestamp, kind: str, payload: Mapping[str, An
         stamp = pd.Timestamp(ts).isoformat()
     head = (f'{LINE_PREFIX % kind}"seq":{seq:d},"ts":"{stamp}",'
             f'"payload":{_body(kind, payload)}').encode("ascii")
-    return b"".join((head, _SUM_OPEN, _digest(head + b"}"), b'"}\n'))
+    return b"".join((head, _SUM_OPEN, _digest(head), b'"}\n'))
 
 
 def _digest(canonical: bytes) -> bytes:
@@ -199,7 +199,7 @@ def line_checksum(line: bytes) -> bool | None:
     body = line[:-1] if line.endswith(b"\n") else line
     if body[-SUM_SUFFIX:-10] != _SUM_OPEN or body[-2:] != b'"}':
         return None
-    if _digest(body[:-SUM_SUFFIX] + b"}") != body[-10:-2]:
+    if _digest(body[:-SUM_SUFFIX]) != body[-10:-2]:
         raise ValueError("checksum mismatch (the line was changed after it was written)")
     return True
 
