@@ -11,7 +11,7 @@ is the same work without the checksum:
   against the encoding's own cost, to put the sum in the append's terms;
 * decode: ``decode_line`` (sum verified, then JSON) against ``decode_event`` (JSON only);
 * catalog: a full scan of ``events`` (every line's sum checked in SQL) against the same
-  query over the raw lines with only ``json_valid`` (``--catalog-events`` lines).
+  view with the check left out (``--catalog-events`` lines); the ``damage`` view's scan.
 
 Printed: microseconds per event each way and the ratio (with / without).
 """
@@ -38,7 +38,7 @@ def main() -> None:
     from workbench.clock import SimClock
     from workbench.journal import INTENT, Journal
     from workbench.journal import events as jev
-    from workbench.journal.catalog import catalog
+    from workbench.journal import catalog as cat
     from workbench.model import OrderIntent, Side
     from workbench.runs.records import RunRecord
 
@@ -80,11 +80,11 @@ def main() -> None:
         with Journal.open(big.path, clock) as journal:
             for _ in range(args.catalog_events):
                 journal.append(INTENT, payload)
-        con = catalog(root)
+        con = cat.catalog(root)
+        con.execute("CREATE VIEW unchecked AS " + cat._parsed().replace(cat._VERIFIED, "true"))
         times = {}
         for name, sql in (("events (sums checked)", "SELECT count(*), max(seq) FROM events"),
-                          ("json_valid only", "SELECT count(*) FROM _journal_lines "
-                                              "WHERE json_valid(line)")):
+                          ("unchecked", "SELECT count(*), max(seq) FROM unchecked")):
             con.sql(sql).fetchall()
             started = time.perf_counter()
             for _ in range(3):
@@ -93,7 +93,7 @@ def main() -> None:
         n = args.catalog_events
         a, b = times.values()
         print(f"catalog full scan of {n} events: {a:.3f} s with sums checked, {b:.3f} s "
-              f"json_valid only: ratio {a / b:.2f}")
+              f"without the check: ratio {a / b:.2f}")
         started = time.perf_counter()
         con.sql("SELECT count(*) FROM damage").fetchall()
         print(f"damage view over {n} events: {time.perf_counter() - started:.3f} s")
