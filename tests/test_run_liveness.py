@@ -26,6 +26,7 @@ from workbench.data.store import Store
 from workbench.data.synth import synthesize
 from workbench.fsutil import exclusive_lock
 from workbench.journal import Journal, JournalCorrupt, replay
+from workbench.journal.events import SUM_SUFFIX
 from workbench.model import events as ev
 from workbench.runs.records import RunRecord
 from workbench.runs.status import session_status
@@ -156,6 +157,13 @@ def test_restarting_a_run_with_a_damaged_number_names_the_file_and_line(home):
     segment.write_bytes(b"\n".join(lines))
     with pytest.raises(JournalCorrupt, match=rf"{segment} line {number}: not a valid event: "
                                              "checksum mismatch"):
+        run_session(strategy_of(NOTEBOOK), {}, replay_date=END, run_dir=run)
+    # the same damage in a journal written before checksums: named where it is found
+    segment.write_bytes(b"\n".join(line[:-SUM_SUFFIX] + b"}"
+                                   if line[-SUM_SUFFIX:-10] == b',"sum":"' else line
+                                   for line in segment.read_bytes().split(b"\n")))
+    with pytest.raises(JournalCorrupt, match=rf"{segment} line {number}: a fill event that "
+                                             r"cannot be read \(.*ConversionSyntax"):
         run_session(strategy_of(NOTEBOOK), {}, replay_date=END, run_dir=run)
 
 

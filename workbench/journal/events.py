@@ -107,10 +107,20 @@ class Event:
     ts: pd.Timestamp
     type: str
     payload: dict[str, Any]
+    #: (segment, line) the event was read from (None: not read from a file)
+    where: tuple[Path, int] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def model(self) -> Any:
         """The ``workbench.model`` object the payload encodes (``_type`` tag)."""
         return to_model(self.payload)
+
+    def damaged(self, error: BaseException) -> JournalCorrupt:
+        """The error to raise when this event's payload cannot be used (a value that does
+        not parse: a journal damaged before checksums), naming its file and line."""
+        segment, line = self.where or (Path("(not from a file)"), 0)
+        return JournalCorrupt(f"corrupt journal: {segment} line {line}: a {self.type} event "
+                              f"that cannot be read ({type(error).__name__}: {error})",
+                              segment, line)
 
 
 # -- encoding -----------------------------------------------------------------------------
@@ -223,15 +233,15 @@ def make_payload(obj: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
 # -- decoding -----------------------------------------------------------------------------
 
 
-def decode_line(line: bytes) -> tuple[Event, bool]:
+def decode_line(line: bytes, where: tuple[Path, int] | None = None) -> tuple[Event, bool]:
     """The event of one journal line and whether its checksum was verified (False: a line
     written before checksums); ValueError if it is not a whole, valid event or its checksum
-    does not match."""
+    does not match. ``where``: the (segment, line) it was read from."""
     verified = line_checksum(line)
-    return decode_event(line), bool(verified)
+    return decode_event(line, where), bool(verified)
 
 
-def decode_event(line: bytes | str) -> Event:
+def decode_event(line: bytes | str, where: tuple[Path, int] | None = None) -> Event:
     """The event of one journal line, its checksum not checked (:func:`decode_line` does);
     ValueError if it is not a whole, valid event."""
     obj = json.loads(line.decode("utf-8") if isinstance(line, bytes) else line)
@@ -242,7 +252,7 @@ def decode_event(line: bytes | str) -> Event:
         raise ValueError(f"bad seq {seq!r}")
     if not isinstance(ts, str) or not isinstance(kind, str) or not isinstance(payload, dict):
         raise ValueError("missing ts, type or payload")
-    return Event(seq, _timestamp(ts), kind, payload)
+    return Event(seq, _timestamp(ts), kind, payload, where)
 
 
 @functools.lru_cache(maxsize=4096)

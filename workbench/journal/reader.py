@@ -115,13 +115,13 @@ def segments(folder: Path) -> list[Path]:
 # -- one segment --------------------------------------------------------------------------
 
 
-def _parse(line: bytes) -> tuple[Event | None, str]:
+def _parse(line: bytes, where: tuple[Path, int] | None = None) -> tuple[Event | None, str]:
     """The event of a whole line, or None and why the line is not one (a line without
     its checksum gives its event and the reason "unverified")."""
     if not line.endswith(b"\n"):
         return None, "no newline"
     try:
-        event, verified = decode_line(line)
+        event, verified = decode_line(line, where)
     except ValueError as e:
         return None, f"not a valid event: {e}"
     return event, "" if verified else "unverified"
@@ -171,7 +171,7 @@ class _Scan:
 
     def _event(self, f: BinaryIO, path: Path, number: int, offset: int, line: bytes,
                last: bool) -> Event | None:
-        event, reason = _parse(line)
+        event, reason = _parse(line, (path, number))
         if event is not None:
             self._check_seq(event.seq, path, number)
             if reason != "unverified":
