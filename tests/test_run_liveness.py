@@ -7,11 +7,13 @@ real full tmpfs), and a damaged number named by file and line when the run resta
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from workbench.brokers.sim import SimBroker
 from workbench.clock import SimClock
 from workbench.data.store import Store
 from workbench.data.synth import synthesize
-from workbench.fsutil import exclusive_lock
+from workbench.fsutil import exclusive_lock, lock_held
 from workbench.journal import Journal, JournalCorrupt, replay
 from workbench.journal.events import SUM_SUFFIX
 from workbench.model import events as ev
@@ -63,6 +65,21 @@ def home(workbench_home) -> Path:
 
 def _row(run: Path, **kw) -> dict:
     return next(r for r in session_status(**kw) if r["run_id"] == Path(run).name)
+
+
+def test_asking_whether_a_lock_is_held_never_refuses_a_writer(tmp_path):
+    """``lock_held`` takes a shared lock for an instant; a writer taking the lock at that
+    instant tries again for a moment instead of believing another writer has it."""
+    path = tmp_path / "run.lock"
+    assert not lock_held(path) and not path.exists()  # asked, never created
+    path.touch()
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # a probe caught holding it
+    threading.Timer(0.05, os.close, [fd]).start()
+    writer = exclusive_lock(path, wait=False)
+    assert lock_held(path)
+    os.close(writer)
+    assert not lock_held(path)
 
 
 @pytest.mark.parametrize("beat", [False, True])

@@ -3,7 +3,11 @@
 ``runs/<run_id>/events/`` holds JSON Lines segments ``000001.jsonl``, ``000002.jsonl``…,
 a new one begun when the current one would pass ``segment_bytes``. The writer holds an
 exclusive ``flock`` on ``events/.writer.lock`` for as long as it is open; a second
-writer gets :class:`~workbench.journal.events.JournalLocked` at once. Each event is one
+writer gets :class:`~workbench.journal.events.JournalLocked` (within a quarter second: a
+reader asking whether the lock is held, ``workbench status``, is not a writer). A write
+the disk refuses for lack of space fails the journal with
+:class:`~workbench.journal.events.JournalDiskFull`, a plain message (what was written
+before it stays whole: a partial line is cut off). Each event is one
 ``os.write`` of its whole line on an ``O_APPEND`` descriptor, so readers see whole lines
 (or, while it is being written or if the process dies mid-write, a torn last line they
 skip). :meth:`Journal.append_durable` also ``fdatasync``\\s before returning: call it for
