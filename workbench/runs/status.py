@@ -58,9 +58,10 @@ GROUP BY run_id, type"""
 
 def liveness(path: Path, recorded: str | None, now: pd.Timestamp) -> str:
     """The status to show for the run in ``path`` whose manifest says ``recorded``:
-    "running" while a process holds one of its :data:`RUN_LOCKS`, else "starting" within
-    :data:`START_GRACE_S` of its last record write, else "died"; an ended run's own
-    status ("finished")."""
+    "running" while a process holds one of its :data:`RUN_LOCKS`, else "starting" when its
+    record was written after its journal and less than :data:`START_GRACE_S` ago, else
+    "died"; an ended run's own status ("finished"). (A deployment's supervisor holds its
+    lock elsewhere: between two attempts its run shows died until the next one starts.)"""
     if recorded != "running":
         return str(recorded)
     if any(lock_held(path / name) for name in RUN_LOCKS):
