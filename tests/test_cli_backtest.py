@@ -107,12 +107,14 @@ def test_bad_sweep_input_is_refused(workbench_home, args, words):
 def test_a_sweep_names_only_the_strategy_parameters_before_any_kernel(workbench_home, tmp_path):
     # the grid's and the constraint's names come from the strategy, not the parameters
     # cell: read from the notebook's code (its @wb.strategy), refused with the closest name
-    assert "unknown parameter 'fsat' in --grid" in refused(
+    assert "unknown parameter 'fsat' in grid" in refused(
         invoke("sweep", SMA, "--grid", "fsat=5,10"), 4)
     assert "did you mean fast?" in refused(invoke("sweep", SMA, "-p", "grid", '{"fsat": [5]}'), 4)
     assert "unknown name 'fats'" in refused(
         invoke("sweep", SMA, "--grid", "fast=5,10", "--constraint", "fats < slow"), 2)
     assert "give parameter -> values" in refused(invoke("sweep", SMA, "-p", "grid", "fast"), 2)
+    assert "did you mean slow?" in refused(invoke(  # every command running a sweep
+        "run", SMA, "--mode", "walk_forward", "-p", "grid", '{"slwo": [20]}'), 4)
     assert runs(workbench_home) == []  # nothing recorded, no kernel
     from workbench.execution.strategy_names import strategy_parameters
 

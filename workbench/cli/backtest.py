@@ -220,9 +220,6 @@ def sweep(notebook: Path, grids, constraint, metric, symbols, timeframe, start, 
     values, notes = notebook_values(notebook, merge(given, {
         "grid": grid, "constraint": constraint, "metric": metric}), {
         "symbols": symbols, "timeframe": timeframe, "start": start, "end": end})
-    from workbench.execution.strategy_names import check_grid_names
-
-    check_grid_names(notebook, values.get("grid"), values.get("constraint"))
     run = execute(notebook, kind="sweep", mode="sweep", params=values, timeout=timeout,
                   notes=notes)
     settings = read_result(run, "settings.json")

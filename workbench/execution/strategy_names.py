@@ -2,7 +2,7 @@
 
     strategy_parameters("sma_cross.ipynb")     # ("sma_cross", ("fast", "slow"))
     check_grid_names("sma_cross.ipynb", {"fsat": [5, 10]}, "fast < slow")
-    # StrategyError: sma_cross: unknown parameter 'fsat' in --grid (strategy parameters:
+    # StrategyError: sma_cross: unknown parameter 'fsat' in grid (strategy parameters:
     # fast, slow); did you mean fast?
 
 A sweep's grid and constraint name strategy parameters, which the notebook's ``parameters``
@@ -91,7 +91,7 @@ def check_grid_names(notebook: str | Path, grid: Any, constraint: Any) -> None:
         if key not in params:
             close = difflib.get_close_matches(str(key), params, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
-            raise StrategyError(f"{name}: unknown parameter {key!r} in --grid (strategy "
+            raise StrategyError(f"{name}: unknown parameter {key!r} in grid (strategy "
                                 f"parameters: {', '.join(params) or 'none'}){hint}")
     if constraint:
         from workbench.backtesting.sweeps.grid import Constraint
