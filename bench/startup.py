@@ -159,7 +159,7 @@ def _workbench(tree: Path, home: Path, args: list[str], expect_ok: bool,
     code = "import sys; from workbench.cli import main; sys.argv = ['workbench'] + %r; main()"
     cpu, start = _cpu(), time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code % (args,)], env=env, cwd=tree,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     took = time.perf_counter() - start
     if label:
         CPU.setdefault(label, []).append(_cpu() - cpu)
@@ -258,7 +258,7 @@ def felt(trees: dict[str, Path], runs: int, demo: bool, tmp: Path) -> dict[str, 
             code = "import sys; from workbench.cli import main; sys.argv = ['workbench', 'demo']; main()"
             cpu, start = _cpu(), time.perf_counter()
             proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=tree,
-                                  capture_output=True, text=True)
+                                  capture_output=True, text=True, check=False)
             took, cpu = time.perf_counter() - start, _cpu() - cpu
             if proc.returncode != 0:
                 raise SystemExit(f"workbench demo failed in {tree}:\n{proc.stderr[-2000:]}")

@@ -278,5 +278,5 @@ def test_commands_named_in_the_notebook_folders_readmes_exist_or_are_said_to_com
     for readme in readmes:
         text = " ".join(readme.read_text().split())
         for command in re.findall(r"`workbench ([a-z][\w-]*)", text):
-            assert command in cli.commands or re.search(r"not built yet|will serve", text, re.I), \
+            assert command in cli.commands or re.search(r"not built yet|will serve", text, re.IGNORECASE), \
                 f"{readme.relative_to(ROOT)}: `workbench {command}` is no command"
