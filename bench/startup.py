@@ -210,10 +210,10 @@ def steps(record: Path, began: float, ended: float) -> dict[str, float]:
 def readme_demo_claim(readme: Path) -> tuple[str, float, float] | None:
     """README's sentence on the demo's duration and its range in seconds ("N s to M s")."""
     text = " ".join(readme.read_text(encoding="utf-8").split())
-    found = re.search(r"The whole demo takes[^.]*?(\d+) s to (\d+) s[^.]*\.", text)
+    found = re.search(r"The whole demo takes .*?(\d+) s to (\d+) s measured on [^(;]*", text)
     if not found:
         return None
-    return found.group(0), float(found.group(1)), float(found.group(2))
+    return found.group(0).strip(), float(found.group(1)), float(found.group(2))
 
 
 def felt(trees: dict[str, Path], runs: int, demo: bool, tmp: Path) -> dict[str, dict]:

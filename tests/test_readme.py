@@ -280,3 +280,14 @@ def test_commands_named_in_the_notebook_folders_readmes_exist_or_are_said_to_com
         for command in re.findall(r"`workbench ([a-z][\w-]*)", text):
             assert command in cli.commands or re.search(r"not built yet|will serve", text, re.IGNORECASE), \
                 f"{readme.relative_to(ROOT)}: `workbench {command}` is no command"
+
+
+def test_the_demos_duration_is_stated_where_bench_startup_measures_it():
+    """README's figure for `make demo` is what `bench/startup.py` times the demo against."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_startup", ROOT / "bench" / "startup.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    sentence, low, high = bench.readme_demo_claim(README)
+    assert sentence.startswith("The whole demo takes") and 0 < low < high
