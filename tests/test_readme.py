@@ -47,7 +47,7 @@ COMMAND = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*=\S+\s+)*workbench\s")
 NOT_RUN = re.compile(r"\(not run: ([^)]*)\)")
 # read-only or listing commands, run in this process when the line has no shell syntax
 INLINE = re.compile(r"^workbench\s+(data\s+(ls|synth|quarantine|rm\s+--help)|kernel\s+install|"
-                    r"config|status|deployments|schedule\s+--dry-run)(\s|$)")
+                    r"config|status|deployments|retire|schedule\s+--dry-run)(\s|$)")
 SHELL = set("|&;<>$`(){}*?")
 NOTEBOOK_RUN = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*=\S+\s+)*workbench\s+"
                           r"(backtest|sweep|session|run|parity)\s")
@@ -168,6 +168,19 @@ def test_the_notebook_runs_started_together_are_consecutive_lines_of_one_block()
     assert promote not in BATCHES and promote - 1 in BATCHES  # it waits for its evidence
 
 
+def _filled(code: str, env: dict) -> str:
+    """``code`` with its placeholders filled: DEPLOYMENT_ID, the newest deployment's id (the
+    one the README's promote line registered)."""
+    if "DEPLOYMENT_ID" in code:
+        import json
+
+        listed = wb_inline("deployments", "--json", env=env)
+        assert listed.returncode == 0, listed.stderr
+        newest = max(json.loads(listed.stdout), key=lambda d: d["created_at"])
+        code = code.replace("DEPLOYMENT_ID", newest["id"])
+    return code
+
+
 def inline(example: Example) -> bool:
     """Whether the example runs in this process (see the module doc)."""
     return (example.kind == "sh" and INLINE.match(example.code) is not None
@@ -255,15 +268,17 @@ def test_example_runs(example: Example, readme_env, started, monkeypatch):
         mine = [started(i) for i in BATCHES[index]][BATCHES[index].index(index)]
         out, err = mine.communicate(timeout=600)
         proc = subprocess.CompletedProcess(mine.args, mine.returncode, out, err)
-    elif inline(example):
-        args = shlex.split(example.code, comments=True)[1:]
+    else:
         # exactly the README's environment: what it leaves out is unset here too
         env = {**{k: None for k in os.environ if k not in readme_env}, **readme_env}
         monkeypatch.chdir(ROOT)
-        proc = wb_inline(*args, env=env)
-    else:
-        proc = subprocess.run(_argv(example), env=readme_env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=600, check=False)
+        code = _filled(example.code, env)
+        if inline(example):
+            proc = wb_inline(*shlex.split(code, comments=True)[1:], env=env)
+        else:
+            proc = subprocess.run(_argv(Example(example.kind, code, example.line, None)),
+                                  env=readme_env, cwd=ROOT, capture_output=True, text=True,
+                                  timeout=600, check=False)
     assert proc.returncode == 0, (f"README line {example.line} exited {proc.returncode}:\n"
                                   f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
 
