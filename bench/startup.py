@@ -74,7 +74,7 @@ def _env(tree: Path) -> dict[str, str]:
 def _once(tree: Path, code: str) -> float:
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], env=_env(tree), cwd=tree,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     took = time.perf_counter() - start
     if proc.returncode not in (0,) and "--help" not in code:
         raise SystemExit(f"probe failed in {tree}: {code}\n{proc.stderr[-2000:]}")
@@ -263,15 +263,15 @@ def felt(trees: dict[str, Path], runs: int, demo: bool, tmp: Path) -> dict[str, 
             if proc.returncode != 0:
                 raise SystemExit(f"workbench demo failed in {tree}:\n{proc.stderr[-2000:]}")
             claim = readme_demo_claim(tree / "README.md")
-            steps = [line.strip() for line in proc.stdout.splitlines() + proc.stderr.splitlines()
-                     if re.match(r"^\[\s*[\d.]+ s\]", line)]
+            step_lines = [line.strip() for line in proc.stdout.splitlines()
+                          + proc.stderr.splitlines() if re.match(r"^\[\s*[\d.]+ s\]", line)]
             result[name]["workbench demo"] = {
                 "median_s": round(took, 1), "runs": [round(took, 1)], "cpu_s": round(cpu, 1),
                 "x_python": round(took / base, 1),
                 "readme": claim[0] if claim else None,
                 "target_s": claim[2] if claim else None,
                 "within_readme": bool(claim and claim[1] * 0.8 <= took <= claim[2]),
-                "steps": steps}
+                "steps": step_lines}
     return result
 
 
@@ -321,7 +321,7 @@ def main() -> None:
         finally:
             if args.before:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                                str(Path(tmp) / "before")], capture_output=True)
+                                str(Path(tmp) / "before")], capture_output=True, check=False)
     if args.json:
         print(json.dumps({"felt": felt_result, "imports": result}, indent=2))
     else:
