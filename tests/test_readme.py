@@ -15,7 +15,8 @@ each is still judged by its own test; the next line runs after all of them have 
 A line that only reads or lists (``data ls``, ``config``, ``status``, ... : :data:`INLINE`),
 with no shell syntax, runs in this process through click's runner (``wb_inline``: the same
 parsing, output and exit code, in the same environment and folder) instead of a new Python
-process each. The `make` lines are the README's too: each names a Makefile target whose
+process each. A line holding ``DEPLOYMENT_ID`` runs with the id of the newest deployment
+(the one the README's promote line registered). The `make` lines are the README's too: each names a Makefile target whose
 recipe runs a `workbench` command that a named test runs (`make demo`: tests/test_demo.py
 on the very run these examples use; `make lab`: tests/test_lab.py serves and answers), or,
 `make test`, the suite itself.
