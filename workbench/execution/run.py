@@ -126,6 +126,10 @@ def prepare_run(notebook: str | Path, *, kind: str, mode: str,
     kind, mode = _word(kind, "kind"), _word(mode, "mode")
     notebook_json = read_notebook(path)
     check_mode(notebook_json, path.name, mode, checked)
+    if mode in ("sweep", "walk_forward"):  # the grid's names are the strategy's: now, not
+        from workbench.execution.strategy_names import check_grid_names  # in the kernel
+
+        check_grid_names(path, checked.get("grid"), checked.get("constraint"))
     source = {"path": str(path.resolve()), "hash": hash_of(notebook_json),
               "skipped_cells": research_cells(notebook_json, mode)}
     return RunRecord.create(kind, path.stem, checked, mode, None, clock or LiveClock(),
