@@ -1,5 +1,5 @@
 """The research explorer page (``notebooks/dashboards/research.ipynb``): ipywidgets and
-plotly FigureWidgets over :mod:`workbench.dashboards.research`.
+plotly figures over :mod:`workbench.dashboards.research`.
 
     page = ResearchPage()      # the run list from runs/ (WORKBENCH_HOME)
     page.widget                # what the notebook displays
@@ -18,16 +18,17 @@ one line, never swallowed.
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
-import plotly.graph_objects as go
+import numpy as np
 
 from workbench.dashboards import research as R
 from workbench.dashboards.queries import RESEARCH_KINDS, RunList
 
-__all__ = ["FigureSlot", "ResearchPage", "table_html"]
+__all__ = ["FigureSlot", "HeatmapGrid", "ResearchPage", "table_html"]
 
 _WIDE = widgets.Layout(width="640px")
 _METRICS = ("sharpe", "total_return", "cagr", "sortino", "max_drawdown", "win_rate",
@@ -35,25 +36,74 @@ _METRICS = ("sharpe", "total_return", "cagr", "sortino", "max_drawdown", "win_ra
 
 
 class FigureSlot:
-    """A box showing one plotly FigureWidget: made with its data at the first :meth:`draw`
-    (data set on a widget before the page shows it can be lost: plotly's widget sends
-    changes as messages), then changed in place (its traces and layout replaced)."""
+    """An Output widget showing one plotly figure, replaced whole at each :meth:`draw`.
 
-    def __init__(self, on_click=None) -> None:
-        self.on_click = on_click
-        self.figure: go.FigureWidget | None = None  # none until the first draw
-        self.box = widgets.VBox()
+    The figure goes out as plotly's mime bundle (``application/vnd.plotly.v1+json``, drawn
+    by the jupyterlab-plotly renderer Voila loads), not as a FigureWidget: each FigureWidget
+    loads plotly's 4.6 MB widget module in the page, and anywidget rejects a model whose
+    module took over 2 s (an uncaught "[anywidget] Failed to initialize model." on a busy
+    machine). Clicks are the heatmap's (:class:`HeatmapGrid`), in widgets of their own."""
+
+    def __init__(self) -> None:
+        self.figure = None
+        self.box = widgets.Output()
 
     def draw(self, fig) -> None:
-        if self.figure is None:
-            self.figure = go.FigureWidget(fig)
-            self.box.children = (self.figure,)
-        else:
-            self.figure.data = ()
-            self.figure.add_traces(list(fig.data))
-            self.figure.layout = fig.layout
-        if self.on_click is not None and self.figure.data:
-            self.figure.data[0].on_click(self.on_click)
+        from IPython.display import clear_output, display
+
+        self.figure = fig
+        bundle = {"application/vnd.plotly.v1+json": json.loads(fig.to_json()),
+                  "text/plain": str(fig.layout.title.text or "figure")}
+        with self.box:
+            clear_output(wait=True)
+            display(bundle, raw=True)
+
+
+class HeatmapGrid:
+    """A sweep's heatmap as a grid of buttons, one per combination, coloured by the metric
+    (red low, green high); a click calls ``on_pick(x_value, y_value)``. Each button's
+    tooltip names its combination (``fast=10, slow=40``)."""
+
+    def __init__(self, on_pick) -> None:
+        self.on_pick = on_pick
+        self.title = widgets.HTML()
+        self.grid = widgets.GridBox()
+        self.box = widgets.VBox([self.title, self.grid])
+
+    def draw(self, table, x: str, y: str, metric: str) -> None:
+        from plotly.colors import sample_colorscale
+
+        self.title.value = (f"<b>{html.escape(metric)} by {html.escape(x)} (across) and "
+                            f"{html.escape(y)} (down)</b>: click a cell for that "
+                            "combination's equity")
+        if table is None or table.empty:
+            self.grid.children = ()
+            return
+        values = table.to_numpy(dtype=float)
+        finite = values[np.isfinite(values)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        cells = []
+        for y_value in table.index[::-1]:  # the largest at the top, as a chart's axis
+            cells.append(widgets.HTML(f"<b>{html.escape(y)}={html.escape(str(y_value))}</b>"))
+            for x_value in table.columns:
+                v = float(table.loc[y_value, x_value])
+                button = widgets.Button(layout=widgets.Layout(width="auto", height="36px"))
+                button.tooltip = f"{x}={x_value}, {y}={y_value}"
+                if np.isfinite(v):
+                    share = 0.5 if hi == lo else (v - lo) / (hi - lo)
+                    button.description = f"{v:,.3f}"
+                    button.style.button_color = sample_colorscale("RdYlGn", [share])[0]
+                    button.on_click(lambda _, a=x_value, b=y_value: self.on_pick(a, b))
+                else:
+                    button.description, button.disabled = "-", True
+                button.add_class("wb-cell")
+                cells.append(button)
+        cells.append(widgets.HTML(""))
+        cells += [widgets.HTML(f"<b>{html.escape(x)}={html.escape(str(v))}</b>")
+                  for v in table.columns]
+        self.grid.layout = widgets.Layout(
+            grid_template_columns=f"110px repeat({len(table.columns)}, 90px)", grid_gap="2px")
+        self.grid.children = tuple(cells)
 
 
 def table_html(frame, max_rows: int = 60, empty: str = "nothing recorded") -> str:
@@ -79,7 +129,7 @@ class ResearchPage:
         self.stats = widgets.HTML()
         self.x, self.y = widgets.Dropdown(description="x"), widgets.Dropdown(description="y")
         self.metric = widgets.Dropdown(description="metric", options=_METRICS)
-        self.heatmap = FigureSlot(self._clicked)
+        self.heatmap = HeatmapGrid(lambda a, b: self._guard(self.pick_cell, a, b))
         self.combo_label = widgets.HTML()
         self.combo = FigureSlot()
         self.sweep_box = widgets.VBox([widgets.HBox([self.x, self.y, self.metric]),
@@ -138,7 +188,7 @@ class ResearchPage:
         self.equity.box.layout.display = None if equity is not None else "none"
         if equity is not None:
             self._set_equity(self.equity, equity, f"{view.kind} {run_id}: equity and drawdown")
-        self.stats.value = table_html(view.stats())
+        self.stats.value = f'<div class="wb-stats">{table_html(view.stats())}</div>'
         has_trades = view.kind in ("backtest", "walk_forward", "session")
         self.trades_box.layout.display = None if has_trades else "none"
         if has_trades:
@@ -199,11 +249,7 @@ class ResearchPage:
         x, y, metric = self.x.value, self.y.value, self.metric.value
         fixed = dict((view.best().get("params") or {}))
         table = None if x == y else R.heatmap_table(combos, x, y, metric, fixed)
-        self.heatmap.draw(R.heatmap_figure(table, x, y, metric))
-
-    def _clicked(self, trace, points, state) -> None:
-        if points.xs:
-            self._guard(self.pick_cell, points.xs[0], points.ys[0])
+        self.heatmap.draw(table, x, y, metric)
 
     def pick_cell(self, x_value: Any, y_value: Any) -> None:
         """Backtest the combination at (x, y), the other parameters at the best's values,
