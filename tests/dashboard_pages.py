@@ -110,9 +110,10 @@ class Dashboard:
     @classmethod
     def start(cls, home: Path, jupyter_env: dict, *extra: str, timeout: float = 60) -> Dashboard:
         log = home / "dashboard.log"
-        proc = subprocess.Popen([str(BIN / "workbench"), "dashboard", "--port", "0", *extra],
-                                stdout=subprocess.PIPE, stderr=open(log, "w"), text=True,
-                                cwd=ROOT, env=_env(home, jupyter_env))
+        with open(log, "w") as err:  # the child keeps its own descriptor
+            proc = subprocess.Popen([str(BIN / "workbench"), "dashboard", "--port", "0", *extra],
+                                    stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT,
+                                    env=_env(home, jupyter_env))
         deadline, seen = time.monotonic() + timeout, ""
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
@@ -156,7 +157,7 @@ class Dashboard:
             time.sleep(0.2)
         return alive
 
-    def __enter__(self) -> Dashboard:
+    def __enter__(self) -> Dashboard:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc) -> None:

@@ -84,5 +84,5 @@ class BoundedKernelManager(AsyncMappingKernelManager):
                                  kernel_id, now - since)
                 try:
                     await self.shutdown_kernel(kernel_id)
-                except Exception:  # noqa: BLE001 - the next pass tries again
+                except Exception:
                     self.log.exception("dashboard: culling kernel %s failed", kernel_id)

@@ -33,7 +33,7 @@ from pathlib import Path
 from workbench import paths
 from workbench.errors import ConfigError
 
-__all__ = ["DASHBOARDS", "ServeOptions", "check_bind", "served_root", "serve"]
+__all__ = ["DASHBOARDS", "ServeOptions", "check_bind", "serve", "served_root"]
 
 DASHBOARDS = Path("notebooks") / "dashboards"
 KERNEL = "workbench"
