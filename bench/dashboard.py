@@ -18,7 +18,9 @@ median of ``--repeat`` fresh runs (a new page is a new kernel: nothing cached be
   journal of the catalog scanned), to show what reading one run's journal saves.
 
 Targets (issue 13): first render <= 3 s, refresh <= 0.5 s. ``--browser`` also times the
-research page served by ``workbench dashboard`` in Chromium (load to the stats table).
+research page served by ``workbench dashboard`` in Chromium (load to the stats table): each
+page load is a new kernel (Python, the page's imports, Voila's execution, plotly.js in the
+browser), so this measures far more than the queries. Exit status 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -166,9 +168,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--browser", action="store_true")
+    parser.add_argument("--keep", help="build the home in this (new) folder and keep it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
+        home = Path(args.keep) if args.keep else Path(tmp) / "home"
         os.environ["WORKBENCH_HOME"] = str(home)
         t = time.perf_counter()
         backtest, session = build(home, args.runs, args.events)
@@ -215,7 +218,7 @@ def main() -> None:
                 (f"drift refresh ({PER_BAR} new events)", d_refresh, REFRESH)]
         if args.browser:
             rows.append(("research page in Chromium (served, to the stats table)",
-                         browser_load(home), FIRST * 2))
+                         browser_load(home), FIRST))
         for name, took, target in rows:
             verdict = "ok" if took <= target else "OVER"
             print(f"{name:<58} {took * 1000:9.1f} ms  target {target:.1f} s  "
