@@ -171,3 +171,32 @@ def test_research_and_drift_pages_render_and_a_heatmap_click_draws_that_equity(
         assert drift.problems() == []
         drift.close()
     print(f"screenshots in {shots}")
+
+
+def test_the_drift_page_follows_a_growing_session(at_demo, tmp_path, monkeypatch, capsys):
+    """A session half journaled: the page compares what it reached (the replay's later fills
+    are not counted as missing); the rest appended, a refresh reads it and agrees in full."""
+    from workbench.dashboards.drift_page import DriftPage
+
+    runs = tmp_path / "runs"
+    run = runs / _record(at_demo, "session").name
+    shutil.copytree(_record(at_demo, "session"), run)
+    segment = sorted((run / "events").glob("*.jsonl"))[-1]
+    lines = segment.read_bytes().splitlines(keepends=True)
+    half = len(lines) // 2
+    fills = sum(1 for line in lines if line.startswith(b'{"type":"fill",'))
+    segment.write_bytes(b"".join(lines[:half]))
+    page = DriftPage(runs)
+    assert "error" not in page.status.value.lower(), page.status.value
+    assert "running or stopped early" in page.status.value
+    first = page.drift.summary
+    assert 0 < first["session_fills"] < fills and first["signal_agreement"] == 1.0
+    assert first["fills_matched"] == first["session_fills"] == first["replay_fills"]
+    with open(segment, "ab") as f:
+        f.write(b"".join(lines[half:]))
+    page.refresh()
+    s = page.drift.summary
+    assert "(ended)" in page.status.value
+    assert s["session_fills"] == s["fills_matched"] == s["replay_fills"] == fills
+    assert "100.0%" in page.summary.value
+    capsys.readouterr()  # the figures' bundles printed outside a kernel
