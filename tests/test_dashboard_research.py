@@ -119,7 +119,7 @@ def test_a_journal_refresh_reads_only_what_was_appended(at_demo, tmp_path):
     size = sum(p.stat().st_size for p in (run / "events").glob("*.jsonl"))
     assert first > 100 and journal.bytes_read == size
     fills = len(journal.fills())
-    segment = sorted((run / "events").glob("*.jsonl"))[-1]
+    segment = max((run / "events").glob("*.jsonl"))
     last = json.loads(segment.read_text().splitlines()[-1])
     line = next(x for x in segment.read_text().splitlines() if x.startswith('{"type":"fill"'))
     fill = json.loads(line)
@@ -181,7 +181,7 @@ def test_the_drift_page_follows_a_growing_session(at_demo, tmp_path, monkeypatch
     runs = tmp_path / "runs"
     run = runs / _record(at_demo, "session").name
     shutil.copytree(_record(at_demo, "session"), run)
-    segment = sorted((run / "events").glob("*.jsonl"))[-1]
+    segment = max((run / "events").glob("*.jsonl"))
     lines = segment.read_bytes().splitlines(keepends=True)
     half = len(lines) // 2
     fills = sum(1 for line in lines if line.startswith(b'{"type":"fill",'))

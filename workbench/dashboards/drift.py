@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Drift", "SIGNAL_FIELDS", "compare", "replay_fills"]
+__all__ = ["SIGNAL_FIELDS", "Drift", "compare", "replay_fills"]
 
 SIGNAL_FIELDS = ("entry", "exit", "short_entry", "short_exit")
 _FRAMES = {"entry": "entries", "exit": "exits", "short_entry": "short_entries",

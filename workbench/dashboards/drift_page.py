@@ -25,8 +25,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from workbench.dashboards.drift import Drift, compare
-from workbench.dashboards.research import ny_times
 from workbench.dashboards.queries import SESSION_KINDS, RunJournal, RunList
+from workbench.dashboards.research import ny_times
 from workbench.dashboards.research_page import FigureSlot, table_html
 from workbench.times import to_new_york
 
@@ -69,16 +69,18 @@ def slippage_figure(drift: Drift | None):
 def summary_html(drift: Drift, replay) -> str:
     s = drift.summary
     params = ", ".join(f"{k}={v}" for k, v in replay.params.items())
+    day = f"{to_new_york(replay.day_start):%Y-%m-%d}"
     rows = [
-        ("replay", f"backtest of {html.escape(params)} from {to_new_york(replay.day_start):%Y-%m-%d}, "
-                   f"{replay.cash:,.2f} per symbol's account"),
-        ("signal agreement", f"{s['signal_agreement']:.1%} ({s['signals_both']} of "
-                             f"{s['signals_either']} signalled by both)"),
-        ("fills matched", f"{s['fills_matched']} (session {s['session_fills']}, replay "
-                          f"{s['replay_fills']})"),
-        ("slippage", f"mean {s['slippage_bps_mean']:.2f} bps, worst {s['slippage_bps_max']:.2f} bps"),
-        ("P&L", f"session {s['pnl_session']:,.2f}, replay {s['pnl_replay']:,.2f}, "
-                f"difference {s['pnl_difference']:,.2f}"),
+        ("replay", (f"backtest of {html.escape(params)} from {day}, "
+                    f"{replay.cash:,.2f} per symbol's account")),
+        ("signal agreement", (f"{s['signal_agreement']:.1%} ({s['signals_both']} of "
+                              f"{s['signals_either']} signalled by both)")),
+        ("fills matched", (f"{s['fills_matched']} (session {s['session_fills']}, replay "
+                           f"{s['replay_fills']})")),
+        ("slippage", (f"mean {s['slippage_bps_mean']:.2f} bps, "
+                      f"worst {s['slippage_bps_max']:.2f} bps")),
+        ("P&L", (f"session {s['pnl_session']:,.2f}, replay {s['pnl_replay']:,.2f}, "
+                 f"difference {s['pnl_difference']:,.2f}")),
     ]
     body = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{k}</th><td>{v}</td></tr>"
                    for k, v in rows)
@@ -119,7 +121,7 @@ class DriftPage:
     def _guard(self, fn, *args) -> None:
         try:
             fn(*args)
-        except Exception as e:  # shown on the page, never swallowed
+        except Exception as e:  # noqa: BLE001 - shown on the page, never swallowed
             self._say(f"{type(e).__name__}: {e}", error=True)
 
     def _say(self, text: str, error: bool = False) -> None:

@@ -166,7 +166,7 @@ class ResearchPage:
     def _guard(self, fn, *args) -> None:
         try:
             fn(*args)
-        except Exception as e:  # shown on the page, never swallowed
+        except Exception as e:  # noqa: BLE001 - shown on the page, never swallowed
             self._say(f"{type(e).__name__}: {e}", error=True)
 
     def _say(self, text: str, error: bool = False) -> None:
@@ -247,7 +247,7 @@ class ResearchPage:
             self._say("this sweep recorded no combos.parquet", error=True)
             return
         x, y, metric = self.x.value, self.y.value, self.metric.value
-        fixed = dict((view.best().get("params") or {}))
+        fixed = dict(view.best().get("params") or {})
         table = None if x == y else R.heatmap_table(combos, x, y, metric, fixed)
         self.heatmap.draw(table, x, y, metric)
 
