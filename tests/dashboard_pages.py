@@ -106,23 +106,26 @@ class Dashboard:
     base: str
     token: str
     log: Path
+    said: str = ""  # what it printed before serving
 
     @classmethod
-    def start(cls, home: Path, jupyter_env: dict, *extra: str, timeout: float = 60) -> Dashboard:
+    def start(cls, home: Path, jupyter_env: dict, *extra: str, timeout: float = 60,
+              env: dict | None = None) -> Dashboard:
+        """``env``: more variables for the server (on top of the test's clean one)."""
         log = home / "dashboard.log"
         with open(log, "w") as err:  # the child keeps its own descriptor
             proc = subprocess.Popen([str(BIN / "workbench"), "dashboard", "--port", "0", *extra],
                                     stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT,
-                                    env=_env(home, jupyter_env))
-        deadline, seen = time.monotonic() + timeout, ""
+                                    env={**_env(home, jupyter_env), **(env or {})})
+        deadline, seen, found = time.monotonic() + timeout, "", None
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
                 break
             seen += line
-            found = _URL.search(line)
-            if found:
-                return cls(proc, found.group(1), found.group(2), log)
+            found = found or _URL.search(line)
+            if found and line.startswith("Ctrl-C stops"):  # the last line it prints
+                return cls(proc, found.group(1), found.group(2), log, seen)
         proc.kill()
         raise AssertionError(f"no URL from `workbench dashboard`: {seen}\n{log.read_text()}")
 

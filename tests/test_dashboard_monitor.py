@@ -78,6 +78,13 @@ def page(live, tmp_path_factory):
         page.close()
 
 
+def _points(page: DashboardPage) -> int:
+    """Points of the P&L curve drawn in the page (plotly's own data of the graph)."""
+    return page.page.evaluate(
+        "() => { const g = document.querySelector('.js-plotly-plot');"
+        " return g && g.data && g.data[0].x ? g.data[0].x.length : 0; }")
+
+
 def _number(text: str, pattern: str) -> int:
     return int(re.search(pattern, text).group(1).replace(",", ""))
 
@@ -96,6 +103,7 @@ def test_the_monitor_renders_a_running_sessions_catalog_without_errors(live, pag
 
 def test_the_monitor_shows_new_events_and_fills_without_a_reload(live, page):
     url = page.page.url
+    points = _points(page)
     first = page.text(".wb-headline")
     seq, fills = _number(first, r"last event #(\d+)"), _number(first, r"(\d+) fills")
     def grown() -> str | None:
@@ -105,6 +113,7 @@ def test_the_monitor_shows_new_events_and_fills_without_a_reload(live, page):
     later = _wait(grown, 120, "a new fill on the page")
     assert _number(later, r"last event #(\d+)") > seq
     assert page.page.url == url  # the same page: no reload, no navigation
+    _wait(lambda: _points(page) > points, 30, "the P&L curve growing in the figure")
     page.wait_for(".wb-fills-table")
     page.shot("updated")
     assert page.problems() == []
@@ -150,7 +159,9 @@ def test_halt_on_the_monitor_after_confirming_halts_the_session(live, page):
     assert command.payload["command"] == "halt" and "monitor" in command.payload["operator"]
     state = _wait(lambda: [e for e in _events(run) if e.type == ev.STATE
                            and e.payload["state"] == "halted"], 30, "the halted state")[0]
-    assert state.seq > command.seq
+    assert state.seq > command.seq  # obeyed within one bar of reading it
+    assert len([e for e in _events(run) if e.type == ev.BAR
+                and command.seq < e.seq < state.seq]) <= 1
     # bars go on being replayed, and no order is sent after the halt
     _wait(lambda: len([e for e in _events(run) if e.type == ev.BAR
                        and e.seq > command.seq]) >= 5, 60, "five bars after the halt")

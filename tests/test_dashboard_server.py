@@ -9,6 +9,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from tests.dashboard_pages import Dashboard, DashboardPage, artifacts_dir, chrom
 pytestmark = pytest.mark.slow  # kernels and a browser
 
 READY = ".wb-monitor-ready"
+CANARY = "PKCANARY0123456789"
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -38,7 +40,8 @@ def _get(url: str, follow: bool = False) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, jupyter_env):
     home = tmp_path_factory.mktemp("dash-home")
-    with Dashboard.start(home, jupyter_env, "--max-kernels", "2", "--grace", "2") as dash:
+    with Dashboard.start(home, jupyter_env, "--max-kernels", "2", "--grace", "2",
+                         env={"ALPACA_API_KEY": CANARY, "ALPACA_SECRET_KEY": CANARY}) as dash:
         yield dash
 
 
@@ -49,6 +52,18 @@ def test_non_loopback_bind_is_refused_without_allow_remote():
     assert out.stderr.count("\n") == 1, out.stderr
     bad = wb_inline("dashboard", "--ip", "example.com")
     assert bad.returncode == 2 and "not an IP address" in bad.stderr
+
+
+def test_a_port_in_use_is_refused_in_one_line():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = wb_inline("dashboard", "--port", str(port))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert f"port {port} on 127.0.0.1 is in use" in out.stderr
 
 
 def test_allow_remote_lets_an_address_through_the_check_but_never_drops_the_token():
@@ -96,6 +111,10 @@ def test_no_token_or_a_wrong_one_is_refused_and_only_dashboards_render(server):
         assert "wb-monitor" not in body
     status, _, body = _get(server.url())
     assert status == 200 and "monitor" in body
+    # the pages' kernels never see a credential (said when the server started)
+    (kernel, *_) = server.kernels()
+    assert CANARY.encode() not in Path(f"/proc/{kernel}/environ").read_bytes()
+    assert "Withheld from the pages' kernels: ALPACA_API_KEY, ALPACA_SECRET_KEY" in server.said
     t = server.token
     for escape in ("..%2Fstrategies%2Fsma_cross.ipynb", "../strategies/sma_cross.ipynb",
                    "%2E%2E/strategies/sma_cross.ipynb", "..%2F..%2Fpyproject.toml"):
@@ -132,13 +151,15 @@ def test_repeated_page_loads_keep_the_kernel_count_bounded(server, tmp_path_fact
 
 
 def test_abandoned_kernels_are_culled_and_sigterm_leaves_no_kernel(tmp_path, jupyter_env):
-    dash = Dashboard.start(tmp_path, jupyter_env, "--orphan-timeout", "5", "--grace", "1")
+    # grace: a page's kernel has no connection until the page has rendered (under load,
+    # seconds): never culled before
+    dash = Dashboard.start(tmp_path, jupyter_env, "--orphan-timeout", "5", "--grace", "15")
     with chromium() as browser:
         page = DashboardPage.open(browser, dash.url(), tmp_path, "abandoned")
         page.wait_for(READY)
         assert len(dash.kernels()) == 1
-        page.close()  # abandoned: culled after 5 s without a connection
-        deadline = time.monotonic() + 30
+        page.close()  # abandoned: culled 5 s after its grace, without a connection
+        deadline = time.monotonic() + 60
         while dash.kernels() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert dash.kernels() == []

@@ -88,7 +88,6 @@ class MonitorPage:
 
     # -- layout
     def _build(self) -> None:
-        self.title = w.HTML("<h2 style='margin:4px 0'>Monitor: sessions and deployments</h2>")
         self.refreshed = w.HTML().add_class("wb-refreshed")
         self.halt_all = w.Button(description="Halt all sessions", button_style="danger",
                                  icon="stop").add_class("wb-global-halt")
@@ -122,7 +121,7 @@ class MonitorPage:
                            *children])
 
         self.widget = w.VBox([
-            self.title, w.HBox([self.halt_all, self.refreshed]), self.asking, self.message,
+            w.HBox([self.halt_all, self.refreshed]), self.asking, self.message,
             section("Deployments", self.deployments), section("Sessions", self.sessions),
             section("Session detail", self.select, self.headline), self.chart,
             w.HBox([section("Open positions", self.positions),

@@ -14,6 +14,8 @@ What it guarantees (fault 21 of the reference failure modes):
 * tracebacks are never sent to a page (``show_tracebacks`` False, checked after Voilà has
   read its configuration); Voilà's configuration files are not read at all, so a user's
   ``voila.json`` cannot loosen any of this;
+* credential-like variables (``ALPACA_*`` keys, ``*TOKEN*``, ...) are removed from the
+  environment the pages' kernels inherit, and their names said;
 * kernels are bounded and the abandoned ones culled (:mod:`workbench.dashboards.kernels`);
 * SIGINT/SIGTERM stop the loop, then every kernel is shut down before the process exits.
 
@@ -164,6 +166,17 @@ def _checked(app, ip: str, root: Path, token: str) -> None:
         raise ConfigError(f"the dashboard server's settings were changed: {problems}")
 
 
+def withhold_secrets() -> list[str]:
+    """Remove credential-like variables from this process's environment (the pages'
+    kernels inherit it): their names, said when the server starts."""
+    from workbench.secrets import SECRET_ENV_VARS, looks_secret
+
+    names = sorted(n for n in os.environ if n in SECRET_ENV_VARS or looks_secret(n))
+    for name in names:
+        del os.environ[name]
+    return names
+
+
 def make_app(options: ServeOptions, ip: str, root: Path, token: str):
     """The Voila application, initialized and checked (not started)."""
     # our template is found on the Jupyter data path (Voila looks nowhere else)
@@ -186,6 +199,7 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = print) -> None:
     if installed_path() is None:
         install("sys-prefix")
     token = secrets.token_hex(24)
+    withheld = withhold_secrets()
     app = make_app(options, ip, root, token)
 
     def ready(port: int) -> None:
@@ -194,7 +208,9 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = print) -> None:
         echo(f"Dashboards of {root} (Voila, the `{KERNEL}` kernel); open:\n"
              f"  {base}/voila/render/monitor.ipynb?token={token}\n"
              f"  {base}/?token={token}   (every page)\n"
-             "Ctrl-C stops the server and its kernels.")
+             + (f"Withheld from the pages' kernels: {', '.join(withheld)} (a dashboard never "
+                "talks to a broker).\n" if withheld else "")
+             + "Ctrl-C stops the server and its kernels.")
 
     app.on_ready = ready
     app.start()
