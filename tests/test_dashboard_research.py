@@ -16,6 +16,8 @@ from tests.dashboard_pages import Dashboard, DashboardPage, artifacts_dir, chrom
 
 pytestmark = pytest.mark.slow  # the demo's records, kernels and a browser
 
+LOAD_MS = 300_000
+
 
 @pytest.fixture(scope="module")
 def demo_home(jupyter_env, tmp_path_factory) -> Path:
@@ -138,7 +140,9 @@ def test_research_and_drift_pages_render_and_a_heatmap_click_draws_that_equity(
         demo_home, jupyter_env, tmp_path_factory):
     shots = artifacts_dir(tmp_path_factory)
     with Dashboard.start(demo_home, jupyter_env) as server, chromium() as browser:
-        page = DashboardPage.open(browser, server.url("research.ipynb"), shots, "research")
+        # Voila sends a page once its notebook ran: minutes on a loaded 2-CPU machine
+        page = DashboardPage.open(browser, server.url("research.ipynb"), shots, "research",
+                                  timeout_ms=LOAD_MS)
         page.wait_for(".js-plotly-plot")
         page.wait_for(".wb-stats")
         assert "session" in page.page.locator("select").first.inner_text()
@@ -163,8 +167,9 @@ def test_research_and_drift_pages_render_and_a_heatmap_click_draws_that_equity(
         assert page.problems() == []
         page.close()
 
-        drift = DashboardPage.open(browser, server.url("drift.ipynb"), shots, "drift")
-        summary = drift.wait_for(".wb-drift-summary")
+        drift = DashboardPage.open(browser, server.url("drift.ipynb"), shots, "drift",
+                                   timeout_ms=LOAD_MS)
+        summary = drift.wait_for(".wb-drift-summary", LOAD_MS)
         assert "100.0%" in summary.inner_text()
         drift.wait_for(".js-plotly-plot")
         drift.shot()
