@@ -112,10 +112,11 @@ def _halt_message(diffs) -> str:
             "(fail closed):\n" + "\n".join(f"  - {d}" for d in diffs))
 
 
-def start_manager(broker, sink, clock, record, broker_path, journal) -> tuple:
-    """``(manager, check, events)``: rebuilt from the run's journaled ``events`` and
-    reconciled, or new (no account snapshot yet) and checked against the broker."""
-    events = replay(record.path).events
+def start_manager(broker, sink, clock, record, broker_path, journal, events=None) -> tuple:
+    """``(manager, check, events)``: rebuilt from the run's journaled ``events`` (read here
+    unless given) and reconciled, or new (no account snapshot yet) and checked against the
+    broker."""
+    events = replay(record.path).events if events is None else events
     if any(e.type == ev.ACCOUNT_SNAPSHOT for e in events):
         if isinstance(clock, SimClock):  # a replay's time goes on from where the run stopped
             clock.set(max(clock.now(), events[-1].ts))
