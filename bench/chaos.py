@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,9 +45,14 @@ sys.path.insert(0, str(ROOT))
 GROUP_POINTS = ("group_synced", "send_first", "send_middle", "send_last")
 
 
-def _points(reference_runs: dict[str, Path]) -> list[tuple[str, str]]:
+def _helper(*args: str) -> None:
+    """``python -m tests.chaos_procs ARGS`` (what reads the store runs outside this
+    process, whose children are forked: see ``tests.chaos_procs._start``)."""
+    subprocess.run([sys.executable, "-m", "tests.chaos_procs", *args], cwd=ROOT, check=True)
+
+
+def _points(reference_runs: dict[str, Path], home: Path) -> list[tuple[str, str]]:
     """(strategy, crash spec) of every crash point at three arrivals, and the priced gaps."""
-    from tests.chaos_procs import priced_gaps
     from workbench.session.crashpoints import POINTS
 
     out = []
@@ -57,7 +63,8 @@ def _points(reference_runs: dict[str, Path]) -> list[tuple[str, str]]:
             out += [("sma", f"bar:{n}") for n in (2, 150, 389)]
         else:
             out += [("sma", f"{point}:{n}") for n in (1, 60, 170)]
-    out += [("sma", spec) for spec in priced_gaps(reference_runs["sma"])]
+    _helper("gaps", str(reference_runs["sma"]), str(home / "gaps.json"))
+    out += [("sma", spec) for spec in json.loads((home / "gaps.json").read_text())]
     return out
 
 
@@ -70,20 +77,24 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="wb-chaos-"))
     os.environ["WORKBENCH_HOME"] = str(home)
     os.environ.pop("WORKBENCH_TEST_CRASH_AT", None)
-    from tests import chaos_procs as chaos
+    from tests import chaos_procs as chaos  # imported once: the sessions are forked
+    import workbench.brokers.sim  # noqa: F401
+    import workbench.session.runner  # noqa: F401
+
+    chaos.chaos_strategy("sma"), chaos.chaos_strategy("burst")
 
     started = time.monotonic()
-    chaos.make_store(home)
+    _helper("store", str(home))
     refs, seconds, ref_runs = {}, {}, {}
     for name in ("sma", "burst"):
-        refs[name], seconds[name] = chaos.reference_run(home / f"ref-{name}", name)
+        refs[name], seconds[name] = chaos.reference_run(home / f"ref-{name}", name, fork=True)
         ref_runs[name] = chaos._the_run(home / f"ref-{name}")
         print(f"reference {name}: {len(refs[name])} orders, {seconds[name]:.1f} s a process",
               flush=True)
     trials = []
-    for strategy, spec in _points(ref_runs):
+    for strategy, spec in _points(ref_runs, home):
         t = chaos.trial(spec, home / f"point-{len(trials)}", refs[strategy], crash_at=spec,
-                        strategy=strategy)
+                        strategy=strategy, fork=True)
         if not t.attempts or t.attempts[0] != "killed":
             t.problems.append(f"{spec}: the crash point was not reached")
         trials.append(("point", strategy, t))
@@ -93,7 +104,7 @@ def main() -> int:
         strategy = "burst" if i % 5 == 4 else "sma"
         kills = chaos.random_kills(rng, seconds[strategy])
         t = chaos.trial(f"random-{i}", home / f"random-{i}", refs[strategy], kill_after=kills,
-                        strategy=strategy)
+                        strategy=strategy, fork=True)
         trials.append(("random", strategy, t))
         print(f"random {i} {strategy} kills at {[round(k, 2) for k in kills]}: "
               f"{t.attempts} {t.problems or 'ok'}", flush=True)

@@ -1,8 +1,9 @@
 """Kill -9 chaos for the replayed session: a restarted run must place the uncrashed run's
 orders, order by order (issue 12).
 
-``python -m tests.chaos_procs session STRATEGY DAY RUNS_ROOT [RUN_DIR]``: ``run_session``
-of STRATEGY (``sma``: sma_cross with :data:`PARAMS`; ``burst``: every symbol enters and
+:func:`session` (``STRATEGY DAY RUNS_ROOT [RUN_DIR]``), in a forked child of the test or
+bench process (:class:`_Forked`; also ``python -m tests.chaos_procs session ...``):
+``run_session`` of STRATEGY (``sma``: sma_cross with :data:`PARAMS`; ``burst``: every symbol enters and
 exits on the same bars, groups of six intents, for the group-commit crash points) on DAY
 (1Min, one shared account: pending buys reserve cash) with its record under RUNS_ROOT (a
 new run, or RUN_DIR restarted). What a trial kills:
@@ -47,14 +48,14 @@ def chaos_strategy(name: str = "sma"):
 
 
 def make_store(home: Path, day: str = DAY, seed: int = 11) -> None:
-    """Two days of synthetic minutes of ``SYMBOLS`` symbols, every other symbol missing
+    """Three days of synthetic minutes of ``SYMBOLS`` symbols, every other symbol missing
     ``DROP`` of its bars (a fixed random choice)."""
     import numpy as np
 
     from workbench.data.store import Store
     from workbench.data.synth import synthesize
 
-    bars = synthesize(SYMBOLS, 2, "1Min", seed, day)
+    bars = synthesize(SYMBOLS, 3, "1Min", seed, day)
     names = sorted(bars["symbol"].unique())
     sparse = set(names[::2])
     rng = np.random.default_rng(seed)
@@ -163,12 +164,87 @@ def priced_gaps(run: Path, day: str = DAY) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _start(strategy: str, day: str, runs_root: Path, run: Path | None,
-           env: dict) -> subprocess.Popen:
-    args = [sys.executable, "-m", "tests.chaos_procs", "session", strategy, day,
-            str(runs_root)]
-    return subprocess.Popen(args + ([str(run)] if run else []), cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+class _Forked:
+    """A session in a forked child of this process (the imports are paid once, in the
+    parent: a fresh interpreter costs seconds on a loaded machine): ``wait``,
+    ``send_signal`` and ``returncode`` as ``subprocess.Popen``'s (-9: killed)."""
+
+    def __init__(self, strategy: str, day: str, runs_root: Path, run: Path | None,
+                 env: dict) -> None:
+        import tempfile
+
+        self.log = tempfile.NamedTemporaryFile(prefix="chaos-", suffix=".log", delete=False)
+        self.returncode = None
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: the session, then out without the parent's exit
+            code = 1
+            try:
+                os.dup2(self.log.fileno(), 1)
+                os.dup2(self.log.fileno(), 2)
+                os.environ.clear()
+                os.environ.update(env)
+                session(strategy, day, str(runs_root), str(run) if run else "")
+                code = 0
+            except BaseException:  # noqa: BLE001 - reported on stderr, the exit code says it
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = (-os.WTERMSIG(status) if os.WIFSIGNALED(status)
+                                   else os.WEXITSTATUS(status))
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("chaos session", timeout)
+            time.sleep(0.01)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def output(self) -> str:
+        """What the child printed (its stdout and stderr), the log removed."""
+        self.log.close()
+        text = Path(self.log.name).read_text(errors="replace")
+        os.unlink(self.log.name)
+        return text
+
+
+class _Process(subprocess.Popen):
+    """A session in a fresh interpreter (what a process that may hold thread pools, a
+    test run's, must start: a forked child of it could deadlock on their locks)."""
+
+    def __init__(self, strategy: str, day: str, runs_root: Path, run: Path | None,
+                 env: dict) -> None:
+        args = [sys.executable, "-m", "tests.chaos_procs", "session", strategy, day,
+                str(runs_root)]
+        super().__init__(args + ([str(run)] if run else []), cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def output(self) -> str:
+        text = self.stdout.read()
+        self.stdout.close()
+        return text
+
+
+def _start(strategy: str, day: str, runs_root: Path, run: Path | None, env: dict,
+           fork: bool = False):
+    """The session's process: forked from this one (``fork``: only from a process that
+    has not read the store, whose pyarrow/DuckDB threads a child would inherit the locks
+    of) or a fresh interpreter."""
+    return (_Forked if fork else _Process)(strategy, day, runs_root, run, env)
 
 
 def _the_run(runs_root: Path) -> Path | None:
@@ -189,7 +265,7 @@ class Trial:
 
 def trial(name: str, runs_root: Path, reference: list[tuple], *, crash_at: str | None = None,
           kill_after: list[float] = (), strategy: str = "sma", day: str = DAY,
-          timeout: float = 300) -> Trial:
+          timeout: float = 300, fork: bool = False) -> Trial:
     """A run started with ``crash_at`` (a crash point) or killed after the first of
     ``kill_after`` seconds, each restart killed after the next one, then restarted until
     it ends by itself; checked against ``reference``."""
@@ -199,7 +275,7 @@ def trial(name: str, runs_root: Path, reference: list[tuple], *, crash_at: str |
     first = True
     while True:
         extra = {"WORKBENCH_TEST_CRASH_AT": crash_at} if first and crash_at else {}
-        proc = _start(strategy, day, runs_root, run, {**env, **extra})
+        proc = _start(strategy, day, runs_root, run, {**env, **extra}, fork)
         delay = kills.pop(0) if kills else None
         try:
             proc.wait(timeout=delay if delay is not None else timeout)
@@ -211,9 +287,7 @@ def trial(name: str, runs_root: Path, reference: list[tuple], *, crash_at: str |
                 return out
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-        stderr = proc.stderr.read()
-        proc.stdout.close()
-        proc.stderr.close()
+        stderr = proc.output()
         code = proc.returncode
         out.attempts.append("killed" if code == -signal.SIGKILL else f"exit {code}")
         first = False
@@ -233,13 +307,14 @@ def trial(name: str, runs_root: Path, reference: list[tuple], *, crash_at: str |
     return out
 
 
-def reference_run(runs_root: Path, strategy: str = "sma",
-                  day: str = DAY) -> tuple[list[tuple], float]:
+def reference_run(runs_root: Path, strategy: str = "sma", day: str = DAY,
+                  fork: bool = False) -> tuple[list[tuple], float]:
     """The uncrashed run's broker orders, and how long its process took (s)."""
     started = time.monotonic()
     proc = _start(strategy, day, runs_root, None, {k: v for k, v in os.environ.items()
-                                         if k != "WORKBENCH_TEST_CRASH_AT"})
-    _, err = proc.communicate(timeout=600)
+                                                   if k != "WORKBENCH_TEST_CRASH_AT"}, fork)
+    proc.wait(timeout=600)
+    err = proc.output()
     if proc.returncode != 0:
         raise RuntimeError(f"the reference run failed: {err[-2000:]}")
     return broker_orders(_the_run(runs_root)), time.monotonic() - started
@@ -250,5 +325,10 @@ def random_kills(rng: random.Random, seconds: float, most: int = 3) -> list[floa
     return [rng.uniform(0.05, seconds) for _ in range(rng.randint(1, most))]
 
 
+def _gaps(run: str, out: str) -> None:
+    Path(out).write_text(json.dumps(priced_gaps(Path(run))))
+
+
 if __name__ == "__main__":
-    {"session": session}[sys.argv[1]](*sys.argv[2:])
+    {"session": session, "store": lambda home: make_store(Path(home)),
+     "gaps": _gaps}[sys.argv[1]](*sys.argv[2:])
