@@ -110,3 +110,93 @@ def test_a_restart_asked_for_another_identity_is_refused_naming_the_difference(
         run_session(strategy, params, **kw)
     assert said in str(e.value), str(e.value)
     assert len(replay(run).events) == len(before)  # nothing journaled, nothing sent
+
+
+# -- reconciliation against the broker's history (issue 12, point 3) --------------------------
+
+
+def _crash_with_an_open_order(home: Path, name: str) -> tuple[Path, str, str]:
+    """A run killed on a bar whose previous bar placed an order (open at the broker):
+    (run, a filled order's client id, the open order's client id)."""
+    import os
+    import signal
+
+    from workbench.brokers.sim import SimBroker
+
+    ref = chaos._the_run(home / "reference")
+    bars, k = 0, None
+    for e in replay(ref).events:
+        if e.type == ev.BAR:
+            bars += 1
+        elif e.type == ev.INTENT and bars > 100:
+            k = bars + 1
+            break
+    proc = chaos._start("sma", chaos.DAY, home / name, None,
+                        {**os.environ, "WORKBENCH_HOME": str(home),
+                         "WORKBENCH_TEST_CRASH_AT": f"bar:{k}"})
+    proc.wait(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.output()
+    proc.output()
+    run = chaos._the_run(home / name)
+    broker = SimBroker(run / "broker.sqlite")
+    orders = broker.orders()
+    broker.close()
+    filled = next(o.client_order_id for o in orders if o.filled_quantity > 0)
+    open_ = next(o.client_order_id for o in orders if o.is_open)
+    return run, filled, open_
+
+
+def _restart(run: Path):
+    strategy, params = chaos.chaos_strategy()
+    return run_session(strategy, params, replay_date=chaos.DAY, timeframe="1Min",
+                       accounts="shared", run_dir=run)
+
+
+def _sql(run: Path, statement: str, *args) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(run / "broker.sqlite")
+    with con:
+        assert con.execute(statement, args).rowcount >= 1
+    con.close()
+
+
+@pytest.mark.parametrize("tamper, said", [
+    ("delete", "no such fill (deleted at the broker?)"),
+    ("edit", "journal says buy"),
+])
+def test_a_filled_order_deleted_or_edited_at_the_broker_between_kill_and_restart_halts(
+        home, tamper, said):
+    """Open orders and positions alone did not see it: the restart exited 0."""
+    run, filled, _ = _crash_with_an_open_order(home, f"tampered-{tamper}")
+    if tamper == "delete":
+        _sql(run, "DELETE FROM fills WHERE client_order_id = ?", filled)
+        _sql(run, "DELETE FROM orders WHERE client_order_id = ?", filled)
+    else:
+        _sql(run, "UPDATE fills SET price = '0.01' WHERE client_order_id = ?", filled)
+    result = _restart(run)
+    assert result.outcome == "halted" and result.state == "halted", result.message
+    assert said in result.message and filled in result.message, result.message
+    rec = [e.payload for e in replay(run).events if e.type == ev.RECONCILE][-1]
+    assert rec["ok"] is False and any(filled in d for d in rec["differences"])
+
+
+def test_an_open_order_canceled_behind_the_sessions_back_is_adopted_journaled_and_said(
+        home, capfd):
+    from workbench.brokers.sim import SimBroker
+
+    run, _, open_ = _crash_with_an_open_order(home, "canceled")
+    broker = SimBroker(run / "broker.sqlite")
+    broker.cancel(open_)
+    broker.close()
+    result = _restart(run)
+    assert result.outcome == "succeeded", result.message
+    events = replay(run).events
+    rec = [e.payload for e in events if e.type == ev.RECONCILE][-1]
+    assert rec["ok"] is True and open_ in rec["adopted_orders"]
+    said = [e.payload["message"] for e in events if e.type == ev.ALERT
+            and e.payload.get("source") == "reconcile"]
+    assert len(said) == 1 and open_ in said[0] and "canceled at the broker" in said[0]
+    assert f"warning: {said[0]}" in capfd.readouterr().err
+    assert any(e.type == ev.ORDER_UPDATE and e.payload["client_order_id"] == open_
+               and e.payload["status"] == "canceled" for e in events)
