@@ -1,8 +1,9 @@
 """Alpaca's order history, for reconciliation: every order created after a time.
 
 ``GET /v2/orders?status=all&nested=true&direction=asc&after=...`` page by page (at most
-``PAGE`` a page; the next page starts after the last order's ``created_at``, one
-microsecond earlier and de-duplicated by id, so orders sharing that time are not lost):
+``PAGE`` a page; of a full page, the orders created at its last time are left for the
+next page, which starts after the time before it, so orders sharing a time are never
+split; a full page of one time cannot be paged past: an error, never a short history):
 each order tree learned and flattened, its legs after it. Without it a filled order
 deleted or edited at the broker between a kill and a restart went unnoticed: only the
 open orders and positions were compared (issue 12).
@@ -35,14 +36,26 @@ def order_history(list_page: Callable[[dict], list[dict]], learn: Callable[[dict
         if after is not None:
             query["after"] = after.to_pydatetime()
         raws = list_page(query)
-        new = [r for r in raws if str(r.get("id")) not in seen]
-        for raw in new:
-            seen.add(str(raw.get("id")))
-            order = learn(raw)
-            out += [order, *order.legs]
-        if len(raws) < page or not new:
+        keep = raws
+        if len(raws) >= page:  # more may follow: the orders of the last time come again
+            times = [_created(r) for r in raws]
+            keep = [r for r, t in zip(raws, times, strict=True) if t < times[-1]]
+            if not keep:
+                raise TemporaryBrokerError(f"list orders: more than {page} orders created at "
+                                           f"{times[-1].isoformat()}: the history cannot be "
+                                           "paged")
+            after = times[len(keep) - 1]
+        for raw in keep:
+            if str(raw.get("id")) not in seen:
+                seen.add(str(raw.get("id")))
+                order = learn(raw)
+                out += [order, *order.legs]
+        if keep is raws:
             return out
-        try:
-            after = to_utc(pd.Timestamp(raws[-1]["created_at"])) - _STEP
-        except (KeyError, ValueError, TypeError):
-            raise TemporaryBrokerError("list orders: an order without created_at") from None
+
+
+def _created(raw: dict) -> pd.Timestamp:
+    try:
+        return to_utc(pd.Timestamp(raw["created_at"]))
+    except (KeyError, ValueError, TypeError):
+        raise TemporaryBrokerError("list orders: an order without created_at") from None
