@@ -198,5 +198,9 @@ def test_an_open_order_canceled_behind_the_sessions_back_is_adopted_journaled_an
             and e.payload.get("source") == "reconcile"]
     assert len(said) == 1 and open_ in said[0] and "canceled at the broker" in said[0]
     assert f"warning: {said[0]}" in capfd.readouterr().err
+    from workbench.cli.session import _reconcile_alerts
+
+    assert _reconcile_alerts(run) == said  # what `workbench session --run` prints
     assert any(e.type == ev.ORDER_UPDATE and e.payload["client_order_id"] == open_
                and e.payload["status"] == "canceled" for e in events)
+

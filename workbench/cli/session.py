@@ -13,8 +13,10 @@ first N stored symbols before the kernel starts. The figures printed are the ses
 ``results/session.json``, never parsed notebook output. ``--run DIR`` restarts a crashed
 run in the same record: notebook, hash and parameters come from its manifest and every
 option given must equal the recorded value (:func:`_identity_differences`), else a
-refusal; the session then replays its journal and reconciles with the broker before it
-trades. SIGTERM or Ctrl-C sends ``stop`` through the control channel (a second one
+refusal (the session checks the identity again itself: :mod:`workbench.session.identity`);
+the session then replays its journal and reconciles with the broker before it trades, and
+what the reconciliation adopted with a word (an order canceled behind its back) is
+printed here too. SIGTERM or Ctrl-C sends ``stop`` through the control channel (a second one
 interrupts the kernel). ``status`` reads the catalog (never the broker); ``halt`` and ``resume`` write
 command files to ``runs/<id>/control/`` (never to the broker), which the session carries
 out at its next bar.
@@ -281,10 +283,24 @@ def _positions_table(positions: dict) -> None:
         echo_table(rows)
 
 
+def _reconcile_alerts(path: Path) -> list[str]:
+    """What the last start's reconciliation said (an open order canceled at the broker
+    while the session was down, adopted): the kernel's own output is not this command's."""
+    from workbench.journal import replay
+    from workbench.model import events as ev
+
+    events = replay(path).events if (path / "events").exists() else []
+    last = [i for i, e in enumerate(events) if e.type == ev.RECONCILE][-1:]
+    return [e.payload["message"] for e in events[last[0]:] if e.type == ev.ALERT
+            and e.payload.get("source") == "reconcile"] if last else []
+
+
 def _report(run, as_json: bool) -> None:
     from workbench.execution.run import exit_code
     from workbench.runs.records import load_manifest
 
+    for said in _reconcile_alerts(run.path):
+        echo(f"warning: {said}", err=True)
     figures = _figures(run.path)
     if as_json:
         echo_json({**run.to_dict(), "session": figures})
