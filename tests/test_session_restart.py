@@ -204,3 +204,16 @@ def test_an_open_order_canceled_behind_the_sessions_back_is_adopted_journaled_an
     assert any(e.type == ev.ORDER_UPDATE and e.payload["client_order_id"] == open_
                and e.payload["status"] == "canceled" for e in events)
 
+
+
+def test_the_order_rate_switch_counts_the_orders_before_the_restart(home, monkeypatch):
+    """Risk counters: the order-rate kill switch (here: more than 40 orders in a day)
+    trips on the same order after a restart as in the uncrashed run, not 40 orders later."""
+    monkeypatch.setenv("WORKBENCH__RISK__MAX_ORDERS", "40")
+    monkeypatch.setenv("WORKBENCH__RISK__ORDER_WINDOW_S", "86400")
+    reference, _ = chaos.reference_run(home / "rate-reference")
+    states = [e.payload["state"] for e in replay(chaos._the_run(home / "rate-reference")).events
+              if e.type == ev.STATE]
+    assert states[-1] == "halted" and len(reference) == 40  # the 41st tripped it
+    t = chaos.trial("rate", home / "rate", reference, crash_at="bar:50")  # ~20 orders
+    assert t.attempts == ["killed", "exit 0"] and t.problems == [], t
