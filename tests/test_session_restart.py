@@ -211,9 +211,10 @@ def test_the_order_rate_switch_counts_the_orders_before_the_restart(home, monkey
     trips on the same order after a restart as in the uncrashed run, not 40 orders later."""
     monkeypatch.setenv("WORKBENCH__RISK__MAX_ORDERS", "40")
     monkeypatch.setenv("WORKBENCH__RISK__ORDER_WINDOW_S", "86400")
-    reference, _ = chaos.reference_run(home / "rate-reference")
+    reference, _ = chaos.reference_run(home / "rate-reference", "burst")  # groups of six
     states = [e.payload["state"] for e in replay(chaos._the_run(home / "rate-reference")).events
               if e.type == ev.STATE]
     assert states[-1] == "halted" and len(reference) == 40  # the 41st tripped it
-    t = chaos.trial("rate", home / "rate", reference, crash_at="bar:50")  # ~20 orders
+    t = chaos.trial("rate", home / "rate", reference, crash_at="bar:50",  # 18 orders in
+                    strategy="burst")
     assert t.attempts == ["killed", "exit 0"] and t.problems == [], t
