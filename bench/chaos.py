@@ -77,9 +77,9 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="wb-chaos-"))
     os.environ["WORKBENCH_HOME"] = str(home)
     os.environ.pop("WORKBENCH_TEST_CRASH_AT", None)
-    from tests import chaos_procs as chaos  # imported once: the sessions are forked
-    import workbench.brokers.sim  # noqa: F401
+    import workbench.brokers.sim
     import workbench.session.runner  # noqa: F401
+    from tests import chaos_procs as chaos  # imported once: the sessions are forked
 
     chaos.chaos_strategy("sma"), chaos.chaos_strategy("burst")
 

@@ -173,7 +173,8 @@ class _Forked:
                  env: dict) -> None:
         import tempfile
 
-        self.log = tempfile.NamedTemporaryFile(prefix="chaos-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by output()
+            prefix="chaos-", suffix=".log", delete=False)
         self.returncode = None
         self.pid = os.fork()
         if self.pid == 0:  # the child: the session, then out without the parent's exit

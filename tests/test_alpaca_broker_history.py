@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from alpaca.trading.requests import GetOrdersRequest
 from alpaca_broker_helpers import D, broker, publish, start_fake, wait_for
 from test_alpaca_broker_restart import _journal, _restart
 
-from alpaca.trading.requests import GetOrdersRequest
 from workbench.brokers.alpaca.history import order_history
 from workbench.brokers.base import TemporaryBrokerError
 from workbench.clock import SimClock

@@ -78,6 +78,7 @@ from workbench.data.timeframe import Timeframe
 from workbench.engine import Engine, ReplayFeed, bar_close
 from workbench.engine.engine import LatencyStats
 from workbench.errors import ConfigError
+from workbench.journal.reader import replay
 from workbench.model import OrderStatus, to_decimal
 from workbench.model import events as ev
 from workbench.model.costs import CostModel, Shares
@@ -85,7 +86,6 @@ from workbench.risk import RiskGateway, RiskSettings
 from workbench.session import crashpoints, rebuild
 from workbench.session.bars import check_warmup, load_replay
 from workbench.session.control import ControlChannel
-from workbench.journal.reader import replay
 from workbench.session.ending import SessionResult
 from workbench.session.ending import finish as _finish
 from workbench.session.identity import IDENTITY, refuse_other_identity
