@@ -218,3 +218,26 @@ def test_the_order_rate_switch_counts_the_orders_before_the_restart(home, monkey
     t = chaos.trial("rate", home / "rate", reference, crash_at="bar:50",  # 18 orders in
                     strategy="burst")
     assert t.attempts == ["killed", "exit 0"] and t.problems == [], t
+
+
+def test_the_identity_is_compared_as_the_journal_stores_it():
+    """No false refusal from the encoding (Decimals, tuples, numpy numbers read back from
+    JSON), a key the first start lacked is not compared, ``sl_trail`` absent is False."""
+    from decimal import Decimal
+
+    import numpy as np
+
+    from workbench.session.identity import identity_of, refuse_other_identity
+
+    values = {"replay_date": "2026-11-20", "symbols": ("A", "B"), "cash": Decimal("1e5"),
+              "params": {"fast": np.int64(4), "slow": 12.0}, "size": 0.1}
+    first = identity_of(values)
+    refuse_other_identity("r1", first, values)  # the same values pass
+    refuse_other_identity("r1", {k: v for k, v in first.items() if k != "size"},
+                          {**values, "size": 0.5})  # an older run without the key
+    refuse_other_identity("r1", first, {**values, "sl_trail": False})
+    with pytest.raises(ConfigError) as e:
+        refuse_other_identity("r1", first, {**values, "symbols": ["A"], "sl_trail": True})
+    assert 'symbols ["A"] (the run has ["A", "B"])' in str(e.value)
+    assert "sl_trail true (the run has false)" in str(e.value)
+    refuse_other_identity("r1", None, values)  # a new run: nothing to compare
