@@ -63,6 +63,7 @@ def test_the_demo_session_agrees_with_the_replay_of_its_day(at_demo):
     price as slippage of the right sign."""
     from workbench.dashboards.drift import compare
     from workbench.dashboards.queries import RunJournal
+    from workbench.journal.events import encode_event
     from workbench.dashboards.recompute import session_replay
 
     session = _record(at_demo, "session")
@@ -112,6 +113,7 @@ def test_a_record_whose_notebook_changed_is_not_backtested_again(at_demo, tmp_pa
 
 
 def test_a_journal_refresh_reads_only_what_was_appended(at_demo, tmp_path):
+    from workbench.journal.events import encode_event
     from workbench.dashboards.queries import RunJournal
 
     run = tmp_path / "run"
@@ -125,9 +127,8 @@ def test_a_journal_refresh_reads_only_what_was_appended(at_demo, tmp_path):
     last = json.loads(segment.read_text().splitlines()[-1])
     line = next(x for x in segment.read_text().splitlines() if x.startswith('{"type":"fill"'))
     fill = json.loads(line)
-    fill.update(seq=last["seq"] + 1)
     fill["payload"]["execution_id"] = "appended-1"
-    added = (json.dumps(fill, separators=(",", ":")) + "\n").encode()
+    added = encode_event(last["seq"] + 1, fill["ts"], "fill", fill["payload"])  # checksummed
     with open(segment, "ab") as f:
         f.write(added + b'{"type":"fill","seq":')  # and a torn line: not read
     assert journal.refresh() == 1

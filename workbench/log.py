@@ -130,7 +130,10 @@ def _route(level: int, event: dict[str, Any]) -> None:
                               if k not in ("timestamp", "level", "component", "event"))
             line = _clean(f"{event.get('timestamp', '')} [{event.get('level', '')}] "
                           f"{event.get('component', '')}: {event.get('event', '')} {fields}")
-        print(line, file=sys.stderr, flush=True)
+        # one write per line: print() writes the text and its newline apart, and two
+        # threads' lines (the session's and the alert delivery's) ran into one another
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 def _lowest() -> int:
