@@ -130,6 +130,7 @@ def test_a_harsher_broker_drifts_per_fill_and_blocks_live(home, notebook):
     # the gate and the command refuse live
     gate = _gates(notebook)["drift"]
     assert not gate.passed and gate.value == pytest.approx(abs(doc["pnl_fraction"]))
+    assert f"worst {Path(run).name}: P&L {doc['pnl_difference']} vs the replayed" in gate.detail
     env = {"WORKBENCH__GATES__MIN_PAPER_SESSIONS": "1",
            "WORKBENCH__GATES__MAX_DRIFT": str(LIMITS["block"])}
     out = wb_inline("promote", str(notebook), "--to", "live", "--yes", env=env)

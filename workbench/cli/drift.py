@@ -38,7 +38,7 @@ def notebook_strategy(notebook: Path, name: str, recorded_hash: str | None):
     namespace: dict = {}
     for cell in nb.cells:
         if cell.cell_type == "code" and "@wb.strategy" in cell.source:
-            exec(compile(cell.source, f"{notebook.name}:strategy", "exec"), namespace)
+            exec(compile(cell.source, f"{notebook.name}:strategy", "exec"), namespace)  # noqa: S102
     found = [v for v in namespace.values() if isinstance(v, Strategy) and v.name == name]
     if len(found) != 1:
         raise ConfigError(f"drift: {notebook.name} defines {len(found)} strategies named "

@@ -12,7 +12,8 @@ the store's, as the session loaded them (the day and ``history_days`` sessions b
 The backtest (:func:`workbench.backtesting.run.backtest`) runs with the session's cost
 model and settings, its signals cleared before the day (a session trades from the day's
 first bar, flat), so with a simulated broker that fills as the cost model says the two
-agree to the cent.
+agree to the cent. A session that ended early (interrupted, halted) is compared on the
+bars it processed: the replay stops at its last journaled bar (said in ``notes``).
 
 The report:
 
@@ -48,6 +49,7 @@ import pandas as pd
 from workbench.config import GateSettings
 from workbench.errors import ConfigError, DataError, WorkbenchError
 from workbench.fsutil import atomic_write
+from workbench.monitor.drift_fills import FillDrift, backtest_fills, fill_drift, session_fills
 from workbench.plain import plain
 
 __all__ = ["DRIFT_FILE", "DriftReport", "FillDrift", "checked_limits", "level_of",
@@ -59,27 +61,6 @@ CENT = Decimal("0.01")
 EXAMPLES = 10  # signal disagreements a report lists
 _FIELDS = {"entries": "entry", "exits": "exit", "short_entries": "short_entry",
            "short_exits": "short_exit"}
-
-
-@dataclass(frozen=True)
-class FillDrift:
-    """One fill of the session (or a missed one of the backtest), against the model."""
-
-    symbol: str
-    side: str
-    time: str
-    status: str  # matched | extra (session only) | missed (backtest only)
-    quantity: float | None  # the session's
-    price: float | None  # the session's fill price
-    fee: float | None
-    backtest_quantity: float | None
-    backtest_price: float | None
-    backtest_fee: float | None
-    reference: float | None  # the price the fill met (before slippage)
-    slippage_bps: float | None  # the session's, against the reference, against the trader
-    model_bps: float  # the cost model's
-    excess_bps: float | None  # slippage_bps - model_bps
-    cost: float | None  # dollars against the trader vs the backtest's price and fee
 
 
 @dataclass(frozen=True)
@@ -117,18 +98,22 @@ class DriftReport:
         matched = [f for f in self.fills if f.status == "matched"]
         worst = max((abs(f.excess_bps) for f in matched if f.excess_bps is not None),
                     default=0.0)
-        out = [f"drift of {self.run_id}: {self.strategy} on {self.replay_date}, "
-               f"{len(self.symbols)} symbols",
-               f"  signals     {self.signals_compared - self.signals_differing} of "
-               f"{self.signals_compared} agree ({self.signal_agreement:.4%})",
-               f"  fills       {len(matched)} matched, {self.missed} missed, {self.extra} extra; "
-               f"worst excess slippage {worst:.2f} bps over the model's "
-               f"{self.costs.get('slippage_bps', 0):g}",
-               f"  P&L         session {self.session_pnl}, backtest {self.backtest_pnl}, "
-               f"difference {self.pnl_difference} ({self.pnl_fraction:.4%} of "
-               f"{self.start_equity})",
-               f"  level       {self.level.upper()} (warn {self.limits['warn']:g}, block "
-               f"{self.limits['block']:g}, halt {self.limits['halt']:g} of capital)"]
+        agree = self.signals_compared - self.signals_differing
+        slip = self.costs.get("slippage_bps", 0)
+        limits = self.limits
+        out = [
+            (f"drift of {self.run_id}: {self.strategy} on {self.replay_date}, "
+             f"{len(self.symbols)} symbols"),
+            (f"  signals     {agree} of {self.signals_compared} agree "
+             f"({self.signal_agreement:.4%})"),
+            (f"  fills       {len(matched)} matched, {self.missed} missed, {self.extra} extra; "
+             f"worst excess slippage {worst:.2f} bps over the model's {slip:g}"),
+            (f"  P&L         session {self.session_pnl}, backtest {self.backtest_pnl}, "
+             f"difference {self.pnl_difference} ({self.pnl_fraction:.4%} of "
+             f"{self.start_equity})"),
+            (f"  level       {self.level.upper()} (warn {limits['warn']:g}, block "
+             f"{limits['block']:g}, halt {limits['halt']:g} of capital)"),
+        ]
         out += [f"  note: {n}" for n in self.notes]
         return out
 
@@ -169,8 +154,9 @@ def checked_limits(limits, what: str) -> dict[str, float]:
 # -- the session's record --------------------------------------------------------------------
 
 
-def _session(run_dir: Path) -> tuple[dict, list, list, dict]:
-    """(session_start payload, signal payloads, fill payloads, session.json)."""
+def _session(run_dir: Path) -> tuple[dict, list, list, dict, pd.Timestamp | None]:
+    """(session_start payload, signal payloads, fill payloads, session.json, the last bar
+    the session processed)."""
     from workbench.journal.reader import replay
     from workbench.model import events as ev
 
@@ -185,7 +171,9 @@ def _session(run_dir: Path) -> tuple[dict, list, list, dict]:
                         "not ended")
     signals = [e.payload for e in events if e.type == ev.SIGNAL]
     fills = [e.payload for e in events if e.type == ev.FILL]
-    return starts[0], signals, fills, summary
+    last = max((pd.Timestamp(e.payload["bar_time"]) for e in events if e.type == ev.BAR),
+               default=None)
+    return starts[0], signals, fills, summary, last
 
 
 def _json(path: Path) -> Any:
@@ -269,64 +257,6 @@ def _signal_drift(result, signals: list[dict], day_start) -> tuple[int, int, lis
     return len(day) * len(result.symbols) * max(1, len(fields)), len(differing), examples
 
 
-def _backtest_fills(result, costs) -> list[dict]:
-    out = []
-    for t in result.trades().itertuples():
-        long = t.direction == "long"
-        out.append({"symbol": t.symbol, "side": "buy" if long else "sell",
-                    "time": pd.Timestamp(t.entry_time), "quantity": float(t.size),
-                    "price": float(t.entry_price)})
-        if t.exit_reason != "open at end":
-            out.append({"symbol": t.symbol, "side": "sell" if long else "buy",
-                        "time": pd.Timestamp(t.exit_time), "quantity": float(t.size),
-                        "price": float(t.exit_price)})
-    for f in out:
-        f["fee"] = costs.fee(f["quantity"], f["price"])
-    return out
-
-
-def _session_fills(payloads: list[dict]) -> list[dict]:
-    out: dict[tuple, dict] = {}  # partial executions of one order at one bar add up
-    for p in payloads:
-        key = (p["symbol"], str(p["side"]).lower(), pd.Timestamp(p["time"]), p["client_order_id"])
-        qty, price, fee = Decimal(str(p["quantity"])), Decimal(str(p["price"])), Decimal(str(p["fee"]))
-        f = out.setdefault(key, {"symbol": key[0], "side": key[1], "time": key[2],
-                                 "q": Decimal(0), "notional": Decimal(0), "fee": Decimal(0)})
-        f["q"] += qty
-        f["notional"] += qty * price
-        f["fee"] += fee
-    return [{"symbol": f["symbol"], "side": f["side"], "time": f["time"],
-             "quantity": float(f["q"]), "price": float(f["notional"] / f["q"]),
-             "fee": float(f["fee"])} for f in out.values() if f["q"]]
-
-
-def _fill_drift(session: list[dict], backtest: list[dict], costs) -> list[FillDrift]:
-    model = float(costs.slippage_bps)
-    pool = {(f["symbol"], f["side"], f["time"]): f for f in backtest}
-    out = []
-    for s in sorted(session, key=lambda f: (f["time"], f["symbol"])):
-        b = pool.pop((s["symbol"], s["side"], s["time"]), None)
-        sign = 1 if s["side"] == "buy" else -1
-        if b is None:
-            out.append(FillDrift(s["symbol"], s["side"], s["time"].isoformat(), "extra",
-                                 s["quantity"], s["price"], s["fee"], None, None, None, None,
-                                 None, model, None, None))
-            continue
-        reference = b["price"] / (1 + sign * costs.slippage)
-        slip = sign * (s["price"] / reference - 1) * 1e4
-        cost = sign * (s["price"] - b["price"]) * s["quantity"] + (s["fee"] - b["fee"]
-                                                                  * s["quantity"] / b["quantity"])
-        out.append(FillDrift(s["symbol"], s["side"], s["time"].isoformat(), "matched",
-                             s["quantity"], s["price"], s["fee"], b["quantity"], b["price"],
-                             b["fee"], reference, round(slip, 6), model,
-                             round(slip - model, 6), round(cost, 6)))
-    for b in sorted(pool.values(), key=lambda f: (f["time"], f["symbol"])):
-        out.append(FillDrift(b["symbol"], b["side"], b["time"].isoformat(), "missed", None,
-                             None, None, b["quantity"], b["price"], b["fee"], None, None,
-                             model, None, None))
-    return out
-
-
 def _cents(value) -> Decimal:
     out = Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_EVEN)
     return out + 0  # -0.00 -> 0.00
@@ -343,7 +273,7 @@ def measure_drift(run_dir: str | Path, strategy, *, store=None,
 
     run_dir = Path(run_dir)
     strat = as_strategy(strategy, "measure_drift")
-    start, signals, fills, summary = _session(run_dir)
+    start, signals, fills, summary, last = _session(run_dir)
     if strat.name != start["strategy"]:
         raise WorkbenchError(f"drift: {run_dir.name} traded {start['strategy']!r}, not "
                              f"{strat.name!r}: give its strategy")
@@ -356,9 +286,14 @@ def measure_drift(run_dir: str | Path, strategy, *, store=None,
     costs = CostModel(**start["costs"])
     bars = _bars(start, _history_days(run_dir, start), store)
     day_start = ny_midnight(start["replay_date"])
+    if last is None or last < bars.index[-1]:  # the replay stops where the session did
+        shown = "no bar of the day" if last is None else f"bars up to {last.isoformat()}"
+        notes.append(f"the session processed {shown}; the replay stops there too")
+        bars = bars.iloc(slice(0, int(bars.index.searchsorted(
+            last if last is not None else day_start, side="right" if last else "left"))))
     result = _backtest(strat, bars, start, day_start)
     compared, differing, examples = _signal_drift(result, signals, day_start)
-    fill_drift = _fill_drift(_session_fills(fills), _backtest_fills(result, costs), costs)
+    fills_drift = fill_drift(session_fills(fills), backtest_fills(result, costs), costs)
     n_accounts = len(start["symbols"]) if start.get("accounts") == "per_symbol" else 1
     equity = result.equity()["total"]
     backtest_pnl = _cents(float(equity.iloc[-1]) - float(start["cash"]) * n_accounts)
@@ -366,18 +301,18 @@ def measure_drift(run_dir: str | Path, strategy, *, store=None,
     difference = session_pnl - backtest_pnl
     start_equity = Decimal(str(start["start_equity"]))
     fraction = float(difference / start_equity) if start_equity else 0.0
-    missed = sum(f.status == "missed" for f in fill_drift)
-    extra = sum(f.status == "extra" for f in fill_drift)
+    missed = sum(f.status == "missed" for f in fills_drift)
+    extra = sum(f.status == "extra" for f in fills_drift)
     limits = checked_limits(limits, "drift limits") if limits else limits_of(gates)
     return DriftReport(
         run_id=run_dir.name, strategy=strat.name, params=dict(start["params"]),
         replay_date=str(start["replay_date"]), symbols=list(start["symbols"]),
         costs=costs.describe(), signals_compared=compared, signals_differing=differing,
         signal_agreement=1 - differing / compared if compared else 1.0,
-        signal_examples=examples, fills=fill_drift, missed=missed, extra=extra,
+        signal_examples=examples, fills=fills_drift, missed=missed, extra=extra,
         session_pnl=str(session_pnl), backtest_pnl=str(backtest_pnl),
         pnl_difference=str(difference), start_equity=str(start_equity), pnl_fraction=fraction,
-        excess_slippage_cost=str(_cents(sum(f.cost or 0.0 for f in fill_drift))),
+        excess_slippage_cost=str(_cents(sum(f.cost or 0.0 for f in fills_drift))),
         level=level_of(fraction, limits, mismatched=bool(differing or missed or extra)),
         limits=dict(limits), notes=notes)
 
