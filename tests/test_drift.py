@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,7 @@ def notebook(tmp_path) -> Path:
 
 
 def _session(notebook: Path, broker_costs: CostModel | None, broker_path=None,
-             limits=LIMITS) -> Path:
+             limits=LIMITS, risk=LOOSE) -> Path:
     """A paper session of the notebook's code (its hash in the record, the settings wb.run
     records), on a simulated broker filling with ``broker_costs``, then its drift."""
     strategy = strategy_of("sma_cross")
@@ -73,7 +74,7 @@ def _session(notebook: Path, broker_costs: CostModel | None, broker_path=None,
         "settings": {"replay_date": END, "history_days": 1, "accounts": "per_symbol",
                      "broker_path": None if broker_path is None else str(broker_path)}})
     result = run_session(strategy, {"fast": 10, "slow": 30}, replay_date=END, symbols=symbols,
-                         cash=CASH, size=SIZE, costs=CostModel(**FEES), risk=LOOSE,
+                         cash=CASH, size=SIZE, costs=CostModel(**FEES), risk=risk,
                          accounts="per_symbol", run_dir=record.path, broker_costs=broker_costs,
                          broker_path=broker_path)
     assert result.outcome == "succeeded", result.message
@@ -148,6 +149,19 @@ def test_a_harsher_broker_drifts_per_fill_and_blocks_live(home, notebook):
     con.close()
     assert [(r[0], r[1], float(r[2]), r[3]) for r in rows] == [
         (Path(run).name, "block", difference, len(fills))]
+
+
+def test_trades_the_risk_gateway_refused_are_missed_with_its_reason(home, notebook):
+    run = _session(notebook, None, risk=LOOSE.model_copy(update={"max_order_notional": Decimal(20_000)}))
+    doc = read_drift(run)
+    assert doc["extra"] == 0 and doc["missed"] == len(doc["fills"]) >= 4
+    assert doc["signals_differing"] == 0  # the strategy said the same: the gateway refused
+    buys = [f for f in doc["fills"] if f["side"] == "buy"]
+    assert buys and all(f["why"].startswith("refused by risk (notional_cap): order notional")
+                        for f in buys)
+    assert doc["session_pnl"] == "0.00" and doc["pnl_difference"] == str(
+        -Decimal(doc["backtest_pnl"]) + 0)
+    assert doc["level"] in ("warn", "block", "halt")  # a missed trade is at least a warning
 
 
 def test_a_deployment_drifting_past_its_halt_limit_is_retired(home, notebook):

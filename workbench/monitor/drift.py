@@ -154,9 +154,9 @@ def checked_limits(limits, what: str) -> dict[str, float]:
 # -- the session's record --------------------------------------------------------------------
 
 
-def _session(run_dir: Path) -> tuple[dict, list, list, dict, pd.Timestamp | None]:
+def _session(run_dir: Path) -> tuple[dict, list, list, dict, pd.Timestamp | None, dict]:
     """(session_start payload, signal payloads, fill payloads, session.json, the last bar
-    the session processed)."""
+    the session processed, the risk gateway's refusals by (symbol, time))."""
     from workbench.journal.reader import replay
     from workbench.model import events as ev
 
@@ -173,7 +173,11 @@ def _session(run_dir: Path) -> tuple[dict, list, list, dict, pd.Timestamp | None
     fills = [e.payload for e in events if e.type == ev.FILL]
     last = max((pd.Timestamp(e.payload["bar_time"]) for e in events if e.type == ev.BAR),
                default=None)
-    return starts[0], signals, fills, summary, last
+    refused = {(p["symbol"], pd.Timestamp(p["at"])): f"refused by risk ({p.get('check')}): "
+               f"{p.get('reason')}" for p in (e.payload for e in events
+                                             if e.type == ev.RISK_DECISION)
+               if p.get("approved") is False and p.get("symbol") and p.get("at")}
+    return starts[0], signals, fills, summary, last, refused
 
 
 def _json(path: Path) -> Any:
@@ -273,7 +277,7 @@ def measure_drift(run_dir: str | Path, strategy, *, store=None,
 
     run_dir = Path(run_dir)
     strat = as_strategy(strategy, "measure_drift")
-    start, signals, fills, summary, last = _session(run_dir)
+    start, signals, fills, summary, last, refused = _session(run_dir)
     if strat.name != start["strategy"]:
         raise WorkbenchError(f"drift: {run_dir.name} traded {start['strategy']!r}, not "
                              f"{strat.name!r}: give its strategy")
@@ -293,7 +297,8 @@ def measure_drift(run_dir: str | Path, strategy, *, store=None,
             last if last is not None else day_start, side="right" if last else "left"))))
     result = _backtest(strat, bars, start, day_start)
     compared, differing, examples = _signal_drift(result, signals, day_start)
-    fills_drift = fill_drift(session_fills(fills), backtest_fills(result, costs), costs)
+    fills_drift = fill_drift(session_fills(fills), backtest_fills(result, costs), costs,
+                             refused)
     n_accounts = len(start["symbols"]) if start.get("accounts") == "per_symbol" else 1
     equity = result.equity()["total"]
     backtest_pnl = _cents(float(equity.iloc[-1]) - float(start["cash"]) * n_accounts)

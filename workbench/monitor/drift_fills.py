@@ -37,6 +37,7 @@ class FillDrift:
     model_bps: float  # the cost model's
     excess_bps: float | None  # slippage_bps - model_bps
     cost: float | None  # dollars against the trader vs the backtest's price and fee
+    why: str | None = None  # a missed fill: the risk gateway's refusal at that bar, if any
 
 
 
@@ -71,7 +72,11 @@ def session_fills(payloads: list[dict]) -> list[dict]:
              "fee": float(f["fee"])} for f in out.values() if f["q"]]
 
 
-def fill_drift(session: list[dict], backtest: list[dict], costs) -> list[FillDrift]:
+def fill_drift(session: list[dict], backtest: list[dict], costs,
+               refused: dict[tuple, str] | None = None) -> list[FillDrift]:
+    """``refused``: (symbol, time) -> the risk gateway's refusal of an order at that time; a
+    missed fill is explained by the symbol's last refusal since its previous backtest fill
+    (the fill may come bars after the refusal when the symbol has no bar in between)."""
     model = float(costs.slippage_bps)
     pool = {(f["symbol"], f["side"], f["time"]): f for f in backtest}
     out = []
@@ -94,5 +99,14 @@ def fill_drift(session: list[dict], backtest: list[dict], costs) -> list[FillDri
     for b in sorted(pool.values(), key=lambda f: (f["time"], f["symbol"])):
         out.append(FillDrift(b["symbol"], b["side"], b["time"].isoformat(), "missed", None,
                              None, None, b["quantity"], b["price"], b["fee"], None, None,
-                             model, None, None))
+                             model, None, None, _why(b, backtest, refused or {})))
     return out
+
+
+def _why(missed: dict, backtest: list[dict], refused: dict[tuple, str]) -> str | None:
+    symbol, at = missed["symbol"], missed["time"]
+    since = max((f["time"] for f in backtest if f["symbol"] == symbol and f["time"] < at),
+                default=None)
+    found = [(t, why) for (s, t), why in refused.items()
+             if s == symbol and t <= at and (since is None or t > since)]
+    return max(found)[1] if found else None
