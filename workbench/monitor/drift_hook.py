@@ -28,20 +28,25 @@ _SEVERITY = {"warn": "warning", "block": "error", "halt": "critical"}
 
 def alert(run_dir: str | Path, level: str, message: str) -> None:
     """Journal a drift alert in the (ended) run, delivered by its monitor."""
-    from workbench.clock import LiveClock
+    from workbench.clock import LiveClock, SimClock
     from workbench.journal import Journal
+    from workbench.journal.reader import read_events
     from workbench.model import events as ev
     from workbench.monitor.watch import monitored
 
+    last = None
+    for event in read_events(run_dir, warn=False):
+        last = event
+    clock = SimClock(last.ts) if last is not None else LiveClock()  # the session's time
     try:
-        journal = monitored(Journal.open(run_dir, LiveClock()), run_dir, metrics=False,
+        journal = monitored(Journal.open(run_dir, clock), run_dir, metrics=False,
                             logs=False, strict=False)
     except Exception as e:  # noqa: BLE001 - e.g. the journal held by another writer: said
         print(f"WARNING: drift alert not journaled ({type(e).__name__}: {e}): {message}")
         return
     try:
         journal.append(ev.ALERT, source="drift", level=level, message=message,
-                       at=LiveClock().now().isoformat())
+                       at=clock.now().isoformat(), wall=LiveClock().now())
         journal.sync()
     finally:
         journal.close()
