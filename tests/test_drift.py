@@ -198,3 +198,14 @@ def test_bad_drift_limits_are_refused(home, notebook):
         checked_limits({"warn": 0.01, "block": 0.005, "halt": 0.03}, "[gates]")
     with pytest.raises(ConfigError, match="need warn, block and halt"):
         checked_limits({"warn": 0.01}, "deployment x")
+
+
+def test_drift_of_a_run_that_is_no_session_is_one_line(home):
+    record = RunRecord.create("backtest", "sma_cross", {}, "backtest", None, LiveClock())
+    record.finish("succeeded")
+    out = wb_inline("drift", str(record.path))
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines() == [
+        f"error: drift: {record.run_id} is a backtest run, not a session"]
+    missing = wb_inline("drift", "no-such-run")
+    assert missing.returncode != 0 and "no run record at" in missing.stderr
