@@ -209,3 +209,18 @@ def test_drift_of_a_run_that_is_no_session_is_one_line(home):
         f"error: drift: {record.run_id} is a backtest run, not a session"]
     missing = wb_inline("drift", "no-such-run")
     assert missing.returncode != 0 and "no run record at" in missing.stderr
+
+
+def test_target_weights_drift_zero_to_the_cent(home):
+    """Weights are compared as weights; rebalances, shorts and reversals fill by fill."""
+    from tests.test_session_weights import rsi_weights
+
+    symbols = list(load_sessions(1, None, "1Min", end=END).symbols)[:2]
+    result = run_session(rsi_weights, {}, replay_date=END, symbols=symbols, cash=CASH,
+                         size=SIZE, costs=CostModel(**FEES), risk=LOOSE, accounts="per_symbol",
+                         direction="longshort")
+    report = after_session(result.path, rsi_weights, limits=LIMITS)
+    assert report.signals_differing == 0 and report.signals_compared > 0
+    assert report.pnl_difference == "0.00" and report.level == "ok", report.lines()
+    assert len(report.fills) >= 10 and {f.side for f in report.fills} == {"buy", "sell"}
+    assert all(f.status == "matched" and abs(f.excess_bps) < 1e-6 for f in report.fills)

@@ -44,6 +44,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from workbench.config import GateSettings
@@ -255,6 +256,17 @@ def _signal_drift(result, signals: list[dict], day_start) -> tuple[int, int, lis
         frame = getattr(result.signals, name).loc[day]
         rows, cols = frame.to_numpy(dtype=bool).nonzero()
         want.update((frame.index[r], str(frame.columns[c]), name) for r, c in zip(rows, cols))
+    if result.signals.kind == "weights":  # target weights: equal within 1e-9 relative
+        fields = ["weights"]
+        weights = result.signals.weights.loc[day]
+        mine = {(pd.Timestamp(p["bar_time"]), p["symbol"]): float(p["weight"]) for p in signals
+                if p.get("weight") is not None and pd.Timestamp(p["bar_time"]) >= day_start}
+        for t, row in weights.iterrows():
+            for sym, w in row.items():
+                ours = mine.get((t, str(sym)))
+                if (ours is None) != bool(np.isnan(w)) or (
+                        ours is not None and not np.isclose(ours, w, rtol=1e-9, atol=1e-12)):
+                    (got if ours is not None else want).add((t, str(sym), "weights"))
     differing = sorted(got ^ want)
     examples = [{"time": t.isoformat(), "symbol": s, "field": f, "session": (t, s, f) in got,
                  "backtest": (t, s, f) in want} for t, s, f in differing[:EXAMPLES]]
@@ -287,6 +299,12 @@ def measure_drift(run_dir: str | Path, strategy, *, store=None,
                      "own account, so their trades differ by design")
     if summary.get("outcome") != "succeeded":
         notes.append(f"the session ended {summary.get('outcome')}: {summary.get('message')}")
+    n_accounts = len(start["symbols"]) if start.get("accounts") == "per_symbol" else 1
+    if Decimal(str(start["start_equity"])) != Decimal(str(start["cash"])) * n_accounts:
+        notes.append(f"the session started from a carried account (equity "
+                     f"{start['start_equity']}, the backtest {start['cash']} x {n_accounts}): "
+                     "positions and cash carried from earlier sessions are not in the "
+                     "replay, which starts flat; the P&L difference includes them")
     costs = CostModel(**start["costs"])
     bars = _bars(start, _history_days(run_dir, start), store)
     day_start = ny_midnight(start["replay_date"])
@@ -297,9 +315,8 @@ def measure_drift(run_dir: str | Path, strategy, *, store=None,
             last if last is not None else day_start, side="right" if last else "left"))))
     result = _backtest(strat, bars, start, day_start)
     compared, differing, examples = _signal_drift(result, signals, day_start)
-    fills_drift = fill_drift(session_fills(fills), backtest_fills(result, costs), costs,
+    fills_drift = fill_drift(session_fills(fills), backtest_fills(result), costs,
                              refused)
-    n_accounts = len(start["symbols"]) if start.get("accounts") == "per_symbol" else 1
     equity = result.equity()["total"]
     backtest_pnl = _cents(float(equity.iloc[-1]) - float(start["cash"]) * n_accounts)
     session_pnl = _cents(summary["pnl"])

@@ -1,6 +1,6 @@
 """Drift per fill: a session's fills against the backtest's of the same day.
 
-Each session fill (the executions of one order at one bar added up) is matched to the
+Each fill (the executions of one symbol, side and bar added up, on each side) is matched to the
 backtest's fill of the same symbol, bar and side; the reference price it met is the
 backtest's price without the cost model's slippage, so its slippage in basis points, the
 excess over the model's and the dollars the difference cost are exact. Unmatched: "extra"
@@ -41,26 +41,27 @@ class FillDrift:
 
 
 
-def backtest_fills(result, costs) -> list[dict]:
-    out = []
-    for t in result.trades().itertuples():
-        long = t.direction == "long"
-        out.append({"symbol": t.symbol, "side": "buy" if long else "sell",
-                    "time": pd.Timestamp(t.entry_time), "quantity": float(t.size),
-                    "price": float(t.entry_price)})
-        if t.exit_reason != "open at end":
-            out.append({"symbol": t.symbol, "side": "sell" if long else "buy",
-                        "time": pd.Timestamp(t.exit_time), "quantity": float(t.size),
-                        "price": float(t.exit_price)})
-    for f in out:
-        f["fee"] = costs.fee(f["quantity"], f["price"])
-    return out
+def backtest_fills(result) -> list[dict]:
+    """The backtest's fills (its simulation's, exact prices and fees), those of one symbol,
+    side and bar added up (a reversal's exit and entry are one)."""
+    f = result.simulation.fills
+    symbols, index = result.symbols, result.index
+    out: dict[tuple, list] = {}
+    for c, i, side, q, p, fee in zip(f["col"], f["idx"], f["side"], f["size"], f["price"],
+                                     f["fees"], strict=True):
+        key = (str(symbols[int(c)]), "buy" if int(side) > 0 else "sell", index[int(i)])
+        acc = out.setdefault(key, [0.0, 0.0, 0.0])
+        acc[0] += float(q)
+        acc[1] += float(q) * float(p)
+        acc[2] += float(fee)
+    return [{"symbol": k[0], "side": k[1], "time": k[2], "quantity": q,
+             "price": n / q, "fee": fee} for k, (q, n, fee) in out.items() if q]
 
 
 def session_fills(payloads: list[dict]) -> list[dict]:
-    out: dict[tuple, dict] = {}  # partial executions of one order at one bar add up
+    out: dict[tuple, dict] = {}  # the executions of one symbol, side and bar add up
     for p in payloads:
-        key = (p["symbol"], str(p["side"]).lower(), pd.Timestamp(p["time"]), p["client_order_id"])
+        key = (p["symbol"], str(p["side"]).lower(), pd.Timestamp(p["time"]))
         qty, price, fee = Decimal(str(p["quantity"])), Decimal(str(p["price"])), Decimal(str(p["fee"]))
         f = out.setdefault(key, {"symbol": key[0], "side": key[1], "time": key[2],
                                  "q": Decimal(0), "notional": Decimal(0), "fee": Decimal(0)})
