@@ -90,6 +90,7 @@ class DriftReport:
     level: str
     limits: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    carried: bool = False  # the session started from an account the replay cannot hold
 
     def to_dict(self) -> dict[str, Any]:
         return plain(asdict(self))
@@ -300,11 +301,13 @@ def measure_drift(run_dir: str | Path, strategy, *, store=None,
     if summary.get("outcome") != "succeeded":
         notes.append(f"the session ended {summary.get('outcome')}: {summary.get('message')}")
     n_accounts = len(start["symbols"]) if start.get("accounts") == "per_symbol" else 1
-    if Decimal(str(start["start_equity"])) != Decimal(str(start["cash"])) * n_accounts:
+    carried = Decimal(str(start["start_equity"])) != Decimal(str(start["cash"])) * n_accounts
+    if carried:
         notes.append(f"the session started from a carried account (equity "
                      f"{start['start_equity']}, the backtest {start['cash']} x {n_accounts}): "
                      "positions and cash carried from earlier sessions are not in the "
-                     "replay, which starts flat; the P&L difference includes them")
+                     "replay, which starts flat; the P&L difference includes them, so the "
+                     "level stops at 'block' (no halt on this comparison)")
     costs = CostModel(**start["costs"])
     bars = _bars(start, _history_days(run_dir, start), store)
     day_start = ny_midnight(start["replay_date"])
@@ -326,6 +329,7 @@ def measure_drift(run_dir: str | Path, strategy, *, store=None,
     missed = sum(f.status == "missed" for f in fills_drift)
     extra = sum(f.status == "extra" for f in fills_drift)
     limits = checked_limits(limits, "drift limits") if limits else limits_of(gates)
+    level = level_of(fraction, limits, mismatched=bool(differing or missed or extra))
     return DriftReport(
         run_id=run_dir.name, strategy=strat.name, params=dict(start["params"]),
         replay_date=str(start["replay_date"]), symbols=list(start["symbols"]),
@@ -335,8 +339,8 @@ def measure_drift(run_dir: str | Path, strategy, *, store=None,
         session_pnl=str(session_pnl), backtest_pnl=str(backtest_pnl),
         pnl_difference=str(difference), start_equity=str(start_equity), pnl_fraction=fraction,
         excess_slippage_cost=str(_cents(sum(f.cost or 0.0 for f in fills_drift))),
-        level=level_of(fraction, limits, mismatched=bool(differing or missed or extra)),
-        limits=dict(limits), notes=notes)
+        level="block" if carried and level == "halt" else level, limits=dict(limits),
+        notes=notes, carried=carried)
 
 
 def write_drift(run_dir: str | Path, report: DriftReport) -> Path:
