@@ -224,3 +224,17 @@ def test_target_weights_drift_zero_to_the_cent(home):
     assert report.pnl_difference == "0.00" and report.level == "ok", report.lines()
     assert len(report.fills) >= 10 and {f.side for f in report.fills} == {"buy", "sell"}
     assert all(f.status == "matched" and abs(f.excess_bps) < 1e-6 for f in report.fills)
+
+
+def test_a_carried_account_is_said_and_never_halts(home, notebook, tmp_path):
+    """A deployment's later session starts from the account its earlier ones left; the
+    flat replay cannot hold it: said, and the level stops at block."""
+    from workbench.brokers.sim import SimBroker
+
+    account = tmp_path / "carried.sqlite"
+    SimBroker(account, costs=CostModel(**FEES), cash=200_000).close()  # not the 3 x 50,000
+    run = _session(notebook, HARSH, broker_path=account,
+                   limits={"warn": 0.0001, "block": 0.0002, "halt": 0.0003})
+    doc = read_drift(run)
+    assert doc["carried"] is True and doc["level"] == "block"
+    assert any("carried account (equity 200000" in n for n in doc["notes"]), doc["notes"]
