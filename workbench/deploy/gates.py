@@ -31,8 +31,10 @@ To paper (``[gates]`` thresholds, :class:`~workbench.config.GateSettings`):
 To live, every paper gate and:
 
 * ``paper_sessions``: at least ``min_paper_sessions`` paper sessions ended well;
-* ``drift``: each of those sessions measured its drift against the replayed backtest and
-  stayed within ``max_drift`` (a session with no drift measured does not count as within);
+* ``drift``: each of those sessions measured its drift against the replayed backtest
+  (``results/drift.json``'s ``pnl_fraction``, :mod:`workbench.monitor.drift`) and stayed
+  within ``max_drift`` (a session with no drift measured does not count as within); a
+  failing gate names the worst session;
 * ``confirmation``: the operator confirmed going live explicitly.
 
 A gate with no evidence fails and says what is missing; nothing is assumed. The paper
