@@ -220,9 +220,12 @@ def test_paper_mode_runs_a_replayed_session_into_the_record(runs, monkeypatch):
     assert manifest["status"] == "finished" and manifest["outcome"] == "succeeded"  # the session's own
     assert manifest["extra"]["bars"] == 390
     assert (record.path / "broker.sqlite").exists()
-    types = [e.type for e in replay(record.path).events]
+    events = replay(record.path).events
+    types = [e.type for e in events]
     assert {"session_start", "bar", "signal", "fill"} <= set(types)
-    assert types[-1] == "session_end" and manifest["extra"]["orders"] > 0
+    end = types.index("session_end")  # then only its drift's alerts (workbench.monitor.drift)
+    assert all(e.type == "alert" and e.payload["source"] == "drift" for e in events[end + 1:])
+    assert manifest["extra"]["orders"] > 0 and (record.path / "results" / "drift.json").exists()
     settings = _settings(record)
     assert settings["sizing"]["accounts"] == "per_symbol"
     assert settings["costs"]["fees_bps"] == 1.0 and settings["costs"]["slippage_bps"] == 2.0

@@ -47,7 +47,9 @@ def test_a_killed_kernel_is_resumed_and_reconciles(jupyter_env, workbench_home, 
     events = replay(record.path).events
     types = [e.type for e in events]
     alert = types.index("alert")
-    assert types.count("fill") >= 3 and types[-1] == "session_end"
+    end = types.index("session_end")  # then only its drift's alerts (workbench.monitor.drift)
+    assert types.count("fill") >= 3 and all(
+        e.type == "alert" and e.payload["source"] == "drift" for e in events[end + 1:])
     reconciles = [e for e in events[alert:] if e.type == "reconcile"]
     assert reconciles and reconciles[0].payload.get("ok") is True
     intents = [e.payload["client_order_id"] for e in events if e.type == "intent"]

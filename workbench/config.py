@@ -193,6 +193,11 @@ class GateSettings(BaseModel):
         5, ge=1, description="paper sessions of this notebook hash that ended well")
     max_drift: float = Field(
         0.01, gt=0, description="|session P&L - replayed backtest P&L| / capital, per session")
+    warn_drift: float = Field(
+        0.005, gt=0, description="a paper session's drift (as max_drift) from which it warns")
+    halt_drift: float = Field(
+        0.03, gt=0, description="a paper session's drift (as max_drift) that halts its "
+        "deployment (above max_drift, which blocks promotion to live)")
     canary_fraction: float = Field(
         0.1, gt=0, le=1, description="live starts with this fraction of the capital")
 

@@ -80,6 +80,7 @@ def _register() -> None:
         data,
         demo,
         deploy,
+        drift,
         fake_alpaca,
         kernel,
         lab,
@@ -99,6 +100,7 @@ def _register() -> None:
     cli.add_command(backtest.backtest)
     cli.add_command(backtest.sweep)
     cli.add_command(parity.parity)
+    cli.add_command(drift.drift)
     cli.add_command(fake_alpaca.fake_alpaca)
     cli.add_command(run.run)
     for command in (session.session, status.status, control.halt, control.resume):

@@ -96,6 +96,7 @@ def promote(notebook: Path, target: str, params, broker, cash: float, confirmed:
     from workbench.execution.hashing import read_notebook
     from workbench.execution.params import check_parameters
     from workbench.execution.run import check_mode
+    from workbench.monitor.drift import limits_of
 
     given = check_parameters(notebook, parse_params(params))
     _schedule_sets(given)
@@ -111,7 +112,8 @@ def promote(notebook: Path, target: str, params, broker, cash: float, confirmed:
             capital["canary"] = settings.canary_fraction
         deployment = register(notebook, mode=target, capital=capital, gates=report,
                               broker=broker or
-                              ("alpaca" if target == "live" else "sim"))
+                              ("alpaca" if target == "live" else "sim"),
+                              drift_limits=limits_of(settings))
     if as_json:
         echo_json({**report.to_dict(), "report": str(where),
                    "deployment": deployment.to_dict() if deployment else None})

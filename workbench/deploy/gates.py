@@ -31,8 +31,10 @@ To paper (``[gates]`` thresholds, :class:`~workbench.config.GateSettings`):
 To live, every paper gate and:
 
 * ``paper_sessions``: at least ``min_paper_sessions`` paper sessions ended well;
-* ``drift``: each of those sessions measured its drift against the replayed backtest and
-  stayed within ``max_drift`` (a session with no drift measured does not count as within);
+* ``drift``: each of those sessions measured its drift against the replayed backtest
+  (``results/drift.json``'s ``pnl_fraction``, :mod:`workbench.monitor.drift`) and stayed
+  within ``max_drift`` (a session with no drift measured does not count as within); a
+  failing gate names the worst session;
 * ``confirmation``: the operator confirmed going live explicitly.
 
 A gate with no evidence fails and says what is missing; nothing is assumed. The paper
@@ -299,11 +301,17 @@ def _live_gates(runs: list[dict], s: GateSettings, confirmed: bool,
                       len(sessions) >= s.min_paper_sessions)]
     drifts = [_figure(m, "drift", "pnl_fraction") for m in sessions]
     unmeasured = sum(d is None for d in drifts)
-    worst = max((abs(d) for d in drifts if d is not None), default=None)
+    measured = [(abs(d), m) for d, m in zip(drifts, sessions) if d is not None]
+    worst = max((d for d, _ in measured), default=None)
     ok = bool(sessions) and unmeasured == 0 and worst is not None and worst <= s.max_drift
     detail = (f"{unmeasured} of {len(sessions)} sessions have no drift measured" if unmeasured
               else "" if sessions else "no paper session of this code with the promoted "
               "parameters")
+    if measured and not ok:  # the worst session named, with its P&L against the replay
+        run = max(measured, key=lambda dm: dm[0])[1]
+        detail = "; ".join(filter(None, [detail, (
+            f"worst {run['run_id']}: P&L {_figure(run, 'drift', 'pnl_difference')} vs the "
+            f"replayed backtest (workbench drift {run['run_id']})")]))
     out.append(GateResult("drift", worst, f"<= {s.max_drift:g} of capital", ok, detail))
     out.append(GateResult("confirmation", confirmed, "explicit", confirmed,
                           "" if confirmed else "going live needs an explicit confirmation"))

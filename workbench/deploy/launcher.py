@@ -28,7 +28,8 @@ the session's settings, which the schedule sets and a deployment may not hold:
 :func:`supervise` runs it under :class:`~workbench.deploy.supervisor.Supervisor` (the
 execution child, ``--resumable``; one session of a deployment at a time: the lock
 ``deployments/<id>/supervisor.lock``), stopped gracefully after ``stop_after`` seconds (the
-window's stop). :class:`SessionLauncher` prepares the run in the scheduler's process, then
+window's stop); a session whose drift reached "halt" then retires the deployment
+(:mod:`workbench.deploy.drift_halt`). :class:`SessionLauncher` prepares the run in the scheduler's process, then
 starts ``workbench supervise ID --run RUN_DIR --stop-after S`` as a detached process (a new
 session and process group, stdin closed, output in ``deployments/<id>/sessions/<date>.log``):
 the scheduler may exit or be killed, the session goes on. It returns the run id, the run
@@ -49,6 +50,7 @@ from typing import Any
 import pandas as pd
 
 from workbench.clock import Clock, LiveClock
+from workbench.deploy.drift_halt import halt_on_drift
 from workbench.deploy.registry import Deployment, Registry
 from workbench.deploy.schedule import ScheduledSession, plan
 from workbench.deploy.supervisor import SupervisedRun, Supervisor, SupervisorOptions
@@ -231,10 +233,12 @@ def supervise(registry: Registry, deployment_id: str, *, run_dir: str | Path | N
     try:
         if on_start is not None:
             on_start(sup, account)
-        return sup.run()
+        result = sup.run()
     finally:
         if timer is not None:
             timer.cancel()
+    halt_on_drift(registry, deployment_id, run)  # the session's drift at "halt": retired
+    return result
 
 
 def _workbench() -> list[str]:

@@ -75,6 +75,9 @@ class Deployment(Value):
     retired_at: datetime | None = None
     retired_reason: str | None = None
     gates: tuple[dict[str, Any], ...] = ()
+    # its sessions' drift thresholds (fractions of capital: warn, block, halt), from
+    # [gates] when promoted; None: [gates] when measured (workbench.monitor.drift)
+    drift_limits: dict[str, float] | None = None
 
     @field_validator("created_at", "retired_at")
     @classmethod
@@ -110,7 +113,8 @@ class Registry:
 
     def register(self, notebook: str | Path, *, mode: str, capital: Capital | Mapping | float,
                  gates: GateReport, parameters: Mapping[str, Any] | None = None,
-                 broker: str = "sim", clock: Clock | None = None) -> Deployment:
+                 broker: str = "sim", clock: Clock | None = None,
+                 drift_limits: Mapping[str, float] | None = None) -> Deployment:
         """Register ``notebook`` as a new active deployment and return it.
 
         ``gates`` is the promotion gates' :class:`~workbench.deploy.gates.GateReport` (no
@@ -118,6 +122,7 @@ class Registry:
         target, measured on this notebook's code (a notebook edited since is refused) and
         on these ``parameters`` (default: the report's; others are refused: the gates
         judged the report's). ``clock`` stamps ``created_at`` (default: wall time).
+        ``drift_limits``: its sessions' drift thresholds (warn, block, halt).
         """
         path = Path(notebook)
         current = _hash_of(path)
@@ -131,7 +136,8 @@ class Registry:
                               f"not {_show(params)}: promote with these parameters")
         fields = {"notebook": _notebook_text(path), "notebook_hash": current, "mode": mode,
                   "broker": broker, "parameters": params,
-                  "capital": _capital(capital), "gates": _gates(gates)}
+                  "capital": _capital(capital), "gates": _gates(gates),
+                  "drift_limits": None if drift_limits is None else dict(drift_limits)}
         _check_mode(fields)
         created = to_utc((clock or LiveClock()).now()).to_pydatetime()
         self.root.mkdir(parents=True, exist_ok=True)

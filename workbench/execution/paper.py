@@ -33,6 +33,8 @@ runner prepared, still "running") the session opens that record, writes
 ``results/settings.json`` (every value as used) and its journal under ``events/``, and
 finishes the record itself with the session's outcome, its figures (bars, orders, fills,
 P&L, trading state, ...) in ``results/session.json`` (what ``workbench session`` prints).
+Once it has ended, its drift against the replayed backtest is measured into
+``results/drift.json`` (:mod:`workbench.monitor.drift_hook`).
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ def run_paper(strategy: Strategy, bars: Bars, params, options, settings,
             accounts=accounts, sl_stop=options["sl_stop"], tp_stop=options["tp_stop"],
             direction=options["direction"], capital=settings["capital"],
             sl_trail=options.get("sl_trail", False))
-        return _shown(result, record)
+        return _shown(result, record, strategy)
     result = run_session(
         strategy, resolved, replay_date=used["replay_date"], speed=used["speed"],
         symbols=list(bars.symbols), timeframe=str(bars.timeframe),
@@ -145,7 +147,7 @@ def run_paper(strategy: Strategy, bars: Bars, params, options, settings,
         heartbeat_every=used["heartbeat_every"], history_days=used["history_days"],
         accounts=accounts, sl_stop=options["sl_stop"], tp_stop=options["tp_stop"],
         direction=options["direction"], sl_trail=options.get("sl_trail", False))
-    return _shown(result, record)
+    return _shown(result, record, strategy)
 
 
 def _source(settings) -> str:
@@ -175,10 +177,13 @@ def _source(settings) -> str:
     return "alpaca"
 
 
-def _shown(result, record):
+def _shown(result, record, strategy):
     print(f"session {result.outcome}: {result.message}; {result.bars} bars, {result.orders} "
           f"orders, {result.fills} fills, P&L {result.pnl}; record {result.path}")
-    if record is not None:
+    if record is not None:  # drift: the day replayed through the backtest, once it ended
+        from workbench.monitor.drift_hook import after_session
+
+        after_session(record.path, strategy)
         from workbench.execution.recorded import show
         from workbench.execution.session_figure import session_figure
 

@@ -29,7 +29,8 @@ events (220 MB, 2 cores): ``events`` 0.3-0.7 s a full scan, ``fills`` 0.2 s, ``o
 
 Views (columns in :data:`VIEWS`): ``runs`` (manifests), ``events``, ``orders`` (latest
 state per ``(run_id, client_order_id)``), ``fills``, ``positions`` (latest per
-``(run_id, symbol)``, flat ones included), ``equity``, ``damage`` (above);
+``(run_id, symbol)``, flat ones included), ``equity``, ``damage`` (above), ``drift``
+(each run's ``results/drift.json``: a session against its replayed backtest);
 ``_journal_lines`` holds the raw whole lines. Quantities and prices are
 ``DECIMAL(38, 10)``, times ``TIMESTAMPTZ`` (UTC).
 """
@@ -62,6 +63,9 @@ VIEWS = {
     "positions": ("run_id", "symbol", "qty", "avg_price", "ts", "seq"),
     "equity": ("run_id", "seq", "ts", "equity", "cash"),
     "damage": ("run_id", "segment", "line", "reason"),
+    "drift": ("run_id", "strategy", "replay_date", "level", "session_pnl", "backtest_pnl",
+              "pnl_difference", "pnl_fraction", "signal_agreement", "missed", "extra",
+              "fills", "excess_slippage_cost", "path"),
 }
 
 _ENVELOPE = '{"type":"VARCHAR","seq":"VARCHAR","ts":"VARCHAR","payload":"JSON"}'
@@ -324,6 +328,27 @@ def _orders_sql(snapshot: bool) -> list[str]:
     ]
 
 
+def _drift_sql(root: Path) -> str:
+    """``drift``: each run's ``results/drift.json`` (:mod:`workbench.monitor.drift`)."""
+    def text(key: str) -> str:
+        return f"json_extract_string(d, '$.{key}')"
+
+    money = {k: f"CAST({text(k)} AS {_DEC}) AS {k}" for k in
+             ("session_pnl", "backtest_pnl", "pnl_difference", "excess_slippage_cost")}
+    return f"""CREATE VIEW drift AS
+        SELECT regexp_extract(filename, '([^/]+)/results/drift[.]json$', 1) AS run_id,
+               {text("strategy")} AS strategy, CAST({text("replay_date")} AS DATE) AS replay_date,
+               {text("level")} AS level, {money["session_pnl"]}, {money["backtest_pnl"]},
+               {money["pnl_difference"]}, CAST({text("pnl_fraction")} AS DOUBLE) AS pnl_fraction,
+               CAST({text("signal_agreement")} AS DOUBLE) AS signal_agreement,
+               CAST({text("missed")} AS BIGINT) AS missed, CAST({text("extra")} AS BIGINT) AS extra,
+               json_array_length(d, '$.fills') AS fills, {money["excess_slippage_cost"]},
+               regexp_replace(filename, '/results/drift[.]json$', '') AS path
+        FROM (SELECT filename, try(decode(content)) AS d
+              FROM read_blob({_quote(f"{root}/*/results/drift.json")}))
+        WHERE json_valid(d)"""
+
+
 def _statements(root: Path, snapshot: bool) -> list[str]:
     table = "TABLE" if snapshot else "VIEW"
     return [
@@ -338,6 +363,7 @@ def _statements(root: Path, snapshot: bool) -> list[str]:
             WHERE symbol IS NOT NULL
             QUALIFY row_number() OVER (PARTITION BY run_id, symbol ORDER BY seq DESC) = 1""",
         f"CREATE VIEW equity AS {_typed((ev.EQUITY,), _EQUITY_FIELDS, snapshot)}",
+        _drift_sql(root),
     ]
 
 

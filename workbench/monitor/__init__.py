@@ -1,11 +1,14 @@
-"""Operations: alerts, metrics and a session's structured log (issue 14).
+"""Operations: alerts, metrics, a session's structured log and drift (issue 14).
 
 - :mod:`workbench.monitor.watch`: ``monitored(journal, run_dir)``, the session's journal
   watched (the one hook of a session);
 - :mod:`workbench.monitor.alerts`: which events are alerts, and their text;
 - :mod:`workbench.monitor.throttle`: de-duplication and the rate limit;
 - :mod:`workbench.monitor.delivery`: apprise on a worker thread, off the trading path;
-- :mod:`workbench.monitor.metrics`: the Prometheus endpoint of a session.
+- :mod:`workbench.monitor.metrics`: the Prometheus endpoint of a session;
+- :mod:`workbench.monitor.drift` (with ``drift_fills``, ``drift_hook``): a session's day
+  replayed through the backtest once it has ended; imported by no session module (it loads
+  the backtester), only by ``wb.run``, ``workbench drift`` and the supervisor.
 
 See ``docs/monitoring.md``.
 """

@@ -246,9 +246,12 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
                 heartbeat_every: int = HEARTBEAT_EVERY, history_days: int = 1, store=None,
                 runs_root=None, accounts: Accounts = "shared", sl_stop: float | None = None,
                 tp_stop: float | None = None, direction: Direction = "long",
-                sl_trail: bool = False) -> SessionResult:
+                sl_trail: bool = False, broker_costs: CostModel | None = None) -> SessionResult:
     """Replay ``replay_date`` through engine, risk, orders and the simulated broker; a bad
-    option is a ``ConfigError`` naming it (:class:`~workbench.session.options.SessionOptions`)."""
+    option is a ``ConfigError`` naming it (:class:`~workbench.session.options.SessionOptions`).
+    ``broker_costs``: the simulated broker's fill model when it is not ``costs`` (what the
+    session sizes with, the backtest's): recorded in ``session_start`` as ``broker_costs``
+    (a harsher market than the backtest's, for drift, :mod:`workbench.monitor.drift`)."""
     costs = costs or CostModel()
     if sl_trail and sl_stop is None:
         raise ConfigError("sl_trail=True in a session needs the sl_stop it trails given to the "
@@ -275,10 +278,12 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
         journal.close()
         raise
     funds = cash * len(bars.symbols) if accounts == "per_symbol" else cash
-    broker = SimBroker(broker_path, costs=costs, cash=funds, clock=clock)
+    broker = SimBroker(broker_path, costs=broker_costs or costs, cash=funds, clock=clock)
+    differs = broker_costs is not None and broker_costs != costs
     try:
         return _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
-                    risk, options, source)
+                    risk, options, source,
+                    identity={"broker_costs": broker_costs.describe()} if differs else None)
     finally:
         broker.close()
         journal.close()
