@@ -10,7 +10,10 @@ written to a temporary name and renamed, so the session sees a whole file or non
 session reads the files in name order (the stamp is the sender's wall time in
 nanoseconds), carries them out, and moves each to ``control/done/``: a command is
 carried out once, even across a restart. Writers are the CLI and the dashboard; the one
-reader is the session that holds the run's journal.
+reader is the session that holds the run's journal. Nothing is ever written outside the
+runs folder (``runs/``): :func:`send` refuses any other folder, and
+:func:`writer_alive` tells whether the process holding the run's journal still lives (a
+``running`` manifest of a process that died is not a session that will read a command).
 """
 
 from __future__ import annotations
@@ -22,10 +25,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench import paths
 from workbench.errors import ConfigError
 from workbench.fsutil import atomic_write
 
-__all__ = ["COMMANDS", "CONTROL_DIR", "Command", "ControlChannel", "send"]
+__all__ = ["COMMANDS", "CONTROL_DIR", "Command", "ControlChannel", "inside_runs", "send",
+           "writer_alive"]
+
+_WRITER_LOCK = Path("events") / ".writer.lock"  # the journal writer's lock, holding its pid
 
 CONTROL_DIR = "control"
 COMMANDS = ("halt", "resume", "stop")
@@ -54,6 +61,7 @@ def send(run_dir, command: str, *, reason: str = "", operator: str | None = None
     folder = _folder(run_dir)
     if not folder.parent.is_dir():
         raise ConfigError(f"no run folder at {folder.parent}")
+    inside_runs(folder.parent, command)
     folder.mkdir(exist_ok=True)
     stamp = time.time_ns()  # a file name ordering, not trading time
     path = folder / f"{stamp:020d}-{os.getpid()}-{next(_counter)}.json"
@@ -62,6 +70,39 @@ def send(run_dir, command: str, *, reason: str = "", operator: str | None = None
             "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp / 1e9))}
     atomic_write(path, lambda p: p.write_text(json.dumps(body) + "\n"))
     return path
+
+
+def inside_runs(run_dir, command: str = "control") -> Path:
+    """``run_dir`` resolved, if it is a folder directly inside the runs folder; else a
+    one-line :class:`ConfigError` (a command is never written anywhere else)."""
+    root = paths.runs_dir().resolve()
+    path = Path(getattr(run_dir, "path", run_dir)).resolve()
+    if path.parent != root:
+        raise ConfigError(f"{command}: {path} is not a run folder of {root}; nothing sent "
+                          f"(commands go only to runs under the runs folder)")
+    return path
+
+
+def writer_alive(run_dir) -> tuple[bool, int | None]:
+    """(whether the process that last opened the run's journal for writing is alive, its
+    pid or None when the journal was never opened). A pid read from the writer's lock file;
+    a process that is gone leaves it behind."""
+    try:
+        text = (Path(getattr(run_dir, "path", run_dir)) / _WRITER_LOCK).read_text("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return False, None
+    if not text.isdigit():
+        return False, None
+    pid = int(text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False, pid
+    except PermissionError:  # alive, another user's
+        return True, pid
+    except (OverflowError, ValueError, OSError):
+        return False, pid
+    return True, pid
 
 
 class ControlChannel:
