@@ -12,7 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "exclusive_lock", "fsync_dir", "fsync_file"]
+__all__ = ["atomic_write", "exclusive_lock", "fsync_dir", "fsync_file", "naming"]
+
+
+def naming(error: OSError, path: Path | str) -> OSError:
+    """``error`` as the same kind of error naming ``path`` (a write into a full disk said as
+    "No space left on device: <path>", never an anonymous errno); unchanged if it names one."""
+    if error.filename is not None or error.errno is None:
+        return error
+    try:
+        return type(error)(error.errno, error.strerror or str(error), str(path))
+    except TypeError:  # a subclass with another signature
+        return OSError(error.errno, error.strerror or str(error), str(path))
 
 
 def fsync_file(path: Path) -> None:
@@ -41,6 +52,10 @@ def atomic_write(path: Path, write: Callable[[Path], Any], *, overwrite: bool = 
             os.replace(tmp, path)
         else:
             _publish_new(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as e:  # disk full, quota, permissions: said with the file's name
+        raise naming(e, path) from e
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)

@@ -103,10 +103,10 @@ def bound(value: Any, what: str = "start", *, end: bool = False,
         raise error(f"{what}: cannot read {value!r} as a date or time")
     try:
         if is_bare_date(value):
-            if end:
-                return ny_midnight(ts + pd.Timedelta(days=1)) - pd.Timedelta(1, "ns")
-            return ny_midnight(ts)
-        out = to_utc(ts)
+            out = (ny_midnight(ts + pd.Timedelta(days=1)) - pd.Timedelta(1, "ns") if end
+                   else ny_midnight(ts))
+        else:
+            out = to_utc(ts)
         out.as_unit("ns")  # representable in nanoseconds, as every stored time is
         return out
     except (OverflowError, ValueError) as e:  # pandas' OutOfBoundsDatetime is a ValueError

@@ -5,9 +5,11 @@ The store (:mod:`workbench.data.store`) asks five questions of every symbol it w
 
 * **Timeframe** (:func:`timeframe_contradiction`): bars whose times contradict the
   timeframe they are written under (bars closer together than one step: minute bars
-  stored as 7Min; two daily bars on one session date; or, with twenty gaps or more
-  inside sessions, every gap a whole multiple of a larger step: 5Min bars stored as 1Min)
-  are another timeframe's bars; the symbol's write is refused with a one-line reason.
+  stored as 7Min; daily bars sharing a session date: minute bars stored as 1Day; in
+  both cases at least three such gaps and a tenth of all, so that a stray bar is only
+  quarantined off the grid; or, with twenty gaps or more inside sessions, every gap a
+  whole multiple of a larger step: 5Min bars stored as 1Min) are another timeframe's
+  bars; the symbol's write is refused with a one-line reason.
 
 * **Calendar** (:func:`off_calendar`): bars that pass :func:`~workbench.data.validate.validate`
   (so a bad bar keeps the validator's reason) but are not bars of the timeframe on the NYSE
@@ -42,6 +44,7 @@ __all__ = ["FUTURE", "FUTURE_MARGIN", "off_calendar", "range_jump", "splice_reas
 
 FUTURE = "in_the_future"
 FUTURE_MARGIN = pd.Timedelta(minutes=5)  # a bar may open this far past our clock (skew)
+_STRAY_HITS, _STRAY_SHARE = 3, 0.1  # fewer gaps than both are stray bars, not a timeframe
 _COARSER_EVIDENCE = 20  # gaps inside sessions needed before "all gaps are k steps" is evidence
 
 
@@ -133,14 +136,14 @@ def timeframe_contradiction(symbol: str, ts: pd.Series, tf: Timeframe) -> str | 
     tail = (f"nothing written for {symbol}; give the timeframe the bars are "
             f"(--timeframe / timeframe=) or resample them first")
     if not tf.is_intraday:
-        if same_day.any():
+        if _many(same_day):
             at = index[1:][same_day][0]
             return (f"{symbol}: refused, {int(same_day.sum())} bar(s) share a session date with an "
                     f"earlier bar (first {to_new_york(at):%Y-%m-%d %H:%M %Z}): intraday bars are not "
                     f"{tf} bars; {tail}")
         return None
     finer = gaps < step
-    if finer.any():
+    if _many(finer):
         smallest = pd.Timedelta(int(gaps.min()), "ns")
         at = index[1:][finer][0]
         return (f"{symbol}: refused, {int(finer.sum())} pair(s) of bars are closer than one {tf} "
@@ -154,6 +157,13 @@ def timeframe_contradiction(symbol: str, ts: pd.Series, tf: Timeframe) -> str | 
                     f"multiples of {_span(pd.Timedelta(k * step, 'ns'))}: these are coarser bars "
                     f"than {tf}; {tail}")
     return None
+
+
+def _many(hits: np.ndarray) -> bool:
+    """Evidence of another timeframe, not a stray bar (a stray off the grid is quarantined
+    by the calendar's grid rule): at least three hits and a tenth of the gaps."""
+    n = int(hits.sum())
+    return n >= _STRAY_HITS and n >= _STRAY_SHARE * hits.size
 
 
 def _span(delta: pd.Timedelta) -> str:
