@@ -6,13 +6,14 @@ Also the one file lock every writer takes (the store, a run's journal, a broker 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "exclusive_lock", "fsync_dir", "fsync_file", "naming"]
+__all__ = ["atomic_write", "exclusive_lock", "fsync_dir", "fsync_file", "named_errors", "naming"]
 
 
 def naming(error: OSError, path: Path | str) -> OSError:
@@ -24,6 +25,20 @@ def naming(error: OSError, path: Path | str) -> OSError:
         return type(error)(error.errno, error.strerror or str(error), str(path))
     except TypeError:  # a subclass with another signature
         return OSError(error.errno, error.strerror or str(error), str(path))
+
+
+@contextlib.contextmanager
+def named_errors(path: Path | str, *, remove: Path | None = None) -> Iterator[None]:
+    """An ``OSError`` raised in the block re-raised naming ``path`` (:func:`naming`), after
+    deleting ``remove`` (a partial temporary file) if given."""
+    try:
+        yield
+    except FileExistsError:
+        raise
+    except OSError as e:
+        if remove is not None:
+            Path(remove).unlink(missing_ok=True)
+        raise naming(e, path) from e
 
 
 def fsync_file(path: Path) -> None:

@@ -31,10 +31,9 @@ def _speed(text: str) -> float:
 
 
 def _day(text: str) -> str:
-    """``--replay``: a day the workbench can hold (pandas' nanosecond range), as YYYY-MM-DD."""
-    from workbench.times import bound, ny_date
+    from workbench.cli.inputs import replay_day
 
-    return str(ny_date(bound(text, "--replay", error=ConfigError)).date())
+    return replay_day(text)
 
 
 def _symbols(text: str | None) -> list[str] | None:

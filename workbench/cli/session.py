@@ -56,36 +56,9 @@ def _speed(text: str):
 
 
 def _date(text: str) -> str:
-    import pandas as pd
+    from workbench.cli.inputs import replay_day
 
-    from workbench.times import bound
-
-    try:
-        bound(text, "--replay", error=ValueError)  # unreadable or beyond pandas' range
-        return str(pd.Timestamp(text).date())
-    except (ValueError, TypeError, OverflowError, NotImplementedError):
-        raise ConfigError(f"--replay: a day like 2026-11-20, got {text!r}") from None
-
-
-def _broker_path(text: str) -> str:
-    """``--broker-path``: a broker state file (SQLite) that exists, or a new one in an
-    existing folder; a folder, a missing folder or another kind of file is refused."""
-    path = Path(text).expanduser().resolve()
-    if not text.strip():
-        raise ConfigError("--broker-path: empty; give the broker's state file")
-    if path.is_dir():
-        raise ConfigError(f"--broker-path {text}: is a folder; give the broker's state file")
-    if not path.parent.is_dir():
-        raise ConfigError(f"--broker-path {text}: no folder {path.parent}")
-    if path.exists():
-        try:
-            with open(path, "rb") as f:
-                head = f.read(16)
-        except OSError as e:
-            raise ConfigError(f"--broker-path {text}: cannot read it ({e.strerror})") from None
-        if head and head != b"SQLite format 3\x00":
-            raise ConfigError(f"--broker-path {text}: not a broker state file (SQLite)")
-    return str(path)
+    return replay_day(text)
 
 
 def _stored_symbols(count: str, timeframe: Any) -> tuple[list[str], str]:
@@ -111,14 +84,21 @@ def _given(options: dict[str, Any], timeframe: Any) -> tuple[dict[str, Any], lis
         elif option == "--live":
             value = bool(text)
         elif option == "--broker-path":
-            value = _broker_path(text)
+            from workbench.cli.inputs import broker_path
+
+            value = broker_path(text)
         elif option == "--symbols" and text.strip().isdigit():
             value, note = _stored_symbols(text.strip(), timeframe)
             notes.append(note)
         elif option == "--symbols":
-            value = [s.strip().upper() for s in text.split(",") if s.strip()]
-            if not value:
+            from workbench.data.store import symbol_list
+
+            if not any(s.strip() for s in text.split(",")):
                 raise ConfigError("--symbols: give names (A,B) or a count N")
+            try:
+                value = symbol_list(text)
+            except ConfigError as e:
+                raise ConfigError(f"--symbols {text!r}: {e}") from None
         else:
             value = text
         values[SHORTHANDS[option]] = value

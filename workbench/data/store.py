@@ -47,7 +47,7 @@ from workbench.data.timeframe import Timeframe
 from workbench.data.universe import SHORT_HISTORY, ShortHistoryWarning, without_short_history
 from workbench.data.validate import validate
 from workbench.errors import ConfigError, DataError
-from workbench.fsutil import exclusive_lock, fsync_dir, naming
+from workbench.fsutil import exclusive_lock, fsync_dir, named_errors
 from workbench.times import bounds
 
 __all__ = ["SHORT_HISTORY", "ShortHistoryWarning", "Store", "WriteReport", "open_store", "symbol_list"]
@@ -186,14 +186,11 @@ class Store:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         directory.mkdir(parents=True, exist_ok=True)
         tmp = tmp_dir / f"{directory.name}-{stem}.{os.getpid()}.tmp"
-        try:
+        with named_errors(directory / f"{stem}_<digest>.parquet", remove=tmp):  # disk full
             pq.write_table(table, tmp, compression="zstd", write_statistics=True)
             with open(tmp, "rb") as fh:
                 digest = hashlib.sha256(fh.read()).hexdigest()[:12]
                 os.fsync(fh.fileno())
-        except OSError as e:  # disk full: said with the file's name, no half file left
-            tmp.unlink(missing_ok=True)
-            raise naming(e, directory / f"{stem}_<digest>.parquet") from e
         final = directory / f"{stem}_{digest}.parquet"
         os.replace(tmp, final)
         fsync_dir(directory)
