@@ -25,8 +25,8 @@ def _speed(text: str) -> float:
     from workbench.session.pacing import MAX_SPEED, MIN_SPEED
 
     if not MIN_SPEED <= value <= MAX_SPEED:
-        raise ConfigError(f"--speed must be a number from {MIN_SPEED:g} to {MAX_SPEED:,} "
-                          f"(times real time), got {text!r}")
+        raise ConfigError(f"--speed must be a number > 0 (times real time, from {MIN_SPEED:g} "
+                          f"to {MAX_SPEED:,}), got {text!r}")
     return value
 
 

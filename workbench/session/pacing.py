@@ -24,8 +24,8 @@ def parse_speed(text) -> str | float | int:
     if not MIN_SPEED <= value <= MAX_SPEED:
         from workbench.errors import ConfigError
 
-        raise ConfigError(f"--speed must be 'max' or a number from {MIN_SPEED:g} to "
-                          f"{MAX_SPEED:,} (times real time), got {text!r}")
+        raise ConfigError(f"--speed must be 'max' or a number > 0 (times real time, from "
+                          f"{MIN_SPEED:g} to {MAX_SPEED:,}), got {text!r}")
     return int(value) if value.is_integer() else value
 
 
