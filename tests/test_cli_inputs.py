@@ -86,7 +86,8 @@ def test_a_write_the_system_refuses_is_one_plain_line_naming_the_file(tmp_path):
         main()
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env={**os.environ, "WORKBENCH_HOME": str(tmp_path)}, timeout=120)
+                          env={**os.environ, "WORKBENCH_HOME": str(tmp_path)}, timeout=120,
+                          check=False)
     error = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert proc.returncode == 1 and len(error) == 1, proc.stderr
     assert "unexpected" not in proc.stderr and "File too large: " in error[0]

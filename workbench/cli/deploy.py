@@ -267,8 +267,8 @@ def supervise(deployment, date, speed, stop_after, run_dir, as_json) -> None:
 
 
 def _dry_run(registry, now, start, end, lead, tail, as_json) -> None:
-    from workbench.deploy.schedule import closed_days, due, plan
     from workbench.cli.inputs import replay_day
+    from workbench.deploy.schedule import closed_days, due, plan
     from workbench.deploy.scheduler import session_records
     from workbench.times import ny_date
 

@@ -41,7 +41,8 @@ import pyarrow.parquet as pq
 
 from workbench import paths
 from workbench.data import duck
-from workbench.data.admission import off_calendar, range_jump, splice_reason, timeframe_contradiction
+from workbench.data.admission import off_calendar, range_jump, splice_reason
+from workbench.data.admission import timeframe_contradiction as contradiction
 from workbench.data.bars import FIELDS, Bars, pivot_arrays
 from workbench.data.timeframe import Timeframe
 from workbench.data.universe import SHORT_HISTORY, ShortHistoryWarning, without_short_history
@@ -247,9 +248,8 @@ class Store:
         stored, last_close = self._stored(tf, symbol, rows["ts"].min())
         ref = {symbol: last_close} if last_close is not None else None
         checked = validate(rows, spike_band=spike_band, reference_close=ref)
-        contradiction = timeframe_contradiction(symbol, checked.good["ts"], tf)
-        if contradiction is not None:  # another timeframe's bars: nothing of them is stored
-            report.refused[symbol] = contradiction
+        if (why := contradiction(symbol, checked.good["ts"], tf)) is not None:
+            report.refused[symbol] = why  # another timeframe's bars: nothing of them is stored
             return
         good, off = off_calendar(checked.good, tf)  # sound bars, judged against the calendar
         splice, same, differ = splice_reason(symbol, good, stored)
