@@ -96,7 +96,9 @@ def test_it_says_how_to_look_at_the_records(demo):
                    if m["kind"] == "session")
     assert "workbench status" in demo.stdout and "workbench deployments" in demo.stdout
     assert f"jupyter lab {session / 'notebook.ipynb'}" in demo.stdout
-    assert re.search(r"Voil[aà] dashboards .* issue #13; not built yet", demo.stdout)
+    last = demo.stdout.rstrip("\n").splitlines()[-1]  # it ends with the dashboard's command
+    assert re.search(r"WORKBENCH_HOME=\S+ workbench dashboard .* http://127\.0\.0\.1:8866/"
+                     r"voila/render/monitor\.ipynb\?token=", last), last
 
 
 def test_a_failing_step_stops_the_demo_naming_the_record(jupyter_env, workbench_home, tmp_path,

@@ -34,6 +34,7 @@ __all__ = [
     "DataSettings",
     "GateSettings",
     "LogSettings",
+    "MonitorSettings",
     "RiskSettings",
     "Settings",
     "load_settings",
@@ -52,6 +53,34 @@ class LogSettings(BaseModel):
     model_config = _FROZEN
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     format: Literal["json", "console"] = "json"
+    # a session's own log file, runs/<id>/logs/session.jsonl (JSON lines, rotated)
+    run_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    run_max_bytes: int = Field(10 * 2**20, ge=4096, description="rotate the run's log past this")
+    run_backups: int = Field(5, ge=1, description="rotated files kept per run")
+
+
+class MonitorSettings(BaseModel):
+    """Alerts and metrics of a session (``[monitor]``; :mod:`workbench.monitor`). Alert
+    channels are apprise URLs (``json://host/path``, ``tgram://token/chat``, ...); a URL
+    can hold a token, so they are secrets: give them by environment
+    (``WORKBENCH__MONITOR__ALERT_URLS='["tgram://..."]'``), never shown by the settings."""
+
+    model_config = _FROZEN
+    alert_urls: tuple[SecretStr, ...] = ()
+    alert_level: Literal["info", "warning", "error", "critical"] = Field(
+        "info", description="alerts below this severity are journaled, not delivered")
+    dedupe_s: float = Field(
+        900.0, gt=0, description="the same alert again within this many seconds of session "
+                                 "time is journaled and counted, not delivered again")
+    max_alerts_per_minute: int = Field(
+        20, ge=1, description="past this, alerts of a minute are journaled and summed up "
+                              "in one alert")
+    alert_queue: int = Field(1000, ge=1, description="alerts waiting for delivery at most")
+    alert_timeout_s: float = Field(5.0, gt=0, description="a channel's connect/read timeout")
+    drain_s: float = Field(5.0, ge=0, description="at the session's end, wait at most this "
+                                                 "long for the alerts still queued")
+    metrics: bool = Field(True, description="serve Prometheus metrics during a session")
+    metrics_port: int = Field(0, ge=0, le=65535, description="0: a free port (127.0.0.1)")
 
 
 class AlpacaSettings(BaseModel):
@@ -212,6 +241,7 @@ class Settings(BaseSettings):
     alpaca: AlpacaSettings = AlpacaSettings()
     risk: RiskSettings = RiskSettings()
     gates: GateSettings = GateSettings()
+    monitor: MonitorSettings = MonitorSettings()
     credentials: Credentials = Field(default_factory=Credentials.from_env, exclude=True)
 
     @classmethod
@@ -236,6 +266,9 @@ def load_settings(**overrides: Any) -> Settings:
             )
         if "credentials" in raw:
             raise ConfigError(f"{path}: [credentials] cannot be set in a file")
+        if "alert_urls" in raw.get("monitor", {}):
+            raise ConfigError(f"{path}: [monitor] alert_urls can hold tokens: give them by "
+                              "environment (WORKBENCH__MONITOR__ALERT_URLS), not in a file")
     if any(k.upper().startswith("WORKBENCH__CREDENTIALS") for k in os.environ):
         raise ConfigError(f"credentials come only from {', '.join(SECRET_ENV_VARS)}")
     try:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -282,7 +283,10 @@ def _where(echo: Echo, out: dict, started: float) -> None:
     session = runs["session"].notebook
     echo(f"    jupyter lab {session}   the executed notebook, with its plots "
          "(each run has one)")
-    echo("    Voila dashboards of runs and sessions come with issue #13; not built yet")
+    given = os.environ.get("WORKBENCH_HOME")  # the records are there: so must the server look
+    home = f"WORKBENCH_HOME={shlex.quote(given)} " if given else ""
+    echo(f"    {home}workbench dashboard   the monitor in a browser (Voila, 127.0.0.1): open the "
+         "URL it prints, http://127.0.0.1:8866/voila/render/monitor.ipynb?token=<its token>")
 
 
 # -- plumbing ----------------------------------------------------------------------------

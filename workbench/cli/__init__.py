@@ -93,6 +93,7 @@ def _register() -> None:
         backtest,
         config_cmd,
         control,
+        dashboard,
         data,
         demo,
         deploy,
@@ -108,6 +109,7 @@ def _register() -> None:
     cli.add_command(data.data)
     cli.add_command(kernel.kernel)
     cli.add_command(lab.lab)
+    cli.add_command(dashboard.dashboard)
     cli.add_command(config_cmd.config)
     cli.add_command(demo.demo)
     cli.add_command(backtest.backtest)

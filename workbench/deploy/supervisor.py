@@ -78,6 +78,7 @@ from workbench.journal import Journal, JournalLocked
 from workbench.journal.reader import read_events
 from workbench.journal.tail import JournalTail
 from workbench.model import events as ev
+from workbench.monitor import monitored
 from workbench.runs.records import MANIFEST, OUTCOMES, RunRecord, load_manifest
 from workbench.session.control import send
 from workbench.values import Number, Value, Whole
@@ -306,7 +307,8 @@ class Supervisor:
         for event in read_events(self.run_dir, warn=False):
             last = event
         clock = SimClock(last.ts) if last is not None else LiveClock()
-        with Journal.open(self.run_dir, clock) as journal:
+        with monitored(Journal.open(self.run_dir, clock), self.run_dir, metrics=False,
+                       logs=False, strict=False) as journal:  # to the alert channels too
             journal.append(ev.ALERT, source="supervisor", action=action,
                            message=attempt.failure, attempt=attempt.number, pid=attempt.pid,
                            returncode=attempt.returncode, heartbeats=attempt.heartbeats,

@@ -124,7 +124,7 @@ class _CrashingSink:
 
 
 class _Broker:
-    """The broker, with crash points before a group's sends and after it accepted one."""
+    """The broker, with crash points before a send and after the broker accepted one."""
 
     def __init__(self, broker, crash: CrashPoint) -> None:
         self._broker, self._crash = broker, crash
@@ -134,6 +134,13 @@ class _Broker:
         order = self._broker.submit(intent)
         self._crash.reached("broker_accepted", intent.client_order_id)
         return order
+
+    def __getattr__(self, name: str):
+        return getattr(self._broker, name)
+
+
+class _GroupBroker(_Broker):
+    """A broker that takes a group in one call (``submit_many``), with the same points."""
 
     def submit_many(self, intents):
         """The broker's ``submit_many`` with the same points: before the intent a send
@@ -152,9 +159,6 @@ class _Broker:
                 self._crash.reached("broker_accepted", intent.client_order_id)
         return out
 
-    def __getattr__(self, name: str):
-        return getattr(self._broker, name)
-
 
 def wrap(sink: EventSink, broker, environ=os.environ):
     """``(sink, broker)`` for the order manager: wrapped when ``CRASH_ENV`` is set."""
@@ -162,4 +166,7 @@ def wrap(sink: EventSink, broker, environ=os.environ):
     if not spec:
         return sink, broker
     crash = CrashPoint(spec)
-    return _CrashingSink(sink, crash), _Broker(broker, crash)
+    # a broker without ``submit_many`` (Alpaca) must stay one: the manager sends its
+    # group one by one when the broker cannot take it in one call
+    grouped = callable(getattr(broker, "submit_many", None))
+    return _CrashingSink(sink, crash), (_GroupBroker if grouped else _Broker)(broker, crash)

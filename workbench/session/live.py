@@ -55,6 +55,7 @@ from workbench.feeds.options import FeedOptions
 from workbench.model import events as ev
 from workbench.model import to_decimal
 from workbench.model.costs import CostModel, Shares
+from workbench.monitor import monitored
 from workbench.risk import RiskSettings
 from workbench.session.bars import check_warmup
 from workbench.session.options import HEARTBEAT_EVERY, SessionOptions
@@ -193,7 +194,7 @@ def run_live_session(strategy, params=None, *, symbols=None, broker: str = "sim"
     if broker == "alpaca":
         real, broker_path = _alpaca_broker(mode, settings, broker_events)  # reads the account; sends nothing
     record = open_record(run_dir, strategy, engine.params, history, LiveClock(), runs_root)
-    journal = open_journal(record, clock)
+    journal = monitored(open_journal(record, clock), record.path, mode=mode, settings=settings)
     try:
         broker_path = Path(broker_path) if broker_path else record.path / "broker.sqlite"
         lock = lock_broker(broker_path)

@@ -81,6 +81,7 @@ from workbench.errors import ConfigError
 from workbench.model import OrderStatus, to_decimal
 from workbench.model import events as ev
 from workbench.model.costs import CostModel, Shares
+from workbench.monitor import monitored
 from workbench.risk import RiskGateway, RiskSettings
 from workbench.session import crashpoints
 from workbench.session.bars import check_warmup, load_replay
@@ -263,7 +264,7 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
     clock = engine.clock
     check_warmup(engine, bars, replay_date, options.history_days)
     record = open_record(run_dir, strategy, engine.params, bars, LiveClock(), runs_root)
-    journal = open_journal(record, clock)
+    journal = monitored(open_journal(record, clock), record.path)  # alerts, metrics, log
     try:
         broker_path = Path(broker_path) if broker_path else record.path / "broker.sqlite"
         lock = lock_broker(broker_path)
