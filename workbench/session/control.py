@@ -10,10 +10,11 @@ written to a temporary name and renamed, so the session sees a whole file or non
 session reads the files in name order (the stamp is the sender's wall time in
 nanoseconds), carries them out, and moves each to ``control/done/``: a command is
 carried out once, even across a restart. Writers are the CLI and the dashboard; the one
-reader is the session that holds the run's journal. Nothing is ever written outside the
-runs folder (``runs/``): :func:`send` refuses any other folder, and
-:func:`writer_alive` tells whether the process holding the run's journal still lives (a
-``running`` manifest of a process that died is not a session that will read a command).
+reader is the session that holds the run's journal. :func:`send` writes only into a run's
+folder (one holding a run record); ``workbench halt``/``resume`` also refuse any folder
+outside the runs folder (:func:`inside_runs`), and :func:`writer_alive` tells whether the
+process holding the run's journal still lives (a ``running`` manifest of a process that
+died is not a session that will read a command).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def send(run_dir, command: str, *, reason: str = "", operator: str | None = None
     folder = _folder(run_dir)
     if not folder.parent.is_dir():
         raise ConfigError(f"no run folder at {folder.parent}")
-    inside_runs(folder.parent, command)
+    if not (folder.parent / "manifest.json").is_file():  # `resume /etc` once made /etc/control
+        raise ConfigError(f"{command}: {folder.parent} holds no run record; nothing sent")
     folder.mkdir(exist_ok=True)
     stamp = time.time_ns()  # a file name ordering, not trading time
     path = folder / f"{stamp:020d}-{os.getpid()}-{next(_counter)}.json"
