@@ -9,7 +9,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test install install-dev chromium bench lock clean help
+.PHONY: demo test lab install install-dev chromium bench lock clean help
 
 help:
 	@echo "make demo    run the main job on the embedded defaults (synthetic data, no credentials)"

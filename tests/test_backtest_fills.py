@@ -272,15 +272,25 @@ def test_fill_at_close_stops_come_first_and_the_close_may_reenter():
 
 
 def test_simulate_takes_plain_arrays_and_per_column_stops():
+    from workbench.backtesting import vbt_core
+
     o = np.array([[100.0, 100.0], [100.0, 100.0], [100.0, 100.0], [97.0, 97.0]])
     h, lo = o + 1, np.array([[99.0, 99.0], [99.0, 99.0], [99.0, 99.0], [89.0, 89.0]])
     e = np.zeros((4, 2), bool)
     e[0] = True
+    simulate(o, h, lo, o, e, np.zeros_like(e), sl_stop=0.05)
+    compiled = len(vbt_core._run.signatures)
     sim = simulate(o, h, lo, o, e, np.zeros_like(e), costs=CostModel(slippage_bps=0.0),
                    sl_stop=np.array([0.05, np.nan]))
     assert sim.trades["reason"].tolist() == [1, 3] and sim.trades["exit_price"][0] == pytest.approx(95.0)
     one = simulate(o[:, 0], h[:, 0], lo[:, 0], o[:, 0], e[:, 0], np.zeros(4, bool))
     assert one.equity.shape == (4, 1) and len(one.trades) == 1
+    frozen = o.copy()
+    frozen.flags.writeable = False  # as a pandas 3 frame's values are
+    simulate(frozen, frozen + 1, frozen - 1, frozen, e, np.zeros_like(e))
+    # one compiled variant: a per-column stop (broadcast) or read-only prices used to be
+    # another numba type, compiling the whole loop again (40 s on a fresh checkout)
+    assert len(vbt_core._run.signatures) == compiled
 
 
 @pytest.mark.parametrize("bad, match", [

@@ -141,8 +141,14 @@ def test_only_whole_lines_are_visible_and_damage_never_fails_a_query(tmp_path, c
     good = b'{"type":"bar","seq":1,"ts":"2026-03-02T14:30:00+00:00","payload":{}}\n'
     (damaged.path / "events" / "000001.jsonl").write_bytes(good + b"\xff\n")  # not UTF-8
     (damaged.path / "manifest.json").write_bytes(b"\xff not json")
-    assert con.sql("SELECT count(*) FROM events").fetchall() == [(3,)]
+    # the good line of a segment that is not UTF-8 is read; every bad line is listed
+    assert con.sql("SELECT count(*) FROM events").fetchall() == [(4,)]
     assert con.sql("SELECT count(*) FROM runs").fetchall() == [(1,)]
+    listed = con.sql("SELECT run_id, segment, line, reason FROM damage").fetchall()
+    assert sorted(listed) == sorted([
+        (record.run_id, "000001.jsonl", 2, "not a valid event"),
+        (record.run_id, "000001.jsonl", 3, "not a valid event"),
+        (damaged.run_id, "000001.jsonl", 2, "not UTF-8 (a damaged byte)")])
 
 
 def test_views_are_live_snapshot_is_not_and_default_root_is_runs(workbench_home, clock):

@@ -104,6 +104,27 @@ def test_bad_sweep_input_is_refused(workbench_home, args, words):
     assert runs(workbench_home) == []
 
 
+def test_a_sweep_names_only_the_strategy_parameters_before_any_kernel(workbench_home, tmp_path):
+    # the grid's and the constraint's names come from the strategy, not the parameters
+    # cell: read from the notebook's code (its @wb.strategy), refused with the closest name
+    assert "unknown parameter 'fsat' in grid" in refused(
+        invoke("sweep", SMA, "--grid", "fsat=5,10"), 4)
+    assert "did you mean fast?" in refused(invoke("sweep", SMA, "-p", "grid", '{"fsat": [5]}'), 4)
+    assert "unknown name 'fats'" in refused(
+        invoke("sweep", SMA, "--grid", "fast=5,10", "--constraint", "fats < slow"), 2)
+    assert "give parameter -> values" in refused(invoke("sweep", SMA, "-p", "grid", "fast"), 2)
+    assert "did you mean slow?" in refused(invoke(  # every command running a sweep
+        "run", SMA, "--mode", "walk_forward", "-p", "grid", '{"slwo": [20]}'), 4)
+    assert runs(workbench_home) == []  # nothing recorded, no kernel
+    from workbench.execution.strategy_names import strategy_parameters
+
+    assert strategy_parameters(SMA) == ("sma_cross", ("fast", "slow"))
+    two = notebook(tmp_path / "two.ipynb", "fast = 1",
+                   "import workbench as wb\n@wb.strategy\ndef a(bars, x=1): pass",
+                   "@strategy(warmup=3)\ndef b(bars, y=1): pass")
+    assert strategy_parameters(two) is None  # which one runs is the kernel's to say
+
+
 def test_strategy_option_is_gone_and_help_says_papermill(workbench_home):
     assert invoke("backtest", SMA, "--strategy", "x").exit_code == 2
     for command in ("backtest", "sweep"):

@@ -118,17 +118,22 @@ def test_a_typo_is_one_line_and_exit_2_before_any_kernel(tmp_path, workbench_hom
     assert not (workbench_home / "runs").exists() or not any((workbench_home / "runs").iterdir())
 
 
-def test_the_iri_grammar_is_deferred_in_the_runner_only_and_still_works(tmp_path):
+def test_the_iri_grammar_is_deferred_in_the_runner_and_the_backtester_and_still_works(
+        tmp_path):
     """nbformat's jsonschema would compile rfc3987_syntax's grammar (lark) at import: the
-    runner defers it to the first IRI check; importing the package changes nothing."""
+    runner and the backtester (whose vectorbt and plotly reach nbformat, in a kernel) defer
+    it to the first IRI check; importing workbench.execution alone changes nothing."""
     nb = notebook(tmp_path / "p.ipynb", "print(1)")
     code = f"""
 import sys
-import workbench.execution, workbench.execution.modes, workbench.execution.run
+import workbench.execution
 assert "rfc3987_syntax" not in sys.modules and "nbformat" not in sys.modules
+import workbench.execution.modes, workbench.execution.run  # the backtester: the stand-in
+assert type(sys.modules["rfc3987_syntax"]).__name__ == "_Deferred"
+assert "nbformat" not in sys.modules and "lark" not in sys.modules
 from workbench.execution.params import notebook_parameters
 assert notebook_parameters({str(nb)!r})["fast"] == 10  # nbformat and papermill imported
-import jsonschema
+import jsonschema, vectorbt  # what a kernel's backtest imports, nbformat through plotly
 assert "lark" not in sys.modules, "the grammar was compiled at import"
 checker = jsonschema.FormatChecker()
 assert checker.conforms("https://b\u00fccher.example/x?y#z", "iri")

@@ -11,12 +11,22 @@ Consecutive lines of one block that each run a notebook (`workbench backtest|swe
 run|parity`) only read what the lines before them left and each write a record of their
 own: the first of them to be tested starts them all together (their kernels overlap), and
 each is still judged by its own test; the next line runs after all of them have ended.
+
+A line that only reads or lists (``data ls``, ``config``, ``status``, ... : :data:`INLINE`),
+with no shell syntax, runs in this process through click's runner (``wb_inline``: the same
+parsing, output and exit code, in the same environment and folder) instead of a new Python
+process each. A line holding ``DEPLOYMENT_ID`` runs with the id of the newest deployment
+(the one the README's promote line registered). The `make` lines are the README's too: each names a Makefile target whose
+recipe runs a `workbench` command that a named test runs (`make demo`: tests/test_demo.py
+on the very run these examples use; `make lab`: tests/test_lab.py serves and answers), or,
+`make test`, the suite itself.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -26,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wb_inline
 from tests.demo_run import demo_run
 
 pytestmark = pytest.mark.slow
@@ -36,6 +46,10 @@ BIN = Path(sys.executable).parent
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 COMMAND = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*=\S+\s+)*workbench\s")
 NOT_RUN = re.compile(r"\(not run: ([^)]*)\)")
+# read-only or listing commands, run in this process when the line has no shell syntax
+INLINE = re.compile(r"^workbench\s+(data\s+(ls|synth|quarantine|rm\s+--help)|kernel\s+install|"
+                    r"config|status|deployments|retire|schedule\s+--dry-run)(\s|$)")
+SHELL = set("|&;<>$`(){}*?")
 NOTEBOOK_RUN = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*=\S+\s+)*workbench\s+"
                           r"(backtest|sweep|session|run|parity)\s")
 
@@ -155,6 +169,72 @@ def test_the_notebook_runs_started_together_are_consecutive_lines_of_one_block()
     assert promote not in BATCHES and promote - 1 in BATCHES  # it waits for its evidence
 
 
+def _filled(code: str, env: dict) -> str:
+    """``code`` with its placeholders filled: DEPLOYMENT_ID, the newest deployment's id (the
+    one the README's promote line registered)."""
+    if "DEPLOYMENT_ID" in code:
+        import json
+
+        listed = wb_inline("deployments", "--json", env=env)
+        assert listed.returncode == 0, listed.stderr
+        newest = max(json.loads(listed.stdout), key=lambda d: d["created_at"])
+        code = code.replace("DEPLOYMENT_ID", newest["id"])
+    return code
+
+
+def inline(example: Example) -> bool:
+    """Whether the example runs in this process (see the module doc)."""
+    return (example.kind == "sh" and INLINE.match(example.code) is not None
+            and not SHELL & set(example.code.split("  #")[0]))
+
+
+def test_cheap_lines_run_in_process_and_notebook_runs_never_do():
+    chosen = [e.code.split("  #")[0].strip() for e in EXAMPLES if inline(e)]
+    assert "workbench data ls" in chosen and "workbench config" in chosen
+    assert not any(NOTEBOOK_RUN.match(c) or " promote " in c or "fake-alpaca" in c
+                   for c in chosen)
+
+
+MAKE_LINE = re.compile(r"^make\s+(\S+)")
+# the README's make targets -> the test that runs the command its recipe runs
+# (the command, the test file, what in it runs the command)
+MAKE_TESTED = {"demo": ("workbench demo", "tests/test_demo.py", "demo_run("),
+               "lab": ("workbench lab", "tests/test_lab.py", '"lab", "--port"'),
+               "test": ("pytest", None, None)}  # the suite itself: this very test runs in it
+
+
+def _recipes() -> dict[str, str]:
+    out, target = {}, None
+    for line in (ROOT / "Makefile").read_text().splitlines():
+        found = re.match(r"^([A-Za-z][\w-]*):", line)
+        if found:
+            target = found.group(1)
+            out[target] = ""
+        elif line.startswith("\t") and target:
+            out[target] += line.strip() + "\n"
+        elif line.strip() and not line.startswith("#"):
+            target = None
+    return out
+
+
+def test_every_make_line_runs_a_command_a_test_runs():
+    recipes = _recipes()
+    made = [MAKE_LINE.match(line).group(1) for lang, body, _ in _blocks() if lang == "sh"
+            for _, line in _sh_lines(body) if MAKE_LINE.match(line)]
+    assert set(made) == set(MAKE_TESTED), made
+    for target in made:
+        command, test_file, runs_it = MAKE_TESTED[target]
+        recipe = recipes.get(target, "")
+        assert command in recipe.replace("$(BIN)/", ""), \
+            f"make {target}: its recipe {recipe!r} does not run {command}"
+        if test_file:
+            text = (ROOT / test_file).read_text()
+            assert runs_it in text, f"{test_file} does not run {command}"
+    from tests import early_runs  # the demo these examples run on is `workbench demo`
+
+    assert '"demo"]' in (ROOT / "tests" / "early_runs.py").read_text() and early_runs.demo
+
+
 def _argv(example: Example) -> list[str]:
     if example.kind == "sh":
         return ["bash", "-c", f"set -euo pipefail\n{example.code}"]
@@ -181,7 +261,7 @@ def started(readme_env):
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.id for e in EXAMPLES])
-def test_example_runs(example: Example, readme_env, started):
+def test_example_runs(example: Example, readme_env, started, monkeypatch):
     if example.not_run is not None:
         pytest.skip(f"README marks it not run: {example.not_run}")
     index = EXAMPLES.index(example)
@@ -190,7 +270,40 @@ def test_example_runs(example: Example, readme_env, started):
         out, err = mine.communicate(timeout=600)
         proc = subprocess.CompletedProcess(mine.args, mine.returncode, out, err)
     else:
-        proc = subprocess.run(_argv(example), env=readme_env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=600, check=False)
+        # exactly the README's environment: what it leaves out is unset here too
+        env = {**{k: None for k in os.environ if k not in readme_env}, **readme_env}
+        monkeypatch.chdir(ROOT)
+        code = _filled(example.code, env)
+        if inline(example):
+            proc = wb_inline(*shlex.split(code, comments=True)[1:], env=env)
+        else:
+            proc = subprocess.run(_argv(Example(example.kind, code, example.line, None)),
+                                  env=readme_env, cwd=ROOT, capture_output=True, text=True,
+                                  timeout=600, check=False)
     assert proc.returncode == 0, (f"README line {example.line} exited {proc.returncode}:\n"
                                   f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+
+
+def test_commands_named_in_the_notebook_folders_readmes_exist_or_are_said_to_come():
+    """notebooks/dashboards/README.md once named a dashboard command that did not exist: a
+    `workbench CMD` in a folder's README is a command, or the README says it is not built."""
+    from workbench.cli import cli
+
+    readmes = sorted((ROOT / "notebooks").rglob("README.md"))
+    assert readmes
+    for readme in readmes:
+        text = " ".join(readme.read_text().split())
+        for command in re.findall(r"`workbench ([a-z][\w-]*)", text):
+            assert command in cli.commands or re.search(r"not built yet|will serve", text, re.IGNORECASE), \
+                f"{readme.relative_to(ROOT)}: `workbench {command}` is no command"
+
+
+def test_the_demos_duration_is_stated_where_bench_startup_measures_it():
+    """README's figure for `make demo` is what `bench/startup.py` times the demo against."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_startup", ROOT / "bench" / "startup.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    sentence, low, high = bench.readme_demo_claim(README)
+    assert sentence.startswith("The whole demo takes") and 0 < low < high

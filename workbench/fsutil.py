@@ -1,7 +1,8 @@
 """Durable file writes: a reader sees a whole file or none, and a crash loses nothing acknowledged.
 
 Also the one file lock every writer takes (the store, a run's journal, a broker file):
-:func:`exclusive_lock`.
+:func:`exclusive_lock`, and :func:`lock_held`, whether a process holds one (a run's
+liveness: ``workbench status``).
 """
 
 from __future__ import annotations
@@ -9,11 +10,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "exclusive_lock", "fsync_dir", "fsync_file", "named_errors", "naming"]
+__all__ = ["atomic_write", "exclusive_lock", "fsync_dir", "fsync_file", "lock_held", "named_errors",
+           "naming"]
+
+# a lock taken without waiting is tried again for this long: a reader asking whether the
+# lock is held (lock_held) holds it for a few microseconds, and must never make a writer
+# that starts at that moment believe another writer has it
+_PROBE_GRACE_S = 0.25
 
 
 def naming(error: OSError, path: Path | str) -> OSError:
@@ -92,12 +100,45 @@ def exclusive_lock(path: Path | str, *, wait: bool) -> int:
 
     The lock lasts until the descriptor is closed (``os.close``) or the process dies, however
     it dies; the file itself is never deleted, so every process locks the same file.
-    ``wait=False``: ``BlockingIOError`` at once when another descriptor holds the lock.
+    ``wait=False``: ``BlockingIOError`` when another descriptor holds the lock (after
+    trying for a quarter of a second: a :func:`lock_held` probe is not a holder).
     """
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if wait:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            _lock_soon(fd)
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _lock_soon(fd: int) -> None:
+    deadline = time.monotonic() + _PROBE_GRACE_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
+def lock_held(path: Path | str) -> bool:
+    """Whether a process holds the :func:`exclusive_lock` on ``path`` now (False when the
+    file does not exist). Asked by taking a shared lock without waiting and letting it go
+    at once; the file is never created or written."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing the descriptor lets go of a shared lock taken on it
+    return False

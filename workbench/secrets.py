@@ -57,20 +57,29 @@ def secret_values() -> list[str]:
 
 def redact(text: str) -> str:
     """``text`` with every secret value from the environment replaced by a mask."""
-    for value in secret_values():
+    return _masked(text, secret_values())
+
+
+def _masked(text: str, values: list[str]) -> str:
+    for value in values:
         if value in text:
             text = text.replace(value, MASK)
     return text
 
 
 def redact_tree(tree: Any) -> Any:
-    """Plain JSON ``tree`` with :func:`redact` applied to every string and mapping key."""
+    """Plain JSON ``tree`` with :func:`redact` applied to every string and mapping key (the
+    environment read once for the whole tree: an executed notebook holds thousands)."""
+    return _masked_tree(tree, secret_values())
+
+
+def _masked_tree(tree: Any, values: list[str]) -> Any:
     if isinstance(tree, str):
-        return redact(tree)
+        return _masked(tree, values)
     if isinstance(tree, dict):
-        return {redact(k): redact_tree(v) for k, v in tree.items()}
+        return {_masked(k, values): _masked_tree(v, values) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [redact_tree(v) for v in tree]
+        return [_masked_tree(v, values) for v in tree]
     return tree
 
 

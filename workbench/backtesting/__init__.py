@@ -18,7 +18,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from workbench.lazy import lazy_names
+from workbench.lazy import defer_iri_grammar, lazy_names
+
+# vectorbt and plotly's renderers import nbformat, hence jsonschema and the IRI grammar it
+# checks with (seconds): stood in for until used (see workbench.lazy)
+defer_iri_grammar()
 
 if TYPE_CHECKING:
     from workbench.backtesting.result import BacktestResult  # noqa: F401

@@ -227,8 +227,10 @@ def _prices(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _columns(a: np.ndarray) -> np.ndarray:
-    """(T, N) -> the (N, T) C-contiguous layout the loop reads (one compiled variant)."""
-    return np.ascontiguousarray(a.T)
+    """(T, N) -> the (N, T) C-contiguous layout the loop reads (one compiled variant): always
+    a writable copy, since numba compiles a read-only array (a pandas 3 frame's values, a
+    broadcast) as another type, every compiled function again (tens of seconds)."""
+    return np.array(a.T, order="C")
 
 
 def _flags(name: str, a, shape) -> np.ndarray:
@@ -258,7 +260,7 @@ def _stop_levels(name: str, override, default: float | None, shape) -> np.ndarra
             raise ConfigError(f"simulate: {name} has shape {a.shape}, the prices {shape} "
                               "(per bar and column: the prices' shape)")
     elif a.ndim <= 1 and a.size in (1, n_c):
-        a = np.broadcast_to(a.reshape(-1), (n_c,)).reshape(1, n_c)
+        a = np.array(np.broadcast_to(a.reshape(-1), (n_c,))).reshape(1, n_c)  # writable
     else:
         raise ConfigError(f"simulate: {name} has shape {a.shape}: give a number, one per "
                           f"column ({n_c},) or one per bar and column {shape}")
@@ -362,7 +364,7 @@ def _fill_rows(stops: np.ndarray, cols: dict, signals, at_close: bool) -> np.nda
     """Stop fractions as the loop reads them: (N, 1) per column, or per bar (T, N) moved
     to each entry's fill bar (:func:`~workbench.backtesting.passes.stop_rows`), (N, T)."""
     if stops.shape[0] == 1 or signals is None:  # per column (weights: no stops)
-        return np.ascontiguousarray(stops.T)
+        return np.array(stops.T, order="C")  # writable: see _columns
     out = np.empty(cols["close"].shape)
     passes.stop_rows(cols["open"], cols["close"], _columns(signals[0]), _columns(signals[2]),
                      _columns(stops), at_close, out)

@@ -33,6 +33,7 @@ overrules it (:meth:`RunRecord.overrule`).
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import re
@@ -125,6 +126,10 @@ def prepare_run(notebook: str | Path, *, kind: str, mode: str,
     kind, mode = _word(kind, "kind"), _word(mode, "mode")
     notebook_json = read_notebook(path)
     check_mode(notebook_json, path.name, mode, checked)
+    if mode in ("sweep", "walk_forward"):  # the grid's names are the strategy's: now, not
+        from workbench.execution.strategy_names import check_grid_names  # in the kernel
+
+        check_grid_names(path, checked.get("grid"), checked.get("constraint"))
     source = {"path": str(path.resolve()), "hash": hash_of(notebook_json),
               "skipped_cells": research_cells(notebook_json, mode)}
     return RunRecord.create(kind, path.stem, checked, mode, None, clock or LiveClock(),
@@ -162,6 +167,8 @@ def _outcome(error: BaseException | None, timeout: float | None,
                           "(install it: workbench kernel install)")
     if isinstance(error, RuntimeError) and "kernel died" in str(error).lower():
         return "failed", KERNEL_DIED
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "failed", f"disk full writing {error.filename or 'the run record'}: it stopped"
     return "failed", _one_line(f"{type(error).__name__}: {error}")
 
 
@@ -284,7 +291,17 @@ def execute_run(run_dir: str | Path, *, timeout: float | None = None, kernel: st
             error=f"{KERNEL_DIED}; left running for its supervisor to resume",
             kind=manifest["kind"], mode=manifest["mode"], notebook=str(source),
             output=output if output.exists() else None, seconds=seconds, skipped=tuple(skipped))
-    _record(run_dir, clock, outcome, message, seconds)
+    try:
+        _record(run_dir, clock, outcome, message, seconds)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        return NotebookRun(  # the record stays "running": `workbench status` shows it died
+            run_id=manifest["run_id"], path=run_dir, outcome="failed",
+            error=f"{message}; the record could not be closed (disk full: it stays running, "
+                  "`workbench status` shows it died): free space, then restart it",
+            kind=manifest["kind"], mode=manifest["mode"], notebook=str(source),
+            output=output if output.exists() else None, seconds=seconds, skipped=tuple(skipped))
     final = load_manifest(run_dir)
     return NotebookRun(
         run_id=final["run_id"], path=run_dir, outcome=final["outcome"], error=final.get("error"),

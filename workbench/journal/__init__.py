@@ -18,8 +18,10 @@ that writing a journal never loads DuckDB.
 from workbench.journal.events import (
     Event,
     JournalCorrupt,
+    JournalDiskFull,
     JournalError,
     JournalLocked,
+    UnverifiedJournalWarning,
     to_model,
 )
 from workbench.journal.reader import (
@@ -69,6 +71,7 @@ __all__ = [
     "POSITION", "RECONCILE", "RISK_DECISION", "SESSION_END", "SESSION_START", "SIGNAL", "STATE",
     "UNMATCHED_UPDATE",
     # the journal's own
-    "Event", "Journal", "JournalCorrupt", "JournalError", "JournalLocked", "ReadReport",
-    "ReplayResult", "TornTail", "TornTailWarning", "read_events", "replay", "to_model",
-]  # noqa: RUF022 (grouped, not sorted)
+    "Event", "Journal", "JournalCorrupt", "JournalDiskFull", "JournalError", "JournalLocked",
+    "ReadReport", "ReplayResult", "TornTail", "TornTailWarning", "UnverifiedJournalWarning",
+    "read_events", "replay", "to_model",
+]  # grouped, not sorted

@@ -2,7 +2,17 @@
 
 One event is one line of JSON (ASCII only, so a torn line never splits a character)::
 
-    {"type":"fill","seq":42,"ts":"2026-01-02T14:31:00+00:00","payload":{...}}
+    {"type":"fill","seq":42,"ts":"2026-01-02T14:31:00+00:00","payload":{...},"sum":"1f0c9a3e"}
+
+``sum`` (last, always 8 hex digits) is the first 8 hex digits of the SHA-256 of the line's
+bytes before it (everything up to ``,"sum":"``: the whole event as written;
+:func:`line_checksum`; SHA-256 rather than a CRC so that the DuckDB catalog checks it too,
+with its own ``sha256``). A line whose sum does not match (a flipped byte, a
+non-UTF-8 byte, a damaged number) is not an event: :func:`decode_line` refuses it, and the
+readers report it with its file and line, never as an event. Lines written before
+checksums have no ``sum``: they still read (unverified, :class:`UnverifiedJournalWarning`
+once per journal), but once a run's journal has a checksummed line, a later line without
+one is damage.
 
 ``type`` is one of :data:`~workbench.model.events.EVENT_TYPES` (or another lowercase
 word) and comes first, so the catalog picks the lines of a type by their first bytes
@@ -25,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import re
@@ -42,17 +53,24 @@ from workbench.secrets import redact_tree, secret_values
 
 __all__ = [
     "LINE_PREFIX",
+    "SUM_SUFFIX",
     "Event",
     "JournalCorrupt",
+    "JournalDiskFull",
     "JournalError",
     "JournalLocked",
+    "UnverifiedJournalWarning",
     "decode_event",
+    "decode_line",
     "encode_event",
+    "line_checksum",
     "make_payload",
     "to_model",
 ]
 
 LINE_PREFIX = '{"type":"%s",'  # every line starts so (types are plain words)
+_SUM_OPEN = b',"sum":"'
+SUM_SUFFIX = len(_SUM_OPEN) + 8 + 2  # ,"sum":"xxxxxxxx"} ends every line (before "\n")
 _TYPE_WORD = re.compile(r"[a-z][a-z0-9_]{0,47}")
 
 
@@ -62,6 +80,14 @@ class JournalError(WorkbenchError):
 
 class JournalLocked(JournalError):
     """Another writer holds the run's journal: only one process may write a run."""
+
+
+class JournalDiskFull(JournalError):
+    """The disk is full: the journal cannot take another event, so the session stops."""
+
+
+class UnverifiedJournalWarning(UserWarning):
+    """A journal written before checksums: its events are read, unverified."""
 
 
 class JournalCorrupt(JournalError):
@@ -81,10 +107,20 @@ class Event:
     ts: pd.Timestamp
     type: str
     payload: dict[str, Any]
+    #: (segment, line) the event was read from (None: not read from a file)
+    where: tuple[Path, int] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def model(self) -> Any:
         """The ``workbench.model`` object the payload encodes (``_type`` tag)."""
         return to_model(self.payload)
+
+    def damaged(self, error: BaseException) -> JournalCorrupt:
+        """The error to raise when this event's payload cannot be used (a value that does
+        not parse: a journal damaged before checksums), naming its file and line."""
+        segment, line = self.where or (Path("(not from a file)"), 0)
+        return JournalCorrupt(f"corrupt journal: {segment} line {line}: a {self.type} event "
+                              f"that cannot be read ({type(error).__name__}: {error})",
+                              segment, line)
 
 
 # -- encoding -----------------------------------------------------------------------------
@@ -157,9 +193,25 @@ def encode_event(seq: int, ts: pd.Timestamp, kind: str, payload: Mapping[str, An
         raise JournalError(f"event type {kind!r} is not a lowercase word like {FILL!r}")
     if stamp is None:
         stamp = pd.Timestamp(ts).isoformat()
-    line = (f'{LINE_PREFIX % kind}"seq":{seq:d},"ts":"{stamp}",'
-            f'"payload":{_body(kind, payload)}}}\n')
-    return line.encode("ascii")
+    head = (f'{LINE_PREFIX % kind}"seq":{seq:d},"ts":"{stamp}",'
+            f'"payload":{_body(kind, payload)}').encode("ascii")
+    return b"".join((head, _SUM_OPEN, _digest(head), b'"}\n'))
+
+
+def _digest(canonical: bytes) -> bytes:
+    return hashlib.sha256(canonical).hexdigest()[:8].encode("ascii")
+
+
+def line_checksum(line: bytes) -> bool | None:
+    """Check a journal line's ``sum`` (the line with or without its newline): True when it
+    matches, None when the line has none (written before checksums), ValueError when it
+    does not match."""
+    body = line[:-1] if line.endswith(b"\n") else line
+    if body[-SUM_SUFFIX:-10] != _SUM_OPEN or body[-2:] != b'"}':
+        return None
+    if _digest(body[:-SUM_SUFFIX]) != body[-10:-2]:
+        raise ValueError("checksum mismatch (the line was changed after it was written)")
+    return True
 
 
 def make_payload(obj: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,8 +233,17 @@ def make_payload(obj: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
 # -- decoding -----------------------------------------------------------------------------
 
 
-def decode_event(line: bytes | str) -> Event:
-    """The event of one journal line; ValueError if it is not a whole, valid event."""
+def decode_line(line: bytes, where: tuple[Path, int] | None = None) -> tuple[Event, bool]:
+    """The event of one journal line and whether its checksum was verified (False: a line
+    written before checksums); ValueError if it is not a whole, valid event or its checksum
+    does not match. ``where``: the (segment, line) it was read from."""
+    verified = line_checksum(line)
+    return decode_event(line, where), bool(verified)
+
+
+def decode_event(line: bytes | str, where: tuple[Path, int] | None = None) -> Event:
+    """The event of one journal line, its checksum not checked (:func:`decode_line` does);
+    ValueError if it is not a whole, valid event."""
     obj = json.loads(line.decode("utf-8") if isinstance(line, bytes) else line)
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
@@ -191,7 +252,7 @@ def decode_event(line: bytes | str) -> Event:
         raise ValueError(f"bad seq {seq!r}")
     if not isinstance(ts, str) or not isinstance(kind, str) or not isinstance(payload, dict):
         raise ValueError("missing ts, type or payload")
-    return Event(seq, _timestamp(ts), kind, payload)
+    return Event(seq, _timestamp(ts), kind, payload, where)
 
 
 @functools.lru_cache(maxsize=4096)

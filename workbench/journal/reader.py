@@ -5,7 +5,12 @@ in a newline and decodes as an event. The last line of the last segment may be t
 writer died mid-write, or is writing it right now): the read ends at the last whole
 event and says so (:class:`TornTail` in the report, a :class:`TornTailWarning`). A bad
 line anywhere else is damage: :class:`~workbench.journal.events.JournalCorrupt`, naming
-the segment and line. ``seq`` must rise by one from line to line.
+the segment and line. A line whose checksum does not match is a bad line
+(:func:`~workbench.journal.events.decode_line`), never an event. ``seq`` starts at 1 and
+must rise by one from line to line: a missing segment or line is damage too, naming the
+missing events. Lines written before checksums are read unverified, said once per journal
+(:class:`~workbench.journal.events.UnverifiedJournalWarning`, ``report.unverified``); after
+a checksummed line, a line without a checksum is damage.
 """
 
 from __future__ import annotations
@@ -18,7 +23,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from workbench import paths
-from workbench.journal.events import Event, JournalCorrupt, decode_event
+from workbench.journal.events import (
+    Event,
+    JournalCorrupt,
+    UnverifiedJournalWarning,
+    decode_event,
+    decode_line,
+)
 
 __all__ = [
     "EVENTS_DIR", "ReadReport", "ReplayResult", "TornTail", "TornTailWarning",
@@ -58,6 +69,7 @@ class ReadReport:
     first_seq: int | None = None
     last_seq: int | None = None
     torn: TornTail | None = None
+    unverified: int = 0  # events read from lines written before checksums
 
     @property
     def clean(self) -> bool:
@@ -103,14 +115,28 @@ def segments(folder: Path) -> list[Path]:
 # -- one segment --------------------------------------------------------------------------
 
 
-def _parse(line: bytes) -> tuple[Event | None, str]:
-    """The event of a whole line, or None and why the line is not one."""
+def _parse(line: bytes, where: tuple[Path, int] | None = None) -> tuple[Event | None, str]:
+    """The event of a whole line, or None and why the line is not one (a line without
+    its checksum gives its event and the reason "unverified")."""
     if not line.endswith(b"\n"):
         return None, "no newline"
     try:
-        return decode_event(line), ""
+        event, verified = decode_line(line, where)
     except ValueError as e:
         return None, f"not a valid event: {e}"
+    return event, "" if verified else "unverified"
+
+
+_WARNED: set[Path] = set()  # journals said to be unverified (once each per process)
+
+
+def _warn_unverified(report: ReadReport) -> None:
+    folder = report.events_dir
+    if report.unverified and folder not in _WARNED:
+        _WARNED.add(folder)
+        warnings.warn(f"the journal {folder} holds {report.unverified} event(s) written "
+                      "before journal checksums: read unverified", UnverifiedJournalWarning,
+                      stacklevel=3)
 
 
 def _first_seq(path: Path) -> int | None:
@@ -128,6 +154,7 @@ class _Scan:
         self.report = report
         self.after = after_seq
         self.prev: int | None = None
+        self.verified_from: int | None = None  # the seq of the first checksummed line
 
     def segment(self, path: Path, last: bool) -> Iterator[Event]:
         self.report.segments += 1
@@ -144,9 +171,17 @@ class _Scan:
 
     def _event(self, f: BinaryIO, path: Path, number: int, offset: int, line: bytes,
                last: bool) -> Event | None:
-        event, reason = _parse(line)
+        event, reason = _parse(line, (path, number))
         if event is not None:
             self._check_seq(event.seq, path, number)
+            if reason != "unverified":
+                self.verified_from = self.verified_from or event.seq
+            elif self.verified_from is not None:
+                raise JournalCorrupt(f"corrupt journal: {path} line {number}: no checksum, "
+                                     f"though every event from seq {self.verified_from} "
+                                     "has one", path, number)
+            else:
+                self.report.unverified += 1
             return event
         # A line without a newline is the end of what the writer has written so far; a
         # whole line that is not an event is only a torn tail when nothing follows it.
@@ -157,8 +192,13 @@ class _Scan:
 
     def _check_seq(self, seq: int, path: Path, number: int) -> None:
         if self.prev is not None and seq != self.prev + 1:
+            missing = (f" (events {self.prev + 1}..{seq - 1} are missing)"
+                       if seq > self.prev + 1 else "")
             raise JournalCorrupt(f"corrupt journal: {path} line {number}: seq {seq} follows "
-                                 f"{self.prev}", path, number)
+                                 f"{self.prev}{missing}", path, number)
+        if self.prev is None and self.after is None and seq != 1:
+            raise JournalCorrupt(f"corrupt journal: {path} line {number}: the journal begins "
+                                 f"at seq {seq} (events 1..{seq - 1} are missing)", path, number)
         self.prev = seq
 
     def _count(self, event: Event) -> None:
@@ -186,6 +226,7 @@ def read_events(run_dir: Any, after_seq: int | None = None, *,
             if nxt is not None and nxt <= after_seq + 1:
                 continue  # every event of this segment is at or before after_seq
         yield from scan.segment(path, last)
+    _warn_unverified(report)
     if report.torn is not None and warn:
         warnings.warn(report.torn.describe(), TornTailWarning, stacklevel=2)
 

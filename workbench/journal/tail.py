@@ -11,7 +11,8 @@ returns the events of the *complete* lines only: a line without its newline (bei
 written right now) stays unread until a later read finds it whole, so a half-written
 line is never reported. A whole line that does not decode is held back while it is the
 last line of the journal (a torn tail the writer will set aside when it reopens); with
-anything after it, it is damage: :class:`~workbench.journal.events.JournalCorrupt`.
+anything after it, it is damage (a line whose checksum does not match among them):
+:class:`~workbench.journal.events.JournalCorrupt`.
 
 Rotation: the writer creates segment N+1 only after its last write to segment N, so when
 N+1 exists the tail reads N to its end, then goes on in N+1 from its start. A segment the
@@ -27,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from workbench.journal.events import Event, JournalCorrupt, decode_event
+from workbench.journal.events import Event, JournalCorrupt, decode_line
 from workbench.journal.reader import events_dir, segment_tail, segments
 
 __all__ = ["JournalTail"]
@@ -107,7 +108,7 @@ class JournalTail:
         while start < end:
             stop = data.index(b"\n", start) + 1
             try:
-                event = decode_event(data[start:stop])
+                event, _ = decode_line(data[start:stop])
             except ValueError as e:
                 if stop == len(data) and not sealed:
                     break  # the last line: a torn tail, unless more follows it

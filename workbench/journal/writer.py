@@ -3,7 +3,11 @@
 ``runs/<run_id>/events/`` holds JSON Lines segments ``000001.jsonl``, ``000002.jsonl``…,
 a new one begun when the current one would pass ``segment_bytes``. The writer holds an
 exclusive ``flock`` on ``events/.writer.lock`` for as long as it is open; a second
-writer gets :class:`~workbench.journal.events.JournalLocked` at once. Each event is one
+writer gets :class:`~workbench.journal.events.JournalLocked` (within a quarter second: a
+reader asking whether the lock is held, ``workbench status``, is not a writer). A write
+the disk refuses for lack of space fails the journal with
+:class:`~workbench.journal.events.JournalDiskFull`, a plain message (what was written
+before it stays whole: a partial line is cut off). Each event is one
 ``os.write`` of its whole line on an ``O_APPEND`` descriptor, so readers see whole lines
 (or, while it is being written or if the process dies mid-write, a torn last line they
 skip). :meth:`Journal.append_durable` also ``fdatasync``\\s before returning: call it for
@@ -21,6 +25,7 @@ and acts on them (settles, resends), so they are made durable first.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import warnings
@@ -33,6 +38,7 @@ from workbench.clock import Clock
 from workbench.fsutil import atomic_write, exclusive_lock, fsync_dir
 from workbench.journal.events import (
     Event,
+    JournalDiskFull,
     JournalError,
     JournalLocked,
     encode_event,
@@ -210,23 +216,35 @@ class Journal:
             if self._size and self._size + len(line) > self._segment_bytes:
                 self._roll()
             written = os.write(self._fd, line)
-            if written != len(line):
-                raise OSError(f"short write: {written} of {len(line)} bytes")
+            while written < len(line):  # a short write (the disk filling up): the rest,
+                more = os.write(self._fd, line[written:])  # which says why it cannot
+                if more <= 0:
+                    raise OSError(f"short write: {written} of {len(line)} bytes")
+                written += more
         except OSError as e:
             self._fail(e)
         self._size += len(line)
 
     def _fail(self, error: OSError) -> None:
         """Undo a partial line if possible, refuse every later append, raise."""
-        self._failed = f"{type(error).__name__}: {error}"
         try:
             os.ftruncate(self._fd, self._size)
         except OSError:
             pass  # the next open sets the torn line aside
+        run = self._folder.parent.name
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            self._failed = "disk full"
+            raise JournalDiskFull(
+                f"disk full: the journal of run {run} cannot be written ({self.segment}: "
+                f"{os.strerror(error.errno).lower()}); nothing more is journaled, so nothing "
+                "more is traded; every event before it is on disk. Free space, then restart "
+                "the run (it reconciles with the broker first)") from error
+        self._failed = f"{type(error).__name__}: {error}"
         raise JournalError(f"journal write failed in {self.segment}: {self._failed}") from error
 
     def _roll(self) -> None:
-        """Seal the current segment (durable) and continue in a new one."""
+        """Seal the current segment (durable) and continue in a new one (an error: raised
+        to :meth:`_write`, which fails the journal)."""
         path = self._folder / _segment_name(self._index + 1)
         fd = os.open(path, _APPEND | os.O_EXCL, 0o644)
         try:

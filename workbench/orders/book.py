@@ -223,9 +223,14 @@ def rebuild(events: Iterable[Any]) -> OrderBook:
     for event in events:
         kind, payload = _split(event)
         kind = ev.canonical_type(kind)
-        apply(book, kind, payload)
-        if kind == ev.INTENT:
-            intents[payload["client_order_id"]] = time_of(payload["time"])
+        try:
+            apply(book, kind, payload)
+            if kind == ev.INTENT:
+                intents[payload["client_order_id"]] = time_of(payload["time"])
+        except (ArithmeticError, ValueError, TypeError, KeyError) as e:
+            if getattr(event, "where", None) is None:
+                raise
+            raise event.damaged(e) from e  # a journal line (before checksums) that is damaged
     for cid, order in list(book.orders.items()):
         if order.status is S.NEW:  # intent journaled, reply never journaled
             _set(book, transition(order, Event(EventKind.LOSE, time=intents.get(cid))))

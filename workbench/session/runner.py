@@ -78,6 +78,7 @@ from workbench.data.timeframe import Timeframe
 from workbench.engine import Engine, ReplayFeed, bar_close
 from workbench.engine.engine import LatencyStats
 from workbench.errors import ConfigError
+from workbench.journal import JournalError
 from workbench.model import OrderStatus, to_decimal
 from workbench.model import events as ev
 from workbench.model.costs import CostModel, Shares
@@ -345,8 +346,11 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
         else:
             loop(session, resume_at)
     except BaseException as e:
-        journal.append(ev.ERROR, error=f"{type(e).__name__}: {e}")
-        _finish(session, "failed", f"{type(e).__name__}: {e}", broker_path, expire=False)
+        try:
+            journal.append(ev.ERROR, error=f"{type(e).__name__}: {e}")
+            _finish(session, "failed", f"{type(e).__name__}: {e}", broker_path, expire=False)
+        except (JournalError, OSError):  # the journal or the disk failed (full): e says why
+            _close_failed(record, e)
         raise
     finally:
         if previous is not None:
@@ -355,6 +359,16 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
         return _finish(session, "interrupted", session.stop_reason, broker_path, expire=False)
     return _finish(session, "succeeded", "the replayed day is over" if loop is None
                    else "the trading day is over", broker_path, expire=True)
+
+
+def _close_failed(record, error: BaseException) -> None:
+    """The record closed as failed when the journal cannot be (disk full); when the disk
+    takes no manifest either, it stays "running" and ``workbench status`` shows the run
+    died (no process holds it): a restart with ``run_dir`` goes on from the journal."""
+    try:
+        record.finish("failed", error=f"{type(error).__name__}: {error}")
+    except OSError:
+        pass
 
 
 def _loop(session: _Session, bars, replay_date, resume_at, options: SessionOptions) -> None:
