@@ -68,19 +68,20 @@ def test_a_running_session_gets_the_command(tmp_path):
 
 @pytest.mark.parametrize("command", ["halt", "resume"])
 def test_a_running_record_whose_process_died_is_refused(tmp_path, command):
-    """Killed before its first heartbeat, or by disk full: the manifest still says running."""
+    """Killed before its first heartbeat, or by disk full: the manifest still says running,
+    no process holds the run's locks (its journal's pid left in the lock file)."""
     run = _record(tmp_path, kind="session", status="running")
     (run / "events").mkdir()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
     (run / "events" / ".writer.lock").write_text(dead + "\n")
-    result = wb_inline(command, str(run))
-    assert result.returncode == 2 and f"(pid {dead}) is gone" in result.stderr
-    assert "nothing sent" in result.stderr and not (run / "control").exists()
-    (run / "events" / ".writer.lock").unlink()
-    result = wb_inline(command, run.name)  # by id: never opened its journal
-    assert result.returncode == 2 and "never opened its journal" in result.stderr
-    assert not (run / "control").exists()
+    old = (run / "manifest.json").stat().st_mtime - 3600  # past a starting run's grace
+    os.utime(run / "manifest.json", (old, old))
+    for target in (str(run), run.name):  # by folder and by id
+        result = wb_inline(command, target)
+        assert result.returncode == 2 and "no process holds it" in result.stderr
+        assert "the session died" in result.stderr and "nothing sent" in result.stderr
+        assert result.stderr.count("\n") == 1 and not (run / "control").exists()
 
 
 @pytest.mark.parametrize("command", ["halt", "resume"])
@@ -110,6 +111,8 @@ def test_halt_all_skips_a_running_record_whose_process_died(tmp_path):
     for name in ("20261202-000001-live", "20261202-000002-dead"):
         (runs / name).mkdir(parents=True)
         (runs / name / "manifest.json").write_text(json.dumps({**base, "run_id": name}))
+        old = (runs / name / "manifest.json").stat().st_mtime - 3600
+        os.utime(runs / name / "manifest.json", (old, old))
     fd = _live(runs / "20261202-000001-live")
     try:
         result = wb_inline("halt", "--all")

@@ -38,9 +38,12 @@ def _send_all(command: str, run, all_runs: bool, reason: str) -> None:
 
 def _running_session(command: str, path):
     """``path`` if it is a live running session's record under ``runs/``; else a one-line
-    refusal (nothing sent: a command no session will read must not look delivered)."""
+    refusal (nothing sent: a command no session will read must not look delivered). Alive
+    by the run's locks (:func:`workbench.runs.status.liveness`), not by its manifest."""
+    from workbench.clock import LiveClock
     from workbench.runs.records import load_manifest
-    from workbench.session.control import inside_runs, writer_alive
+    from workbench.runs.status import liveness
+    from workbench.session.control import inside_runs
 
     manifest = load_manifest(path)
     path = inside_runs(path, command)
@@ -48,12 +51,9 @@ def _running_session(command: str, path):
     if kind != "session" or status != "running":
         what = f"a {kind} record" if kind != "session" else f"a session that is {status}"
         raise ConfigError(f"{command}: {path} is {what}, not a running session; nothing sent")
-    alive, pid = writer_alive(path)
-    if not alive:
-        why = (f"its process (pid {pid}) is gone" if pid is not None
-               else "it never opened its journal")
-        raise ConfigError(f"{command}: {path} says running but {why}: the session died, "
-                          f"no one would read the command; nothing sent")
+    if liveness(path, status, LiveClock().now()) == "died":
+        raise ConfigError(f"{command}: {path} says running but no process holds it: the "
+                          f"session died, no one would read the command; nothing sent")
     return path
 
 

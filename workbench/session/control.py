@@ -12,9 +12,9 @@ nanoseconds), carries them out, and moves each to ``control/done/``: a command i
 carried out once, even across a restart. Writers are the CLI and the dashboard; the one
 reader is the session that holds the run's journal. :func:`send` writes only into a run's
 folder (one holding a run record); ``workbench halt``/``resume`` also refuse any folder
-outside the runs folder (:func:`inside_runs`), and :func:`writer_alive` tells whether the
-process holding the run's journal still lives (a ``running`` manifest of a process that
-died is not a session that will read a command).
+outside the runs folder (:func:`inside_runs`) and a run no process holds
+(:func:`workbench.runs.status.liveness`: a ``running`` manifest of a process that died is
+not a session that will read a command).
 """
 
 from __future__ import annotations
@@ -30,10 +30,7 @@ from workbench import paths
 from workbench.errors import ConfigError
 from workbench.fsutil import atomic_write
 
-__all__ = ["COMMANDS", "CONTROL_DIR", "Command", "ControlChannel", "inside_runs", "send",
-           "writer_alive"]
-
-_WRITER_LOCK = Path("events") / ".writer.lock"  # the journal writer's lock, holding its pid
+__all__ = ["COMMANDS", "CONTROL_DIR", "Command", "ControlChannel", "inside_runs", "send"]
 
 CONTROL_DIR = "control"
 COMMANDS = ("halt", "resume", "stop")
@@ -83,28 +80,6 @@ def inside_runs(run_dir, command: str = "control") -> Path:
         raise ConfigError(f"{command}: {path} is not a run folder of {root}; nothing sent "
                           f"(commands go only to runs under the runs folder)")
     return path
-
-
-def writer_alive(run_dir) -> tuple[bool, int | None]:
-    """(whether the process that last opened the run's journal for writing is alive, its
-    pid or None when the journal was never opened). A pid read from the writer's lock file;
-    a process that is gone leaves it behind."""
-    try:
-        text = (Path(getattr(run_dir, "path", run_dir)) / _WRITER_LOCK).read_text("ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return False, None
-    if not text.isdigit():
-        return False, None
-    pid = int(text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False, pid
-    except PermissionError:  # alive, another user's
-        return True, pid
-    except (OverflowError, ValueError, OSError):
-        return False, pid
-    return True, pid
 
 
 class ControlChannel:
