@@ -83,3 +83,7 @@ def wb_inline(*args: str, env: dict | None = None) -> subprocess.CompletedProces
         raise result.exception  # an escape the command's own error handling missed: loud
     return subprocess.CompletedProcess(["workbench", *args], result.exit_code, result.stdout,
                                        result.stderr)
+
+
+# the dashboards' research tests read a copy of the demo's home (tests/test_dashboard_research.py)
+EARLY["demo_home"] = "demo"

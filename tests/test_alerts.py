@@ -49,8 +49,8 @@ class Receiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                time.sleep(outer.delay)
-                outer.payloads.append(json.loads(body))
+                outer.payloads.append(json.loads(body))  # on arrival: a slow answer
+                time.sleep(outer.delay)  # must not decide whether it was received
                 self.send_response(200)
                 self.end_headers()
 

@@ -170,6 +170,12 @@ class Broker(Protocol):
         """Every order not in a terminal state, bracket legs included."""
         ...
 
+    def orders(self, since: pd.Timestamp | None = None) -> list[BrokerOrder]:
+        """The order history: every order created at or after ``since`` (all: None), ended
+        ones and legs included, oldest first (reconciliation compares it with the
+        journal: a filled order deleted or edited at the broker is a difference)."""
+        ...
+
     def positions(self) -> dict[str, Position]:
         """Non-flat positions by symbol (signed quantities)."""
         ...

@@ -287,14 +287,14 @@ class SimBroker:
     # -- reads ----------------------------------------------------------------------------
     def get_order(self, client_order_id: str) -> BrokerOrder | None:
         row = self.store.order(client_order_id)
-        if row is None:
-            return None
-        legs = tuple(order_from_row(r) for r in self.store.children(client_order_id))
-        return order_from_row(row, legs)
+        return None if row is None else order_from_row(row, tuple(
+            order_from_row(r) for r in self.store.children(client_order_id)))
 
-    def orders(self) -> list[BrokerOrder]:
-        """Every order this broker ever accepted, oldest first (legs included)."""
-        return [order_from_row(r) for r in self.store.all_orders()]
+    def orders(self, since=None) -> list[BrokerOrder]:
+        """Every order accepted (at or after ``since``), oldest first, legs included."""
+        out = [order_from_row(r) for r in self.store.all_orders()]
+        return out if since is None else [o for o in out if o.created_at is None
+                                          or o.created_at >= to_utc(since)]
 
     def open_orders(self) -> list[BrokerOrder]:
         return [order_from_row(r) for r in self.store.open_orders()]

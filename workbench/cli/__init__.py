@@ -104,6 +104,7 @@ def _register() -> None:
         promote,
         run,
         session,
+        status,
     )
 
     cli.add_command(data.data)
@@ -117,7 +118,7 @@ def _register() -> None:
     cli.add_command(parity.parity)
     cli.add_command(fake_alpaca.fake_alpaca)
     cli.add_command(run.run)
-    for command in (session.session, session.status, control.halt, control.resume):
+    for command in (session.session, status.status, control.halt, control.resume):
         cli.add_command(command)
     for command in (promote.promote, deploy.deployments, deploy.retire, deploy.schedule,
                     deploy.supervise):

@@ -1,5 +1,5 @@
-"""``workbench session``, ``status``, ``halt`` and ``resume``: a paper session and its
-control channel.
+"""``workbench session``: a paper session (``status``: :mod:`workbench.cli.status`;
+``halt``/``resume``: :mod:`workbench.cli.control`).
 
 ``--broker alpaca``/``--feed alpaca``/``--live``: the notebook's ``broker``, ``feed``,
 ``live`` (:mod:`workbench.session.live`; part of the run's identity; keys: environment only).
@@ -13,11 +13,11 @@ first N stored symbols before the kernel starts. The figures printed are the ses
 ``results/session.json``, never parsed notebook output. ``--run DIR`` restarts a crashed
 run in the same record: notebook, hash and parameters come from its manifest and every
 option given must equal the recorded value (:func:`_identity_differences`), else a
-refusal; the session then replays its journal and reconciles with the broker before it
-trades. SIGTERM or Ctrl-C sends ``stop`` through the control channel (a second one
-interrupts the kernel). ``status`` reads the catalog (never the broker); ``halt`` and ``resume`` write
-command files to ``runs/<id>/control/`` (never to the broker), which the session carries
-out at its next bar.
+refusal (the session checks the identity again itself: :mod:`workbench.session.identity`);
+the session then replays its journal and reconciles with the broker before it trades, and
+what the reconciliation adopted with a word (an order canceled behind its back) is
+printed here too. SIGTERM or Ctrl-C sends ``stop`` through the control channel (a second one
+interrupts the kernel).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import click
 from workbench.cli.output import echo, echo_json
 from workbench.errors import ConfigError, WorkbenchError
 
-__all__ = ["SHORTHANDS", "session", "status"]
+__all__ = ["SHORTHANDS", "session"]
 
 #: option -> the notebook parameter it sets
 SHORTHANDS = {"--replay": "replay_date", "--speed": "speed", "--symbols": "symbols",
@@ -285,10 +285,24 @@ def _positions_table(positions: dict) -> None:
         echo_table(rows)
 
 
+def _reconcile_alerts(path: Path) -> list[str]:
+    """What the last start's reconciliation said (an open order canceled at the broker
+    while the session was down, adopted): the kernel's own output is not this command's."""
+    from workbench.journal import replay
+    from workbench.model import events as ev
+
+    events = replay(path).events if (path / "events").exists() else []
+    last = [i for i, e in enumerate(events) if e.type == ev.RECONCILE][-1:]
+    return [e.payload["message"] for e in events[last[0]:] if e.type == ev.ALERT
+            and e.payload.get("source") == "reconcile"] if last else []
+
+
 def _report(run, as_json: bool) -> None:
     from workbench.execution.run import exit_code
     from workbench.runs.records import load_manifest
 
+    for said in _reconcile_alerts(run.path):
+        echo(f"warning: {said}", err=True)
     figures = _figures(run.path)
     if as_json:
         echo_json({**run.to_dict(), "session": figures})
@@ -364,35 +378,3 @@ def session(notebook, broker, feed, live, replay_date, speed, symbols, timeframe
     for note in notes:
         echo(note, err=as_json)
     _report(_execute(path, timeout), as_json)
-
-
-@click.command()
-@click.option("--json", "as_json", is_flag=True)
-def status(as_json) -> None:
-    """Sessions from the catalog: status (a run no process holds: died), last heartbeat,
-    positions, P&L, risk state. A damaged journal: a warning, and exit 3."""
-    from workbench.errors import DataError
-    from workbench.runs.status import describe_damage, session_status
-
-    rows = session_status()
-    if as_json:
-        echo_json(rows)
-    elif not rows:
-        echo("(no sessions)")
-    for r in [] if as_json else rows:
-        age = "-" if r["heartbeat_age_s"] is None else f"{r['heartbeat_age_s']:.0f}s"
-        partial = " (partial: journal damaged)" if r["damaged"] else ""
-        echo(f"{r['run_id']}  {r['status']}/{r['outcome']}  heartbeat {age}  "
-             f"state {r['risk_state']}  P&L {r['pnl']}{partial}  "
-             f"positions{partial} {r['positions']}")
-        if r["status"] == "died":
-            beat = (f"last heartbeat {r['last_heartbeat']}" if r["last_heartbeat"]
-                    else "no heartbeat")
-            echo(f"  died: no process holds the run ({beat}); its manifest still says "
-                 f"running: restart it with `workbench session --run {r['path']}`", err=True)
-    damaged = [r for r in rows if r["damaged"]]
-    for r in damaged:
-        echo(f"warning: {describe_damage(r)}", err=True)
-    if damaged:
-        raise DataError(f"{len(damaged)} session run(s) with a damaged journal: "
-                        f"{', '.join(r['run_id'] for r in damaged)}")

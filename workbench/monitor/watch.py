@@ -119,7 +119,10 @@ class Monitor:
             self.delivery.close(self.settings.drain_s)
         if self.metrics is not None:
             self.metrics.close()
-            self._target(active=False)
+            try:
+                self._target(active=False)
+            except OSError as e:  # a full disk: the session's own error is the one to say
+                _log.error("monitor_failed", at="close", error=f"{type(e).__name__}: {e}")
 
     def _target(self, active: bool) -> None:
         """The endpoint in the run record (``runs/<id>/metrics.json``: url, port, pid,

@@ -65,6 +65,7 @@ class OrderBook:
     parents: dict[str, str] = field(default_factory=dict)  # leg client id -> entry's
     ledger: Ledger = field(default_factory=Ledger)
     executions: set[str] = field(default_factory=set)
+    fills: dict[str, Fill] = field(default_factory=dict)  # this journal's fills by execution id
     unknown_since: dict[str, pd.Timestamp] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)  # why rejected / canceled / expired
     anomalies: list[str] = field(default_factory=list)
@@ -176,6 +177,7 @@ def _fill(book: OrderBook, p: dict) -> None:
     if fill.execution_id in book.executions:
         return
     book.executions.add(fill.execution_id)
+    book.fills[fill.execution_id] = fill
     book.ledger.apply(fill)
     _guarded(book, fill.client_order_id, lambda o: _fill_order(o, fill))
 

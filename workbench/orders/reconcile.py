@@ -10,6 +10,12 @@
   never placed, an order the broker no longer has, cash that does not match, an UNKNOWN
   order not yet settled, and every anomaly the book recorded. Any of them means the
   session must halt: fail closed.
+* **history** (issue 12): the broker's order and fill history since the run began is
+  compared with the journal by execution id and client order id, not only the open orders
+  and positions: a fill the journal has that the broker no longer lists, or lists with
+  another order, side, quantity or price (a filled order deleted or edited at the broker
+  between a kill and a restart), and an order of ours with fills that the broker's order
+  history lacks or shows less filled, are differences.
 
 Positions and cash are compared after applying the adoptable fills to a copy of the
 ledger; a symbol missing from the broker's positions is compared as flat there, never
@@ -74,10 +80,10 @@ def _describe(order: BrokerOrder) -> str:
             f"{order.order_type} (broker id {order.broker_order_id})")
 
 
-def _missing_fills(book, broker: Broker, adopted: dict[str, BrokerOrder]):
+def _missing_fills(book, broker: Broker, adopted: dict[str, BrokerOrder], theirs: list[Fill]):
     """(adoptable fills, differences) among the broker's fills since the run started."""
     fills, diffs = [], []
-    for fill in broker.fills(since=book.started_at):
+    for fill in theirs:
         if fill.execution_id in book.executions:
             continue
         cid = fill.client_order_id
@@ -92,6 +98,45 @@ def _missing_fills(book, broker: Broker, adopted: dict[str, BrokerOrder]):
                 continue
         fills.append(fill)
     return fills, diffs
+
+
+def _fill_text(f: Fill) -> str:
+    return f"{f.side} {f.quantity} {f.symbol} @ {f.price} for order {f.client_order_id}"
+
+
+def _compare_history(book, broker: Broker, theirs: list[Fill]) -> list[Difference]:
+    """The journal's fills and filled orders against the broker's history (module doc)."""
+    diffs = []
+    by_id = {f.execution_id: f for f in theirs}
+    for eid, ours in book.fills.items():
+        if book.started_at is not None and ours.time < book.started_at:
+            continue
+        fill = by_id.get(eid)
+        if fill is None:
+            diffs.append(Difference("fill", eid, _fill_text(ours),
+                                    "no such fill (deleted at the broker?)"))
+        elif (fill.client_order_id, fill.side, fill.quantity, fill.price) != (
+                ours.client_order_id, ours.side, ours.quantity, ours.price):
+            diffs.append(Difference("fill", eid, _fill_text(ours), _fill_text(fill)))
+    history = getattr(broker, "orders", None)
+    if history is None:
+        return diffs
+    known = {o.client_order_id: o for o in history(since=book.started_at)}
+    for cid, ours in book.orders.items():
+        if ours.filled_quantity <= 0:
+            continue
+        order = known.get(cid) or broker.get_order(cid)
+        if order is None:
+            diffs.append(Difference("order", cid, f"{ours.status} {ours.intent.side} "
+                                    f"{ours.filled_quantity} {ours.intent.symbol} filled",
+                                    "no such order in its history (deleted?)"))
+        elif (order.filled_quantity < ours.filled_quantity or order.side != ours.intent.side
+              or order.symbol != ours.intent.symbol):
+            diffs.append(Difference("order", cid, f"{ours.intent.side} "
+                                    f"{ours.filled_quantity} {ours.intent.symbol} filled",
+                                    f"{order.side} {order.filled_quantity} {order.symbol} "
+                                    f"filled ({order.status})"))
+    return diffs
 
 
 def _compare_orders(book, broker: Broker, adopted: dict[str, BrokerOrder]) -> list[Difference]:
@@ -141,7 +186,9 @@ def _compare_money(book, broker: Broker, fills: list[Fill], cash_tolerance) -> l
 def reconcile(book, broker: Broker, *, cash_tolerance=Decimal(0)) -> Reconciliation:
     """Compare the order book (``workbench.orders.book.OrderBook``) with the broker."""
     adopted: dict[str, BrokerOrder] = {}
-    fills, diffs = _missing_fills(book, broker, adopted)
+    theirs = broker.fills(since=book.started_at)
+    fills, diffs = _missing_fills(book, broker, adopted, theirs)
+    diffs += _compare_history(book, broker, theirs)
     diffs += _compare_orders(book, broker, adopted)
     diffs += _compare_money(book, broker, fills, Decimal(cash_tolerance))
     diffs += [Difference("anomaly", "", text, "") for text in book.anomalies]

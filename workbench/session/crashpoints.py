@@ -13,7 +13,10 @@ the ``n``-th time it reaches ``point``:
   counts such groups;
 * ``broker_accepted``: the broker accepted the order, the manager has not seen the reply;
 * ``before_reply``: the manager is about to journal the broker's reply;
-* ``fill``: a fill is journaled, the order update and position that follow it are not.
+* ``fill``: a fill is journaled, the order update and position that follow it are not;
+* ``bar``: a bar's ``bar`` event is journaled, nothing of the bar done yet (its fills,
+  decisions and orders come after the restart: the case of a pending order whose symbol
+  has no bar on the resumed minute, issue 12).
 
 ``<point>:<n>:<text>`` counts only the arrivals for orders whose client id contains
 ``text`` (e.g. ``broker_accepted:2:-stops``: the second protection order accepted).
@@ -37,7 +40,7 @@ __all__ = ["CRASH_ENV", "POINTS", "CrashPoint", "wrap"]
 
 CRASH_ENV = "WORKBENCH_TEST_CRASH_AT"
 POINTS = ("intent_journaled", "group_synced", "send_first", "send_middle", "send_last",
-          "broker_accepted", "before_reply", "fill")
+          "broker_accepted", "before_reply", "fill", "bar")
 GROUP = 3  # the send_* points watch groups of at least this many intents
 
 
@@ -103,6 +106,8 @@ class _CrashingSink:
             self._unsynced.append(cid)
         if kind == ev.FILL:
             self._crash.reached("fill", cid)
+        elif kind == ev.BAR:
+            self._crash.reached("bar")
         return event
 
     def append_durable(self, kind: str, *args: Any, **fields: Any):

@@ -57,6 +57,7 @@ from workbench.model import to_decimal
 from workbench.model.costs import CostModel, Shares
 from workbench.monitor import monitored
 from workbench.risk import RiskSettings
+from workbench.session import rebuild
 from workbench.session.bars import check_warmup
 from workbench.session.options import HEARTBEAT_EVERY, SessionOptions
 from workbench.session.runner import SessionResult, _run
@@ -272,7 +273,11 @@ def _catch_up(session, feed, day, first: pd.Timestamp, resume_at) -> None:
         frame = pd.DataFrame([{"symbol": b.symbol, "ts": b.time, "open": b.open,
                                "high": b.high, "low": b.low, "close": b.close,
                                "volume": b.volume} for b in got])
-        session.engine.preload(Bars.from_long(frame, "1Min"))
+        minutes = Bars.from_long(frame, "1Min")
+        session.engine.preload(minutes)
+        if resume_at is not None:  # a restart: the day's last closes, as if never stopped
+            session.last_prices.update(rebuild.last_prices(minutes.close,
+                                                           calendar.session_open(day)))
     said = (f"started after the open: {len({b.time for b in got})} minute(s) of the day read "
             "from REST into the strategy's window, no decision on them")
     if resume_at is not None:

@@ -79,16 +79,18 @@ from workbench.engine import Engine, ReplayFeed, bar_close
 from workbench.engine.engine import LatencyStats
 from workbench.errors import ConfigError
 from workbench.journal import JournalError
+from workbench.journal.reader import replay
 from workbench.model import OrderStatus, to_decimal
 from workbench.model import events as ev
 from workbench.model.costs import CostModel, Shares
 from workbench.monitor import monitored
 from workbench.risk import RiskGateway, RiskSettings
-from workbench.session import crashpoints
+from workbench.session import crashpoints, rebuild
 from workbench.session.bars import check_warmup, load_replay
 from workbench.session.control import ControlChannel
 from workbench.session.ending import SessionResult
 from workbench.session.ending import finish as _finish
+from workbench.session.identity import IDENTITY, refuse_other_identity
 from workbench.session.options import HEARTBEAT_EVERY, SessionOptions
 from workbench.session.pacing import pace
 from workbench.session.start import (
@@ -290,41 +292,36 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     ``session_start`` and the manifest that a restart must keep (a live session's broker
     and feed)."""
     sizing = options.sizing
-    sink, wrapped = crashpoints.wrap(journal, broker)
-    risk = RiskGateway(risk_settings, clock, journal)
-    manager, check, events = start_manager(wrapped, sink, clock, record, broker_path, journal)
-    starts = [e for e in events if e.type == ev.SESSION_START]
-    resume_at = max((pd.Timestamp(e.payload["bar_time"]) for e in events if e.type == ev.BAR),
-                    default=None)
-    for e in [e for e in events if e.type == ev.STATE][-1:]:
-        risk.restore(e.payload)
-    start_equity = (Decimal(starts[0].payload["start_equity"]) if starts
-                    else wrapped.account().equity({}))
-    if starts and starts[0].payload.get("accounts", "shared") != sizing.accounts:
-        raise ConfigError(f"run {record.run_id} trades with accounts="
-                          f"{starts[0].payload.get('accounts', 'shared')!r}: restart it so")
     stops = sizing.stops.model_dump()
-    if starts and starts[0].payload.get("stops", Stops().model_dump()) != stops:
-        raise ConfigError(f"run {record.run_id} trades with stops "
-                          f"{starts[0].payload.get('stops')}: restart it so, not with {stops}")
-    if starts and sizing.sl_trail:
-        refuse_trailing_restart(record.run_id)
-    if starts and starts[0].payload.get("direction", "long") != sizing.direction:
-        raise ConfigError(f"run {record.run_id} trades with direction="
-                          f"{starts[0].payload.get('direction', 'long')!r}: restart it so")
     trading = {"timeframe": str(engine.window.timeframe), "bars_from": source,
                "accounts": sizing.accounts, "cash": f"{sizing.cash:f}",
                "size": float(sizing.size), "shares": sizing.shares,
                "costs": sizing.costs.describe(), "stops": stops,
                "direction": sizing.direction, **({"sl_trail": True} if sizing.sl_trail else {}),
                **(identity or {})}
-    for name, value in (identity or {}).items():
-        if starts and name in starts[0].payload and starts[0].payload[name] != value:
-            raise ConfigError(f"run {record.run_id} trades with {name}="
-                              f"{starts[0].payload[name]!r}: restart it so, not with {value!r}")
-    journal.append(ev.SESSION_START, replay_date=str(pd.Timestamp(replay_date).date()),
+    events = replay(record.path).events
+    starts = [e for e in events if e.type == ev.SESSION_START]
+    day, account = str(pd.Timestamp(replay_date).date()), str(Path(broker_path).resolve())
+    refuse_other_identity(record.run_id, starts[0].payload if starts else None,
+                          {"replay_date": day, "symbols": list(bars.symbols),
+                           "strategy": engine.strategy.name, "params": engine.params,
+                           "broker": account, **trading},
+                          keys=IDENTITY + tuple(identity or ()))
+    if starts and sizing.sl_trail:
+        refuse_trailing_restart(record.run_id)
+    sink, wrapped = crashpoints.wrap(journal, broker)
+    risk = RiskGateway(risk_settings, clock, journal)
+    manager, check, events = start_manager(wrapped, sink, clock, record, broker_path, journal,
+                                           events)
+    resume_at = max((pd.Timestamp(e.payload["bar_time"]) for e in events if e.type == ev.BAR),
+                    default=None)
+    for e in [e for e in events if e.type == ev.STATE][-1:]:
+        risk.restore(e.payload)
+    start_equity = (Decimal(starts[0].payload["start_equity"]) if starts
+                    else wrapped.account().equity({}))
+    journal.append(ev.SESSION_START, replay_date=day,
                    symbols=list(bars.symbols), strategy=engine.strategy.name,
-                   params=engine.params, start_equity=start_equity, broker=str(broker_path),
+                   params=engine.params, start_equity=start_equity, broker=account,
                    speed=str(options.speed), restart=bool(starts), resume_at=resume_at,
                    **trading)
     journal.append(ev.CONFIG, risk=risk_settings.model_dump(mode="json"))
@@ -332,8 +329,11 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     for e in events:  # a restart: the stops the strategy gave with this run's entries
         if e.type == ev.SIGNAL:
             trader.learn_stops(e.payload)
-    session = _Session(engine, manager, risk, trader, wrapped, journal, record, clock,
-                       start_equity, options)
+    trader.order_times.extend(rebuild.order_times(events))  # the order-rate switch's count
+    session = _Session(engine, manager, risk, trader, wrapped, sink, record, clock,
+                       start_equity, options)  # sink: the journal (and its crash points)
+    if resume_at is not None:  # the figures go on from the run's (the resumed bar again)
+        session.bars, session.orders = rebuild.counters(events, resume_at)
     session.trading = trading
     if not check.ok:
         risk.halt(check.message, operator="reconcile")
@@ -377,6 +377,9 @@ def _loop(session: _Session, bars, replay_date, resume_at, options: SessionOptio
     history = feed.history()
     if history is not None and len(history):
         session.engine.preload(history)
+        if resume_at is not None:  # a restart: the day's closes before the resumed bar
+            session.last_prices.update(rebuild.last_prices(
+                history.close, ny_midnight(replay_date), resume_at))
     interval = session.engine.window.timeframe.delta
     for row in feed:
         started = time.perf_counter()

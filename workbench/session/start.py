@@ -13,12 +13,16 @@ Order matters, and fails closed:
    broker: a position or order changed behind the sessions' back is a difference.
 
 Any unexplained difference: a ``reconcile`` event (ok false, the differences), a
-``state`` event (HALTED) and no trading.
+``state`` event (HALTED) and no trading. The broker's order and fill history since the
+run began is part of the comparison (:mod:`workbench.orders.reconcile`): a filled order
+deleted or edited at the broker halts. An open order that ended at the broker while the
+session was down (canceled behind its back) is adopted, and said (:func:`say_ended`).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from workbench.clock import SimClock
@@ -26,12 +30,13 @@ from workbench.errors import WorkbenchError
 from workbench.fsutil import atomic_write, exclusive_lock
 from workbench.journal import Journal, JournalLocked
 from workbench.journal.reader import replay
+from workbench.model import OrderStatus
 from workbench.model import events as ev
 from workbench.orders import OrderManager, rebuild, reconcile
 from workbench.runs.records import MANIFEST, RunRecord
 
 __all__ = ["SessionLocked", "StartCheck", "lock_broker", "open_journal", "open_record",
-           "previous_run_check", "start_manager", "write_owner"]
+           "previous_run_check", "say_ended", "start_manager", "write_owner"]
 
 
 class SessionLocked(WorkbenchError):
@@ -107,20 +112,43 @@ def previous_run_check(broker_path: Path, broker, record: RunRecord) -> StartChe
     return StartCheck(True, f"broker matches the journal of run {owner['run_id']}")
 
 
+_ENDED = (OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
+
+
+def say_ended(journal, clock, adopted) -> None:
+    """An open order of the journal that ended at the broker without a fill while the
+    session was down (canceled behind its back, expired, rejected) is adopted by the
+    reconciliation; it is said too: an ``alert`` (warning) journaled and a line on stderr."""
+    for order in adopted:
+        if order.status not in _ENDED or order.filled_quantity:
+            continue
+        text = (f"order {order.client_order_id} ({order.side} {order.quantity} "
+                f"{order.symbol}) was {order.status} at the broker while the session was "
+                f"down{f' ({order.reason})' if order.reason else ''}: adopted as "
+                f"{order.status}")
+        journal.append(ev.ALERT, source="reconcile", level="warning", message=text,
+                       at=clock.now().isoformat())
+        print(f"warning: {text}", file=sys.stderr, flush=True)
+
+
 def _halt_message(diffs) -> str:
     return ("reconciliation failed: the broker differs from the journal; trading halts "
             "(fail closed):\n" + "\n".join(f"  - {d}" for d in diffs))
 
 
-def start_manager(broker, sink, clock, record, broker_path, journal) -> tuple:
-    """``(manager, check, events)``: rebuilt from the run's journaled ``events`` and
-    reconciled, or new (no account snapshot yet) and checked against the broker."""
-    events = replay(record.path).events
+def start_manager(broker, sink, clock, record, broker_path, journal, events=None) -> tuple:
+    """``(manager, check, events)``: rebuilt from the run's journaled ``events`` (read here
+    unless given) and reconciled, or new (no account snapshot yet) and checked against the
+    broker."""
+    events = replay(record.path).events if events is None else events
     if any(e.type == ev.ACCOUNT_SNAPSHOT for e in events):
         if isinstance(clock, SimClock):  # a replay's time goes on from where the run stopped
             clock.set(max(clock.now(), events[-1].ts))
         manager = OrderManager.from_journal(broker, sink, clock, events)
+        open_before = set(manager.open_orders())
         rec = manager.reconcile(resend=True)
+        say_ended(journal, clock, [o for o in rec.adopted_orders
+                                   if o.client_order_id in open_before])
         return manager, StartCheck(rec.ok, rec.message if rec.ok else _halt_message(
             [str(d) for d in rec.differences]), [str(d) for d in rec.differences]), events
     manager = OrderManager(broker, sink, clock)

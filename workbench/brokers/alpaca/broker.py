@@ -12,8 +12,8 @@ checked in ``__init__`` before anything is sent), :mod:`.transport` (timeout, th
 account's rate limiter, 429/5xx raised before alpaca-py can retry: an order is sent once
 per ``submit``), :mod:`.prices` (Alpaca's grid, applied in ``submit``), :mod:`.translate`
 (raw JSON in and out, legs named ``<id>.sl`` / ``<id>.tp``), :mod:`.stream` (trade
-updates on their own thread and loop, de-duplicated, a 406 backed off >= 90 s).
-
+updates on their own thread and loop, de-duplicated, a 406 backed off >= 90 s),
+:mod:`.history` (the order history since a time, ``orders``: for reconciliation).
 Errors: translated by :mod:`.errors` (its doc has the table), messages redacted.
 
 Events: ``on_event(name, fields)`` (also kept in ``events`` and logged) reports
@@ -48,6 +48,7 @@ with warnings.catch_warnings():  # alpaca.trading imports websockets.legacy, whi
 
 from workbench.brokers.alpaca import safety
 from workbench.brokers.alpaca.errors import one_line, translate
+from workbench.brokers.alpaca.history import order_history
 from workbench.brokers.alpaca.prices import PriceError, order_prices
 from workbench.brokers.alpaca.stream import MIN_SLOT_BACKOFF_S, TradeUpdates
 from workbench.brokers.alpaca.translate import (
@@ -302,6 +303,11 @@ class AlpacaBroker:
             if order.is_open:
                 out.append(order)
         return out
+
+    def orders(self, since: pd.Timestamp | None = None) -> list[BrokerOrder]:
+        return order_history(lambda q: self._call("list orders", self._client.get_orders,
+                                                  GetOrdersRequest(**q), write=False),
+                             lambda raw: self._learn(raw, "list orders", write=False), since)
 
     def positions(self) -> dict[str, Position]:
         raws = self._call("list positions", self._client.get_all_positions, write=False)
