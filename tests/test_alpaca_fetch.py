@@ -387,3 +387,19 @@ def test_the_cli_offers_exactly_the_adjustments_the_fetch_knows():
     from workbench.cli.data import ADJUSTMENTS as CLI_ADJUSTMENTS
 
     assert CLI_ADJUSTMENTS == alpaca_history.ADJUSTMENTS
+
+
+def test_a_fetch_quarantines_what_cannot_be_a_bar(served, workbench_home):
+    """Issue 12: a broker's answer passes the same rules as an import (magnitude, grid)."""
+    from workbench.data.store import Store
+
+    bad = served.copy()
+    bad.loc[bad.index[5], ["open", "high", "low", "close"]] = 1e308
+    bad.loc[bad.index[20], "ts"] += pd.Timedelta(seconds=17)  # 15:30:17-like, off the grid
+    with FakeAlpaca(bad, key=KEY, secret=CANARY) as fake:
+        result = _cli(fake, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["quarantined"] == {"absurd_magnitude": 1,
+                                                        "off_timeframe_grid": 1}
+    q = Store(workbench_home / "data").quarantine()
+    assert sorted(q["reason"]) == ["absurd_magnitude", "off_timeframe_grid"]

@@ -208,3 +208,51 @@ def test_rm_moves_a_range_and_a_symbol_aside(workbench_cmd, tmp_path):
     assert rows[0]["last"].startswith("2025-12-29")
     proc = run(workbench_cmd, "data", "rm", "BBB", home=tmp_path, check=False)
     assert proc.returncode == 3 and "nothing to remove" in proc.stderr
+
+
+def _issue_csv(tmp_path: Path) -> Path:
+    """Thirty good minute bars and issue 12's bars that cannot be bars, in time order."""
+    rows = ["timestamp,open,high,low,close,volume"]
+    start = pd.Timestamp("2024-03-04 14:30Z")
+    rows += [f"{(start + pd.Timedelta(minutes=m)).isoformat()},10,10,10,10,100" for m in range(30)]
+    rows += ["2024-03-04T15:30:17+00:00,10,10,10,10,100",  # off the minute grid
+             "2024-03-04T16:00:00+00:00,1e308,1e308,1e308,1e308,100",
+             "2024-03-09T15:00:00+00:00,10,10,10,10,100",  # a Saturday
+             "2024-03-10T03:00:00+00:00,10,10,10,10,100",  # 03:00 UTC on a Sunday
+             "2199-03-04T16:00:00+00:00,10,10,10,10,100"]
+    path = tmp_path / "issue12.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_import_quarantines_what_cannot_be_a_bar_and_refuses_a_wrong_timeframe(tmp_path):
+    csv = _issue_csv(tmp_path)
+    home = {"WORKBENCH_HOME": str(tmp_path)}
+    proc = wb_inline("data", "import", csv, "-s", "AAA", "-t", "1Min", "--json", env=home)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["written"] == 30
+    assert report["quarantined"] == {"off_timeframe_grid": 1, "absurd_magnitude": 1,
+                                     "not_a_session": 2, "in_the_future": 1}
+    good = tmp_path / "good.csv"
+    good.write_text("\n".join(csv.read_text().splitlines()[:31]) + "\n")  # minute bars only
+    for label in ("7Min", "1Day"):
+        proc = wb_inline("data", "import", good, "-s", "BBB", "-t", label, env=home)
+        assert proc.returncode == 3 and "REFUSED BBB: refused" in proc.stdout
+        assert proc.stderr.startswith("error: refused for BBB") and proc.stderr.count("\n") == 1
+    listing = json.loads(wb_inline("data", "ls", "--json", env=home).stdout)
+    assert [(r["symbol"], r["timeframe"]) for r in listing] == [("AAA", "1Min")]
+
+
+@pytest.mark.parametrize("end, message", [
+    ("2199-01-01", "after the last completed NYSE session"),
+    ("9999-01-01", "end: cannot read '9999-01-01' as a session date"),
+    ("someday", "end: cannot read 'someday' as a session date"),
+    ("", "end: cannot read '' as a session date"),
+    ("1999-01-04", "outside the NYSE calendar"),
+])
+def test_synth_refuses_an_end_that_is_not_a_past_session(tmp_path, end, message):
+    proc = wb_inline("data", "synth", "-n", "1", "-d", "2", "--end", end,
+                     env={"WORKBENCH_HOME": str(tmp_path)})
+    assert proc.returncode in (2, 3) and message in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and not (tmp_path / "data" / "bars").exists()

@@ -197,3 +197,69 @@ def test_any_credential_named_variable_is_masked_but_not_plain_words(monkeypatch
     monkeypatch.setenv("SHORT_TOKEN", "abc12")    # too short to mask safely
     text = "sent 123456:tg-canary-token with hunter2hunter2: true 86400 abc12"
     assert redact(text) == f"sent {MASK} with {MASK}: true 86400 abc12"
+
+
+# -- issue 12: a canary nowhere under runs/, whatever the artifact's format -----------------
+
+def _leaks(root: Path, values: tuple[str, ...]) -> list[str]:
+    """Files under ``root`` holding any of ``values`` as bytes: UTF-8, UTF-16, JSON-escaped."""
+    return [f"{p} holds {value[:6]}..." for p in root.rglob("*") if p.is_file()
+            for value in values
+            for form in (value.encode(), value.encode("utf-16-le"), json.dumps(value).encode())
+            if form in p.read_bytes()]
+
+
+def test_a_canary_is_nowhere_under_runs_after_a_backtest_a_sweep_and_a_journal(monkeypatch,
+                                                                              workbench_home):
+    """Credentials in the environment (Alpaca's two and any credential-named variable), one
+    also given as a strategy parameter and two as string values of a swept parameter: the
+    records (manifest, settings.json, parquet tables, best.json), the sweep's heatmap.html
+    (once raw), a SweepResult saved by hand under runs/ and a journal hold none of them, nor
+    does the figure a PNG is drawn from (write_png draws ``masked(fig)``: pixels cannot be
+    searched). The notebook (ipynb) and log files of a replayed session are the slow test
+    above's."""
+    import plotly.io as pio
+
+    import workbench as wb
+    from workbench.backtesting.plots import masked
+    from workbench.clock import SimClock
+    from workbench.data.synth import synthesize
+    from workbench.execution.recorded import run_backtest, run_sweep
+    from workbench.journal.writer import Journal
+    from workbench.runs.records import RunRecord
+    from workbench.secrets import MASK
+
+    secret, key = "canary-" + secrets.token_hex(12), "PKCANARY" + secrets.token_hex(6).upper()
+    token = "tok-canary-" + secrets.token_hex(8)
+    for name, value in (("ALPACA_SECRET_KEY", secret), ("ALPACA_API_KEY", key),
+                        ("NOTIFY_BOT_TOKEN", token)):
+        monkeypatch.setenv(name, value)
+
+    @wb.strategy
+    def tagged(bars, fast: int = 5, slow: int = 20, tag: str = "plain"):
+        fast_ma, slow_ma = wb.ta.SMA(bars.close, fast), wb.ta.SMA(bars.close, slow)
+        return wb.Signals(entries=wb.crossed_above(fast_ma, slow_ma),
+                          exits=wb.crossed_below(fast_ma, slow_ma))
+
+    bars = wb.Bars.from_long(synthesize(2, 80, "1Day", seed=5, end="2026-11-20"), "1Day")
+    clock = SimClock("2026-12-01 15:00")
+    record = RunRecord.create("backtest", tagged, {"fast": 5, "tag": secret}, "backtest",
+                              bars, clock)
+    run_backtest(tagged, bars, {"fast": 5, "tag": secret}, {}, {}, record)
+    record.finish()
+    record = RunRecord.create("sweep", tagged, {}, "sweep", bars, clock)
+    grid = {"grid": {"fast": [3, 5], "tag": [secret, token]}, "constraint": None,
+            "metric": "sharpe"}
+    result = run_sweep(tagged, bars, {}, {}, grid, record)
+    drawn = pio.to_json(masked(result.heatmap("fast", "tag")))
+    assert MASK in drawn and not any(v in drawn for v in (secret, key, token))
+    result.save(record.path / "saved")
+    record.finish()
+    journal = Journal.open(record.path, clock)
+    journal.append("note", {"said": f"key {key} secret {secret}", token: [secret]})
+    journal.close()
+
+    runs = workbench_home / "runs"
+    heatmap = next(runs.rglob("heatmap.html")).read_text(encoding="utf-8")
+    assert MASK in heatmap  # the swept values are there, masked
+    assert not _leaks(runs, (secret, key, token))

@@ -74,14 +74,63 @@ def test_a_daily_bar_on_thanksgiving_is_quarantined_not_stored(store):
     assert list(store.load("AAA", "1Day").index) == list(good["ts"])
 
 
-def test_minute_bars_written_as_another_timeframe_are_quarantined(store):
+def test_minute_bars_written_as_another_timeframe_are_refused(store):
+    """Minute bars stored as 5Min or 7Min once kept the bars on the coarser grid as if they
+    were whole coarser bars; now the timestamps' spacing refuses the symbol's write."""
     minutes = synthesize(["AAA"], 1, "1Min", seed=2, end="2026-11-24")
-    report = store.write(minutes, "5Min")
-    on_grid = (minutes["ts"].dt.minute % 5 == 0).sum()
-    assert report.written == on_grid
-    assert report.quarantined == {"off_timeframe_grid": len(minutes) - on_grid}
+    for label in ("5Min", "7Min", "1Hour"):
+        report = store.write(minutes, label)
+        assert report.written == 0 and not report.quarantined, label
+        assert "closer than one " + label + " step" in report.refused["AAA"]
+        assert "smallest gap 1 min" in report.refused["AAA"]
     report = store.write(minutes, "1Day")
-    assert report.written == 0 and report.quarantined == {"off_timeframe_grid": len(minutes)}
+    assert report.written == 0 and "share a session date" in report.refused["AAA"]
+    five = synthesize(["AAA"], 1, "5Min", seed=2, end="2026-11-24")
+    report = store.write(five, "1Min")  # coarser bars under a finer label
+    assert report.written == 0 and "multiples of 5 min" in report.refused["AAA"]
+    assert store.ls().empty and store.quarantine().empty
+    assert store.write(minutes, "1Min").written == len(minutes)  # the true label is stored
+
+
+def _minute_bar(ts: str, price: float = 10.0, volume: float = 100.0) -> dict:
+    return {"symbol": "AAA", "ts": pd.Timestamp(ts, tz="UTC").as_unit("ns"), "open": price,
+            "high": price, "low": price, "close": price, "volume": volume}
+
+
+@pytest.mark.parametrize("ts, price, volume, reason", [
+    ("2024-03-09 15:00", 10.0, 100.0, "not_a_session"),        # a Saturday
+    ("2024-03-10 03:00", 10.0, 100.0, "not_a_session"),        # 03:00 UTC on a Sunday
+    ("2024-03-04 15:30:17", 10.0, 100.0, "off_timeframe_grid"),  # off the minute grid
+    ("2024-03-04 15:31", 1e308, 100.0, "absurd_magnitude"),
+    ("2024-03-04 15:31", 2e7, 100.0, "absurd_magnitude"),       # above MAX_PRICE
+    ("2024-03-04 15:31", 5e-5, 100.0, "absurd_magnitude"),      # below MIN_PRICE
+    ("2024-03-04 15:31", 10.0, 1e15, "absurd_magnitude"),       # above MAX_VOLUME
+    ("2199-03-04 15:31", 10.0, 100.0, "in_the_future"),
+    ("2026-12-03 15:31", 10.0, 100.0, "in_the_future"),         # inside the calendar's span
+])
+def test_what_cannot_be_a_bar_is_quarantined_with_its_reason(store, monkeypatch, ts, price,
+                                                             volume, reason):
+    from workbench.clock import SimClock
+    from workbench.data import admission
+
+    # the wall clock pinned (the one reader of wall time), so "the future" stays put
+    monkeypatch.setattr(admission, "LiveClock", lambda: SimClock("2026-12-02 18:00"))
+    good = [_minute_bar(f"2024-03-04 15:{m:02d}") for m in range(20, 30)]
+    bars = pd.DataFrame(good + [_minute_bar(ts, price, volume)])
+    report = store.write(bars, "1Min", spike_band=None)
+    assert report.written == 10 and report.quarantined == {reason: 1}
+    assert list(store.quarantine("AAA", "1Min")["reason"]) == [reason]
+
+
+def test_the_future_is_judged_against_now_plus_a_small_margin():
+    from workbench.data.admission import FUTURE_MARGIN, off_calendar
+    from workbench.data.timeframe import Timeframe
+
+    now = pd.Timestamp("2026-12-02 15:00", tz="UTC")
+    rows = pd.DataFrame({"ts": pd.DatetimeIndex([now, now + FUTURE_MARGIN,
+                                                 now + FUTURE_MARGIN + pd.Timedelta(minutes=1)])})
+    kept, off = off_calendar(rows, Timeframe.parse("1Min"), now=now)
+    assert len(kept) == 2 and list(off["reason"]) == ["in_the_future"]
 
 
 def test_judge_bars_names_each_reason():

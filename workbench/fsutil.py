@@ -7,19 +7,46 @@ liveness: ``workbench status``).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "exclusive_lock", "fsync_dir", "fsync_file", "lock_held"]
+__all__ = ["atomic_write", "exclusive_lock", "fsync_dir", "fsync_file", "lock_held", "named_errors",
+           "naming"]
 
 # a lock taken without waiting is tried again for this long: a reader asking whether the
 # lock is held (lock_held) holds it for a few microseconds, and must never make a writer
 # that starts at that moment believe another writer has it
 _PROBE_GRACE_S = 0.25
+
+
+def naming(error: OSError, path: Path | str) -> OSError:
+    """``error`` as the same kind of error naming ``path`` (a write into a full disk said as
+    "No space left on device: <path>", never an anonymous errno); unchanged if it names one."""
+    if error.filename is not None or error.errno is None:
+        return error
+    try:
+        return type(error)(error.errno, error.strerror or str(error), str(path))
+    except TypeError:  # a subclass with another signature
+        return OSError(error.errno, error.strerror or str(error), str(path))
+
+
+@contextlib.contextmanager
+def named_errors(path: Path | str, *, remove: Path | None = None) -> Iterator[None]:
+    """An ``OSError`` raised in the block re-raised naming ``path`` (:func:`naming`), after
+    deleting ``remove`` (a partial temporary file) if given."""
+    try:
+        yield
+    except FileExistsError:
+        raise
+    except OSError as e:
+        if remove is not None:
+            Path(remove).unlink(missing_ok=True)
+        raise naming(e, path) from e
 
 
 def fsync_file(path: Path) -> None:
@@ -48,6 +75,10 @@ def atomic_write(path: Path, write: Callable[[Path], Any], *, overwrite: bool = 
             os.replace(tmp, path)
         else:
             _publish_new(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as e:  # disk full, quota, permissions: said with the file's name
+        raise naming(e, path) from e
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)

@@ -21,6 +21,7 @@ __all__ = [
     "SECRET_WORDS",
     "looks_secret",
     "redact",
+    "redact_frame",
     "redact_tree",
     "secret_values",
 ]
@@ -80,3 +81,25 @@ def _masked_tree(tree: Any, values: list[str]) -> Any:
     if isinstance(tree, list):
         return [_masked_tree(v, values) for v in tree]
     return tree
+
+
+def redact_frame(df):
+    """A pandas frame with :func:`redact` applied to its column names, text columns and a
+    text index (the frame itself when there is no secret in the environment)."""
+    if not secret_values():
+        return df
+    import pandas as pd
+
+    def clean(values):
+        return values.map(lambda v: redact(v) if isinstance(v, str) else v)
+
+    out = df.rename(columns=lambda c: redact(c) if isinstance(c, str) else c)
+    for name in out.columns:
+        col = out[name]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            col = col.astype(object)
+        if col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
+            out[name] = clean(col)
+    if out.index.dtype == object or pd.api.types.is_string_dtype(out.index.dtype):
+        out.index = clean(out.index)
+    return out

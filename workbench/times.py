@@ -101,11 +101,17 @@ def bound(value: Any, what: str = "start", *, end: bool = False,
         raise error(f"{what}: cannot read {value!r} as a date or time") from e
     if ts is pd.NaT:
         raise error(f"{what}: cannot read {value!r} as a date or time")
-    if is_bare_date(value):
-        if end:
-            return ny_midnight(ts + pd.Timedelta(days=1)) - pd.Timedelta(1, "ns")
-        return ny_midnight(ts)
-    return to_utc(ts)
+    try:
+        if is_bare_date(value):
+            out = (ny_midnight(ts + pd.Timedelta(days=1)) - pd.Timedelta(1, "ns") if end
+                   else ny_midnight(ts))
+        else:
+            out = to_utc(ts)
+        out.as_unit("ns")  # representable in nanoseconds, as every stored time is
+        return out
+    except (OverflowError, ValueError) as e:  # pandas' OutOfBoundsDatetime is a ValueError
+        raise error(f"{what}: {value!r} is outside the dates the workbench handles "
+                    f"({pd.Timestamp.min.year + 1} .. {pd.Timestamp.max.year - 1})") from e
 
 
 def bounds(start: Any, end: Any, *, error: type[Exception] = ValueError

@@ -35,8 +35,8 @@ import pandas as pd
 from workbench.errors import ConfigError
 from workbench.times import NEW_YORK
 
-__all__ = ["CHROMIUM", "RENDERER", "ny_axis", "offline_notebook_html", "title", "write_html",
-           "write_png"]
+__all__ = ["CHROMIUM", "RENDERER", "masked", "ny_axis", "offline_notebook_html", "title",
+           "write_html", "write_png"]
 
 RENDERER = "workbench_offline"
 CHROMIUM = "/usr/bin/chromium"
@@ -90,6 +90,9 @@ def _renderer_class():
         def to_mimebundle(self, fig_dict):
             from plotly.io import to_html
 
+            from workbench.secrets import redact_tree
+
+            fig_dict = redact_tree(fig_dict)  # plain lists and strings here: masked in place
             first = not self.state["shipped"]
             html = to_html(fig_dict, include_plotlyjs=first, include_mathjax=False,
                            full_html=False, default_width="100%", default_height=525,
@@ -98,6 +101,22 @@ def _renderer_class():
             return {"text/html": html}
 
     return OfflineHtml
+
+
+def masked(fig):
+    """``fig`` with every secret value of the environment masked in every text it holds
+    (titles, axis labels, category values, hover templates, ...): a new figure, or ``fig``
+    itself when there is no secret to mask or none appears. Every figure written or shown
+    here passes through it (a credential swept as a string once reached heatmap.html)."""
+    from workbench.secrets import redact, secret_values
+
+    if not secret_values():
+        return fig
+    import plotly.io as pio
+
+    text = pio.to_json(fig, validate=False)
+    clean = redact(text)
+    return fig if clean == text else pio.from_json(clean, skip_invalid=True)
 
 
 def offline_notebook_html() -> bool:
@@ -117,10 +136,11 @@ def offline_notebook_html() -> bool:
 
 def write_html(fig, path) -> Path:
     """``fig`` as one self-contained HTML page at ``path`` (written atomically): plotly.js
-    inlined, no CDN, no MathJax, so it opens offline."""
+    inlined, no CDN, no MathJax, so it opens offline; secrets :func:`masked`."""
     from workbench.fsutil import atomic_write
 
     path = Path(path)
+    fig = masked(fig)
     atomic_write(path, lambda p: fig.write_html(p, include_plotlyjs=True, include_mathjax=False,
                                                full_html=True))
     return path
@@ -129,7 +149,7 @@ def write_html(fig, path) -> Path:
 def write_png(fig, path, *, width: int | None = None, height: int | None = None,
               scale: float = 1) -> Path:
     """``fig`` as a PNG at ``path`` through kaleido and a Chrome-family browser (Debian's
-    Chromium unless ``BROWSER_PATH`` names another)."""
+    Chromium unless ``BROWSER_PATH`` names another); secrets :func:`masked` before drawing."""
     if "BROWSER_PATH" not in os.environ and Path(CHROMIUM).exists():
         os.environ["BROWSER_PATH"] = CHROMIUM
     try:
@@ -138,6 +158,7 @@ def write_png(fig, path, *, width: int | None = None, height: int | None = None,
         raise ConfigError("PNG export needs kaleido: pip install kaleido "
                           "(it is in the workbench's dependencies)") from e
     path = Path(path)
+    fig = masked(fig)
     try:
         fig.write_image(str(path), format="png", width=width, height=height, scale=scale)
     except RuntimeError as e:  # kaleido's ChromeNotFoundError is one (plotly may re-wrap it)

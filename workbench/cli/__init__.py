@@ -7,6 +7,7 @@ Nothing printed ever contains a secret.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -41,6 +42,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             sys.exit(130)
+        except OSError as e:  # the system refused a read or a write: what and where, plainly
+            click.echo(redact(f"error: {_os_error(e)}"), err=True)
+            sys.exit(1)
         except Exception as e:  # noqa: BLE001 - the last line of defence
             if os.environ.get("WORKBENCH_DEBUG"):
                 import traceback
@@ -52,6 +56,19 @@ class _Group(click.Group):
                 err=True,
             )
             sys.exit(1)
+
+
+_HINTS = {errno.ENOSPC: "the disk is full: free space and run again",
+          errno.EDQUOT: "the disk quota is used up: free space and run again",
+          errno.EFBIG: "over the file size this process may write: see `ulimit -f`"}
+
+
+def _os_error(e: OSError) -> str:
+    """One plain line: the system's reason, the file it concerns, what to do if obvious."""
+    reason = e.strerror or str(e) or type(e).__name__
+    where = f": {e.filename}" if e.filename is not None else f" (errno {e.errno})"
+    hint = f" ({_HINTS[e.errno]})" if e.errno in _HINTS else ""
+    return f"{reason}{where}{hint}"
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

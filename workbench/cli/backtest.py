@@ -8,6 +8,9 @@ which this module reads and prints.
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +131,49 @@ def _grid(grids) -> dict[str, list] | None:
     return grid
 
 
+def _sweep_limits(max_combinations: str | None, max_cells: str | None, grid) -> dict[str, str]:
+    """The size limits (checked here, before the kernel starts) as the environment the
+    notebook's kernel inherits; the grid's candidates refused at once when over the limit."""
+    from workbench.backtesting.sweeps import grid as G
+    from workbench.backtesting.sweeps import runner as R
+
+    env = {}
+    for option, text, variable, check in (
+            ("--max-combinations", max_combinations, G.LIMIT_VARIABLE, G.combination_limit),
+            ("--max-cells", max_cells, R.CELLS_VARIABLE, R.cell_limit)):
+        if text is None:
+            continue
+        none = text.strip().lower() == "none"
+        try:
+            value = None if none else check(text.strip())
+        except ConfigError as e:
+            raise ConfigError(f"{option} {text!r}: {str(e).split(': ', 1)[1]}") from None
+        env[variable] = "none" if value is None else str(value)
+    if isinstance(grid, dict) and all(isinstance(v, list) for v in grid.values()):
+        with _environment(env):
+            limit = G.combination_limit()
+        count = math.prod(len(v) for v in grid.values())
+        if limit is not None and count > limit:
+            sizes = " x ".join(f"{n} {len(v):,}" for n, v in grid.items() if len(v) > 1)
+            raise G._too_many(count, sizes, limit)
+    return env
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """``values`` set in this process's environment (the kernel's) for the block only."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _check_constraint(text: str | None) -> None:
     """The rule's form (names, numbers, comparisons, ...) before the kernel; its names are
     checked against the strategy's parameters inside it."""
@@ -187,11 +233,17 @@ def _sweep_lines(best: dict[str, Any] | None) -> list[str]:
 @click.option("--metric", "-m", default=None,
               help="The notebook's `metric`: what picks the best combination (sharpe, "
                    "sortino, total_return, ...).")
+@click.option("--max-combinations", default=None, metavar="N",
+              help="Refuse a grid of more combinations (before the constraint) than N, or "
+                   "'none' for no limit. Default 1,000,000 (a bigger sweep would not finish).")
+@click.option("--max-cells", default=None, metavar="N",
+              help="Refuse a sweep of more bar-combinations (symbols x bars x combinations) "
+                   "than N, or 'none'. Default 5e10 (about 1.5 hours at ~10 M a second).")
 @data_options
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON document: the run, its settings and best.json.")
-def sweep(notebook: Path, grids, constraint, metric, symbols, timeframe, start, end, params,
-          timeout, as_json: bool) -> None:
+def sweep(notebook: Path, grids, constraint, metric, max_combinations, max_cells, symbols,
+          timeframe, start, end, params, timeout, as_json: bool) -> None:
     """Execute NOTEBOOK with papermill in mode sweep; the record goes to runs/<run_id>/.
 
     The whole notebook runs on the `workbench` kernel with `mode` "sweep" and `grid` (a
@@ -220,8 +272,10 @@ def sweep(notebook: Path, grids, constraint, metric, symbols, timeframe, start, 
     values, notes = notebook_values(notebook, merge(given, {
         "grid": grid, "constraint": constraint, "metric": metric}), {
         "symbols": symbols, "timeframe": timeframe, "start": start, "end": end})
-    run = execute(notebook, kind="sweep", mode="sweep", params=values, timeout=timeout,
-                  notes=notes)
+    limits = _sweep_limits(max_combinations, max_cells, values.get("grid"))
+    with _environment(limits):
+        run = execute(notebook, kind="sweep", mode="sweep", params=values, timeout=timeout,
+                      notes=notes)
     settings = read_result(run, "settings.json")
     best = read_result(run, "best.json")
     if as_json:

@@ -19,9 +19,15 @@ def _send_all(command: str, run, all_runs: bool, reason: str) -> None:
         raise ConfigError(f"{command}: give a RUN or --all")
     if all_runs:
         runs = list_runs()
-        targets = list(runs.loc[(runs["kind"] == "session") & (runs["status"] == "running"),
-                                "path"])
+        targets = []
+        for path in runs.loc[(runs["kind"] == "session") & (runs["status"] == "running"), "path"]:
+            try:
+                targets.append(_running_session(command, path))
+            except ConfigError as e:  # a record that says running of a process that died
+                echo(f"skipped: {e}")
     else:
+        if not str(run).strip():
+            raise ConfigError(f"{command}: RUN is empty; give a run id or its folder under runs/")
         targets = [_running_session(command, _run_dir(run, None))]
     for path in targets:
         send(path, command, reason=reason)
@@ -31,15 +37,23 @@ def _send_all(command: str, run, all_runs: bool, reason: str) -> None:
 
 
 def _running_session(command: str, path):
-    """``path`` if it is a running session's record; else a one-line refusal (nothing sent:
-    a command no session will read must not look delivered)."""
+    """``path`` if it is a live running session's record under ``runs/``; else a one-line
+    refusal (nothing sent: a command no session will read must not look delivered). Alive
+    by the run's locks (:func:`workbench.runs.status.liveness`), not by its manifest."""
+    from workbench.clock import LiveClock
     from workbench.runs.records import load_manifest
+    from workbench.runs.status import liveness
+    from workbench.session.control import inside_runs
 
     manifest = load_manifest(path)
+    path = inside_runs(path, command)
     kind, status = manifest.get("kind"), manifest.get("status")
     if kind != "session" or status != "running":
         what = f"a {kind} record" if kind != "session" else f"a session that is {status}"
         raise ConfigError(f"{command}: {path} is {what}, not a running session; nothing sent")
+    if liveness(path, status, LiveClock().now()) == "died":
+        raise ConfigError(f"{command}: {path} says running but no process holds it: the "
+                          f"session died, no one would read the command; nothing sent")
     return path
 
 

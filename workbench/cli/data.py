@@ -39,8 +39,8 @@ def _report(report, as_json: bool, store, extra: dict | None = None) -> None:
             echo("quarantined bars are kept: `workbench data quarantine` lists them with their reason")
         echo(f"store: {store.root}")
     if report.refused:
-        raise DataError(f"refused for {', '.join(sorted(report.refused))}: their new bars are another "
-                        f"series than the stored ones (see above); nothing of them was written")
+        raise DataError(f"refused for {', '.join(sorted(report.refused))} (the report above says why); "
+                        f"nothing of them was written")
 
 
 _REPLACE = click.option(
@@ -193,8 +193,13 @@ def ls(timeframe: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records.")
 def quarantine(symbols: tuple[str, ...], timeframe: str | None, as_json: bool) -> None:
     """List quarantined bars with the reason each was refused."""
+    from workbench.data.store import symbol_list
+    from workbench.data.timeframe import Timeframe
+
+    names = symbol_list(list(symbols)) if symbols else None  # a bad name is said, not matched
+    tf = str(Timeframe.parse(timeframe)) if timeframe is not None else None
     store = _store()
-    df = store.quarantine(list(symbols) or None, timeframe)
+    df = store.quarantine(names, tf)
     if as_json:
         echo_json(df.to_dict(orient="records"))
         return

@@ -267,12 +267,13 @@ def supervise(deployment, date, speed, stop_after, run_dir, as_json) -> None:
 
 
 def _dry_run(registry, now, start, end, lead, tail, as_json) -> None:
+    from workbench.cli.inputs import replay_day
     from workbench.deploy.schedule import closed_days, due, plan
     from workbench.deploy.scheduler import session_records
     from workbench.times import ny_date
 
-    first = pd.Timestamp(start) if start else ny_date(now)
-    last = pd.Timestamp(end) if end else first + pd.Timedelta(days=_DRY_RUN_DAYS)
+    first = pd.Timestamp(replay_day(start, "--from")) if start else ny_date(now)
+    last = pd.Timestamp(replay_day(end, "--to")) if end else first + pd.Timedelta(days=_DRY_RUN_DAYS)
     deps = registry.list(status="active")
     sessions = plan(deps, first, last, lead=lead, tail=tail)
     begun = set()
@@ -316,9 +317,12 @@ def _clock(now_text: str | None):
 
     if now_text is None:
         return LiveClock()
+    from workbench.times import bound
+
     try:
+        bound(now_text, "--now", error=ValueError)  # readable, and inside pandas' range
         return SimClock(pd.Timestamp(now_text))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"--now: cannot read {now_text!r} as a time") from None
 
 

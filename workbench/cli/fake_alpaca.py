@@ -22,9 +22,18 @@ def _speed(text: str) -> float:
         value = float(text)
     except (TypeError, ValueError):
         value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(f"--speed must be a number > 0 (times real time), got {text!r}")
+    from workbench.session.pacing import MAX_SPEED, MIN_SPEED
+
+    if not MIN_SPEED <= value <= MAX_SPEED:
+        raise ConfigError(f"--speed must be a number > 0 (times real time, from {MIN_SPEED:g} "
+                          f"to {MAX_SPEED:,}), got {text!r}")
     return value
+
+
+def _day(text: str) -> str:
+    from workbench.cli.inputs import replay_day
+
+    return replay_day(text)
 
 
 def _symbols(text: str | None) -> list[str] | None:
@@ -75,6 +84,7 @@ def fake_alpaca(day, speed, symbols, start, end, port, key, secret, cash, linger
     from workbench.testing.alpaca import FakeAlpaca
 
     rate = _speed(speed)
+    day = _day(day)
     fake = FakeAlpaca(key=key, secret=secret, replay=day, speed=rate, store=Store(),
                       symbols=_symbols(symbols), start=start, end=end, cash=cash, port=port,
                       idle_timeout=365 * 24 * 3600.0,  # the replay's end stops it

@@ -131,10 +131,14 @@ def first_symbols(option: str, count: int, timeframe: str) -> tuple[list[str], s
 def _symbols(text: str, notebook: Path, values: dict[str, Any], notes: list[str]) -> list[str]:
     text = str(text).strip()
     if not text.isdigit():
-        names = [s.strip().upper() for s in text.split(",") if s.strip()]
-        if not names:
+        from workbench.data.store import symbol_list
+
+        if not any(s.strip() for s in text.split(",")):
             raise ConfigError(f"--symbols {text!r}: give names (A,B) or a count N")
-        return names
+        try:
+            return symbol_list(text)  # a name no store can hold is refused here, not in a kernel
+        except ConfigError as e:
+            raise ConfigError(f"--symbols {text!r}: {e}") from None
     timeframe = timeframe_of(notebook, values)
     if timeframe is None:
         raise ConfigError(f"--symbols {text}: {notebook.name} names no timeframe; give "
@@ -144,12 +148,16 @@ def _symbols(text: str, notebook: Path, values: dict[str, Any], notes: list[str]
     return chosen
 
 
-def _check_time(name: str, text: str) -> None:
-    import pandas as pd
+def _check_time(name: str, text: str):
+    """``--start``/``--end`` by the one date rule (:func:`workbench.times.bound`): a day or
+    a time pandas can hold, refused here (not in a kernel) otherwise."""
+    from workbench.times import bound
 
     try:
-        pd.Timestamp(text)
-    except (TypeError, ValueError):
+        return bound(text, f"--{name}", end=name == "end", error=ConfigError)
+    except ConfigError as e:
+        if "outside the dates" in str(e):
+            raise
         raise ConfigError(f"--{name} {text!r}: not a day (YYYY-MM-DD) or time") from None
 
 
@@ -163,9 +171,10 @@ def notebook_values(notebook: Path, params: dict[str, Any], shorthands: dict[str
 
     values = check_parameters(notebook, merge(params, shorthands))  # names, before all else
     notes: list[str] = []
-    for name in ("start", "end"):
-        if shorthands.get(name) is not None:
-            _check_time(name, shorthands[name])
+    given = {name: _check_time(name, shorthands[name]) for name in ("start", "end")
+             if shorthands.get(name) is not None}
+    if len(given) == 2 and given["start"] > given["end"]:
+        raise ConfigError(f"--start {shorthands['start']} is after --end {shorthands['end']}")
     if isinstance(values.get("timeframe"), str):
         values["timeframe"] = str(Timeframe.parse(values["timeframe"]))
     if shorthands.get("symbols") is not None:

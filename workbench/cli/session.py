@@ -56,12 +56,9 @@ def _speed(text: str):
 
 
 def _date(text: str) -> str:
-    import pandas as pd
+    from workbench.cli.inputs import replay_day
 
-    try:
-        return str(pd.Timestamp(text).date())
-    except (ValueError, TypeError):
-        raise ConfigError(f"--replay: a day like 2026-11-20, got {text!r}") from None
+    return replay_day(text)
 
 
 def _stored_symbols(count: str, timeframe: Any) -> tuple[list[str], str]:
@@ -87,14 +84,21 @@ def _given(options: dict[str, Any], timeframe: Any) -> tuple[dict[str, Any], lis
         elif option == "--live":
             value = bool(text)
         elif option == "--broker-path":
-            value = str(Path(text).expanduser().resolve())
+            from workbench.cli.inputs import broker_path
+
+            value = broker_path(text)
         elif option == "--symbols" and text.strip().isdigit():
             value, note = _stored_symbols(text.strip(), timeframe)
             notes.append(note)
         elif option == "--symbols":
-            value = [s.strip().upper() for s in text.split(",") if s.strip()]
-            if not value:
+            from workbench.data.store import symbol_list
+
+            if not any(s.strip() for s in text.split(",")):
                 raise ConfigError("--symbols: give names (A,B) or a count N")
+            try:
+                value = symbol_list(text)
+            except ConfigError as e:
+                raise ConfigError(f"--symbols {text!r}: {e}") from None
         else:
             value = text
         values[SHORTHANDS[option]] = value

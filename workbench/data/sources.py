@@ -13,6 +13,7 @@ from workbench.data.store import Store, WriteReport
 from workbench.data.synth import synthesize
 from workbench.data.timeframe import Timeframe
 from workbench.errors import ConfigError
+from workbench.times import ny_date
 
 __all__ = ["fetch_into_store", "import_into_store", "last_completed_session", "synth_into_store"]
 
@@ -26,12 +27,34 @@ def synth_into_store(store: Store, symbols: int | list[str], days: int, timefram
                      seed: int, end=None, spike_band: float = 0.5,
                      progress: bool = False, replace: bool = False) -> WriteReport:
     """Synthesize bars (ending at ``end`` or the last completed session) and store them
-    (``replace``: see :meth:`Store.write`)."""
+    (``replace``: see :meth:`Store.write`). An ``end`` that is not a date, or after the last
+    completed session (its bars would be dated in the future), is refused."""
     tf = Timeframe.parse(timeframe)
-    end_date = pd.Timestamp(end) if end is not None else last_completed_session()
+    end_date = _synth_end(end)
     bars = synthesize(symbols, days, str(tf), seed=seed, end=end_date, progress=progress)
     return store.write(bars, tf, source=f"synth:seed={seed}", spike_band=spike_band,
                        progress=progress, replace=replace)
+
+
+def _synth_end(end, clock: Clock | None = None) -> pd.Timestamp:
+    """The last session date of a synthesis: ``end`` (a date) or the last completed one."""
+    last = last_completed_session(clock)
+    if end is None:
+        return last
+    try:
+        day = pd.Timestamp(end.strip() if isinstance(end, str) else end)
+        if day is pd.NaT:
+            raise ValueError("empty")
+        day.as_unit("ns")
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"end: cannot read {end!r} as a session date (YYYY-MM-DD, "
+                          f"{pd.Timestamp.min.year + 1} .. {pd.Timestamp.max.year - 1})") from None
+    day = (ny_date(day) if day.tz is not None else day).normalize()
+    if day > last:
+        raise ConfigError(f"end {day.date()} is after the last completed NYSE session "
+                          f"({last.date()}): synthetic bars of a session not over yet would be "
+                          f"dated in the future")
+    return day
 
 
 def import_into_store(store: Store, path: Path, symbol: str | None, timeframe: str,

@@ -42,12 +42,13 @@ import pyarrow.parquet as pq
 from workbench import paths
 from workbench.data import duck
 from workbench.data.admission import off_calendar, range_jump, splice_reason
+from workbench.data.admission import timeframe_contradiction as contradiction
 from workbench.data.bars import FIELDS, Bars, pivot_arrays
 from workbench.data.timeframe import Timeframe
 from workbench.data.universe import SHORT_HISTORY, ShortHistoryWarning, without_short_history
 from workbench.data.validate import validate
 from workbench.errors import ConfigError, DataError
-from workbench.fsutil import exclusive_lock, fsync_dir
+from workbench.fsutil import exclusive_lock, fsync_dir, named_errors
 from workbench.times import bounds
 
 __all__ = ["SHORT_HISTORY", "ShortHistoryWarning", "Store", "WriteReport", "open_store", "symbol_list"]
@@ -186,10 +187,11 @@ class Store:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         directory.mkdir(parents=True, exist_ok=True)
         tmp = tmp_dir / f"{directory.name}-{stem}.{os.getpid()}.tmp"
-        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
-        with open(tmp, "rb") as fh:
-            digest = hashlib.sha256(fh.read()).hexdigest()[:12]
-            os.fsync(fh.fileno())
+        with named_errors(directory / f"{stem}_<digest>.parquet", remove=tmp):  # disk full
+            pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+            with open(tmp, "rb") as fh:
+                digest = hashlib.sha256(fh.read()).hexdigest()[:12]
+                os.fsync(fh.fileno())
         final = directory / f"{stem}_{digest}.parquet"
         os.replace(tmp, final)
         fsync_dir(directory)
@@ -246,6 +248,9 @@ class Store:
         stored, last_close = self._stored(tf, symbol, rows["ts"].min())
         ref = {symbol: last_close} if last_close is not None else None
         checked = validate(rows, spike_band=spike_band, reference_close=ref)
+        if (why := contradiction(symbol, checked.good["ts"], tf)) is not None:
+            report.refused[symbol] = why  # another timeframe's bars: nothing of them is stored
+            return
         good, off = off_calendar(checked.good, tf)  # sound bars, judged against the calendar
         splice, same, differ = splice_reason(symbol, good, stored)
         if splice is not None and not replace:

@@ -8,6 +8,12 @@ Reasons, in the order they are tested:
 
 ``nan``                 any NaN or infinity in open, high, low, close or volume
 ``non_positive_price``  any of open, high, low, close is zero or negative
+``absurd_magnitude``    a price above :data:`MAX_PRICE` ($10 million a share, over ten
+                        times the dearest US share ever) or below :data:`MIN_PRICE` ($0.0001,
+                        the smallest US price increment), or a volume above
+                        :data:`MAX_VOLUME` (a trillion shares in one bar, ~100 times a
+                        whole day of the US market): no bar of a US stock, a unit or
+                        overflow error (1e308)
 ``negative_volume``     volume below zero
 ``high_below_low``      high < low
 ``open_outside_range``  open outside [low, high]
@@ -51,10 +57,14 @@ import pandas as pd
 from workbench.errors import ConfigError, DataError
 
 __all__ = [
+    "ABSURD_MAGNITUDE",
     "CLOSE_OUTSIDE_RANGE",
     "DUPLICATE_TIMESTAMP",
     "HIGH_BELOW_LOW",
     "LONG_COLUMNS",
+    "MAX_PRICE",
+    "MAX_VOLUME",
+    "MIN_PRICE",
     "NAN",
     "NEGATIVE_VOLUME",
     "NON_POSITIVE_PRICE",
@@ -72,6 +82,7 @@ _NUMBERS = LONG_COLUMNS[2:]
 
 NAN = "nan"
 NON_POSITIVE_PRICE = "non_positive_price"
+ABSURD_MAGNITUDE = "absurd_magnitude"
 NEGATIVE_VOLUME = "negative_volume"
 HIGH_BELOW_LOW = "high_below_low"
 OPEN_OUTSIDE_RANGE = "open_outside_range"
@@ -79,9 +90,14 @@ CLOSE_OUTSIDE_RANGE = "close_outside_range"
 DUPLICATE_TIMESTAMP = "duplicate_timestamp"
 OUT_OF_ORDER = "out_of_order"
 SPIKE = "spike"
-REASONS = (NAN, NON_POSITIVE_PRICE, NEGATIVE_VOLUME, HIGH_BELOW_LOW, OPEN_OUTSIDE_RANGE)
+REASONS = (NAN, NON_POSITIVE_PRICE, ABSURD_MAGNITUDE, NEGATIVE_VOLUME, HIGH_BELOW_LOW)
+REASONS += (OPEN_OUTSIDE_RANGE,)
 REASONS += (CLOSE_OUTSIDE_RANGE, DUPLICATE_TIMESTAMP, OUT_OF_ORDER, SPIKE)  # tested in this order
 _CODE = {reason: i + 1 for i, reason in enumerate(REASONS)}  # 0 means good
+
+MAX_PRICE = 1e7  # dollars a share (Berkshire Hathaway A, the dearest, has stayed under 1e6)
+MIN_PRICE = 1e-4  # dollars a share: the smallest price increment of a US stock
+MAX_VOLUME = 1e12  # shares in one bar
 
 _HALF_WINDOW = 2  # spike reference: median of 2 * 2 + 1 closes
 _CHUNK = 1 << 20  # rows per block when taking window medians (bounds memory)
@@ -205,6 +221,7 @@ def _row_reasons(df: pd.DataFrame) -> np.ndarray:
         tests = (
             (NAN, ~finite),
             (NON_POSITIVE_PRICE, (o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0)),
+            (ABSURD_MAGNITUDE, _absurd(o, h, lo, c, v)),
             (NEGATIVE_VOLUME, v < 0),
             (HIGH_BELOW_LOW, h < lo),
             (OPEN_OUTSIDE_RANGE, (o < lo) | (o > h)),
@@ -213,6 +230,13 @@ def _row_reasons(df: pd.DataFrame) -> np.ndarray:
     for name, mask in tests:
         _mark(reason, mask, name)
     return reason
+
+
+def _absurd(o, h, lo, c, v) -> np.ndarray:
+    """Rows with a price or volume no US stock's bar can hold (see the module docstring)."""
+    big = (o > MAX_PRICE) | (h > MAX_PRICE) | (lo > MAX_PRICE) | (c > MAX_PRICE)
+    small = (o < MIN_PRICE) | (h < MIN_PRICE) | (lo < MIN_PRICE) | (c < MIN_PRICE)
+    return big | small | (v > MAX_VOLUME)
 
 
 def _mark(reason: np.ndarray, mask: np.ndarray, name: str) -> None:

@@ -10,7 +10,11 @@ written to a temporary name and renamed, so the session sees a whole file or non
 session reads the files in name order (the stamp is the sender's wall time in
 nanoseconds), carries them out, and moves each to ``control/done/``: a command is
 carried out once, even across a restart. Writers are the CLI and the dashboard; the one
-reader is the session that holds the run's journal.
+reader is the session that holds the run's journal. :func:`send` writes only into a run's
+folder (one holding a run record); ``workbench halt``/``resume`` also refuse any folder
+outside the runs folder (:func:`inside_runs`) and a run no process holds
+(:func:`workbench.runs.status.liveness`: a ``running`` manifest of a process that died is
+not a session that will read a command).
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench import paths
 from workbench.errors import ConfigError
 from workbench.fsutil import atomic_write
 
-__all__ = ["COMMANDS", "CONTROL_DIR", "Command", "ControlChannel", "send"]
+__all__ = ["COMMANDS", "CONTROL_DIR", "Command", "ControlChannel", "inside_runs", "send"]
 
 CONTROL_DIR = "control"
 COMMANDS = ("halt", "resume", "stop")
@@ -54,6 +59,8 @@ def send(run_dir, command: str, *, reason: str = "", operator: str | None = None
     folder = _folder(run_dir)
     if not folder.parent.is_dir():
         raise ConfigError(f"no run folder at {folder.parent}")
+    if not (folder.parent / "manifest.json").is_file():  # `resume /etc` once made /etc/control
+        raise ConfigError(f"{command}: {folder.parent} holds no run record; nothing sent")
     folder.mkdir(exist_ok=True)
     stamp = time.time_ns()  # a file name ordering, not trading time
     path = folder / f"{stamp:020d}-{os.getpid()}-{next(_counter)}.json"
@@ -61,6 +68,17 @@ def send(run_dir, command: str, *, reason: str = "", operator: str | None = None
             "operator": operator or os.environ.get("USER", "operator"),
             "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp / 1e9))}
     atomic_write(path, lambda p: p.write_text(json.dumps(body) + "\n"))
+    return path
+
+
+def inside_runs(run_dir, command: str = "control") -> Path:
+    """``run_dir`` resolved, if it is a folder directly inside the runs folder; else a
+    one-line :class:`ConfigError` (a command is never written anywhere else)."""
+    root = paths.runs_dir().resolve()
+    path = Path(getattr(run_dir, "path", run_dir)).resolve()
+    if path.parent != root:
+        raise ConfigError(f"{command}: {path} is not a run folder of {root}; nothing sent "
+                          f"(commands go only to runs under the runs folder)")
     return path
 
 

@@ -6,7 +6,11 @@ import time
 
 import pandas as pd
 
-__all__ = ["pace", "parse_speed"]
+__all__ = ["MAX_SPEED", "MIN_SPEED", "pace", "parse_speed"]
+
+# a replay's pace in x real time: below MIN_SPEED one minute bar takes over 16 hours (1e-300
+# slept forever), above MAX_SPEED the pace is "max" in all but name
+MIN_SPEED, MAX_SPEED = 0.001, 1_000_000
 
 
 def parse_speed(text) -> str | float | int:
@@ -17,10 +21,11 @@ def parse_speed(text) -> str | float | int:
         value = float(text)
     except (TypeError, ValueError):
         value = float("nan")
-    if not value > 0:
+    if not MIN_SPEED <= value <= MAX_SPEED:
         from workbench.errors import ConfigError
 
-        raise ConfigError(f"--speed must be 'max' or a number > 0 (times real time), got {text!r}")
+        raise ConfigError(f"--speed must be 'max' or a number > 0 (times real time, from "
+                          f"{MIN_SPEED:g} to {MAX_SPEED:,}), got {text!r}")
     return int(value) if value.is_integer() else value
 
 

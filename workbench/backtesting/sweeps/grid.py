@@ -12,6 +12,13 @@ mean" suggestion) and a value of the wrong type names the parameter. Combination
 ``itertools.product`` order of the names as the strategy declares them, so consecutive
 combinations share the leading parameters (and their indicators).
 
+Size. The number of combinations is the product of the ranges' lengths, known before
+any is made; more than ``max_combinations`` (default :data:`MAX_COMBINATIONS`, or the
+environment's ``WORKBENCH_SWEEP_MAX_COMBINATIONS``; ``None``: no limit) is refused at once
+with the number, never enumerated for hours (a grid of 1e10 combinations once hung
+silently). One parameter's values are read only up to the limit, so ``range(10**10)``
+is refused without being listed.
+
 A constraint is any ``f(params) -> bool``; :class:`Constraint` makes one from text::
 
     c = Constraint("fast < slow and slow - fast >= 10", names=["fast", "slow"])
@@ -28,7 +35,9 @@ from __future__ import annotations
 
 import ast
 import itertools
+import math
 import operator
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,28 +49,71 @@ from simpleeval import InvalidExpression, NameNotDefined, SimpleEval, safe_add, 
 from workbench.errors import ConfigError, StrategyError
 from workbench.strategy import Strategy
 
-__all__ = ["RESERVED", "Constraint", "Grid", "values_of"]
+__all__ = ["MAX_COMBINATIONS", "RESERVED", "Constraint", "Grid", "combination_limit",
+           "values_of"]
+
+MAX_COMBINATIONS = 1_000_000  # combinations before the constraint: minutes to check and run
+LIMIT_VARIABLE = "WORKBENCH_SWEEP_MAX_COMBINATIONS"  # the workbench sweep command sets it
 
 # table columns a parameter may not be named like
 RESERVED = ("combo", "symbol", "total_return", "cagr", "sharpe", "sortino", "max_drawdown",
             "win_rate", "trades", "exposure", "turnover", "fees", "final_equity")
 
 
-def values_of(name: str, given: Any) -> list:
-    """The values of one parameter: an iterable's distinct items in order, or ``[scalar]``."""
+def combination_limit(given: int | None | str = "default") -> int | None:
+    """The largest number of combinations a sweep may have: ``given`` (None: no limit), by
+    default ``WORKBENCH_SWEEP_MAX_COMBINATIONS`` when set, else :data:`MAX_COMBINATIONS`."""
+    if given == "default":
+        text = os.environ.get(LIMIT_VARIABLE, "").strip()
+        if not text:
+            return MAX_COMBINATIONS
+        if text.lower() == "none":
+            return None
+        given = text
+    if given is None:
+        return None
+    try:
+        value = int(given)
+    except (TypeError, ValueError):
+        value = 0
+    if isinstance(given, bool) or value < 1 or str(value) != str(given).strip():
+        raise ConfigError(f"max_combinations {given!r}: a whole number >= 1, or None for no "
+                          f"limit ({LIMIT_VARIABLE} likewise)")
+    return value
+
+
+def _too_many(count: int, what: str, limit: int) -> ConfigError:
+    return ConfigError(
+        f"sweep: {count:,} combinations ({what}) is more than the limit of {limit:,}; a sweep "
+        f"that size would not finish. Narrow the grid, or go past the limit with "
+        f"max_combinations=N (workbench sweep --max-combinations N; None / 'none': no limit)")
+
+
+def values_of(name: str, given: Any, limit: int | None = None) -> list:
+    """The values of one parameter: an iterable's distinct items in order, or ``[scalar]``;
+    more than ``limit`` items is refused without reading the rest."""
     if isinstance(given, (str, bytes)) or not isinstance(given, Iterable):
         return [given]
     if isinstance(given, Mapping):
         raise ConfigError(f"sweep: {name} must be a value or an iterable of values, got a mapping")
-    items = np.asarray(given, dtype=object).ravel().tolist() if isinstance(
-        given, (np.ndarray, pd.Series, pd.Index)) else list(given)
+    if limit is not None and hasattr(given, "__len__") and len(given) > limit:
+        raise _too_many(len(given), f"{name} alone", limit)
+    if isinstance(given, (np.ndarray, pd.Series, pd.Index)):
+        items = np.asarray(given, dtype=object).ravel().tolist()
+    else:
+        items = list(itertools.islice(given, None if limit is None else limit + 1))
+        if limit is not None and len(items) > limit:
+            raise _too_many(len(items), f"{name} alone, at least", limit)
     if not items:
         raise ConfigError(f"sweep: {name} has no values (an empty range)")
-    out: list = []
-    for item in items:
-        if item not in out:
-            out.append(item)
-    return out
+    try:  # distinct in order by equality, as below, in linear time (100,000 values: quadratic took minutes)
+        return list(dict.fromkeys(items))
+    except TypeError:  # an unhashable value (a list): compared one by one
+        out: list = []
+        for item in items:
+            if item not in out:
+                out.append(item)
+        return out
 
 
 @dataclass(frozen=True)
@@ -74,11 +126,19 @@ class Grid:
 
     @classmethod
     def build(cls, strategy: Strategy, ranges: Mapping[str, Any],
-              constraint: Callable[[dict], bool] | None = None) -> Grid:
-        """Every combination of ``ranges`` that passes ``constraint``, checked by the schema."""
+              constraint: Callable[[dict], bool] | None = None,
+              max_combinations: int | None | str = "default") -> Grid:
+        """Every combination of ``ranges`` that passes ``constraint``, checked by the schema;
+        more candidates than ``max_combinations`` (:func:`combination_limit`) is refused
+        before any is made."""
         if constraint is not None and not callable(constraint):
             raise ConfigError("sweep: constraint must be a function of the parameter dict")
-        values = {name: values_of(name, given) for name, given in ranges.items()}
+        limit = combination_limit(max_combinations)
+        values = {name: values_of(name, given, limit) for name, given in ranges.items()}
+        count = math.prod(len(v) for v in values.values())
+        if limit is not None and count > limit:
+            sizes = " x ".join(f"{n} {len(v):,}" for n, v in values.items() if len(v) > 1)
+            raise _too_many(count, sizes, limit)
         strategy.params(**{name: v[0] for name, v in values.items()})  # names: schema errors
         names = tuple(n for n in strategy.schema.names if n in values)
         clash = [n for n in names if n in RESERVED]

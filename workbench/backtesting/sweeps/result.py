@@ -26,6 +26,7 @@ import pandas as pd
 
 from workbench.errors import ConfigError, DataError
 from workbench.plain import plain
+from workbench.secrets import redact, redact_frame
 
 if TYPE_CHECKING:  # scipy (under overfit) is imported only when best() needs it
     from workbench.backtesting import overfit
@@ -163,7 +164,7 @@ class SweepResult:
         (``"mean"``, ``"max"``, ``"min"``, ``"median"``)."""
         import plotly.graph_objects as go
 
-        from workbench.backtesting.plots import offline_notebook_html
+        from workbench.backtesting.plots import masked, offline_notebook_html
 
         offline_notebook_html()
         metric = self._metric(metric)
@@ -188,18 +189,19 @@ class SweepResult:
         what = "book" if over == "book" else "mean over symbols"
         fig.update_layout(title=f"{self.strategy}: {metric} ({what})",
                           xaxis_title=x, yaxis_title=y)
-        return fig
+        return masked(fig)  # a credential swept as a value never reaches a picture
 
     # -- records ------------------------------------------------------------------------
     def save(self, directory) -> Path:
-        """Write ``table.parquet``, ``combos.parquet`` and ``best.json`` into ``directory``."""
+        """Write ``table.parquet``, ``combos.parquet`` and ``best.json`` into ``directory``
+        (secrets of the environment masked in every text)."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        self.table.to_parquet(path / "table.parquet", index=False)
-        self.combos.reset_index().to_parquet(path / "combos.parquet", index=False)
+        redact_frame(self.table).to_parquet(path / "table.parquet", index=False)
+        redact_frame(self.combos.reset_index()).to_parquet(path / "combos.parquet", index=False)
         doc = {"strategy": self.strategy, "best": self.best().to_dict(),
                "info": plain(self.info)}
-        (path / "best.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        (path / "best.json").write_text(redact(json.dumps(doc, indent=2, default=str)) + "\n")
         return path
 
     # -- display ------------------------------------------------------------------------

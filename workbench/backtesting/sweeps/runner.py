@@ -47,7 +47,7 @@ from workbench.backtesting.run import OPTIONS, backtest, build_settings, checked
 from workbench.backtesting.simulation import SimOptions
 from workbench.backtesting.sweeps import chunks as C
 from workbench.backtesting.sweeps.book import BookAccumulator, book_metrics, book_returns
-from workbench.backtesting.sweeps.grid import Grid
+from workbench.backtesting.sweeps.grid import Grid, combination_limit
 from workbench.backtesting.sweeps.result import SweepResult
 from workbench.backtesting.sweeps.worker import COLUMN_METRICS, SweepJob
 from workbench.data.bars import FIELDS, Bars
@@ -55,7 +55,14 @@ from workbench.errors import ConfigError, StrategyError
 from workbench.model.costs import CostModel
 from workbench.strategy import Strategy
 
-__all__ = ["POOL_MIN_CELLS", "POOL_MIN_CPUS", "PROCESS_BYTES", "sweep"]
+__all__ = ["MAX_CELLS", "POOL_MIN_CELLS", "POOL_MIN_CPUS", "PROCESS_BYTES", "cell_limit", "sweep"]
+
+# The size a sweep may have, in bar-combinations (symbols x bars x combinations): at the
+# ~10 M a second measured on a loaded 2-core machine (docs/performance.md) this is about
+# 1.5 hours; more is refused before anything runs, saying how to go past it.
+MAX_CELLS = 50_000_000_000
+CELLS_PER_SECOND = 10_000_000  # for the estimate said with a refusal
+CELLS_VARIABLE = "WORKBENCH_SWEEP_MAX_CELLS"  # the workbench sweep command sets it
 
 # A pool is the default only with 4+ CPUs and this many bars x symbols x combinations: each
 # spawned process spends seconds importing and loading compiled code, and on 2 CPUs threads
@@ -189,9 +196,40 @@ def _table(grid: Grid, symbols: list[str], metrics: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(data).astype({"trades": "int64"})
 
 
+def cell_limit(given: int | None | str = "default") -> int | None:
+    """The largest sweep in bar-combinations: ``given`` (None: no limit), by default
+    ``WORKBENCH_SWEEP_MAX_CELLS`` when set, else :data:`MAX_CELLS`."""
+    if given == "default":
+        text = os.environ.get(CELLS_VARIABLE, "").strip()
+        given = MAX_CELLS if not text else (None if text.lower() == "none" else text)
+    if given is None:
+        return None
+    try:
+        value = int(float(given)) if not isinstance(given, bool) else 0
+    except (TypeError, ValueError, OverflowError):
+        value = 0
+    if value < 1:
+        raise ConfigError(f"max_cells {given!r}: a number of bar-combinations >= 1, or None "
+                          f"for no limit ({CELLS_VARIABLE} likewise)")
+    return value
+
+
+def _check_size(cells: int, n_symbols: int, n_bars: int, n_combos: int, limit: int | None) -> None:
+    if limit is None or cells <= limit:
+        return
+    hours = cells / CELLS_PER_SECOND / 3600
+    raise ConfigError(
+        f"sweep: {cells:,} bar-combinations ({n_symbols:,} symbols x {n_bars:,} bars x "
+        f"{n_combos:,} combinations) is more than the limit of {limit:,} (about {hours:,.1f} "
+        f"hours at ~{CELLS_PER_SECOND / 1e6:.0f} M a second); a sweep that size would not "
+        f"finish. Narrow the grid, the symbols or the dates, or go past the limit with "
+        f"max_cells=N (workbench sweep --max-cells N; None / 'none': no limit)")
+
+
 def sweep(strategy, bars: Bars, *, constraint=None, metric: str = "sharpe",
           memory_budget=None, processes: int | None = None, threads: int | None = None,
-          cluster=None, progress: bool = True, **kwargs: Any) -> SweepResult:
+          cluster=None, progress: bool = True, max_combinations: int | None | str = "default",
+          max_cells: int | None | str = "default", **kwargs: Any) -> SweepResult:
     """Backtest ``strategy`` on ``bars`` for every combination of the parameter ranges.
 
     kwargs: backtest options (:data:`OPTIONS`: fill, fees_bps, fee_per_share, slippage_bps,
@@ -208,6 +246,10 @@ def sweep(strategy, bars: Bars, *, constraint=None, metric: str = "sharpe",
     threads: threads when running in this process (default: one per CPU).
     cluster: a Dask scheduler address (``"tcp://host:8786"``) or a ``Client``.
     progress: a progress bar over chunks.
+    max_combinations / max_cells: the size refused before anything runs (combinations
+    before the constraint, :data:`~workbench.backtesting.sweeps.grid.MAX_COMBINATIONS`;
+    symbols x bars x combinations, :data:`MAX_CELLS`); None: no limit. Defaults from
+    ``WORKBENCH_SWEEP_MAX_COMBINATIONS`` / ``WORKBENCH_SWEEP_MAX_CELLS`` when set.
     """
     started = time.perf_counter()
     strat = checked_inputs(strategy, bars, "sweep")
@@ -216,7 +258,10 @@ def sweep(strategy, bars: Bars, *, constraint=None, metric: str = "sharpe",
     budget = None if memory_budget is None else C.parse_bytes(memory_budget)
     options = {k: kwargs.pop(k) for k in list(kwargs) if k in OPTIONS}
     costs, sim_options = _settings(bars, options)
-    grid = Grid.build(strat, kwargs, constraint)
+    cap = cell_limit(max_cells)
+    grid = Grid.build(strat, kwargs, constraint, combination_limit(max_combinations))
+    _check_size(len(bars.symbols) * len(bars) * len(grid), len(bars.symbols), len(bars),
+                len(grid), cap)
     own_stops = _probe(strat, bars, grid.combos[0], sim_options.direction)
     if own_stops:  # recorded: the strategy's stops (numbers or per bar)
         sim_options = sim_options.model_copy(update={"stops_per_bar": "from Signals"})
