@@ -35,7 +35,7 @@ from workbench.orders.states import Event, EventKind, IllegalTransition, transit
 from workbench.risk import RiskSettings
 from workbench.session.runner import run_session
 from workbench.session.trader import Sizing
-from workbench.strategy import Strategy
+from workbench.strategy import TradingFrom
 
 END = "2026-11-20"
 SYMBOLS = 4
@@ -48,19 +48,6 @@ LOOSE = RiskSettings(
     max_order_notional=10**12, max_symbol_exposure=10**12, max_total_exposure=10**12,
     max_gross_leverage=1000, price_band="0.99", max_exceptions=1000)
 NOTEBOOKS = ("sma_cross", "rsi_reversion")
-
-
-class TradingFrom(Strategy):
-    """``inner`` with its signals before ``start`` cleared (a session trades from there)."""
-
-    def __init__(self, inner: Strategy, start: pd.Timestamp) -> None:
-        super().__init__(inner.fn, warmup=inner._warmup, name=inner.name)
-        self.start = start
-
-    def __call__(self, bars, **given):
-        signals = super().__call__(bars, **given)
-        return signals.masked_before(int(bars.index.searchsorted(self.start)))
-
 
 @pytest.fixture
 def home(workbench_home):
@@ -228,7 +215,8 @@ def test_the_command_line_options_are_the_notebooks_parameters(home, jupyter_env
     from workbench.journal import replay
 
     notebook = ROOT / "notebooks" / "strategies" / "sma_cross.ipynb"
-    broker_path = tmp_path / "deploy" / "broker.sqlite"
+    broker_path = tmp_path / "deploy" / "broker.sqlite"  # a new account in a folder that
+    broker_path.parent.mkdir()  # exists (a missing folder is refused: a mistyped path)
     proc = subprocess.run([str(BIN / "workbench"), "session", str(notebook), "--replay", END,
                            "--timeframe", "1Min", "--symbols", "2", "--accounts", "per-symbol",
                            "--speed", "max", "--broker-path", str(broker_path),

@@ -225,15 +225,9 @@ def _bars(start: dict, history_days: int, store):
 
 def _backtest(strategy, bars, start: dict, day_start: pd.Timestamp):
     from workbench.backtesting.run import backtest
-    from workbench.strategy import Strategy
+    from workbench.strategy import TradingFrom
 
-    class _FromDay(Strategy):  # the session trades from the day's first bar, flat
-        def __call__(self, b, **given):
-            return super().__call__(b, **given).masked_before(
-                int(b.index.searchsorted(day_start)))
-
-    inner = strategy
-    wrapped = _FromDay(inner.fn, warmup=inner._warmup, name=inner.name)
+    wrapped = TradingFrom(strategy, day_start)  # the session trades from the day, flat
     stops = start.get("stops") or {}
     return backtest(wrapped, bars, fill="next_open", **start["costs"], shares=start["shares"],
                     cash=float(start["cash"]), size=float(start["size"]),

@@ -27,7 +27,7 @@ from workbench.model.outcomes import LEGACY_OUTCOMES, OUTCOMES, canonical_outcom
 from workbench.plain import NotPlain, plain
 from workbench.runs.ids import new_run_id
 from workbench.runs.provenance import describe_data_range, git_state, package_versions
-from workbench.secrets import redact, redact_tree, secret_values
+from workbench.secrets import redact, redact_frame, redact_tree
 
 __all__ = [
     "LEGACY_OUTCOMES",
@@ -106,26 +106,6 @@ def _write_json(path: Path, obj: Any, *, overwrite: bool = False) -> None:
 def _dumps(obj: Any) -> bytes:
     text = json.dumps(redact_tree(obj), indent=2, allow_nan=False, ensure_ascii=False)
     return (redact(text) + "\n").encode("utf-8")
-
-
-def _redact_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with secrets masked in column names, text columns and a text index."""
-    if not secret_values():
-        return df
-    out = df.rename(columns=lambda c: redact(c) if isinstance(c, str) else c)
-
-    def clean(values):
-        return values.map(lambda v: redact(v) if isinstance(v, str) else v)
-
-    for name in out.columns:
-        col = out[name]
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            col = col.astype(object)
-        if col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
-            out[name] = clean(col)
-    if out.index.dtype == object or pd.api.types.is_string_dtype(out.index.dtype):
-        out.index = clean(out.index)
-    return out
 
 
 def _file_name(name: str, ext: str) -> str:
@@ -245,7 +225,7 @@ class RunRecord:
         if not isinstance(df, pd.DataFrame):
             raise ConfigError(f"write_parquet takes a DataFrame, got {type(df).__name__}")
         path = self._result_path(name, ".parquet")
-        clean = _redact_frame(df)
+        clean = redact_frame(df)
         _atomic_write(path, clean.to_parquet)
         return path
 

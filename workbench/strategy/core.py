@@ -22,7 +22,7 @@ from workbench.errors import StrategyError
 from workbench.strategy.params import Schema
 from workbench.strategy.signals import Signals
 
-__all__ = ["Strategy", "as_strategy", "strategy"]
+__all__ = ["Strategy", "TradingFrom", "as_strategy", "strategy"]
 
 Warmup = int | Callable[[dict[str, Any]], int]
 
@@ -93,6 +93,20 @@ class Strategy:
         if not isinstance(out, Signals):
             raise StrategyError(f"{self.name} must return wb.Signals, got {type(out).__name__}")
         return out
+
+
+class TradingFrom(Strategy):
+    """``inner`` with its signals before ``start`` cleared: a session trades from its day's
+    first bar, flat, so the backtest of a session's day (drift, the dashboards, parity)
+    runs the strategy on the history and trades from ``start`` on."""
+
+    def __init__(self, inner: Strategy, start: Any) -> None:
+        super().__init__(inner.fn, warmup=inner._warmup, name=inner.name)
+        self.start = start
+
+    def __call__(self, bars: Bars, **given: Any) -> Signals:
+        signals = super().__call__(bars, **given)
+        return signals.masked_before(int(bars.index.searchsorted(self.start)))
 
 
 def as_strategy(obj: Any, what: str = "this") -> Strategy:
