@@ -44,6 +44,7 @@ __all__ = ["DASHBOARDS", "ServeOptions", "check_bind", "serve", "served_root"]
 DASHBOARDS = Path("notebooks") / "dashboards"
 KERNEL = "workbench"
 TEMPLATE = "workbench"  # share/jupyter/voila/templates/workbench: lab without CDN links
+FILL_DELAY = 3.0  # seconds between a pooled kernel taken and its replacement's start
 SHARE = Path(__file__).resolve().parent / "share" / "jupyter"
 
 
@@ -115,8 +116,9 @@ def _config(options: ServeOptions, ip: str, root: Path, token: str):
     c.VoilaConfiguration.template = TEMPLATE
     c.VoilaConfiguration.preheat_kernel = options.pool > 0
     c.VoilaConfiguration.default_pool_size = options.pool
-    # a taken kernel's replacement starts once its page has loaded, not competing with it
-    c.VoilaKernelManager.fill_delay = float(os.environ.get("WB_FILL_DELAY", "8"))
+    # a taken kernel's replacement starts once its page has mostly loaded: a kernel's start
+    # (Python and the pages' imports, ~2.6 s of CPU) would compete with the browser's
+    c.VoilaKernelManager.fill_delay = FILL_DELAY
     c.VoilaConfiguration.file_allowlist = [r".*\.(png|svg)"]
     c.VoilaConfiguration.multi_kernel_manager_class = \
         "workbench.dashboards.kernels.BoundedKernelManager"
