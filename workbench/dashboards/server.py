@@ -44,6 +44,7 @@ __all__ = ["DASHBOARDS", "ServeOptions", "check_bind", "serve", "served_root"]
 DASHBOARDS = Path("notebooks") / "dashboards"
 KERNEL = "workbench"
 TEMPLATE = "workbench"  # share/jupyter/voila/templates/workbench: lab without CDN links
+UNUSED_EXTENSIONS = ("anywidget", "jupyterlab_pygments")
 FILL_DELAY = 3.0  # seconds between a pooled kernel taken and its replacement's start
 SHARE = Path(__file__).resolve().parent / "share" / "jupyter"
 
@@ -120,6 +121,9 @@ def _config(options: ServeOptions, ip: str, root: Path, token: str):
     # (Python and the pages' imports, ~2.6 s of CPU) would compete with the browser's
     c.VoilaKernelManager.fill_delay = FILL_DELAY
     c.VoilaConfiguration.file_allowlist = [r".*\.(png|svg)"]
+    # the browser loads only the extensions the pages use (widgets, plotly's renderer): no
+    # anywidget (no FigureWidget in a page), no code highlighting (no code shown)
+    c.VoilaConfiguration.extension_denylist = list(UNUSED_EXTENSIONS)
     c.VoilaConfiguration.multi_kernel_manager_class = \
         "workbench.dashboards.kernels.BoundedKernelManager"
     c.MappingKernelManager.default_kernel_name = KERNEL
@@ -177,6 +181,7 @@ def _checked(app, ip: str, root: Path, token: str, pool: int) -> None:
         ("template", str(SHARE) in " ".join(app.template_paths)),
         ("kernel manager", conf.multi_kernel_manager_class.__name__ == "BoundedKernelManager"),
         ("preheat_kernel", conf.preheat_kernel is (pool > 0)),
+        ("extension_denylist", conf.extension_denylist == list(UNUSED_EXTENSIONS)),
         ("pool_size", conf.default_pool_size == pool),
     ) if not ok]
     if problems:
