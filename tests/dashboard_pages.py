@@ -143,6 +143,35 @@ class Dashboard:
             return []
         return [c.pid for c in children if _is_kernel(c)]
 
+    def waiting(self) -> list[int]:
+        """Pids of the preheated kernels waiting for their page: their notebook ran up to
+        its last cell, which holds a websocket to the server (the kernels' own channels are
+        Unix sockets, so a TCP connection to the server's port is that wait)."""
+        import psutil
+
+        port = int(self.base.rsplit(":", 1)[1])
+        found = []
+        for pid in self.kernels():
+            try:
+                conns = psutil.Process(pid).net_connections(kind="tcp")
+            except psutil.NoSuchProcess:
+                continue
+            if any(c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+                   for c in conns):
+                found.append(pid)
+        return found
+
+    def preheated(self, count: int = 3, timeout: float = 300) -> list[int]:
+        """Once ``count`` kernels wait for their page (one per page notebook): their pids."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.waiting()
+            if len(found) >= count:
+                return found
+            time.sleep(0.3)
+        raise AssertionError(f"{len(self.waiting())} of {count} kernels preheated after "
+                             f"{timeout} s: {self.log.read_text()[-3000:]}")
+
     def stop(self) -> list[int]:
         """SIGTERM; the server must exit 0 and take its kernels along: the kernels left."""
         import psutil

@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.dashboard_pages import Dashboard, DashboardPage, artifacts_dir, chromium
@@ -137,17 +138,40 @@ def test_a_journal_refresh_reads_only_what_was_appended(at_demo, tmp_path):
     assert journal.fills()["execution_id"].iloc[-1] == "appended-1"
 
 
+def _newer_copy(home: Path, kind: str) -> Path:
+    """A copy of the demo's ``kind`` record under a new run id, started after every other."""
+    source = _record(home, kind)
+    run_id = f"29990101T000000Z-{kind}-renewed"
+    target = home / "runs" / run_id
+    shutil.copytree(source, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest.update(run_id=run_id, started_at="2999-01-01T00:00:00+00:00")
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    return target
+
+
 def test_research_and_drift_pages_render_and_a_heatmap_click_draws_that_equity(
         demo_home, jupyter_env, tmp_path_factory):
     shots = artifacts_dir(tmp_path_factory)
     with Dashboard.start(demo_home, jupyter_env) as server, chromium() as browser:
-        # Voila sends a page once its notebook ran: minutes on a loaded 2-CPU machine
-        page = DashboardPage.open(browser, server.url("research.ipynb"), shots, "research",
-                                  timeout_ms=LOAD_MS)
+        # the pages' notebooks ran ahead of any request (preheated kernels); a record made
+        # since is what the page shows first, as a new kernel would: nothing preheat-old
+        server.preheated(timeout=LOAD_MS / 1000)
+        newer = _newer_copy(demo_home, "backtest")
+        try:
+            page = DashboardPage.open(browser, server.url("research.ipynb"), shots,
+                                      "research", timeout_ms=LOAD_MS)
+            page.wait_for(".wb-stats")
+            select = page.page.locator("select").first
+            page.page.wait_for_function(
+                "(id) => { const s = document.querySelector('select');"
+                " return s.options[s.selectedIndex].text.startsWith(id); }",
+                arg=newer.name, timeout=60_000)
+            assert "session" in select.inner_text()
+        finally:
+            shutil.rmtree(newer)
         page.wait_for(".js-plotly-plot")
-        page.wait_for(".wb-stats")
-        assert "session" in page.page.locator("select").first.inner_text()
-        page.shot("session")
+        page.shot("newest")
         select = page.page.locator("select").first
         sweep = next(t for t in select.locator("option").all_inner_texts() if "sweep" in t)
         select.select_option(label=sweep)

@@ -33,11 +33,15 @@ def _say(text: str) -> None:
               help="Seconds a kernel with no connection lives, whatever it is doing.")
 @click.option("--grace", type=click.FloatRange(1, 600), default=60.0, show_default=True,
               help="Seconds a new page's kernel is never evicted to make room (its render).")
-def dashboard(port, ip, allow_remote, max_kernels, cull_idle, orphan_timeout, grace) -> None:
+@click.option("--pool", type=click.IntRange(0, 4), default=1, show_default=True,
+              help="Kernels kept ready per page (notebook run before the request; on top "
+                   "of --max-kernels); 0: each page starts its own kernel (slow).")
+def dashboard(port, ip, allow_remote, max_kernels, cull_idle, orphan_timeout, grace,
+              pool) -> None:
     """Serve the dashboards (Voila) of notebooks/dashboards/ with a token; Ctrl-C stops."""
     from workbench.dashboards.server import ServeOptions, serve
 
     interval = max(1, min(30, int(min(cull_idle, orphan_timeout) // 4)))
     serve(ServeOptions(ip=ip, port=port, allow_remote=allow_remote, max_kernels=max_kernels,
                        cull_idle=cull_idle, orphan_timeout=orphan_timeout,
-                       cull_interval=interval, grace=grace), echo=_say)
+                       cull_interval=interval, grace=grace, pool=pool), echo=_say)

@@ -25,9 +25,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from workbench.dashboards.drift import Drift, compare
+from workbench.dashboards.figures import FigureSlot
 from workbench.dashboards.queries import SESSION_KINDS, RunJournal, RunList
 from workbench.dashboards.research import ny_times
-from workbench.dashboards.research_page import FigureSlot, table_html
+from workbench.dashboards.research_page import table_html
 from workbench.times import to_new_york
 
 __all__ = ["DriftPage", "pnl_figure", "slippage_figure", "summary_html"]
@@ -137,6 +138,19 @@ class DriftPage:
             self._say(f"no paper or live sessions under {self.runs.root}")
         elif current not in [v for _, v in labels]:
             self.picker.value = labels[0][1]
+
+    def renew(self) -> None:
+        """The session list again and its newest session, as a new page would (a preheated
+        kernel's page, at its request: :mod:`workbench.dashboards.preheat`)."""
+        self._guard(self._renew)
+
+    def _renew(self) -> None:
+        self.refresh_list()
+        newest = self.picker.options[0][1] if self.picker.options else None
+        if newest is not None and newest != self.picker.value:
+            self.picker.value = newest  # observed: shown (its day backtested)
+        else:
+            self.refresh()  # the same session: its new events only
 
     def show(self, run_id: str | None) -> None:
         from workbench.dashboards.recompute import session_replay

@@ -26,6 +26,7 @@ import plotly.graph_objects as go
 
 from workbench.dashboards import html as h
 from workbench.dashboards.commands import send_command
+from workbench.dashboards.figures import FigureSlot
 from workbench.dashboards.monitor_state import MonitorState, SessionView
 from workbench.errors import WorkbenchError
 
@@ -107,9 +108,8 @@ class MonitorPage:
                                  layout=w.Layout(width="640px")).add_class("wb-select")
         self.select.observe(lambda _: self._show_selected(force=True), names="value")
         self.headline = w.HTML().add_class("wb-headline")
-        self.figure: go.FigureWidget | None = None  # made with the first curve drawn
-        self._seen = False
-        self.chart = w.Box().add_class("wb-chart")
+        self.figure = FigureSlot()  # a static figure replaced in place (not a FigureWidget)
+        self.chart = self.figure.box.add_class("wb-chart")
         self.positions = w.HTML().add_class("wb-positions")
         self.orders = w.HTML().add_class("wb-orders")
         self.fills = w.HTML().add_class("wb-fills")
@@ -146,12 +146,17 @@ class MonitorPage:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self.every)
-            try:
-                self.refresh()
-            except Exception as e:  # noqa: BLE001 - said in the page, tried again next time
-                log.warning("monitor refresh failed: %s", e)
-                self.message.value = h.tag(f"refresh failed: {type(e).__name__}: {e}",
-                                           "wb-error", h.RED)
+            self.renew()
+
+    def renew(self) -> None:
+        """A refresh whose failure is said in the page in one line (the loop's, and a
+        preheated kernel's at its page's request: :mod:`workbench.dashboards.preheat`)."""
+        try:
+            self.refresh()
+        except Exception as e:  # noqa: BLE001 - said in the page, tried again next time
+            log.warning("monitor refresh failed: %s", e)
+            self.message.value = h.tag(f"refresh failed: {type(e).__name__}: {e}",
+                                       "wb-error", h.RED)
 
     def refresh(self) -> set[str]:
         """Read what changed and show it; the run ids that changed."""
@@ -235,40 +240,18 @@ class MonitorPage:
                 h.cell(c["reason"])] for c in reversed(view.commands)],
             ["time", "source", "level / command", "message"], "wb-alerts-table", "(no alert)")
 
-    def _new_figure(self, xs: list, ys: list, title: str) -> go.FigureWidget:
-        figure = go.FigureWidget(
-            data=[go.Scatter(x=xs, y=ys, mode="lines", name="P&L")],
-            layout=go.Layout(title={"text": title}, height=320,
-                             margin={"l": 60, "r": 20, "t": 40, "b": 40},
-                             xaxis={"title": "time (UTC)"}, yaxis={"title": "P&L ($)"}))
-        # the first message of a browser's view of it: from then on diffs reach the page
-        figure.observe(self._figure_seen, names=["_js2py_layoutDelta", "_js2py_traceDeltas",
-                                                 "_js2py_relayout", "_js2py_restyle",
-                                                 "_js2py_update", "_last_layout_edit_id"])
-        return figure
-
-    def _figure_seen(self, _change) -> None:
-        if not self._seen:
-            self._seen = True
-            self._shown = (None, -1)
-            self._show_selected(force=True)  # whatever was sent before the view existed
-
     def _draw(self, view: SessionView) -> None:
-        """The P&L curve of ``view``. A FigureWidget's updates are messages, lost while no
-        browser shows it (its state keeps the figure it was made with): it is made with the
-        first curve, and when a browser's view of it first answers everything is sent again
-        (:meth:`_figure_seen`). It is never replaced (a dropped widget's model fails to load
-        in the page)."""
+        """The P&L curve of ``view``, drawn again whole: a static plotly figure in the Output
+        widget's state (:class:`workbench.dashboards.figures.FigureSlot`), so a page that
+        connects late (or a slow plotly bundle) still gets the last curve, and no widget
+        module of its own can fail to load in the page."""
         xs = [t.tz_convert("UTC").tz_localize(None) for t, _ in view.curve]
         ys = [p for _, p in view.curve]
-        title = f"P&L today: {view.run_id}"
-        if self.figure is None:
-            self.figure = self._new_figure(xs, ys, title)
-            self.chart.children = [self.figure]
-        else:
-            with self.figure.batch_update():
-                self.figure.data[0].x, self.figure.data[0].y = xs, ys
-                self.figure.layout.title.text = title
+        self.figure.draw(go.Figure(
+            data=[go.Scatter(x=xs, y=ys, mode="lines", name="P&L")],
+            layout=go.Layout(title={"text": f"P&L today: {view.run_id}"}, height=320,
+                             margin={"l": 60, "r": 20, "t": 40, "b": 40},
+                             xaxis={"title": "time (UTC)"}, yaxis={"title": "P&L ($)"})))
         self._shown = (view.run_id, len(view.curve))
 
     # -- the operator's commands

@@ -18,7 +18,6 @@ one line, never swallowed.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,37 +25,14 @@ import ipywidgets as widgets
 import numpy as np
 
 from workbench.dashboards import research as R
+from workbench.dashboards.figures import FigureSlot
 from workbench.dashboards.queries import RESEARCH_KINDS, RunList
 
-__all__ = ["FigureSlot", "HeatmapGrid", "ResearchPage", "table_html"]
+__all__ = ["HeatmapGrid", "ResearchPage", "table_html"]
 
 _WIDE = widgets.Layout(width="640px")
 _METRICS = ("sharpe", "total_return", "cagr", "sortino", "max_drawdown", "win_rate",
             "trades", "exposure", "turnover", "fees", "final_equity")
-
-
-class FigureSlot:
-    """An Output widget showing one plotly figure, replaced whole at each :meth:`draw`.
-
-    The figure goes out as plotly's mime bundle (``application/vnd.plotly.v1+json``, drawn
-    by the jupyterlab-plotly renderer Voila loads), not as a FigureWidget: each FigureWidget
-    loads plotly's 4.6 MB widget module in the page, and anywidget rejects a model whose
-    module took over 2 s (an uncaught "[anywidget] Failed to initialize model." on a busy
-    machine). Clicks are the heatmap's (:class:`HeatmapGrid`), in widgets of their own."""
-
-    def __init__(self) -> None:
-        self.figure = None
-        self.box = widgets.Output()
-
-    def draw(self, fig) -> None:
-        from IPython.display import clear_output, display
-
-        self.figure = fig
-        bundle = {"application/vnd.plotly.v1+json": json.loads(fig.to_json()),
-                  "text/plain": str(fig.layout.title.text or "figure")}
-        with self.box:
-            clear_output(wait=True)
-            display(bundle, raw=True)
 
 
 class HeatmapGrid:
@@ -162,6 +138,20 @@ class ResearchPage:
                       f"{html.escape(str(self.runs.root))}")
         elif current not in [v for _, v in labels]:
             self.picker.value = labels[0][1]
+
+    def renew(self) -> None:
+        """The run list again and its newest run shown, as a new page would (a preheated
+        kernel's page, at its request: :mod:`workbench.dashboards.preheat`)."""
+        self._guard(self._renew)
+
+    def _renew(self) -> None:
+        self.refresh_list()
+        newest = self.picker.options[0][1] if self.picker.options else None
+        if newest is not None and newest != self.picker.value:
+            self.picker.value = newest  # observed: shown
+        elif newest is not None and (self.view is None
+                                     or self.view.manifest.get("status") == "running"):
+            self.show(newest)  # the same run, still being written: what it wrote since
 
     def _guard(self, fn, *args) -> None:
         try:

@@ -17,6 +17,10 @@ What it guarantees (fault 21 of the reference failure modes):
 * credential-like variables (``ALPACA_*`` keys, ``*TOKEN*``, ...) are removed from the
   environment the pages' kernels inherit, and their names said;
 * kernels are bounded and the abandoned ones culled (:mod:`workbench.dashboards.kernels`);
+* a page finds its kernel ready (``pool`` per page notebook, default 1): Voila's preheated
+  kernels have imported and run the notebook before the request and wait there (in
+  :func:`workbench.dashboards.preheat.on_request`) to re-read what changed since; the pool
+  comes on top of ``max_kernels``;
 * SIGINT/SIGTERM stop the loop, then every kernel is shut down before the process exits.
 
 Port 0 binds a free port; the URL printed carries the port actually bound.
@@ -40,6 +44,8 @@ __all__ = ["DASHBOARDS", "ServeOptions", "check_bind", "serve", "served_root"]
 DASHBOARDS = Path("notebooks") / "dashboards"
 KERNEL = "workbench"
 TEMPLATE = "workbench"  # share/jupyter/voila/templates/workbench: lab without CDN links
+UNUSED_EXTENSIONS = ("anywidget", "jupyterlab_pygments")
+FILL_DELAY = 3.0  # seconds between a pooled kernel taken and its replacement's start
 SHARE = Path(__file__).resolve().parent / "share" / "jupyter"
 
 
@@ -55,6 +61,7 @@ class ServeOptions:
     orphan_timeout: float = 120.0  # seconds without any connection, whatever the activity
     cull_interval: int = 30
     grace: float = 60.0  # a new kernel's page may take this long to connect
+    pool: int = 1  # preheated kernels kept ready per page notebook (0: a kernel per request)
 
 
 def check_bind(ip: str, allow_remote: bool) -> str:
@@ -108,8 +115,15 @@ def _config(options: ServeOptions, ip: str, root: Path, token: str):
     c.Voila.config_file_paths = []  # no user voila.json: nothing may loosen the settings
     c.VoilaConfiguration.show_tracebacks = False
     c.VoilaConfiguration.template = TEMPLATE
-    c.VoilaConfiguration.preheat_kernel = False
+    c.VoilaConfiguration.preheat_kernel = options.pool > 0
+    c.VoilaConfiguration.default_pool_size = options.pool
+    # a taken kernel's replacement starts once its page has mostly loaded: a kernel's start
+    # (Python and the pages' imports, ~2.6 s of CPU) would compete with the browser's
+    c.VoilaKernelManager.fill_delay = FILL_DELAY
     c.VoilaConfiguration.file_allowlist = [r".*\.(png|svg)"]
+    # the browser loads only the extensions the pages use (widgets, plotly's renderer): no
+    # anywidget (no FigureWidget in a page), no code highlighting (no code shown)
+    c.VoilaConfiguration.extension_denylist = list(UNUSED_EXTENSIONS)
     c.VoilaConfiguration.multi_kernel_manager_class = \
         "workbench.dashboards.kernels.BoundedKernelManager"
     c.MappingKernelManager.default_kernel_name = KERNEL
@@ -135,11 +149,16 @@ def _app_class():
 
         on_ready: Callable[[int], None] = staticmethod(lambda port: None)
 
+        def start(self) -> None:
+            # bound before Voila makes its kernel manager: the preheated kernels are given
+            # the port (to ask for their page's request) when the manager is made
+            self._sockets = tornado.netutil.bind_sockets(self.port, self.ip)
+            self.port = self._sockets[0].getsockname()[1]
+            super().start()
+
         def listen(self) -> None:  # Voilà's own picks ports by retrying and cannot bind 0
-            sockets = tornado.netutil.bind_sockets(self.port, self.ip)
-            self.port = sockets[0].getsockname()[1]
             server = tornado.httpserver.HTTPServer(self.app)
-            server.add_sockets(sockets)
+            server.add_sockets(self._sockets)
             self.ioloop = tornado.ioloop.IOLoop.current()
             self.on_ready(self.port)
             try:
@@ -153,7 +172,7 @@ def _app_class():
     return DashboardApp
 
 
-def _checked(app, ip: str, root: Path, token: str) -> None:
+def _checked(app, ip: str, root: Path, token: str, pool: int) -> None:
     """What Voilà read agrees with what was asked (a silent default would be a hole)."""
     conf = app.voila_configuration
     problems = [name for name, ok in (
@@ -161,6 +180,9 @@ def _checked(app, ip: str, root: Path, token: str) -> None:
         ("root_dir", Path(app.root_dir) == root), ("token", app.token == token),
         ("template", str(SHARE) in " ".join(app.template_paths)),
         ("kernel manager", conf.multi_kernel_manager_class.__name__ == "BoundedKernelManager"),
+        ("preheat_kernel", conf.preheat_kernel is (pool > 0)),
+        ("extension_denylist", conf.extension_denylist == list(UNUSED_EXTENSIONS)),
+        ("pool_size", conf.default_pool_size == pool),
     ) if not ok]
     if problems:
         raise ConfigError(f"the dashboard server's settings were changed: {problems}")
@@ -184,7 +206,7 @@ def make_app(options: ServeOptions, ip: str, root: Path, token: str):
         p for p in (str(SHARE), os.environ.get("JUPYTER_PATH", "")) if p)
     app = _app_class()(config=_config(options, ip, root, token))
     app.initialize([])
-    _checked(app, ip, root, token)
+    _checked(app, ip, root, token, options.pool)
     return app
 
 
@@ -210,6 +232,9 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = print) -> None:
              f"  {base}/?token={token}   (every page)\n"
              + (f"Withheld from the pages' kernels: {', '.join(withheld)} (a dashboard never "
                 "talks to a broker).\n" if withheld else "")
+             + (f"{options.pool} kernel(s) per page kept ready (run before the request), on top "
+                f"of the {options.max_kernels} pages' kernels.\n" if options.pool else
+                "No kernel kept ready (--pool 0): each page starts its own, seconds to load.\n")
              + "Ctrl-C stops the server and its kernels.")
 
     app.on_ready = ready
