@@ -10,7 +10,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from tests.dashboard_pages import Dashboard, DashboardPage, artifacts_dir, chromium
@@ -64,7 +63,6 @@ def test_the_demo_session_agrees_with_the_replay_of_its_day(at_demo):
     price as slippage of the right sign."""
     from workbench.dashboards.drift import compare
     from workbench.dashboards.queries import RunJournal
-    from workbench.journal.events import encode_event
     from workbench.dashboards.recompute import session_replay
 
     session = _record(at_demo, "session")
@@ -114,8 +112,8 @@ def test_a_record_whose_notebook_changed_is_not_backtested_again(at_demo, tmp_pa
 
 
 def test_a_journal_refresh_reads_only_what_was_appended(at_demo, tmp_path):
-    from workbench.journal.events import encode_event
     from workbench.dashboards.queries import RunJournal
+    from workbench.journal.events import encode_event
 
     run = tmp_path / "run"
     shutil.copytree(_record(at_demo, "session"), run)

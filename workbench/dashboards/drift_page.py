@@ -26,7 +26,8 @@ from plotly.subplots import make_subplots
 
 from workbench.dashboards.drift import Drift, compare
 from workbench.dashboards.figures import FigureSlot
-from workbench.dashboards.queries import SESSION_KINDS, RunJournal, RunList
+from workbench.dashboards.picker import RunPicker
+from workbench.dashboards.queries import SESSION_KINDS, RunJournal
 from workbench.dashboards.research import ny_times
 from workbench.dashboards.research_page import table_html
 from workbench.times import to_new_york
@@ -88,20 +89,17 @@ def summary_html(drift: Drift, replay) -> str:
     return f'<table class="wb-drift-summary">{body}</table>'
 
 
-class DriftPage:
+class DriftPage(RunPicker):
     """See the module doc."""
 
     def __init__(self, root: str | Path | None = None) -> None:
-        self.runs = RunList(root)
+        super().__init__(root, "session", "640px")
         self.journal: RunJournal | None = None
         self.replay = None
         self.drift: Drift | None = None
         self._task: asyncio.Task | None = None
-        self.picker = widgets.Dropdown(description="session", layout=widgets.Layout(width="640px"))
-        self.reload = widgets.Button(description="Reload list", icon="refresh")
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
         self.follow = widgets.Checkbox(description=f"follow (every {FOLLOW_SECONDS:g} s)")
-        self.status = widgets.HTML()
         self.summary = widgets.HTML()
         self.pnl = FigureSlot()
         self.slippage = FigureSlot()
@@ -119,38 +117,15 @@ class DriftPage:
         self.follow.observe(self._follow, names="value")
         self._guard(self.refresh_list)
 
-    def _guard(self, fn, *args) -> None:
-        try:
-            fn(*args)
-        except Exception as e:  # noqa: BLE001 - shown on the page, never swallowed
-            self._say(f"{type(e).__name__}: {e}", error=True)
+    def labels(self) -> list[tuple[str, str]]:
+        return [(f"{r.run_id}  ({r.outcome or r.status})", r.run_id)
+                for r in self.runs.table(SESSION_KINDS, mode="paper").itertuples()]
 
-    def _say(self, text: str, error: bool = False) -> None:
-        color = "#b00020" if error else "#333"
-        self.status.value = f'<div style="color:{color}">{html.escape(text)}</div>'
+    def none_text(self) -> str:
+        return f"no paper or live sessions under {self.runs.root}"
 
-    def refresh_list(self) -> None:
-        table = self.runs.table(SESSION_KINDS, mode="paper")
-        labels = [(f"{r.run_id}  ({r.outcome or r.status})", r.run_id) for r in table.itertuples()]
-        current = self.picker.value
-        self.picker.options = labels
-        if not labels:
-            self._say(f"no paper or live sessions under {self.runs.root}")
-        elif current not in [v for _, v in labels]:
-            self.picker.value = labels[0][1]
-
-    def renew(self) -> None:
-        """The session list again and its newest session, as a new page would (a preheated
-        kernel's page, at its request: :mod:`workbench.dashboards.preheat`)."""
-        self._guard(self._renew)
-
-    def _renew(self) -> None:
-        self.refresh_list()
-        newest = self.picker.options[0][1] if self.picker.options else None
-        if newest is not None and newest != self.picker.value:
-            self.picker.value = newest  # observed: shown (its day backtested)
-        else:
-            self.refresh()  # the same session: its new events only
+    def same_run(self, run_id: str | None) -> None:
+        self.refresh()  # the same session: its new events only
 
     def show(self, run_id: str | None) -> None:
         from workbench.dashboards.recompute import session_replay

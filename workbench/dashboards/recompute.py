@@ -27,7 +27,7 @@ import pandas as pd
 
 from workbench.dashboards.queries import read_json
 from workbench.errors import DataError
-from workbench.strategy import Strategy
+from workbench.strategy import Strategy, TradingFrom
 
 __all__ = ["SessionReplay", "backtest_of", "record_bars", "record_strategy", "session_replay"]
 
@@ -105,18 +105,6 @@ def backtest_of(run_dir: Path, params: dict[str, Any]):
                     **strategy.params(**merged))
 
 
-class _TradingFrom(Strategy):
-    """``inner`` with its signals before ``start`` cleared (a session trades from there)."""
-
-    def __init__(self, inner: Strategy, start: pd.Timestamp) -> None:
-        super().__init__(inner.fn, warmup=inner._warmup, name=inner.name)
-        self.start = start
-
-    def __call__(self, bars, **given):
-        signals = super().__call__(bars, **given)
-        return signals.masked_before(int(bars.index.searchsorted(self.start)))
-
-
 def _session_bars(settings: dict, day_start: pd.Timestamp):
     """The bars the session loaded: ``history_days`` sessions before its day, and the day."""
     from workbench.engine import load_sessions
@@ -158,6 +146,6 @@ def session_replay(run_dir: Path) -> SessionReplay:
     params = strategy.params(**(settings.get("params") or {}))
     cash = float((settings.get("sizing") or {}).get("cash") or settings["options"]["cash"])
     bars = _session_bars(settings, day_start)
-    trading = _TradingFrom(strategy, day_start)
+    trading = TradingFrom(strategy, day_start)
     result = backtest(trading, bars, **_options(settings, cash), **params)
     return SessionReplay(result, day_start, params, cash, trading(bars, **params))

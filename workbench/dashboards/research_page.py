@@ -26,7 +26,8 @@ import numpy as np
 
 from workbench.dashboards import research as R
 from workbench.dashboards.figures import FigureSlot
-from workbench.dashboards.queries import RESEARCH_KINDS, RunList
+from workbench.dashboards.picker import RunPicker
+from workbench.dashboards.queries import RESEARCH_KINDS
 
 __all__ = ["HeatmapGrid", "ResearchPage", "table_html"]
 
@@ -89,16 +90,13 @@ def table_html(frame, max_rows: int = 60, empty: str = "nothing recorded") -> st
     return frame.head(max_rows).to_html(index=False, border=0, classes="wb-table", escape=True)
 
 
-class ResearchPage:
+class ResearchPage(RunPicker):
     """See the module doc."""
 
     def __init__(self, root: str | Path | None = None) -> None:
-        self.runs = RunList(root)
+        super().__init__(root, "run", _WIDE.width)
         self.view: R.RunView | None = None
         self._drawing = True
-        self.picker = widgets.Dropdown(description="run", layout=_WIDE)
-        self.reload = widgets.Button(description="Reload list", icon="refresh")
-        self.status = widgets.HTML()
         self.equity = FigureSlot()
         self.symbol = widgets.Dropdown(description="symbol")
         self.price = FigureSlot()
@@ -127,41 +125,17 @@ class ResearchPage:
         self.refresh_list()
 
     # -- the run list -----------------------------------------------------------------
-    def refresh_list(self) -> None:
-        table = self.runs.table(RESEARCH_KINDS)
-        labels = [(f"{r.run_id}  ({r.kind}, {r.outcome or r.status})", r.run_id)
-                  for r in table.itertuples()]
-        current = self.picker.value
-        self.picker.options = labels
-        if not labels:
-            self._say(f"no backtest, sweep, walk-forward or session records under "
-                      f"{html.escape(str(self.runs.root))}")
-        elif current not in [v for _, v in labels]:
-            self.picker.value = labels[0][1]
+    def labels(self) -> list[tuple[str, str]]:
+        return [(f"{r.run_id}  ({r.kind}, {r.outcome or r.status})", r.run_id)
+                for r in self.runs.table(RESEARCH_KINDS).itertuples()]
 
-    def renew(self) -> None:
-        """The run list again and its newest run shown, as a new page would (a preheated
-        kernel's page, at its request: :mod:`workbench.dashboards.preheat`)."""
-        self._guard(self._renew)
+    def none_text(self) -> str:
+        return f"no backtest, sweep, walk-forward or session records under {self.runs.root}"
 
-    def _renew(self) -> None:
-        self.refresh_list()
-        newest = self.picker.options[0][1] if self.picker.options else None
-        if newest is not None and newest != self.picker.value:
-            self.picker.value = newest  # observed: shown
-        elif newest is not None and (self.view is None
-                                     or self.view.manifest.get("status") == "running"):
-            self.show(newest)  # the same run, still being written: what it wrote since
-
-    def _guard(self, fn, *args) -> None:
-        try:
-            fn(*args)
-        except Exception as e:  # noqa: BLE001 - shown on the page, never swallowed
-            self._say(f"{type(e).__name__}: {e}", error=True)
-
-    def _say(self, text: str, error: bool = False) -> None:
-        color = "#b00020" if error else "#333"
-        self.status.value = f'<div style="color:{color}">{html.escape(text)}</div>'
+    def same_run(self, run_id: str | None) -> None:
+        if run_id is not None and (self.view is None
+                                   or self.view.manifest.get("status") == "running"):
+            self.show(run_id)  # the same run, still being written: what it wrote since
 
     # -- one run ------------------------------------------------------------------------
     def show(self, run_id: str | None) -> None:
