@@ -26,6 +26,7 @@ browser), so this measures far more than the queries. Exit status 1 when a targe
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -45,6 +46,12 @@ def _stamp(ts: pd.Timestamp) -> str:
     return ts.isoformat()
 
 
+def _summed(line: str) -> str:
+    """The line with its checksum, as the journal writes it (the readers verify it)."""
+    head = line[:-1]  # the event without its closing brace
+    return f'{head},"sum":"{hashlib.sha256(head.encode()).hexdigest()[:8]}"}}'
+
+
 def _bar_lines(seq: int, t: pd.Timestamp, i: int) -> list[str]:
     """One bar's events, as a session journals them (a fill every few bars)."""
     ts = _stamp(t + pd.Timedelta(minutes=1))
@@ -62,7 +69,7 @@ def _bar_lines(seq: int, t: pd.Timestamp, i: int) -> list[str]:
         f'{{"type":"equity","seq":{seq + 6},"ts":"{ts}","payload":{{"equity":"{100000 + i % 97}.5","cash":"90000.0","pnl":"{i % 97}.5","latency_ms":2.5}}}}',
         f'{{"type":"heartbeat","seq":{seq + 7},"ts":"{ts}","payload":{{"wall":"{ts}","bars":{i},"state":"active","orders":{i},"positions":3}}}}',
     ]
-    return out
+    return [_summed(line) for line in out]
 
 
 PER_BAR = 8
@@ -81,7 +88,7 @@ def _session(root: Path, k: int, events: int, started: pd.Timestamp) -> Path:
     (path / "manifest.json").write_text(json.dumps(manifest))
     start = (f'{{"type":"session_start","seq":1,"ts":"{_stamp(DAY)}","payload":{{"replay_date":'
              f'"2026-11-20","start_equity":"100000","symbols":{json.dumps(SYMBOLS)}}}}}')
-    lines, seq, i = [start], 2, 0
+    lines, seq, i = [_summed(start)], 2, 0
     t = DAY
     while seq + PER_BAR <= events + 1:
         lines += _bar_lines(seq, t, i)
@@ -162,6 +169,41 @@ def research_first(root: Path, backtest: Path) -> None:
     runs.close()
 
 
+def monitor_times(home: Path, repeat: int) -> tuple[float, float, tuple[int, int]]:
+    """The monitor's state at its first render (the newest sessions followed, each journal
+    read whole, statuses, recent orders, the deployments) and a refresh after each followed
+    session's journal grew by a bar: what its 2-second task reads."""
+    from workbench.dashboards.monitor_state import MonitorState
+
+    def first():
+        state = MonitorState(home / "runs", home / "deployments")
+        state.refresh()
+        now = pd.Timestamp.now(tz="UTC")
+        for view in state.sessions():
+            view.status(now, 60, 600), view.recent_orders()
+        state.deployments()
+        return state
+
+    first()  # imports out of the figure
+    state = first()
+    followed = (len(state.sessions()), sum(v.last_seq for v in state.sessions()))
+    took_first = _median(first, repeat)
+    seq = {v.run_id: v.last_seq + 1 for v in state.sessions()}
+    k = [0]
+
+    def refresh():
+        k[0] += 1
+        for view in state.sessions():
+            segment = max((view.path / "events").glob("*.jsonl"))
+            with open(segment, "a") as f:
+                f.write("\n".join(_bar_lines(seq[view.run_id], DAY + pd.Timedelta(days=1 + k[0]),
+                                             seq[view.run_id])) + "\n")
+            seq[view.run_id] += PER_BAR
+        assert state.refresh()
+
+    return took_first, _median(refresh, repeat), followed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=100)
@@ -207,6 +249,7 @@ def main() -> None:
             journal.fills(), journal.equity(), journal.signals()
 
         d_refresh = _median(drift_refresh, args.repeat)
+        m_first, m_refresh, followed = monitor_times(home, args.repeat)
         from workbench.journal.catalog import catalog
 
         con = catalog(root)
@@ -215,7 +258,10 @@ def main() -> None:
         rows = [("research first render (run list + newest backtest)", first, FIRST),
                 ("research refresh (run list)", refresh, REFRESH),
                 (f"drift first render (one session, {events_one:,} events)", d_first, FIRST),
-                (f"drift refresh ({PER_BAR} new events)", d_refresh, REFRESH)]
+                (f"drift refresh ({PER_BAR} new events)", d_refresh, REFRESH),
+                (f"monitor first render ({followed[0]} sessions, {followed[1]:,} events)",
+                 m_first, FIRST),
+                (f"monitor refresh (a bar's {PER_BAR} events in each)", m_refresh, REFRESH)]
         if args.browser:
             rows.append(("research page in Chromium (served, preheated, to stats)",
                          browser_load(home), FIRST))

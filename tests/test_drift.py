@@ -238,3 +238,10 @@ def test_a_carried_account_is_said_and_never_halts(home, notebook, tmp_path):
     doc = read_drift(run)
     assert doc["carried"] is True and doc["level"] == "block"
     assert any("carried account (equity 200000" in n for n in doc["notes"]), doc["notes"]
+    # the drift page shows the same recorded figures (what the gate acted on)
+    from workbench.dashboards.drift_page import _report_row
+
+    shown = _report_row(doc)[1]
+    assert "level <b>block</b>" in shown and doc["pnl_difference"] in shown
+    assert doc["excess_slippage_cost"] in shown
+    assert "none recorded yet" in _report_row(None)[1]

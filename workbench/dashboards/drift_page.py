@@ -30,6 +30,7 @@ from workbench.dashboards.picker import RunPicker
 from workbench.dashboards.queries import SESSION_KINDS, RunJournal
 from workbench.dashboards.research import ny_times
 from workbench.dashboards.research_page import table_html
+from workbench.monitor.drift import read_drift
 from workbench.times import to_new_york
 
 __all__ = ["DriftPage", "pnl_figure", "slippage_figure", "summary_html"]
@@ -68,7 +69,21 @@ def slippage_figure(drift: Drift | None):
     return fig
 
 
-def summary_html(drift: Drift, replay) -> str:
+def _report_row(report: dict | None) -> tuple[str, str]:
+    """The session's recorded drift measurement (``results/drift.json``, what the gates and
+    the alerts act on: :mod:`workbench.monitor.drift`), or that there is none yet."""
+    if not report:
+        return ("drift report", "none recorded yet (`workbench drift RUN` measures it)")
+    limits = ", ".join(f"{k} {v:g}" for k, v in (report.get("limits") or {}).items())
+    text = (f"level <b>{html.escape(str(report.get('level')))}</b> (limits: "
+            f"{html.escape(limits)}): P&L difference {html.escape(str(report.get('pnl_difference')))}"
+            f" ({float(report.get('pnl_fraction') or 0):.3%} of the start equity), "
+            f"{report.get('missed', 0)} missed and {report.get('extra', 0)} extra trades, excess "
+            f"slippage {html.escape(str(report.get('excess_slippage_cost')))}")
+    return ("drift report", text)
+
+
+def summary_html(drift: Drift, replay, report: dict | None = None) -> str:
     s = drift.summary
     params = ", ".join(f"{k}={v}" for k, v in replay.params.items())
     day = f"{to_new_york(replay.day_start):%Y-%m-%d}"
@@ -83,6 +98,7 @@ def summary_html(drift: Drift, replay) -> str:
                       f"worst {s['slippage_bps_max']:.2f} bps")),
         ("P&L", (f"session {s['pnl_session']:,.2f}, replay {s['pnl_replay']:,.2f}, "
                  f"difference {s['pnl_difference']:,.2f}")),
+        _report_row(report),
     ]
     body = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{k}</th><td>{v}</td></tr>"
                    for k, v in rows)
@@ -148,7 +164,7 @@ class DriftPage(RunPicker):
         drift = self.drift = compare(self.journal, self.replay)
         state = "ended" if self.journal.end is not None else "running or stopped early"
         self._say(f"{self.journal.run_dir.name}: {self.journal.events} events read ({state})")
-        self.summary.value = summary_html(drift, self.replay)
+        self.summary.value = summary_html(drift, self.replay, read_drift(self.journal.run_dir))
         self.pnl.draw(pnl_figure(drift))
         self.slippage.draw(slippage_figure(drift))
         fills = drift.fills
