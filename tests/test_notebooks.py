@@ -15,7 +15,12 @@ from tests.conftest import ROOT
 
 ALL = sorted(p for p in (ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 # notebooks executed by a test of their own, which checks what they leave behind (run once)
-OWN_TEST = {"tutorials/02_idea_to_paper.ipynb": "tests/test_tutorials.py"}
+OWN_TEST = {"tutorials/02_idea_to_paper.ipynb": "tests/test_tutorials.py",
+            # Voila pages, not papermill runs (no parameters; a preheated kernel's last cell
+            # waits for its page's request): rendered in Chromium by their own tests
+            "dashboards/monitor.ipynb": "tests/test_dashboard_monitor.py",
+            "dashboards/research.ipynb": "tests/test_dashboard_research.py",
+            "dashboards/drift.ipynb": "tests/test_dashboard_research.py"}
 NOTEBOOKS = [p for p in ALL if str(p.relative_to(ROOT / "notebooks")) not in OWN_TEST]
 
 

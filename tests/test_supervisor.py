@@ -163,8 +163,9 @@ def test_fault_18_a_session_killed_mid_order_is_alerted_restarted_and_reconciles
     assert result.attempts[0].failure == failure and result.attempts[1].failure is None
     assert "kernel died; left running" in log  # what `workbench session` said of attempt 0
     assert result.ok and result.status == "finished" and result.error is None
-    alert = _events(run, ev.ALERT)
-    assert len(alert) == 1 and alert[0].payload["source"] == "supervisor"
+    # the supervisor's one alert (the session's own, e.g. its drift report, may follow)
+    alert = [e for e in _events(run, ev.ALERT) if e.payload.get("source") == "supervisor"]
+    assert len(alert) == 1
     assert alert[0].payload["action"] == "restart" and alert[0].payload["message"] == failure
     after = [e for e in _events(run, ev.RECONCILE) if e.seq > alert[0].seq]
     assert after and all(e.payload["ok"] is True for e in after)
