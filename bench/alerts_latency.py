@@ -28,6 +28,7 @@ import json
 import os
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -69,7 +70,8 @@ def main() -> None:
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="wb-bench-alerts-"))
     os.environ["WORKBENCH_HOME"] = str(home)
-    from tests.conftest import ROOT
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))  # run as `python bench/alerts_latency.py` from anywhere
     from tests.notebook_strategies import strategy_of
     from workbench.data.store import Store
     from workbench.data.synth import synthesize
@@ -80,7 +82,7 @@ def main() -> None:
     day = "2026-11-20"
     Store(home / "data").write(synthesize(args.symbols, 4, "1Min", 7, day), "1Min",
                                source="synth")
-    strategy = strategy_of(ROOT / "notebooks" / "strategies" / "sma_cross.ipynb")
+    strategy = strategy_of(root / "notebooks" / "strategies" / "sma_cross.ipynb")
     slow = _slow_receiver(2.0)
     ways = {"baseline": None, "dead": f"json://127.0.0.1:{_closed_port()}/hook",
             "slow": f"json://127.0.0.1:{slow.server_port}/hook", "again": None}

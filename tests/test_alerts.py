@@ -281,3 +281,21 @@ def test_the_supervisor_journals_its_alert_even_with_a_broken_channel(tmp_path, 
                    logs=False, strict=False) as j:
         j.append(ev.ALERT, source="supervisor", action="gave up", message="dead")
     assert [e.payload["action"] for e in _events(run, ev.ALERT)] == ["gave up"]
+
+
+def test_a_dead_channel_is_tried_again_only_after_a_wait():
+    """A channel that refuses at once is not hammered for every alert (the worker would
+    compete with the decisions for the GIL)."""
+    from workbench.monitor.delivery import BACKOFF_S, Delivery
+
+    tried = []
+    delivery = Delivery([f"json://127.0.0.1:{_closed_port()}/hook"], timeout_s=1,
+                        on_result=lambda alert, ok: tried.append(ok))
+    for i in range(50):
+        delivery.send(_alert(f"k{i}"))
+    deadline = time.monotonic() + 30
+    while not tried and time.monotonic() < deadline:  # the first attempt, refused
+        time.sleep(0.05)
+    time.sleep(BACKOFF_S * 1.5)  # then one wait of BACKOFF_S: at most one more attempt
+    assert tried and not any(tried) and len(tried) <= 3, tried  # not 50
+    delivery.close(drain_s=0.5)
