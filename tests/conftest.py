@@ -87,3 +87,14 @@ def wb_inline(*args: str, env: dict | None = None) -> subprocess.CompletedProces
 
 # the dashboards' research tests read a copy of the demo's home (tests/test_dashboard_research.py)
 EARLY["demo_home"] = "demo"
+
+
+@pytest.fixture
+def fake():
+    """A fresh fake Alpaca on 127.0.0.1 for one test (the Alpaca broker tests), stopped
+    after it; a module may define its own ``fake``."""
+    from alpaca_broker_helpers import start_fake
+
+    f = start_fake()
+    yield f
+    f.stop()

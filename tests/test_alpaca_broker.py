@@ -25,13 +25,6 @@ S = OrderStatus
 
 
 @pytest.fixture
-def fake():
-    f = start_fake()
-    yield f
-    f.stop()
-
-
-@pytest.fixture
 def b(fake):
     adapter = broker(fake)
     # updates sent before the stream listens are not replayed to it (as at Alpaca): wait

@@ -9,7 +9,7 @@ import time
 
 import pandas as pd
 import pytest
-from alpaca_broker_helpers import T0, D, FakeTime, at_fake, broker, posts, start_fake, wait_for
+from alpaca_broker_helpers import T0, D, FakeTime, at_fake, broker, posts, wait_for
 
 from workbench.brokers.alpaca.transport import RateLimiter
 from workbench.brokers.base import RateLimited
@@ -20,13 +20,6 @@ from workbench.orders import OrderManager
 from workbench.testing.sinks import ListSink
 
 S = OrderStatus
-
-
-@pytest.fixture
-def fake():
-    f = start_fake()
-    yield f
-    f.stop()
 
 
 def _manager(b):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from alpaca.trading.requests import GetOrdersRequest
-from alpaca_broker_helpers import D, broker, publish, start_fake, wait_for
+from alpaca_broker_helpers import D, broker, publish, wait_for
 from test_alpaca_broker_restart import _journal, _restart
 
 from workbench.brokers.alpaca.history import order_history
@@ -19,13 +19,6 @@ from workbench.orders import OrderManager
 from workbench.testing.sinks import ListSink
 
 T0 = pd.Timestamp("2026-11-23T15:00:00Z")
-
-
-@pytest.fixture
-def fake():
-    f = start_fake()
-    yield f
-    f.stop()
 
 
 def _filled_and_open(fake):

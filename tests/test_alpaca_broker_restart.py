@@ -17,7 +17,7 @@ import json
 
 import pandas as pd
 import pytest
-from alpaca_broker_helpers import D, broker, posts, publish, start_fake, wait_for
+from alpaca_broker_helpers import D, broker, posts, publish, wait_for
 
 from workbench.clock import SimClock
 from workbench.model import OrderIntent, OrderStatus, Side
@@ -26,13 +26,6 @@ from workbench.testing.sinks import ListSink
 
 S = OrderStatus
 T0 = pd.Timestamp("2026-11-23T15:00:00Z")
-
-
-@pytest.fixture
-def fake():
-    f = start_fake()
-    yield f
-    f.stop()
 
 
 class _SyncedSink(ListSink):
