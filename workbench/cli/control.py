@@ -40,21 +40,11 @@ def _running_session(command: str, path):
     """``path`` if it is a live running session's record under ``runs/``; else a one-line
     refusal (nothing sent: a command no session will read must not look delivered). Alive
     by the run's locks (:func:`workbench.runs.status.liveness`), not by its manifest."""
-    from workbench.clock import LiveClock
     from workbench.runs.records import load_manifest
-    from workbench.runs.status import liveness
-    from workbench.session.control import inside_runs
+    from workbench.session.control import inside_runs, running_session
 
-    manifest = load_manifest(path)
-    path = inside_runs(path, command)
-    kind, status = manifest.get("kind"), manifest.get("status")
-    if kind != "session" or status != "running":
-        what = f"a {kind} record" if kind != "session" else f"a session that is {status}"
-        raise ConfigError(f"{command}: {path} is {what}, not a running session; nothing sent")
-    if liveness(path, status, LiveClock().now()) == "died":
-        raise ConfigError(f"{command}: {path} says running but no process holds it: the "
-                          f"session died, no one would read the command; nothing sent")
-    return path
+    load_manifest(path)  # not a record: said before the folder is judged
+    return running_session(inside_runs(path, command), command)
 
 
 @click.command()

@@ -9,8 +9,7 @@ import getpass
 from pathlib import Path
 
 from workbench.errors import ConfigError
-from workbench.runs.records import load_manifest
-from workbench.session.control import send
+from workbench.session.control import running_session, send
 
 __all__ = ["OPERATOR_COMMANDS", "send_command"]
 
@@ -28,12 +27,6 @@ def send_command(run_path: str | Path, command: str, reason: str = "") -> Path:
     """Write ``command`` to the session at ``run_path``; the command file written."""
     if command not in OPERATOR_COMMANDS:
         raise ConfigError(f"unknown command {command!r}: the monitor sends {OPERATOR_COMMANDS}")
-    path = Path(run_path)
-    manifest = load_manifest(path)
-    kind, status = manifest.get("kind"), manifest.get("status")
-    if kind != "session" or status != "running":
-        what = f"a {kind} record" if kind != "session" else f"a session that is {status}"
-        raise ConfigError(f"{command}: {path.name} is {what}, not a running session; "
-                          "nothing sent")
+    path = running_session(run_path, command)  # alive, by its locks: as `workbench halt`
     return send(path, command, reason=reason or f"{command} from the monitor",
                 operator=_operator())

@@ -71,6 +71,28 @@ def send(run_dir, command: str, *, reason: str = "", operator: str | None = None
     return path
 
 
+def running_session(run_dir, command: str) -> Path:
+    """``run_dir`` if it is a session record that is running and alive (a process holds
+    its locks: :func:`workbench.runs.status.liveness`, not the manifest alone); else a
+    one-line refusal: a command no session will read must not look delivered. The one
+    check of `workbench halt`/`resume` and the monitor's buttons."""
+    from workbench.clock import LiveClock
+    from workbench.runs.records import load_manifest
+    from workbench.runs.status import liveness
+
+    path = Path(run_dir)
+    manifest = load_manifest(path)
+    kind, status = manifest.get("kind"), manifest.get("status")
+    if kind != "session" or status != "running":
+        what = f"a {kind} record" if kind != "session" else f"a session that is {status}"
+        raise ConfigError(f"{command}: {path.name} is {what}, not a running session; "
+                          "nothing sent")
+    if liveness(path, status, LiveClock().now()) == "died":
+        raise ConfigError(f"{command}: {path.name} says running but no process holds it: the "
+                          "session died, no one would read the command; nothing sent")
+    return path
+
+
 def inside_runs(run_dir, command: str = "control") -> Path:
     """``run_dir`` resolved, if it is a folder directly inside the runs folder; else a
     one-line :class:`ConfigError` (a command is never written anywhere else)."""
