@@ -110,7 +110,10 @@ def _session_bars(settings: dict, day_start: pd.Timestamp):
     from workbench.engine import load_sessions
 
     data, used = settings.get("data") or {}, settings.get("settings") or {}
-    days = int(used.get("history_days") or 1) + 1
+    if not used.get("history_days"):  # never guessed: another window is another replay
+        raise DataError("the record does not say how many days of history its session "
+                        "loaded (settings.history_days): the replay cannot load its bars")
+    days = int(used["history_days"]) + 1
     return load_sessions(days, data.get("symbols"), data["timeframe"],
                          end=day_start.tz_convert("America/New_York").strftime("%Y-%m-%d"))
 
