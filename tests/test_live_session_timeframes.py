@@ -156,7 +156,7 @@ def test_a_15min_session_killed_and_restarted_mid_bar_counts_each_minute_once(
     minutes'), and the restart says so."""
     minutes = 35
     bars = store_day(workbench_home, minutes, symbols=3)
-    with fake_for(bars, minutes, lead=10) as fake:
+    with fake_for(bars, minutes, lead=20) as fake:  # 10 s real for the child to start
         env = {**os.environ, "WORKBENCH_TEST_CRASH_AT": "bar:1"}
         crashed = subprocess.run([sys.executable, "-m", "tests.live_session_procs", fake.url,
                                   "15Min"], cwd=ROOT, env=env, capture_output=True,
