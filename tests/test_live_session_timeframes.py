@@ -28,6 +28,7 @@ from workbench.data.aggregate import aggregate_bars
 from workbench.data.bars import Bars
 from workbench.data.store import Store
 from workbench.data.synth import synthesize
+from workbench.errors import ConfigError
 from workbench.journal.reader import replay
 from workbench.model import events as ev
 from workbench.session.live import run_live_session
@@ -164,6 +165,8 @@ def test_a_15min_session_killed_and_restarted_mid_bar_counts_each_minute_once(
         assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
         (run_path,) = (workbench_home / "runs").iterdir()
         fake.hub.wait_until(lambda: len({m for m, _ in fake.served}) >= 17, timeout=30)
+        with pytest.raises(ConfigError, match=r'timeframe "5Min" \(the run has "15Min"\)'):
+            live(fake.url, "5Min", run_dir=run_path)  # the timeframe is the run's identity
         result = live(fake.url, "15Min", run_dir=run_path)
     assert result.outcome == "succeeded", result.message
     events = replay(run_path).events
