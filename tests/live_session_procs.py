@@ -1,7 +1,8 @@
-"""``python -m tests.live_session_procs URL``: a paper session on ``--broker alpaca`` against
-the fake Alpaca at URL (tests/test_live_session.py's strategy and sizing, keys from the
-environment), in its own process: what the restart test SIGKILLs at a crash point
-(``WORKBENCH_TEST_CRASH_AT``) and restarts in the same run."""
+"""``python -m tests.live_session_procs URL [TIMEFRAME]``: a paper session on ``--broker
+alpaca`` against the fake Alpaca at URL (tests/test_live_session.py's strategy and sizing,
+keys from the environment), or with TIMEFRAME a simulated-broker session on that timeframe
+(tests/test_live_session_timeframes.py's), in its own process: what the restart tests
+SIGKILL at a crash point (``WORKBENCH_TEST_CRASH_AT``) and restart in the same run."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from tests.test_live_session import alpaca_session
 
 
 def main() -> None:
-    result = alpaca_session(sys.argv[1])
+    if len(sys.argv) > 2:
+        from tests.test_live_session_timeframes import timeframe_session
+
+        result = timeframe_session(sys.argv[1], sys.argv[2])
+    else:
+        result = alpaca_session(sys.argv[1])
     print(json.dumps(result.to_dict()))
 
 

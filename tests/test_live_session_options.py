@@ -60,8 +60,8 @@ def test_live_is_refused_naming_every_missing_safety(workbench_home):
 def test_a_live_session_refuses_what_it_cannot_do(workbench_home):
     with pytest.raises(ConfigError, match="broker='ib'"):
         run_live_session(lambda bars: None, broker="ib")
-    with pytest.raises(ConfigError, match="timeframe 5Min: a live session trades the feed's 1Min"):
-        run_live_session(lambda bars: None, timeframe="5Min")
+    with pytest.raises(ConfigError, match="unknown timeframe '7Sec'"):
+        run_live_session(lambda bars: None, timeframe="7Sec")
     with pytest.raises(ConfigError, match="broker_path=.* the Alpaca account is the one of the keys"):
         run_live_session(lambda bars: None, broker="alpaca", broker_path="x.sqlite")
 

@@ -14,8 +14,9 @@ bar in which no minute traded is absent (NaN in ``wb.Bars``).
 The synthetic store data (:mod:`workbench.data.synth`) makes its intraday timeframes with
 :func:`aggregate_minutes`, so stored ``5Min`` bars are the aggregated stored minutes; a
 session on a timeframe above the minute (:mod:`workbench.session.runner`) replays the
-stored minutes aggregated by :func:`aggregate_bars`, as a live session would build its bars
-from a minute stream, and decides at each aggregated bar's close. (Synthetic ``1Day``
+stored minutes aggregated by :func:`aggregate_bars`, as a live session builds its bars
+from the minute stream (:mod:`workbench.feeds.timeframes`, with :func:`aggregate_minutes`),
+and decides at each aggregated bar's close. (Synthetic ``1Day``
 bars are simulated per session, not aggregated: a daily session replays stored daily bars.)
 """
 

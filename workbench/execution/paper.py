@@ -17,7 +17,8 @@ backtest's way is refused: ``fill`` other than ``"next_open"``.
 
 Where the bars and fills come from: ``feed="replay"`` (default; ``replay_date`` required,
 the stored day) on ``broker="sim"``; or ``feed="alpaca"``, today's live minutes
-(:func:`workbench.session.live.run_live_session`, 1Min only, no ``replay_date``: the day
+(:func:`workbench.session.live.run_live_session`, the notebook's timeframe: above the minute
+the live minutes built into its bars by the store's rule; no ``replay_date``: the day
 is the market clock's) on ``broker="sim"`` (simulated fills) or ``broker="alpaca"`` (the
 Alpaca paper account; ``live=True`` for real money, refused unless every live safety
 holds). With the live feed ``speed`` is the market clock's rate: 1 against Alpaca, N

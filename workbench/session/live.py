@@ -27,9 +27,18 @@ start reconciliation, risk gateway, trader, group commit), fed by
   start are read from REST into the strategy's window (no decisions on them, said in an
   alert); a restart with another broker, feed, mode or speed is refused.
 
+- **Timeframes above the minute** (5Min, 15Min, 1Hour, 1Day): the feed's minutes built
+  into the timeframe's bars by the store's rule (:mod:`workbench.feeds.timeframes`, the
+  function the store and a replayed session aggregate with), the warmup history the
+  stored minutes aggregated the same way; the session decides at each bar's close (a bar
+  is complete when its last minute is in or every minute of it is decided: a 1Day
+  session decides once, after the close). A start or restart mid-bar rebuilds the bar in
+  progress from the day's minutes read from REST (those before the feed's first minute)
+  and the live ones after them: each minute once. ``session_start`` records the
+  timeframe (part of the run's identity) and ``bars_from`` says where the bars come from.
+
 Credentials come from the environment only (``ALPACA_API_KEY``, ``ALPACA_SECRET_KEY``;
-:mod:`workbench.config`); nothing secret is recorded. Only 1Min strategies: the live feed
-gives minutes (a larger timeframe is refused, not aggregated silently).
+:mod:`workbench.config`); nothing secret is recorded.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from workbench.brokers.sim import SimBroker
 from workbench.clock import Clock, LiveClock
 from workbench.config import Settings, load_settings
 from workbench.data import calendar
+from workbench.data.aggregate import aggregate_bars
 from workbench.data.bars import Bars
 from workbench.data.timeframe import Timeframe
 from workbench.engine import Engine, load_sessions
@@ -120,12 +130,21 @@ def live_refusals(*, live: bool, broker: str, settings: Settings, capital) -> li
     return out
 
 
-def _history(symbols, day: pd.Timestamp, history_days: int, store) -> Bars:
+def _history(symbols, day: pd.Timestamp, history_days: int, store, tf: Timeframe) -> Bars:
+    """The warmup: ``history_days`` stored sessions of minutes before ``day``, above the
+    minute aggregated by the store's rule (the bars the live ones continue)."""
     if history_days < 1:
         raise ConfigError("a live session warms up on stored minutes: history_days >= 1")
     before = calendar.last_sessions(2, day)[0] if calendar.is_session(day) else day
-    return load_sessions(history_days, symbols, "1Min", end=before.date().isoformat(),
-                         store=store)
+    minutes = load_sessions(history_days, symbols, "1Min", end=before.date().isoformat(),
+                            store=store)
+    return aggregate_bars(minutes, tf) if tf.seconds > 60 else minutes
+
+
+def _bars_from(tf: Timeframe, feed: str) -> str:
+    live = f"live Alpaca 1Min ({feed})"
+    return live if tf.seconds == 60 else f"{live} aggregated to {tf}; history: stored 1Min " \
+        f"aggregated to {tf}"
 
 
 def _alpaca_broker(mode: str, settings: Settings, events: queue.SimpleQueue):
@@ -164,8 +183,6 @@ def run_live_session(strategy, params=None, *, symbols=None, broker: str = "sim"
     if refused:
         raise ConfigError("live trading refused: " + "; ".join(refused))
     tf = Timeframe.parse(timeframe)
-    if tf.seconds != 60:
-        raise ConfigError(f"timeframe {tf}: a live session trades the feed's 1Min bars")
     if not (isinstance(speed, (int, float)) and speed > 0):
         raise ConfigError(f"speed={speed!r}: the market clock's rate, a number > 0 (1 live)")
     costs = costs or CostModel()
@@ -185,7 +202,7 @@ def run_live_session(strategy, params=None, *, symbols=None, broker: str = "sim"
     if start >= calendar.session_close(day):
         raise DataError(f"the session of {day.date()} closed at "
                         f"{calendar.session_close(day).isoformat()}: start before the close")
-    history = _history(symbols, day, options.history_days, store)
+    history = _history(symbols, day, options.history_days, store, tf)
     engine = Engine(strategy, history.symbols, params=params, timeframe=tf, log_notices=False,
                     clock=clock)
     check_warmup(engine, history, day, options.history_days)
@@ -210,10 +227,10 @@ def run_live_session(strategy, params=None, *, symbols=None, broker: str = "sim"
     identity = {"broker_kind": broker, "feed": "alpaca", "mode": mode,
                 "clock_speed": float(speed), "alpaca_feed": settings.alpaca.feed}
     loop = _live_loop(alpaca_feed, settings, history, day, clock, feed_options, journal,
-                      broker_events)
+                      broker_events, tf)
     try:
         return _run(engine, history, day, record, journal, real, broker_path, clock, risk,
-                    options, f"live Alpaca 1Min ({settings.alpaca.feed})", loop=loop,
+                    options, _bars_from(tf, settings.alpaca.feed), loop=loop,
                     identity=identity)
     finally:
         real.close()
@@ -222,7 +239,7 @@ def run_live_session(strategy, params=None, *, symbols=None, broker: str = "sim"
 
 
 def _live_loop(alpaca_feed, settings, history: Bars, day, clock: MarketClock, feed_options,
-               journal, broker_events: queue.SimpleQueue):
+               journal, broker_events: queue.SimpleQueue, tf: Timeframe):
     symbols = history.symbols
 
     def loop(session, resume_at) -> None:
@@ -234,9 +251,9 @@ def _live_loop(alpaca_feed, settings, history: Bars, day, clock: MarketClock, fe
                     if polling else None
 
         feed = alpaca_feed(symbols, day, settings=settings, clock=clock, speed=clock.speed,
-                           options=feed_options, on_event=on_event)
+                           options=feed_options, on_event=on_event, timeframe=tf)
         session.engine.preload(history)
-        first = feed.book.grid[feed.book.first]
+        first = feed.first_minute
         if first > calendar.session_open(day):  # started (or restarted) after the open
             _catch_up(session, feed, day, first, resume_at)
         for row in feed:
@@ -266,23 +283,36 @@ def _journal_broker_events(journal, events: queue.SimpleQueue, clock) -> None:
 
 def _catch_up(session, feed, day, first: pd.Timestamp, resume_at) -> None:
     """A start after the open: the day's minutes closed before the feed's first one, from
-    REST, into the strategy's window (no decisions on them, said; at a restart, the
-    minutes after the last decided one, ``resume_at``, were not traded)."""
-    got = feed._poller.bars(feed.symbols, calendar.session_open(day), first - MINUTE)
+    REST: the bars they complete into the strategy's window (no decisions on them, said),
+    those of the bar in progress to the feed (:meth:`LiveFeed.seed`), which completes it
+    with the live minutes after them; at a restart, the bars after the last decided one,
+    ``resume_at``, up to the one in progress, were not traded (said)."""
+    opening = calendar.session_open(day)
+    got = feed._poller.bars(feed.symbols, opening, first - MINUTE)
+    current = feed.bar_start(first)  # the bar in progress at the feed's first minute
     if got:
         frame = pd.DataFrame([{"symbol": b.symbol, "ts": b.time, "open": b.open,
                                "high": b.high, "low": b.low, "close": b.close,
                                "volume": b.volume} for b in got])
         minutes = Bars.from_long(frame, "1Min")
-        session.engine.preload(minutes)
+        done = minutes.iloc(slice(0, int(minutes.index.searchsorted(current))))
+        if len(done):
+            session.engine.preload(aggregate_bars(done, feed.timeframe))
+        feed.seed(minutes.iloc(slice(len(done), None)))
         if resume_at is not None:  # a restart: the day's last closes, as if never stopped
-            session.last_prices.update(rebuild.last_prices(minutes.close,
-                                                           calendar.session_open(day)))
+            session.last_prices.update(rebuild.last_prices(minutes.close, opening, current))
     said = (f"started after the open: {len({b.time for b in got})} minute(s) of the day read "
             "from REST into the strategy's window, no decision on them")
+    if current < first:
+        said += (f"; the {feed.timeframe} bar of {current.isoformat()} in progress: its "
+                 "earlier minutes from REST, decided at its close")
     if resume_at is not None:
-        missed = max(int((first - pd.Timestamp(resume_at)) / MINUTE) - 1, 0)
-        said = (f"restart: {said}; {missed} minute(s) after the last decided one "
+        grid = feed.row_times
+        missed = max(int(grid.searchsorted(current))
+                     - int(grid.searchsorted(pd.Timestamp(resume_at), side="right")), 0)
+        unit = "minute(s)" if feed.timeframe.seconds == 60 else f"{feed.timeframe} bar(s)"
+        said = (f"restart: {said}; {missed} {unit} after the last decided one "
                 f"({resume_at}) passed without a decision")
     session.journal.append(ev.ALERT, source="session", level="warning", message=said,
                            at=session.clock.now().isoformat())
+
