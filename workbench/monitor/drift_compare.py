@@ -96,7 +96,7 @@ def compare(record, replay) -> Comparison:
     result, day_start, last = replay.result, replay.day_start, record.last_bar
     index = result.index
     day = index[(index >= day_start) & (index <= last)] if last is not None else index[:0]
-    signals, compared = _signals(result, record.signals, day)
+    signals, compared = _signals(result, record.signals, day, day_start, last)
     theirs = [f for f in backtest_fills(result) if last is not None and f["time"] <= last]
     fills = fill_drift(session_fills(record.fills), theirs, result.costs, record.refused)
     book = result.equity()["total"]
@@ -111,12 +111,13 @@ def compare(record, replay) -> Comparison:
     return Comparison(signals, compared, fills, pnl, session_pnl, backtest_pnl)
 
 
-def _signals(result, payloads: list[dict], day: pd.DatetimeIndex) -> tuple[pd.DataFrame, int]:
-    """(each signalled or differing cell with who gave it, the cells compared)."""
+def _signals(result, payloads: list[dict], day: pd.DatetimeIndex, day_start: pd.Timestamp,
+             last: pd.Timestamp | None) -> tuple[pd.DataFrame, int]:
+    """(each signalled or differing cell with who gave it, the cells compared). A session
+    signal at a bar the replay lacks is kept: it differs."""
     got: set[tuple] = set()
-    first, last = (day[0], day[-1]) if len(day) else (None, None)
-    inside = [p for p in payloads if first is not None
-              and first <= pd.Timestamp(p["bar_time"]) <= last]
+    inside = [p for p in payloads if last is not None
+              and day_start <= pd.Timestamp(p["bar_time"]) <= last]
     for p in inside:
         t = pd.Timestamp(p["bar_time"])
         got.update((t, p["symbol"], name) for name, attr in FIELDS.items() if p.get(attr))
@@ -137,6 +138,7 @@ def _signals(result, payloads: list[dict], day: pd.DatetimeIndex) -> tuple[pd.Da
                 if (ours is None) != bool(np.isnan(w)) or (
                         ours is not None and not np.isclose(ours, w, rtol=1e-9, atol=1e-12)):
                     (got if ours is not None else want).add((t, str(sym), "weights"))
+        got.update((t, sym, "weights") for t, sym in mine if t not in weights.index)
     cells = sorted(got | want)
     frame = pd.DataFrame({"bar_time": pd.DatetimeIndex([c[0] for c in cells]),
                           "symbol": [c[1] for c in cells], "field": [c[2] for c in cells],
