@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.dashboard_pages import Dashboard, DashboardPage, artifacts_dir, chromium
@@ -58,32 +59,39 @@ def test_the_run_list_reads_the_manifests_newest_first(at_demo):
 
 
 def test_the_demo_session_agrees_with_the_replay_of_its_day(at_demo):
-    """The comparison the drift page shows, on a real supervised replayed session: the core's
-    parity (same signals, same fills, same P&L) must show as agreement, and a changed fill
-    price as slippage of the right sign."""
-    from workbench.dashboards.drift import compare
-    from workbench.dashboards.queries import RunJournal
-    from workbench.dashboards.recompute import session_replay
+    """The comparison the drift page shows (the recorded drift report's own), on a real
+    supervised replayed session: the core's parity (same signals, same fills, same P&L)
+    must show as agreement, and a changed fill price as slippage of the right sign."""
+    from decimal import Decimal
+
+    from workbench.dashboards.recompute import record_strategy
+    from workbench.monitor.drift import SessionRecord, compare, read_drift, replay_session
 
     session = _record(at_demo, "session")
-    journal = RunJournal(session)
-    journal.refresh()
-    replay = session_replay(session)
-    drift = compare(journal, replay)
+    record = SessionRecord.read(session)
+    replay = replay_session(session, record_strategy(session), record)
+    drift = compare(record, replay)
     s = drift.summary
     assert s["session_fills"] > 10 and s["signals_either"] > 10  # a real comparison
-    assert s["signal_agreement"] == 1.0
-    assert s["fills_matched"] == s["session_fills"] == s["replay_fills"]
-    assert s["slippage_bps_max"] == pytest.approx(0, abs=1e-6)
-    assert abs(s["pnl_difference"]) < 1e-6 * max(1.0, abs(s["pnl_session"]))
-    assert len(drift.pnl) == len(journal.equity())
-    # a buy filled 1% dearer than the replay's is +100 bps of slippage, not dropped
-    fills = journal.fills()
-    buy = fills.index[fills["side"] == "buy"][0]
-    fills.loc[buy, "price"] *= 1.01
-    worse = compare(journal, replay).fills
-    row = worse[(worse["symbol"] == fills.loc[buy, "symbol"]) & (worse["time"] == fills.loc[buy, "time"])]
-    assert row["slippage_bps"].iloc[0] == pytest.approx(100, rel=1e-6)
+    assert s["signal_agreement"] == 1.0 and s["signals_differing"] == 0
+    assert s["matched"] == s["session_fills"] == s["backtest_fills"]
+    assert s["excess_bps_worst"] == pytest.approx(0, abs=1e-6)
+    assert abs(s["pnl_difference"]) < 0.005  # to the cent
+    assert len(drift.pnl) == len(record.equity)
+    doc = read_drift(session)  # measured at the session's end: the same figures
+    assert doc is not None and doc["signals_compared"] == s["signals_compared"]
+    assert doc["backtest_pnl"] == f"{s['backtest_pnl']:.2f}"
+    # a buy filled 1% dearer than the replay's: 100 bps more than the model's, not dropped
+    buy = next(p for p in record.fills if str(p["side"]).lower() == "buy")
+    key = (buy["symbol"], buy["side"], buy["time"])
+    record.fills = [{**p, "price": str(Decimal(str(p["price"])) * Decimal("1.01"))}
+                    if (p["symbol"], p["side"], p["time"]) == key else p for p in record.fills]
+    [row] = [f for f in compare(record, replay).fills
+             if (f.symbol, f.side, f.time)
+             == (buy["symbol"], "buy", pd.Timestamp(buy["time"]).isoformat())]
+    model = replay.result.costs.slippage
+    assert row.status == "matched" and row.cost > 0
+    assert row.excess_bps == pytest.approx(100 * (1 + model), rel=1e-6)
 
 
 def test_a_sweep_cell_backtested_again_has_the_sweeps_figures(at_demo):
@@ -219,12 +227,13 @@ def test_the_drift_page_follows_a_growing_session(at_demo, tmp_path, monkeypatch
     assert "running or stopped early" in page.status.value
     first = page.drift.summary
     assert 0 < first["session_fills"] < fills and first["signal_agreement"] == 1.0
-    assert first["fills_matched"] == first["session_fills"] == first["replay_fills"]
+    assert first["matched"] == first["session_fills"] == first["backtest_fills"]
+    assert first["missed"] == first["extra"] == 0
     with open(segment, "ab") as f:
         f.write(b"".join(lines[half:]))
     page.refresh()
     s = page.drift.summary
     assert "(ended)" in page.status.value
-    assert s["session_fills"] == s["fills_matched"] == s["replay_fills"] == fills
+    assert s["session_fills"] == s["matched"] == s["backtest_fills"] == fills
     assert "100.0%" in page.summary.value
     capsys.readouterr()  # the figures' bundles printed outside a kernel

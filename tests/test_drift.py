@@ -59,11 +59,12 @@ def notebook(tmp_path) -> Path:
 
 
 def _session(notebook: Path, broker_costs: CostModel | None, broker_path=None,
-             limits=LIMITS, risk=LOOSE) -> Path:
+             limits=LIMITS, risk=LOOSE, timeframe="1Min") -> Path:
     """A paper session of the notebook's code (its hash in the record, the settings wb.run
     records), on a simulated broker filling with ``broker_costs``, then its drift."""
     strategy = strategy_of("sma_cross")
-    symbols = list(load_sessions(1, None, "1Min", end=END).symbols)
+    day = load_sessions(1, None, timeframe, end=END)
+    symbols = list(day.symbols)
     record = RunRecord.create("session", "sma_cross", {"fast": 10, "slow": 30}, "paper", None,
                               LiveClock(), notebook={"path": str(notebook),
                                                      "hash": notebook_hash(notebook)})
@@ -71,12 +72,16 @@ def _session(notebook: Path, broker_costs: CostModel | None, broker_path=None,
         "mode": "paper", "params": {"fast": 10, "slow": 30},
         "options": {**FEES, "fill": "next_open", "shares": "fractional", "cash": CASH,
                     "size": SIZE, "direction": "long", "sl_stop": None, "tp_stop": None},
+        "sizing": {"accounts": "per_symbol", "size": SIZE, "cash": CASH,
+                   "shares": "fractional"},
+        "data": {"timeframe": timeframe, "symbols": symbols,
+                 "start": day.index[0].isoformat(), "end": day.index[-1].isoformat()},
         "settings": {"replay_date": END, "history_days": 1, "accounts": "per_symbol",
                      "broker_path": None if broker_path is None else str(broker_path)}})
     result = run_session(strategy, {"fast": 10, "slow": 30}, replay_date=END, symbols=symbols,
                          cash=CASH, size=SIZE, costs=CostModel(**FEES), risk=risk,
                          accounts="per_symbol", run_dir=record.path, broker_costs=broker_costs,
-                         broker_path=broker_path)
+                         broker_path=broker_path, timeframe=timeframe)
     assert result.outcome == "succeeded", result.message
     assert after_session(record.path, strategy, limits=limits) is not None
     return record.path
@@ -238,10 +243,61 @@ def test_a_carried_account_is_said_and_never_halts(home, notebook, tmp_path):
     doc = read_drift(run)
     assert doc["carried"] is True and doc["level"] == "block"
     assert any("carried account (equity 200000" in n for n in doc["notes"]), doc["notes"]
-    # the drift page shows the same recorded figures (what the gate acted on)
-    from workbench.dashboards.drift_page import _report_row
+    # the drift page shows the recorded figures (what the gate acted on) beside its own
+    from workbench.dashboards.drift_page import DriftPage
 
-    shown = _report_row(doc)[1]
-    assert "level <b>block</b>" in shown and doc["pnl_difference"] in shown
+    page = DriftPage(Path(run).parent)
+    shown = page.summary.value
+    assert "level <b>block</b>" in shown and doc["pnl_difference"] in shown, page.status.value
     assert doc["excess_slippage_cost"] in shown
-    assert "none recorded yet" in _report_row(None)[1]
+    (Path(run) / "results" / "drift.json").unlink()
+    page.show(Path(run).name)
+    assert "none recorded yet" in page.summary.value
+    page.runs.close()
+
+
+def test_an_aggregated_session_is_replayed_on_the_bars_it_traded(home, notebook):
+    """A 5Min session replays the stored minutes aggregated (its ``bars_from``), never the
+    store's own 5Min bars (here another source's, other prices): the report and the drift
+    page, one computation, find the same figures, zero drift to the cent."""
+    from workbench.dashboards.drift_page import DriftPage
+
+    Store(home / "data").write(synthesize(3, 2, "5Min", 97, END), "5Min", source="other")
+    run = _session(notebook, None, timeframe="5Min")
+    [start] = [e.payload for e in replay(run).events if e.type == ev.SESSION_START]
+    assert start["bars_from"] == "stored 1Min aggregated to 5Min"
+    doc = read_drift(run)
+    assert doc["pnl_difference"] == "0.00" and doc["session_pnl"] != "0.00", doc
+    assert doc["missed"] == doc["extra"] == 0 and doc["signals_differing"] == 0
+    assert doc["level"] == "ok" and len(doc["fills"]) >= 2
+    assert doc["signals_compared"] == 78 * 3 * 2  # the day's 5Min bars, 3 symbols, 2 fields
+    page = DriftPage(Path(run).parent)
+    assert page.drift is not None, page.status.value
+    s = page.drift.summary
+    assert s["signals_compared"] == doc["signals_compared"] and s["signals_differing"] == 0
+    assert s["matched"] == len(doc["fills"]) and s["missed"] == s["extra"] == 0
+    assert f"{s['session_pnl']:.2f}" == doc["session_pnl"]
+    assert f"{s['backtest_pnl']:.2f}" == doc["backtest_pnl"]
+    assert "stored 1Min aggregated to 5Min" in page.summary.value
+    assert "level <b>ok</b>" in page.summary.value
+    page.runs.close()
+
+
+def test_a_shared_account_session_is_compared_with_the_backtests_own_pnl(home):
+    """The replay gives each symbol its own account of the session's cash (the backtest's
+    rule) whatever the session's accounts: its P&L is the book less that start, so a
+    shared-account session's replay has the per-symbol session's P&L, not the book less
+    one account's cash (which read as a drift of twice the cash: a halt)."""
+    strategy = strategy_of("sma_cross")
+    symbols = list(load_sessions(1, None, "1Min", end=END).symbols)
+    reports = {}
+    for accounts in ("per_symbol", "shared"):
+        result = run_session(strategy, {"fast": 10, "slow": 30}, replay_date=END,
+                             symbols=symbols, cash=CASH, size=SIZE, costs=CostModel(**FEES),
+                             risk=LOOSE, accounts=accounts)
+        reports[accounts] = after_session(result.path, strategy, limits=LIMITS)
+    own, shared = reports["per_symbol"], reports["shared"]
+    assert own.pnl_difference == "0.00" and own.backtest_pnl != "0.00"
+    assert shared.backtest_pnl == own.backtest_pnl
+    assert abs(Decimal(shared.pnl_difference)) < Decimal(CASH) / 10, shared.lines()
+    assert any("accounts='shared'" in n for n in shared.notes)

@@ -1,17 +1,22 @@
 """The drift page (``notebooks/dashboards/drift.ipynb``): a paper or live session against the
-backtest replay of its day (:mod:`workbench.dashboards.drift`), in ipywidgets and plotly.
+backtest replay of its day, in ipywidgets and plotly. It only presents: the session's
+record, the replay (the bars the session traded, its settings) and their comparison are
+:mod:`workbench.monitor.drift_replay` and :mod:`workbench.monitor.drift_compare`, the
+very computation of the recorded drift report (``workbench drift``, the gates, the halt).
 
     page = DriftPage()         # the sessions of runs/ (WORKBENCH_HOME), newest first
     page.widget                # what the notebook displays
     page.show(run_id)          # what picking a session does
     page.refresh()             # the session's new journal lines, compared again
 
-Shown: the headline figures (signal agreement, fills matched, slippage, P&L of each side
-and their difference), the P&L of both over the day with the difference under it, the
-slippage of each matched fill, and the fills and signals that differ (a fill or signal on
-one side only is drift and is listed, never dropped). The replay is backtested once per
-session; a refresh (the button, or every few seconds while "follow" is ticked, an asyncio
-task on the kernel's loop) reads only what the session appended since.
+Shown: the headline figures (signal agreement, fills matched, missed and extra, slippage
+beyond the cost model, P&L of each side and their difference), the session's recorded
+drift report (``results/drift.json``: its level, what the gates act on), the P&L of both
+over the day with the difference under it, the excess slippage of each matched fill, and
+the fills and signals that differ (a fill or signal on one side only is drift and is
+listed, never dropped). The replay is backtested once per session; a refresh (the button,
+or every few seconds while "follow" is ticked, an asyncio task on the kernel's loop) reads
+only what the session appended since, and compares the bars it has reached.
 """
 
 from __future__ import annotations
@@ -24,13 +29,12 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from workbench.dashboards.drift import Drift, compare
 from workbench.dashboards.figures import FigureSlot
 from workbench.dashboards.picker import RunPicker
-from workbench.dashboards.queries import SESSION_KINDS, RunJournal
+from workbench.dashboards.queries import SESSION_KINDS
 from workbench.dashboards.research import ny_times
 from workbench.dashboards.research_page import table_html
-from workbench.monitor.drift import read_drift
+from workbench.monitor.drift import Comparison, Replay, SessionRecord, compare, read_drift
 from workbench.times import to_new_york
 
 __all__ = ["DriftPage", "pnl_figure", "slippage_figure", "summary_html"]
@@ -38,13 +42,14 @@ __all__ = ["DriftPage", "pnl_figure", "slippage_figure", "summary_html"]
 FOLLOW_SECONDS = 5.0
 
 
-def pnl_figure(drift: Drift | None, title: str = "P&L: session vs replay"):
+def pnl_figure(drift: Comparison | None, title: str = "P&L: session vs replay"):
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35],
                         vertical_spacing=0.06)
     pnl = None if drift is None else drift.pnl
     x = [] if pnl is None else ny_times(pnl["ts"])
-    for name, color in (("session", "#1f77b4"), ("replay", "#ff7f0e")):
-        fig.add_scatter(x=x, y=[] if pnl is None else pnl[name], name=f"{name} P&L",
+    for name, shown, color in (("session", "session", "#1f77b4"),
+                               ("backtest", "replay", "#ff7f0e")):
+        fig.add_scatter(x=x, y=[] if pnl is None else pnl[name], name=f"{shown} P&L",
                         mode="lines", line={"color": color}, row=1, col=1)
     fig.add_scatter(x=x, y=[] if pnl is None else pnl["difference"], name="difference",
                     mode="lines", fill="tozeroy", line={"color": "#d62728"}, row=2, col=1)
@@ -55,16 +60,14 @@ def pnl_figure(drift: Drift | None, title: str = "P&L: session vs replay"):
     return fig
 
 
-def slippage_figure(drift: Drift | None):
+def slippage_figure(drift: Comparison | None):
     fig = go.Figure()
-    fills = None if drift is None else drift.fills.dropna(subset=["slippage_bps"])
-    fig.add_scatter(x=[] if fills is None else ny_times(fills["time"]),
-                    y=[] if fills is None else fills["slippage_bps"], mode="markers",
-                    text=None if fills is None else [f"{r.side} {r.symbol}" for r in
-                                                     fills.itertuples()],
-                    name="slippage", marker={"size": 7, "color": "#9467bd"})
-    fig.update_layout(title="Slippage per fill against the replay (bps; > 0 costs the session)",
-                      height=300, margin={"l": 60, "r": 20, "t": 50, "b": 40},
+    fills = [] if drift is None else [f for f in drift.fills if f.excess_bps is not None]
+    fig.add_scatter(x=ny_times([f.time for f in fills]), y=[f.excess_bps for f in fills],
+                    mode="markers", text=[f"{f.side} {f.symbol}" for f in fills],
+                    name="excess slippage", marker={"size": 7, "color": "#9467bd"})
+    fig.update_layout(title="Slippage per fill beyond the cost model's (bps; > 0 costs the "
+                      "session)", height=300, margin={"l": 60, "r": 20, "t": 50, "b": 40},
                       xaxis_title="New York time", yaxis_title="bps")
     return fig
 
@@ -83,20 +86,25 @@ def _report_row(report: dict | None) -> tuple[str, str]:
     return ("drift report", text)
 
 
-def summary_html(drift: Drift, replay, report: dict | None = None) -> str:
-    s = drift.summary
-    params = ", ".join(f"{k}={v}" for k, v in replay.params.items())
+def summary_html(drift: Comparison, replay: Replay, report: dict | None = None) -> str:
+    """The headline figures of ``drift`` and the recorded ``report`` (drift.json)."""
+    s, start = drift.summary, replay.start
+    params = ", ".join(f"{k}={v}" for k, v in start["params"].items())
     day = f"{to_new_york(replay.day_start):%Y-%m-%d}"
+    notes = "".join(f"<br>note: {html.escape(n)}" for n in replay.notes)
     rows = [
-        ("replay", (f"backtest of {html.escape(params)} from {day}, "
-                    f"{replay.cash:,.2f} per symbol's account")),
-        ("signal agreement", (f"{s['signal_agreement']:.1%} ({s['signals_both']} of "
+        ("replay", (f"backtest of {html.escape(params)} from {day} on "
+                    f"{html.escape(str(start.get('bars_from') or start['timeframe']))} bars, "
+                    f"{replay.cash:,.2f} per symbol's account{notes}")),
+        ("signal agreement", (f"{s['signal_agreement']:.1%} ({s['signals_differing']} of "
+                              f"{s['signals_compared']} differ; {s['signals_both']} of "
                               f"{s['signals_either']} signalled by both)")),
-        ("fills matched", (f"{s['fills_matched']} (session {s['session_fills']}, replay "
-                           f"{s['replay_fills']})")),
-        ("slippage", (f"mean {s['slippage_bps_mean']:.2f} bps, "
-                      f"worst {s['slippage_bps_max']:.2f} bps")),
-        ("P&L", (f"session {s['pnl_session']:,.2f}, replay {s['pnl_replay']:,.2f}, "
+        ("fills matched", (f"{s['matched']} (session {s['session_fills']}, replay "
+                           f"{s['backtest_fills']}; {s['missed']} missed, {s['extra']} "
+                           "extra)")),
+        ("slippage", (f"beyond the cost model: mean {s['excess_bps_mean']:.2f} bps, "
+                      f"worst {s['excess_bps_worst']:.2f} bps, {s['excess_cost']:,.2f} $")),
+        ("P&L", (f"session {s['session_pnl']:,.2f}, replay {s['backtest_pnl']:,.2f}, "
                  f"difference {s['pnl_difference']:,.2f}")),
         _report_row(report),
     ]
@@ -110,9 +118,11 @@ class DriftPage(RunPicker):
 
     def __init__(self, root: str | Path | None = None) -> None:
         super().__init__(root, "session", "640px")
-        self.journal: RunJournal | None = None
-        self.replay = None
-        self.drift: Drift | None = None
+        self.run_dir: Path | None = None
+        self.record: SessionRecord | None = None
+        self._tail = None
+        self.replay: Replay | None = None
+        self.drift: Comparison | None = None
         self._task: asyncio.Task | None = None
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
         self.follow = widgets.Checkbox(description=f"follow (every {FOLLOW_SECONDS:g} s)")
@@ -144,35 +154,40 @@ class DriftPage(RunPicker):
         self.refresh()  # the same session: its new events only
 
     def show(self, run_id: str | None) -> None:
-        from workbench.dashboards.recompute import session_replay
+        from workbench.dashboards.recompute import record_strategy
+        from workbench.journal.tail import JournalTail
+        from workbench.monitor.drift import replay_session
 
         if run_id is None:
             return
         path = self.runs.root / run_id
-        self.journal, self.replay, self.drift = RunJournal(path), None, None
+        self.run_dir, self.replay, self.drift = path, None, None
+        self.record, self._tail = SessionRecord(), JournalTail(path)
+        self.record.add(self._tail.read())
         self._say(f"{run_id}: backtesting its day ...")
-        self.replay = session_replay(path)
-        self.refresh()
+        self.replay = replay_session(path, record_strategy(path), self.record)
+        self._draw()
 
     def refresh(self) -> None:
         """The session's new journal lines, compared again with the replay."""
-        if self.journal is None or self.replay is None:
+        if self.record is None or self.replay is None:
             return
-        new = self.journal.refresh()
-        if new == 0 and self.drift is not None:
-            return
-        drift = self.drift = compare(self.journal, self.replay)
-        state = "ended" if self.journal.end is not None else "running or stopped early"
-        self._say(f"{self.journal.run_dir.name}: {self.journal.events} events read ({state})")
-        self.summary.value = summary_html(drift, self.replay, read_drift(self.journal.run_dir))
+        if self.record.add(self._tail.read()) or self.drift is None:
+            self._draw()
+
+    def _draw(self) -> None:
+        record, replay = self.record, self.replay
+        drift = self.drift = compare(record, replay)
+        state = "ended" if record.end is not None else "running or stopped early"
+        self._say(f"{self.run_dir.name}: {record.events} events read ({state})")
+        self.summary.value = summary_html(drift, replay, read_drift(self.run_dir))
         self.pnl.draw(pnl_figure(drift))
         self.slippage.draw(slippage_figure(drift))
-        fills = drift.fills
-        differing = fills[fills.isna().any(axis=1) | (fills["slippage_bps"].abs() > 1e-6)]
+        fills = drift.fills_frame()
+        differing = fills[(fills["status"] != "matched")
+                          | ((fills["excess_bps"].abs() > 1e-6) & fills["excess_bps"].notna())]
         self.fills.value = table_html(differing if len(differing) else fills, 40)
-        signals = drift.signals
-        self.signals.value = table_html(signals[~(signals["session"] & signals["replay"])], 40,
-                                        "none: every signal on both sides")
+        self.signals.value = table_html(drift.differing, 40, "none: every signal on both sides")
 
     def _follow(self, change) -> None:
         if change["new"] and (self._task is None or self._task.done()):

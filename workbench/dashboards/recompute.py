@@ -2,7 +2,6 @@
 
     strategy = record_strategy(run_dir)               # the notebook's @wb.strategy
     result = backtest_of(run_dir, {"fast": 5, "slow": 20})  # one sweep combination
-    replay = session_replay(run_dir)                  # a paper session's day, backtested
 
 The strategy comes from the notebook the record names (``manifest.notebook.path``), and
 only when that notebook's code still hashes as the run's (``notebook.hash``): an edited
@@ -12,10 +11,9 @@ the notebook's data or trading cells, and never anything under ``runs/``. The ba
 the record's own (``results/settings.json``: timeframe, symbols, first and last bar),
 loaded from the store, and every backtest option is the record's.
 
-A paper session's replay is the backtest of the bars the session loaded (the history
-before the day and the day), with the strategy's signals before the replayed day cleared,
-each symbol its own account of the session's cash per account: the research backtest of
-what the session traded (the same rule as ``tests/test_session_parity.py``).
+A paper session's replay (the drift page's) is not here: it is the recorded drift
+report's own, :func:`workbench.monitor.drift_replay.replay_session`, with the strategy
+:func:`record_strategy` gives.
 """
 
 from __future__ import annotations
@@ -23,13 +21,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from workbench.dashboards.queries import read_json
 from workbench.errors import DataError
-from workbench.strategy import Strategy, TradingFrom
+from workbench.strategy import Strategy
 
-__all__ = ["SessionReplay", "backtest_of", "record_bars", "record_strategy", "session_replay"]
+__all__ = ["backtest_of", "record_bars", "record_strategy"]
 
 
 def record_strategy(run_dir: Path):
@@ -83,13 +79,10 @@ def _settings(run_dir: Path) -> dict:
     return settings
 
 
-def _options(settings: dict, cash: float | None = None) -> dict:
+def _options(settings: dict) -> dict:
     from workbench.backtesting.run import OPTIONS
 
-    options = {k: v for k, v in (settings.get("options") or {}).items() if k in OPTIONS}
-    if cash is not None:
-        options["cash"] = cash
-    return options
+    return {k: v for k, v in (settings.get("options") or {}).items() if k in OPTIONS}
 
 
 def backtest_of(run_dir: Path, params: dict[str, Any]):
@@ -103,52 +96,3 @@ def backtest_of(run_dir: Path, params: dict[str, Any]):
     merged = {**(settings.get("params") or {}), **params}
     return backtest(strategy, record_bars(run_dir), **_options(settings),
                     **strategy.params(**merged))
-
-
-def _session_bars(settings: dict, day_start: pd.Timestamp):
-    """The bars the session loaded: ``history_days`` sessions before its day, and the day."""
-    from workbench.engine import load_sessions
-
-    data, used = settings.get("data") or {}, settings.get("settings") or {}
-    if not used.get("history_days"):  # never guessed: another window is another replay
-        raise DataError("the record does not say how many days of history its session "
-                        "loaded (settings.history_days): the replay cannot load its bars")
-    days = int(used["history_days"]) + 1
-    return load_sessions(days, data.get("symbols"), data["timeframe"],
-                         end=day_start.tz_convert("America/New_York").strftime("%Y-%m-%d"))
-
-
-class SessionReplay:
-    """A paper session's day backtested: ``result`` (a BacktestResult), ``day_start`` (UTC),
-    ``params``, ``cash`` per account and the strategy's ``signals`` on the bars."""
-
-    def __init__(self, result, day_start: pd.Timestamp, params: dict, cash: float,
-                 signals) -> None:
-        self.result, self.day_start, self.params = result, day_start, params
-        self.cash, self.signals = cash, signals
-
-
-def session_replay(run_dir: Path) -> SessionReplay:
-    """The backtest of a replayed or live paper session's day (see the module doc)."""
-    from workbench.backtesting.run import backtest
-    from workbench.times import NEW_YORK
-
-    run_dir = Path(run_dir)
-    settings = _settings(run_dir)
-    if settings.get("mode") != "paper":
-        raise DataError(f"{run_dir.name}: not a paper session (mode {settings.get('mode')!r})")
-    used = settings.get("settings") or {}
-    if used.get("accounts", "per_symbol") != "per_symbol":
-        print(f"NOTE: {run_dir.name} shared one account between its symbols; the replay "
-              "backtests each symbol on its own account, so sizes differ by design")
-    day = used.get("replay_date") or (read_json(run_dir, "manifest") or {}).get("started_at")
-    if day is None:
-        raise DataError(f"{run_dir.name}: no replay_date and no start: which day is it?")
-    day_start = pd.Timestamp(str(day)[:10]).tz_localize(NEW_YORK).tz_convert("UTC")
-    strategy = record_strategy(run_dir)
-    params = strategy.params(**(settings.get("params") or {}))
-    cash = float((settings.get("sizing") or {}).get("cash") or settings["options"]["cash"])
-    bars = _session_bars(settings, day_start)
-    trading = TradingFrom(strategy, day_start)
-    result = backtest(trading, bars, **_options(settings, cash), **params)
-    return SessionReplay(result, day_start, params, cash, trading(bars, **params))
