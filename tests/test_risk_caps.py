@@ -180,3 +180,20 @@ def test_a_cap_the_user_set_is_said_at_the_start_and_refuses(day, monkeypatch, c
     lines = _caps_said(_journal(Path(run.path)))  # what `workbench session` prints at the end
     assert lines[0].startswith("note: risk caps not set in [risk]")
     assert lines[1] == f"warning: {alerts[0]['message']}"
+
+
+def test_workbench_config_says_which_caps_sessions_derive(monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from workbench.cli.config_cmd import config
+
+    monkeypatch.setenv("WORKBENCH__RISK__MAX_TOTAL_EXPOSURE", "70000")
+    out = CliRunner().invoke(config, ["--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["risk_caps_from_sizing"] == [
+        "max_order_notional", "max_symbol_exposure"]
+    text = CliRunner().invoke(config, []).output
+    assert ("note: [risk] max_order_notional, max_symbol_exposure not set: each session "
+            "derives them from its sizing") in text
