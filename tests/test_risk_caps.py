@@ -170,7 +170,7 @@ def test_a_cap_the_user_set_is_said_at_the_start_and_refuses(day, monkeypatch, c
     assert [a["level"] for a in alerts] == ["warning"] and alerts[0]["message"].startswith(said)
     said_at = [i for i, e in enumerate(events) if e.type == ev.ALERT
                and e.payload.get("source") == "risk"]
-    assert said_at[0] < [i for i, e in enumerate(events) if e.type == ev.BAR][0]  # at start
+    assert said_at[0] < next(i for i, e in enumerate(events) if e.type == ev.BAR)  # at start
     [start] = [e.payload for e in events if e.type == ev.SESSION_START]
     assert start["risk_caps"]["caps"]["max_order_notional"]["source"] == "set"
     assert start["risk_caps"]["caps"]["max_order_notional"]["reached"] is True
