@@ -54,3 +54,11 @@ def test_a_killed_kernel_is_resumed_and_reconciles(jupyter_env, workbench_home, 
     assert reconciles and reconciles[0].payload.get("ok") is True
     intents = [e.payload["client_order_id"] for e in events if e.type == "intent"]
     assert len(intents) == len(set(intents))  # nothing placed twice across the kill
+    # the notebook's sizing (accounts of 100,000, size 1.0) and no cap set in [risk]: the
+    # caps are derived from it at each start, and none refuses a trade of the backtest's
+    caps = [e.payload["risk_caps"]["caps"] for e in events if e.type == "session_start"]
+    assert len(caps) == 2 and caps[0] == caps[1]  # the restart derives the same
+    assert {c["source"] for c in caps[0].values()} == {"derived"}
+    assert not [e for e in events if e.type == "risk_decision" and not e.payload["approved"]
+                and e.payload["check"] in ("notional_cap", "symbol_exposure_cap",
+                                           "total_exposure_cap")]

@@ -142,6 +142,10 @@ class RiskSettings(BaseModel):
         3, ge=0, description="more than this within exception_window_s: HALTED")
     exception_window_s: float = Field(60.0, gt=0)
     # -- pre-trade caps (USD) ---------------------------------------------------------
+    # Not set (file, environment or keyword): a session derives each of these three from
+    # its sizing at its start (2x what it can reach), workbench.risk.caps; these values
+    # are then only what `workbench config` shows. Set: kept, and said when the sizing
+    # already reaches them.
     max_order_notional: Decimal = Field(
         Decimal(100_000), gt=0, description="per order that adds exposure")
     max_symbol_exposure: Decimal = Field(

@@ -285,24 +285,42 @@ def _positions_table(positions: dict) -> None:
         echo_table(rows)
 
 
-def _reconcile_alerts(path: Path) -> list[str]:
+def _journal(path: Path) -> list:
+    from workbench.journal import replay
+
+    return replay(path).events if (path / "events").exists() else []
+
+
+def _reconcile_alerts(path: Path, events: list | None = None) -> list[str]:
     """What the last start's reconciliation said (an open order canceled at the broker
     while the session was down, adopted): the kernel's own output is not this command's."""
-    from workbench.journal import replay
     from workbench.model import events as ev
 
-    events = replay(path).events if (path / "events").exists() else []
+    events = _journal(path) if events is None else events
     last = [i for i, e in enumerate(events) if e.type == ev.RECONCILE][-1:]
     return [e.payload["message"] for e in events[last[0]:] if e.type == ev.ALERT
             and e.payload.get("source") == "reconcile"] if last else []
+
+
+def _caps_said(events: list) -> list[str]:
+    """What the last start said of its risk caps (``session_start``'s ``risk_caps``): the
+    ones derived from the sizing (a note), the set ones it reaches (warnings)."""
+    from workbench.model import events as ev
+
+    starts = [e.payload.get("risk_caps") or {} for e in events if e.type == ev.SESSION_START]
+    caps = starts[-1] if starts else {}
+    return ([f"note: {caps['note']}"] if caps.get("note") else []) + [
+        f"warning: {w}" for w in caps.get("warnings", [])]
 
 
 def _report(run, as_json: bool) -> None:
     from workbench.execution.run import exit_code
     from workbench.runs.records import load_manifest
 
-    for said in _reconcile_alerts(run.path):
-        echo(f"warning: {said}", err=True)
+    events = _journal(run.path)
+    for said in _caps_said(events) + [f"warning: {m}" for m in _reconcile_alerts(run.path,
+                                                                                events)]:
+        echo(said, err=True)
     figures = _figures(run.path)
     if as_json:
         echo_json({**run.to_dict(), "session": figures})

@@ -93,6 +93,7 @@ from workbench.session.ending import finish as _finish
 from workbench.session.identity import IDENTITY, refuse_other_identity
 from workbench.session.options import HEARTBEAT_EVERY, SessionOptions
 from workbench.session.pacing import pace
+from workbench.session.risk_caps import say_caps, session_caps
 from workbench.session.start import (
     lock_broker,
     open_journal,
@@ -315,21 +316,23 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     if starts and sizing.sl_trail:
         refuse_trailing_restart(record.run_id)
     sink, wrapped = crashpoints.wrap(journal, broker)
-    risk = RiskGateway(risk_settings, clock, journal)
     manager, check, events = start_manager(wrapped, sink, clock, record, broker_path, journal,
                                            events)
     resume_at = max((pd.Timestamp(e.payload["bar_time"]) for e in events if e.type == ev.BAR),
                     default=None)
-    for e in [e for e in events if e.type == ev.STATE][-1:]:
-        risk.restore(e.payload)
     start_equity = (Decimal(starts[0].payload["start_equity"]) if starts
                     else wrapped.account().equity({}))
+    caps = session_caps(risk_settings, sizing, len(bars.symbols), start_equity)
+    risk = RiskGateway(caps.settings, clock, journal)  # [risk] set, or derived from the sizing
+    for e in [e for e in events if e.type == ev.STATE][-1:]:
+        risk.restore(e.payload)
     journal.append(ev.SESSION_START, replay_date=day,
                    symbols=list(bars.symbols), strategy=engine.strategy.name,
                    params=engine.params, start_equity=start_equity, broker=account,
                    speed=str(options.speed), restart=bool(starts), resume_at=resume_at,
-                   **trading)
-    journal.append(ev.CONFIG, risk=risk_settings.model_dump(mode="json"))
+                   risk_caps=caps.record(), **trading)
+    journal.append(ev.CONFIG, risk=caps.settings.model_dump(mode="json"))
+    say_caps(caps, journal, clock)
     trader = Trader(record.run_id, engine.strategy.name, manager, sizing)
     for e in events:  # a restart: the stops the strategy gave with this run's entries
         if e.type == ev.SIGNAL:
