@@ -76,7 +76,8 @@ class Signals:
         out.update({name: checked_stop(value, name, bars, strategy) for name, value in stops.items()})
         if self.weights is None:
             for name in ("entries", "exits"):
-                out.setdefault(name, _false_like(bars))
+                if name not in out:  # (built only when missing: a full frame per call)
+                    out[name] = _false_like(bars)
         return replace(Signals(), **out)
 
     def masked_before(self, n: int) -> Signals:
