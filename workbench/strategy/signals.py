@@ -116,8 +116,9 @@ def _conform(frame, name: str, bars: Bars, strategy: str) -> pd.DataFrame:
         if np.isinf(values).any():
             raise StrategyError(f"{where} holds infinite weights")
         return frame.astype(float)
-    if not all(dtype == bool for dtype in frame.dtypes):
-        odd = next(d for d in frame.dtypes if d != bool)
+    dtypes = frame.dtypes
+    if not all(dtype == bool for dtype in set(dtypes)):  # each distinct dtype once, not per symbol
+        odd = next(d for d in dtypes if d != bool)
         raise StrategyError(
             f"{where} must be boolean, got {odd} (compare, e.g. `fast > slow`, and fill NaN with False)"
         )
