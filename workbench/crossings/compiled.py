@@ -1,11 +1,12 @@
-"""The compiled crossing pass behind ``wb.crossed_above/below`` (numba, loaded on demand).
+"""The compiled crossing pass behind ``wb.crossed_above/below`` (numba; used once it is loaded).
 
 One loop per symbol, reading ``a`` and ``b`` once and writing the crossings: the same rule
 as :func:`workbench.crossings._crossings` (rows where either is NaN are skipped and never
 True; a row crosses when ``a`` is beyond ``b`` there and was not at the symbol's previous
 row with both defined; nothing is a cross before the first such row). Imported only by
-:func:`workbench.crossings._compute`, outside a :class:`~workbench.crossings.CrossStream`,
-so the live engine never loads numba.
+:func:`workbench.crossings._compute`, outside a :class:`~workbench.crossings.CrossStream`
+and only when numba is loaded already: the helpers never load numba, so the live engine
+(the order path) never does.
 
 Arrays are symbol-major, C-ordered ``(symbols, rows)``: the transpose of a DataFrame's
 ``(rows, symbols)`` values, which pandas holds column by column, so no copy is made.
