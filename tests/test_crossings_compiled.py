@@ -113,5 +113,5 @@ def test_the_helpers_never_load_numba_themselves():
         loaded = [m for m in ("numba", "workbench.crossings.compiled") if m in sys.modules]
         assert not loaded, loaded
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
