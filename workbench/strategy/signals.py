@@ -76,7 +76,8 @@ class Signals:
         out.update({name: checked_stop(value, name, bars, strategy) for name, value in stops.items()})
         if self.weights is None:
             for name in ("entries", "exits"):
-                out.setdefault(name, _false_like(bars))
+                if name not in out:  # (built only when missing: a full frame per call)
+                    out[name] = _false_like(bars)
         return replace(Signals(), **out)
 
     def masked_before(self, n: int) -> Signals:
@@ -115,8 +116,9 @@ def _conform(frame, name: str, bars: Bars, strategy: str) -> pd.DataFrame:
         if np.isinf(values).any():
             raise StrategyError(f"{where} holds infinite weights")
         return frame.astype(float)
-    if not all(dtype == bool for dtype in frame.dtypes):
-        odd = next(d for d in frame.dtypes if d != bool)
+    dtypes = frame.dtypes
+    if not all(dtype == bool for dtype in set(dtypes)):  # each distinct dtype once, not per symbol
+        odd = next(d for d in dtypes if d != bool)
         raise StrategyError(
             f"{where} must be boolean, got {odd} (compare, e.g. `fast > slow`, and fill NaN with False)"
         )

@@ -15,6 +15,12 @@ last row with both defined, so the new row is decided from that and not from the
 window still holds; a cross after a gap longer than the window is still seen, exactly as a
 computation over the whole history sees it. A call whose inputs do not continue the
 previous ones (checked bit for bit) is recomputed from its rows (``restarts``).
+
+Outside a stream, when numba is loaded already (a backtest, a sweep: ``wb.backtest`` loads
+it), a call runs a compiled pass, one loop per symbol (:mod:`workbench.crossings.compiled`);
+otherwise numpy computes it. These helpers never load numba themselves, so the live engine
+(the order path) never does, and a notebook's first call costs no compilation. Both give
+the same values: the tests hold them equal.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import contextvars
 import numbers
 import operator
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -44,15 +51,30 @@ def crossed_below(a: pd.DataFrame | pd.Series, b) -> pd.DataFrame | pd.Series:
 
 
 def _crossed(a, b, beyond: Callable, name: str):
-    av, bv = _operands(a, b, name)
+    av, b = _operands(a, b, name)
     stream = _active.get()
-    if stream is not None and isinstance(a, pd.DataFrame):
-        out = stream.call(a, av, bv, beyond)
+    if stream is not None:
+        bv = np.full_like(av, b) if isinstance(b, float) else b
+        out = stream.call(a, av, bv, beyond) if isinstance(a, pd.DataFrame) else \
+            _crossings(av, bv, beyond)[0]
     else:
-        out = _crossings(av, bv, beyond)[0]
+        out = _compute(av, b, beyond)[0]
+    # ``out`` is this call's own array: the result wraps it without a copy
     if isinstance(a, pd.Series):
-        return pd.Series(out[:, 0], index=a.index, name=a.name)
-    return pd.DataFrame(out, index=a.index, columns=a.columns)
+        return pd.Series(out[:, 0], index=a.index, name=a.name, copy=False)
+    return pd.DataFrame(out, index=a.index, columns=a.columns, copy=False)
+
+
+def _compute(av: np.ndarray, b: np.ndarray | float, beyond: Callable) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_crossings` of ``av`` and ``b`` (an array like ``av`` or a level), by the
+    compiled pass when numba is loaded already (module doc), else by numpy."""
+    if "numba" in sys.modules:
+        from workbench.crossings.compiled import crossings
+
+        bt = np.full((1, len(av)), b) if isinstance(b, float) else np.ascontiguousarray(b.T)
+        out, state = crossings(np.ascontiguousarray(av.T), bt, beyond is operator.gt)
+        return out.T, state
+    return _crossings(av, np.full_like(av, b) if isinstance(b, float) else b, beyond)
 
 
 def _crossings(av: np.ndarray, bv: np.ndarray, beyond: Callable) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +85,7 @@ def _crossings(av: np.ndarray, bv: np.ndarray, beyond: Callable) -> tuple[np.nda
     rows = np.arange(av.shape[0]).reshape(-1, 1)
     last = np.maximum.accumulate(np.where(present, rows, -1), axis=0)
     prev = np.empty_like(last)
-    prev[0] = -1
+    prev[:1] = -1  # (no row at all: an empty result, not an IndexError)
     prev[1:] = last[:-1]
     cols = np.arange(av.shape[1])
     was = np.where(prev >= 0, now[np.maximum(prev, 0), cols], True)
@@ -129,24 +151,26 @@ def _same_bits(x: np.ndarray, y: np.ndarray) -> bool:
     return x.shape == y.shape and np.array_equal(x.view(np.int64), y.view(np.int64))
 
 
-def _operands(a, b, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``a`` and ``b`` as 2-D float arrays of one shape (a scalar ``b`` broadcast)."""
+def _operands(a, b, name: str) -> tuple[np.ndarray, np.ndarray | float]:
+    """``a`` as a 2-D float array, ``b`` as one of the same shape or a float (a level)."""
     if not isinstance(a, (pd.DataFrame, pd.Series)):
         raise StrategyError(f"wb.{name}: a must be a DataFrame or Series, got {type(a).__name__}")
-    av = _floats(a, name).reshape(len(a), -1)
+    av = _floats(a, name)
     if isinstance(b, numbers.Real) and not isinstance(b, bool):
-        return av, np.full_like(av, float(b))
+        return av, float(b)
     if type(b) is not type(a):
         raise StrategyError(
             f"wb.{name}: b must be a {type(a).__name__} like a or a number, got {type(b).__name__}"
         )
     if not b.index.equals(a.index) or (isinstance(a, pd.DataFrame) and not b.columns.equals(a.columns)):
         raise StrategyError(f"wb.{name}: a and b are not aligned (same index and columns needed)")
-    return av, _floats(b, name).reshape(len(b), -1)
+    return av, _floats(b, name)
 
 
 def _floats(x, name: str) -> np.ndarray:
+    """``x``'s values as a 2-D float array (a Series as one column)."""
     try:
-        return x.to_numpy(dtype=np.float64, na_value=np.nan)
+        values = x.to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError) as e:
         raise StrategyError(f"wb.{name}: values must be numeric: {e}") from e
+    return values.reshape(-1, 1) if values.ndim == 1 else values
