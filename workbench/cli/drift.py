@@ -11,39 +11,13 @@ from "warn" up. Exits 1 when the drift is at "block" or "halt".
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
 from workbench.cli.output import echo, echo_json
 from workbench.errors import ConfigError
 
-__all__ = ["drift", "notebook_strategy"]
-
-
-def notebook_strategy(notebook: Path, name: str, recorded_hash: str | None):
-    """The strategy ``name`` defined by ``notebook``'s code cells, the code of the run."""
-    import nbformat
-
-    from workbench.execution.hashing import notebook_hash
-    from workbench.strategy import Strategy
-
-    if not notebook.is_file():
-        raise ConfigError(f"drift: the run's notebook {notebook} is gone: its strategy cannot "
-                          "be replayed")
-    if recorded_hash is not None and notebook_hash(notebook) != recorded_hash:
-        raise ConfigError(f"drift: {notebook} changed since the run (its code hash differs): "
-                          "the strategy that traded is not this one")
-    nb = nbformat.read(notebook, as_version=4)
-    namespace: dict = {}
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "@wb.strategy" in cell.source:
-            exec(compile(cell.source, f"{notebook.name}:strategy", "exec"), namespace)  # noqa: S102
-    found = [v for v in namespace.values() if isinstance(v, Strategy) and v.name == name]
-    if len(found) != 1:
-        raise ConfigError(f"drift: {notebook.name} defines {len(found)} strategies named "
-                          f"{name!r} in its @wb.strategy cells")
-    return found[0]
+__all__ = ["drift"]
 
 
 @click.command()
@@ -77,8 +51,9 @@ def drift(run: str, as_json: bool) -> None:
     if not notebook.get("path"):
         raise ConfigError(f"drift: {run_dir.name} records no notebook: run `wb.run(..., "
                           "mode=\"paper\")` sessions measure their drift at their end")
-    strategy = notebook_strategy(Path(notebook["path"]), starts[0]["strategy"],
-                                 notebook.get("hash"))
+    from workbench.execution.record_strategy import record_strategy
+
+    strategy = record_strategy(run_dir, starts[0]["strategy"])
     if as_json:
         import contextlib
         import io

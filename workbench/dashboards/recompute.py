@@ -23,38 +23,9 @@ from typing import Any
 
 from workbench.dashboards.queries import read_json
 from workbench.errors import DataError
-from workbench.strategy import Strategy
+from workbench.execution.record_strategy import record_strategy
 
 __all__ = ["backtest_of", "record_bars", "record_strategy"]
-
-
-def record_strategy(run_dir: Path):
-    """The strategy of the record's notebook, if its code is the run's (see the module doc)."""
-    from workbench.execution.hashing import hash_of, read_notebook
-
-    manifest = read_json(Path(run_dir), "manifest") or {}
-    book = manifest.get("notebook") or {}
-    path, wanted = book.get("path"), book.get("hash")
-    name = manifest.get("strategy")
-    if not path or not wanted:
-        raise DataError(f"run {manifest.get('run_id')}: its record names no notebook and hash; "
-                        "it cannot be backtested again")
-    notebook = read_notebook(path)
-    if hash_of(notebook) != wanted:
-        raise DataError(f"{path} has changed since run {manifest.get('run_id')} (its code no "
-                        "longer hashes as the run's): not recomputed; run it again instead")
-    namespace: dict[str, Any] = {}
-    for cell in notebook.get("cells", []):
-        source = cell.get("source", "")
-        text = "".join(source) if isinstance(source, list) else str(source)
-        if cell.get("cell_type") == "code" and "@wb.strategy" in text:
-            exec(compile(text, f"{Path(path).name}:strategy", "exec"), namespace)  # noqa: S102
-    found = [v for v in namespace.values() if isinstance(v, Strategy)
-             and (name is None or v.name == name)]
-    if len(found) != 1:
-        raise DataError(f"{path}: {len(found)} strategies named {name!r} in its @wb.strategy "
-                        "cells; cannot tell which one the run used")
-    return found[0]
 
 
 def record_bars(run_dir: Path, start=None):
