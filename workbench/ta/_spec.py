@@ -1,7 +1,9 @@
 """What one TA-Lib function takes and gives, read from ``talib.abstract``, and argument binding.
 
-A function's inputs are the positional arrays its ``talib`` function takes (``real``,
-``high``, ``low``, ``close``, ``volume``, ``real0``/``real1``, ``periods``), each with the
+``SMA`` is computed by :mod:`workbench.ta._sma` (a value of its window only, not of the
+history before it); every other function is TA-Lib's. A function's inputs are the
+positional arrays its ``talib`` function takes (``real``, ``high``, ``low``, ``close``,
+``volume``, ``real0``/``real1``, ``periods``), each with the
 ``Bars`` field it is read from when a ``Bars`` is given; its parameters are the keyword
 arguments with their defaults; its outputs are the arrays it returns, in order.
 """
@@ -21,6 +23,10 @@ from talib import abstract
 
 from workbench.data.bars import FIELDS, Bars
 from workbench.errors import StrategyError
+from workbench.ta._sma import sma
+
+# functions computed here rather than by TA-Lib (same signature, NaN head and parameters)
+_OWN: dict[str, Callable] = {"SMA": sma}
 
 __all__ = ["Spec", "UnknownIndicatorError", "bind", "functions", "spec"]
 
@@ -68,7 +74,7 @@ def spec(name: str) -> Spec:
             fields.append(value if value in FIELDS else None)
     outputs = tuple(_RENAME.get(o, o) for o in info["output_names"])
     doc = (getattr(talib, name).__doc__ or "").split("\n\n", 1)[-1].strip()
-    return Spec(name, getattr(talib, name), tuple(inputs), tuple(fields),
+    return Spec(name, _OWN.get(name, getattr(talib, name)), tuple(inputs), tuple(fields),
                 dict(info["parameters"]), outputs, doc)
 
 
