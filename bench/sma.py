@@ -36,8 +36,8 @@ def main() -> None:
     x = np.round(50 + np.cumsum(rng.normal(0, 0.2, args.rows)), 2)
     print(f"load average {os.getloadavg()[0]:.1f}, {args.rows:,} rows")
     for n in (10, 30, 200):
-        theirs = _best(lambda: talib.SMA(x, n), args.repeat)
-        ours = _best(lambda: sma(x, n), args.repeat)
+        theirs = _best(lambda n=n: talib.SMA(x, n), args.repeat)
+        ours = _best(lambda n=n: sma(x, n), args.repeat)
         print(f"SMA({n}): TA-Lib {theirs * 1e3:.2f} ms, wb.ta {ours * 1e3:.2f} ms, "
               f"{ours / theirs:.1f}x")
 

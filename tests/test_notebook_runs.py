@@ -455,3 +455,36 @@ def test_an_old_ok_outcome_reads_as_succeeded(workbench_home):
     proc = workbench("status", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["outcome"] == "succeeded"
+
+
+def test_a_finished_run_does_not_wait_for_its_kernels_teardown(tmp_path):
+    """The kernel is asked to shut down and its exit handlers run, but the run ends without
+    waiting for them (jupyter_client would wait, then SIGTERM a slow teardown)."""
+    marker = tmp_path / "exited.txt"
+    nb = notebook(tmp_path / "slow_exit.ipynb", textwrap_exit(marker))
+    run = prepare_run(nb, kind="backtest", mode="backtest", params={"fast": 3})
+    done = child(run.path)
+    assert done.returncode == 0, done.stderr
+    assert load_manifest(run.path)["outcome"] == "succeeded"
+    assert not marker.exists()  # the runner did not wait for the 4 s teardown...
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marker.read_text().startswith("exit handlers ran")  # ...and did not cut it short
+    pid = int(marker.read_text().split()[-1])
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"kernel {pid} still alive")
+
+
+def textwrap_exit(marker: Path) -> str:
+    return ("import atexit, os, time\n"
+            "def _slow_exit():\n"
+            "    time.sleep(4)\n"
+            f"    open({str(marker)!r}, 'w').write(f'exit handlers ran {{os.getpid()}}')\n"
+            "atexit.register(_slow_exit)\n")

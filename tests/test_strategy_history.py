@@ -97,7 +97,7 @@ def test_a_session_on_one_day_of_history_signals_as_a_backtest_on_three(bars):
     backtest over the whole store, on the last day's bars."""
     sma_cross = strategy_of("sma_cross")
     days = pd.Series(bars.index.tz_convert("America/New_York").date, index=bars.index)
-    last, previous = sorted(set(days))[-1], sorted(set(days))[-2]
+    previous, last = sorted(set(days))[-2:]
     history = bars.iloc(np.flatnonzero((days == previous).to_numpy()))
     today = bars.iloc(np.flatnonzero((days == last).to_numpy()))
     engine = Engine(sma_cross, bars.symbols, timeframe="1Min", log_notices=False)

@@ -53,12 +53,15 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from vectorbt.portfolio import nb as vnb
-from vectorbt.portfolio.enums import Direction, OrderStatus, SizeType
-from vectorbt.utils.math_ import add_nb, is_close_nb, is_close_or_less_nb
 
 from workbench.backtesting.passes import LE, LX, SE, SIGNAL, STOP, STOP_LOSS, SX, TAKE_PROFIT, W
+from workbench.lazy import vectorbt_kernels
 from workbench.model.weights import rebalance_quantity
+
+vnb, _enums, _math = vectorbt_kernels()  # without vectorbt's package imports (workbench.lazy)
+Direction, OrderStatus, SizeType = (_enums.Direction, _enums.OrderStatus, _enums.SizeType)
+add_nb, is_close_nb, is_close_or_less_nb = (_math.add_nb, _math.is_close_nb,
+                                            _math.is_close_or_less_nb)
 
 # the one sizing rule of a target-weight order, the session's very function, compiled
 _rebalance = njit(cache=True, _nrt=False)(rebalance_quantity)

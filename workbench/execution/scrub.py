@@ -111,6 +111,24 @@ class IpcKernelManager(AsyncKernelManager):
             self._sockets = tempfile.mkdtemp(prefix="workbench-kernel-")
         return os.path.join(self._sockets, "kernel")
 
+    async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+        """A run that ended normally asks its kernel to shut down and does not wait for the
+        interpreter's teardown (1 to 3 s with vectorbt and numba loaded, after every cell has
+        run and before the notebook's final save): a thread waits for the process, and kills
+        it after ``shutdown_wait_time`` as jupyter_client would. The kernel still runs its
+        exit handlers; the run's locks were released by the code that took them, in its
+        cell. ``now`` (a timeout, a dead kernel, an interrupt) and restarts: as before."""
+        process = getattr(self.provisioner, "process", None)
+        if now or restart or not self.owns_kernel or process is None:
+            await super()._async_shutdown_kernel(now=now, restart=restart)
+            return
+        self.shutting_down = True
+        self.stop_restarter()
+        await self._async_request_shutdown(restart=False)
+        threading.Thread(target=_reap, args=(process, max(self.shutdown_wait_time, 1.0)),
+                         daemon=True, name="kernel-reaper").start()
+        await self._async_cleanup_resources(restart=False)
+
     async def start_kernel(self, **kw: Any) -> None:
         read, write = os.pipe()
         kw.setdefault("stdout", write)
@@ -121,6 +139,23 @@ class IpcKernelManager(AsyncKernelManager):
             os.close(write)  # the kernel holds its own copy: end of file when it exits
             threading.Thread(target=_forward, args=(read,), daemon=True,
                              name="kernel-output").start()
+
+
+def _reap(process: Any, wait: float) -> None:
+    """Wait for a kernel asked to shut down; terminate, then kill it when it does not."""
+    import subprocess
+
+    for stop in (None, process.terminate, process.kill):
+        if stop is not None:
+            try:
+                stop()
+            except OSError:  # gone already
+                return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _forward(fd: int) -> None:

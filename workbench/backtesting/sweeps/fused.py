@@ -30,13 +30,17 @@ import math
 
 import numpy as np
 from numba import njit
-from vectorbt.portfolio import nb as vnb
-from vectorbt.portfolio.enums import Direction, OrderStatus, ProcessOrderState, SizeType
-from vectorbt.utils.math_ import add_nb, is_close_nb, is_close_or_less_nb
 
 from workbench.backtesting.passes import LE, LX, SE, SX, resolve
 from workbench.backtesting.simulation import SimOptions
+from workbench.lazy import vectorbt_kernels
 from workbench.model.costs import CostModel
+
+vnb, _enums, _math = vectorbt_kernels()  # without vectorbt's package imports (workbench.lazy)
+Direction, OrderStatus, ProcessOrderState, SizeType = (
+    _enums.Direction, _enums.OrderStatus, _enums.ProcessOrderState, _enums.SizeType)
+add_nb, is_close_nb, is_close_or_less_nb = (_math.add_nb, _math.is_close_nb,
+                                            _math.is_close_or_less_nb)
 
 __all__ = ["N_METRICS", "score_chunk", "supports"]
 
