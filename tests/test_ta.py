@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
-import operator
 
 import numpy as np
 import pandas as pd
@@ -30,12 +28,33 @@ def dense(bars) -> wb.Bars:
     return wb.Bars(*(getattr(bars, f).ffill().bfill() for f in ("open", "high", "low", "close", "volume")))
 
 
+def _pairwise(values: list[float]) -> float:
+    """A block of 2**j values: its older half's sum plus its newer half's."""
+    if len(values) == 1:
+        return values[0]
+    half = len(values) // 2
+    return _pairwise(values[:half]) + _pairwise(values[half:])
+
+
+def tree_sum(window: list[float]) -> float:
+    """The window cut into the blocks of len(window)'s binary decomposition, the smallest
+    holding the newest values; block sums added from the newest block to the oldest."""
+    n, total, end, width = len(window), None, len(window), 1
+    while end:
+        if n & width:
+            s = _pairwise(window[end - width : end])
+            total = s if total is None else total + s
+            end -= width
+        width *= 2
+    return total
+
+
 def window_mean(real: np.ndarray, timeperiod: int = 30) -> np.ndarray:
-    """The reference SMA: each window added oldest first, one value at a time, over n
-    (``functools.reduce``: Python's ``sum`` compensates its rounding since 3.12)."""
+    """The reference SMA, written from workbench/ta/_sma.py's definition: each window's
+    tree sum (in Python floats, one window at a time) over n."""
     out = np.full(len(real), np.nan)
     for t in range(timeperiod - 1, len(real)):
-        out[t] = functools.reduce(operator.add, real[t - timeperiod + 1 : t + 1].tolist()) / timeperiod
+        out[t] = tree_sum(real[t - timeperiod + 1 : t + 1].tolist()) / timeperiod
     return out
 
 

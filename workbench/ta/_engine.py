@@ -126,6 +126,8 @@ def _names(like) -> list:
 
 def _compute(sp: Spec, mats: list[np.ndarray], params: dict, symbols: list) -> np.ndarray:
     """``(outputs, symbols, times)``: the function on each symbol's present rows."""
+    if sp.rows is not None and len(mats) == 1:
+        return _compute_rows(sp, mats[0], params)
     n_s, n_t = mats[0].shape
     out = np.empty((len(sp.outputs), n_s, n_t))
     present = ~np.isnan(mats[0])
@@ -149,6 +151,32 @@ def _compute(sp: Spec, mats: list[np.ndarray], params: dict, symbols: list) -> n
     except Exception as e:
         given = ", ".join(f"{k}={v!r}" for k, v in params.items())
         raise StrategyError(f"wb.ta.{sp.name}({given}) failed for {symbols[j]!r}: {e}") from e
+    return out
+
+
+def _compute_rows(sp: Spec, mat: np.ndarray, params: dict) -> np.ndarray:
+    """``(1, symbols, times)``: ``sp.rows`` over every symbol at once, on its present rows.
+
+    Each symbol's present values are packed to the left of a NaN-padded matrix (row ``j``:
+    symbol ``j``'s values in time order), computed in one pass and scattered back, NaN at
+    the rows the input had NaN. A value of ``sp.rows`` depends on its own row only, and the
+    padding follows every present value, so a symbol's values are those of its values alone.
+    """
+    try:
+        present = ~np.isnan(mat)
+        if present.all():  # no holes: no packing
+            return sp.rows(mat, **params)[None]
+        count = present.sum(axis=1)
+        r, c = np.nonzero(present)  # row-major: each symbol's present columns in time order
+        k = np.arange(r.size) - np.repeat(np.cumsum(count) - count, count)  # packed column
+        packed = np.full((mat.shape[0], int(count.max())), np.nan)
+        packed[r, k] = mat[r, c]
+        res = sp.rows(packed, **params)
+    except ValueError as e:
+        given = ", ".join(f"{key}={v!r}" for key, v in params.items())
+        raise StrategyError(f"wb.ta.{sp.name}({given}) failed: {e}") from e
+    out = np.full((1, *mat.shape), np.nan)
+    out[0, r, c] = res[r, k]
     return out
 
 

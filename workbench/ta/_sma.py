@@ -9,45 +9,121 @@ then fires a bar earlier or later, or not at all, depending on how much history 
 loaded: a replay of a session's day on a longer history than the session's agreed with
 the session on 93.6% of its signals (1Min bars).
 
-Here each value is summed afresh from its window, oldest to newest, one addition at a
-time, then divided by ``n`` as TA-Lib divides: the same ``n`` values give the same bits
-whatever came before them. The live engine's carried state (:mod:`workbench.ta._stream`)
-sums its ring of the last ``n`` values in the same order, so it gives the same bits too.
-Values agree with TA-Lib's to a few units in the last place (tests/test_ta.py); the cost
-is ``n`` additions per value instead of two (docs/performance.md, "SMA").
+Here each window is summed by a fixed tree anchored at the window's end, never at the
+array's start, then divided by ``n`` as TA-Lib divides: the same ``n`` values give the same
+bits whatever came before them. The tree:
+
+* a block of ``2**j`` values is summed pairwise: its older half's sum plus its newer
+  half's, each summed the same way (``B_j[i] = B_{j-1}[i - 2**(j-1)] + B_{j-1}[i]`` for
+  the block ending at ``i``), a function of the block's values only;
+* the window of ``n`` values is cut into the blocks of ``n``'s binary decomposition,
+  the smallest holding the newest values, the largest the oldest; their sums are added
+  from the newest block to the oldest (``(s_newest + s_next) + ...``).
+
+Vectorized over every window end at once (and over every symbol, for a matrix), that is
+``floor(log2 n)`` additions per value to build the blocks plus one per further bit of
+``n``, instead of ``n`` (docs/performance.md, "SMA"); pairwise summation is at least as
+accurate as a running total, and values agree with TA-Lib's to a few units in the last place
+(tests/test_ta.py). The live engine's carried state (:mod:`workbench.ta._stream`) sums its
+ring of the last ``n`` values with the same tree (:func:`tail_sum`), so it gives the same
+bits. A NaN in a window makes its sum NaN, as any sum does.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MAX_PERIOD", "MIN_PERIOD", "sma", "window_sum"]
+__all__ = ["MAX_PERIOD", "MIN_PERIOD", "check_period", "sma", "sma_rows", "tail_sum",
+           "window_sums"]
 
 MIN_PERIOD, MAX_PERIOD = 2, 100_000  # TA-Lib's range for timeperiod
 
 
-def window_sum(values: np.ndarray) -> np.ndarray:
-    """Row sums of ``values`` (``(k, n)``), added column by column from the first."""
-    acc = values[:, 0].copy()
-    for i in range(1, values.shape[1]):
-        acc += values[:, i]
+def check_period(timeperiod) -> int:
+    """``timeperiod`` as an int, or ValueError outside TA-Lib's range."""
+    n = int(timeperiod)
+    if n != timeperiod or not MIN_PERIOD <= n <= MAX_PERIOD:
+        raise ValueError(f"timeperiod must be an integer {MIN_PERIOD}..{MAX_PERIOD}, got {timeperiod!r}")
+    return n
+
+
+def window_sums(x: np.ndarray, n: int, divisor: int = 1, out: np.ndarray | None = None
+                ) -> np.ndarray:
+    """``(rows, T - n + 1)``: the tree sum of the ``n`` values ending at each column
+    ``n - 1 .. T - 1`` of each row of ``x`` (``(rows, T)``, ``T >= n``), over ``divisor``.
+
+    Computed tile by tile (a few rows, a stretch of window ends with the ``n - 1`` values
+    before them), each tile's temporaries small enough to stay in the CPU's cache: a value
+    is a function of its window only, so the tiling does not change a bit.
+    """
+    rows, ends = x.shape[0], x.shape[1] - n + 1
+    out = np.empty((rows, ends)) if out is None else out
+    width = min(ends, max(_TILE, 4 * n))  # window ends per tile
+    step = max(1, _TILE // (width + n - 1))  # rows per tile
+    for r in range(0, rows, step):
+        for e in range(0, ends, width):
+            f = min(e + width, ends)
+            np.divide(_tile_sums(x[r : r + step, e : f + n - 1], n), divisor,
+                      out=out[r : r + step, e:f])
+    return out
+
+
+_TILE = 1 << 15  # values per tile (256 KiB of float64)
+
+
+def _tile_sums(x: np.ndarray, n: int) -> np.ndarray:
+    """:func:`window_sums` of one tile, every level of the tree over the whole tile."""
+    # ``block[:, k]``: the block of ``2**j`` values ending at column ``k + 2**j - 1``;
+    # ``acc[:, k]``: the newest ``low`` values (the blocks of n's lower bits) ending at
+    # column ``k + low - 1``. Both shrink by their width as they grow.
+    block, acc, low, width = x, None, 0, 1
+    while True:
+        if n & width:
+            m = x.shape[1] - (low + width) + 1
+            if acc is None:
+                acc = block[:, :m]
+            else:  # the older block added to the newer sum; an addition is commutative
+                acc = acc[:, width : width + m] + block[:, :m]
+            low += width
+        if low == n:
+            return acc
+        block = block[:, :-width] + block[:, width:]  # older half + newer half
+        width *= 2
+
+
+def tail_sum(values: np.ndarray) -> np.ndarray:
+    """Row sums of ``values`` (``(k, n)``, oldest to newest): the tree sum of
+    :func:`window_sums` for the window ending at the last column, without the others."""
+    n = values.shape[1]
+    acc, end, width = None, n, 1
+    while end:
+        if n & width:
+            block = values[:, end - width : end]
+            while block.shape[1] > 1:  # pairs, then pairs of pairs: older half + newer half
+                block = block[:, 0::2] + block[:, 1::2]
+            acc = block[:, 0].copy() if acc is None else acc + block[:, 0]
+            end -= width
+        width *= 2
     return acc
+
+
+def sma_rows(x: np.ndarray, timeperiod: int = 30) -> np.ndarray:
+    """The simple moving average along each row of ``x`` (``(rows, T)``), NaN head."""
+    n = check_period(timeperiod)
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"sma_rows takes a 2-D array, got {x.ndim} dimensions")
+    out = np.empty(x.shape)
+    out[:, : n - 1] = np.nan
+    if x.shape[1] >= n:
+        window_sums(x, n, n, out[:, n - 1 :])
+    return out
 
 
 def sma(real, timeperiod: int = 30) -> np.ndarray:
     """The simple moving average of a 1-D array (TA-Lib's signature and NaN head)."""
     x = np.asarray(real, dtype=np.float64)
-    n = int(timeperiod)
-    if n != timeperiod or not MIN_PERIOD <= n <= MAX_PERIOD:
-        raise ValueError(f"timeperiod must be an integer {MIN_PERIOD}..{MAX_PERIOD}, got {timeperiod!r}")
+    n = check_period(timeperiod)
     if x.ndim != 1:
         raise ValueError(f"SMA takes a 1-D array, got {x.ndim} dimensions")
-    out = np.full(x.size, np.nan)
-    m = x.size - n + 1  # values with a full window
-    if m <= 0:
-        return out
-    acc = x[:m].copy()  # window sums for every end at once: one addition per age
-    for k in range(1, n):
-        acc += x[k : k + m]
-    np.divide(acc, n, out=out[n - 1 :])
-    return out
+    return sma_rows(x[None, :], n)[0]

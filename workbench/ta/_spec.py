@@ -23,10 +23,12 @@ from talib import abstract
 
 from workbench.data.bars import FIELDS, Bars
 from workbench.errors import StrategyError
-from workbench.ta._sma import sma
+from workbench.ta._sma import sma, sma_rows
 
 # functions computed here rather than by TA-Lib (same signature, NaN head and parameters)
 _OWN: dict[str, Callable] = {"SMA": sma}
+# their versions over a (symbols, times) matrix, row by row in one pass (see Spec.rows)
+_ROWS: dict[str, Callable] = {"SMA": sma_rows}
 
 __all__ = ["Spec", "UnknownIndicatorError", "bind", "functions", "spec"]
 
@@ -55,6 +57,9 @@ class Spec:
     params: dict[str, Any]
     outputs: tuple[str, ...]
     doc: str
+    # ``fn`` over every row of a (symbols, times) matrix at once, a row's values depending
+    # on that row only (one output, one input); None: ``fn`` is called symbol by symbol
+    rows: Callable | None = None
 
 
 @functools.cache
@@ -75,7 +80,7 @@ def spec(name: str) -> Spec:
     outputs = tuple(_RENAME.get(o, o) for o in info["output_names"])
     doc = (getattr(talib, name).__doc__ or "").split("\n\n", 1)[-1].strip()
     return Spec(name, _OWN.get(name, getattr(talib, name)), tuple(inputs), tuple(fields),
-                dict(info["parameters"]), outputs, doc)
+                dict(info["parameters"]), outputs, doc, _ROWS.get(name))
 
 
 def _unknown(name: object) -> str:

@@ -14,7 +14,7 @@ indicator's state after the last row; at the next bar, when the call's input is 
 previous input with the oldest rows dropped and one row appended (checked bit for bit),
 it steps the state once over the new row and returns the previous outputs plus the new
 one. The RSI's state holds each symbol's running sums exactly as TA-Lib's loop holds them,
-and the SMA's its last ``n`` values, summed as :mod:`workbench.ta._sma` sums them, so every
+and the SMA's its last ``n`` values, summed by :mod:`workbench.ta._sma`'s tree, so every
 value is bit-for-bit ``wb.ta``'s over the whole history (tests/test_ta_stream.py), whatever
 the window's length. (An SMA has no memory beyond its ``n`` values: it is streamed so that
 its first ``n - 1`` rows in a short window are not NaN, which would break the crossings'
@@ -40,7 +40,7 @@ import pandas as pd
 import talib
 
 from workbench.ta._convergence import convergence
-from workbench.ta._sma import MAX_PERIOD, MIN_PERIOD, window_sum
+from workbench.ta._sma import MAX_PERIOD, MIN_PERIOD, tail_sum
 
 __all__ = ["STEPPED", "Stream", "active_stream"]
 
@@ -56,8 +56,8 @@ def active_stream() -> Stream | None:
 
 
 class _Sma:
-    """The last ``n`` values per symbol, summed oldest first as :func:`~workbench.ta._sma.sma`
-    sums them (the same bits), divided by ``n``."""
+    """The last ``n`` values per symbol, summed by :func:`~workbench.ta._sma.tail_sum`, the
+    tree :func:`~workbench.ta._sma.sma` sums a window with (the same bits), divided by ``n``."""
 
     def __init__(self, n: int, s: int) -> None:
         self.n = n
@@ -75,7 +75,7 @@ class _Sma:
         r = p[k >= n - 1]
         if r.size:
             slots = (self.count[r, None] - n + self.ages) % n  # oldest to newest
-            out[0, r] = window_sum(self.ring[r[:, None], slots]) / n
+            out[0, r] = tail_sum(self.ring[r[:, None], slots]) / n
         return out
 
 
