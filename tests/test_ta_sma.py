@@ -13,7 +13,8 @@ import pytest
 import talib
 
 import workbench as wb
-from workbench.ta._sma import sma, sma_rows, tail_sum
+from workbench.ta import _sma
+from workbench.ta._sma import sma, sma_present, tail_sum
 
 PERIODS = (2, 3, 4, 5, 7, 8, 10, 13, 16, 20, 30, 31, 33, 50, 64, 100, 127, 200, 250)
 
@@ -69,9 +70,28 @@ def test_a_symbol_does_not_depend_on_the_other_symbols_or_its_holes():
             want = np.full(c.shape[0], np.nan)
             want[rows] = sma(c[rows, j], n)
             assert want.tobytes() == out[:, j].tobytes(), (n, j)
-        dense = frame.iloc[:, [0, 4]].ffill().bfill()  # no holes: the matrix is not packed
-        np.testing.assert_array_equal(wb.ta.SMA(dense, n).to_numpy().T,
-                                      sma_rows(dense.to_numpy().T, n))
+        dense = frame.ffill().fillna(1.0)  # no holes: the rows are not packed
+        got = wb.ta.SMA(dense, n).to_numpy()
+        for j in range(c.shape[1]):
+            assert got[:, j].tobytes() == sma(dense.iloc[:, j].to_numpy(), n).tobytes()
+
+
+@pytest.mark.parametrize("tile", [1, 7, 64, 1000])
+def test_tiles_and_chunks_do_not_change_a_bit(monkeypatch, tile):
+    """Small tiles (window ends per tile, rows per chunk) against the default: every tile
+    and chunk boundary falls inside windows, and inside a symbol's head."""
+    rng = np.random.default_rng(21)
+    c = np.round(50 + np.cumsum(rng.normal(0, 0.2, (12, 300)), axis=1), 2)
+    holed = c.copy()
+    holed[rng.uniform(size=c.shape) < 0.3] = np.nan
+    holed[3, :290] = np.nan
+    want = {(n, k): (sma(c[0], n), sma_present(m, n))
+            for n in (2, 5, 30) for k, m in (("dense", c), ("holed", holed))}
+    monkeypatch.setattr(_sma, "_TILE", tile)
+    for (n, k), (one, rows) in want.items():
+        m = c if k == "dense" else holed
+        assert sma(c[0], n).tobytes() == one.tobytes(), (n, tile)
+        assert sma_present(m, n).tobytes() == rows.tobytes(), (n, k, tile)
 
 
 def test_a_nan_inside_a_window_makes_it_nan_and_the_head_is_talibs():
@@ -106,9 +126,9 @@ def test_bad_periods_are_refused():
     with pytest.raises(ValueError, match=r"timeperiod must be an integer 2\.\.100000, got 1"):
         sma(np.arange(5.0), 1)
     with pytest.raises(ValueError, match="got 2.5"):
-        sma_rows(np.zeros((2, 5)), 2.5)
+        sma_present(np.zeros((2, 5)), 2.5)
     with pytest.raises(ValueError, match="2-D"):
-        sma_rows(np.zeros(5), 2)
+        sma_present(np.zeros(5), 2)
     frame = pd.DataFrame({"A": [np.nan, 1.0, 2.0], "B": np.nan})
     with pytest.raises(wb.StrategyError, match=r"wb\.ta\.SMA\(timeperiod=0\) failed"):
         wb.ta.SMA(frame, 0)  # a hole in the frame: the packed path says it too

@@ -155,29 +155,12 @@ def _compute(sp: Spec, mats: list[np.ndarray], params: dict, symbols: list) -> n
 
 
 def _compute_rows(sp: Spec, mat: np.ndarray, params: dict) -> np.ndarray:
-    """``(1, symbols, times)``: ``sp.rows`` over every symbol at once, on its present rows.
-
-    Each symbol's present values are packed to the left of a NaN-padded matrix (row ``j``:
-    symbol ``j``'s values in time order), computed in one pass and scattered back, NaN at
-    the rows the input had NaN. A value of ``sp.rows`` depends on its own row only, and the
-    padding follows every present value, so a symbol's values are those of its values alone.
-    """
+    """``(1, symbols, times)``: ``sp.rows``, every symbol on its present rows in one pass."""
     try:
-        present = ~np.isnan(mat)
-        if present.all():  # no holes: no packing
-            return sp.rows(mat, **params)[None]
-        count = present.sum(axis=1)
-        r, c = np.nonzero(present)  # row-major: each symbol's present columns in time order
-        k = np.arange(r.size) - np.repeat(np.cumsum(count) - count, count)  # packed column
-        packed = np.full((mat.shape[0], int(count.max())), np.nan)
-        packed[r, k] = mat[r, c]
-        res = sp.rows(packed, **params)
+        return sp.rows(mat, **params)[None]
     except ValueError as e:
         given = ", ".join(f"{key}={v!r}" for key, v in params.items())
         raise StrategyError(f"wb.ta.{sp.name}({given}) failed: {e}") from e
-    out = np.full((1, *mat.shape), np.nan)
-    out[0, r, c] = res[r, k]
-    return out
 
 
 def indicator(name: str):

@@ -20,20 +20,22 @@ bits whatever came before them. The tree:
   the smallest holding the newest values, the largest the oldest; their sums are added
   from the newest block to the oldest (``(s_newest + s_next) + ...``).
 
-Vectorized over every window end at once (and over every symbol, for a matrix), that is
-``floor(log2 n)`` additions per value to build the blocks plus one per further bit of
-``n``, instead of ``n`` (docs/performance.md, "SMA"); pairwise summation is at least as
-accurate as a running total, and values agree with TA-Lib's to a few units in the last place
-(tests/test_ta.py). The live engine's carried state (:mod:`workbench.ta._stream`) sums its
-ring of the last ``n`` values with the same tree (:func:`tail_sum`), so it gives the same
-bits. A NaN in a window makes its sum NaN, as any sum does.
+Vectorized over every window end at once, that is ``floor(log2 n)`` additions per value to
+build the blocks plus one per further bit of ``n``, instead of ``n``; tiled so that the
+temporaries stay in the CPU's cache (docs/performance.md, "SMA"). Pairwise summation is at
+least as accurate as a running total: a few units in the last place of the exact mean,
+and of TA-Lib's values (tests/test_ta_sma.py). A NaN in a window makes its sum NaN, as any
+sum does (:func:`sma`, TA-Lib's signature); ``wb.ta.SMA`` takes each symbol's present
+values instead (:func:`sma_present`, every symbol of a frame in one pass). The live
+engine's carried state (:mod:`workbench.ta._stream`) sums its ring of the last ``n``
+values with the same tree (:func:`tail_sum`), so it gives the same bits.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MAX_PERIOD", "MIN_PERIOD", "check_period", "sma", "sma_rows", "tail_sum",
+__all__ = ["MAX_PERIOD", "MIN_PERIOD", "check_period", "sma", "sma_present", "tail_sum",
            "window_sums"]
 
 MIN_PERIOD, MAX_PERIOD = 2, 100_000  # TA-Lib's range for timeperiod
@@ -47,83 +49,106 @@ def check_period(timeperiod) -> int:
     return n
 
 
-def window_sums(x: np.ndarray, n: int, divisor: int = 1, out: np.ndarray | None = None
-                ) -> np.ndarray:
-    """``(rows, T - n + 1)``: the tree sum of the ``n`` values ending at each column
-    ``n - 1 .. T - 1`` of each row of ``x`` (``(rows, T)``, ``T >= n``), over ``divisor``.
+def window_sums(x: np.ndarray, n: int, divisor: int, out: np.ndarray) -> None:
+    """``out[k]``: the tree sum of the ``n`` values ``x[k : k + n]``, over ``divisor``, for
+    every ``k`` (``x`` 1-D, ``out`` of ``x.size - n + 1`` values).
 
-    Computed tile by tile (a few rows, a stretch of window ends with the ``n - 1`` values
-    before them), each tile's temporaries small enough to stay in the CPU's cache: a value
-    is a function of its window only, so the tiling does not change a bit.
+    Computed tile by tile (a stretch of window ends with the ``n - 1`` values before them),
+    each tile's temporaries small enough to stay in the CPU's cache: a value is a function
+    of its window only, so the tiling does not change a bit.
     """
-    rows, ends = x.shape[0], x.shape[1] - n + 1
-    out = np.empty((rows, ends)) if out is None else out
-    width = min(ends, max(_TILE, 4 * n))  # window ends per tile
-    step = max(1, _TILE // (width + n - 1))  # rows per tile
-    for r in range(0, rows, step):
+    ends = x.size - n + 1
+    width = max(_TILE, 4 * n)  # window ends per tile
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN are the sums' own
         for e in range(0, ends, width):
             f = min(e + width, ends)
-            np.divide(_tile_sums(x[r : r + step, e : f + n - 1], n), divisor,
-                      out=out[r : r + step, e:f])
-    return out
+            np.divide(_tile_sums(x[e : f + n - 1], n), divisor, out=out[e:f])
 
 
-_TILE = 1 << 15  # values per tile (256 KiB of float64)
+_TILE = 1 << 15  # window ends per tile (256 KiB of float64)
 
 
 def _tile_sums(x: np.ndarray, n: int) -> np.ndarray:
-    """:func:`window_sums` of one tile, every level of the tree over the whole tile."""
-    # ``block[:, k]``: the block of ``2**j`` values ending at column ``k + 2**j - 1``;
-    # ``acc[:, k]``: the newest ``low`` values (the blocks of n's lower bits) ending at
-    # column ``k + low - 1``. Both shrink by their width as they grow.
+    """The tree sums of every window of ``n`` values of ``x`` (1-D), every level of the
+    tree over the whole of ``x``."""
+    # ``block[k]``: the block of ``2**j`` values ending at ``x[k + 2**j - 1]``;
+    # ``acc[k]``: the newest ``low`` values (the blocks of n's lower bits) ending at
+    # ``x[k + low - 1]``. Both shrink by their width as they grow.
     block, acc, low, width = x, None, 0, 1
     while True:
         if n & width:
-            m = x.shape[1] - (low + width) + 1
+            m = x.size - (low + width) + 1
             if acc is None:
-                acc = block[:, :m]
+                acc = block[:m]
             else:  # the older block added to the newer sum; an addition is commutative
-                acc = acc[:, width : width + m] + block[:, :m]
+                acc = acc[width : width + m] + block[:m]
             low += width
         if low == n:
             return acc
-        block = block[:, :-width] + block[:, width:]  # older half + newer half
+        block = block[:-width] + block[width:]  # older half + newer half
         width *= 2
 
 
 def tail_sum(values: np.ndarray) -> np.ndarray:
-    """Row sums of ``values`` (``(k, n)``, oldest to newest): the tree sum of
-    :func:`window_sums` for the window ending at the last column, without the others."""
+    """Row sums of ``values`` (``(k, n)``, oldest to newest): the tree sum
+    :func:`window_sums` gives the window of these ``n`` values, without the other windows."""
     n = values.shape[1]
     acc, end, width = None, n, 1
-    while end:
-        if n & width:
-            block = values[:, end - width : end]
-            while block.shape[1] > 1:  # pairs, then pairs of pairs: older half + newer half
-                block = block[:, 0::2] + block[:, 1::2]
-            acc = block[:, 0].copy() if acc is None else acc + block[:, 0]
-            end -= width
-        width *= 2
+    with np.errstate(over="ignore", invalid="ignore"):
+        while end:
+            if n & width:
+                block = values[:, end - width : end]
+                while block.shape[1] > 1:  # pairs, then pairs of pairs: older + newer half
+                    block = block[:, 0::2] + block[:, 1::2]
+                acc = block[:, 0] if acc is None else acc + block[:, 0]
+                end -= width
+            width *= 2
     return acc
-
-
-def sma_rows(x: np.ndarray, timeperiod: int = 30) -> np.ndarray:
-    """The simple moving average along each row of ``x`` (``(rows, T)``), NaN head."""
-    n = check_period(timeperiod)
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"sma_rows takes a 2-D array, got {x.ndim} dimensions")
-    out = np.empty(x.shape)
-    out[:, : n - 1] = np.nan
-    if x.shape[1] >= n:
-        window_sums(x, n, n, out[:, n - 1 :])
-    return out
 
 
 def sma(real, timeperiod: int = 30) -> np.ndarray:
     """The simple moving average of a 1-D array (TA-Lib's signature and NaN head)."""
-    x = np.asarray(real, dtype=np.float64)
+    x = np.ascontiguousarray(real, dtype=np.float64)
     n = check_period(timeperiod)
     if x.ndim != 1:
         raise ValueError(f"SMA takes a 1-D array, got {x.ndim} dimensions")
-    return sma_rows(x[None, :], n)[0]
+    out = np.empty(x.size)
+    if x.size >= n:
+        window_sums(x, n, n, out[n - 1 :])
+    out[: n - 1] = np.nan
+    return out
+
+
+def sma_present(x: np.ndarray, timeperiod: int = 30) -> np.ndarray:
+    """``(symbols, times)``: the SMA of each row's present (non-NaN) values, NaN at its holes.
+
+    A chunk of rows at a time (about :data:`_TILE` values, in the CPU's cache): the chunk's
+    present values, row after row, as one array (a row's first ``n - 1`` values, whose
+    windows would reach into the row before, are its NaN head), or the chunk itself when it
+    has no hole (then a row's first ``n - 1`` columns are its head).
+    """
+    n = check_period(timeperiod)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"sma_present takes a 2-D array, got {x.ndim} dimensions")
+    out = np.empty(x.shape)
+    step = max(1, _TILE // max(1, x.shape[1]))
+    for r in range(0, x.shape[0], step):
+        chunk, dest = x[r : r + step], out[r : r + step]
+        present = ~np.isnan(chunk)
+        if present.all():
+            if chunk.size >= n:
+                window_sums(chunk.reshape(-1), n, n, dest.reshape(-1)[n - 1 :])
+            dest[:, : n - 1] = np.nan
+            continue
+        values = chunk[present]
+        means = np.empty(values.size)
+        if values.size >= n:
+            window_sums(values, n, n, means[n - 1 :])
+        count = present.sum(axis=1)
+        age = np.arange(min(n - 1, values.size))
+        head = (np.cumsum(count) - count)[:, None] + age  # each row's first n - 1 values
+        means[head[age < count[:, None]]] = np.nan
+        dest.fill(np.nan)
+        dest[present] = means
+    return out

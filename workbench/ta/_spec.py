@@ -23,12 +23,12 @@ from talib import abstract
 
 from workbench.data.bars import FIELDS, Bars
 from workbench.errors import StrategyError
-from workbench.ta._sma import sma, sma_rows
+from workbench.ta._sma import sma, sma_present
 
 # functions computed here rather than by TA-Lib (same signature, NaN head and parameters)
 _OWN: dict[str, Callable] = {"SMA": sma}
-# their versions over a (symbols, times) matrix, row by row in one pass (see Spec.rows)
-_ROWS: dict[str, Callable] = {"SMA": sma_rows}
+# their versions over a (symbols, times) matrix, every symbol in one pass (see Spec.rows)
+_ROWS: dict[str, Callable] = {"SMA": sma_present}
 
 __all__ = ["Spec", "UnknownIndicatorError", "bind", "functions", "spec"]
 
@@ -57,8 +57,8 @@ class Spec:
     params: dict[str, Any]
     outputs: tuple[str, ...]
     doc: str
-    # ``fn`` over every row of a (symbols, times) matrix at once, a row's values depending
-    # on that row only (one output, one input); None: ``fn`` is called symbol by symbol
+    # ``fn`` over every row of a (symbols, times) matrix at once, each row on its present
+    # (non-NaN) values, NaN at its holes (one input, one output); None: ``fn`` symbol by symbol
     rows: Callable | None = None
 
 
