@@ -10,7 +10,10 @@ Prints the best of ``--repeat`` timings, and their ratio to TA-Lib's, of
 * a frame of ``--symbols`` x ``--bars`` cent prices with 5% holes (the scale sweep's shape):
   ``wb.ta.SMA``'s computation (every symbol in one pass, each on its present values)
   against TA-Lib symbol by symbol on each one's present rows (``wb.ta``'s path for every
-  other TA-Lib function, and SMA's before it was summed here), frames aside.
+  other TA-Lib function, and SMA's before it was summed here), frames aside;
+* the live engine's first SMA call (``Stream``) on ``--symbols`` x 780 rows (two sessions
+  of minute bars, 5% holes): every row at once (``_Sma.run``) against stepping the rows
+  one by one (the carried state's per-bar step, as the first call did before).
 
 docs/performance.md ("SMA") records the results.
 """
@@ -30,6 +33,7 @@ import workbench as wb
 from workbench.ta._engine import _compute, _matrix
 from workbench.ta._sma import sma
 from workbench.ta._spec import spec
+from workbench.ta._stream import _Sma
 
 PERIODS = (10, 30, 200, 250)
 
@@ -86,6 +90,20 @@ def main() -> None:
         ours = _best(lambda p=params: _compute(tree, [mat], p, []), args.repeat)
         print(f"  SMA({n}): TA-Lib per symbol {theirs * 1e3:.1f} ms, wb.ta.SMA "
               f"{ours * 1e3:.1f} ms ({ours / theirs:.1f}x)")
+
+    live = np.ascontiguousarray(mat[:, :780])
+    print(f"load average {os.getloadavg()[0]:.1f}; the engine's first SMA call, "
+          f"{args.symbols:,} symbols x {live.shape[1]} rows")
+    for n in PERIODS:
+        at_once = _best(lambda n=n: _Sma(n, live.shape[0]).run([live]), args.repeat)
+        stepped = _best(lambda n=n: _step_all(_Sma(n, live.shape[0]), live), 1)
+        print(f"  SMA({n}): every row at once {at_once * 1e3:.1f} ms, row by row "
+              f"{stepped * 1e3:.0f} ms ({stepped / at_once:.0f}x)")
+
+
+def _step_all(state: _Sma, mat: np.ndarray) -> None:
+    for t in range(mat.shape[1]):
+        state.step([mat[:, t]])
 
 
 if __name__ == "__main__":

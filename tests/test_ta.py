@@ -274,7 +274,7 @@ def test_indicator_cache_computes_each_distinct_call_once(bars):
 
 
 def test_sma_is_within_a_few_ulps_of_talib():
-    """wb.ta.SMA sums each window afresh; TA-Lib carries a running total. Same values but
+    """wb.ta.SMA sums each window by itself; TA-Lib carries a running total. Same values but
     for the last bits of the running total's rounding."""
     rng = np.random.default_rng(11)
     x = np.round(50 + np.cumsum(rng.normal(0, 0.2, 20_000)), 2)

@@ -3,7 +3,9 @@
 Frames are turned into ``(symbols, times)`` float64 arrays whose rows are contiguous: Bars
 frames are stored symbol-major, so ``frame.to_numpy().T`` is such an array without a copy.
 A symbol whose column has no NaN is handed to TA-Lib as is (the fast path); otherwise its
-present rows are gathered, computed and scattered back, NaN elsewhere.
+present rows are gathered, computed and scattered back, NaN elsewhere. A function with an
+all-symbols form (``Spec.rows``: the SMA) is given the whole array at once instead, and
+handles each symbol's present rows itself.
 """
 
 from __future__ import annotations
