@@ -28,6 +28,39 @@ def dense(bars) -> wb.Bars:
     return wb.Bars(*(getattr(bars, f).ffill().bfill() for f in ("open", "high", "low", "close", "volume")))
 
 
+def _pairwise(values: list[float]) -> float:
+    """A block of 2**j values: its older half's sum plus its newer half's."""
+    if len(values) == 1:
+        return values[0]
+    half = len(values) // 2
+    return _pairwise(values[:half]) + _pairwise(values[half:])
+
+
+def tree_sum(window: list[float]) -> float:
+    """The window cut into the blocks of len(window)'s binary decomposition, the smallest
+    holding the newest values; block sums added from the newest block to the oldest."""
+    n, total, end, width = len(window), None, len(window), 1
+    while end:
+        if n & width:
+            s = _pairwise(window[end - width : end])
+            total = s if total is None else total + s
+            end -= width
+        width *= 2
+    return total
+
+
+def window_mean(real: np.ndarray, timeperiod: int = 30) -> np.ndarray:
+    """The reference SMA, written from workbench/ta/_sma.py's definition: each window's
+    tree sum (in Python floats, one window at a time) over n."""
+    out = np.full(len(real), np.nan)
+    for t in range(timeperiod - 1, len(real)):
+        out[t] = tree_sum(real[t - timeperiod + 1 : t + 1].tolist()) / timeperiod
+    return out
+
+
+REFERENCE = {"SMA": window_mean}  # wb.ta's own functions; every other one is TA-Lib's
+
+
 def expected(fn, *frames: pd.DataFrame, **params) -> list[pd.DataFrame]:
     """TA-Lib per column on the rows where every input is present; NaN elsewhere."""
     outs = None
@@ -77,7 +110,7 @@ CASES = [
 def test_equals_talib_per_column(request, which, name, fields, params):
     b = request.getfixturevalue(which)
     frames = [getattr(b, f) for f in fields]
-    want = expected(getattr(talib, name), *frames, **params)
+    want = expected(REFERENCE.get(name, getattr(talib, name)), *frames, **params)
     assert_same(getattr(wb.ta, name)(*frames, **params), want)
     assert_same(wb.ta.call(name, *frames, **params), want)
     assert_same(getattr(wb.ta, name)(b, **params), want)  # the Bars as single input
@@ -85,8 +118,8 @@ def test_equals_talib_per_column(request, which, name, fields, params):
 
 def test_positional_parameters_and_defaults(bars):
     c = bars.close
-    assert_same(wb.ta.SMA(c, 10), expected(talib.SMA, c, timeperiod=10))
-    assert_same(wb.ta.SMA(c), expected(talib.SMA, c))
+    assert_same(wb.ta.SMA(c, 10), expected(window_mean, c, timeperiod=10))
+    assert_same(wb.ta.SMA(c), expected(window_mean, c))
     assert_same(wb.ta.ATR(bars, 5), expected(talib.ATR, bars.high, bars.low, bars.close, timeperiod=5))
     assert_same(wb.ta.ATR(high=bars.high, low=bars.low, close=bars.close, timeperiod=5),
                 expected(talib.ATR, bars.high, bars.low, bars.close, timeperiod=5))
@@ -134,7 +167,7 @@ def test_sma_on_random_holes(values, period):
     present = ~np.isnan(col)
     assert np.isnan(out[~present]).all()
     if present.any():
-        np.testing.assert_array_equal(out[present], talib.SMA(col[present], period))
+        np.testing.assert_array_equal(out[present], window_mean(col[present], period))
 
 
 def test_series_in_series_out_and_ints_converted(dense):
@@ -175,8 +208,10 @@ def test_argument_errors(bars):
         wb.ta.SMA(bars.close, 10, 20)
     with pytest.raises(wb.StrategyError, match="given twice"):
         wb.ta.SMA(bars.close, 10, timeperiod=20)
-    with pytest.raises(wb.StrategyError, match="TA_BAD_PARAM"):
+    with pytest.raises(wb.StrategyError, match=r"timeperiod must be an integer 2\.\.100000, got 0"):
         wb.ta.SMA(bars.close, 0)
+    with pytest.raises(wb.StrategyError, match="TA_BAD_PARAM"):  # TA-Lib's own, for the rest
+        wb.ta.EMA(bars.close, 0)
     with pytest.raises(wb.StrategyError, match="DataFrame or Series"):
         wb.ta.SMA(real=[1.0, 2.0])
 
@@ -236,3 +271,41 @@ def test_indicator_cache_computes_each_distinct_call_once(bars):
     pd.testing.assert_frame_equal(macd.hist, macd_again.hist)
     outside = wb.ta.SMA(bars.close, 10)  # no cache outside the block
     assert outside is not again
+
+
+def test_sma_is_within_a_few_ulps_of_talib():
+    """wb.ta.SMA sums each window by itself; TA-Lib carries a running total. Same values but
+    for the last bits of the running total's rounding."""
+    rng = np.random.default_rng(11)
+    x = np.round(50 + np.cumsum(rng.normal(0, 0.2, 20_000)), 2)
+    for n in (2, 10, 30, 200):
+        ours, theirs = wb.ta.SMA(pd.Series(x), n).to_numpy(), talib.SMA(x, n)
+        assert np.array_equal(np.isnan(ours), np.isnan(theirs))
+        assert np.nanmax(np.abs(ours - theirs) / theirs) < 1e-13
+
+
+def test_sma_at_a_bar_does_not_depend_on_the_history_before_its_window():
+    """The same bar after histories of different lengths gives the same bits (cent prices,
+    holes, a flat stretch where fast and slow averages tie exactly); TA-Lib's running
+    total does not, which flipped crossings on ties."""
+    rng = np.random.default_rng(12)
+    c = np.round(50 + np.cumsum(rng.normal(0, 0.05, (3000, 6)), axis=0), 2)
+    c[1000:1100, :2] = c[999, :2]
+    c[rng.uniform(size=c.shape) < 0.15] = np.nan
+    close = pd.DataFrame(c, index=pd.date_range("2026-11-02 14:30", periods=3000, freq="min",
+                                                tz="UTC"), columns=list("ABCDEF"))
+    for n in (10, 30):
+        full = wb.ta.SMA(close, n)
+        talib_full = expected(talib.SMA, close, timeperiod=n)[0]
+        talib_differs = 0
+        for cut in (1, 389, 1000, 2500):
+            tail = close.iloc[cut:]
+            got = wb.ta.SMA(tail, n)
+            # rows where the tail holds a full window of each symbol's present bars
+            ready = (tail.notna().cumsum() >= n) & tail.notna()
+            np.testing.assert_array_equal(got.where(ready).to_numpy(),
+                                          full.iloc[cut:].where(ready).to_numpy())
+            theirs = expected(talib.SMA, tail, timeperiod=n)[0]
+            talib_differs += int((theirs.where(ready) != talib_full.iloc[cut:].where(ready))
+                                 .where(ready, False).to_numpy().sum())
+        assert talib_differs > 0  # what this guards against is real on these prices

@@ -17,6 +17,7 @@ import talib
 import workbench as wb
 from workbench.crossings import CrossStream
 from workbench.ta import Stream, convergence
+from workbench.ta._sma import sma
 
 
 def _prices(seed: int, rows: int = 600, symbols: int = 24, holes: float = 0.1) -> pd.DataFrame:
@@ -95,7 +96,7 @@ def test_an_input_that_does_not_continue_restarts_and_is_counted():
     with stream.active():
         got = wb.ta.SMA(changed, 10)
     assert stream.restarts == 1 and stream.starts == 2
-    assert np.array_equal(got.to_numpy(), _talib_each(talib.SMA, changed, timeperiod=10),
+    assert np.array_equal(got.to_numpy(), _talib_each(sma, changed, timeperiod=10),
                           equal_nan=True)
 
 
@@ -150,3 +151,25 @@ def test_a_strategy_writing_into_its_indicators_cannot_change_the_carried_values
             crossed = wb.crossed_above(close.iloc[t - 9 : t + 1], 50.0)
             crossed.iloc[:, :] = True
     assert stream.restarts == 0
+
+
+@pytest.mark.parametrize("n", [2, 7, 30])
+def test_sma_started_on_all_rows_at_once_is_stepping_row_by_row(n):
+    """The stream's first SMA call computes every row at once: the same values, bit for bit,
+    and the same state (ring, counts) as stepping the rows one by one."""
+    from workbench.ta._stream import _Sma
+
+    close = _prices(8, rows=120, symbols=10, holes=0.3)
+    close.iloc[:115, 7] = np.nan  # fewer than n values
+    close.iloc[:120 - n, 8] = np.nan  # exactly n values at most
+    mat = np.ascontiguousarray(close.to_numpy().T)
+    at_once, stepped = _Sma(n, mat.shape[0]), _Sma(n, mat.shape[0])
+    got = at_once.run([mat])
+    want = np.stack([stepped.step([mat[:, t]]) for t in range(mat.shape[1])], axis=2)
+    assert got.tobytes() == want.tobytes()
+    assert np.array_equal(at_once.count, stepped.count)
+    assert at_once.ring.tobytes() == stepped.ring.tobytes()
+    row = np.round(50 + np.arange(mat.shape[0]) * 0.01, 2)
+    assert at_once.step([row]).tobytes() == stepped.step([row]).tobytes()
+    with pytest.raises(RuntimeError, match="fresh"):
+        at_once.run([mat])

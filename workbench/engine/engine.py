@@ -5,8 +5,8 @@
 
 For each :class:`~workbench.engine.feed.BarRow` the engine appends the row to its
 :class:`~workbench.engine.window.RollingWindow`, calls the strategy exactly as a backtest
-does (``strategy(window.bars(), **params)``: parameter checks, signal checks, warmup
-masking), reads the last row of the signals and hands a :class:`Decision` to
+does (``strategy.evaluate(window.bars(), params)``: signal checks, warmup masking, each
+symbol's warmup counted in its bars since the first the engine saw), reads the last row of the signals and hands a :class:`Decision` to
 ``on_decision`` (a :data:`DecisionHandler`): the :class:`~workbench.model.Signal` of every
 symbol with a signal, stamped with the bar's open time (the bar it belongs to), plus when
 it was decided and how long it took. A signal on bar t is decided at t's close and fills
@@ -150,6 +150,9 @@ class Engine:
         self.eval_rows: int | None = None  # rows evaluated (None: the whole window)
         self._started = False
         self._restarted = False
+        # each symbol's bars since the first one seen (dropped from the window or not): the
+        # warmup counts them, as a backtest of that whole history does (masked_warmup)
+        self._bars_seen = np.zeros(len(self.symbols), dtype=np.int64)
 
     def __repr__(self) -> str:
         return (f"<Engine {self.strategy.name} {len(self.symbols)} symbols, warmup "
@@ -173,6 +176,7 @@ class Engine:
         values = np.stack([getattr(history, f).reindex(columns=columns).to_numpy(dtype=float).T
                            for f in FIELDS])
         self.window.extend(history.index.asi8, values)
+        self._bars_seen += np.count_nonzero(~np.isnan(values[FIELDS.index("close")]), axis=1)
         if self.window.timeframe is None:
             self.window.timeframe = history.timeframe
         self._note_sliding()
@@ -186,7 +190,9 @@ class Engine:
         propagates as ``StrategyError``, the row staying in the window.
         """
         arrived = row.received if row.received is not None else time.perf_counter()
-        self.window.append(row.time.value, self._aligned(row))
+        values = self._aligned(row)
+        self.window.append(row.time.value, values)
+        self._bars_seen += ~np.isnan(values[FIELDS.index("close")])
         if isinstance(self.clock, SimClock):
             self.clock.set(self._close_of(row.time))
         ready = self.ready
@@ -255,12 +261,18 @@ class Engine:
     def _evaluate(self, rows: int | None) -> Signals:
         if not self.incremental:  # recomputed on the whole window at every bar
             self._restarted = False
-            return self.strategy(self.window.bars(), **self.params)
+            return self.strategy.evaluate(self.window.bars(), self.params, self._before(None))
         before = self.stream.restarts + self.crosses.restarts
         with self.stream.active(), self.crosses.active():
-            signals = self.strategy(self.window.bars(rows), **self.params)
+            signals = self.strategy.evaluate(self.window.bars(rows), self.params,
+                                             self._before(rows))
         self._restarted = self.stream.restarts + self.crosses.restarts > before
         return signals
+
+    def _before(self, rows: int | None) -> np.ndarray:
+        """Each symbol's bars seen before the last ``rows`` rows (None: the whole window)."""
+        return self._bars_seen - np.count_nonzero(~np.isnan(self.window.field("close", rows)),
+                                                  axis=1)
 
     def _rows_needed(self) -> int | None:
         """Rows the next evaluation needs (module doc); None: the whole window."""

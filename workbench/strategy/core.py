@@ -7,7 +7,12 @@
 
 Calling the decorated object checks the parameters, refuses bars shorter than the
 warmup, calls the function, checks the signals it returned against the bars and clears
-the first ``warmup`` rows (an indicator's first values are not signals). The live engine
+each symbol's first ``warmup`` bars (an indicator's first values are not signals; a
+symbol's bars, not rows, as ``wb.ta`` counts them: see ``Signals.masked_warmup``). After
+its warmup, a symbol's signal at a bar is then the same whatever history precedes it, for
+a strategy whose indicators have no memory beyond their window (SMA, rolling windows,
+lags); indicators with memory (EMA, RSI, ATR...) are told about once (see
+:mod:`workbench.strategy.history`). The live engine
 and every backtest call it the same way, so the backtested code is the traded code.
 """
 
@@ -16,6 +21,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from workbench.data.bars import Bars
 from workbench.errors import StrategyError
@@ -76,11 +83,18 @@ class Strategy:
 
     def __call__(self, bars: Bars, **given: Any) -> Signals:
         """Checked signals for ``bars``: the contract every backtest and the engine rely on."""
-        params = self.params(**given)
+        return self.evaluate(bars, self.params(**given))
+
+    def evaluate(self, bars: Bars, params: dict[str, Any],
+                 before: np.ndarray | None = None) -> Signals:
+        """Checked signals for checked ``params`` (what ``__call__`` does after checking
+        them). ``before``: each symbol's bars in the history before ``bars``, when ``bars``
+        are the last rows of a longer history (the live engine's window): they count
+        toward the symbol's warmup, as they do in a backtest of the whole history."""
         if not isinstance(bars, Bars):
             raise StrategyError(f"{self.name}: expects wb.Bars, got {type(bars).__name__}")
         need = self.check_history(bars, params)
-        return self.raw(bars, params).checked(bars, self.name).masked_before(need)
+        return self.raw(bars, params).checked(bars, self.name).masked_warmup(bars, need, before)
 
     def raw(self, bars: Bars, params: dict[str, Any]) -> Signals:
         """The function's own output for already-checked params (no warmup masking)."""
@@ -104,8 +118,9 @@ class TradingFrom(Strategy):
         super().__init__(inner.fn, warmup=inner._warmup, name=inner.name)
         self.start = start
 
-    def __call__(self, bars: Bars, **given: Any) -> Signals:
-        signals = super().__call__(bars, **given)
+    def evaluate(self, bars: Bars, params: dict[str, Any],
+                 before: np.ndarray | None = None) -> Signals:
+        signals = super().evaluate(bars, params, before)
         return signals.masked_before(int(bars.index.searchsorted(self.start)))
 
 

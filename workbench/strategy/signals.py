@@ -91,6 +91,29 @@ class Signals:
             out[name] = frame
         return replace(self, **out)
 
+    def masked_warmup(self, bars: Bars, n: int, before: np.ndarray | None = None) -> Signals:
+        """The same signals with each symbol's first ``n`` bars cleared, and the rows before
+        them: the warmup counts a symbol's own bars (rows with a close), as ``wb.ta`` does,
+        so a symbol with holes or a late start is masked until it has had ``n`` bars. Rows
+        are not bars: a row-count warmup let a symbol with holes signal from indicators
+        that had fewer bars than the warmup in a short history, and not in a longer one.
+        ``before``: each symbol's bars in the history before ``bars`` (the live engine
+        evaluates the last rows of a longer history), counted toward its warmup."""
+        if n <= 0:
+            return self
+        seen = np.cumsum(~np.isnan(bars.close.to_numpy(dtype=float, na_value=np.nan)), axis=0)
+        if before is not None:
+            seen += np.asarray(before, dtype=seen.dtype)
+        early = seen <= n  # (rows, symbols): the symbol's bar number n (0-based) not reached
+        if not early.any():
+            return self
+        out = {}
+        for name, frame in self.frames().items():
+            values = frame.to_numpy(copy=True)
+            values[early] = np.nan if name == "weights" else False
+            out[name] = pd.DataFrame(values, index=frame.index, columns=frame.columns)
+        return replace(self, **out)
+
     def last_row(self) -> dict[str, pd.Series]:
         """Each frame's last row (and each stop's: a number stays one): what the live
         engine acts on."""

@@ -5,8 +5,9 @@
 
 The live engine evaluates a strategy on the last rows of its window only. SMA and RSI
 carry their state from bar to bar (:mod:`workbench.ta._stream`) and are exact on any
-window; every other ``wb.ta`` function is computed on the rows the engine gives it, and
-these are its rules:
+window (the SMA is a function of its window alone, :mod:`workbench.ta._sma`: its rule is
+its lookback, and exact); every other ``wb.ta`` function is computed on the rows the
+engine gives it, and these are its rules:
 
 * TA-Lib's lookback (the rows before its first value), for every function;
 * plus, for a function with memory, the rows after which the start-up difference has
@@ -21,8 +22,8 @@ these are its rules:
   than the simple one (``matype``).
 
 What the rule does not make exact: after ``m`` rows the start-up difference is below one
-part in ``2 ** 53`` of the value, not zero, and running sums (TA-Lib's SMA inside STOCH,
-BBANDS, WMA...) round differently from a different start; the values can differ in their
+part in ``2 ** 53`` of the value, not zero, and running sums (TA-Lib's own SMA inside STOCH,
+BBANDS, WMA...; ``wb.ta.SMA`` is not one) round differently from a different start; the values can differ in their
 last bits, and a comparison that ties to the last bit (``a > b`` with ``a == b`` in exact
 arithmetic) can go the other way. tests/test_ta_stream.py measures the difference against
 the whole history's values; ``workbench parity`` shows whether any signal changed.

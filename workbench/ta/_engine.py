@@ -3,7 +3,9 @@
 Frames are turned into ``(symbols, times)`` float64 arrays whose rows are contiguous: Bars
 frames are stored symbol-major, so ``frame.to_numpy().T`` is such an array without a copy.
 A symbol whose column has no NaN is handed to TA-Lib as is (the fast path); otherwise its
-present rows are gathered, computed and scattered back, NaN elsewhere.
+present rows are gathered, computed and scattered back, NaN elsewhere. A function with an
+all-symbols form (``Spec.rows``: the SMA) is given the whole array at once instead, and
+handles each symbol's present rows itself.
 """
 
 from __future__ import annotations
@@ -126,6 +128,8 @@ def _names(like) -> list:
 
 def _compute(sp: Spec, mats: list[np.ndarray], params: dict, symbols: list) -> np.ndarray:
     """``(outputs, symbols, times)``: the function on each symbol's present rows."""
+    if sp.rows is not None and len(mats) == 1:
+        return _compute_rows(sp, mats[0], params)
     n_s, n_t = mats[0].shape
     out = np.empty((len(sp.outputs), n_s, n_t))
     present = ~np.isnan(mats[0])
@@ -150,6 +154,15 @@ def _compute(sp: Spec, mats: list[np.ndarray], params: dict, symbols: list) -> n
         given = ", ".join(f"{k}={v!r}" for k, v in params.items())
         raise StrategyError(f"wb.ta.{sp.name}({given}) failed for {symbols[j]!r}: {e}") from e
     return out
+
+
+def _compute_rows(sp: Spec, mat: np.ndarray, params: dict) -> np.ndarray:
+    """``(1, symbols, times)``: ``sp.rows``, every symbol on its present rows in one pass."""
+    try:
+        return sp.rows(mat, **params)[None]
+    except ValueError as e:
+        given = ", ".join(f"{key}={v!r}" for key, v in params.items())
+        raise StrategyError(f"wb.ta.{sp.name}({given}) failed: {e}") from e
 
 
 def indicator(name: str):

@@ -1,7 +1,9 @@
 """What one TA-Lib function takes and gives, read from ``talib.abstract``, and argument binding.
 
-A function's inputs are the positional arrays its ``talib`` function takes (``real``,
-``high``, ``low``, ``close``, ``volume``, ``real0``/``real1``, ``periods``), each with the
+``SMA`` is computed by :mod:`workbench.ta._sma` (a value of its window only, not of the
+history before it); every other function is TA-Lib's. A function's inputs are the
+positional arrays its ``talib`` function takes (``real``, ``high``, ``low``, ``close``,
+``volume``, ``real0``/``real1``, ``periods``), each with the
 ``Bars`` field it is read from when a ``Bars`` is given; its parameters are the keyword
 arguments with their defaults; its outputs are the arrays it returns, in order.
 """
@@ -21,6 +23,12 @@ from talib import abstract
 
 from workbench.data.bars import FIELDS, Bars
 from workbench.errors import StrategyError
+from workbench.ta._sma import sma, sma_present
+
+# functions computed here rather than by TA-Lib (same signature, NaN head and parameters)
+_OWN: dict[str, Callable] = {"SMA": sma}
+# their versions over a (symbols, times) matrix, every symbol in one pass (see Spec.rows)
+_ROWS: dict[str, Callable] = {"SMA": sma_present}
 
 __all__ = ["Spec", "UnknownIndicatorError", "bind", "functions", "spec"]
 
@@ -49,6 +57,9 @@ class Spec:
     params: dict[str, Any]
     outputs: tuple[str, ...]
     doc: str
+    # ``fn`` over every row of a (symbols, times) matrix at once, each row on its present
+    # (non-NaN) values, NaN at its holes (one input, one output); None: ``fn`` symbol by symbol
+    rows: Callable | None = None
 
 
 @functools.cache
@@ -68,8 +79,8 @@ def spec(name: str) -> Spec:
             fields.append(value if value in FIELDS else None)
     outputs = tuple(_RENAME.get(o, o) for o in info["output_names"])
     doc = (getattr(talib, name).__doc__ or "").split("\n\n", 1)[-1].strip()
-    return Spec(name, getattr(talib, name), tuple(inputs), tuple(fields),
-                dict(info["parameters"]), outputs, doc)
+    return Spec(name, _OWN.get(name, getattr(talib, name)), tuple(inputs), tuple(fields),
+                dict(info["parameters"]), outputs, doc, _ROWS.get(name))
 
 
 def _unknown(name: object) -> str:

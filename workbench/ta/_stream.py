@@ -4,20 +4,24 @@
     with stream.active():                      # bar t: the strategy on the window's rows
         strategy(window_bars, **params)         # wb.ta.SMA(...) here is served by the stream
 
-TA-Lib indicators with memory (an RSI's Wilder averages, even an SMA's running total,
-whose rounding depends on where it started) give, on the last ``k`` bars, values that
+Indicators with memory (an RSI's Wilder averages) give, on the last ``k`` bars, values that
 differ from the same indicator over the whole history. The engine wants the whole
 history's values at the cost of a short window; a :class:`Stream` gives both. Each
 ``wb.ta`` call of one evaluation is identified by its position among the evaluation's
 calls, its function and parameters. The first time, the stream runs the function's step
-over every row it is given (the engine gives the whole history it holds) and keeps the
-indicator's state after the last row; at the next bar, when the call's input is the
+over every row it is given (the engine gives the whole history it holds; the SMA computes
+every row at once, with the same bits, ``_Sma.run``) and keeps the indicator's state after
+the last row; at the next bar, when the call's input is the
 previous input with the oldest rows dropped and one row appended (checked bit for bit),
 it steps the state once over the new row and returns the previous outputs plus the new
-one. The state holds each symbol's running sums exactly as TA-Lib's loop holds them, so
-every value is bit-for-bit TA-Lib's over the whole history (tests/test_ta_stream.py), whatever
-the window's length. A call whose input does not continue the previous one (another
-window, changed history) is recomputed from its rows and counted in ``restarts``.
+one. The RSI's state holds each symbol's running sums exactly as TA-Lib's loop holds them,
+and the SMA's its last ``n`` values, summed by :mod:`workbench.ta._sma`'s tree, so every
+value is bit-for-bit ``wb.ta``'s over the whole history (tests/test_ta_stream.py), whatever
+the window's length. (An SMA has no memory beyond its ``n`` values: it is streamed so that
+its first ``n - 1`` rows in a short window are not NaN, which would break the crossings'
+check that one evaluation continues the previous.) A call whose input does not continue
+the previous one (another window, changed history) is recomputed from its rows and
+counted in ``restarts``.
 
 Stepped functions: SMA and RSI (:data:`STEPPED`); each symbol steps on its present bars
 only (a NaN in any input leaves its state untouched and gives NaN), as ``wb.ta`` does.
@@ -38,6 +42,7 @@ import pandas as pd
 import talib
 
 from workbench.ta._convergence import convergence
+from workbench.ta._sma import MAX_PERIOD, MIN_PERIOD, sma_present, tail_sum
 
 __all__ = ["STEPPED", "Stream", "active_stream"]
 
@@ -53,25 +58,43 @@ def active_stream() -> Stream | None:
 
 
 class _Sma:
-    """TA-Lib's running total per symbol: add the value, read total / n, drop the oldest."""
+    """The last ``n`` values per symbol, summed by :func:`~workbench.ta._sma.tail_sum`, the
+    tree :func:`~workbench.ta._sma.sma` sums a window with (the same bits), divided by ``n``."""
 
     def __init__(self, n: int, s: int) -> None:
         self.n = n
-        self.total = np.zeros(s)
         self.ring = np.zeros((s, n))  # value number i of a symbol at slot i % n
         self.count = np.zeros(s, dtype=np.int64)
+        self.ages = np.arange(n)
+
+    def run(self, xs: list[np.ndarray]) -> np.ndarray:
+        """``(1, symbols, rows)``: :meth:`step` over every row (``(symbols, rows)``) of a
+        fresh state at once (the same bits: :func:`~workbench.ta._sma.sma_present` sums
+        every window with the same tree), leaving the state :meth:`step` would leave."""
+        x, n = xs[0], self.n
+        if self.count.any():
+            raise RuntimeError("_Sma.run starts from a fresh state")
+        present = ~np.isnan(x)
+        count = present.sum(axis=1)
+        values = x[present]  # each symbol's present values, symbol after symbol
+        number = count[:, None] - n + self.ages  # of each symbol's last n values
+        sym, age = np.nonzero(number >= 0)
+        number = number[sym, age]
+        self.ring[sym, number % n] = values[(np.cumsum(count) - count)[sym] + number]
+        self.count += count
+        return sma_present(x, n)[None]
 
     def step(self, xs: list[np.ndarray]) -> np.ndarray:
         x, n = xs[0], self.n
         out = np.full((1, x.size), np.nan)
         p = np.flatnonzero(~np.isnan(x))
         k = self.count[p]
-        self.total[p] = self.total[p] + x[p]
-        r = p[k >= n - 1]
-        out[0, r] = self.total[r] / n
-        self.total[r] = self.total[r] - self.ring[r, (self.count[r] + 1) % n]
         self.ring[p, k % n] = x[p]
         self.count[p] = k + 1
+        r = p[k >= n - 1]
+        if r.size:
+            slots = (self.count[r, None] - n + self.ages) % n  # oldest to newest
+            out[0, r] = tail_sum(self.ring[r[:, None], slots]) / n
         return out
 
 
@@ -115,7 +138,7 @@ def _stepper(name: str, params: dict, s: int):
     if talib.get_compatibility() != 0:
         return None
     n = params.get("timeperiod", 30 if name == "SMA" else 14)
-    if not isinstance(n, int) or not 2 <= n <= 100_000:
+    if not isinstance(n, int) or not MIN_PERIOD <= n <= MAX_PERIOD:
         return None
     if name == "SMA":
         return _Sma(n, s)
@@ -183,8 +206,11 @@ class Stream:
         if state is None:
             self._unstepped(name, params)
             return None
-        steps = [state.step([m[:, t] for m in mats]) for t in range(times.size)]
-        out = np.stack(steps, axis=2) if steps else np.empty((1, mats[0].shape[0], 0))
+        if hasattr(state, "run"):  # every row at once
+            out = state.run(mats)
+        else:
+            steps = [state.step([m[:, t] for m in mats]) for t in range(times.size)]
+            out = np.stack(steps, axis=2) if steps else np.empty((1, mats[0].shape[0], 0))
         self._memo[key] = _Entry(times.copy(), [m.copy() for m in mats], out, state, like.columns)
         self.starts += 1
         return out.copy()
