@@ -12,10 +12,9 @@ import pytest
 
 import workbench as wb
 from workbench.brokers.sim import SimBroker
-from workbench.brokers.sim_store import SimStore
 from workbench.data.store import Store
 from workbench.data.synth import synthesize
-from workbench.model import OrderIntent, Side, to_decimal
+from workbench.model import to_decimal
 from workbench.session.deferred import after_bar, collector_paused
 from workbench.session.prices import LastPrices
 from workbench.session.runner import run_session
@@ -81,28 +80,6 @@ def test_after_bar_checkpoints_a_broker_that_has_one_and_leaves_others_alone():
     after_bar(Sim())
     after_bar(object())  # Alpaca's broker: no checkpoint
     assert calls == [1]
-
-
-def _fill_wal(path: Path, checkpoint: str) -> tuple[int, int]:
-    broker = SimBroker(path, cash=100_000, checkpoint=checkpoint)
-    try:
-        for i in range(400):
-            broker.submit(OrderIntent(f"c{i}", "AAPL", Side.BUY, Decimal(1)))
-        return broker.checkpoint()
-    finally:
-        broker.close()
-
-
-def test_a_manual_checkpoint_store_never_checkpoints_inside_a_commit(tmp_path):
-    auto_log, _ = _fill_wal(tmp_path / "auto.sqlite", "auto")
-    manual_log, copied = _fill_wal(tmp_path / "manual.sqlite", "manual")
-    assert auto_log < 1000 <= manual_log  # SQLite's automatic checkpoint: at 1,000 pages
-    assert copied == manual_log  # the explicit one writes every page of the WAL
-    again = SimBroker(tmp_path / "manual.sqlite")  # and every order is there, as with auto
-    assert len(again.orders()) == 400
-    again.close()
-    with pytest.raises(ValueError, match="checkpoint must be"):
-        SimStore(tmp_path / "x.sqlite", checkpoint="sometimes")
 
 
 def test_last_prices_are_to_decimal_of_each_symbols_last_close_made_when_read():
