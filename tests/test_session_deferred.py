@@ -15,7 +15,7 @@ from workbench.brokers.sim import SimBroker
 from workbench.data.store import Store
 from workbench.data.synth import synthesize
 from workbench.model import to_decimal
-from workbench.session.deferred import after_bar, collector_paused
+from workbench.session.deferred import CHECKPOINT_COMMITS, after_bar, collector_paused
 from workbench.session.prices import LastPrices
 from workbench.session.runner import run_session
 
@@ -40,10 +40,10 @@ def test_a_bars_path_runs_without_collections_and_the_checkpoint_follows_it(home
 
     real = SimBroker.checkpoint
 
-    def spy(self):
+    def spy(self, min_commits=0):
         auto = self.store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-        checkpoints.append((gc.isenabled(), auto))
-        return real(self)
+        checkpoints.append((gc.isenabled(), auto, min_commits))
+        return real(self, min_commits)
 
     monkeypatch.setattr(SimBroker, "checkpoint", spy)
     assert gc.isenabled()
@@ -54,7 +54,7 @@ def test_a_bars_path_runs_without_collections_and_the_checkpoint_follows_it(home
     # one checkpoint after each bar, the collector on again by then; the session's broker
     # connection never checkpoints inside a commit
     assert len(checkpoints) == result.bars == 390
-    assert checkpoints[0] == (True, 0) and len(set(checkpoints)) == 1
+    assert checkpoints[0] == (True, 0, CHECKPOINT_COMMITS) and len(set(checkpoints)) == 1
 
 
 def test_the_collector_is_left_off_when_it_was_off():
@@ -74,12 +74,12 @@ def test_after_bar_checkpoints_a_broker_that_has_one_and_leaves_others_alone():
     calls = []
 
     class Sim:
-        def checkpoint(self):
-            calls.append(1)
+        def checkpoint(self, min_commits):
+            calls.append(min_commits)
 
     after_bar(Sim())
     after_bar(object())  # Alpaca's broker: no checkpoint
-    assert calls == [1]
+    assert calls == [CHECKPOINT_COMMITS]
 
 
 def test_last_prices_are_to_decimal_of_each_symbols_last_close_made_when_read():

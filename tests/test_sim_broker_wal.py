@@ -32,6 +32,14 @@ def test_a_manual_checkpoint_store_never_checkpoints_inside_a_commit(tmp_path):
     again = SimBroker(tmp_path / "manual.sqlite")  # and every order is there, as with auto
     assert len(again.orders()) == 400
     again.close()
+    broker = SimBroker(tmp_path / "manual.sqlite", checkpoint="manual")
+    broker.checkpoint()  # opening it committed too
+    broker.submit(OrderIntent("more", "AAPL", Side.BUY, Decimal(1)))
+    assert broker.checkpoint(min_commits=2) == (0, 0)  # one commit since: not yet
+    broker.submit(OrderIntent("more2", "AAPL", Side.BUY, Decimal(1)))
+    log, copied = broker.checkpoint(min_commits=2)
+    assert log == copied > 0
+    broker.close()
     with pytest.raises(ValueError, match="checkpoint must be"):
         SimStore(tmp_path / "x.sqlite", checkpoint="sometimes")
 

@@ -122,9 +122,9 @@ class SimBroker:
     def close(self) -> None:
         self.store.close()
 
-    def checkpoint(self) -> tuple[int, int]:
+    def checkpoint(self, min_commits: int = 0) -> tuple[int, int]:
         """:meth:`SimStore.checkpoint` (``checkpoint="manual"``: only this call does one)."""
-        return self.store.checkpoint()
+        return self.store.checkpoint(min_commits)
 
     def _now(self) -> pd.Timestamp:
         if self.clock is not None:

@@ -11,7 +11,8 @@ Checkpoints (the WAL's pages copied into the database file, with an fsync of eac
 milliseconds, up to tens on a busy disk) run by default inside the commit that fills the
 WAL past SQLite's 1,000 pages. With ``checkpoint="manual"`` no commit runs one and the owner
 calls :meth:`SimStore.checkpoint` when waiting costs nothing (the session: after a bar's
-orders are sent); what is committed, and how it survives, is the same either way.
+orders are sent, every few bars); what is committed, and how it survives, is the same
+either way.
 
 Decimals are stored as text, times as ISO-8601 UTC text: nothing is rounded by SQLite.
 
@@ -126,6 +127,7 @@ class SimStore:
         self._db.row_factory = sqlite3.Row
         self._written: list[tuple[int, dict]] = []  # updates of the open transaction
         self._committed: list[tuple[int, dict]] = []  # this object's updates not yet read
+        self._commits = 0  # transactions committed since the last checkpoint()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         if checkpoint == "manual":  # this connection's commits never checkpoint
@@ -140,11 +142,16 @@ class SimStore:
     def close(self) -> None:
         self._db.close()
 
-    def checkpoint(self) -> tuple[int, int]:
+    def checkpoint(self, min_commits: int = 0) -> tuple[int, int]:
         """Copy the WAL's committed pages into the database file (a passive checkpoint:
-        never waits for readers or writers); ``(pages in the WAL, pages copied)``."""
+        never waits for readers or writers), if this object committed at least
+        ``min_commits`` transactions since its last one; ``(pages in the WAL, pages
+        copied)``, ``(0, 0)`` when it did not run."""
         with self._lock:
+            if self._commits < min_commits:
+                return 0, 0
             _, log, copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self._commits = 0
         return log, copied
 
     @contextmanager
@@ -160,6 +167,7 @@ class SimStore:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self._commits += 1
             if len(self._committed) > _KEPT:  # nobody reads them: read back if ever
                 self._committed = []
             self._committed += self._written
