@@ -70,6 +70,7 @@ from workbench.brokers.sim_rules import (
     fill_quantity,
     ohlc,
     reference_price,
+    trigger,
 )
 from workbench.brokers.sim_store import SimStore, order_from_row, stored_time
 from workbench.model import (
@@ -104,8 +105,8 @@ class SimBroker:
 
     def __init__(self, path: str | Path, *, costs: CostModel | None = None, cash=100_000,
                  clock=None, faults: SimFaults | None = None, timeout: float = 10.0,
-                 sleep=_time.sleep, durable: bool = False) -> None:
-        self.store = SimStore(path, durable=durable)
+                 sleep=_time.sleep, durable: bool = False, checkpoint: str = "auto") -> None:
+        self.store = SimStore(path, durable=durable, checkpoint=checkpoint)
         self.costs = costs or CostModel()
         self.clock = clock
         self.faults = faults or SimFaults()
@@ -120,6 +121,10 @@ class SimBroker:
 
     def close(self) -> None:
         self.store.close()
+
+    def checkpoint(self, min_commits: int = 0) -> tuple[int, int]:
+        """:meth:`SimStore.checkpoint` (``checkpoint="manual"``: only this call does one)."""
+        return self.store.checkpoint(min_commits)
 
     def _now(self) -> pd.Timestamp:
         if self.clock is not None:
@@ -350,13 +355,7 @@ class SimBroker:
         return row["not_before"] is None or time > stored_time(row["not_before"])
 
     def _try_fill(self, row: dict, time, ohlc, ended: set[str], tally: dict) -> list[Fill]:
-        side, kind = Side(row["side"]), OrderType(row["order_type"])
-        limit = float(row["limit_price"]) if row["limit_price"] else None
-        stop = float(row["stop_price"]) if row["stop_price"] else None
-        if kind is OrderType.OCO:  # the order is the stop loss, else the take profit
-            stop = float(row["stop_loss"]) if row["stop_loss"] else None
-            limit = None if stop is not None else float(row["take_profit"])
-            kind = OrderType.STOP if stop is not None else OrderType.LIMIT
+        side, (kind, limit, stop) = Side(row["side"]), trigger(row)
         ref = reference_price(kind, side, *ohlc, limit=limit, stop=stop)
         if ref is None:
             return []

@@ -30,7 +30,8 @@ from workbench.brokers.base import OrderRejected
 from workbench.errors import ConfigError
 from workbench.model import Fill, OrderIntent, OrderType, Position, Side
 
-__all__ = ["Fault", "SimFaults", "check_bracket", "ohlc", "position_after", "reference_price"]
+__all__ = ["Fault", "SimFaults", "check_bracket", "ohlc", "position_after", "reference_price",
+           "trigger"]
 
 ZERO = Decimal(0)
 
@@ -62,6 +63,19 @@ def reference_price(order_type: OrderType, side: Side, o: float, h: float, lo: f
     if order_type is OrderType.LIMIT:
         return _through(side, side is Side.BUY, limit, o, h, lo)
     raise ConfigError(f"no trigger rule for order type {order_type}")
+
+
+def trigger(row: Mapping) -> tuple[OrderType, float | None, float | None]:
+    """A stored order's (type, limit, stop) for :func:`reference_price`: an oco order is a
+    stop at its stop loss, else (one level only) a limit at its take profit."""
+    kind = OrderType(row["order_type"])
+    limit = float(row["limit_price"]) if row["limit_price"] else None
+    stop = float(row["stop_price"]) if row["stop_price"] else None
+    if kind is OrderType.OCO:
+        stop = float(row["stop_loss"]) if row["stop_loss"] else None
+        limit = None if stop is not None else float(row["take_profit"])
+        kind = OrderType.STOP if stop is not None else OrderType.LIMIT
+    return kind, limit, stop
 
 
 def ohlc(bar) -> tuple[float, float, float]:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from workbench.engine.engine import LatencyStats
 from workbench.model import events as ev
 
-__all__ = ["SessionResult", "finish", "latency_ms"]
+__all__ = ["SessionResult", "close_failed", "finish", "latency_ms"]
 
 
 @dataclass(frozen=True)
@@ -61,3 +61,13 @@ def latency_ms(stats: LatencyStats) -> dict:
     s = stats.summary()
     return {"count": s["count"], **{k: round(s[f"{k}_ms"], 3) if s["count"] else None
                                     for k in ("p50", "p99", "max")}}
+
+
+def close_failed(record, error: BaseException) -> None:
+    """The record closed as failed when the journal cannot be (disk full); when the disk
+    takes no manifest either, it stays "running" and ``workbench status`` shows the run
+    died (no process holds it): a restart with ``run_dir`` goes on from the journal."""
+    try:
+        record.finish("failed", error=f"{type(error).__name__}: {error}")
+    except OSError:
+        pass

@@ -223,7 +223,8 @@ def run_live_session(strategy, params=None, *, symbols=None, broker: str = "sim"
         raise
     if real is None:
         funds = cash * len(history.symbols) if accounts == "per_symbol" else cash
-        real = SimBroker(broker_path, costs=costs, cash=funds, clock=clock)
+        real = SimBroker(broker_path, costs=costs, cash=funds, clock=clock,
+                         checkpoint="manual")  # after each bar (session.deferred)
     identity = {"broker_kind": broker, "feed": "alpaca", "mode": mode,
                 "clock_speed": float(speed), "alpaca_feed": settings.alpaca.feed}
     loop = _live_loop(alpaca_feed, settings, history, day, clock, feed_options, journal,

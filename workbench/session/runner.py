@@ -88,11 +88,13 @@ from workbench.risk import RiskGateway, RiskSettings
 from workbench.session import crashpoints, rebuild
 from workbench.session.bars import check_warmup, load_replay
 from workbench.session.control import ControlChannel
-from workbench.session.ending import SessionResult
+from workbench.session.deferred import after_bar, collector_paused
+from workbench.session.ending import SessionResult, close_failed
 from workbench.session.ending import finish as _finish
 from workbench.session.identity import IDENTITY, refuse_other_identity
 from workbench.session.options import HEARTBEAT_EVERY, SessionOptions
 from workbench.session.pacing import pace
+from workbench.session.prices import LastPrices
 from workbench.session.risk_caps import say_caps, session_caps
 from workbench.session.start import (
     lock_broker,
@@ -118,7 +120,7 @@ class _Session:
         self.broker, self.journal, self.record, self.clock = broker, journal, record, clock
         self.start_equity, self.o = start_equity, options
         self.control = ControlChannel(record.path)
-        self.last_prices: dict[str, Decimal] = {}
+        self.last_prices = LastPrices()  # each symbol's last close, Decimal when read
         self.stop_reason: str | None = None
         self.trading: dict = {}  # every trading setting, for session_start and the manifest
         self.bars = self.orders = 0
@@ -133,6 +135,18 @@ class _Session:
 
     # -- one bar ----------------------------------------------------------------------
     def on_row(self, row) -> None:
+        with collector_paused():  # collections wait until the orders are sent
+            latency = self._decide(row)
+        self.latency.record(latency)
+        self.recent_ms.append(latency * 1e3)
+        self.bars += 1
+        self._equity(latency_ms=round(latency * 1e3, 3))
+        if self.bars % self.o.heartbeat_every == 0:
+            self.heartbeat()
+        after_bar(self.broker)  # the broker's checkpoint, off the bar's path
+
+    def _decide(self, row) -> float:
+        """The bar from its arrival to its orders sent; the seconds that took."""
         self._commands()
         if isinstance(self.clock, SimClock):  # a replay's time is its bars'; a live one runs
             self.clock.set(max(self.clock.now(), bar_close(row.time, self.engine.window.timeframe)))
@@ -145,8 +159,7 @@ class _Session:
             self.broker.on_bars(row.time, bars)
         self.manager.process_updates()
         self.manager.settle_unknown()
-        for symbol, values in bars.items():
-            self.last_prices[symbol] = to_decimal(values[3])
+        self.last_prices.set_closes(bars, row.values[3, present].tolist())
         ctx = self._context(row.time)
         try:  # the bar's intents are staged, then committed: one sync, then each sent
             for intent in self.trader.from_actions(self.risk.on_bar(ctx), row.time):
@@ -160,13 +173,7 @@ class _Session:
                 self._send(intent, ctx)
         finally:
             self.manager.commit()
-        latency = time.perf_counter() - (row.received or time.perf_counter())
-        self.latency.record(latency)
-        self.recent_ms.append(latency * 1e3)
-        self.bars += 1
-        self._equity(latency_ms=round(latency * 1e3, 3))
-        if self.bars % self.o.heartbeat_every == 0:
-            self.heartbeat()
+        return time.perf_counter() - (row.received or time.perf_counter())
 
     def _context(self, bar_time):
         tf = self.engine.window.timeframe
@@ -279,7 +286,8 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
         journal.close()
         raise
     funds = cash * len(bars.symbols) if accounts == "per_symbol" else cash
-    broker = SimBroker(broker_path, costs=broker_costs or costs, cash=funds, clock=clock)
+    broker = SimBroker(broker_path, costs=broker_costs or costs, cash=funds, clock=clock,
+                       checkpoint="manual")  # after each bar (session.deferred)
     differs = broker_costs is not None and broker_costs != costs
     try:
         return _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
@@ -358,7 +366,7 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
             journal.append(ev.ERROR, error=f"{type(e).__name__}: {e}")
             _finish(session, "failed", f"{type(e).__name__}: {e}", broker_path, expire=False)
         except (JournalError, OSError):  # the journal or the disk failed (full): e says why
-            _close_failed(record, e)
+            close_failed(record, e)
         raise
     finally:
         if previous is not None:
@@ -367,16 +375,6 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
         return _finish(session, "interrupted", session.stop_reason, broker_path, expire=False)
     return _finish(session, "succeeded", "the replayed day is over" if loop is None
                    else "the trading day is over", broker_path, expire=True)
-
-
-def _close_failed(record, error: BaseException) -> None:
-    """The record closed as failed when the journal cannot be (disk full); when the disk
-    takes no manifest either, it stays "running" and ``workbench status`` shows the run
-    died (no process holds it): a restart with ``run_dir`` goes on from the journal."""
-    try:
-        record.finish("failed", error=f"{type(error).__name__}: {error}")
-    except OSError:
-        pass
 
 
 def _loop(session: _Session, bars, replay_date, resume_at, options: SessionOptions) -> None:
