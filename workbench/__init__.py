@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 from workbench.errors import ConfigError, DataError, StrategyError, WorkbenchError
 from workbench.lazy import lazy_names
-from workbench.teardown import install as _quick_exit
 
 # Bound here, eagerly: importing the subpackage ``workbench.strategy`` binds the package's
 # attribute ``strategy`` to that module, which would shadow a lazily bound decorator.
@@ -55,5 +54,3 @@ __all__ = ["Signals", "Strategy", "strategy",
 
 
 __getattr__, __dir__ = lazy_names(__name__, _LAZY)
-
-_quick_exit()  # the interpreter's last collection skips what is alive at exit (teardown)
