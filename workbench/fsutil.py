@@ -15,8 +15,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "exclusive_lock", "fsync_dir", "fsync_file", "lock_held", "named_errors",
-           "naming"]
+__all__ = [
+    "atomic_write",
+    "exclusive_lock",
+    "fsync_dir",
+    "fsync_file",
+    "lock_held",
+    "named_errors",
+    "naming",
+    "read_json",
+]
 
 # a lock taken without waiting is tried again for this long: a reader asking whether the
 # lock is held (lock_held) holds it for a few microseconds, and must never make a writer
@@ -142,3 +150,14 @@ def lock_held(path: Path | str) -> bool:
     finally:
         os.close(fd)  # closing the descriptor lets go of a shared lock taken on it
     return False
+
+
+def read_json(path: Path | str) -> Any:
+    """The JSON document at ``path``; None when it is missing, unreadable or not JSON (a
+    record's optional file)."""
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None

@@ -10,12 +10,12 @@ another strategy, and replaying it would report drift or results the run never h
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import DataError
 from workbench.execution.hashing import hash_of, read_notebook
+from workbench.fsutil import read_json
 from workbench.strategy import Strategy
 
 __all__ = ["record_strategy"]
@@ -23,10 +23,9 @@ __all__ = ["record_strategy"]
 
 def record_strategy(run_dir: Path | str, name: str | None = None) -> Strategy:
     """The strategy ``name`` (None: the manifest's) of the record at ``run_dir``."""
-    try:
-        manifest = json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise DataError(f"{run_dir}: no readable manifest.json; not a run record") from None
+    manifest = read_json(Path(run_dir) / "manifest.json")
+    if not isinstance(manifest, dict):
+        raise DataError(f"{run_dir}: no readable manifest.json; not a run record")
     run_id = manifest.get("run_id", Path(run_dir).name)
     book = manifest.get("notebook") or {}
     path, wanted = book.get("path"), book.get("hash")

@@ -44,7 +44,7 @@ from typing import Any
 
 from workbench.config import GateSettings
 from workbench.errors import ConfigError, DataError
-from workbench.fsutil import atomic_write
+from workbench.fsutil import atomic_write, read_json
 from workbench.monitor.drift_compare import Comparison, compare
 from workbench.monitor.drift_fills import FillDrift
 from workbench.monitor.drift_replay import (
@@ -154,13 +154,6 @@ def checked_limits(limits, what: str) -> dict[str, float]:
     return out
 
 
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _cents(value) -> Decimal:
     out = Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_EVEN)
     return out + 0  # -0.00 -> 0.00
@@ -236,4 +229,4 @@ def write_drift(run_dir: str | Path, report: DriftReport) -> Path:
 
 def read_drift(run_dir: str | Path) -> dict[str, Any] | None:
     """The run's ``results/drift.json`` (what the drift dashboard reads), None if none."""
-    return _json(Path(run_dir) / "results" / DRIFT_FILE)
+    return read_json(Path(run_dir) / "results" / DRIFT_FILE)

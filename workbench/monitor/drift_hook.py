@@ -15,10 +15,9 @@ counts the session as unmeasured, never as within tolerance.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
+from workbench.fsutil import read_json
 from workbench.monitor.drift import DriftReport, checked_limits, measure_drift, write_drift
 
 __all__ = ["after_session", "alert", "deployment_of", "session_limits"]
@@ -52,19 +51,12 @@ def alert(run_dir: str | Path, level: str, message: str) -> None:
         journal.close()
 
 
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def deployment_of(run_dir: str | Path) -> str | None:
     """The id of the deployment whose session ``run_dir`` is, None if none: its
     ``settings.json`` names the deployment's account, ``deployments/<id>/broker.sqlite``."""
     from workbench.paths import deployments_dir
 
-    settings = _json(Path(run_dir) / "results" / "settings.json") or {}
+    settings = read_json(Path(run_dir) / "results" / "settings.json") or {}
     broker = (settings.get("settings") or {}).get("broker_path")
     if not broker:
         return None
@@ -79,7 +71,7 @@ def session_limits(run_dir: str | Path) -> dict[str, float] | None:
     dep = deployment_of(run_dir)
     if dep is None:
         return None
-    limits = (_json(deployments_dir() / f"{dep}.json") or {}).get("drift_limits")
+    limits = (read_json(deployments_dir() / f"{dep}.json") or {}).get("drift_limits")
     return checked_limits(limits, f"deployment {dep}") if limits else None
 
 

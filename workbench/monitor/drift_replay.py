@@ -28,7 +28,6 @@ journaled bar, said in ``notes``); a running one on the stored day, and the comp
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from workbench.errors import DataError, WorkbenchError
+from workbench.fsutil import read_json
 
 __all__ = ["Replay", "SessionRecord", "history_days", "replay_session", "session_bars"]
 
@@ -98,21 +98,14 @@ class SessionRecord:
         return n
 
 
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def history_days(run_dir: str | Path, start: dict) -> int:
     """The sessions of history before its day the session loaded, from its record."""
     run_dir = Path(run_dir)
-    settings = _json(run_dir / "results" / "settings.json") or {}
+    settings = read_json(run_dir / "results" / "settings.json") or {}
     days = (settings.get("settings") or {}).get("history_days")
     if isinstance(days, int) and days >= 1:
         return days
-    manifest = _json(run_dir / "manifest.json") or {}
+    manifest = read_json(run_dir / "manifest.json") or {}
     first = (manifest.get("data_range") or {}).get("first")
     if first is None:
         raise DataError(f"drift: {run_dir.name} records neither history_days nor its bars' "
