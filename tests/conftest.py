@@ -41,9 +41,12 @@ def workbench_cmd() -> list[str]:
 @pytest.fixture(scope="session")
 def jupyter_env(tmp_path_factory) -> dict[str, str]:
     """An environment with a private Jupyter data dir holding the project's kernelspec (set
-    WORKBENCH_HOME in it per test: it is made once, before any test's home)."""
+    WORKBENCH_HOME in it per test: it is made once, before any test's home). Jupyter
+    prefers the virtual environment's folders to the user's unless told otherwise: the
+    kernelspec used is this checkout's, not the one last installed in .venv."""
     data = tmp_path_factory.mktemp("jupyter")
-    env = {**os.environ, "JUPYTER_DATA_DIR": str(data), "JUPYTER_PATH": ""}
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(data), "JUPYTER_PATH": "",
+           "JUPYTER_PREFER_ENV_PATH": "0"}
     subprocess.run([str(BIN / "workbench"), "kernel", "install", "--user"],
                    env=env, check=True, capture_output=True, timeout=120)
     return env

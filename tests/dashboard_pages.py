@@ -200,7 +200,7 @@ class Dashboard:
 
 def _is_kernel(proc) -> bool:
     try:
-        return "ipykernel_launcher" in " ".join(proc.cmdline())
+        return "kernel_launcher" in " ".join(proc.cmdline())  # ipykernel's or workbench's
     except Exception:  # noqa: BLE001 - gone meanwhile
         return False
 

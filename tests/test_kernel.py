@@ -35,5 +35,5 @@ def test_committed_spec_is_portable():
 
     committed = json.loads(spec_source().read_text())
     assert committed["argv"][0] == "python"  # jupyter_client resolves it to the launcher
-    assert committed["argv"][1:3] == ["-m", "ipykernel_launcher"]
+    assert committed["argv"][1:3] == ["-m", "workbench.kernel_launcher"]
     assert render_spec("/opt/x/python")["argv"][0] == "/opt/x/python"

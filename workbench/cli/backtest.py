@@ -24,6 +24,7 @@ from workbench.cli.notebook_run import (
     merge,
     notebook_values,
     read_result,
+    start_kernel_early,
     when,
 )
 from workbench.cli.output import echo, echo_json
@@ -103,6 +104,7 @@ def backtest(notebook: Path, symbols, timeframe, start, end, params, timeout,
     """
     values, notes = notebook_values(notebook, parse_params(params), {
         "symbols": symbols, "timeframe": timeframe, "start": start, "end": end})
+    start_kernel_early(notebook)
     run = execute(notebook, kind="backtest", mode="backtest", params=values, timeout=timeout,
                   notes=notes)
     settings = read_result(run, "settings.json")
@@ -273,6 +275,7 @@ def sweep(notebook: Path, grids, constraint, metric, max_combinations, max_cells
         "grid": grid, "constraint": constraint, "metric": metric}), {
         "symbols": symbols, "timeframe": timeframe, "start": start, "end": end})
     limits = _sweep_limits(max_combinations, max_cells, values.get("grid"))
+    start_kernel_early(notebook)
     with _environment(limits):
         run = execute(notebook, kind="sweep", mode="sweep", params=values, timeout=timeout,
                       notes=notes)

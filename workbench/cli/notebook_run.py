@@ -182,11 +182,20 @@ def notebook_values(notebook: Path, params: dict[str, Any], shorthands: dict[str
     return values, notes
 
 
+def start_kernel_early(notebook: Path) -> None:
+    """Start the run's kernel now, while the command still checks its inputs (the run takes
+    it only if it is the kernel it would start: :mod:`workbench.execution.kernels`)."""
+    if notebook.is_file():
+        from workbench.execution.kernels import start_early
+
+        start_early(notebook.parent)
+
+
 def execute(notebook: Path, *, kind: str, mode: str, params: dict[str, Any],
             timeout: float | None, notes: list[str] | None = None):
     """Prepare the run (parameters checked, the record created), say where its record is,
     then execute the notebook (:func:`workbench.execution.run.run_notebook`, in two steps so
-    that the record's path is printed before the kernel starts)."""
+    that the record's path is printed before the notebook runs)."""
     from workbench.execution.run import OUTPUT, execute_run, prepare_run
 
     record = prepare_run(notebook, kind=kind, mode=mode, params=params)

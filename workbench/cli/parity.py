@@ -21,6 +21,7 @@ from workbench.cli.notebook_run import (
     finish,
     notebook_values,
     read_result,
+    start_kernel_early,
     when,
 )
 from workbench.cli.output import echo, echo_json
@@ -121,6 +122,7 @@ def parity(notebook: Path, days, symbols, timeframe, start, end, params, timeout
     """
     values, notes = notebook_values(notebook, parse_params(params), {
         "symbols": symbols, "timeframe": timeframe, "start": start, "end": end})
+    start_kernel_early(notebook)
     if days is not None:
         values["start"], note = _days_start(days, values, notebook)
         notes.append(note)

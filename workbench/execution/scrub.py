@@ -21,11 +21,6 @@ Use it through :func:`workbench.execution.run.execute_run`; it takes the output 
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
-import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +29,6 @@ from workbench.execution import defer_iri_grammar
 defer_iri_grammar()  # before nbformat's first import (see workbench.execution)
 
 import nbformat
-from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_output
 from papermill.clientwrap import PapermillNotebookClient
@@ -45,9 +39,9 @@ from papermill.engines import (
     papermill_engines,
 )
 from papermill.log import logger
-from traitlets import CaselessStrEnum
 
 from workbench.execution.hashing import RESEARCH_MODE, RESEARCH_TAG, research_cells
+from workbench.execution.kernels import IpcKernelManager, remove_sockets, take_early
 from workbench.fsutil import atomic_write
 from workbench.secrets import redact, redact_tree
 
@@ -93,47 +87,6 @@ class _ScrubbingManager(NotebookExecutionManager):
         self.last_save_time = self.now()
 
 
-class IpcKernelManager(AsyncKernelManager):
-    """Kernels on Unix sockets in a private temporary folder (mode 0700, removed with the
-    kernel by :class:`_Client`, dead or alive), not on TCP ports of localhost that any
-    local process can reach (jupyter_client's own ipc default is ``kernel-ipc-N`` in the
-    working folder, shared by runs of notebooks in one folder). The kernel's own stdout and
-    stderr (ipykernel echoes there what a cell writes to file descriptors 1 and 2) reach
-    this process's stderr only through :func:`_forward`, scrubbed."""
-
-    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
-    _sockets: str | None = None
-
-    def _ip_default(self) -> str:
-        if self.transport != "ipc":
-            return super()._ip_default()
-        if self._sockets is None:
-            self._sockets = tempfile.mkdtemp(prefix="workbench-kernel-")
-        return os.path.join(self._sockets, "kernel")
-
-    async def start_kernel(self, **kw: Any) -> None:
-        read, write = os.pipe()
-        kw.setdefault("stdout", write)
-        kw.setdefault("stderr", write)
-        try:
-            await super().start_kernel(**kw)
-        finally:
-            os.close(write)  # the kernel holds its own copy: end of file when it exits
-            threading.Thread(target=_forward, args=(read,), daemon=True,
-                             name="kernel-output").start()
-
-
-def _forward(fd: int) -> None:
-    """Copy the kernel's output lines to stderr, every secret masked, until it exits."""
-    with os.fdopen(fd, "rb") as stream:
-        for line in stream:
-            try:
-                sys.stderr.write(redact(line.decode("utf-8", "replace")))
-                sys.stderr.flush()
-            except (OSError, ValueError):  # stderr closed: keep draining the pipe
-                pass
-
-
 class _Client(PapermillNotebookClient):
     """papermill's client; a run that ends by a timeout, a dead kernel or an interrupt kills
     its kernel at once instead of asking a hung kernel to shut down and waiting."""
@@ -172,9 +125,7 @@ class _Client(PapermillNotebookClient):
         try:
             super()._cleanup_kernel()
         finally:
-            sockets = getattr(km, "_sockets", None)
-            if sockets:
-                shutil.rmtree(sockets, ignore_errors=True)
+            remove_sockets(km)
 
 
 class ScrubbingEngine(NBClientEngine):
@@ -189,11 +140,15 @@ class ScrubbingEngine(NBClientEngine):
         kwargs.pop("startup_timeout", None)
         kwargs.pop("timeout", None)
         kwargs.setdefault("kernel_manager_class", IpcKernelManager)
-        client = _Client(nb_man, timeout=execution_timeout, startup_timeout=start_timeout,
-                         kernel_name=kernel_name, log=logger, log_output=log_output,
-                         stdout_file=stdout_file, stderr_file=stderr_file, **kwargs)
+        # a kernel the command started early, if it is the one this run would start here
+        # (papermill has moved to the run's folder): the client ends it as its own
+        early = take_early(Path.cwd(), kernel_name)
+        client = _Client(nb_man, km=early, timeout=execution_timeout,
+                         startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
+                         log_output=log_output, stdout_file=stdout_file,
+                         stderr_file=stderr_file, **kwargs)
         client.skip, client.skip_mode = frozenset(skip), skip_mode
-        return client.execute()
+        return client.execute(cleanup_kc=True)
 
     @classmethod
     def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=False,
