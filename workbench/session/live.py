@@ -31,8 +31,9 @@ start reconciliation, risk gateway, trader, group commit), fed by
   into the timeframe's bars by the store's rule (:mod:`workbench.feeds.timeframes`, the
   function the store and a replayed session aggregate with), the warmup history the
   stored minutes aggregated the same way; the session decides at each bar's close (a bar
-  is complete when its last minute is in or every minute of it is decided: a 1Day
-  session decides once, after the close). A start or restart mid-bar rebuilds the bar in
+  is complete when its last minute is in or every minute of it is decided; a 1Day
+  session decides on the day before's bar at its start and fills on the day's bar after
+  the close: :mod:`workbench.session.daily`). A start or restart mid-bar rebuilds the bar in
   progress from the day's minutes read from REST (those before the feed's first minute)
   and the live ones after them: each minute once. ``session_start`` records the
   timeframe (part of the run's identity) and ``bars_from`` says where the bars come from.
