@@ -119,8 +119,8 @@ def test_a_5min_live_session_trades_like_the_replayed_5min_session(keys, workben
 @pytest.mark.slow
 def test_a_1day_live_session_fills_at_the_open_like_the_replayed_one(keys, workbench_home,
                                                                      tmp_path):
-    """The session of the day decides on the day before's bar at its start (before the
-    fake's window opens), its orders fill at the day's open: the fills (and the replayed
+    """The session of the day decides on the day before's bar at its start (the fake's
+    window starts at the open: said when after it), its orders fill at the day's open: the fills (and the replayed
     session's) are at the opens of the day's bar built from the live minutes, and after
     the close the day's bar (a 10-minute window, then the fake's clock at the close) is
     filled on and marked, never decided (session.daily). Before, the session decided on the
@@ -139,7 +139,11 @@ def test_a_1day_live_session_fills_at_the_open_like_the_replayed_one(keys, workb
     assert result.outcome == "succeeded" and result.bars == 2, result.message
     decision, fill = bar_events(result.path)
     before = calendar.last_sessions(2, pd.Timestamp(DAY))[0]
-    assert decision.payload["role"] == "decision" and decision.ts < calendar.session_open(DAY)
+    assert decision.payload["role"] == "decision" and decision.ts < fill.ts
+    # the fake's window starts at the open: a decision after it is said
+    late = [e for e in replay(result.path).events if e.type == ev.ALERT
+            and "after the open" in e.payload["message"]]
+    assert bool(late) == (decision.ts > calendar.session_open(DAY)), late
     assert pd.Timestamp(decision.payload["bar_time"]) == before.tz_localize(
         calendar.NY).tz_convert("UTC")
     assert fill.payload["role"] == "fill" and pd.Timestamp(fill.payload["bar_time"]) == MIDNIGHT

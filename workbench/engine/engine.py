@@ -194,7 +194,7 @@ class Engine:
         self.window.append(row.time.value, values)
         self._bars_seen += ~np.isnan(values[FIELDS.index("close")])
         if isinstance(self.clock, SimClock):
-            self.clock.set(max(self.clock.now(), self._close_of(row.time)))  # never back
+            self.clock.set(self._close_of(row.time))
         ready = self.ready
         signals = self._decide(row.time) if ready else self._note_warming_up()
         latency = time.perf_counter() - arrived

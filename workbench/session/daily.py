@@ -6,10 +6,10 @@ open.
     decide_on = decision_day("2026-11-20")        # 2026-11-19 (the session before)
 
 The session of day D has two rows: **"decision"**, bar D-1 (the last completed daily bar),
-handed to the engine when the session starts (before the open for a live session; at D's
-New York midnight in a replay), its orders sent as DAY market orders that the broker
-fills at D's open (the simulated broker on bar D's open, Alpaca at the open: it queues a
-market order sent before the open); the broker never fills on this row (it is yesterday's
+handed to the engine when the session starts (before the open for a live session; in a
+replay, whose time is its bars', at bar D-1's close), its orders sent as DAY market orders
+that the broker fills at D's open (the simulated broker on bar D's open, Alpaca at the
+open: it queues a market order sent before the open); the broker never fills on this row (it is yesterday's
 bar). **"fill"**, bar D, once it is complete (after the close): the broker fills on it (the
 simulated one: the orders at its open, protections from the bar after their entry's),
 positions are marked at its close and protections are placed for the next day (GTC); no
@@ -51,8 +51,8 @@ from workbench.model import events as ev
 from workbench.risk.switches import Flatten, ForceExit
 from workbench.times import ny_date, ny_midnight, to_new_york
 
-__all__ = ["Role", "check_history_days", "daily_bars", "decision_day", "fresh_from", "hold_actions",
-           "is_daily", "said_after_open"]
+__all__ = ["Role", "check_history_days", "daily_bars", "decision_day", "first_day",
+           "fresh_from", "hold_actions", "is_daily", "said_after_open"]
 
 Role = Literal["bar", "decision", "fill"]
 DAY = Timeframe.parse("1Day")
@@ -60,6 +60,11 @@ DAY = Timeframe.parse("1Day")
 
 def is_daily(tf: Timeframe | None) -> bool:
     return tf is not None and not tf.is_intraday
+
+
+def first_day(tf: Timeframe, day) -> pd.Timestamp:
+    """The day of a session's first row: ``day``, or a daily session's day before."""
+    return decision_day(day) if is_daily(tf) else pd.Timestamp(day)
 
 
 def decision_day(day) -> pd.Timestamp:

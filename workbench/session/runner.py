@@ -284,7 +284,7 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
     tf = Timeframe.parse(timeframe)
     bars, source = load_replay(replay_date, symbols, tf, options.history_days, store)
     engine = Engine(strategy, bars.symbols, params=params, timeframe=tf, log_notices=False,
-                    clock=clock or SimClock(ny_midnight(replay_date)))
+                    clock=clock or SimClock(ny_midnight(daily.first_day(tf, replay_date))))
     clock = engine.clock
     check_warmup(engine, bars, replay_date, options.history_days)
     record = open_record(run_dir, strategy, engine.params, bars, LiveClock(), runs_root)
