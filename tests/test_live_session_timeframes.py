@@ -4,8 +4,8 @@ The feed's minutes are built into the timeframe's bars by the store's rule
 (:mod:`workbench.feeds.timeframes`): a 5Min live session makes the replayed 5Min session's
 orders and fills on the same minutes (and the replayed one makes ``wb.backtest``'s trades:
 tests/test_session_timeframes.py), with the stale-bar switch on its default of 2 bar
-intervals, which a 1Min interval would trip; a 1Day session decides once, after the close,
-on the day's bar as the store makes it; a session killed and restarted mid-bar rebuilds
+intervals, which a 1Min interval would trip; a 1Day session decides on the day before's
+bar at its start and fills at the day's open, as the replayed one; a session killed and restarted mid-bar rebuilds
 the bar in progress from REST and the live minutes, each minute once.
 """
 
@@ -31,6 +31,7 @@ from workbench.data.synth import synthesize
 from workbench.errors import ConfigError
 from workbench.journal.reader import replay
 from workbench.model import events as ev
+from workbench.model.costs import CostModel
 from workbench.session.live import run_live_session
 from workbench.session.runner import run_session
 from workbench.testing import FakeAlpaca
@@ -56,10 +57,10 @@ def fake_for(bars, minutes: int, **kw) -> FakeAlpaca:
                       end=end, idle_timeout=60, **kw)
 
 
-def live(url: str, timeframe: str, run_dir=None, **kw):
+def live(url: str, timeframe: str, run_dir=None, params=PARAMS, **kw):
     settings = load_settings(alpaca={"trading_url": url, "data_url": url,
                                      "request_timeout_s": 5})
-    return run_live_session(strategy(), PARAMS, broker="sim", speed=SPEED, risk=RISK,
+    return run_live_session(strategy(), params, broker="sim", speed=SPEED, risk=RISK,
                             settings=settings, feed_options=OPTIONS, timeframe=timeframe,
                             run_dir=run_dir, **SIZING, **kw)
 
@@ -116,31 +117,52 @@ def test_a_5min_live_session_trades_like_the_replayed_5min_session(keys, workben
 
 
 @pytest.mark.slow
-def test_a_1day_live_session_decides_once_after_the_close(keys, workbench_home, tmp_path):
-    """The day's bar (a 10-minute window, then the fake's clock at the close) decided once,
-    after the close, with the signals a replay of the store's 1Day bars (the minutes
-    aggregated by the same rule) gives."""
+def test_a_1day_live_session_fills_at_the_open_like_the_replayed_one(keys, workbench_home,
+                                                                     tmp_path):
+    """The session of the day decides on the day before's bar at its start (the fake's
+    window starts at the open: said when after it), its orders fill at the day's open: the fills (and the replayed
+    session's) are at the opens of the day's bar built from the live minutes, and after
+    the close the day's bar (a 10-minute window, then the fake's clock at the close) is
+    filled on and marked, never decided (session.daily). Before, the session decided on the
+    day's bar after the close and its DAY orders expired unfilled."""
     minutes, days = 10, 9
     bars = store_day(workbench_home, minutes, days=days, symbols=4)
     daily = aggregate_bars(Bars.from_long(bars, "1Min"), "1Day").to_long()
     Store(workbench_home / "data").write(daily, "1Day", source="synth")
-    replayed = run_session(strategy(), PARAMS, replay_date=DAY, risk=RISK, timeframe="1Day",
+    params = {"fast": 3, "slow": 4}  # an entry on the day before's bar
+    replayed = run_session(strategy(), params, replay_date=DAY, risk=RISK, timeframe="1Day",
                            history_days=days - 1, broker_path=tmp_path / "replay.sqlite",
                            **SIZING)
-    assert replayed.outcome == "succeeded" and replayed.bars == 1, replayed.message
+    assert replayed.outcome == "succeeded" and replayed.bars == 2, replayed.message
     with fake_for(bars, minutes) as fake:
-        result = live(fake.url, "1Day", history_days=days - 1)
-    assert result.outcome == "succeeded" and result.bars == 1, result.message
-    (bar,) = bar_events(result.path)
-    assert pd.Timestamp(bar.payload["bar_time"]) == MIDNIGHT
-    assert bar.ts >= calendar.session_close(DAY)
-    assert bar.payload["volume"] == pytest.approx(stored_volumes(bars, "1Day")[MIDNIGHT])
+        result = live(fake.url, "1Day", history_days=days - 1, params=params)
+    assert result.outcome == "succeeded" and result.bars == 2, result.message
+    decision, fill = bar_events(result.path)
+    before = calendar.last_sessions(2, pd.Timestamp(DAY))[0]
+    assert decision.payload["role"] == "decision" and decision.ts < fill.ts
+    # the fake's window starts at the open: a decision after it is said
+    late = [e for e in replay(result.path).events if e.type == ev.ALERT
+            and "after the open" in e.payload["message"]]
+    assert bool(late) == (decision.ts > calendar.session_open(DAY)), late
+    assert pd.Timestamp(decision.payload["bar_time"]) == before.tz_localize(
+        calendar.NY).tz_convert("UTC")
+    assert fill.payload["role"] == "fill" and pd.Timestamp(fill.payload["bar_time"]) == MIDNIGHT
+    assert fill.ts >= calendar.session_close(DAY)
+    assert fill.payload["volume"] == pytest.approx(stored_volumes(bars, "1Day")[MIDNIGHT])
 
     def signals(path):
         return sorted((e.payload["symbol"], e.payload["entry"], e.payload["exit"])
                       for e in replay(path).events if e.type == ev.SIGNAL)
     assert signals(result.path) == signals(replayed.path)
-    assert trades_of(result.path)[0] == trades_of(replayed.path)[0]
+    want = trades_of(replayed.path)
+    assert want[1], "no fill: the test shows nothing"
+    assert trades_of(result.path) == want
+    opens = aggregate_bars(Bars.from_long(bars[bars["ts"] >= MIDNIGHT], "1Min"), "1Day").open
+    fills = [e.payload for e in replay(result.path).events if e.type == ev.FILL]
+    assert [float(f["price"]) for f in fills] == pytest.approx(
+        [CostModel().fill_price(f["side"], opens[f["symbol"]].iloc[0]) for f in fills])
+    start = next(e for e in replay(result.path).events if e.type == ev.SESSION_START)
+    assert start.payload["bars_from"].endswith("history: stored 1Day")
 
 
 def timeframe_session(url: str, timeframe: str):

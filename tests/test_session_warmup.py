@@ -35,15 +35,16 @@ def test_a_warmup_longer_than_the_stored_history_is_refused_naming_the_shortfall
     with pytest.raises(DataError) as e:
         _session(daily, history_days=200)
     text = str(e.value)
-    assert "slow_cross needs 100 1Day bars before the first bar of 2025-12-31" in text
-    assert "hold 49 from" in text and "\n" not in text
+    assert ("slow_cross needs 100 1Day bars before the bar of 2025-12-30 (the decision of "
+            "the daily session of 2025-12-31)") in text  # a daily session: session.daily
+    assert "hold 48 from" in text and "\n" not in text
 
 
 def test_too_few_history_days_for_the_warmup_is_refused(daily):
-    with pytest.raises(DataError, match="the 1 stored sessions before it hold 1 from"):
+    with pytest.raises(DataError, match="the 1 stored sessions before it hold 0:"):
         _session(daily, history_days=1, slow=20)
 
 
 def test_a_covered_warmup_replays_and_decides(daily):
     result = _session(daily, history_days=30, slow=20)
-    assert result.outcome == "succeeded" and result.bars == 1
+    assert result.outcome == "succeeded" and result.bars == 2  # the decision and fill rows

@@ -6,7 +6,9 @@
 The replayed day plus ``history_days`` stored sessions before it. Above the minute and
 intraday, the stored minutes aggregated by :func:`workbench.data.aggregate.aggregate_bars`
 (the store's rule; what a live session builds from a minute stream) when the store holds
-minutes on the day, else the stored bars of the timeframe; ``source`` says which.
+minutes on the day, else the stored bars of the timeframe; ``source`` says which. A daily
+session's bars: :func:`workbench.session.daily.daily_bars` (the day before decided, the day
+filled on).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from workbench.data.aggregate import aggregate_bars
 from workbench.data.bars import Bars
 from workbench.engine import Engine, load_sessions
 from workbench.errors import DataError
+from workbench.session import daily
 from workbench.times import ny_midnight, to_new_york
 
 __all__ = ["check_warmup", "load_replay"]
@@ -28,6 +31,9 @@ def load_replay(replay_date, symbols, tf, history_days, store) -> tuple[Bars, st
     session builds from a minute stream) when the store holds minutes on the replayed day,
     else the stored ``tf`` bars (a daily timeframe: always the stored daily bars)."""
     day = pd.Timestamp(replay_date).date()
+    if daily.is_daily(tf):  # the day before decided, the day filled on (session.daily)
+        daily.check_history_days(history_days)
+        return daily.daily_bars(symbols, replay_date, 1 + history_days, store)
     bars, source = None, f"stored {tf}"
     if tf.is_intraday and tf.seconds > 60:
         try:
@@ -45,15 +51,23 @@ def load_replay(replay_date, symbols, tf, history_days, store) -> tuple[Bars, st
 
 
 def check_warmup(engine: Engine, bars, replay_date, history_days: int) -> None:
-    """Refuse a day whose first bar the strategy could not judge: the stored history before
-    it is shorter than the warmup (never a day replayed without a decision and called
-    "succeeded")."""
-    before = int((bars.index < ny_midnight(replay_date)).sum())
+    """Refuse a day whose first decided bar the strategy could not judge: the stored
+    history before it is shorter than the warmup (never a day replayed without a decision
+    and called "succeeded"). A daily session's first decided bar is the day before's
+    (:mod:`workbench.session.daily`)."""
+    day = pd.Timestamp(replay_date)
+    first_decided = day.date()
+    if daily.is_daily(engine.window.timeframe):
+        first_decided = daily.decision_day(day).date()
+        what = f"the bar of {first_decided} (the decision of the daily session of {day.date()})"
+    else:
+        what = f"the first bar of {first_decided}"
+    before = int((bars.index < ny_midnight(first_decided)).sum())
     if before >= engine.warmup:
         return
     first = f" from {to_new_york(bars.index[0]):%Y-%m-%d}" if before else ""
     raise DataError(
         f"{engine.strategy.name} needs {engine.warmup} {engine.window.timeframe} bars before "
-        f"the first bar of {pd.Timestamp(replay_date).date()}; the {history_days} stored "
+        f"{what}; the {history_days} stored "
         f"sessions before it hold {before}{first}: store earlier history (workbench data "
         "fetch/import/synth) or give history_days that reach it")

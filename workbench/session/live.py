@@ -31,8 +31,9 @@ start reconciliation, risk gateway, trader, group commit), fed by
   into the timeframe's bars by the store's rule (:mod:`workbench.feeds.timeframes`, the
   function the store and a replayed session aggregate with), the warmup history the
   stored minutes aggregated the same way; the session decides at each bar's close (a bar
-  is complete when its last minute is in or every minute of it is decided: a 1Day
-  session decides once, after the close). A start or restart mid-bar rebuilds the bar in
+  is complete when its last minute is in or every minute of it is decided; a 1Day
+  session decides on the day before's bar at its start and fills on the day's bar after
+  the close: :mod:`workbench.session.daily`). A start or restart mid-bar rebuilds the bar in
   progress from the day's minutes read from REST (those before the feed's first minute)
   and the live ones after them: each minute once. ``session_start`` records the
   timeframe (part of the run's identity) and ``bars_from`` says where the bars come from.
@@ -59,7 +60,7 @@ from workbench.data import calendar
 from workbench.data.aggregate import aggregate_bars
 from workbench.data.bars import Bars
 from workbench.data.timeframe import Timeframe
-from workbench.engine import Engine, load_sessions
+from workbench.engine import Engine, ReplayFeed, load_sessions
 from workbench.errors import ConfigError, DataError, WorkbenchError
 from workbench.feeds.options import FeedOptions
 from workbench.model import events as ev
@@ -67,7 +68,7 @@ from workbench.model import to_decimal
 from workbench.model.costs import CostModel, Shares
 from workbench.monitor import monitored
 from workbench.risk import RiskSettings
-from workbench.session import rebuild
+from workbench.session import daily, rebuild
 from workbench.session.bars import check_warmup
 from workbench.session.options import HEARTBEAT_EVERY, SessionOptions
 from workbench.session.runner import SessionResult, _run
@@ -130,21 +131,25 @@ def live_refusals(*, live: bool, broker: str, settings: Settings, capital) -> li
     return out
 
 
-def _history(symbols, day: pd.Timestamp, history_days: int, store, tf: Timeframe) -> Bars:
+def _history(symbols, day: pd.Timestamp, history_days: int, store,
+             tf: Timeframe) -> tuple[Bars, str]:
     """The warmup: ``history_days`` stored sessions of minutes before ``day``, above the
-    minute aggregated by the store's rule (the bars the live ones continue)."""
+    minute aggregated by the store's rule (the bars the live ones continue); a daily
+    session's: :func:`workbench.session.daily.daily_bars` (as a replay's). Where from."""
     if history_days < 1:
         raise ConfigError("a live session warms up on stored minutes: history_days >= 1")
     before = calendar.last_sessions(2, day)[0] if calendar.is_session(day) else day
+    if daily.is_daily(tf):  # the replay's rule; its last bar the one decided at the start
+        return daily.daily_bars(symbols, before, history_days, store)
     minutes = load_sessions(history_days, symbols, "1Min", end=before.date().isoformat(),
                             store=store)
-    return aggregate_bars(minutes, tf) if tf.seconds > 60 else minutes
+    return (aggregate_bars(minutes, tf) if tf.seconds > 60 else minutes), \
+        f"stored 1Min aggregated to {tf}"
 
 
-def _bars_from(tf: Timeframe, feed: str) -> str:
+def _bars_from(tf: Timeframe, feed: str, history: str) -> str:
     live = f"live Alpaca 1Min ({feed})"
-    return live if tf.seconds == 60 else f"{live} aggregated to {tf}; history: stored 1Min " \
-        f"aggregated to {tf}"
+    return live if tf.seconds == 60 else f"{live} aggregated to {tf}; history: {history}"
 
 
 def _alpaca_broker(mode: str, settings: Settings, events: queue.SimpleQueue):
@@ -202,7 +207,7 @@ def run_live_session(strategy, params=None, *, symbols=None, broker: str = "sim"
     if start >= calendar.session_close(day):
         raise DataError(f"the session of {day.date()} closed at "
                         f"{calendar.session_close(day).isoformat()}: start before the close")
-    history = _history(symbols, day, options.history_days, store, tf)
+    history, source = _history(symbols, day, options.history_days, store, tf)
     engine = Engine(strategy, history.symbols, params=params, timeframe=tf, log_notices=False,
                     clock=clock)
     check_warmup(engine, history, day, options.history_days)
@@ -231,7 +236,7 @@ def run_live_session(strategy, params=None, *, symbols=None, broker: str = "sim"
                       broker_events, tf)
     try:
         return _run(engine, history, day, record, journal, real, broker_path, clock, risk,
-                    options, _bars_from(tf, settings.alpaca.feed), loop=loop,
+                    options, _bars_from(tf, settings.alpaca.feed, source), loop=loop,
                     identity=identity)
     finally:
         real.close()
@@ -253,17 +258,37 @@ def _live_loop(alpaca_feed, settings, history: Bars, day, clock: MarketClock, fe
 
         feed = alpaca_feed(symbols, day, settings=settings, clock=clock, speed=clock.speed,
                            options=feed_options, on_event=on_event, timeframe=tf)
-        session.engine.preload(history)
+        if daily.is_daily(tf):  # the day before's bar decided now, filled at the open
+            _decide_day_before(session, history, day, clock)
+        else:
+            session.engine.preload(history)
         first = feed.first_minute
         if first > calendar.session_open(day):  # started (or restarted) after the open
             _catch_up(session, feed, day, first, resume_at)
+        role = "fill" if daily.is_daily(tf) else "bar"
         for row in feed:
             _journal_broker_events(journal, broker_events, clock)
-            session.on_row(row)
+            session.on_row(row, role)
             if session.stop_reason:
                 return
         _journal_broker_events(journal, broker_events, clock)
     return loop
+
+
+def _decide_day_before(session, history: Bars, day, clock) -> None:
+    """A daily session's start: bar D-1 (the history's last) decided, its orders sent
+    before the open (said when after it); the bars before it preloaded."""
+    last = pd.Timestamp(to_new_york(history.index[-1]).date())
+    if last != daily.decision_day(day):
+        raise DataError(f"a daily session of {day.date()} decides on the bar of "
+                        f"{daily.decision_day(day).date()}; the stored history ends on "
+                        f"{last.date()}: store it first")
+    session.engine.preload(history.iloc(slice(0, len(history) - 1)))
+    late = daily.said_after_open(day, clock.now())
+    if late:
+        session.journal.append(ev.ALERT, source="session", level="warning", message=late,
+                               at=clock.now().isoformat())
+    session.on_row(next(iter(ReplayFeed(history, start=history.index[-1]))), "decision")
 
 
 def _journal_broker_events(journal, events: queue.SimpleQueue, clock) -> None:

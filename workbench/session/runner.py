@@ -75,7 +75,7 @@ from workbench.brokers.sim import SimBroker
 from workbench.clock import LiveClock, SimClock
 from workbench.config import load_settings
 from workbench.data.timeframe import Timeframe
-from workbench.engine import Engine, ReplayFeed, bar_close
+from workbench.engine import Engine, bar_close
 from workbench.engine.engine import LatencyStats
 from workbench.errors import ConfigError
 from workbench.journal import JournalError
@@ -85,16 +85,17 @@ from workbench.model import events as ev
 from workbench.model.costs import CostModel, Shares
 from workbench.monitor import monitored
 from workbench.risk import RiskGateway, RiskSettings
-from workbench.session import crashpoints, rebuild
+from workbench.session import crashpoints, daily, rebuild
 from workbench.session.bars import check_warmup, load_replay
 from workbench.session.control import ControlChannel
+from workbench.session.daily import Role
 from workbench.session.deferred import after_bar, collector_paused
 from workbench.session.ending import SessionResult, close_failed
 from workbench.session.ending import finish as _finish
 from workbench.session.identity import IDENTITY, refuse_other_identity
 from workbench.session.options import HEARTBEAT_EVERY, SessionOptions
-from workbench.session.pacing import pace
 from workbench.session.prices import LastPrices
+from workbench.session.replay import replay_loop
 from workbench.session.risk_caps import say_caps, session_caps
 from workbench.session.start import (
     lock_broker,
@@ -104,7 +105,7 @@ from workbench.session.start import (
     write_owner,
 )
 from workbench.session.stops import Stops, refuse_trailing_restart
-from workbench.session.trader import Accounts, Direction, Sizing, Trader
+from workbench.session.trader import Accounts, Direction, Sizing, Trader, carried_flows
 from workbench.strategy import as_strategy
 from workbench.times import ny_midnight
 
@@ -134,9 +135,12 @@ class _Session:
         self.stop_reason = self.stop_reason or why
 
     # -- one bar ----------------------------------------------------------------------
-    def on_row(self, row) -> None:
+    def on_row(self, row, role: Role = "bar") -> None:
+        """One row: ``role`` "bar" (filled on, then decided), or a daily session's
+        "decision" (the day before's bar: decided, never filled on) or "fill" (the day's
+        bar: filled on and marked, never decided) (:mod:`workbench.session.daily`)."""
         with collector_paused():  # collections wait until the orders are sent
-            latency = self._decide(row)
+            latency = self._decide(row, role)
         self.latency.record(latency)
         self.recent_ms.append(latency * 1e3)
         self.bars += 1
@@ -145,7 +149,7 @@ class _Session:
             self.heartbeat()
         after_bar(self.broker)  # the broker's checkpoint, off the bar's path
 
-    def _decide(self, row) -> float:
+    def _decide(self, row, role: Role = "bar") -> float:
         """The bar from its arrival to its orders sent; the seconds that took."""
         self._commands()
         if isinstance(self.clock, SimClock):  # a replay's time is its bars'; a live one runs
@@ -153,22 +157,28 @@ class _Session:
         self._connection()
         present = np.flatnonzero(row.present)
         self.journal.append(ev.BAR, bar_time=row.time, symbols=len(present),
-                            volume=float(np.nansum(row.field("volume"))))
+                            volume=float(np.nansum(row.field("volume"))),
+                            **({} if role == "bar" else {"role": role}))
         bars = {row.symbols[j]: row.values[:, j] for j in present}
-        if hasattr(self.broker, "on_bars"):  # the simulated broker fills on the bars
-            self.broker.on_bars(row.time, bars)
+        if role != "decision" and hasattr(self.broker, "on_bars"):  # the simulated broker
+            self.broker.on_bars(row.time, bars)  # fills on the bars
         self.manager.process_updates()
         self.manager.settle_unknown()
         self.last_prices.set_closes(bars, row.values[3, present].tolist())
-        ctx = self._context(row.time)
+        ctx = self._context(daily.fresh_from(row.time, role, self.clock.now()))
         try:  # the bar's intents are staged, then committed: one sync, then each sent
-            for intent in self.trader.from_actions(self.risk.on_bar(ctx), row.time):
-                self._send(intent, ctx)
-            decision = self.engine.on_bars(row)
-            for sig in decision.signals:
-                self.journal.append(ev.SIGNAL, sig)
-            for intent in self.trader.from_signals(decision.signals, self.last_prices):
-                self._send(intent, ctx)
+            actions = self.risk.on_bar(ctx)
+            if role == "fill":  # after the close: judged again at the next session's start
+                daily.hold_actions(actions, row.time, self.journal, self.clock)
+            else:
+                for intent in self.trader.from_actions(actions, row.time):
+                    self._send(intent, ctx)
+            if role != "fill":
+                decision = self.engine.on_bars(row)
+                for sig in decision.signals:
+                    self.journal.append(ev.SIGNAL, sig)
+                for intent in self.trader.from_signals(decision.signals, self.last_prices):
+                    self._send(intent, ctx)
             for intent in self.trader.protections(row.time, bars):
                 self._send(intent, ctx)
         finally:
@@ -274,7 +284,7 @@ def run_session(strategy, params=None, *, replay_date, speed="max", symbols=None
     tf = Timeframe.parse(timeframe)
     bars, source = load_replay(replay_date, symbols, tf, options.history_days, store)
     engine = Engine(strategy, bars.symbols, params=params, timeframe=tf, log_notices=False,
-                    clock=clock or SimClock(ny_midnight(replay_date)))
+                    clock=clock or SimClock(ny_midnight(daily.first_day(tf, replay_date))))
     clock = engine.clock
     check_warmup(engine, bars, replay_date, options.history_days)
     record = open_record(run_dir, strategy, engine.params, bars, LiveClock(), runs_root)
@@ -323,6 +333,10 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
                           keys=IDENTITY + tuple(identity or ()))
     if starts and sizing.sl_trail:
         refuse_trailing_restart(record.run_id)
+    carried = {}  # per-symbol accounts: earlier runs' flows, fixed at the first start
+    if sizing.accounts == "per_symbol":
+        carried = ({k: Decimal(v) for k, v in starts[0].payload.get("carried_flows", {}).items()}
+                   if starts else carried_flows(broker.fills()))
     sink, wrapped = crashpoints.wrap(journal, broker)
     manager, check, events = start_manager(wrapped, sink, clock, record, broker_path, journal,
                                            events)
@@ -338,10 +352,13 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
                    symbols=list(bars.symbols), strategy=engine.strategy.name,
                    params=engine.params, start_equity=start_equity, broker=account,
                    speed=str(options.speed), restart=bool(starts), resume_at=resume_at,
-                   risk_caps=caps.record(), **trading)
+                   risk_caps=caps.record(), **trading,
+                   **({"carried_flows": {k: f"{v:f}" for k, v in carried.items()}}
+                      if carried else {}))
     journal.append(ev.CONFIG, risk=caps.settings.model_dump(mode="json"))
     say_caps(caps, journal, clock)
     trader = Trader(record.run_id, engine.strategy.name, manager, sizing)
+    trader.carried = carried
     for e in events:  # a restart: the stops the strategy gave with this run's entries
         if e.type == ev.SIGNAL:
             trader.learn_stops(e.payload)
@@ -358,7 +375,7 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     previous = _install_sigterm(session)
     try:
         if loop is None:
-            _loop(session, bars, replay_date, resume_at, options)
+            replay_loop(session, bars, replay_date, resume_at, options)
         else:
             loop(session, resume_at)
     except BaseException as e:
@@ -375,21 +392,3 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
         return _finish(session, "interrupted", session.stop_reason, broker_path, expire=False)
     return _finish(session, "succeeded", "the replayed day is over" if loop is None
                    else "the trading day is over", broker_path, expire=True)
-
-
-def _loop(session: _Session, bars, replay_date, resume_at, options: SessionOptions) -> None:
-    start = resume_at if resume_at is not None else ny_midnight(replay_date)
-    feed = ReplayFeed(bars, start=start)
-    history = feed.history()
-    if history is not None and len(history):
-        session.engine.preload(history)
-        if resume_at is not None:  # a restart: the day's closes before the resumed bar
-            session.last_prices.update(rebuild.last_prices(
-                history.close, ny_midnight(replay_date), resume_at))
-    interval = session.engine.window.timeframe.delta
-    for row in feed:
-        started = time.perf_counter()
-        session.on_row(row)
-        if session.stop_reason:
-            return
-        pace(options.speed, started, interval)

@@ -9,7 +9,8 @@ buys (or sells short) no share is skipped. The account (``accounts``):
   close (the fill comes at the next open, so the shares are those of the close, not of
   the fill); a short sale is sized the same way;
 * ``"per_symbol"`` (the backtest's research default): each symbol its own account of
-  ``cash`` plus what its fills in this run moved. With fractional shares an entry is a
+  ``cash`` plus what its fills on the account moved (this run's, and earlier runs' on the
+  same broker account: :func:`carried_flows`, fixed at the run's first start). With fractional shares an entry is a
   *notional* market order of ``size`` x that cash (Alpaca's ``notional``; a notional
   short sale is the simulated broker's): the broker sets the shares at the fill price with
   :meth:`CostModel.max_quantity`, exactly as the backtest sizes at the fill, so when no
@@ -142,6 +143,9 @@ class Trader:
         self.entry_stops: dict[tuple[str, pd.Timestamp], Stops] = {}
         # trailing (``Sizing.sl_trail``): symbol -> [entry id, best price, stops, tp level]
         self.trailing: dict[str, list] = {}
+        # per-symbol accounts: the cash each symbol's fills on this account moved before
+        # this run (earlier runs' days: ``carried_flows``), so a run of days sizes as one
+        self.carried: dict[str, Decimal] = {}
 
     def learn_stops(self, signal) -> None:
         """Keep the stops the strategy gave with an entry ``signal`` (a ``Signal`` or its
@@ -343,7 +347,8 @@ class Trader:
 
     def account_cash(self, symbol: str) -> Decimal:
         """The cash of ``symbol``'s own account (``accounts="per_symbol"``)."""
-        return self.sizing.cash + self.manager.book.ledger.flows.get(symbol, _ZERO)
+        return (self.sizing.cash + self.carried.get(symbol, _ZERO)
+                + self.manager.book.ledger.flows.get(symbol, _ZERO))
 
     def _own_account_entry(self, sig: Signal, side: Side, price,
                            proceeds: Decimal = _ZERO) -> OrderIntent | None:
@@ -371,3 +376,12 @@ class Trader:
     def placed(self, at) -> None:
         """Count an order sent (the order-rate kill switch reads these times)."""
         self.order_times.append(at)
+
+
+def carried_flows(fills) -> dict[str, Decimal]:
+    """The cash each symbol's ``fills`` moved (the ledger's rule): an account's earlier
+    runs, read from the broker at a run's first start."""
+    out: dict[str, Decimal] = {}
+    for f in fills:
+        out[f.symbol] = out.get(f.symbol, _ZERO) - (f.side.sign * f.quantity * f.price + f.fee)
+    return out
