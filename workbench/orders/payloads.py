@@ -21,7 +21,7 @@ from workbench.model import Fill, OrderIntent, Position
 from workbench.model.codec import encode
 from workbench.plain import TAG, plain
 
-__all__ = ["encode_model", "plain_payload", "round_trips"]
+__all__ = ["encode_model", "held", "plain_payload", "round_trips"]
 
 _AS_IS = frozenset({str, int, bool, type(None)})
 _FLAT = frozenset({OrderIntent, Fill, Position})  # model objects with scalar fields only
@@ -62,6 +62,12 @@ def round_trips(obj) -> bool:
         if type(v) not in _EXACT and not isinstance(v, enum.Enum):
             return False
     return True
+
+
+def held(obj):
+    """``obj`` for :func:`~workbench.orders.book.apply` (applied as held) when its payload
+    decodes back to it (:func:`round_trips`), else None (the payload is decoded)."""
+    return obj if round_trips(obj) else None
 
 
 @functools.cache
