@@ -823,3 +823,23 @@ def test_the_managers_payloads_are_the_codecs():
     for obj in objects:
         assert _encode(obj) == encode(obj)
         assert list(_encode(obj)) == list(encode(obj))  # the same field order
+
+
+def test_an_intent_or_fill_applied_as_held_is_the_decoded_payload():
+    """The manager applies the intent or fill it journaled without decoding the payload
+    back (``round_trips``): only when decoding would give the same object; a float where a
+    Decimal belongs is decoded, as a reader of the journal would."""
+    from workbench.model import Fill
+    from workbench.model.codec import decode
+    from workbench.orders.payloads import encode_model, round_trips
+
+    objects = [intent(), intent("n", 3, 2, notional=D("1234.5000")),
+               intent("x", 3, 2, Side.SELL, order_type=OrderType.BRACKET,
+                      stop_loss=D("90.125"), take_profit=D(100)),
+               Fill("e1", "c1", "AAPL", Side.BUY, D("0.5"), D("100.01"), D(0), t(3))]
+    for obj in objects:
+        assert round_trips(obj)
+        assert decode(encode_model(obj), type(obj)) == obj
+    loose = Fill("e2", "c1", "AAPL", Side.BUY, 0.5, D("100.01"), D(0), t(3))
+    assert not round_trips(loose)
+    assert type(decode(encode_model(loose), Fill).quantity) is D

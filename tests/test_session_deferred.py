@@ -100,3 +100,17 @@ def test_last_prices_are_to_decimal_of_each_symbols_last_close_made_when_read():
         prices["ZZZ"]
     with pytest.raises(ValueError):
         prices.set_closes(["A", "B"], [1.0])
+
+
+def test_last_prices_get_is_the_mappings():
+    """``LastPrices.get`` (its own, not ``Mapping.get``): a known symbol's Decimal, the
+    default for an unknown one, never a KeyError."""
+    from workbench.model import to_decimal
+    from workbench.session.prices import LastPrices
+
+    prices = LastPrices()
+    prices.set_closes(["A", "B"], [10.125, 3.0])
+    assert prices.get("A") == prices["A"] == to_decimal(10.125)
+    assert prices.get("Z") is None and prices.get("Z", 0) == 0
+    prices.set_closes(["A"], [11.5])
+    assert prices.get("A") == to_decimal(11.5) and prices.get("B") == to_decimal(3.0)

@@ -133,8 +133,8 @@ def _register(book: OrderBook, p: dict) -> None:
         book.parents[order.client_order_id] = p["parent_id"]
 
 
-def _intent(book: OrderBook, p: dict) -> None:
-    intent = decode(p, OrderIntent)
+def _intent(book: OrderBook, p: dict, intent: OrderIntent | None = None) -> None:
+    intent = intent if intent is not None else decode(p, OrderIntent)
     if intent.client_order_id not in book.orders:
         _set(book, Order(intent, updated_at=time_of(p["time"])))
 
@@ -172,8 +172,8 @@ def _update(book: OrderBook, p: dict) -> None:
     _guarded(book, cid, lambda o: catch_up(o, S(p["status"]), when, p.get("broker_order_id")))
 
 
-def _fill(book: OrderBook, p: dict) -> None:
-    fill = decode(p, Fill)
+def _fill(book: OrderBook, p: dict, fill: Fill | None = None) -> None:
+    fill = fill if fill is not None else decode(p, Fill)
     if fill.execution_id in book.executions:
         return
     book.executions.add(fill.execution_id)
@@ -198,11 +198,24 @@ _REDUCERS = {ev.ACCOUNT_SNAPSHOT: _snapshot, ev.INTENT: _intent, ev.BROKER_REPLY
              ev.ORDER_UPDATE: _update, ev.FILL: _fill, ev.UNMATCHED_UPDATE: _unmatched}
 
 
-def apply(book: OrderBook, event_type: str, payload: dict) -> None:
+_DECODED = (ev.INTENT, ev.FILL)  # reducers that take the payload's model object, if known
+
+
+def apply(book: OrderBook, event_type: str, payload: dict, model: Any = None) -> None:
     """Move ``book`` by one journaled event (other event types are ignored; an old
-    spelling of a type, as journals before the unified names hold, counts as today's)."""
-    reducer = _REDUCERS.get(ev.canonical_type(event_type))
-    if reducer is not None:
+    spelling of a type, as journals before the unified names hold, counts as today's).
+
+    ``model``: the ``OrderIntent`` or ``Fill`` an intent's or a fill's payload encodes,
+    when the caller holds it (the order manager, which journaled it): used instead of
+    decoding the payload back, the same object by value (``encode_model`` then ``decode``
+    gives it back field for field; ``tests/test_order_manager.py`` checks it)."""
+    kind = ev.canonical_type(event_type)
+    reducer = _REDUCERS.get(kind)
+    if reducer is None:
+        return
+    if model is not None and kind in _DECODED:
+        reducer(book, payload, model)
+    else:
         reducer(book, payload)
 
 

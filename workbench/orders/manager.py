@@ -57,7 +57,7 @@ from workbench.model import events as ev
 from workbench.model.codec import encode
 from workbench.model.events import EventSink
 from workbench.orders.book import OrderBook, apply, order_payload, rebuild
-from workbench.orders.payloads import encode_model, plain_payload
+from workbench.orders.payloads import encode_model, held, plain_payload
 from workbench.orders.reconcile import Difference, Reconciliation, reconcile
 from workbench.orders.sending import Sending
 from workbench.orders.states import IllegalTransition, catch_up
@@ -99,12 +99,12 @@ class OrderManager(Sending):
         return self.book
 
     # -- the journal ----------------------------------------------------------------------
-    def _emit(self, event_type: str, durable: bool = False, **payload) -> None:
+    def _emit(self, event_type: str, durable: bool = False, model=None, **payload) -> None:
         """Journal, then apply. ``time`` is the manager's clock, except in a fill's payload,
-        where it is the fill's own time (the ``Fill`` field)."""
+        where it is the fill's own time. ``model``: what the payload encodes, if held."""
         payload = plain_payload({**payload, "time": payload.get("time", self.clock.now())})
         (self.sink.append_durable if durable else self.sink.append)(event_type, **payload)
-        apply(self.book, event_type, payload)
+        apply(self.book, event_type, payload, model)
 
     # -- views ----------------------------------------------------------------------------
     @property
@@ -153,7 +153,7 @@ class OrderManager(Sending):
         cid = intent.client_order_id
         if cid in self.book.orders:
             return self.book.orders[cid]  # one broker order per intent, ever
-        self._emit(ev.INTENT, durable=True, **encode_model(intent))
+        self._emit(ev.INTENT, durable=True, model=held(intent), **encode_model(intent))
         self.syncs += 1
         return self._send(intent, "submit")
 
@@ -166,7 +166,7 @@ class OrderManager(Sending):
         if not callable(getattr(self.sink, "sync", None)):
             raise TypeError(f"group commit needs a sink with sync(); {type(self.sink).__name__} "
                             "has none: use place()")
-        self._emit(ev.INTENT, **encode_model(intent))
+        self._emit(ev.INTENT, model=held(intent), **encode_model(intent))
         self._staged.append(intent)
         return self.book.orders[cid]
 
@@ -277,7 +277,7 @@ class OrderManager(Sending):
         and ``positions`` views) the order and the position it left."""
         if fill.execution_id in self.book.executions:
             return False
-        self._emit(ev.FILL, **encode_model(fill), source=source)
+        self._emit(ev.FILL, model=held(fill), **encode_model(fill), source=source)
         order = self.book.orders.get(fill.client_order_id)
         if order is not None:
             self._emit(ev.ORDER_UPDATE, client_order_id=order.client_order_id,

@@ -11,6 +11,7 @@ for a fraction of it.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 from decimal import Decimal
 
@@ -20,7 +21,7 @@ from workbench.model import Fill, OrderIntent, Position
 from workbench.model.codec import encode
 from workbench.plain import TAG, plain
 
-__all__ = ["encode_model", "plain_payload"]
+__all__ = ["encode_model", "held", "plain_payload", "round_trips"]
 
 _AS_IS = frozenset({str, int, bool, type(None)})
 _FLAT = frozenset({OrderIntent, Fill, Position})  # model objects with scalar fields only
@@ -44,6 +45,29 @@ def encode_model(obj) -> dict:
     if type(obj) not in _FLAT:
         return encode(obj)
     return {TAG: type(obj).__name__, **{f: _value(getattr(obj, f)) for f in _fields(type(obj))}}
+
+
+_EXACT = frozenset({str, int, bool, type(None), Decimal, pd.Timestamp})
+
+
+def round_trips(obj) -> bool:
+    """Whether decoding :func:`encode_model`'s payload of ``obj`` gives ``obj`` back, equal
+    field for field: an intent or a fill whose fields hold text, numbers, ``Decimal``,
+    timestamps or enums (what the codec decodes them to). Not so (a float where a Decimal
+    belongs, from an adapter): the payload is decoded, as the journal's reader would."""
+    if type(obj) not in _FLAT:
+        return False
+    for f in _fields(type(obj)):
+        v = getattr(obj, f)
+        if type(v) not in _EXACT and not isinstance(v, enum.Enum):
+            return False
+    return True
+
+
+def held(obj):
+    """``obj`` for :func:`~workbench.orders.book.apply` (applied as held) when its payload
+    decodes back to it (:func:`round_trips`), else None (the payload is decoded)."""
+    return obj if round_trips(obj) else None
 
 
 @functools.cache

@@ -125,13 +125,21 @@ class RiskContext:
         book = self.pending_buys if intent.side is Side.BUY else self.pending_sells
         book = {**book, intent.symbol: book.get(intent.symbol, _ZERO) + intent.quantity}
         key = "pending_buys" if intent.side is Side.BUY else "pending_sells"
-        new = dataclasses.replace(self, **{key: book}, order_times=(*self.order_times, at))
+        new = object.__new__(RiskContext)  # dataclasses.replace, without __init__'s cost
+        for name in _FIELDS:
+            object.__setattr__(new, name, getattr(self, name))
+        object.__setattr__(new, key, book)
+        object.__setattr__(new, "order_times", (*self.order_times, at))
+        object.__setattr__(new, "_memo", {})
         if "equity" in self._memo:  # open orders do not change equity
             new._memo["equity"] = self._memo["equity"]
         if (total := self._memo.get("total")) is not None:  # keep the total incrementally
             new._memo["total"] = (total - symbol_exposure(self, intent.symbol)
                                   + symbol_exposure(new, intent.symbol))
         return new
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(RiskContext) if f.init)
 
 
 # -- exposure arithmetic ------------------------------------------------------------

@@ -91,6 +91,7 @@ class RiskGateway:
         self._ctx: RiskContext | None = None
         self._window = (None, None)  # order_window_s, and it as a Timedelta
         self._day: tuple = (None, None)  # the clock's last time, its trading day
+        self._iso: tuple = (None, "")  # the clock's last time, its ISO text
 
     # -- read-only state ------------------------------------------------------------------
     @property
@@ -288,7 +289,15 @@ class RiskGateway:
             order_type=str(intent.order_type), intent_reason=intent.reason,
             approved=decision.approved, check=getattr(decision, "check", None),
             reason=getattr(decision, "reason", None), state=str(self._state),
-            at=self._clock.now().isoformat())
+            at=self._iso_now())
+
+    def _iso_now(self) -> str:
+        """The clock's time as ISO text, converted once per time object (a bar's reviews
+        share one)."""
+        now = self._clock.now()
+        if now is not self._iso[0]:
+            self._iso = (now, now.isoformat())
+        return self._iso[1]
 
     def _today(self) -> dt.date:
         now = self._clock.now()

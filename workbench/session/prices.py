@@ -17,6 +17,8 @@ from workbench.model import to_decimal
 
 __all__ = ["LastPrices"]
 
+_MISSING = object()
+
 
 class LastPrices(Mapping[str, Decimal]):
     """A read-only mapping of symbol -> ``to_decimal(last close)`` (see the module doc)."""
@@ -39,6 +41,18 @@ class LastPrices(Mapping[str, Decimal]):
         made = self._made.get(symbol)
         if made is None:
             made = self._made[symbol] = to_decimal(self._raw[symbol])
+        return made
+
+    def get(self, symbol, default=None):
+        """``self[symbol]``, or ``default`` for a symbol with no close (the risk checks ask
+        a thousand times a bar: ``Mapping.get`` goes through ``__getitem__`` and a
+        ``KeyError``)."""
+        made = self._made.get(symbol)
+        if made is None:
+            raw = self._raw.get(symbol, _MISSING)
+            if raw is _MISSING:
+                return default
+            made = self._made[symbol] = to_decimal(raw)
         return made
 
     def __contains__(self, symbol: object) -> bool:
