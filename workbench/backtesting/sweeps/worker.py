@@ -166,7 +166,7 @@ class WorkerState:
         if key == self._block:
             return
         bars = self.job.bars
-        if key != (0, len(bars.symbols)):
+        if key != (0, bars.close.shape[1]):  # (Bars.symbols builds a list of str each time)
             bars = bars.select(bars.symbols[symbols])
         self._block, self._bars, self._tiled = key, bars, None
         self._prices = {p: np.asfortranarray(getattr(bars, p).to_numpy(dtype=float))
@@ -187,7 +187,7 @@ class WorkerState:
         stops the strategy returns (``sl_stop``/``tp_stop``) as (k * s, T) float rows
         (None if it returns none)."""
         names = ("entries", "exits") + (("short_entries", "short_exits") if self.job.shorts else ())
-        n_t, s = len(self._bars), len(self._bars.symbols)
+        n_t, s = self._bars.close.shape
         out: dict[str, np.ndarray | None] = {"short_entries": None, "short_exits": None,
                                              "sl_stop": None, "tp_stop": None}
         stacked = {n: np.zeros((len(combos) * s, n_t), dtype=np.bool_) for n in names}
