@@ -15,10 +15,13 @@ return must agree to 1e-9 or the script fails.
 
 The yardstick, run alternately with them: a fused single-pass kernel written for this one
 strategy (``_fused_kernel``: both SMAs as running sums, the crossings, the simulation and
-the metrics in one compiled loop per column, no intermediate arrays) on one core. Its
-total returns, trade counts and exposures must equal wb.sweep's to 1e-9; the distance is
-wb.sweep's time over the kernel's, best against best (target <= 2). The script also prints
-how wb.sweep's time splits between the strategy calls and the simulation with metrics.
+the metrics in one compiled loop per column, no intermediate arrays, columns spread over
+numba's threads). Its total returns, trade counts and exposures must equal wb.sweep's to
+1e-9. The distance is wb.sweep's time over the kernel's, best against best, at the same
+thread count on each side (target <= 2): wb.sweep with ``threads=1`` against the kernel on
+one thread, and wb.sweep as a user runs it (one thread per CPU) against the kernel on as
+many threads. The script also prints how wb.sweep's time splits between the strategy
+calls and the simulation with metrics.
 
 scale: fast 5..50 step 5 x slow 60..250 step 10 (200 pairs) on 1,000 symbols x 2,500
 bars with ``memory_budget="4GB"``, in a child process: wall time, bar-combinations per
@@ -172,8 +175,9 @@ def _fused_kernel():
     return run
 
 
-def run_fused(close, grid: dict, kernel) -> np.ndarray:
-    """The fused kernel on one core: (pairs, symbols, 6) metrics; [..., 0] the total return."""
+def run_fused(close, grid: dict, kernel, threads: int = 1) -> np.ndarray:
+    """The fused kernel on ``threads`` of numba's threads: (pairs, symbols, 6) metrics;
+    [..., 0] the total return."""
     import numba
 
     closes = np.ascontiguousarray(close.to_numpy(dtype=float).T)
@@ -181,7 +185,7 @@ def run_fused(close, grid: dict, kernel) -> np.ndarray:
     fast_w, slow_w = (np.array(w, dtype=np.int64) for w in zip(*pairs(grid)))
     out = np.empty((len(fast_w), closes.shape[0], 6))
     threads = numba.get_num_threads()
-    numba.set_num_threads(1)
+    numba.set_num_threads(threads)
     try:
         kernel(closes, fast_w, slow_w, OPTIONS["fees_bps"] / 1e4, OPTIONS["cash"], 252.0, out)
     finally:
@@ -215,39 +219,54 @@ def compare(args) -> None:
     small = make_bars(5, 300, seed=2)
     kernel = _fused_kernel()
     run_sweep(small, COMPARE), run_vectorbt(small.close, COMPARE)  # warm: compile, import
-    run_fused(small.close, COMPARE, kernel)
+    workers = run_sweep(small, COMPARE).info["workers"]  # wb.sweep's default threads
+    run_fused(small.close, COMPARE, kernel), run_fused(small.close, COMPARE, kernel, workers)
     n_pairs = len(pairs(COMPARE))
     cells = len(bars) * len(bars.symbols) * n_pairs
-    ours, theirs, fused = [], [], []
+    times: dict[str, list[float]] = {k: [] for k in ("vbt", "sweep", "sweep1", "fused1", "fusedN")}
     for _ in range(args.repeat):
         t, vbt_returns = timed(lambda: run_vectorbt(bars.close, COMPARE))
-        theirs.append(t)
+        times["vbt"].append(t)
         t, result = timed(lambda: run_sweep(bars, COMPARE))
-        ours.append(t)
+        times["sweep"].append(t)
+        t, one = timed(lambda: run_sweep(bars, COMPARE, threads=1))
+        times["sweep1"].append(t)
         t, fused_out = timed(lambda: run_fused(bars.close, COMPARE, kernel))
-        fused.append(t)
+        times["fused1"].append(t)
+        t, fused_n = timed(lambda: run_fused(bars.close, COMPARE, kernel, workers))
+        times["fusedN"].append(t)
     worst = check_identical(result, vbt_returns)
-    fused_worst = check_fused(result, fused_out)
+    fused_worst = max(check_fused(r, f) for r in (result, one) for f in (fused_out, fused_n))
     info = result.info
+    assert info["workers"] == workers and one.info["workers"] == 1
     print(f"compare: {len(bars.symbols)} symbols x {len(bars):,} daily bars x {n_pairs} pairs "
           f"= {cells / 1e6:.0f} M bar-combinations; {args.repeat} alternating runs, warmed "
-          f"(compilation not timed); wb.sweep ran {info['mode']} x {info['workers']}, "
-          f"kernel {info['kernel']}; the fused kernel on one core")
+          f"(compilation not timed); wb.sweep ran {info['mode']} x {info['workers']} (its "
+          f"default) and threads=1, kernel {info['kernel']}; vectorbt on one thread; the fused "
+          f"kernel on 1 and on {workers} numba threads")
     for label, pick in (("best", min), ("median", statistics.median)):
-        v, w, f = pick(theirs), pick(ours), pick(fused)
-        print(f"  {label:6s} vectorbt {v:6.2f} s ({cells / v / 1e6:5.1f} M/s)   "
-              f"wb.sweep {w:6.2f} s ({cells / w / 1e6:5.1f} M/s)   "
-              f"fused {f:6.2f} s ({cells / f / 1e6:5.1f} M/s)   "
-              f"vectorbt/wb.sweep {v / w:.2f}   wb.sweep/fused {w / f:.2f}")
-    print(f"  wb.sweep's last run, summed over chunks: strategy calls (indicators from the "
-          f"cache, crossings, Signals) {info['seconds_strategy']:.2f} s, simulation + metrics "
-          f"(fused pass) {info['seconds_simulation']:.2f} s")
+        p = {k: pick(v) for k, v in times.items()}
+        rate = {k: cells / v / 1e6 for k, v in p.items()}
+        print(f"  {label:6s} vectorbt {p['vbt']:6.2f} s ({rate['vbt']:5.1f} M/s)   "
+              f"wb.sweep x{workers} {p['sweep']:5.2f} s ({rate['sweep']:5.1f} M/s)   "
+              f"wb.sweep x1 {p['sweep1']:5.2f} s ({rate['sweep1']:5.1f} M/s)   "
+              f"fused x1 {p['fused1']:5.2f} s ({rate['fused1']:5.1f} M/s)   "
+              f"fused x{workers} {p['fusedN']:5.2f} s ({rate['fusedN']:5.1f} M/s)")
+        print(f"         vectorbt/wb.sweep x{workers} {p['vbt'] / p['sweep']:.2f}   "
+              f"wb.sweep/fused x1 {p['sweep1'] / p['fused1']:.2f}   "
+              f"x{workers} {p['sweep'] / p['fusedN']:.2f}")
+    for name, r in ((f"x{workers}", result), ("x1", one)):
+        print(f"  wb.sweep {name}'s last run, summed over chunks: strategy calls (indicators "
+              f"from the cache, crossings, Signals) {r.info['seconds_strategy']:.2f} s, "
+              f"simulation + metrics (fused pass) {r.info['seconds_simulation']:.2f} s")
     print(f"  total returns identical: {len(result.table):,} columns, max |diff| {worst:.1e} "
           f"(vectorbt), {fused_worst:.1e} (fused kernel)")
-    print(f"  ratio (best of each) vectorbt / wb.sweep = {min(theirs) / min(ours):.2f}  "
-          f"(target >= 5)")
-    print(f"  distance (best of each) wb.sweep / fused kernel = {min(ours) / min(fused):.2f}  "
-          f"(target <= 2)")
+    best = {k: min(v) for k, v in times.items()}
+    print(f"  ratio (best of each) vectorbt / wb.sweep x{workers} = "
+          f"{best['vbt'] / best['sweep']:.2f}  (target >= 5)")
+    print(f"  distance (best of each, same threads) wb.sweep / fused kernel = "
+          f"{best['sweep1'] / best['fused1']:.2f} on 1 thread, "
+          f"{best['sweep'] / best['fusedN']:.2f} on {workers}  (target <= 2)")
 
 
 def check_fused(result, out: np.ndarray) -> float:

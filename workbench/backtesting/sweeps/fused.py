@@ -236,8 +236,11 @@ def _metrics(n_t, last, cash0, ppy, acc, rets, out):
         r = rets[i]
         if not np.isnan(r):
             ss += (r - mean) * (r - mean)
-            if r < 0.0:
-                down += r * r
+            # min, not a branch on the sign: a held column's returns change sign at random,
+            # and a mispredicted branch a bar cost a third of the pass; adding 0.0 for the
+            # gains changes no bit of the sum
+            neg = min(r, 0.0)
+            down += neg * neg
     root = math.sqrt(ppy)
     std = math.sqrt(ss / (n_r - 1)) if n_r > 1 else np.nan
     out[_SHARPE] = mean / std * root if n_t >= 2 and std > 0 else np.nan
@@ -261,8 +264,20 @@ def _score(o, cl, le, lx, se, sx, shorts, n_sym, at_close, cost, cash0, ppy, met
     one = np.empty(N_METRICS)
     for col in range(n_cols):
         k, s = col // n_sym, col % n_sym
-        _column(o[s], cl[s], le[col], lx[col], se[col], sx[col], shorts, at_close, cost, cash0,
-                equity[k], invested[k], rets, acc)
+        # the flags as constants, one call each: _column is compiled into this loop once
+        # per combination of them, without their tests on every bar (about 10% of the pass)
+        if at_close and shorts:
+            _column(o[s], cl[s], le[col], lx[col], se[col], sx[col], True, True, cost, cash0,
+                    equity[k], invested[k], rets, acc)
+        elif at_close:
+            _column(o[s], cl[s], le[col], lx[col], se[col], sx[col], False, True, cost, cash0,
+                    equity[k], invested[k], rets, acc)
+        elif shorts:
+            _column(o[s], cl[s], le[col], lx[col], se[col], sx[col], True, False, cost, cash0,
+                    equity[k], invested[k], rets, acc)
+        else:
+            _column(o[s], cl[s], le[col], lx[col], se[col], sx[col], False, False, cost, cash0,
+                    equity[k], invested[k], rets, acc)
         _metrics(n_t, acc[10], cash0, ppy, acc, rets, one)
         for m in range(N_METRICS):
             metrics[m, k, s] = one[m]

@@ -166,7 +166,7 @@ class WorkerState:
         if key == self._block:
             return
         bars = self.job.bars
-        if key != (0, len(bars.symbols)):
+        if key != (0, bars.close.shape[1]):  # (Bars.symbols builds a list of str each time)
             bars = bars.select(bars.symbols[symbols])
         self._block, self._bars, self._tiled = key, bars, None
         self._prices = {p: np.asfortranarray(getattr(bars, p).to_numpy(dtype=float))
@@ -187,10 +187,12 @@ class WorkerState:
         stops the strategy returns (``sl_stop``/``tp_stop``) as (k * s, T) float rows
         (None if it returns none)."""
         names = ("entries", "exits") + (("short_entries", "short_exits") if self.job.shorts else ())
-        n_t, s = len(self._bars), len(self._bars.symbols)
+        n_t, s = self._bars.close.shape
         out: dict[str, np.ndarray | None] = {"short_entries": None, "short_exits": None,
                                              "sl_stop": None, "tp_stop": None}
-        stacked = {n: np.zeros((len(combos) * s, n_t), dtype=np.bool_) for n in names}
+        # every row is written below (the frame's, or False where it returns none): no
+        # zero-fill of a chunk's flags first
+        stacked = {n: np.empty((len(combos) * s, n_t), dtype=np.bool_) for n in names}
         for c, params in enumerate(combos):
             signals = self.job.strategy(self._bars, **params)
             if signals.kind == "weights":
@@ -198,8 +200,11 @@ class WorkerState:
                                     f"{params}; a sweep needs entries/exits")
             for n in names:
                 frame = getattr(signals, n)
+                rows = stacked[n][c * s:(c + 1) * s]
                 if frame is not None:
-                    stacked[n][c * s:(c + 1) * s] = frame.to_numpy(dtype=np.bool_).T
+                    rows[:] = frame.to_numpy(dtype=np.bool_).T
+                else:
+                    rows.fill(False)
             for n, value in signals.stops().items():
                 if getattr(self.job.options, n) is not None:
                     raise StrategyError(f"{self.job.strategy.name} returned Signals({n}=...) "
