@@ -15,7 +15,8 @@ change to the compiled core also compiles it, so the first run is shown apart); 
 ``workbench demo`` in another temporary home, against the figure README.md states (its
 sentence is printed, and whether the time falls in its range).
 
-Then the import probes.
+Then the import probes. Each tree's notebook runs use its own kernelspec (installed into a
+private Jupyter folder for the measurement), not the one last installed in ``.venv``.
 
 Each probe is a fresh process (a cold start of Python, warm disk cache and bytecode):
 ``python -c pass`` is the baseline, then ``import workbench``, the session's loop module
@@ -65,10 +66,26 @@ def _probes(tree: Path) -> dict[str, str]:
     }
 
 
+_JUPYTER: dict[Path, str] = {}  # tree -> a private Jupyter data folder with its kernelspec
+
+
 def _env(tree: Path) -> dict[str, str]:
     env = dict(os.environ, PYTHONPATH=str(tree), WORKBENCH_HOME=str(tree))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if tree in _JUPYTER:  # each tree's own kernelspec, not the one last installed in .venv
+        env.update(JUPYTER_DATA_DIR=_JUPYTER[tree], JUPYTER_PATH="", JUPYTER_PREFER_ENV_PATH="0")
     return env
+
+
+def _own_kernelspec(tree: Path, folder: Path) -> None:
+    """Install ``tree``'s kernelspec into ``folder``, used by every run of that tree."""
+    folder.mkdir(parents=True)
+    _JUPYTER.pop(tree, None)
+    env = dict(_env(tree), JUPYTER_DATA_DIR=str(folder), JUPYTER_PATH="",
+               JUPYTER_PREFER_ENV_PATH="0")
+    subprocess.run([sys.executable, "-c", "from workbench.cli import main; main()", "kernel",
+                    "install", "--user"], env=env, cwd=tree, check=True, capture_output=True)
+    _JUPYTER[tree] = str(folder)
 
 
 def _once(tree: Path, code: str) -> float:
@@ -315,6 +332,8 @@ def main() -> None:
         if args.before:
             trees[f"before ({args.before})"] = _checkout(args.before, Path(tmp) / "before")
         trees["this checkout"] = ROOT
+        for n, tree in enumerate(trees.values()):
+            _own_kernelspec(tree, Path(tmp) / f"jupyter-{n}")
         try:
             felt_result = felt(trees, args.runs, not args.no_demo, Path(tmp))
             result = {} if args.felt_only else measure(trees, args.runs)
