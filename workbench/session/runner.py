@@ -91,7 +91,7 @@ from workbench.session.control import ControlChannel
 from workbench.session.deferred import after_bar, collector_paused
 from workbench.session.ending import SessionResult, close_failed
 from workbench.session.ending import finish as _finish
-from workbench.session.identity import IDENTITY, refuse_other_identity
+from workbench.session.identity import IDENTITY, refuse_other_identity, restart_changes
 from workbench.session.options import HEARTBEAT_EVERY, SessionOptions
 from workbench.session.pacing import pace
 from workbench.session.prices import LastPrices
@@ -319,7 +319,8 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     refuse_other_identity(record.run_id, starts[0].payload if starts else None,
                           {"replay_date": day, "symbols": list(bars.symbols),
                            "strategy": engine.strategy.name, "params": engine.params,
-                           "broker": account, **trading},
+                           "broker": account, "history_days": options.history_days,
+                           **trading},
                           keys=IDENTITY + tuple(identity or ()))
     if starts and sizing.sl_trail:
         refuse_trailing_restart(record.run_id)
@@ -334,13 +335,16 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     risk = RiskGateway(caps.settings, clock, journal)  # [risk] set, or derived from the sizing
     for e in [e for e in events if e.type == ev.STATE][-1:]:
         risk.restore(e.payload)
+    settings = caps.settings.model_dump(mode="json")
+    changed = restart_changes(record.run_id, events, str(options.speed), settings)
     journal.append(ev.SESSION_START, replay_date=day,
                    symbols=list(bars.symbols), strategy=engine.strategy.name,
                    params=engine.params, start_equity=start_equity, broker=account,
                    speed=str(options.speed), restart=bool(starts), resume_at=resume_at,
-                   risk_caps=caps.record(), **trading)
-    journal.append(ev.CONFIG, risk=caps.settings.model_dump(mode="json"))
-    say_caps(caps, journal, clock)
+                   risk_caps=caps.record(), history_days=options.history_days,
+                   **({"changed": changed} if changed else {}), **trading)
+    journal.append(ev.CONFIG, risk=settings)
+    say_caps(caps, journal, clock, events)
     trader = Trader(record.run_id, engine.strategy.name, manager, sizing)
     for e in events:  # a restart: the stops the strategy gave with this run's entries
         if e.type == ev.SIGNAL:
