@@ -132,6 +132,64 @@ def test_no_token_or_a_wrong_one_is_refused_and_only_dashboards_render(server):
     assert names <= {p.name for p in (ROOT / "notebooks" / "dashboards").iterdir()}
 
 
+def _ws_status(url: str, headers: dict | None = None) -> int:
+    """101 if a websocket opens at ``url``, else the HTTP status it was refused with."""
+    import asyncio
+
+    from tornado.httpclient import HTTPClientError, HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    async def connect() -> int:
+        try:
+            conn = await websocket_connect(HTTPRequest(url, headers=headers or {},
+                                                       connect_timeout=30))
+        except HTTPClientError as e:
+            return e.code
+        conn.close()
+        return 101
+
+    return asyncio.run(connect())
+
+
+def test_the_kernels_request_socket_and_the_roots_files_need_a_key_or_the_token(server):
+    """Voila registers ``/voila/query/<kernel id>`` (a preheated kernel waits there for its
+    page's request, whose query string and URL carry the token) and ``/voila/files/`` with
+    no token check: anyone on the machine who read a kernel's id in ``ps`` could take the
+    kernel's place and read the token. The socket now opens with the server's key only (the
+    kernels', in their environment), the files with the token."""
+    import uuid
+
+    query = f"{server.base.replace('http', 'ws', 1)}/voila/query/{uuid.uuid4()}"
+    assert _ws_status(query) == 403
+    assert _ws_status(f"{query}?token={server.token}") == 403  # the kernels' socket alone
+    assert _ws_status(query, {"Authorization": "token " + "0" * 48}) == 403
+    status, where, _ = _get(f"{server.base}/voila/files/wb.png")
+    assert status == 302 and "/login" in where, (status, where)
+    status, _, _ = _get(f"{server.base}/voila/files/wb.png?token={server.token}")
+    assert status == 404  # past the token: there is no such image
+    # the preheated kernels wait on the socket, opened with the key (pages render: above)
+    from workbench.dashboards.guards import QUERY_KEY_ENV
+
+    waiting = server.preheated()
+    environ = Path(f"/proc/{waiting[0]}/environ").read_bytes().split(b"\0")
+    [key] = [v.split(b"=", 1)[1].decode() for v in environ
+             if v.startswith(QUERY_KEY_ENV.encode() + b"=")]
+    assert _ws_status(query, {"Authorization": f"token {key}"}) == 101
+
+
+def test_a_handler_not_reviewed_for_the_token_stops_the_server():
+    from tornado.web import RequestHandler
+
+    from workbench.dashboards.guards import guarded
+    from workbench.errors import ConfigError
+
+    class NewInVoila(RequestHandler):
+        pass
+
+    with pytest.raises(ConfigError, match=r"not reviewed for the token: /voila/new \(NewInVoila\)"):
+        guarded([("/voila/new", NewInVoila)], "k3y")
+
+
 def test_repeated_page_loads_keep_the_kernel_count_bounded(server, tmp_path_factory):
     """Three loads of the page, each abandoned (closed without its unload handler, as a
     killed tab): never more than the bound (2) of pages' kernels plus the preheated pool

@@ -92,6 +92,8 @@ def crashed(world):
     ({"params": {"fast": 5, "slow": 12}}, "params {"),
     ({"symbols": ["ARCE", "CUCF"]}, 'symbols ["ARCE", "CUCF"] (the run has ['),
     ({"size": 0.2}, "size 0.2 (the run has 0.1)"),
+    # the warmup's history: an EMA's (RSI's, ATR's) value at a bar depends on it
+    ({"history_days": 2}, "history_days 2 (the run has 1)"),
 ])
 def test_a_restart_asked_for_another_identity_is_refused_naming_the_difference(
         crashed, home, change, said):
@@ -110,6 +112,49 @@ def test_a_restart_asked_for_another_identity_is_refused_naming_the_difference(
         run_session(strategy, params, **kw)
     assert said in str(e.value), str(e.value)
     assert len(replay(run).events) == len(before)  # nothing journaled, nothing sent
+
+
+def test_a_restart_may_change_speed_and_risk_but_says_and_journals_it_and_alerts_once(
+        world, home, capsys):
+    """Speed and ``[risk]`` are not the identity (an operator tightens a cap before a
+    restart): the restart says each ``old -> new`` in one NOTE line and journals them in its
+    ``session_start``. A set cap the sizing reaches is said at every start (stderr) but
+    alerted once per run, not again at each restart."""
+    import os
+    import signal
+
+    from workbench.risk import RiskSettings
+
+    cap = {"WORKBENCH__RISK__MAX_ORDER_NOTIONAL": "5000"}  # entries of 10,000 reach it
+    proc = chaos._start("sma", chaos.DAY, home / "changed", None,
+                        {**os.environ, "WORKBENCH_HOME": str(home), **cap,
+                         "WORKBENCH_TEST_CRASH_AT": "bar:30"})
+    proc.wait(timeout=300)
+    said = proc.output()
+    assert proc.returncode == -signal.SIGKILL, said
+    assert "WARNING: [risk] max_order_notional = 5,000.00 (set) is reached" in said
+    run = chaos._the_run(home / "changed")
+    strategy, params = chaos.chaos_strategy()
+    capsys.readouterr()
+    result = run_session(strategy, params, replay_date=chaos.DAY, timeframe="1Min",
+                         accounts="shared", run_dir=run, speed=100_000,
+                         risk=RiskSettings(max_order_notional=5000, max_orders=40))
+    assert result.outcome == "succeeded", result.message
+    out, err = capsys.readouterr()
+    [note] = [line for line in out.splitlines() if "restarts with other settings" in line]
+    assert note.startswith(f"NOTE: run {result.run_id} restarts with other settings")
+    assert "speed max -> 100000.0;" in note and "[risk] max_orders 50 -> 40" in note
+    assert "max_order_notional" not in note  # unchanged: not named
+    assert "WARNING: [risk] max_order_notional = 5,000.00 (set) is reached" in err
+    events = replay(run).events
+    starts = [e.payload for e in events if e.type == ev.SESSION_START]
+    assert [s["restart"] for s in starts] == [False, True]
+    assert "changed" not in starts[0]
+    assert starts[1]["changed"] == {"speed": {"from": "max", "to": "100000.0"},
+                                    "risk": {"max_orders": {"from": 50, "to": 40}}}
+    alerts = [e.payload["message"] for e in events
+              if e.type == ev.ALERT and e.payload.get("source") == "risk"]
+    assert len(alerts) == 1 and alerts[0].startswith("[risk] max_order_notional = 5,000.00")
 
 
 # -- reconciliation against the broker's history (issue 12, point 3) --------------------------

@@ -8,6 +8,7 @@ import pytest
 
 import workbench as wb
 from workbench.data.synth import synthesize
+from workbench.strategy import ShortWarmupWarning
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +114,42 @@ def test_too_little_history_for_warmup(bars):
     with pytest.raises(wb.StrategyError, match="too little history: 20 bar.*warmup needs 20"):
         sma_cross(short)
     assert sma_cross(bars.iloc(slice(0, 21))).entries.shape == (21, 3)
+
+
+def _with_only_last(bars: wb.Bars, last: dict[str, int]) -> wb.Bars:
+    """``bars`` in which each symbol of ``last`` has only its last N bars (a late listing)."""
+    from workbench.data.bars import FIELDS
+
+    frames = {f: getattr(bars, f).copy() for f in FIELDS}
+    for symbol, n in last.items():
+        for frame in frames.values():
+            frame.iloc[: len(frame) - n, frame.columns.get_loc(symbol)] = np.nan
+    return wb.Bars(**frames, timeframe=bars.timeframe)
+
+
+def test_the_history_is_each_symbols_own_bars_not_the_rows(bars):
+    """78 rows, but a symbol listed late has 21 bars: with a warmup of 40 its signals are
+    all masked, said naming it; when no symbol has more than the warmup, refused (rows
+    were counted: 78 > 40 passed silently, and no signal could come out)."""
+    a, b, c = bars.symbols
+    one_short = _with_only_last(bars, {b: 21})
+    with pytest.warns(ShortWarmupWarning) as said:
+        sig = wb.strategy(warmup=40)(sma_cross.fn)(one_short)
+    [message] = [str(w.message) for w in said]
+    assert f"1 of 3 symbols have no more: {b} (21)" in message and "warmup needs 40" in message
+    assert not sig.entries[b].any() and not sig.exits[b].any()
+    all_short = _with_only_last(bars, {a: 30, b: 21, c: 40})
+    with pytest.raises(wb.StrategyError) as e:
+        wb.strategy(warmup=40)(sma_cross.fn)(all_short)
+    text = str(e.value)
+    assert text.startswith("sma_cross: too little history: 40 bar(s) at most per symbol "
+                           f"({a} (30), {b} (21), {c} (40)), but warmup needs 40")
+    assert "\n" not in text
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every symbol with enough bars: nothing said
+        wb.strategy(warmup=40)(sma_cross.fn)(_with_only_last(bars, {b: 41}))
 
 
 def test_warmup_as_a_function_of_params(bars):

@@ -29,8 +29,58 @@ def on_request(renew: Callable[[], object]) -> bool:
     """Wait for the page's request (preheated kernels only), then ``renew()``: whether it did."""
     if not preheated():
         return False
-    from voila.utils import wait_for_request
-
-    wait_for_request()
+    _wait_for_request()
     renew()
     return True
+
+
+def _wait_for_request() -> None:
+    """Voilà's ``wait_for_request`` with the server's query key (``/voila/query`` refuses a
+    connection without it: :mod:`workbench.dashboards.guards`): the request's variables
+    (``QUERY_STRING``, ...) set in this kernel's environment once a browser asks for the page."""
+    import asyncio
+    import json
+    import threading
+
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    from workbench.dashboards.guards import QUERY_KEY_ENV, query_headers
+
+    key = os.environ.get(QUERY_KEY_ENV)
+    if not key:
+        raise RuntimeError(f"a preheated page's kernel needs {QUERY_KEY_ENV} (set by "
+                           "`workbench dashboard`) to wait for its request")
+    env = os.environ.get
+    base = env("VOILA_WS_BASE_URL", env("VOILA_SERVER_URL", "/"))
+    url = (f"{env('VOILA_WS_PROTOCOL', 'ws')}://{env('VOILA_APP_IP', '127.0.0.1')}:"
+           f"{env('VOILA_APP_PORT', '8866')}{base}voila/query/{env('VOILA_KERNEL_ID')}")
+
+    async def receive() -> str:
+        conn = await websocket_connect(HTTPRequest(url, headers=query_headers(key),
+                                                   connect_timeout=5))
+        try:
+            message = await conn.read_message()
+        finally:
+            conn.close()
+        if message is None:
+            raise RuntimeError(f"{url}: closed before the page's request came")
+        return message
+
+    got: list = []
+    # a thread of its own: the kernel's event loop runs in this one
+    thread = threading.Thread(target=lambda: got.append(_outcome(asyncio.run, receive)))
+    thread.start()
+    thread.join()
+    ok, value = got[0]
+    if not ok:
+        raise RuntimeError(f"the page's request did not come: {value}") from value
+    for name, text in json.loads(value).items():
+        os.environ[name] = text
+
+
+def _outcome(run, make) -> tuple[bool, object]:
+    try:
+        return True, run(make())
+    except Exception as e:  # noqa: BLE001 - raised again in the kernel's thread
+        return False, e

@@ -11,6 +11,10 @@ What it guarantees (fault 21 of the reference failure modes):
   ``allow_remote`` is given, and even then the token stays: there is no way to turn it off;
 * the token is generated here, in this process (no child's command line shows it: ``ps``
   never does), and printed only inside the URL;
+* every handler that serves anything of the project asks for it: the two Voilà registers
+  without a check (the preheated kernels' request socket, the root's image files) are
+  guarded (:mod:`workbench.dashboards.guards`; the socket by a key of this server's own,
+  given to the kernels in their environment);
 * tracebacks are never sent to a page (``show_tracebacks`` False, checked after Voilà has
   read its configuration); Voilà's configuration files are not read at all, so a user's
   ``voila.json`` cannot loosen any of this;
@@ -37,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench import paths
+from workbench.dashboards.guards import QUERY_KEY_ENV
 from workbench.errors import ConfigError
 
 __all__ = ["DASHBOARDS", "ServeOptions", "check_bind", "serve", "served_root"]
@@ -148,6 +153,12 @@ def _app_class():
         """Voilà binding its socket first (port 0 works), telling the URL, then serving."""
 
         on_ready: Callable[[int], None] = staticmethod(lambda port: None)
+        query_key: str = ""  # the preheated kernels' key of /voila/query (guards)
+
+        def init_handlers(self) -> list:
+            from workbench.dashboards.guards import guarded
+
+            return guarded(super().init_handlers(), self.query_key)
 
         def start(self) -> None:
             # bound before Voila makes its kernel manager: the preheated kernels are given
@@ -205,6 +216,8 @@ def make_app(options: ServeOptions, ip: str, root: Path, token: str):
     os.environ["JUPYTER_PATH"] = os.pathsep.join(
         p for p in (str(SHARE), os.environ.get("JUPYTER_PATH", "")) if p)
     app = _app_class()(config=_config(options, ip, root, token))
+    app.query_key = secrets.token_hex(24)  # the kernels inherit this process's environment
+    os.environ[QUERY_KEY_ENV] = app.query_key
     app.initialize([])
     _checked(app, ip, root, token, options.pool)
     return app

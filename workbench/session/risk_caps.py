@@ -7,7 +7,9 @@ an entry from, whatever the broker holds); ``"shared"``: the one account's value
 session's first start (``start_equity``, kept by a restart), so a restart derives the
 same caps. Said: the derived caps in one line on stdout (the notebook's output, a script's
 terminal); each cap the user set that the sizing reaches at the start in one line on
-stderr and a warning ``alert`` (source "risk": delivered by the monitor). Recorded: the
+stderr (at every start) and a warning ``alert`` (source "risk": delivered by the monitor)
+once per run: a restart whose journal already holds the same alert does not journal (nor
+deliver) it again. Recorded: the
 ``session_start`` event's ``risk_caps`` (:meth:`~workbench.risk.caps.FittedCaps.record`),
 the ``config`` event's ``risk`` (the settings the gateway uses).
 """
@@ -32,12 +34,16 @@ def session_caps(settings: RiskSettings, sizing, symbols: int,
                                            size=float(sizing.size), symbols=symbols))
 
 
-def say_caps(fitted: FittedCaps, journal, clock) -> None:
-    """The derived caps in one line; each set cap the sizing reaches loudly (see the
+def say_caps(fitted: FittedCaps, journal, clock, events=()) -> None:
+    """The derived caps in one line; each set cap the sizing reaches loudly, its alert
+    journaled unless the run's ``events`` (a restart's journal) already hold it (see the
     module doc)."""
     if (line := fitted.line()) is not None:
         print(f"NOTE: {line}", flush=True)
+    alerted = {e.payload.get("message") for e in events
+               if e.type == ev.ALERT and e.payload.get("source") == "risk"}
     for text in fitted.warnings():
-        journal.append(ev.ALERT, source="risk", level="warning", message=text,
-                       at=clock.now().isoformat())
+        if text not in alerted:
+            journal.append(ev.ALERT, source="risk", level="warning", message=text,
+                           at=clock.now().isoformat())
         print(f"WARNING: {text}", file=sys.stderr, flush=True)

@@ -92,7 +92,7 @@ from workbench.session.daily import Role
 from workbench.session.deferred import after_bar, collector_paused
 from workbench.session.ending import SessionResult, close_failed
 from workbench.session.ending import finish as _finish
-from workbench.session.identity import IDENTITY, refuse_other_identity
+from workbench.session.identity import IDENTITY, refuse_other_identity, restart_changes
 from workbench.session.options import HEARTBEAT_EVERY, SessionOptions
 from workbench.session.prices import LastPrices
 from workbench.session.replay import replay_loop
@@ -329,7 +329,8 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     refuse_other_identity(record.run_id, starts[0].payload if starts else None,
                           {"replay_date": day, "symbols": list(bars.symbols),
                            "strategy": engine.strategy.name, "params": engine.params,
-                           "broker": account, **trading},
+                           "broker": account, "history_days": options.history_days,
+                           **trading},
                           keys=IDENTITY + tuple(identity or ()))
     if starts and sizing.sl_trail:
         refuse_trailing_restart(record.run_id)
@@ -348,15 +349,18 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
     risk = RiskGateway(caps.settings, clock, journal)  # [risk] set, or derived from the sizing
     for e in [e for e in events if e.type == ev.STATE][-1:]:
         risk.restore(e.payload)
+    settings = caps.settings.model_dump(mode="json")
+    changed = restart_changes(record.run_id, events, str(options.speed), settings)
     journal.append(ev.SESSION_START, replay_date=day,
                    symbols=list(bars.symbols), strategy=engine.strategy.name,
                    params=engine.params, start_equity=start_equity, broker=account,
                    speed=str(options.speed), restart=bool(starts), resume_at=resume_at,
-                   risk_caps=caps.record(), **trading,
+                   risk_caps=caps.record(), history_days=options.history_days,
+                   **({"changed": changed} if changed else {}), **trading,
                    **({"carried_flows": {k: f"{v:f}" for k, v in carried.items()}}
                       if carried else {}))
-    journal.append(ev.CONFIG, risk=caps.settings.model_dump(mode="json"))
-    say_caps(caps, journal, clock)
+    journal.append(ev.CONFIG, risk=settings)
+    say_caps(caps, journal, clock, events)
     trader = Trader(record.run_id, engine.strategy.name, manager, sizing)
     trader.carried = carried
     for e in events:  # a restart: the stops the strategy gave with this run's entries

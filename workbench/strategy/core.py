@@ -5,8 +5,8 @@
         ...
         return wb.Signals(entries=..., exits=...)
 
-Calling the decorated object checks the parameters, refuses bars shorter than the
-warmup, calls the function, checks the signals it returned against the bars and clears
+Calling the decorated object checks the parameters, checks the history
+(:meth:`Strategy.check_history`: each symbol's own bars against the warmup), calls the function, checks the signals it returned against the bars and clears
 each symbol's first ``warmup`` bars (an indicator's first values are not signals; a
 symbol's bars, not rows, as ``wb.ta`` counts them: see ``Signals.masked_warmup``). After
 its warmup, a symbol's signal at a bar is then the same whatever history precedes it, for
@@ -19,6 +19,7 @@ and every backtest call it the same way, so the backtested code is the traded co
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -27,9 +28,15 @@ import numpy as np
 from workbench.data.bars import Bars
 from workbench.errors import StrategyError
 from workbench.strategy.params import Schema
-from workbench.strategy.signals import Signals
+from workbench.strategy.signals import Signals, symbol_bars
 
-__all__ = ["Strategy", "TradingFrom", "as_strategy", "strategy"]
+__all__ = ["ShortWarmupWarning", "Strategy", "TradingFrom", "as_strategy", "strategy"]
+
+_NAMED = 8  # short symbols named in a message (then "and N more")
+
+
+class ShortWarmupWarning(UserWarning):
+    """Some symbols have no more bars than the strategy's warmup: no signal for them."""
 
 Warmup = int | Callable[[dict[str, Any]], int]
 
@@ -73,12 +80,25 @@ class Strategy:
         return value
 
     def check_history(self, bars: Bars, params: dict[str, Any]) -> int:
+        """The warmup, checked against each symbol's own bars (rows with a close:
+        :func:`~workbench.strategy.signals.symbol_bars`, the rule the warmup masking counts
+        by; a wide frame's rows are not a symbol's bars). No symbol with more bars than the
+        warmup: a ``StrategyError`` (no signal could come out). Some: a
+        :class:`ShortWarmupWarning` naming them (their signals are all masked)."""
         need = self.warmup(params)
-        if len(bars) <= need:
+        counts = symbol_bars(bars).sum(axis=0)
+        short = [(s, int(n)) for s, n in zip(bars.symbols, counts, strict=True) if n <= need]
+        if len(short) == len(counts):
+            most = int(counts.max()) if len(counts) else 0
             raise StrategyError(
-                f"{self.name}: too little history: {len(bars)} bar(s), but warmup needs {need} "
-                f"before the first signal; load more bars (start earlier)"
-            )
+                f"{self.name}: too little history: {most} bar(s) at most per symbol "
+                f"({_named(short)}), but warmup needs {need} before the first signal; load "
+                "more bars (start earlier)")
+        if short:
+            warnings.warn(f"{self.name}: warmup needs {need} bars of a symbol before its first "
+                          f"signal; {len(short)} of {len(counts)} symbols have no more: "
+                          f"{_named(short)}: no signal for them in these bars (load more bars, "
+                          "start earlier)", ShortWarmupWarning)
         return need
 
     def __call__(self, bars: Bars, **given: Any) -> Signals:
@@ -93,7 +113,10 @@ class Strategy:
         toward the symbol's warmup, as they do in a backtest of the whole history."""
         if not isinstance(bars, Bars):
             raise StrategyError(f"{self.name}: expects wb.Bars, got {type(bars).__name__}")
-        need = self.check_history(bars, params)
+        # the live engine's window (``before`` given) is not checked: the engine decides
+        # once its window holds more than the warmup's rows (Engine.ready, the session's
+        # check_warmup), and each symbol's signals stay masked until its own bars reach it
+        need = self.check_history(bars, params) if before is None else self.warmup(params)
         return self.raw(bars, params).checked(bars, self.name).masked_warmup(bars, need, before)
 
     def raw(self, bars: Bars, params: dict[str, Any]) -> Signals:
@@ -122,6 +145,12 @@ class TradingFrom(Strategy):
                  before: np.ndarray | None = None) -> Signals:
         signals = super().evaluate(bars, params, before)
         return signals.masked_before(int(bars.index.searchsorted(self.start)))
+
+
+def _named(short: list[tuple[str, int]]) -> str:
+    """``AAA (21), BBB (3)``, the first few of ``short`` (symbol, bars) and how many more."""
+    text = ", ".join(f"{s} ({n})" for s, n in short[:_NAMED])
+    return text + (f" and {len(short) - _NAMED} more" if len(short) > _NAMED else "")
 
 
 def as_strategy(obj: Any, what: str = "this") -> Strategy:

@@ -24,7 +24,7 @@ import pandas as pd
 from workbench.data.bars import Bars
 from workbench.errors import StrategyError
 
-__all__ = ["STOP_FIELDS", "Signals", "checked_stop"]
+__all__ = ["STOP_FIELDS", "Signals", "checked_stop", "symbol_bars"]
 
 _BOOL_FIELDS = ("entries", "exits", "short_entries", "short_exits")
 STOP_FIELDS = ("sl_stop", "tp_stop")
@@ -101,7 +101,7 @@ class Signals:
         evaluates the last rows of a longer history), counted toward its warmup."""
         if n <= 0:
             return self
-        seen = np.cumsum(~np.isnan(bars.close.to_numpy(dtype=float, na_value=np.nan)), axis=0)
+        seen = np.cumsum(symbol_bars(bars), axis=0)
         if before is not None:
             seen += np.asarray(before, dtype=seen.dtype)
         early = seen <= n  # (rows, symbols): the symbol's bar number n (0-based) not reached
@@ -121,6 +121,13 @@ class Signals:
         out.update({name: v if not isinstance(v, pd.DataFrame) else v.iloc[-1]
                     for name, v in self.stops().items()})
         return out
+
+
+def symbol_bars(bars: Bars) -> np.ndarray:
+    """(rows, symbols): whether the symbol has a bar at the row (a row with a close). The
+    one rule for a symbol's bar count: its warmup counts these (:meth:`Signals.masked_warmup`,
+    ``Strategy.check_history``), as ``wb.ta`` does."""
+    return ~np.isnan(bars.close.to_numpy(dtype=float, na_value=np.nan))
 
 
 def _false_like(bars: Bars) -> pd.DataFrame:

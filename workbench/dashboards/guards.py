@@ -1,0 +1,107 @@
+"""The dashboard server's handlers that Voilà registers without a token check, guarded.
+
+    handlers = guarded(app.init_handlers(), key)    # what DashboardApp serves
+
+Voilà (0.5) checks the token on its pages, the tree, the contents and kernel APIs and the
+kernels' websockets, but not on two handlers:
+
+* ``/voila/query/<kernel id>`` (registered with preheated kernels, our default): the
+  websocket a preheated kernel opens to wait for its page's request; the server sends on it
+  that request's query string and URL, which carry the token. Anyone on the machine could
+  open it (a kernel's id shows in ``ps``: its connection file's name), take the kernel's
+  place as the waiter (the page's kernel never learns its request) and read the token.
+  Guarded: opened only with the server's own key (:data:`QUERY_KEY_ENV`, made per server,
+  given to the kernels in their environment, sent by :mod:`workbench.dashboards.preheat` in
+  the ``Authorization`` header), 403 otherwise, the user's token included (the socket is the
+  kernels').
+* ``/voila/files/<path>``: images (png, svg) of the served root, a plain static file
+  handler. Guarded: the token (or the login cookie a page's first request sets), as the
+  pages.
+
+Left open on purpose (no user data: the package's own assets, as Jupyter serves them):
+``/voila/static``, ``/voila/templates``, ``/voila/api/themes``, ``/voila/labextensions``,
+and the login and logout pages. Voilà checks the token itself on the others (:data:`CHECKED`).
+A handler in none of these lists (a Voilà upgrade adding one) stops the server at its
+start, naming it, until it is reviewed here.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from workbench.errors import ConfigError
+
+__all__ = ["CHECKED", "OPEN", "QUERY_KEY_ENV", "guarded", "query_headers"]
+
+#: handlers that check the token themselves (Voilà's pages, tree, contents, kernels, shutdown)
+CHECKED = frozenset({"TornadoVoilaHandler", "TornadoVoilaTreeHandler", "VoilaContentsHandler",
+                     "KernelHandler", "VoilaKernelWebsocketHandler",
+                     "VoilaShutdownKernelHandler", "ExecutionRequestHandler"})
+#: handlers left open: the package's assets, logging in and out
+OPEN = frozenset({"TemplateStaticFileHandler", "MultiStaticFileHandler", "ThemesHandler",
+                  "FileFindHandler", "VoilaLoginHandler", "LogoutHandler"})
+
+#: the kernels' environment variable holding the key of ``/voila/query``
+QUERY_KEY_ENV = "WORKBENCH_DASHBOARD_QUERY_KEY"
+
+
+def query_headers(key: str) -> dict[str, str]:
+    """The headers a preheated kernel opens ``/voila/query`` with."""
+    return {"Authorization": f"token {key}"}
+
+
+def guarded(handlers: list, key: str) -> list:
+    """``handlers`` (Voilà's ``init_handlers()``) with the two unguarded ones replaced (see
+    the module doc)."""
+    from voila.request_info_handler import RequestInfoSocketHandler
+    from voila.static_file_handler import AllowListFileHandler
+
+    swap = {RequestInfoSocketHandler: _query_handler(key),
+            AllowListFileHandler: _files_handler()}
+    unknown = sorted(f"{rule[0]} ({rule[1].__name__})" for rule in handlers
+                     if rule[1] not in swap and rule[1].__name__ not in CHECKED | OPEN)
+    if unknown:
+        raise ConfigError(f"the dashboard server registers handler(s) not reviewed for the "
+                          f"token: {', '.join(unknown)} (see workbench.dashboards.guards)")
+    return [(rule[0], swap.get(rule[1], rule[1]), *rule[2:]) for rule in handlers]
+
+
+def _query_handler(key: str):
+    from tornado.web import HTTPError
+    from voila.request_info_handler import RequestInfoSocketHandler
+
+    expected = query_headers(key)["Authorization"].encode()
+    if not key:
+        raise ValueError("the query key is empty")
+
+    class KeyedRequestInfoHandler(RequestInfoSocketHandler):
+        """Voilà's request info websocket, opened only with the server's query key."""
+
+        def prepare(self):  # before the upgrade: a refusal is a plain 403
+            given = self.request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                raise HTTPError(403, "the request info socket is the preheated kernels'")
+
+    return KeyedRequestInfoHandler
+
+
+def _files_handler():
+    from jupyter_server.base.handlers import JupyterHandler
+    from tornado import web
+    from voila.static_file_handler import AllowListFileHandler
+
+    class AuthenticatedAllowListFileHandler(JupyterHandler, AllowListFileHandler):
+        """Voilà's files of the served root (allowlisted), for a logged-in user only."""
+
+        @web.authenticated
+        def head(self, path):
+            return AllowListFileHandler.head(self, path)
+
+        @web.authenticated
+        def get(self, path, include_body=True):
+            return AllowListFileHandler.get(self, path, include_body)
+
+        def write_error(self, status_code, **kwargs):  # tornado's plain page: Jupyter's
+            web.RequestHandler.write_error(self, status_code, **kwargs)  # needs static_path
+
+    return AuthenticatedAllowListFileHandler
