@@ -8,6 +8,7 @@ positions at the day before's close, so a day's P&L is that day's alone."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -68,7 +69,7 @@ def test_a_daily_sessions_start_equity_is_the_day_befores_end(daily_runs):
 def test_the_drift_pages_computation_sees_a_running_daily_session_decided(daily_runs):
     """The page's comparison (a record read as the journal grows) on a daily session cut
     after its decision row: the decision compared, no fill yet, no drift."""
-    store, days, results = daily_runs
+    store, _, results = daily_runs
     events = replay(results[-1].path).events
     cut = next(i for i, e in enumerate(events) if e.type == ev.BAR
                and e.payload.get("role") == "fill")
@@ -83,3 +84,26 @@ def test_the_drift_pages_computation_sees_a_running_daily_session_decided(daily_
                                        store=store)).summary
     assert s["missed"] == s["extra"] == 0 and s["matched"] == s["session_fills"]
     assert abs(s["pnl_difference"]) < 0.005, s
+
+
+def test_the_monitor_and_research_readers_read_a_daily_sessions_journal(daily_runs):
+    """The monitor's state (bars, fills, P&L, the curve) and the research page's journal
+    frames read a daily session's "decision" and "fill" rows as any session's."""
+    from workbench.dashboards.monitor_state import MonitorState
+    from workbench.dashboards.queries import RunJournal
+
+    _, _, results = daily_runs
+    traded = next(r for r in results if any(e.type == ev.FILL for e in replay(r.path).events))
+    path = Path(traded.path)
+    state = MonitorState(path.parent, limit=len(results))
+    assert path.name in state.refresh()
+    view = state.get(path.name)
+    fills = [e for e in replay(traded.path).events if e.type == ev.FILL]
+    assert view.bars == 2 and view.fill_count == len(fills) >= 1
+    assert float(view.pnl) == pytest.approx(float(traded.pnl), abs=0.005)
+    journal = RunJournal(path)
+    journal.refresh()
+    assert len(journal.fills()) == len(fills) and len(journal.equity()) == 2
+    signals = journal.signals()
+    assert set(signals["bar_time"]) <= {pd.Timestamp(e.payload["bar_time"]) for e in replay(
+        traded.path).events if e.type == ev.BAR and e.payload.get("role") == "decision"}

@@ -186,7 +186,7 @@ def test_a_daily_session_killed_and_restarted_trades_as_the_backtest(daily, tmp_
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, day.date().isoformat(), str(account), str(crashed_root)],
         env={**os.environ, "WORKBENCH_TEST_CRASH_AT": crash_at}, capture_output=True,
-        text=True, timeout=300)
+        text=True, timeout=300, check=False)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     [run] = [p for p in crashed_root.iterdir() if (p / "manifest.json").exists()]
     [again] = _sessions(daily, [day], account, run_dir=run)

@@ -20,7 +20,12 @@ never the store's bars of that timeframe (another source may have made them); ot
 the stored bars of the timeframe (a live session trades 1Min only).
 
 The replay is :func:`workbench.backtesting.run.backtest` with the session's settings, its
-signals cleared before the day (a session trades from the day's first bar, flat). A session
+signals cleared before the day (a session trades from the day's first bar, flat). A daily
+(1Day) session decides on the day before's bar and fills on the day's
+(:mod:`workbench.session.daily`): its replay trades from its ``account_from`` (the
+account's first daily decision, so it holds what earlier runs on the account left) and is
+compared on the day before's decision and the day's fills (``Replay.decide_from``,
+``day_start``). A session
 that has ended is replayed on the bars it processed (the replay stops at its last
 journaled bar, said in ``notes``); a running one on the stored day, and the comparison
 (:func:`workbench.monitor.drift_compare.compare`) looks only at the bars it has reached.
@@ -213,10 +218,10 @@ def _daily_window(start: dict, day_start: pd.Timestamp):
         raise DataError(f"drift: the session's account_from {first.date()} is after its "
                         f"decision day {decided.date()}: its record disagrees with itself")
     earlier = len(calendar.sessions(first, decided)) - 1
-    notes = [] if earlier == 0 else [
+    notes = [] if earlier == 0 else [(
         f"daily: replayed from {first.date()}, the account's first decision (earlier "
         f"daily sessions on it); compared on {decided.date()}'s decision and "
-        f"{day.date()}'s fills and P&L"]
+        f"{day.date()}'s fills and P&L")]
     return ny_midnight(decided), ny_midnight(first), earlier, notes
 
 
