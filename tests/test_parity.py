@@ -232,3 +232,17 @@ def test_a_peeking_strategy_notebook_fails_naming_the_first_mismatches(home, tmp
     row, col = min(zip(*entries.to_numpy().nonzero()))
     assert (bars.index[row], bars.symbols[col]) == (pd.Timestamp(first["time"]),
                                                     first["symbol"])
+
+
+def test_the_command_on_daily_bars_has_0_mismatches(tmp_path):
+    """A 1Day notebook (the daily session's timeframe: decided on the day before's bar at
+    the start, filled at the open): the engine's signals on stored 1Day bars equal the
+    backtest's, bar by bar, with no look-ahead."""
+    home = tmp_path / "home"
+    Store(home / "data").write(synthesize(4, 120, "1Day", 7, END), "1Day", source="synth")
+    out = run(str(NOTEBOOKS / "sma_cross.ipynb"), "--timeframe", "1Day", "--days", "100",
+              "--symbols", "4", "--json", home=home)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)["parity"]
+    assert doc["timeframe"] == "1Day" and doc["mismatches"] == 0 and doc["lookahead_clean"]
+    assert doc["timestamps"] == 100 and doc["compared"] == 100 * 4 * 4, doc

@@ -120,3 +120,90 @@ def test_history_days_must_reach_the_day_before(daily):
     with pytest.raises(ConfigError, match="history_days >= 1"):
         run_session(daily_cross, {}, replay_date=END, timeframe="1Day", history_days=0,
                     store=daily, risk=RISK)
+
+
+def test_daily_sessions_with_stops_make_the_backtests_trades(daily, tmp_path):
+    """sl_stop/tp_stop: each protection placed when its entry fills at the day's open
+    (GTC, carried across runs), filled by the simulated broker on a later day's bar as the
+    backtest stops out: trade by trade, the stop exits included, to the backtest's floats."""
+    sl, tp = 0.02, 0.03
+    days = calendar.last_sessions(DAYS, pd.Timestamp(END))
+    results = _sessions(daily, days, tmp_path / "account.sqlite", sl_stop=sl, tp_stop=tp)
+    assert all(r.outcome == "succeeded" for r in results), results
+    session = session_trades(results[-1].broker_path)
+    bars = load_sessions(DAYS + HISTORY, None, "1Day", end=END, store=daily)
+    first = _midnight(calendar.last_sessions(2, days[0])[0])
+    result = wb.backtest(TradingFrom(daily_cross, first), bars, cash=CASH, size=SIZE,
+                         sl_stop=sl, tp_stop=tp, **FEES)
+    backtest = [{"symbol": t.symbol, "direction": t.direction, "entry_time": t.entry_time,
+                 "exit_time": None if t.exit_reason == "open at end" else t.exit_time,
+                 "size": t.size, "entry_price": t.entry_price,
+                 "exit_price": None if t.exit_reason == "open at end" else t.exit_price,
+                 "fees": None if t.exit_reason == "open at end" else t.fees,
+                 "reason": t.exit_reason} for t in result.trades().itertuples()]
+    backtest.sort(key=lambda t: (t["symbol"], t["entry_time"]))
+    reasons = {t["reason"] for t in backtest}
+    assert {"stop_loss", "take_profit"} <= reasons, reasons  # a real test
+    # a protection carried overnight: a stop exit on a later day than the entry's
+    assert any(t["reason"] in ("stop_loss", "take_profit") and t["exit_time"] is not None
+               and t["exit_time"].date() > t["entry_time"].date() for t in backtest)
+    assert_same_trades(session, backtest)
+    stops = [(o["exit_price"], t["exit_price"]) for o, t in zip(session, backtest, strict=True)
+             if t["reason"] in ("stop_loss", "take_profit")]
+    assert all(a == b for a, b in stops), stops
+
+
+_CHILD = """
+import sys
+from pathlib import Path
+import pandas as pd
+from tests.test_session_daily import _sessions
+from workbench.data.store import Store
+import os
+store = Store(Path(os.environ["WORKBENCH_HOME"]) / "data")
+_sessions(store, [pd.Timestamp(sys.argv[1])], Path(sys.argv[2]), runs_root=Path(sys.argv[3]))
+"""
+
+
+@pytest.mark.parametrize("crash_at", ["send_middle:1", "fill:2", "bar:2"])
+def test_a_daily_session_killed_and_restarted_trades_as_the_backtest(daily, tmp_path,
+                                                                     crash_at):
+    """kill -9 mid-run (between its decision's sends, between its fills at the open,
+    before the fill row): the restart decides the day before's bar again under the same
+    client ids: one broker order per intent, and the run of days still the backtest's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from workbench.brokers.sim import SimBroker
+
+    days = calendar.last_sessions(DAYS, pd.Timestamp(END))
+    account, crashed_root = tmp_path / "account.sqlite", tmp_path / "crashed"
+    day = pd.Timestamp("2025-12-18")  # its decision (12-17) enters three symbols
+    before = [d for d in days if d < day]
+    _sessions(daily, before, account)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, day.date().isoformat(), str(account), str(crashed_root)],
+        env={**os.environ, "WORKBENCH_TEST_CRASH_AT": crash_at}, capture_output=True,
+        text=True, timeout=300, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    [run] = [p for p in crashed_root.iterdir() if (p / "manifest.json").exists()]
+    [again] = _sessions(daily, [day], account, run_dir=run)
+    assert again.outcome == "succeeded", again.message
+    _sessions(daily, [d for d in days if d > day], account)
+    events = replay(run).events
+    intents = [e.payload["client_order_id"] for e in events if e.type == ev.INTENT]
+    assert len(intents) >= 3 and len(intents) == len(set(intents)), intents
+    submits = [e.payload["client_order_id"] for e in events
+               if e.type == ev.BROKER_REQUEST and e.payload["action"] == "submit"]
+    broker = SimBroker(account)
+    orders = [o.client_order_id for o in broker.orders()]
+    broker.close()
+    assert sorted(submits) == sorted(intents)  # one broker order per intent
+    assert sorted(o for o in orders if o in set(intents)) == sorted(intents)
+    assert len(orders) == len(set(orders))
+    decided = [(e.payload["bar_time"], e.payload.get("role")) for e in events
+               if e.type == ev.BAR]
+    assert decided[-1][1] == "fill" and {r for _, r in decided} == {"decision", "fill"}
+    assert_same_trades(session_trades(account), _backtest(daily, days))

@@ -45,7 +45,7 @@ from typing import Any
 from workbench.config import GateSettings
 from workbench.errors import ConfigError, DataError
 from workbench.fsutil import atomic_write, read_json
-from workbench.monitor.drift_compare import Comparison, compare
+from workbench.monitor.drift_compare import Comparison, compare, start_book
 from workbench.monitor.drift_fills import FillDrift
 from workbench.monitor.drift_replay import (
     Replay,
@@ -183,12 +183,16 @@ def measure_drift(run_dir: str | Path, strategy, *, store=None,
     if end.get("outcome") != "succeeded":
         notes.append(f"the session ended {end.get('outcome')}: {end.get('message')}")
     n_accounts = len(start["symbols"]) if start.get("accounts") == "per_symbol" else 1
-    carried = Decimal(str(start["start_equity"])) != Decimal(str(start["cash"])) * n_accounts
+    expected = Decimal(str(start["cash"])) * n_accounts
+    held = f"{start['cash']} x {n_accounts}"
+    if replay.trade_from < replay.day_start and n_accounts > 1:  # a daily run's account
+        expected, held = _cents(start_book(replay)), "replayed from the account's first day"
+    carried = abs(Decimal(str(start["start_equity"])) - expected) > CENT
     if carried:
         notes.append(f"the session started from a carried account (equity "
-                     f"{start['start_equity']}, the backtest {start['cash']} x {n_accounts}): "
+                     f"{start['start_equity']}, the backtest {expected} ({held})): "
                      "positions and cash carried from earlier sessions are not in the "
-                     "replay, which starts flat; the P&L difference includes them, so the "
+                     "replay; the P&L difference includes them, so the "
                      "level stops at 'block' (no halt on this comparison)")
     notes += replay.notes
     costs = CostModel(**start["costs"])

@@ -9,7 +9,10 @@ report (:func:`workbench.monitor.drift.measure_drift`) and the drift page.
 
 Only the bars the session has reached are compared (its last journaled bar): a running
 session is compared on what it did so far, an ended one on its replay, which stops where
-it stopped (:mod:`workbench.monitor.drift_replay`).
+it stopped (:mod:`workbench.monitor.drift_replay`). A daily session's signals are compared
+on the bar it decided on (the day before: its "decision" row; never its "fill" row) and
+its fills and P&L on its day (the replay may start earlier: the account's first daily
+decision).
 
 Signals: the session's journaled signals against the backtest's, every field (entries,
 exits, short entries and exits) of every symbol at every compared bar of the day; a target
@@ -22,8 +25,9 @@ fill met, the excess over the cost model, its cost in dollars; a missed fill wit
 gateway's refusal). A fill on one side only is listed, never dropped.
 
 P&L: at each ``equity`` event, the session's equity less its start equity against the
-backtest's book value at the close of the same bar less its cash (the session's cash per
-account on each symbol: the backtest's own start). The final figures: the session's
+backtest's book value at the close of the same bar less its book before the day
+(:func:`start_book`: the session's cash per account on each symbol, the backtest's own
+start, when the replay starts with the day). The final figures: the session's
 ``session_end`` P&L once it has ended (else its last equity), the backtest's at the last
 compared bar.
 """
@@ -39,7 +43,7 @@ import pandas as pd
 
 from workbench.monitor.drift_fills import FillDrift, backtest_fills, fill_drift, session_fills
 
-__all__ = ["FIELDS", "Comparison", "compare"]
+__all__ = ["FIELDS", "Comparison", "compare", "start_book"]
 
 FIELDS = {"entries": "entry", "exits": "exit", "short_entries": "short_entry",
           "short_exits": "short_exit"}  # the backtest's signal frames: the journal's fields
@@ -94,13 +98,15 @@ class Comparison:
 def compare(record, replay) -> Comparison:
     """The session of ``record`` (a SessionRecord) against ``replay`` (its Replay)."""
     result, day_start, last = replay.result, replay.day_start, record.last_bar
-    index = result.index
-    day = index[(index >= day_start) & (index <= last)] if last is not None else index[:0]
-    signals, compared = _signals(result, record.signals, day, day_start, last)
-    theirs = [f for f in backtest_fills(result) if last is not None and f["time"] <= last]
+    decide_from, index = replay.decide_from, result.index
+    day = (index[(index >= decide_from) & (index <= last) & ~index.isin(list(record.filled_only))]
+           if last is not None else index[:0])  # the bars the session decided on
+    signals, compared = _signals(result, record.signals, day, decide_from, last)
+    theirs = [f for f in backtest_fills(result)
+              if last is not None and day_start <= f["time"] <= last]
     fills = fill_drift(session_fills(record.fills), theirs, result.costs, record.refused)
     book = result.equity()["total"]
-    base = replay.cash * len(result.symbols)  # the backtest's start: cash on each symbol
+    base = start_book(replay)
     pnl = _pnl(record, book, base)
     upto = book[book.index <= last] if last is not None else book[book.index < day_start]
     backtest_pnl = float(upto.iloc[-1]) - base if len(upto) else 0.0
@@ -109,6 +115,16 @@ def compare(record, replay) -> Comparison:
     else:
         session_pnl = Decimal(str(pnl["session"].iloc[-1])) if len(pnl) else Decimal(0)
     return Comparison(signals, compared, fills, pnl, session_pnl, backtest_pnl)
+
+
+def start_book(replay) -> float:
+    """The backtest's book when the session's day starts: its close before the day (a
+    daily replay from the account's first decision holds what earlier sessions left),
+    else each symbol's cash (flat)."""
+    result = replay.result
+    book = result.equity()["total"]
+    before = book[book.index < replay.day_start]
+    return float(before.iloc[-1]) if len(before) else replay.cash * len(result.symbols)
 
 
 def _signals(result, payloads: list[dict], day: pd.DatetimeIndex, day_start: pd.Timestamp,

@@ -20,7 +20,12 @@ never the store's bars of that timeframe (another source may have made them); ot
 the stored bars of the timeframe (a live session trades 1Min only).
 
 The replay is :func:`workbench.backtesting.run.backtest` with the session's settings, its
-signals cleared before the day (a session trades from the day's first bar, flat). A session
+signals cleared before the day (a session trades from the day's first bar, flat). A daily
+(1Day) session decides on the day before's bar and fills on the day's
+(:mod:`workbench.session.daily`): its replay trades from its ``account_from`` (the
+account's first daily decision, so it holds what earlier runs on the account left) and is
+compared on the day before's decision and the day's fills (``Replay.decide_from``,
+``day_start``). A session
 that has ended is replayed on the bars it processed (the replay stops at its last
 journaled bar, said in ``notes``); a running one on the stored day, and the comparison
 (:func:`workbench.monitor.drift_compare.compare`) looks only at the bars it has reached.
@@ -46,8 +51,9 @@ class SessionRecord:
     """What drift reads of a session's journal, kept as events are added: ``start`` (the
     first ``session_start``), ``end`` (the ``session_end`` after the last start, None while
     it runs), the ``signals`` and ``fills`` payloads, ``equity`` as (time, equity, the bar it
-    valued), ``last_bar`` (the last bar it processed) and ``refused`` (the risk gateway's
-    refusals by symbol and time)."""
+    valued), ``last_bar`` (the last bar it processed), ``filled_only`` (a daily session's
+    "fill" rows: bars it filled on and never decided on) and ``refused`` (the risk
+    gateway's refusals by symbol and time)."""
 
     def __init__(self) -> None:
         self.start: dict | None = None
@@ -56,6 +62,7 @@ class SessionRecord:
         self.fills: list[dict] = []
         self.equity: list[tuple[pd.Timestamp, float, pd.Timestamp | None]] = []
         self.last_bar: pd.Timestamp | None = None
+        self.filled_only: set[pd.Timestamp] = set()
         self.refused: dict[tuple[str, pd.Timestamp], str] = {}
         self.events = 0
 
@@ -79,6 +86,8 @@ class SessionRecord:
             if kind == ev.BAR:
                 t = pd.Timestamp(p["bar_time"])
                 self.last_bar = t if self.last_bar is None else max(self.last_bar, t)
+                if p.get("role") == "fill":
+                    self.filled_only.add(t)
             elif kind == ev.SIGNAL:
                 self.signals.append(p)
             elif kind == ev.FILL:
@@ -117,9 +126,10 @@ def history_days(run_dir: str | Path, start: dict) -> int:
     return max(1, len(sessions) - 1)
 
 
-def session_bars(start: dict, history_days: int, store=None):
+def session_bars(start: dict, history_days: int, store=None, *, earlier: int = 0):
     """The bars the session of ``start`` (its ``session_start`` payload) traded: its day
-    and ``history_days`` sessions before it, as the module doc says."""
+    and ``history_days`` sessions before it (and ``earlier`` more: a daily replay from the
+    account's first decision), as the module doc says."""
     from workbench.data.aggregate import aggregate_bars
     from workbench.data.timeframe import Timeframe
     from workbench.engine import load_sessions
@@ -131,9 +141,10 @@ def session_bars(start: dict, history_days: int, store=None):
         if source != f"{AGGREGATED}{tf}":
             raise DataError(f"drift: the session traded {start['timeframe']} bars but says they "
                             f"came from {source!r}: its record disagrees with itself")
-        minutes = load_sessions(1 + history_days, symbols, "1Min", end=day, store=store)
+        minutes = load_sessions(1 + history_days + earlier, symbols, "1Min", end=day,
+                                store=store)
         return aggregate_bars(minutes, tf)
-    return load_sessions(1 + history_days, symbols, tf, end=day, store=store)
+    return load_sessions(1 + history_days + earlier, symbols, tf, end=day, store=store)
 
 
 @dataclass(frozen=True)
@@ -141,9 +152,16 @@ class Replay:
     """A session's day backtested (:func:`replay_session`)."""
 
     start: dict  # the session_start payload
-    day_start: pd.Timestamp  # the day's New York midnight, UTC
+    day_start: pd.Timestamp  # the day's New York midnight, UTC: its fills from there
     result: Any  # the BacktestResult
     notes: list[str] = field(default_factory=list)
+    decide_from: pd.Timestamp | None = None  # its first decided bar (daily: the day before)
+    trade_from: pd.Timestamp | None = None  # the backtest's signals from (daily: the account's)
+
+    def __post_init__(self) -> None:
+        for name in ("decide_from", "trade_from"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, self.day_start)
 
     @property
     def cash(self) -> float:
@@ -167,22 +185,51 @@ def replay_session(run_dir: str | Path, strategy, record: SessionRecord, *,
     if strat.name != start["strategy"]:
         raise WorkbenchError(f"drift: {run_dir.name} traded {start['strategy']!r}, not "
                              f"{strat.name!r}: give its strategy")
-    bars = session_bars(start, history_days(run_dir, start), store)
     day_start = ny_midnight(start["replay_date"])
-    last, notes = record.last_bar, []
+    decide_from, trade_from, earlier, notes = _daily_window(start, day_start)
+    bars = session_bars(start, history_days(run_dir, start), store, earlier=earlier)
+    last = record.last_bar
     if record.end is not None and (last is None or last < bars.index[-1]):
         shown = "no bar of the day" if last is None else f"bars up to {last.isoformat()}"
         notes.append(f"the session processed {shown}; the replay stops there too")
         bars = bars.iloc(slice(0, int(bars.index.searchsorted(
-            last if last is not None else day_start, side="right" if last else "left"))))
-    return Replay(start, day_start, _backtest(strat, bars, start, day_start), notes)
+            last if last is not None else decide_from, side="right" if last else "left"))))
+    return Replay(start, day_start, _backtest(strat, bars, start, trade_from), notes,
+                  decide_from, trade_from)
 
 
-def _backtest(strategy, bars, start: dict, day_start: pd.Timestamp):
+def _daily_window(start: dict, day_start: pd.Timestamp):
+    """(first decided bar, the backtest's first traded bar, sessions loaded before the
+    usual history, notes). Intraday: the day, flat. A daily session decides on the day
+    before and fills on the day; its account may hold what earlier daily sessions on it
+    left, so the backtest trades from the account's first decision (``account_from``):
+    with the same bars it makes those sessions' trades (as ``wb.backtest`` does for a run
+    of daily sessions), and this day is compared on its own decision, fills and P&L."""
+    from workbench.data import calendar
+    from workbench.data.timeframe import Timeframe
+    from workbench.times import ny_midnight
+
+    if Timeframe.parse(start["timeframe"]).is_intraday:
+        return day_start, day_start, 0, []
+    day = pd.Timestamp(start["replay_date"])
+    decided = calendar.last_sessions(2, day)[0]
+    first = pd.Timestamp(start.get("account_from") or decided)
+    if first > decided:
+        raise DataError(f"drift: the session's account_from {first.date()} is after its "
+                        f"decision day {decided.date()}: its record disagrees with itself")
+    earlier = len(calendar.sessions(first, decided)) - 1
+    notes = [] if earlier == 0 else [(
+        f"daily: replayed from {first.date()}, the account's first decision (earlier "
+        f"daily sessions on it); compared on {decided.date()}'s decision and "
+        f"{day.date()}'s fills and P&L")]
+    return ny_midnight(decided), ny_midnight(first), earlier, notes
+
+
+def _backtest(strategy, bars, start: dict, trade_from: pd.Timestamp):
     from workbench.backtesting.run import backtest
     from workbench.strategy import TradingFrom
 
-    wrapped = TradingFrom(strategy, day_start)  # the session trades from the day, flat
+    wrapped = TradingFrom(strategy, trade_from)  # the session trades from there, flat
     stops = start.get("stops") or {}
     return backtest(wrapped, bars, fill="next_open", **start["costs"], shares=start["shares"],
                     cash=float(start["cash"]), size=float(start["size"]),

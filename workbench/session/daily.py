@@ -37,6 +37,7 @@ the day's minutes from its feed, aggregated by the same function.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 
 import pandas as pd
@@ -48,11 +49,13 @@ from workbench.data.timeframe import Timeframe
 from workbench.engine import load_sessions
 from workbench.errors import ConfigError, DataError
 from workbench.model import events as ev
+from workbench.model import to_decimal
 from workbench.risk.switches import Flatten, ForceExit
 from workbench.times import ny_date, ny_midnight, to_new_york
 
-__all__ = ["Role", "check_history_days", "daily_bars", "decision_day", "first_day",
-           "fresh_from", "hold_actions", "is_daily", "said_after_open"]
+__all__ = ["Role", "account_from", "check_history_days", "daily_bars", "decision_day",
+           "first_day", "fresh_from", "hold_actions", "is_daily", "said_after_open",
+           "start_marks"]
 
 Role = Literal["bar", "decision", "fill"]
 DAY = Timeframe.parse("1Day")
@@ -121,6 +124,28 @@ def hold_actions(actions, bar_time, journal, clock) -> None:
                        message=f"daily bar {bar_time.isoformat()}: {what}; not sent after the "
                        "close (it would wait at the broker outside any session): judged "
                        "again at the next session's start", at=clock.now().isoformat())
+
+
+def start_marks(bars: Bars, day) -> dict[str, Decimal]:
+    """The closes a daily session's start equity marks carried positions at: the day
+    before's (the decision bar's), where the earlier session's fill row left the account's
+    equity; not the positions' average prices, which would count every earlier day's
+    gain or loss again in this day's P&L."""
+    before = bars.index < ny_midnight(day)
+    if not before.any():
+        return {}
+    closes = bars.close.loc[bars.index[before]].ffill().iloc[-1]
+    return {str(s): to_decimal(float(c)) for s, c in closes.items() if pd.notna(c)}
+
+
+def account_from(fills, day) -> str:
+    """The first decision day of the account's daily sessions, fixed at a run's first
+    start (``session_start``'s ``account_from``): the day before its first fill, or the
+    day before ``day`` when the account has none. The drift replay trades from there, so
+    it holds what earlier runs on the account left (:mod:`workbench.monitor.drift_replay`)."""
+    first = min((f.time for f in fills), default=None)
+    traded = pd.Timestamp(day) if first is None else pd.Timestamp(ny_date(first))
+    return decision_day(traded).date().isoformat()
 
 
 def said_after_open(day, now: pd.Timestamp) -> str | None:
