@@ -55,7 +55,7 @@ from workbench.times import ny_date, ny_midnight, to_new_york
 
 __all__ = ["Role", "account_from", "check_history_days", "daily_bars", "decision_day",
            "first_day", "fresh_from", "hold_actions", "is_daily", "said_after_open",
-           "start_marks"]
+           "start_equity", "start_marks"]
 
 Role = Literal["bar", "decision", "fill"]
 DAY = Timeframe.parse("1Day")
@@ -146,6 +146,20 @@ def account_from(fills, day) -> str:
     first = min((f.time for f in fills), default=None)
     traded = pd.Timestamp(day) if first is None else pd.Timestamp(ny_date(first))
     return decision_day(traded).date().isoformat()
+
+
+def start_equity(first_start, account, broker, bars: Bars, day, tf, trading: dict) -> Decimal:
+    """A run's start equity: its first start's (``first_start``, a ``session_start``
+    event, at a restart), else the account's equity now; a daily session's marked at the day
+    before's closes (:func:`start_marks`), with its ``account_from`` put in ``trading``
+    (recorded in ``session_start``; kept from the first start)."""
+    daily_run = is_daily(tf)
+    if daily_run:  # the drift replay trades from the account's first daily decision
+        trading["account_from"] = (first_start.payload.get("account_from") if first_start
+                                   else account_from(broker.fills(), day))
+    if first_start:
+        return Decimal(first_start.payload["start_equity"])
+    return account.account().equity(start_marks(bars, day) if daily_run else {})
 
 
 def said_after_open(day, now: pd.Timestamp) -> str | None:

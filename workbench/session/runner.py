@@ -343,12 +343,8 @@ def _run(engine, bars, replay_date, record, journal, broker, broker_path, clock,
                                            events)
     resume_at = max((pd.Timestamp(e.payload["bar_time"]) for e in events if e.type == ev.BAR),
                     default=None)
-    daily_run = daily.is_daily(engine.window.timeframe)  # marked at the day before's closes
-    start_equity = (Decimal(starts[0].payload["start_equity"]) if starts else wrapped.account(
-        ).equity(daily.start_marks(bars, replay_date) if daily_run else {}))
-    if daily_run:  # the drift replay trades from the account's first daily decision
-        trading["account_from"] = (starts[0].payload.get("account_from") if starts
-                                   else daily.account_from(broker.fills(), replay_date))
+    start_equity = daily.start_equity(starts[0] if starts else None, wrapped, broker, bars,
+                                      replay_date, engine.window.timeframe, trading)
     caps = session_caps(risk_settings, sizing, len(bars.symbols), start_equity)
     risk = RiskGateway(caps.settings, clock, journal)  # [risk] set, or derived from the sizing
     for e in [e for e in events if e.type == ev.STATE][-1:]:
