@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import time as _time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -196,14 +197,15 @@ class SimBroker:
             raise DuplicateClientOrderId(
                 f"client_order_id must be unique: {intent.client_order_id}")
         row = self._row(intent, self._not_before(intent, stored), seq)
-        rows = [self._insert(row)]
+        orders = [self._insert(row)]
         if intent.order_type is OrderType.BRACKET:
-            rows += self._insert_legs(intent, row, seq + 1)
+            orders += self._insert_legs(intent, row, seq + 1)
         elif intent.order_type is OrderType.OCO and intent.stop_loss is not None \
                 and intent.take_profit is not None:
-            rows.append(self._insert_oco_leg(intent, row, seq + 1))
-        legs = tuple(order_from_row(r) for r in rows[1:])
-        return order_from_row(rows[0], legs), seq + len(rows)
+            orders.append(self._insert_oco_leg(intent, row, seq + 1))
+        # the order as its "accepted" update carries it (no legs), with its legs
+        order = orders[0] if len(orders) == 1 else replace(orders[0], legs=tuple(orders[1:]))
+        return order, seq + len(orders)
 
     def _stored_bar(self) -> pd.Timestamp | None:
         """The last bar any broker object on this file saw (read in the transaction)."""
@@ -226,7 +228,7 @@ class SimBroker:
                 "status": S.ACCEPTED, "filled_quantity": _ZERO, "not_before": not_before,
                 "created_at": now, "updated_at": now}
 
-    def _insert_legs(self, intent: OrderIntent, entry: dict, seq: int) -> list[dict]:
+    def _insert_legs(self, intent: OrderIntent, entry: dict, seq: int) -> list[BrokerOrder]:
         rows = []
         for n, (suffix, leg, kind, price) in enumerate((
                 ("sl", "stop_loss", OrderType.STOP, "stop_price"),
@@ -240,7 +242,7 @@ class SimBroker:
             rows.append(self._insert(row))
         return rows
 
-    def _insert_oco_leg(self, intent: OrderIntent, parent: dict, seq: int) -> dict:
+    def _insert_oco_leg(self, intent: OrderIntent, parent: dict, seq: int) -> BrokerOrder:
         """The take-profit leg of an oco: active at once (from the parent's ``not_before``)."""
         return self._insert({**parent, "client_order_id": f"{intent.client_order_id}.tp",
                              "broker_order_id": f"sim-{seq:08d}",
@@ -249,11 +251,13 @@ class SimBroker:
                              "parent_id": intent.client_order_id, "leg": "take_profit",
                              "not_before": None, "active_from": parent["not_before"]})
 
-    def _insert(self, row: dict) -> dict:
-        """Store an order and its "accepted" update; the row as stored (text)."""
+    def _insert(self, row: dict) -> BrokerOrder:
+        """Store an order and its "accepted" update; the order as stored (parsed once: the
+        update hands the same object to the reader of the stream)."""
         stored = self.store.insert_order(row)
-        self.store.add_update("accepted", stored, None, row["created_at"])
-        return stored
+        order = order_from_row(stored)
+        self.store.add_update("accepted", stored, None, row["created_at"], order)
+        return order
 
     def cancel(self, client_order_id: str) -> None:
         fault = self.faults.take("cancel")

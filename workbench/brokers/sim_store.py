@@ -20,7 +20,9 @@ The update stream: every update is a row of ``updates`` (its payload JSON). The 
 object itself committed are also kept, as the payloads written, until read: when they are
 exactly the rows after the reader's cursor (no other connection wrote any in between, the
 file's last row is the last of them) :meth:`SimStore.updates_after` hands them over
-without reading them back; otherwise it reads the rows. The same updates either way.
+without reading them back, with the order and fill objects the writer held (an order's
+"accepted" update: the order its submit returned; a fill's: the fill itself) instead of
+parsing them from the payload; otherwise it reads the rows. The same updates either way.
 """
 
 from __future__ import annotations
@@ -125,8 +127,10 @@ class SimStore:
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
                                    check_same_thread=False)
         self._db.row_factory = sqlite3.Row
-        self._written: list[tuple[int, dict]] = []  # updates of the open transaction
-        self._committed: list[tuple[int, dict]] = []  # this object's updates not yet read
+        # updates of the open transaction, and this object's updates not yet read:
+        # (seq, payload, the order and the fill it was written from, if held)
+        self._written: list[tuple[int, dict, BrokerOrder | None, Fill | None]] = []
+        self._committed: list[tuple[int, dict, BrokerOrder | None, Fill | None]] = []
         self._commits = 0  # transactions committed since the last checkpoint()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
@@ -271,14 +275,17 @@ class SimStore:
         return cash
 
     # -- the update stream ----------------------------------------------------------------
-    def add_update(self, event: str, order_row: dict, fill: Fill | None, time) -> None:
+    def add_update(self, event: str, order_row: dict, fill: Fill | None, time,
+                   order: BrokerOrder | None = None) -> None:
+        """Append an update: ``order_row`` the order after it (``order``: the same, parsed,
+        if the caller holds it: ``order_from_row(order_row)`` exactly, legs aside)."""
         payload = {"event": event, "time": text(time),
                    "order": {f: text(order_row.get(f)) for f in ORDER_FIELDS},
                    "fill": None if fill is None else {f: text(getattr(fill, f)) for f in FILL_FIELDS}}
         seq = self._db.execute("INSERT INTO updates (payload) VALUES (?)",
                                (json.dumps(payload),)).lastrowid
         if self._db.in_transaction:  # kept once committed (write())
-            self._written.append((seq, payload))
+            self._written.append((seq, payload, order, fill))
 
     def last_update(self) -> int:
         rows = self._rows("SELECT COALESCE(MAX(seq), 0) AS seq FROM updates")
@@ -287,12 +294,14 @@ class SimStore:
     def updates_after(self, seq: int) -> list[BrokerUpdate]:
         """The updates after ``seq``, oldest first (see the module doc)."""
         with self._lock:
-            kept = [(n, p) for n, p in self._committed if n > seq]
+            kept = [u for u in self._committed if u[0] > seq]
             self._committed = []
             if not kept or kept[0][0] != seq + 1 or kept[-1][0] - seq != len(kept) \
                     or self.last_update() != kept[-1][0]:
-                kept = [(r["seq"], json.loads(r["payload"])) for r in self._rows(
+                kept = [(r["seq"], json.loads(r["payload"]), None, None) for r in self._rows(
                     "SELECT seq, payload FROM updates WHERE seq > ? ORDER BY seq", (seq,))]
-        return [BrokerUpdate(p["event"], order_from_row(p["order"]),
-                             fill_from_row(p["fill"]) if p["fill"] else None, _ts(p["time"]), n)
-                for n, p in kept]
+        return [BrokerUpdate(p["event"], order_from_row(p["order"]) if order is None else order,
+                             fill if fill is not None
+                             else fill_from_row(p["fill"]) if p["fill"] else None,
+                             _ts(p["time"]), n)
+                for n, p, order, fill in kept]
