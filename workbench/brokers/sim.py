@@ -256,7 +256,7 @@ class SimBroker:
         update hands the same object to the reader of the stream)."""
         stored = self.store.insert_order(row)
         order = order_from_row(stored)
-        self.store.add_update("accepted", stored, None, row["created_at"], order)
+        self.store.add_update("accepted", stored, None, stored["created_at"], order)
         return order
 
     def cancel(self, client_order_id: str) -> None:

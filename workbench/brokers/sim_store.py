@@ -68,6 +68,8 @@ CREATE TABLE IF NOT EXISTS updates (seq INTEGER PRIMARY KEY AUTOINCREMENT, paylo
 """
 _INSERT_ORDER = (f"INSERT INTO orders ({', '.join(ORDER_FIELDS)}) "
                  f"VALUES ({', '.join('?' * len(ORDER_FIELDS))})")
+_INSERT_FILL = (f"INSERT INTO fills ({', '.join(FILL_FIELDS)}) "
+                f"VALUES ({', '.join('?' * len(FILL_FIELDS))})")
 _OPEN = tuple(s.value for s in OrderStatus if not s.is_terminal)
 _KEPT = 100_000  # updates kept unread at most (a broker object whose updates nobody reads)
 
@@ -93,6 +95,11 @@ def text(v) -> str | None:
     if isinstance(v, pd.Timestamp):
         return v.isoformat()
     return str(v)
+
+
+def _texts(row: dict, names: tuple[str, ...]) -> dict:
+    """``row``'s ``names`` as stored (:func:`text`; most are text already: not called)."""
+    return {f: v if (v := row.get(f)) is None or type(v) is str else text(v) for f in names}
 
 
 def order_from_row(row: dict, legs: tuple[BrokerOrder, ...] = ()) -> BrokerOrder:
@@ -221,10 +228,11 @@ class SimStore:
         return self._rows(f"SELECT * FROM orders WHERE status IN ({marks}) ORDER BY seq", _OPEN)
 
     # -- fills and positions --------------------------------------------------------------
-    def insert_fill(self, fill: Fill) -> None:
-        self._db.execute(f"INSERT INTO fills ({', '.join(FILL_FIELDS)}) VALUES "
-                         f"({', '.join('?' * len(FILL_FIELDS))})",
-                         [text(getattr(fill, f)) for f in FILL_FIELDS])
+    def insert_fill(self, fill: Fill) -> dict:
+        """Store a fill; its fields as stored (text)."""
+        values = {f: text(getattr(fill, f)) for f in FILL_FIELDS}
+        self._db.execute(_INSERT_FILL, list(values.values()))
+        return values
 
     def next_fill_seq(self) -> int:
         rows = self._rows("SELECT seq FROM sqlite_sequence WHERE name = 'fills'")
@@ -259,29 +267,33 @@ class SimStore:
         order's filled quantity, average price and status, the update; the cash after it,
         from ``cash`` before it (the caller writes it: ``set_meta("cash", ...)``, in the
         same transaction)."""
-        self.insert_fill(fill)
+        stored = self.insert_fill(fill)  # its fields as text once: the row, the update
         self.set_position(position_after(self.position(fill.symbol), fill))
         cash = cash - fill.side.sign * fill.quantity * fill.price - fill.fee
         done, avg = Decimal(row["filled_quantity"]), Decimal(row["average_price"] or 0)
         filled = done + fill.quantity
         status = OrderStatus.FILLED if filled == Decimal(row["quantity"]) \
             else OrderStatus.PARTIALLY_FILLED
-        row.update(filled_quantity=str(filled), status=status.value, updated_at=text(fill.time),
+        at = stored["time"]
+        row.update(filled_quantity=str(filled), status=status.value, updated_at=at,
                    average_price=str((avg * done + fill.price * fill.quantity) / filled))
-        self.update_order(row["client_order_id"], filled_quantity=filled, status=status,
-                          average_price=row["average_price"], updated_at=fill.time)
+        self.update_order(row["client_order_id"], filled_quantity=row["filled_quantity"],
+                          status=row["status"], average_price=row["average_price"],
+                          updated_at=at)
         event = "fill" if status is OrderStatus.FILLED else "partial_fill"
-        self.add_update(event, row, fill, fill.time)
+        self.add_update(event, row, fill, at, fill_row=stored)
         return cash
 
     # -- the update stream ----------------------------------------------------------------
     def add_update(self, event: str, order_row: dict, fill: Fill | None, time,
-                   order: BrokerOrder | None = None) -> None:
+                   order: BrokerOrder | None = None, fill_row: dict | None = None) -> None:
         """Append an update: ``order_row`` the order after it (``order``: the same, parsed,
-        if the caller holds it: ``order_from_row(order_row)`` exactly, legs aside)."""
+        if the caller holds it: ``order_from_row(order_row)`` exactly, legs aside);
+        ``fill_row``: ``fill``'s fields as stored, if the caller has them."""
+        if fill is not None and fill_row is None:
+            fill_row = {f: text(getattr(fill, f)) for f in FILL_FIELDS}
         payload = {"event": event, "time": text(time),
-                   "order": {f: text(order_row.get(f)) for f in ORDER_FIELDS},
-                   "fill": None if fill is None else {f: text(getattr(fill, f)) for f in FILL_FIELDS}}
+                   "order": _texts(order_row, ORDER_FIELDS), "fill": fill_row}
         seq = self._db.execute("INSERT INTO updates (payload) VALUES (?)",
                                (json.dumps(payload),)).lastrowid
         if self._db.in_transaction:  # kept once committed (write())
