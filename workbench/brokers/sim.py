@@ -203,9 +203,8 @@ class SimBroker:
         elif intent.order_type is OrderType.OCO and intent.stop_loss is not None \
                 and intent.take_profit is not None:
             orders.append(self._insert_oco_leg(intent, row, seq + 1))
-        # the order as its "accepted" update carries it (no legs), with its legs
-        order = orders[0] if len(orders) == 1 else replace(orders[0], legs=tuple(orders[1:]))
-        return order, seq + len(orders)
+        return (orders[0] if len(orders) == 1 else replace(orders[0], legs=tuple(orders[1:])),
+                seq + len(orders))
 
     def _stored_bar(self) -> pd.Timestamp | None:
         """The last bar any broker object on this file saw (read in the transaction)."""
@@ -252,8 +251,7 @@ class SimBroker:
                              "not_before": None, "active_from": parent["not_before"]})
 
     def _insert(self, row: dict) -> BrokerOrder:
-        """Store an order and its "accepted" update; the order as stored (parsed once: the
-        update hands the same object to the reader of the stream)."""
+        """Store an order and its "accepted" update; the order as stored (parsed once)."""
         stored = self.store.insert_order(row)
         order = order_from_row(stored)
         self.store.add_update("accepted", stored, None, stored["created_at"], order)
