@@ -128,3 +128,28 @@ def test_the_handed_over_updates_carry_the_submitted_orders_and_the_fills_themse
 
 def _stream_of(updates) -> list:
     return [(u.sequence, u.event, u.order, u.fill, u.time) for u in updates]
+
+
+def test_a_duplicate_is_found_by_the_files_unique_index_without_reading_first(tmp_path):
+    """No read of the order before inserting it: the unique index refuses a duplicate,
+    whose group goes on (the others accepted, numbered without a gap) with nothing added."""
+    from workbench.brokers.base import DuplicateClientOrderId
+    broker = SimBroker(tmp_path / "broker.sqlite", cash=100_000)
+    broker.submit(OrderIntent("d1", "AAPL", Side.BUY, Decimal(1)))
+    statements: list[str] = []
+    broker.store._db.set_trace_callback(statements.append)
+    out = broker.submit_many([OrderIntent("d2", "AAPL", Side.BUY, Decimal(1)),
+                              OrderIntent("d1", "MSFT", Side.SELL, Decimal(9)),
+                              OrderIntent("d3", "AAPL", Side.BUY, Decimal(1))])
+    broker.store._db.set_trace_callback(None)
+    assert not [s for s in statements if "FROM orders WHERE client_order_id" in s]
+    assert isinstance(out[1], DuplicateClientOrderId) and "d1" in str(out[1])
+    assert [o.broker_order_id for o in (out[0], out[2])] == ["sim-00000002", "sim-00000003"]
+    assert [(o.client_order_id, o.symbol, o.quantity) for o in broker.orders()] == [
+        ("d1", "AAPL", Decimal(1)), ("d2", "AAPL", Decimal(1)), ("d3", "AAPL", Decimal(1))]
+    assert [(u.event, u.order.client_order_id) for u in broker.updates()] == [
+        ("accepted", "d1"), ("accepted", "d2"), ("accepted", "d3")]
+    with pytest.raises(DuplicateClientOrderId):
+        broker.submit(OrderIntent("d3", "AAPL", Side.BUY, Decimal(5)))
+    assert len(broker.orders()) == 3 and list(broker.updates()) == []
+    broker.close()

@@ -47,6 +47,7 @@ ledger, so reconciliation compares two separate records.
 
 from __future__ import annotations
 
+import sqlite3
 import time as _time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -68,6 +69,7 @@ from workbench.brokers.base import (
 from workbench.brokers.sim_rules import (
     SimFaults,
     check_bracket,
+    exact,
     fill_quantity,
     ohlc,
     reference_price,
@@ -92,11 +94,6 @@ __all__ = ["SimBroker"]
 S = OrderStatus
 _ZERO = Decimal(0)
 _OPPOSITE = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
-
-
-def _exact(x: float) -> Decimal:
-    """A float as the Decimal of its shortest repr: ``float(_exact(x)) == x``."""
-    return Decimal(repr(float(x)))
 
 
 class SimBroker:
@@ -185,19 +182,21 @@ class SimBroker:
             return e
 
     def _accept(self, intent: OrderIntent) -> BrokerOrder:
-        with self.store.write():
-            order, _ = self._accept_in(intent, self._stored_bar(), self.store.next_order_seq())
-        return order
+        with self.store.write():  # committed as the with block ends, after the return value
+            return self._accept_in(intent, self._stored_bar(), self.store.next_order_seq())[0]
 
     def _accept_in(self, intent: OrderIntent, stored, seq: int) -> tuple[BrokerOrder, int]:
         """Insert ``intent`` (and its legs) in the open transaction; ``seq``: the next
         order's sequence number. The order as stored, and the sequence after it."""
         check_bracket(intent)
-        if self.store.order(intent.client_order_id) is not None:
-            raise DuplicateClientOrderId(
-                f"client_order_id must be unique: {intent.client_order_id}")
         row = self._row(intent, self._not_before(intent, stored), seq)
-        orders = [self._insert(row)]
+        try:  # the file's unique index finds a duplicate (no read first); nothing is added
+            orders = [self._insert(row)]
+        except sqlite3.IntegrityError as e:
+            if "orders.client_order_id" not in str(e):
+                raise
+            raise DuplicateClientOrderId(
+                f"client_order_id must be unique: {intent.client_order_id}") from None
         if intent.order_type is OrderType.BRACKET:
             orders += self._insert_legs(intent, row, seq + 1)
         elif intent.order_type is OrderType.OCO and intent.stop_loss is not None \
@@ -367,8 +366,8 @@ class SimBroker:
             row["quantity"] = str(qty)
             self.store.update_order(row["client_order_id"], quantity=qty)
         fill = Fill(f"sim-x{tally['seq']:08d}", row["client_order_id"],
-                    row["symbol"], side, qty, _exact(price),
-                    _exact(self.costs.fee(float(qty), price)), time)
+                    row["symbol"], side, qty, exact(price),
+                    exact(self.costs.fee(float(qty), price)), time)
         tally["cash"] = self.store.record_fill(row, fill, tally["cash"])
         tally["seq"] += 1
         if S(row["status"]) is S.FILLED:
