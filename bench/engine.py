@@ -28,7 +28,9 @@ journal append, then the sim broker's submit); the session journals it per bar
 ``run_session`` call (start, reconcile, load of the stored bars and the end included).
 ``--before REV`` runs git revision REV's ``workbench`` (exported with ``git archive``)
 and this checkout's alternately, each run a fresh process on the same stored bars, and
-prints before/after ratios; ``--sections`` adds a run with each step of a bar timed.
+prints before/after ratios, with each run's CPU time (user + system of the process during
+``run_session``: on a shared machine steadier than latency or wall time) and in how many
+pairs it was lower; ``--sections`` adds a run with each step of a bar timed.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import argparse
 import functools
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -162,6 +165,7 @@ def session_replay(store: Store, root: Path, day, history_days: int, max_orders,
                    recompute: bool = False, timed: dict | None = None) -> dict:
     """One fresh ``run_session`` of ``day``: latency to orders sent, wall time, throughput."""
     bars = int(load_sessions(1, None, "1Min", end=day, store=store).close.notna().to_numpy().sum())
+    cpu = _cpu_s()
     start = time.perf_counter()
     risk = load_settings().risk
     if max_orders is not None:  # the order-rate kill switch (default: halts at order 51)
@@ -170,14 +174,24 @@ def session_replay(store: Store, root: Path, day, history_days: int, max_orders,
         result = run_session(sma_rsi, replay_date=day, speed="max", history_days=history_days,
                              store=store, runs_root=root / "runs", risk=risk)
     wall = time.perf_counter() - start
+    cpu = _cpu_s() - cpu
     lat = result.latency_ms
     states = [e.payload for e in read_journal(result.path).events if e.type == "state"]
     halts = "".join(f" ({p.get('state')}: {p.get('reason')})" for p in states[-1:])
     return {"p50_ms": lat["p50"], "p99_ms": lat["p99"], "max_ms": lat["max"],
             "count": lat["count"], "timestamps": result.bars, "bars": bars, "wall_s": wall,
+            "cpu_s": cpu,
             "bars_per_s": bars / wall, "signals": f"{result.orders} orders, {result.fills} fills",
             "window_rows": f"outcome {result.outcome}, state {result.state}{halts}",
             "anchored": False}
+
+
+def _cpu_s() -> float:
+    """This process's CPU time so far (user + system), seconds: on a shared machine the
+    steadier figure to compare than wall time or latency (the other jobs' load moves
+    those most)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,15 +250,20 @@ def compare_trees(store_home: str, day, args) -> None:
                 r = _worker_run(tree, store_home, day, args)
                 runs[name].append(r)
                 print(f"{name}: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max "
-                      f"{r['max_ms']:.1f} ms; day in {r['wall_s']:.1f} s; {r['signals']}; "
+                      f"{r['max_ms']:.1f} ms; day in {r['wall_s']:.1f} s, CPU {r['cpu_s']:.2f} s; "
+                      f"{r['signals']}; "
                       f"{r['window_rows']}  [{r['workbench']}]", flush=True)
     before, after = runs.values()
-    for key in ("p50_ms", "p99_ms", "wall_s"):
+    for key in ("p50_ms", "p99_ms", "wall_s", "cpu_s"):
         best_b, best_a = min(r[key] for r in before), min(r[key] for r in after)
         print(f"best of {args.repeat}: {key} before {best_b:.1f}, after {best_a:.1f}: "
               f"before / after {best_b / best_a:.2f}x")
     worst_p99 = max(r["p99_ms"] for r in after)
     worst_day = max(r["wall_s"] for r in after)
+    lower = sum(b["cpu_s"] > a["cpu_s"] for b, a in zip(before, after))
+    pairs = ", ".join(f"{b['cpu_s']:.2f}/{a['cpu_s']:.2f}" for b, a in zip(before, after))
+    print(f"CPU time of the run: after lower in {lower} of {len(after)} pairs; pairs (before / "
+          f"after): {pairs}")
     print(f"targets (after): p99 <= {P99_TARGET_MS:.0f} ms: "
           f"{'met' if worst_p99 <= P99_TARGET_MS else 'MISSED'} (worst {worst_p99:.1f} ms, "
           f"best {min(r['p99_ms'] for r in after):.1f} ms); a day in <= {DAY_TARGET_S:.0f} s: "
@@ -327,9 +346,10 @@ def main() -> None:
         tail = (f"{r['signals']} signals; window {r['window_rows']} rows"
                 f"{' (anchored)' if r['anchored'] else ''}" if args.path == "engine"
                 else f"{r['signals']}; {r['window_rows']}")
+        cpu = f", CPU {r['cpu_s']:.2f} s" if "cpu_s" in r else ""
         print(f"run {i}, {r['mode']}: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms "
               f"per timestamp ({r['count']} decided); {r['timestamps']} timestamps in "
-              f"{r['wall_s']:.1f} s = {r['bars_per_s']:,.0f} bars/s; {tail}")
+              f"{r['wall_s']:.1f} s{cpu} = {r['bars_per_s']:,.0f} bars/s; {tail}")
     if args.compare:
         after = [r for r, m in zip(runs, modes) if not m]
         before = [r for r, m in zip(runs, modes) if m]

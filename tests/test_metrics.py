@@ -105,3 +105,27 @@ def test_a_taken_metrics_port_is_refused_naming_the_setting(tmp_path, monkeypatc
         with pytest.raises(ConfigError, match=f"monitor.metrics_port={port}"):
             monitored(journal, run)
         assert journal.closed  # nothing left open
+
+
+def test_open_positions_and_orders_by_status_follow_the_events():
+    """The counts kept as events arrive equal the counts over every symbol and order."""
+    from workbench.monitor.metrics import SessionMetrics
+    m = SessionMetrics("run")
+    positions = [("AAA", "10"), ("BBB", "5"), ("AAA", "0"), ("AAA", "0"), ("CCC", "0"),
+                 ("BBB", "-3"), ("AAA", "2.5"), ("BBB", "0"), ("DDD", "1"), ("DDD", "1")]
+    held: dict[str, Decimal] = {}
+    for symbol, quantity in positions:
+        m.on("position", {"symbol": symbol, "quantity": quantity})
+        held[symbol] = Decimal(quantity)
+        assert m.positions._value.get() == sum(q != 0 for q in held.values())
+    orders = [("intent", "a", None), ("broker_reply", "a", "accepted"),
+              ("intent", "b", None), ("order_update", "a", "filled"),
+              ("order_unknown", "b", None), ("order_update", "b", "accepted"),
+              ("order_update", "b", "accepted"), ("order_update", "b", "canceled")]
+    last: dict[str, str] = {}
+    for kind, cid, status in orders:
+        m.on(kind, {"client_order_id": cid, "status": status})
+        last[cid] = {"intent": "new", "order_unknown": "unknown"}.get(kind, status)
+        for s in ("new", "accepted", "filled", "unknown", "canceled"):
+            assert m.orders.labels(s)._value.get() == sum(v == s for v in last.values()), s
+    m.close()

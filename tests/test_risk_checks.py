@@ -300,3 +300,23 @@ def test_no_approved_order_breaks_the_notional_or_exposure_caps(book, orders):
         assert exposure(s) <= max(D(caps["max_symbol_exposure"]), start[s])
     limit = min(D(caps["max_total_exposure"]), 2 * ctx.current_equity())
     assert sum(exposure(s) for s in SYMBOLS) <= max(limit, start_total)
+
+
+def test_equity_and_total_exposure_are_the_sums_of_marks_and_symbol_exposures():
+    """Each bar's sums over every symbol (computed in one loop) equal the per-symbol
+    definitions: a held symbol without a last trade marked at its average price, pending
+    orders on symbols not held, shorts, a zero price."""
+    from workbench.risk import symbol_exposure, total_exposure
+    ctx = context(positions={"AAA": ("10", "95.5"), "BBB": ("-4", "20"), "CCC": ("3", "7.25"),
+                             "ZZZ": ("2", "0")},
+                  prices={"AAA": "101.25", "CCC": "0", "DDD": "55", "ZZZ": "3"},
+                  cash="1234.5", pending_buys={"AAA": D(5), "DDD": D(7), "EEE": D(1)},
+                  pending_sells={"BBB": D(3), "AAA": D(30)})
+    marks = {"AAA": D("101.25"), "BBB": D(20), "CCC": D(0), "ZZZ": D(3)}
+    held = {"AAA": D(10), "BBB": D(-4), "CCC": D(3), "ZZZ": D(2)}
+    assert ctx.current_equity() == D("1234.5") + sum(q * marks[s] for s, q in held.items())
+    assert ctx.current_equity() == D("1234.5") + D("1012.5") - 80 + 0 + 6
+    by_symbol = {s: symbol_exposure(ctx, s) for s in ("AAA", "BBB", "CCC", "DDD", "EEE", "ZZZ")}
+    assert by_symbol == {"AAA": 20 * D("101.25"), "BBB": 7 * D(20), "CCC": D(0), "DDD": 7 * D(55),
+                         "EEE": D(0), "ZZZ": 2 * D(3)}
+    assert total_exposure(ctx) == sum(by_symbol.values())

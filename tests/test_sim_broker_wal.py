@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -81,3 +82,74 @@ def test_the_sim_brokers_own_updates_are_handed_over_without_reading_them_back(t
     finally:
         a.close()
         b.close()
+
+
+def test_the_handed_over_updates_carry_the_submitted_orders_and_the_fills_themselves(
+        tmp_path, monkeypatch):
+    """Brackets and oco orders too: the stream handed over from memory equals the file's,
+    each "accepted" update carries the order its submit returned (legs aside), each fill
+    update the fill ``on_bars`` returned, and neither is parsed from the payload."""
+    from workbench.brokers import sim_store
+    from workbench.model import OrderType
+    path = tmp_path / "broker.sqlite"
+    a = SimBroker(path, cash=100_000)
+    now = a._now()
+    replies = [a.submit(OrderIntent("m1", "AAPL", Side.BUY, Decimal(3)))]
+    replies += a.submit_many([
+        OrderIntent("br", "AAPL", Side.BUY, Decimal(2), OrderType.BRACKET,
+                    stop_loss=Decimal(90), take_profit=Decimal(120)),
+        OrderIntent("oc", "MSFT", Side.SELL, Decimal(1), OrderType.OCO,
+                    stop_loss=Decimal(80), take_profit=Decimal(130))])
+    fills = a.on_bars(now + pd.Timedelta(minutes=5),
+                      {"AAPL": {"open": 100.0, "high": 101.0, "low": 99.0, "close": 100.5},
+                       "MSFT": {"open": 100.0, "high": 131.0, "low": 99.0, "close": 100.5}})
+    parsed = {"order": 0, "fill": 0}
+    for name, key in (("order_from_row", "order"), ("fill_from_row", "fill")):
+        real = getattr(sim_store, name)
+        monkeypatch.setattr(sim_store, name, lambda *x, _r=real, _k=key, **kw: (
+            parsed.__setitem__(_k, parsed[_k] + 1), _r(*x, **kw))[1])
+    mine = list(a.updates())
+    accepted = [u.order for u in mine if u.event == "accepted"]
+    held = [o for r in replies for o in (r, *r.legs)]
+    assert [o.client_order_id for o in accepted] == ["m1", "br", "br.sl", "br.tp", "oc", "oc.tp"]
+    assert accepted[0] is replies[0]  # the very object, not parsed again
+    assert accepted == [replace(o, legs=()) for o in held]  # the replies, legs aside
+    assert [len(r.legs) for r in replies] == [0, 2, 1]
+    assert [u.fill for u in mine if u.fill is not None] == fills and len(fills) >= 2
+    assert all(any(u.fill is f for u in mine) for f in fills)
+    assert parsed["fill"] == 0 and parsed["order"] == len(mine) - 6  # fill updates' orders only
+    monkeypatch.undo()
+    reader = SimBroker(path)
+    reader._cursor = 0
+    assert _stream_of(mine) == _stream(reader)  # exactly what the file holds
+    reader.close()
+    a.close()
+
+
+def _stream_of(updates) -> list:
+    return [(u.sequence, u.event, u.order, u.fill, u.time) for u in updates]
+
+
+def test_a_duplicate_is_found_by_the_files_unique_index_without_reading_first(tmp_path):
+    """No read of the order before inserting it: the unique index refuses a duplicate,
+    whose group goes on (the others accepted, numbered without a gap) with nothing added."""
+    from workbench.brokers.base import DuplicateClientOrderId
+    broker = SimBroker(tmp_path / "broker.sqlite", cash=100_000)
+    broker.submit(OrderIntent("d1", "AAPL", Side.BUY, Decimal(1)))
+    statements: list[str] = []
+    broker.store._db.set_trace_callback(statements.append)
+    out = broker.submit_many([OrderIntent("d2", "AAPL", Side.BUY, Decimal(1)),
+                              OrderIntent("d1", "MSFT", Side.SELL, Decimal(9)),
+                              OrderIntent("d3", "AAPL", Side.BUY, Decimal(1))])
+    broker.store._db.set_trace_callback(None)
+    assert not [s for s in statements if "FROM orders WHERE client_order_id" in s]
+    assert isinstance(out[1], DuplicateClientOrderId) and "d1" in str(out[1])
+    assert [o.broker_order_id for o in (out[0], out[2])] == ["sim-00000002", "sim-00000003"]
+    assert [(o.client_order_id, o.symbol, o.quantity) for o in broker.orders()] == [
+        ("d1", "AAPL", Decimal(1)), ("d2", "AAPL", Decimal(1)), ("d3", "AAPL", Decimal(1))]
+    assert [(u.event, u.order.client_order_id) for u in broker.updates()] == [
+        ("accepted", "d1"), ("accepted", "d2"), ("accepted", "d3")]
+    with pytest.raises(DuplicateClientOrderId):
+        broker.submit(OrderIntent("d3", "AAPL", Side.BUY, Decimal(5)))
+    assert len(broker.orders()) == 3 and list(broker.updates()) == []
+    broker.close()

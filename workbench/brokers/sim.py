@@ -47,8 +47,10 @@ ledger, so reconciliation compares two separate records.
 
 from __future__ import annotations
 
+import sqlite3
 import time as _time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -67,6 +69,7 @@ from workbench.brokers.base import (
 from workbench.brokers.sim_rules import (
     SimFaults,
     check_bracket,
+    exact,
     fill_quantity,
     ohlc,
     reference_price,
@@ -91,11 +94,6 @@ __all__ = ["SimBroker"]
 S = OrderStatus
 _ZERO = Decimal(0)
 _OPPOSITE = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
-
-
-def _exact(x: float) -> Decimal:
-    """A float as the Decimal of its shortest repr: ``float(_exact(x)) == x``."""
-    return Decimal(repr(float(x)))
 
 
 class SimBroker:
@@ -184,26 +182,28 @@ class SimBroker:
             return e
 
     def _accept(self, intent: OrderIntent) -> BrokerOrder:
-        with self.store.write():
-            order, _ = self._accept_in(intent, self._stored_bar(), self.store.next_order_seq())
-        return order
+        with self.store.write():  # committed as the with block ends, after the return value
+            return self._accept_in(intent, self._stored_bar(), self.store.next_order_seq())[0]
 
     def _accept_in(self, intent: OrderIntent, stored, seq: int) -> tuple[BrokerOrder, int]:
         """Insert ``intent`` (and its legs) in the open transaction; ``seq``: the next
         order's sequence number. The order as stored, and the sequence after it."""
         check_bracket(intent)
-        if self.store.order(intent.client_order_id) is not None:
-            raise DuplicateClientOrderId(
-                f"client_order_id must be unique: {intent.client_order_id}")
         row = self._row(intent, self._not_before(intent, stored), seq)
-        rows = [self._insert(row)]
+        try:  # the file's unique index finds a duplicate (no read first); nothing is added
+            orders = [self._insert(row)]
+        except sqlite3.IntegrityError as e:
+            if "orders.client_order_id" not in str(e):
+                raise
+            raise DuplicateClientOrderId(
+                f"client_order_id must be unique: {intent.client_order_id}") from None
         if intent.order_type is OrderType.BRACKET:
-            rows += self._insert_legs(intent, row, seq + 1)
+            orders += self._insert_legs(intent, row, seq + 1)
         elif intent.order_type is OrderType.OCO and intent.stop_loss is not None \
                 and intent.take_profit is not None:
-            rows.append(self._insert_oco_leg(intent, row, seq + 1))
-        legs = tuple(order_from_row(r) for r in rows[1:])
-        return order_from_row(rows[0], legs), seq + len(rows)
+            orders.append(self._insert_oco_leg(intent, row, seq + 1))
+        return (orders[0] if len(orders) == 1 else replace(orders[0], legs=tuple(orders[1:])),
+                seq + len(orders))
 
     def _stored_bar(self) -> pd.Timestamp | None:
         """The last bar any broker object on this file saw (read in the transaction)."""
@@ -226,7 +226,7 @@ class SimBroker:
                 "status": S.ACCEPTED, "filled_quantity": _ZERO, "not_before": not_before,
                 "created_at": now, "updated_at": now}
 
-    def _insert_legs(self, intent: OrderIntent, entry: dict, seq: int) -> list[dict]:
+    def _insert_legs(self, intent: OrderIntent, entry: dict, seq: int) -> list[BrokerOrder]:
         rows = []
         for n, (suffix, leg, kind, price) in enumerate((
                 ("sl", "stop_loss", OrderType.STOP, "stop_price"),
@@ -240,7 +240,7 @@ class SimBroker:
             rows.append(self._insert(row))
         return rows
 
-    def _insert_oco_leg(self, intent: OrderIntent, parent: dict, seq: int) -> dict:
+    def _insert_oco_leg(self, intent: OrderIntent, parent: dict, seq: int) -> BrokerOrder:
         """The take-profit leg of an oco: active at once (from the parent's ``not_before``)."""
         return self._insert({**parent, "client_order_id": f"{intent.client_order_id}.tp",
                              "broker_order_id": f"sim-{seq:08d}",
@@ -249,11 +249,12 @@ class SimBroker:
                              "parent_id": intent.client_order_id, "leg": "take_profit",
                              "not_before": None, "active_from": parent["not_before"]})
 
-    def _insert(self, row: dict) -> dict:
-        """Store an order and its "accepted" update; the row as stored (text)."""
+    def _insert(self, row: dict) -> BrokerOrder:
+        """Store an order and its "accepted" update; the order as stored (parsed once)."""
         stored = self.store.insert_order(row)
-        self.store.add_update("accepted", stored, None, row["created_at"])
-        return stored
+        order = order_from_row(stored)
+        self.store.add_update("accepted", stored, None, stored["created_at"], order)
+        return order
 
     def cancel(self, client_order_id: str) -> None:
         fault = self.faults.take("cancel")
@@ -365,8 +366,8 @@ class SimBroker:
             row["quantity"] = str(qty)
             self.store.update_order(row["client_order_id"], quantity=qty)
         fill = Fill(f"sim-x{tally['seq']:08d}", row["client_order_id"],
-                    row["symbol"], side, qty, _exact(price),
-                    _exact(self.costs.fee(float(qty), price)), time)
+                    row["symbol"], side, qty, exact(price),
+                    exact(self.costs.fee(float(qty), price)), time)
         tally["cash"] = self.store.record_fill(row, fill, tally["cash"])
         tally["seq"] += 1
         if S(row["status"]) is S.FILLED:

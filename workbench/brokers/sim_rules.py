@@ -30,8 +30,8 @@ from workbench.brokers.base import OrderRejected
 from workbench.errors import ConfigError
 from workbench.model import Fill, OrderIntent, OrderType, Position, Side
 
-__all__ = ["Fault", "SimFaults", "check_bracket", "ohlc", "position_after", "reference_price",
-           "trigger"]
+__all__ = ["Fault", "SimFaults", "check_bracket", "exact", "ohlc", "position_after",
+           "reference_price", "trigger"]
 
 ZERO = Decimal(0)
 
@@ -76,6 +76,12 @@ def trigger(row: Mapping) -> tuple[OrderType, float | None, float | None]:
         limit = None if stop is not None else float(row["take_profit"])
         kind = OrderType.STOP if stop is not None else OrderType.LIMIT
     return kind, limit, stop
+
+
+def exact(x: float) -> Decimal:
+    """A float as the Decimal of its shortest repr: ``float(exact(x)) == x`` (a fill's
+    price and fee from the cost model's floats)."""
+    return Decimal(repr(float(x)))
 
 
 def ohlc(bar) -> tuple[float, float, float]:

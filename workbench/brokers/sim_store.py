@@ -20,7 +20,9 @@ The update stream: every update is a row of ``updates`` (its payload JSON). The 
 object itself committed are also kept, as the payloads written, until read: when they are
 exactly the rows after the reader's cursor (no other connection wrote any in between, the
 file's last row is the last of them) :meth:`SimStore.updates_after` hands them over
-without reading them back; otherwise it reads the rows. The same updates either way.
+without reading them back, with the order and fill objects the writer held (an order's
+"accepted" update: the order its submit returned; a fill's: the fill itself) instead of
+parsing them from the payload; otherwise it reads the rows. The same updates either way.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ CREATE TABLE IF NOT EXISTS updates (seq INTEGER PRIMARY KEY AUTOINCREMENT, paylo
 """
 _INSERT_ORDER = (f"INSERT INTO orders ({', '.join(ORDER_FIELDS)}) "
                  f"VALUES ({', '.join('?' * len(ORDER_FIELDS))})")
+_INSERT_FILL = (f"INSERT INTO fills ({', '.join(FILL_FIELDS)}) "
+                f"VALUES ({', '.join('?' * len(FILL_FIELDS))})")
 _OPEN = tuple(s.value for s in OrderStatus if not s.is_terminal)
 _KEPT = 100_000  # updates kept unread at most (a broker object whose updates nobody reads)
 
@@ -91,6 +95,11 @@ def text(v) -> str | None:
     if isinstance(v, pd.Timestamp):
         return v.isoformat()
     return str(v)
+
+
+def _texts(row: dict, names: tuple[str, ...]) -> dict:
+    """``row``'s ``names`` as stored (:func:`text`; most are text already: not called)."""
+    return {f: v if (v := row.get(f)) is None or type(v) is str else text(v) for f in names}
 
 
 def order_from_row(row: dict, legs: tuple[BrokerOrder, ...] = ()) -> BrokerOrder:
@@ -125,8 +134,10 @@ class SimStore:
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
                                    check_same_thread=False)
         self._db.row_factory = sqlite3.Row
-        self._written: list[tuple[int, dict]] = []  # updates of the open transaction
-        self._committed: list[tuple[int, dict]] = []  # this object's updates not yet read
+        # updates of the open transaction, and this object's updates not yet read:
+        # (seq, payload, the order and the fill it was written from, if held)
+        self._written: list[tuple[int, dict, BrokerOrder | None, Fill | None]] = []
+        self._committed: list[tuple[int, dict, BrokerOrder | None, Fill | None]] = []
         self._commits = 0  # transactions committed since the last checkpoint()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
@@ -217,10 +228,11 @@ class SimStore:
         return self._rows(f"SELECT * FROM orders WHERE status IN ({marks}) ORDER BY seq", _OPEN)
 
     # -- fills and positions --------------------------------------------------------------
-    def insert_fill(self, fill: Fill) -> None:
-        self._db.execute(f"INSERT INTO fills ({', '.join(FILL_FIELDS)}) VALUES "
-                         f"({', '.join('?' * len(FILL_FIELDS))})",
-                         [text(getattr(fill, f)) for f in FILL_FIELDS])
+    def insert_fill(self, fill: Fill) -> dict:
+        """Store a fill; its fields as stored (text)."""
+        values = {f: text(getattr(fill, f)) for f in FILL_FIELDS}
+        self._db.execute(_INSERT_FILL, list(values.values()))
+        return values
 
     def next_fill_seq(self) -> int:
         rows = self._rows("SELECT seq FROM sqlite_sequence WHERE name = 'fills'")
@@ -255,30 +267,37 @@ class SimStore:
         order's filled quantity, average price and status, the update; the cash after it,
         from ``cash`` before it (the caller writes it: ``set_meta("cash", ...)``, in the
         same transaction)."""
-        self.insert_fill(fill)
+        stored = self.insert_fill(fill)  # its fields as text once: the row, the update
         self.set_position(position_after(self.position(fill.symbol), fill))
         cash = cash - fill.side.sign * fill.quantity * fill.price - fill.fee
         done, avg = Decimal(row["filled_quantity"]), Decimal(row["average_price"] or 0)
         filled = done + fill.quantity
         status = OrderStatus.FILLED if filled == Decimal(row["quantity"]) \
             else OrderStatus.PARTIALLY_FILLED
-        row.update(filled_quantity=str(filled), status=status.value, updated_at=text(fill.time),
+        at = stored["time"]
+        row.update(filled_quantity=str(filled), status=status.value, updated_at=at,
                    average_price=str((avg * done + fill.price * fill.quantity) / filled))
-        self.update_order(row["client_order_id"], filled_quantity=filled, status=status,
-                          average_price=row["average_price"], updated_at=fill.time)
+        self.update_order(row["client_order_id"], filled_quantity=row["filled_quantity"],
+                          status=row["status"], average_price=row["average_price"],
+                          updated_at=at)
         event = "fill" if status is OrderStatus.FILLED else "partial_fill"
-        self.add_update(event, row, fill, fill.time)
+        self.add_update(event, row, fill, at, fill_row=stored)
         return cash
 
     # -- the update stream ----------------------------------------------------------------
-    def add_update(self, event: str, order_row: dict, fill: Fill | None, time) -> None:
+    def add_update(self, event: str, order_row: dict, fill: Fill | None, time,
+                   order: BrokerOrder | None = None, fill_row: dict | None = None) -> None:
+        """Append an update: ``order_row`` the order after it (``order``: the same, parsed,
+        if the caller holds it: ``order_from_row(order_row)`` exactly, legs aside);
+        ``fill_row``: ``fill``'s fields as stored, if the caller has them."""
+        if fill is not None and fill_row is None:
+            fill_row = {f: text(getattr(fill, f)) for f in FILL_FIELDS}
         payload = {"event": event, "time": text(time),
-                   "order": {f: text(order_row.get(f)) for f in ORDER_FIELDS},
-                   "fill": None if fill is None else {f: text(getattr(fill, f)) for f in FILL_FIELDS}}
+                   "order": _texts(order_row, ORDER_FIELDS), "fill": fill_row}
         seq = self._db.execute("INSERT INTO updates (payload) VALUES (?)",
                                (json.dumps(payload),)).lastrowid
         if self._db.in_transaction:  # kept once committed (write())
-            self._written.append((seq, payload))
+            self._written.append((seq, payload, order, fill))
 
     def last_update(self) -> int:
         rows = self._rows("SELECT COALESCE(MAX(seq), 0) AS seq FROM updates")
@@ -287,12 +306,14 @@ class SimStore:
     def updates_after(self, seq: int) -> list[BrokerUpdate]:
         """The updates after ``seq``, oldest first (see the module doc)."""
         with self._lock:
-            kept = [(n, p) for n, p in self._committed if n > seq]
+            kept = [u for u in self._committed if u[0] > seq]
             self._committed = []
             if not kept or kept[0][0] != seq + 1 or kept[-1][0] - seq != len(kept) \
                     or self.last_update() != kept[-1][0]:
-                kept = [(r["seq"], json.loads(r["payload"])) for r in self._rows(
+                kept = [(r["seq"], json.loads(r["payload"]), None, None) for r in self._rows(
                     "SELECT seq, payload FROM updates WHERE seq > ? ORDER BY seq", (seq,))]
-        return [BrokerUpdate(p["event"], order_from_row(p["order"]),
-                             fill_from_row(p["fill"]) if p["fill"] else None, _ts(p["time"]), n)
-                for n, p in kept]
+        return [BrokerUpdate(p["event"], order_from_row(p["order"]) if order is None else order,
+                             fill if fill is not None
+                             else fill_from_row(p["fill"]) if p["fill"] else None,
+                             _ts(p["time"]), n)
+                for n, p, order, fill in kept]

@@ -311,10 +311,10 @@ class Engine:
         last = signals.last_row()
         name, symbols = self.strategy.name, self.symbols
         if "weights" in last:
-            weights = last["weights"].to_numpy(dtype=float)
+            weights = np.asarray(last["weights"], dtype=float)
             return tuple(Signal(name, symbols[j], bar_time, weight=float(weights[j]))
                          for j in np.flatnonzero(~np.isnan(weights)))
-        flags = {attr: last[frame].to_numpy(dtype=bool) for frame, attr in _FLAGS if frame in last}
+        flags = {attr: np.asarray(last[frame], dtype=bool) for frame, attr in _FLAGS if frame in last}
         hit = np.logical_or.reduce(list(flags.values()))
         stops = {k: np.broadcast_to(np.asarray(last[k], dtype=float), len(symbols))
                  for k in ("sl_stop", "tp_stop") if k in last}  # the strategy's own stops

@@ -74,6 +74,8 @@ class SessionMetrics:
         self._run_id, self._mode = run_id, mode
         self._status: dict[str, str] = {}  # client order id -> its last status
         self._positions: dict[str, bool] = {}  # symbol -> open
+        self._open = 0  # how many of them are open (kept as events move them: O(1) each)
+        self._by_status: dict[str, object] = {}  # status -> its labelled child of ``orders``
         self._beat: float | None = None
         self.heartbeat_age.set_function(
             lambda: math.nan if self._beat is None else time.monotonic() - self._beat)
@@ -95,8 +97,12 @@ class SessionMetrics:
         elif kind in (ev.INTENT, ev.BROKER_REPLY, ev.ORDER_UPDATE, ev.ORDER_UNKNOWN):
             self._order(kind, payload)
         elif kind == ev.POSITION:
-            self._positions[payload["symbol"]] = Decimal(str(payload["quantity"])) != 0
-            self.positions.set(sum(self._positions.values()))
+            is_open = Decimal(str(payload["quantity"])) != 0
+            was_open = self._positions.get(payload["symbol"], False)
+            self._positions[payload["symbol"]] = is_open
+            if is_open != was_open:
+                self._open += 1 if is_open else -1
+            self.positions.set(self._open)
         elif kind == ev.HEARTBEAT:
             self._beat = time.monotonic()
         elif kind == ev.STATE:
@@ -128,9 +134,17 @@ class SessionMetrics:
         if old == status:
             return
         if old is not None:
-            self.orders.labels(old).dec()
+            self._orders(old).dec()
         self._status[cid] = status
-        self.orders.labels(status).inc()
+        self._orders(status).inc()
+
+    def _orders(self, status: str):
+        """The ``orders`` gauge of ``status`` (prometheus-client's ``labels`` looked up once
+        per status: it validates and locks on every call)."""
+        child = self._by_status.get(status)
+        if child is None:
+            child = self._by_status[status] = self.orders.labels(status)
+        return child
 
     def set_source(self, source: str) -> None:
         for s in _SOURCES:

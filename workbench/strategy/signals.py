@@ -114,11 +114,12 @@ class Signals:
             out[name] = pd.DataFrame(values, index=frame.index, columns=frame.columns)
         return replace(self, **out)
 
-    def last_row(self) -> dict[str, pd.Series]:
-        """Each frame's last row (and each stop's: a number stays one): what the live
-        engine acts on."""
-        out = {name: frame.iloc[-1] for name, frame in self.frames().items()}
-        out.update({name: v if not isinstance(v, pd.DataFrame) else v.iloc[-1]
+    def last_row(self) -> dict[str, np.ndarray | float]:
+        """Each frame's last row as an array, in the columns' order (and each stop's: a
+        number stays one): what the live engine acts on. (``to_numpy()[-1]``: a row as a
+        Series, ``iloc[-1]``, costs ~30 us a frame, every bar.)"""
+        out = {name: frame.to_numpy()[-1] for name, frame in self.frames().items()}
+        out.update({name: v if not isinstance(v, pd.DataFrame) else v.to_numpy()[-1]
                     for name, v in self.stops().items()})
         return out
 
