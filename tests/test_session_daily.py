@@ -12,7 +12,7 @@ import pytest
 
 import workbench as wb
 from tests.test_session_longshort import assert_same_trades, session_trades
-from tests.test_session_parity import LOOSE
+from tests.test_session_parity import LOOSE, trade_rows
 from workbench.data import calendar
 from workbench.data.aggregate import aggregate_bars
 from workbench.data.bars import Bars
@@ -56,14 +56,7 @@ def _backtest(store, days) -> list[dict]:
     bars = load_sessions(len(days) + HISTORY, None, "1Day", end=END, store=store)
     first = _midnight(calendar.last_sessions(2, days[0])[0])
     result = wb.backtest(TradingFrom(daily_cross, first), bars, cash=CASH, size=SIZE, **FEES)
-    out = []
-    for t in result.trades().itertuples():
-        done = t.exit_reason != "open at end"
-        out.append({"symbol": t.symbol, "direction": t.direction, "entry_time": t.entry_time,
-                    "exit_time": t.exit_time if done else None, "size": t.size,
-                    "entry_price": t.entry_price, "exit_price": t.exit_price if done else None,
-                    "fees": t.fees if done else None, "reason": t.exit_reason})
-    return sorted(out, key=lambda t: (t["symbol"], t["entry_time"]))
+    return trade_rows(result, ("direction", "reason"))
 
 
 @pytest.fixture

@@ -21,7 +21,17 @@ import pandas as pd
 import pytest
 
 import workbench as wb
-from tests.test_session_parity import CASH, END, FEES, LOOSE, SIZE, SYMBOLS, TradingFrom, _day_start
+from tests.test_session_parity import (
+    CASH,
+    END,
+    FEES,
+    LOOSE,
+    SIZE,
+    SYMBOLS,
+    TradingFrom,
+    _day_start,
+    trade_rows,
+)
 from workbench.brokers.sim import SimBroker
 from workbench.data.store import Store
 from workbench.data.synth import synthesize
@@ -93,15 +103,9 @@ def backtest_trades(strategy, symbols, timeframe="1Min", **options
     options = {"direction": "longshort", **options}
     result = wb.backtest(TradingFrom(strategy, _day_start()), bars, cash=CASH, size=SIZE,
                          **FEES, **options)
-    out = []
-    for t in result.trades().itertuples():
-        done = t.exit_reason != "open at end"
-        out.append({"symbol": t.symbol, "direction": t.direction, "entry_time": t.entry_time,
-                    "exit_time": t.exit_time if done else None, "size": t.size,
-                    "entry_price": t.entry_price, "exit_price": t.exit_price if done else None,
-                    "fees": t.fees if done else None, "reason": t.exit_reason})
+    out = trade_rows(result, ("direction", "reason"))
     assert all(t["entry_time"] >= _day_start() for t in out)
-    return sorted(out, key=lambda t: (t["symbol"], t["entry_time"])), bars
+    return out, bars
 
 
 def reversals(trades: list[dict]) -> list[dict]:

@@ -88,20 +88,32 @@ def _trade(entry, exit_, pnl) -> dict:
             "fees": float(entry.fee + (exit_.fee if exit_ else 0)), "pnl": pnl}
 
 
+def trade_rows(result, more: tuple[str, ...] = ("reason",)) -> list[dict]:
+    """``wb.backtest``'s trades as the rows a session's trades are compared with, by symbol
+    and entry: a trade still open at the end has no exit time, price or fees (nor ``pnl``);
+    ``more``: "reason" (the exit reason), "direction", "pnl"."""
+    out = []
+    for t in result.trades().itertuples():
+        done = t.exit_reason != "open at end"
+        row = {"symbol": t.symbol, "entry_time": t.entry_time,
+               "exit_time": t.exit_time if done else None, "size": t.size,
+               "entry_price": t.entry_price, "exit_price": t.exit_price if done else None,
+               "fees": t.fees if done else None}
+        for name in more:
+            row[name] = {"reason": t.exit_reason, "direction": t.direction,
+                         "pnl": t.pnl if done else None}[name]
+        out.append(row)
+    return sorted(out, key=lambda t: (t["symbol"], t["entry_time"]))
+
+
 def _backtest_trades(strategy, symbols) -> list[dict]:
     bars = load_sessions(2, symbols, "1Min", end=END)  # what the session loads (1 day before)
     result = wb.backtest(TradingFrom(strategy, _day_start()), bars, cash=CASH, size=SIZE,
                          **FEES)
-    out = []
-    for t in result.trades().itertuples():
-        done = t.exit_reason != "open at end"
-        assert t.exit_reason in ("signal", "open at end")
-        out.append({"symbol": t.symbol, "entry_time": t.entry_time,
-                    "exit_time": t.exit_time if done else None, "size": t.size,
-                    "entry_price": t.entry_price, "exit_price": t.exit_price if done else None,
-                    "fees": t.fees if done else None, "pnl": t.pnl if done else None})
+    assert set(result.trades()["exit_reason"]) <= {"signal", "open at end"}
+    out = trade_rows(result, ("pnl",))
     assert all(t["entry_time"] >= _day_start() for t in out)
-    return sorted(out, key=lambda t: (t["symbol"], t["entry_time"]))
+    return out
 
 
 def _assert_same(session: list[dict], backtest: list[dict]) -> None:

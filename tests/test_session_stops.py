@@ -18,7 +18,17 @@ import pytest
 
 import workbench as wb
 from tests.notebook_strategies import strategy_of
-from tests.test_session_parity import CASH, END, FEES, LOOSE, SIZE, SYMBOLS, TradingFrom, _day_start
+from tests.test_session_parity import (
+    CASH,
+    END,
+    FEES,
+    LOOSE,
+    SIZE,
+    SYMBOLS,
+    TradingFrom,
+    _day_start,
+    trade_rows,
+)
 from workbench.brokers.sim import SimBroker
 from workbench.data.store import Store
 from workbench.data.synth import synthesize
@@ -85,14 +95,7 @@ def _backtest(strategy, symbols):
     bars = load_sessions(2, symbols, "1Min", end=END)
     result = wb.backtest(TradingFrom(strategy, _day_start()), bars, cash=CASH, size=SIZE,
                          sl_stop=SL, tp_stop=TP, **FEES)
-    out = []
-    for t in result.trades().itertuples():
-        done = t.exit_reason != "open at end"
-        out.append({"symbol": t.symbol, "entry_time": t.entry_time,
-                    "exit_time": t.exit_time if done else None, "size": t.size,
-                    "entry_price": t.entry_price, "exit_price": t.exit_price if done else None,
-                    "fees": t.fees if done else None, "reason": t.exit_reason})
-    return sorted(out, key=lambda t: (t["symbol"], t["entry_time"])), bars
+    return trade_rows(result), bars
 
 
 def _gap_exits(trades, bars) -> list[dict]:
@@ -281,15 +284,7 @@ def test_a_session_with_an_atr_stop_makes_the_backtests_trades(home):
     session = _session_trades(result.broker_path)
     bars = load_sessions(2, symbols, "1Min", end=END)
     full = wb.backtest(TradingFrom(strategy, _day_start()), bars, cash=CASH, size=SIZE, **FEES)
-    backtest = []
-    for t in full.trades().itertuples():
-        done = t.exit_reason != "open at end"
-        backtest.append({"symbol": t.symbol, "entry_time": t.entry_time,
-                         "exit_time": t.exit_time if done else None, "size": t.size,
-                         "entry_price": t.entry_price,
-                         "exit_price": t.exit_price if done else None,
-                         "fees": t.fees if done else None, "reason": t.exit_reason})
-    backtest.sort(key=lambda t: (t["symbol"], t["entry_time"]))
+    backtest = trade_rows(full)
     reasons = [t["reason"] for t in backtest]
     assert {"signal", "stop_loss"} <= set(reasons), reasons
     assert len(session) == len(backtest)
@@ -329,14 +324,7 @@ def test_a_session_with_an_atr_stop_makes_the_backtests_trades(home):
 
 
 def _trades_of(result) -> list[dict]:
-    out = []
-    for t in result.trades().itertuples():
-        done = t.exit_reason != "open at end"
-        out.append({"symbol": t.symbol, "entry_time": t.entry_time,
-                    "exit_time": t.exit_time if done else None, "size": t.size,
-                    "entry_price": t.entry_price, "exit_price": t.exit_price if done else None,
-                    "fees": t.fees if done else None, "reason": t.exit_reason})
-    return sorted(out, key=lambda t: (t["symbol"], t["entry_time"]))
+    return trade_rows(result)
 
 
 def test_a_session_with_a_trailing_stop_makes_the_backtests_trades(home):
