@@ -391,6 +391,31 @@ def test_the_driver_yields_every_minute_once_through_a_mute_spell():
     assert not [k for k, _ in events if k in ("bar_late", "bar_corrected", "bar_rejected")]
 
 
+def test_a_session_that_falls_behind_still_gets_every_minute_once_in_order():
+    """The session's thread busy for minutes (a slow decision, a loaded machine): the
+    minutes that closed meanwhile come in order when it asks again, none skipped."""
+    served = _served_day(20)
+    clock = SimClock(OPEN - 30 * S)
+    script = [(OPEN + (m + 1) * M + S, [b for b in served if b.time == OPEN + m * M])
+              for m in range(20)]
+    events = []
+    feed = LiveFeed(["AAA", "BBB"], DAY, stream=MemoryStream(), poller=MemoryPoller(served, clock),
+                    clock=clock, options=OPTS, on_event=lambda k, d: events.append((k, d)),
+                    rng=random.Random(3), inbox=ScriptedInbox(clock, script))
+    rows = []
+    for row in feed:
+        rows.append(row)
+        if row.time in (OPEN + 2 * M, OPEN + 9 * M):
+            clock.advance(4 * M + 30 * S)  # this minute's decision took 4.5 minutes
+        if row.time == OPEN + 19 * M:
+            break
+    assert [r.time for r in rows] == [OPEN + m * M for m in range(20)]
+    for r in rows:
+        want = {b.symbol: b.close for b in served if b.time == r.time}
+        assert {s: c for s, c in zip(r.symbols, r.close) if not np.isnan(c)} == want
+    assert not [k for k, _ in events if k in ("bar_late", "minute_empty", "feed_source")]
+
+
 def test_the_driver_keeps_retrying_a_failed_poll_and_reports_it():
     served = _served_day(4)
     clock = SimClock(OPEN - 30 * S)
