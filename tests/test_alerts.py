@@ -221,7 +221,11 @@ def test_the_live_feed_leaving_its_stream_is_an_outage_and_its_return_is_said():
     (failed,) = rules.on("feed", {"kind": "poll_failed", "first": "a", "last": "b",
                                   "error": "ReadTimeout: slow"}, at)
     assert failed.severity == "error" and "ReadTimeout" in failed.text
-    assert rules.on("feed", {"kind": "bar_late", "symbol": "A"}, at) == []  # a metric only
+    # a minute decided without a symbol's bar: the decision differs from a backtest's
+    (late,) = rules.on("feed", {"kind": "bar_late", "symbol": "A", "source": "poll",
+                                "time": "2026-11-20T14:59:00+00:00"}, at)
+    assert late.severity == "warning" and late.title == "feed: late bar for A"
+    assert "decided without it" in late.text and late.key == "feed:late:2026-11-20T14:59:00+00:00"
 
 
 def test_alert_channels_are_refused_in_a_file_or_unreadable(tmp_path, monkeypatch):

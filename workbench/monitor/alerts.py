@@ -206,6 +206,13 @@ class AlertRules:
             return [Alert("warning", "feed", "feed outage: on REST polling",
                           f"the live feed left its stream for REST polling: "
                           f"{p.get('reason', '')}", "feed:polling", at)]
+        if kind == "bar_late":  # the minute was decided without this symbol's bar
+            when = p.get("time", "")
+            return [Alert("warning", "feed", f"feed: late bar for {p.get('symbol')}",
+                          f"{p.get('symbol')}'s bar of {when} came ({p.get('source', '')}) after "
+                          "the minute was decided without it: that decision saw no bar for it "
+                          "where a backtest on the stored bars sees one", f"feed:late:{when}",
+                          at)]
         if kind == "poll_failed":
             return [Alert("error", "feed", "feed: a REST poll failed",
                           f"poll of {p.get('first')} .. {p.get('last')} failed: "
