@@ -275,6 +275,9 @@ def sweep(notebook: Path, grids, constraint, metric, max_combinations, max_cells
         "grid": grid, "constraint": constraint, "metric": metric}), {
         "symbols": symbols, "timeframe": timeframe, "start": start, "end": end})
     limits = _sweep_limits(max_combinations, max_cells, values.get("grid"))
+    from workbench.execution.strategy_names import check_grid_names
+
+    check_grid_names(notebook, values.get("grid"), values.get("constraint"))  # before a kernel
     start_kernel_early(notebook)
     with _environment(limits):
         run = execute(notebook, kind="sweep", mode="sweep", params=values, timeout=timeout,
