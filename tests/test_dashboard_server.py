@@ -130,6 +130,10 @@ def test_no_token_or_a_wrong_one_is_refused_and_only_dashboards_render(server):
     names = {item["name"] for item in json.loads(body)["content"]}
     assert status == 200 and "monitor.ipynb" in names and "runs" not in names
     assert names <= {p.name for p in (ROOT / "notebooks" / "dashboards").iterdir()}
+    # the refused requests above (403/404) are logged without the token in their URL
+    log = server.log.read_text()
+    assert "/voila/files/" in log and "token=[masked]" in log
+    assert t not in log
 
 
 def _ws_status(url: str, headers: dict | None = None) -> int:

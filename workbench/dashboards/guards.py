@@ -23,15 +23,29 @@ Left open on purpose (no user data: the package's own assets, as Jupyter serves 
 and the login and logout pages. Voilà checks the token itself on the others (:data:`CHECKED`).
 A handler in none of these lists (a Voilà upgrade adding one) stops the server at its
 start, naming it, until it is reviewed here.
+
+The log: tornado writes a request's whole URL (its access line, and a refused request's
+warning), token included; :func:`mask_tokens` masks it in the server's loggers.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
+import re
 
 from workbench.errors import ConfigError
 
-__all__ = ["CHECKED", "OPEN", "QUERY_KEY_ENV", "guarded", "query_headers"]
+__all__ = [
+    "CHECKED",
+    "LOGGERS",
+    "OPEN",
+    "QUERY_KEY_ENV",
+    "TokenMask",
+    "guarded",
+    "mask_tokens",
+    "query_headers",
+]
 
 #: handlers that check the token themselves (Voilà's pages, tree, contents, kernels, shutdown)
 CHECKED = frozenset({"TornadoVoilaHandler", "TornadoVoilaTreeHandler", "VoilaContentsHandler",
@@ -43,6 +57,35 @@ OPEN = frozenset({"TemplateStaticFileHandler", "MultiStaticFileHandler", "Themes
 
 #: the kernels' environment variable holding the key of ``/voila/query``
 QUERY_KEY_ENV = "WORKBENCH_DASHBOARD_QUERY_KEY"
+
+
+#: a URL's query parameters that carry a credential (the token, a key, the XSRF value)
+_SECRET_PARAM = re.compile(r"([?&](?:token|key|_xsrf)=)[^&#]*", re.IGNORECASE)
+
+
+class TokenMask(logging.Filter):
+    """Masks a credential in a URL of a log record's message (``token=[masked]``): tornado's
+    access log and its error lines write the whole URL, so a refused request (a 403 or 404,
+    logged as a warning on the dashboard's stderr) wrote the token into the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        masked = _SECRET_PARAM.sub(r"\1[masked]", text)
+        if masked != text:
+            record.msg, record.args = masked, None
+        return True
+
+
+#: the loggers whose lines carry request URLs: tornado's, and Voilà's (the app's own)
+LOGGERS = ("tornado.access", "tornado.general", "tornado.application", "DashboardApp", "Voila")
+
+
+def mask_tokens() -> None:
+    """Install :class:`TokenMask` on the server's loggers (once)."""
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, TokenMask) for f in logger.filters):
+            logger.addFilter(TokenMask())
 
 
 def query_headers(key: str) -> dict[str, str]:

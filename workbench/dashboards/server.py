@@ -168,6 +168,9 @@ def _app_class():
             super().start()
 
         def listen(self) -> None:  # Voilà's own picks ports by retrying and cannot bind 0
+            from workbench.dashboards.guards import mask_tokens
+
+            mask_tokens()  # no token in the log
             server = tornado.httpserver.HTTPServer(self.app)
             server.add_sockets(self._sockets)
             self.ioloop = tornado.ioloop.IOLoop.current()
