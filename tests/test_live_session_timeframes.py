@@ -197,6 +197,7 @@ def test_a_15min_session_killed_and_restarted_mid_bar_counts_each_minute_once(
     read = int(said.split("started after the open: ")[1].split(" ")[0])
     assert 17 <= read < 30, said  # the feed's first live minute is inside the 09:45 bar
     assert "the 15Min bar of " in said and "0 15Min bar(s) after the last decided one" in said
+    assert said in result.message  # the end says it too, not only a mid-run alert
     volumes = stored_volumes(bars, "15Min")
     decided = [(pd.Timestamp(e.payload["bar_time"]), e.payload["volume"])
                for e in events if e.type == ev.BAR]

@@ -41,6 +41,8 @@ def finish(session, outcome: str, message: str, broker_path, expire: bool):
             session.broker.expire()
         session.manager.process_updates()
     session.heartbeat()
+    if getattr(session, "undecided", None):  # a late start: the bars it did not decide
+        message = f"{message}; {'; '.join(session.undecided)}"
     positions = {s: f"{p.quantity:f}" for s, p in session.manager.positions().items()}
     equity = session.equity()
     summary = {"outcome": outcome, "message": message, "bars": session.bars,

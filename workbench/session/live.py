@@ -341,4 +341,5 @@ def _catch_up(session, feed, day, first: pd.Timestamp, resume_at) -> None:
                 f"({resume_at}) passed without a decision")
     session.journal.append(ev.ALERT, source="session", level="warning", message=said,
                            at=session.clock.now().isoformat())
+    session.undecided.append(said)  # and in the session's end message
 

@@ -123,6 +123,7 @@ class _Session:
         self.control = ControlChannel(record.path)
         self.last_prices = LastPrices()  # each symbol's last close, Decimal when read
         self.stop_reason: str | None = None
+        self.undecided: list[str] = []  # bars not decided (a late start): said at the end
         self.trading: dict = {}  # every trading setting, for session_start and the manifest
         self.bars = self.orders = 0
         self.wall = LiveClock()
