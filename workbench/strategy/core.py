@@ -84,8 +84,12 @@ class Strategy:
         :func:`~workbench.strategy.signals.symbol_bars`, the rule the warmup masking counts
         by; a wide frame's rows are not a symbol's bars). No symbol with more bars than the
         warmup: a ``StrategyError`` (no signal could come out). Some: a
-        :class:`ShortWarmupWarning` naming them (their signals are all masked)."""
+        :class:`ShortWarmupWarning` naming them (their signals are all masked). No warmup:
+        only an empty frame is refused (a symbol whose bars are all gaps has no signal, as
+        in the backtest; it is not short of warmup)."""
         need = self.warmup(params)
+        if need == 0 and len(bars):  # no warmup: a symbol without bars just has no signal
+            return need
         counts = symbol_bars(bars).sum(axis=0)
         short = [(s, int(n)) for s, n in zip(bars.symbols, counts, strict=True) if n <= need]
         if len(short) == len(counts):
