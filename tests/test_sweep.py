@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -159,6 +160,33 @@ def test_fused_kernel_equals_the_general_path_on_dense_random_signals(bars, opti
     general = wb.sweep(coin, gapped, **kw)
     assert (fused.info["kernel"], general.info["kernel"]) == ("fused", "general")
     assert fused.table["trades"].sum() > 500
+    _same(fused.table, general.table, atol=1e-9)
+    _same(fused.combos, general.combos, atol=1e-9)
+    np.testing.assert_allclose(fused.returns, general.returns, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_fused_kernel_flat_stretches_and_bars_without_a_close(bars, fill, monkeypatch):
+    """The pass skips a flat column's bars up to its next signal: the equity, the returns
+    of 0, the drawdown and the mark (the last close) stay those of the bar-by-bar rules,
+    also where a bar has an open and no close (a next-open entry there is marked at the
+    last close seen, inside the skipped stretch)."""
+    gapped = _gapped(bars)
+    close = gapped.close.copy()
+    close.iloc[41:200:6, 0] = np.nan  # opens kept: next_open fills there, marked before
+    close.iloc[150:170, 3] = np.nan
+    odd = wb.Bars.from_wide(open=gapped.open, high=gapped.high, low=gapped.low, close=close,
+                            volume=gapped.volume, timeframe="1Day")
+    kw = {"seed": range(8), "p": [0.005, 0.02, 0.1], "progress": False, "fill": fill,
+          "fees_bps": 5, "slippage_bps": 2, "direction": "longshort"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fused = wb.sweep(coin, odd, **kw)
+        from workbench.backtesting.sweeps import runner
+
+        monkeypatch.setattr(runner, "_kernel", lambda options: "general")
+        general = wb.sweep(coin, odd, **kw)
+    assert (fused.info["kernel"], general.info["kernel"]) == ("fused", "general")
     _same(fused.table, general.table, atol=1e-9)
     _same(fused.combos, general.combos, atol=1e-9)
     np.testing.assert_allclose(fused.returns, general.returns, rtol=0, atol=1e-12)

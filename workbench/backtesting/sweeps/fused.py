@@ -136,11 +136,12 @@ def _enter(cash, pos, direction, ref, slip, rate, fps, size, whole):
 @njit(cache=True, nogil=True)
 def _column(o, cl, le, lx, se, sx, shorts, at_close, cost, cash0, book, inv, rets, acc):
     """Simulate one column, adding its equity into ``book`` (T) and OR-ing "holds a
-    position" into ``inv`` (T); its per-bar returns into ``rets`` (T, NaN after a zero
-    equity). ``se``/``sx`` are read only with ``shorts``. ``acc`` gets the trade numbers
-    (notional, fees, trades, closed, wins: as ``BOOK_COUNTS``), the bars that end with a
-    position, then the sum and count of the returns, the worst drawdown, the sum of the
-    equity and the last equity."""
+    position" into ``inv`` (T); its per-bar returns, in bar order and without the NaNs
+    (after a zero equity) and the flat stretches' zeros, into ``rets[:kept]``. ``se``/``sx``
+    are read only with ``shorts``. ``acc`` gets the trade numbers (notional, fees, trades,
+    closed, wins: as ``BOOK_COUNTS``), the bars that end with a position, then the sum and
+    count of the returns, the worst drawdown, the sum of the equity, the last equity, then
+    ``kept`` and the number of flat bars skipped (each a return of 0, counted, not kept)."""
     slip, rate, fps, size, whole = cost[0], cost[1], cost[2], cost[3], cost[4] > 0.0
     n_t = cl.shape[0]
     cash, pos, mark = cash0, 0.0, np.nan
@@ -148,8 +149,34 @@ def _column(o, cl, le, lx, se, sx, shorts, at_close, cost, cash0, book, inv, ret
     notional = fees = 0.0
     trades = closed = wins = held = 0
     t_size = t_px = t_fees = t_dir = 0.0
-    prev, peak, dd, worst, total, n_r, eq_sum = cash0, cash0, np.nan, np.nan, 0.0, 0, 0.0
-    for i in range(n_t):
+    prev, peak, worst, total, n_r, eq_sum = cash0, cash0, np.nan, 0.0, 0, 0.0
+    kept = skipped = 0  # returns kept in rets[:kept]; flat bars skipped (returns of 0)
+    i = 0
+    while i < n_t:
+        if pos == 0.0 and pending == 0 and i > 0 and cash == prev and prev != 0.0:
+            # flat with nothing pending and the equity unchanged since the last bar: until
+            # the next signal every bar has the same equity (the cash), a return of 0 and
+            # the same drawdown; only the book and the last close (the mark) need the bars
+            j = i
+            if shorts:
+                while j < n_t and not (le[j] | lx[j] | se[j] | sx[j]):
+                    book[j] += cash
+                    j += 1
+            else:
+                while j < n_t and not (le[j] | lx[j]):
+                    book[j] += cash
+                    j += 1
+            if j > i:
+                for q in range(j - 1, i - 1, -1):
+                    if cl[q] > 0.0:
+                        mark = cl[q]
+                        break
+                skipped += j - i
+                n_r += j - i
+                eq_sum += cash * (j - i)
+                i = j
+                if i == n_t:
+                    break
         bits = 0
         if not at_close and pending and o[i] > 0.0:
             bits, pending = resolve(pending), 0
@@ -200,21 +227,30 @@ def _column(o, cl, le, lx, se, sx, shorts, at_close, cost, cash0, book, inv, ret
         book[i] += e
         eq_sum += e
         if e == prev and prev != 0.0 and i > 0:  # unchanged (flat): r = 0, same drawdown
-            rets[i] = 0.0
+            rets[kept] = 0.0
+            kept += 1
             n_r += 1
         else:
             r = e / prev - 1.0 if prev != 0.0 else np.nan
-            rets[i] = r
             if not np.isnan(r):
+                rets[kept] = r
+                kept += 1
                 total += r
                 n_r += 1
             peak = max(peak, e)
-            dd = e / peak - 1.0 if peak > 0.0 else np.nan
-        if not (dd >= worst) and not np.isnan(dd):  # NaN ignored, as np.fmin
-            worst = dd
+            # the drawdown e / peak - 1 (NaN without a positive peak: ignored, as np.fmin)
+            # can only be a new worst below (1 + worst) x the peak: divide only then (a
+            # division a held bar was a third of the pass); the margin of 1e-9 on the ratio
+            # is far above the roundings, and the candidate's drawdown is exact
+            if peak > 0.0 and not (e > peak * ((1.0 + worst) + 1e-9)):
+                dd = e / peak - 1.0
+                if not (dd >= worst):
+                    worst = dd
         prev = e
+        i += 1
     acc[0], acc[1], acc[2], acc[3], acc[4], acc[5] = notional, fees, trades, closed, wins, held
     acc[6], acc[7], acc[8], acc[9], acc[10] = total, n_r, worst, eq_sum, prev
+    acc[11], acc[12] = kept, skipped
 
 
 @njit(cache=True, nogil=True)
@@ -232,15 +268,16 @@ def _metrics(n_t, last, cash0, ppy, acc, rets, out):
     n_r = int(acc[7])
     mean = acc[6] / n_r if n_r else np.nan  # numpy's nanmean
     ss, down = 0.0, 0.0  # deviations from the mean (nanstd, ddof=1) and the downside
-    for i in range(n_t):
+    for i in range(int(acc[11])):  # the returns kept (none NaN)
         r = rets[i]
-        if not np.isnan(r):
-            ss += (r - mean) * (r - mean)
-            # min, not a branch on the sign: a held column's returns change sign at random,
-            # and a mispredicted branch a bar cost a third of the pass; adding 0.0 for the
-            # gains changes no bit of the sum
-            neg = min(r, 0.0)
-            down += neg * neg
+        ss += (r - mean) * (r - mean)
+        # min, not a branch on the sign: a held column's returns change sign at random,
+        # and a mispredicted branch a bar cost a third of the pass; adding 0.0 for the
+        # gains changes no bit of the sum
+        neg = min(r, 0.0)
+        down += neg * neg
+    if acc[12] > 0:  # the skipped flat bars' returns of 0: each deviates by the mean
+        ss += acc[12] * (mean * mean)
     root = math.sqrt(ppy)
     std = math.sqrt(ss / (n_r - 1)) if n_r > 1 else np.nan
     out[_SHARPE] = mean / std * root if n_t >= 2 and std > 0 else np.nan
@@ -260,7 +297,7 @@ def _score(o, cl, le, lx, se, sx, shorts, n_sym, at_close, cost, cash0, ppy, met
            equity, invested, counts):
     n_cols, n_t = le.shape
     rets = np.empty(n_t)
-    acc = np.zeros(11)
+    acc = np.zeros(13)
     one = np.empty(N_METRICS)
     for col in range(n_cols):
         k, s = col // n_sym, col % n_sym
