@@ -90,8 +90,12 @@ class Strategy:
         need = self.warmup(params)
         if need == 0 and len(bars):  # no warmup: a symbol without bars just has no signal
             return need
-        counts = symbol_bars(bars).sum(axis=0)
-        short = [(s, int(n)) for s, n in zip(bars.symbols, counts, strict=True) if n <= need]
+        counts = np.count_nonzero(symbol_bars(bars), axis=0)
+        # names only for the short ones: every call of a sweep checks (Bars.symbols builds a
+        # list of str from the columns, 0.2 ms at 200 symbols, a fifth of a strategy call)
+        idx = np.flatnonzero(counts <= need)
+        names = bars.symbols if idx.size else []
+        short = [(names[i], int(counts[i])) for i in idx]
         if len(short) == len(counts):
             most = int(counts.max()) if len(counts) else 0
             raise StrategyError(
