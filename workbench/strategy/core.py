@@ -90,7 +90,10 @@ class Strategy:
         need = self.warmup(params)
         if need == 0 and len(bars):  # no warmup: a symbol without bars just has no signal
             return need
-        counts = np.count_nonzero(symbol_bars(bars), axis=0)
+        present = symbol_bars(bars)
+        # without a hole (the usual frame) every symbol has every row: no count per symbol
+        counts = (np.full(present.shape[1], present.shape[0]) if present.all()
+                  else np.count_nonzero(present, axis=0))
         # names only for the short ones: every call of a sweep checks (Bars.symbols builds a
         # list of str from the columns, 0.2 ms at 200 symbols, a fifth of a strategy call)
         idx = np.flatnonzero(counts <= need)
