@@ -85,6 +85,22 @@ def test_misaligned_missing_column(bars):
         renamed(bars)
 
 
+@pytest.mark.parametrize("dtype", ["boolean", "bool[pyarrow]", "mixed"])
+def test_boolean_extension_signals_refused(bars, dtype):
+    """Only numpy bool columns are signals: the check reads the values' common dtype first,
+    and a nullable or Arrow boolean column (also beside numpy bool ones) must not pass."""
+    def odd(b):
+        frame = b.close > 0
+        if dtype == "mixed":
+            frame[frame.columns[1]] = frame[frame.columns[1]].astype("boolean")
+            return frame
+        return frame.astype(dtype)
+
+    strat = returning(lambda b: wb.Signals(entries=odd(b)))
+    with pytest.raises(wb.StrategyError, match="Signals.entries must be boolean, got "):
+        strat(bars)
+
+
 def test_non_boolean_signals(bars):
     strat = returning(lambda b: wb.Signals(entries=b.close.diff(), exits=b.close > 0))
     with pytest.raises(wb.StrategyError, match="Signals.entries must be boolean, got float64"):

@@ -147,6 +147,11 @@ def _conform(frame, name: str, bars: Bars, strategy: str) -> pd.DataFrame:
         if np.isinf(values).any():
             raise StrategyError(f"{where} holds infinite weights")
         return frame.astype(float)
+    if frame.to_numpy().dtype == bool:
+        # every column numpy bool (a nullable or Arrow boolean column, or any other, gives an
+        # object or numeric array): one view of the values for the usual one-block frame,
+        # where ``frame.dtypes`` builds a Series of one dtype per symbol (0.1 ms at 200)
+        return frame
     dtypes = frame.dtypes
     if not all(dtype == bool for dtype in set(dtypes)):  # each distinct dtype once, not per symbol
         odd = next(d for d in dtypes if d != bool)
