@@ -177,6 +177,39 @@ def _column(o, cl, le, lx, se, sx, shorts, at_close, cost, cash0, book, inv, ret
                 i = j
                 if i == n_t:
                     break
+        elif pos != 0.0 and pending == 0 and i > 0:
+            # held with nothing pending: until the next signal no order, only the mark, the
+            # equity, the book and the metrics move (the general bar below without its
+            # signal tests: a fifth off the pass, held or not)
+            while i < n_t and not (le[i] | lx[i] | (shorts and (se[i] | sx[i]))):
+                c = cl[i]
+                if c > 0.0:
+                    mark = c
+                e = cash + pos * mark
+                inv[i] = True
+                held += 1
+                book[i] += e
+                eq_sum += e
+                if e == prev and prev != 0.0:
+                    rets[kept] = 0.0
+                    kept += 1
+                    n_r += 1
+                else:
+                    r = e / prev - 1.0 if prev != 0.0 else np.nan
+                    if not np.isnan(r):
+                        rets[kept] = r
+                        kept += 1
+                        total += r
+                        n_r += 1
+                    peak = max(peak, e)
+                    if peak > 0.0 and not (e > peak * ((1.0 + worst) + 1e-9)):
+                        dd = e / peak - 1.0
+                        if not (dd >= worst):
+                            worst = dd
+                prev = e
+                i += 1
+            if i == n_t:
+                break
         bits = 0
         if not at_close and pending and o[i] > 0.0:
             bits, pending = resolve(pending), 0
