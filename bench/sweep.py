@@ -184,12 +184,12 @@ def run_fused(close, grid: dict, kernel, threads: int = 1) -> np.ndarray:
     assert np.isfinite(closes).all(), "the fused kernel assumes bars without gaps"
     fast_w, slow_w = (np.array(w, dtype=np.int64) for w in zip(*pairs(grid)))
     out = np.empty((len(fast_w), closes.shape[0], 6))
-    threads = numba.get_num_threads()
+    before = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
         kernel(closes, fast_w, slow_w, OPTIONS["fees_bps"] / 1e4, OPTIONS["cash"], 252.0, out)
     finally:
-        numba.set_num_threads(threads)
+        numba.set_num_threads(before)
     return out
 
 
