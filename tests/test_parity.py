@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -107,6 +108,58 @@ def test_an_ema_rsi_atr_macd_strategy_has_parity(home, days, n):
     assert report.ok and report.mismatches == 0, report.first
     assert report.timestamps == days * 390 and report.symbols == n
     assert report.by_field["entries"] == 0 and report.bars > 0.9 * days * 390 * n
+
+
+VARIANTS = ("longshort", "stops", "longshort_stops", "weights")
+
+
+def momentum_variant(kind: str):
+    """``trend_momentum``'s indicators (EMA, MACD, RSI, ATR) with what each variant adds:
+    short entries and covers, ATR stops and take-profits per bar and symbol, or target
+    weights instead of entries (said on the crossing bars, NaN elsewhere)."""
+
+    @wb.strategy(warmup=lambda p: p["slow"] + p["signal"])
+    def momentum(bars, fast: int = 5, slow: int = 12, signal: int = 4, rsi_period: int = 14,
+                 atr_period: int = 7):
+        ema = wb.ta.EMA(bars.close, slow)
+        macd = wb.ta.MACD(bars.close, fast, slow, signal)
+        rsi = wb.ta.RSI(bars.close, rsi_period)
+        atr = wb.ta.ATR(bars, atr_period)
+        up = wb.crossed_above(macd.macd, macd.signal)
+        down = wb.crossed_below(macd.macd, macd.signal)
+        if kind == "weights":
+            level = np.where(up, np.where(rsi < 60, 0.8, 0.3), np.where(down, -0.5, np.nan))
+            return wb.Signals(weights=pd.DataFrame(level, index=up.index, columns=up.columns))
+        extra = {}
+        if "longshort" in kind:
+            extra.update(short_entries=down & (bars.close < ema), short_exits=up | (rsi < 25))
+        if "stops" in kind:
+            stop = (atr / bars.close).where(atr > 0)  # a flat stretch has no range: no stop
+            extra.update(sl_stop=2 * stop, tp_stop=3 * stop)
+        return wb.Signals(entries=up & (bars.close > ema), exits=down | (rsi > 75), **extra)
+
+    return momentum
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", VARIANTS)
+@pytest.mark.parametrize(("days", "n"), [
+    (1, 12), pytest.param(5, 50, marks=pytest.mark.skipif(
+        not FULL, reason="5 days x 50 symbols take minutes: WORKBENCH_FULL_PARITY=1 runs it"))])
+def test_long_short_stops_and_weights_have_parity(home, kind, days, n):
+    """The same EMA/RSI/ATR/MACD strategy long-short, with per-bar ATR stops (both ways)
+    and as target weights: every field the backtest reads (short entries and exits,
+    ``sl_stop``/``tp_stop`` on the entries' bars, weights) equal bar by bar."""
+    store = Store(home / "data")
+    bars = load_sessions(days, store.symbols("1Min")[:n], "1Min", store=store)
+    report = check_parity(momentum_variant(kind), bars)
+    assert report.ok and report.mismatches == 0, report.first
+    assert report.timestamps == days * 390 and report.symbols == n
+    expect = {"weights"} if kind == "weights" else {"entries", "exits"}
+    expect |= {"short_entries", "short_exits"} if "longshort" in kind else set()
+    expect |= {"sl_stop", "tp_stop"} if "stops" in kind else set()
+    assert expect <= set(report.fields), report.fields
+    assert report.compared > 0
 
 
 def _next_close(bars: Bars) -> Bars:
