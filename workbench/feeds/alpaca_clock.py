@@ -11,10 +11,12 @@ clock is the same for both).
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 
 import pandas as pd
+import requests
 
 from workbench.config import Credentials, Settings, load_settings
 from workbench.data.alpaca_history import _TimeoutAdapter
@@ -25,7 +27,11 @@ with warnings.catch_warnings():  # alpaca.trading imports websockets.legacy, whi
     warnings.simplefilter("ignore", DeprecationWarning)
     from alpaca.trading.client import TradingClient
 
-__all__ = ["clock_reader"]
+__all__ = ["START_WAIT_S", "clock_reader"]
+
+# the first read retries a refused connection this long (a server just started in the
+# background, as the README's fake Alpaca is, may not listen yet); later reads never wait
+START_WAIT_S = 10.0
 
 
 def clock_reader(settings: Settings | None = None,
@@ -45,11 +51,25 @@ def clock_reader(settings: Settings | None = None,
     client._session.mount("https://", adapter)
     client._session.mount("http://", adapter)
 
+    first = [True]
+
     def read() -> pd.Timestamp:
-        try:
-            raw = client.get_clock()
-            return pd.Timestamp(raw["timestamp"]).tz_convert("UTC")
-        except Exception as e:  # noqa: BLE001 - one error kind for the session
-            raise DataError(redact(f"the Alpaca market clock could not be read: "
-                                   f"{type(e).__name__}: {e}")) from None
+        deadline = time.monotonic() + (START_WAIT_S if first[0] else 0.0)
+        retried = False
+        while True:
+            try:
+                raw = client.get_clock()
+                first[0] = False
+                return pd.Timestamp(raw["timestamp"]).tz_convert("UTC")
+            except requests.ConnectionError as e:
+                if time.monotonic() < deadline:
+                    retried = True
+                    time.sleep(0.2)
+                    continue
+                error = e
+            except Exception as e:  # noqa: BLE001 - one error kind for the session
+                error = e
+            waited = f" (retried for {START_WAIT_S:g} s)" if retried else ""
+            raise DataError(redact(f"the Alpaca market clock could not be read{waited}: "
+                                   f"{type(error).__name__}: {error}")) from None
     return read
