@@ -178,7 +178,7 @@ def session_replay(store: Store, root: Path, day, history_days: int, max_orders,
     lat = result.latency_ms
     states = [e.payload for e in read_journal(result.path).events if e.type == "state"]
     halts = "".join(f" ({p.get('state')}: {p.get('reason')})" for p in states[-1:]
-                    if p.get("state") != "active")  # an active state event: a force exit
+                    if p.get("state") != "active")  # active (a resume, a force exit): no halt
     return {"p50_ms": lat["p50"], "p99_ms": lat["p99"], "max_ms": lat["max"],
             "count": lat["count"], "timestamps": result.bars, "bars": bars, "wall_s": wall,
             "cpu_s": cpu,
