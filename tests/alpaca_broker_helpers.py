@@ -57,6 +57,16 @@ def wait_for(predicate, timeout: float = 5.0, what: str = "condition"):
     raise AssertionError(f"{what} not reached within {timeout} s")
 
 
+def apply_until(manager, predicate, timeout: float = 5.0, what: str = "condition"):
+    """Apply the manager's pending updates until ``predicate()`` holds. (Waiting on
+    ``manager.process_updates() or predicate()`` would stop at the first new fill, before
+    the update the predicate waits for: a race that once failed CI.)"""
+    def step():
+        manager.process_updates()
+        return predicate()
+    return wait_for(step, timeout, what)
+
+
 def drain_until(b: AlpacaBroker, predicate, timeout: float = 5.0) -> list:
     """Collect ``b.updates()`` until ``predicate(collected)`` holds."""
     got: list = []

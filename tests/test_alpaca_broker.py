@@ -8,6 +8,7 @@ import pytest
 from alpaca_broker_helpers import (
     KEY,
     D,
+    apply_until,
     at_fake,
     broker,
     drain_until,
@@ -166,14 +167,12 @@ def test_duplicate_and_reordered_updates_reach_the_manager_once_in_state_order(f
     fake.hub.faults.trading.reorder(2)  # the "new" is held and sent after the fill
     m.place(OrderIntent("r1", "AAPL", Side.BUY, D(2)))
     publish(fake, "2026-11-23T15:01:00Z")
-    from alpaca_broker_helpers import wait_for
-
-    wait_for(lambda: m.process_updates() or m.order("r1").status is S.FILLED, what="r1 filled")
+    apply_until(m, lambda: m.order("r1").status is S.FILLED, what="r1 filled")
     fake.hub.faults.trading.duplicate(2)  # the "new" and the fill of d1, each sent twice
     m.place(OrderIntent("d1", "AAPL", Side.BUY, D(1)))
     publish(fake, "2026-11-23T15:02:00Z")
-    wait_for(lambda: m.process_updates() or (m.order("d1").status is S.FILLED
-                                             and b.stream.duplicates >= 2), what="d1 filled")
+    apply_until(m, lambda: m.order("d1").status is S.FILLED and b.stream.duplicates >= 2,
+                what="d1 filled, its new and fill each seen twice")
     assert b.stream.duplicates >= 2
     assert {f.execution_id for f in fake.fills} == set(m.book.executions)
     assert m.positions()["AAPL"].quantity == fake.positions["AAPL"].quantity == D(3)
@@ -182,8 +181,6 @@ def test_duplicate_and_reordered_updates_reach_the_manager_once_in_state_order(f
 
 
 def test_connected_follows_the_stream(fake, b):
-    from alpaca_broker_helpers import wait_for
-
     wait_for(lambda: b.connected, what="connected")
     fake.hub.disconnect("trading")
     wait_for(lambda: not b.connected, what="disconnected seen")
@@ -215,7 +212,6 @@ def test_fills_while_down_are_adopted_after_a_restart_without_a_second_order(fak
     import json
 
     import pandas as pd
-    from alpaca_broker_helpers import wait_for
 
     from workbench.clock import SimClock
     from workbench.orders import OrderManager
@@ -244,8 +240,8 @@ def test_fills_while_down_are_adopted_after_a_restart_without_a_second_order(fak
 
         wait_for(lambda: again.connected, what="stream after restart")
         publish(fake, "2026-11-23T15:02:00Z", h=111.0, c=110.5)
-        wait_for(lambda: m2.process_updates() or m2.order("b1.sl").status is S.CANCELED,
-                 what="take profit filled, stop canceled")
+        apply_until(m2, lambda: m2.order("b1.sl").status is S.CANCELED,
+                    what="take profit filled, stop canceled")
         assert m2.order("b1.tp").status is S.FILLED
         assert m2.positions()["AAPL"].quantity == D(1) == fake.positions["AAPL"].quantity
         assert m2.reconcile().ok

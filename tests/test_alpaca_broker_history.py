@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from alpaca.trading.requests import GetOrdersRequest
-from alpaca_broker_helpers import D, broker, publish, wait_for
+from alpaca_broker_helpers import D, apply_until, broker, publish, wait_for
 from test_alpaca_broker_restart import _journal, _restart
 
 from workbench.brokers.alpaca.history import order_history
@@ -32,8 +32,8 @@ def _filled_and_open(fake):
     fake.set_clock("2026-11-23T15:00:02Z")
     m.place(OrderIntent("h3", "AAPL", Side.BUY, D(1)))
     publish(fake, "2026-11-23T15:01:00Z")
-    wait_for(lambda: m.process_updates() or m.order("h3").status is OrderStatus.FILLED,
-             what="h1, h3 filled")
+    apply_until(m, lambda: all(m.order(c).status is OrderStatus.FILLED for c in ("h1", "h3")),
+                what="h1, h3 filled")
     return b, m
 
 

@@ -17,7 +17,7 @@ import json
 
 import pandas as pd
 import pytest
-from alpaca_broker_helpers import D, broker, posts, publish, wait_for
+from alpaca_broker_helpers import D, apply_until, broker, posts, publish, wait_for
 
 from workbench.clock import SimClock
 from workbench.model import OrderIntent, OrderStatus, Side
@@ -68,7 +68,7 @@ def test_5_killed_after_the_intent_is_journaled_sends_it_once_on_restart(fake):
         assert rec.ok, rec.message
         assert len(posts(fake)) == 1 and [o["client_order_id"] for o in fake.orders] == ["k1"]
         publish(fake, "2026-11-23T15:01:00Z")
-        wait_for(lambda: m2.process_updates() or m2.order("k1").status is S.FILLED, what="k1")
+        apply_until(m2, lambda: m2.order("k1").status is S.FILLED, what="k1")
         assert m2.positions()["AAPL"].quantity == D(2) == fake.positions["AAPL"].quantity
     finally:
         again.close()
@@ -84,7 +84,7 @@ def test_5_killed_after_the_send_never_sends_twice(fake, last):
     m.start()
     m.place(OrderIntent("k2", "AAPL", Side.BUY, D(3)))
     publish(fake, "2026-11-23T15:01:00Z")
-    wait_for(lambda: m.process_updates() or m.order("k2").status is S.FILLED, what="k2 filled")
+    apply_until(m, lambda: m.order("k2").status is S.FILLED, what="k2 filled")
     events = _cut(_journal(m), last)
     b.close()
     again, m2, rec = _restart(fake, events)
@@ -117,7 +117,7 @@ def test_7_a_position_changed_behind_the_run_is_a_difference(fake):
     m.start()
     m.place(OrderIntent("k3", "AAPL", Side.BUY, D(2)))
     publish(fake, "2026-11-23T15:01:00Z")
-    wait_for(lambda: m.process_updates() or m.order("k3").status is S.FILLED, what="k3 filled")
+    apply_until(m, lambda: m.order("k3").status is S.FILLED, what="k3 filled")
     assert m.reconcile().ok
     fake.set_position("AAPL", 5, 100.0)
     try:
