@@ -123,3 +123,16 @@ def test_the_early_kernel_gets_the_arguments_nbclient_would_give_it():
     km = client.create_kernel_manager()
     assert not km.ipykernel
     assert client.extra_arguments == []
+
+
+def test_a_runs_cells_stay_out_of_the_users_ipython_history(kernel_env, tmp_path):
+    """nbclient keeps a python3 kernel's cells out of ~/.ipython's history; the workbench
+    kernel (ipykernel under another name) gets the same, started early or by the run."""
+    km, kc = _started(tmp_path)
+    try:
+        assert _run(kc, "print(get_ipython().history_manager.hist_file)").strip() == \
+            kernels.NO_HISTORY
+    finally:
+        _end(km, kc)
+    late = kernels.IpcKernelManager(kernel_name="workbench")
+    assert late.ipykernel  # what nbclient reads before it starts a kernel itself

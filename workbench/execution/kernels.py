@@ -37,7 +37,11 @@ from traitlets import CaselessStrEnum
 
 from workbench.secrets import redact
 
-__all__ = ["IpcKernelManager", "discard_early", "start_early", "take_early"]
+__all__ = ["NO_HISTORY", "IpcKernelManager", "discard_early", "start_early", "take_early"]
+
+#: IPython's history file for run kernels: in memory, gone with the kernel (as nbclient gives
+#: the python3 kernel)
+NO_HISTORY = ":memory:"
 
 
 class IpcKernelManager(AsyncKernelManager):
@@ -64,7 +68,15 @@ class IpcKernelManager(AsyncKernelManager):
         # on average, after every run's end (the workbench kernel ends in ~0.1 s)
         await super()._async_finish_shutdown(waittime, min(pollinterval, 0.01), restart)
 
+    @property
+    def ipykernel(self) -> bool:
+        """The workbench kernel is ipykernel too (nbclient reads this to keep a run's cells
+        out of the user's IPython history)."""
+        return super().ipykernel or self.kernel_name == "workbench"
+
     async def start_kernel(self, **kw: Any) -> None:
+        if self.ipykernel:  # a run's cells are not the user's typing: no IPython history
+            kw.setdefault("extra_arguments", [f"--HistoryManager.hist_file={NO_HISTORY}"])
         read, write = os.pipe()
         kw.setdefault("stdout", write)
         kw.setdefault("stderr", write)
