@@ -24,6 +24,11 @@ and the login and logout pages. Voilà checks the token itself on the others (:d
 A handler in none of these lists (a Voilà upgrade adding one) stops the server at its
 start, naming it, until it is reviewed here.
 
+A page's kernel: Voilà gives it the page's whole URL and query (``VOILA_REQUEST_URL``,
+``QUERY_STRING``), token included; :func:`without_credentials` masks the token there, in the
+environment a page's kernel starts with (:mod:`workbench.dashboards.kernels`) and in the
+request a preheated kernel receives (:mod:`workbench.dashboards.preheat`).
+
 The log: tornado writes a request's whole URL (its access line, and a refused request's
 warning), token included; :func:`mask_tokens` masks it in the server's loggers.
 """
@@ -41,10 +46,12 @@ __all__ = [
     "LOGGERS",
     "OPEN",
     "QUERY_KEY_ENV",
+    "REQUEST_URL_VARIABLES",
     "TokenMask",
     "guarded",
     "mask_tokens",
     "query_headers",
+    "without_credentials",
 ]
 
 #: handlers that check the token themselves (Voilà's pages, tree, contents, kernels, shutdown)
@@ -61,6 +68,23 @@ QUERY_KEY_ENV = "WORKBENCH_DASHBOARD_QUERY_KEY"
 
 #: a URL's query parameters that carry a credential (the token, a key, the XSRF value)
 _SECRET_PARAM = re.compile(r"([?&](?:token|key|_xsrf)=)[^&#]*", re.IGNORECASE)
+
+
+#: the same in a bare query string (``token=...&run=...``, no ``?``)
+_SECRET_QUERY_PARAM = re.compile(r"((?:^|[?&])(?:token|key|_xsrf)=)[^&#]*", re.IGNORECASE)
+
+#: the variables Voilà gives a page's kernel that hold the page's request URL or query
+REQUEST_URL_VARIABLES = frozenset({"QUERY_STRING", "VOILA_REQUEST_URL"})
+
+
+def without_credentials(variables: dict) -> dict:
+    """A page kernel's environment (or its request's variables) with a credential in the
+    request's URL masked (``token=[masked]``): Voilà puts the page's whole URL, token
+    included, in the kernel's ``VOILA_REQUEST_URL`` and ``QUERY_STRING``, where the page's
+    code and every process it starts could read it."""
+    return {name: _SECRET_QUERY_PARAM.sub(r"\1[masked]", value)
+            if name in REQUEST_URL_VARIABLES and isinstance(value, str) else value
+            for name, value in variables.items()}
 
 
 class TokenMask(logging.Filter):

@@ -28,6 +28,8 @@ from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelMana
 from tornado.web import HTTPError
 from traitlets import Float, Integer
 
+from workbench.dashboards.guards import without_credentials
+
 __all__ = ["BoundedKernelManager"]
 
 
@@ -87,6 +89,8 @@ class BoundedKernelManager(AsyncMappingKernelManager):
                 self.log.warning("dashboard: kernel %s evicted (no connection, the bound "
                                  "of %d reached)", spare[0], self.max_kernels)
                 await self.shutdown_kernel(spare[0])
+        if kwargs.get("env"):
+            kwargs["env"] = without_credentials(kwargs["env"])  # no token in the page's env
         kernel_id = await super().start_kernel(**kwargs)
         self._started.setdefault(kernel_id, time.monotonic())
         if (kwargs.get("env") or {}).get("VOILA_PREHEAT") == "True":

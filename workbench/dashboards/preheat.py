@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-__all__ = ["on_request", "preheated"]
+__all__ = ["apply_request", "on_request", "preheated"]
 
 
 def preheated() -> bool:
@@ -75,7 +75,15 @@ def _wait_for_request() -> None:
     ok, value = got[0]
     if not ok:
         raise RuntimeError(f"the page's request did not come: {value}") from value
-    for name, text in json.loads(value).items():
+    apply_request(json.loads(value))
+
+
+def apply_request(variables: dict[str, str]) -> None:
+    """The page's request variables into this kernel's environment, a credential in its URL
+    masked (:func:`workbench.dashboards.guards.without_credentials`)."""
+    from workbench.dashboards.guards import without_credentials
+
+    for name, text in without_credentials(variables).items():
         os.environ[name] = text
 
 
