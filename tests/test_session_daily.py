@@ -200,3 +200,25 @@ def test_a_daily_session_killed_and_restarted_trades_as_the_backtest(daily, tmp_
                if e.type == ev.BAR]
     assert decided[-1][1] == "fill" and {r for _, r in decided} == {"decision", "fill"}
     assert_same_trades(session_trades(account), _backtest(daily, days))
+
+
+@wb.strategy(warmup=1)
+def always_in(bars):
+    return wb.Signals(entries=bars.close > 0, exits=bars.close < 0)
+
+
+def test_an_order_for_a_symbol_without_a_bar_on_its_day_is_named_at_the_end(daily, tmp_path):
+    """The session of day D buys at D's open what D-1's bar decided; a symbol without a bar
+    on D (a halt, a hole in the data) has its DAY order expire at the close, where the
+    backtest fills it at the symbol's next open: the session's end names it."""
+    day = calendar.last_sessions(1, pd.Timestamp(END))[0]
+    gone, *kept = daily.symbols("1Day")
+    daily.remove(gone, "1Day", start=_midnight(day), end=_midnight(day) + pd.Timedelta(hours=23))
+    result = run_session(always_in, {}, replay_date=day.date().isoformat(), timeframe="1Day",
+                         history_days=HISTORY, store=daily, risk=RISK,
+                         broker_path=tmp_path / "account.sqlite", accounts="per_symbol",
+                         cash=CASH, size=SIZE, costs=CostModel(**FEES))
+    assert result.outcome == "succeeded", result
+    assert result.fills == len(kept) and set(result.positions) == set(kept), result
+    assert "1 order(s) expired unfilled at the close" in result.message, result.message
+    assert f"{gone} buy " in result.message

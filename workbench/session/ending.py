@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass
 
 from workbench.engine.engine import LatencyStats
 from workbench.model import events as ev
+from workbench.model.types import OrderStatus
 
-__all__ = ["SessionResult", "close_failed", "finish", "latency_ms"]
+__all__ = ["SessionResult", "close_failed", "expired_unfilled", "finish", "latency_ms"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ def finish(session, outcome: str, message: str, broker_path, expire: bool):
         if hasattr(session.broker, "expire"):  # a real broker expires DAY orders itself
             session.broker.expire()
         session.manager.process_updates()
+        expired = expired_unfilled(session.manager.book)
+        if expired:  # what the backtest may have filled later: never silent
+            message = f"{message}; {expired}"
     session.heartbeat()
     if getattr(session, "undecided", None):  # a late start: the bars it did not decide
         message = f"{message}; {'; '.join(session.undecided)}"
@@ -57,6 +61,22 @@ def finish(session, outcome: str, message: str, broker_path, expire: bool):
     session.record.finish(outcome, error=None if outcome == "succeeded" else message,
                           extra={**summary, "trading": session.trading})
     return SessionResult(run_id=session.record.run_id, path=str(session.record.path), **summary)
+
+
+def expired_unfilled(book) -> str:
+    """The orders of ``book`` (bracket legs aside) that expired with quantity left, in one
+    line ("" if none): a DAY order the market never filled (a symbol without a bar at its
+    open, a limit never reached) is a trade the session did not make; its backtest may fill
+    it at the next bar, so the session's end says which."""
+    ended = [o for cid, o in book.orders.items()
+             if o.status is OrderStatus.EXPIRED and cid not in book.parents and o.remaining > 0]
+    if not ended:
+        return ""
+    names = [f"{o.intent.symbol} {o.intent.side.value} {o.remaining:f}"
+             f"{' of ' + format(o.intent.quantity, 'f') if o.filled_quantity else ''} "
+             f"({o.client_order_id})" for o in ended]
+    return (f"{len(ended)} order(s) expired unfilled at the close, trades the session did "
+            f"not make: {', '.join(names)}")
 
 
 def latency_ms(stats: LatencyStats) -> dict:
