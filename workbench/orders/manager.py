@@ -213,7 +213,7 @@ class OrderManager(Sending):
         self._emit(ev.BROKER_REQUEST, client_order_id=cid, action=action)
         try:
             result = self.broker.submit(intent)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any failure is an answer _settle judges
             result = e
         return self._settle(cid, action, result)
 

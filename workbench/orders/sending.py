@@ -38,13 +38,13 @@ class Sending:
             if len(results) != len(group):
                 raise TypeError(f"submit_many answered {len(results)} outcomes for "
                                 f"{len(group)} orders")
-        except Exception as e:  # the call failed: whether any order arrived is unknown
+        except Exception as e:  # noqa: BLE001 - the call failed: did any order arrive? unknown
             results = [e] * len(group)
         failure = None
         for intent, result in zip(group, results, strict=True):
             try:
                 self._settle(intent.client_order_id, "submit", result)
-            except Exception as e:  # not a broker's answer: raised once the group is settled
+            except Exception as e:  # noqa: BLE001 - not a broker's answer: raised after the group
                 failure = failure or e
         if failure is not None:
             raise failure

@@ -59,6 +59,7 @@ order manager never sends an intent twice.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from decimal import Decimal
 from typing import Annotated, Literal, get_args
@@ -227,7 +228,7 @@ class Trader:
         if values is None:
             return None
         o, h, lo = (float(v) for v in values[:3])
-        if not o > 0.0 or h != h or lo != lo:
+        if not o > 0.0 or math.isnan(h) or math.isnan(lo):
             return None  # a bar without open, high or low does not move it (as the backtest)
         best = max(state[1], h) if held > 0 else min(state[1], lo)
         if best == state[1]:
