@@ -48,3 +48,32 @@ def test_too_few_history_days_for_the_warmup_is_refused(daily):
 def test_a_covered_warmup_replays_and_decides(daily):
     result = _session(daily, history_days=30, slow=20)
     assert result.outcome == "succeeded" and result.bars == 2  # the decision and fill rows
+
+
+def test_a_symbol_whose_own_history_is_short_is_named_and_the_others_decide(daily):
+    """The window's rows cover the warmup, one symbol's own bars do not (it was listed
+    later, or its early bars were removed): the session starts, says which symbol it will
+    not decide until its bars reach the warmup (the backtest masks its signals the same
+    way), and decides the others."""
+    import pandas as pd
+
+    from workbench.strategy import ShortWarmupWarning
+
+    late, kept = daily.symbols("1Day")
+    daily.remove(late, "1Day", end=pd.Timestamp("2025-12-10", tz="America/New_York"))
+    with pytest.warns(ShortWarmupWarning) as seen:
+        result = _session(daily, history_days=30, slow=20)
+    assert result.outcome == "succeeded" and result.bars == 2
+    (warning,) = [str(w.message) for w in seen if w.category is ShortWarmupWarning]
+    assert "1 of 2 symbols have fewer than the warmup's 20 stored bars" in warning
+    assert f"{late} (" in warning and kept not in warning
+
+
+def test_every_symbol_with_its_warmup_starts_without_a_warning(daily):
+    import warnings
+
+    from workbench.strategy import ShortWarmupWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ShortWarmupWarning)
+        assert _session(daily, history_days=30, slow=20).outcome == "succeeded"

@@ -13,6 +13,9 @@ filled on).
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import pandas as pd
 
 from workbench.data.aggregate import aggregate_bars
@@ -20,6 +23,8 @@ from workbench.data.bars import Bars
 from workbench.engine import Engine, load_sessions
 from workbench.errors import DataError
 from workbench.session import daily
+from workbench.strategy.core import ShortWarmupWarning, named_counts
+from workbench.strategy.signals import symbol_bars
 from workbench.times import ny_midnight, to_new_york
 
 __all__ = ["check_warmup", "load_replay"]
@@ -62,8 +67,10 @@ def check_warmup(engine: Engine, bars, replay_date, history_days: int) -> None:
         what = f"the bar of {first_decided} (the decision of the daily session of {day.date()})"
     else:
         what = f"the first bar of {first_decided}"
-    before = int((bars.index < ny_midnight(first_decided)).sum())
+    rows = bars.index < ny_midnight(first_decided)
+    before = int(rows.sum())
     if before >= engine.warmup:
+        _warn_short_symbols(engine, bars, rows, what)
         return
     first = f" from {to_new_york(bars.index[0]):%Y-%m-%d}" if before else ""
     raise DataError(
@@ -71,3 +78,18 @@ def check_warmup(engine: Engine, bars, replay_date, history_days: int) -> None:
         f"{what}; the {history_days} stored "
         f"sessions before it hold {before}{first}: store earlier history (workbench data "
         "fetch/import/synth) or give history_days that reach it")
+
+
+def _warn_short_symbols(engine: Engine, bars: Bars, rows: np.ndarray, what: str) -> None:
+    """A :class:`ShortWarmupWarning` naming the symbols whose own stored bars (rows with a
+    close) before ``what`` are fewer than the warmup: the session does not decide them
+    until their bars reach it, as the backtest masks their signals; said, not silent."""
+    counts = np.count_nonzero(symbol_bars(bars)[rows], axis=0)
+    short = [(s, int(n)) for s, n in zip(bars.symbols, counts, strict=True)
+             if n < engine.warmup]
+    if short:
+        warnings.warn(f"{engine.strategy.name}: {len(short)} of {len(counts)} symbols have "
+                      f"fewer than the warmup's {engine.warmup} stored bars before {what}: "
+                      f"{named_counts(short)}; no decision for them until their own bars "
+                      "reach it (as the backtest masks their signals)", ShortWarmupWarning,
+                      stacklevel=3)

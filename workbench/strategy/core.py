@@ -30,7 +30,8 @@ from workbench.errors import StrategyError
 from workbench.strategy.params import Schema
 from workbench.strategy.signals import Signals, symbol_bars
 
-__all__ = ["ShortWarmupWarning", "Strategy", "TradingFrom", "as_strategy", "strategy"]
+__all__ = ["ShortWarmupWarning", "Strategy", "TradingFrom", "as_strategy", "named_counts",
+           "strategy"]
 
 _NAMED = 8  # short symbols named in a message (then "and N more")
 
@@ -103,12 +104,12 @@ class Strategy:
             most = int(counts.max()) if len(counts) else 0
             raise StrategyError(
                 f"{self.name}: too little history: {most} bar(s) at most per symbol "
-                f"({_named(short)}), but warmup needs {need} before the first signal; load "
+                f"({named_counts(short)}), but warmup needs {need} before the first signal; load "
                 "more bars (start earlier)")
         if short:
             warnings.warn(f"{self.name}: warmup needs {need} bars of a symbol before its first "
                           f"signal; {len(short)} of {len(counts)} symbols have no more: "
-                          f"{_named(short)}: no signal for them in these bars (load more bars, "
+                          f"{named_counts(short)}: no signal for them in these bars (load more bars, "
                           "start earlier)", ShortWarmupWarning)
         return need
 
@@ -158,7 +159,7 @@ class TradingFrom(Strategy):
         return signals.masked_before(int(bars.index.searchsorted(self.start)))
 
 
-def _named(short: list[tuple[str, int]]) -> str:
+def named_counts(short: list[tuple[str, int]]) -> str:
     """``AAA (21), BBB (3)``, the first few of ``short`` (symbol, bars) and how many more."""
     text = ", ".join(f"{s} ({n})" for s, n in short[:_NAMED])
     return text + (f" and {len(short) - _NAMED} more" if len(short) > _NAMED else "")
