@@ -322,3 +322,39 @@ def test_a_branch_that_changes_the_calls_restarts_on_the_whole_window_and_says_s
     engine = _ran(switching, minute_bars)
     assert engine.stream.restarts > 0
     assert any(n.startswith("engine_state_restart") for n in engine.notices)
+
+
+
+def test_a_primed_engine_decides_its_first_bar_on_the_bounded_rows_with_the_same_signals(
+        minute_bars):
+    """``prime`` evaluates the preloaded history once at the start, so the first bar is
+    evaluated on the bounded rows like any other (not on the whole window, the slowest bar
+    of a session); the signals are those of the unprimed engine, bar for bar."""
+    start = minute_bars.index[len(minute_bars) // 2]
+
+    def run(primed: bool) -> tuple[list[int], list[tuple], int | None, int]:
+        seen: list[int] = []
+
+        @wb.strategy(warmup=20)
+        def sma_cross(bars, n: int = 20):
+            seen.append(len(bars))
+            return above_mean.fn(bars, n)
+
+        decisions: list[Decision] = []
+        engine = Engine(sma_cross, minute_bars.symbols, timeframe="1Min", log_notices=False,
+                        on_decision=decisions.append)
+        feed = ReplayFeed(minute_bars, start=start)
+        engine.preload(feed.history())
+        if primed:
+            assert engine.prime() and not engine.prime()  # once
+        bounded, at_start = engine.eval_rows, len(seen)
+        for row in feed:
+            engine.on_bars(row)
+        return seen[at_start:], [(d.bar_time, d.signals) for d in decisions], bounded, \
+            len(feed.history()) + 1
+
+    primed_rows, primed, bounded, window = run(True)
+    cold_rows, cold, unbounded, _ = run(False)
+    assert unbounded is None and cold_rows[0] == window  # the whole window at the first bar
+    assert primed_rows[0] == bounded < window  # primed: the bounded rows
+    assert primed == cold and sum(len(s) for _, s in primed) > 0

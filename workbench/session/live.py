@@ -266,6 +266,7 @@ def _live_loop(alpaca_feed, settings, history: Bars, day, clock: MarketClock, fe
         if first > calendar.session_open(day):  # started (or restarted) after the open
             _catch_up(session, feed, day, first, resume_at)
         role = "fill" if daily.is_daily(tf) else "bar"
+        session.engine.prime()  # the history's state before the first bar is waited for
         for row in feed:
             _journal_broker_events(journal, broker_events, clock)
             session.on_row(row, role)

@@ -31,6 +31,7 @@ def replay_loop(session, bars, replay_date, resume_at, options: SessionOptions) 
         session.engine.preload(history)
         if resume_at is not None:  # a restart: the day's closes before the resumed bar
             session.last_prices.update(rebuild.last_prices(history.close, first, resume_at))
+    session.engine.prime()  # the history's state now, not at the first bar
     for row in feed:
         started = time.perf_counter()
         session.on_row(row, _role(row.time, ny_midnight(replay_date), interval))
