@@ -222,3 +222,6 @@ def test_an_order_for_a_symbol_without_a_bar_on_its_day_is_named_at_the_end(dail
     assert result.fills == len(kept) and set(result.positions) == set(kept), result
     assert "1 order(s) expired unfilled at the close" in result.message, result.message
     assert f"{gone} buy " in result.message
+    alerts = [e.payload for e in replay(result.path).events if e.type == ev.ALERT]
+    assert [a["message"] for a in alerts if a["source"] == "session"] == \
+        [result.message.split("; ", 1)[1]]  # and an alert for the operator's channels

@@ -43,6 +43,8 @@ def finish(session, outcome: str, message: str, broker_path, expire: bool):
         session.manager.process_updates()
         expired = expired_unfilled(session.manager.book)
         if expired:  # what the backtest may have filled later: never silent
+            session.journal.append(ev.ALERT, source="session", level="warning",
+                                   message=expired, at=session.engine.clock.now().isoformat())
             message = f"{message}; {expired}"
     session.heartbeat()
     if getattr(session, "undecided", None):  # a late start: the bars it did not decide
