@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 from workbench.engine.engine import LatencyStats
 from workbench.model import events as ev
-from workbench.model.types import OrderStatus
+from workbench.model.enums import OrderStatus, TimeInForce
 
 __all__ = ["SessionResult", "close_failed", "expired_unfilled", "finish", "latency_ms"]
 
@@ -65,20 +65,39 @@ def finish(session, outcome: str, message: str, broker_path, expire: bool):
     return SessionResult(run_id=session.record.run_id, path=str(session.record.path), **summary)
 
 
+#: the reasons of protective orders (stops, take-profits), left out of expired_unfilled
+_PROTECTION = frozenset({"stop_loss", "take_profit"})
+
+
 def expired_unfilled(book) -> str:
-    """The orders of ``book`` (bracket legs aside) that expired with quantity left, in one
-    line ("" if none): a DAY order the market never filled (a symbol without a bar at its
-    open, a limit never reached) is a trade the session did not make; its backtest may fill
-    it at the next bar, so the session's end says which."""
-    ended = [o for cid, o in book.orders.items()
-             if o.status is OrderStatus.EXPIRED and cid not in book.parents and o.remaining > 0]
-    if not ended:
-        return ""
-    names = [f"{o.intent.symbol} {o.intent.side.value} {o.remaining:f}"
-             f"{' of ' + format(o.intent.quantity, 'f') if o.filled_quantity else ''} "
-             f"({o.client_order_id})" for o in ended]
-    return (f"{len(ended)} order(s) expired unfilled at the close, trades the session did "
-            f"not make: {', '.join(names)}")
+    """The orders of ``book`` (bracket legs and protective stops aside) the close left
+    unfilled, in one line (""
+    if none): expired with quantity left, or DAY orders still open (a real broker expires
+    them after the close). A DAY order the market never filled (a symbol without a bar at
+    its open, a limit never reached) is a trade the session did not make; its backtest may
+    fill it at the next bar, so the session's end says which."""
+    ended, still = [], []
+    for cid, order in book.orders.items():
+        if cid in book.parents or order.remaining <= 0 or order.intent.reason in _PROTECTION:
+            continue  # a stop not triggered is not a trade missed
+        if order.status is OrderStatus.EXPIRED:
+            ended.append(order)
+        elif not order.status.is_terminal and order.intent.time_in_force is TimeInForce.DAY:
+            still.append(order)
+    parts = []
+    if ended:
+        parts.append(f"{len(ended)} order(s) expired unfilled at the close, trades the "
+                     f"session did not make: {_listed(ended)}")
+    if still:
+        parts.append(f"{len(still)} DAY order(s) still open at the end, left to the broker's "
+                     f"expiry after the close: {_listed(still)}")
+    return "; ".join(parts)
+
+
+def _listed(orders) -> str:
+    return ", ".join(f"{o.intent.symbol} {o.intent.side.value} {o.remaining:f}"
+                     f"{' of ' + format(o.intent.quantity, 'f') if o.filled_quantity else ''} "
+                     f"({o.client_order_id})" for o in orders)
 
 
 def latency_ms(stats: LatencyStats) -> dict:
