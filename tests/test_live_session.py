@@ -47,7 +47,7 @@ SPEED = 120.0
 OPEN = calendar.session_open(DAY)
 M = pd.Timedelta(minutes=1)
 OPTIONS = FeedOptions(cutoff_s=20, stale_s=45, poll_delay_s=2, poll_retry_s=5,
-                      reconnect_min_s=2, reconnect_max_s=16)
+                      empty_after_s=40, reconnect_min_s=2, reconnect_max_s=16)
 PARAMS = {"fast": 2, "slow": 5}
 LOOSE = RiskSettings(
     daily_loss_reduce="0.98", daily_loss_halt="0.99", position_loss_exit="0.99",
@@ -147,6 +147,28 @@ def test_sim_broker_on_the_alpaca_feed_trades_like_the_replay(day, tmp_path):
     assert trades_of(result.path) == want
     start = next(e for e in replay(result.path).events if e.type == ev.SESSION_START)
     assert start.payload["broker_kind"] == "sim" and start.payload["feed"] == "alpaca"
+
+
+@pytest.mark.slow
+def test_a_minute_whose_market_data_is_late_is_decided_on_its_bars_like_the_replay(day, tmp_path):
+    """Minute 7's bars come out (REST and stream) 30 fake s after its close, past the
+    feed's cutoff (20 s), before its stale window (45 s) and empty_after_s (40 s): the
+    poll at the cutoff finds nothing. The minute is polled again, not skipped as empty, and decided on its bars,
+    as the replay of the stored day is (before: 19 bars, minute 7's late, other trades)."""
+    want = replayed(tmp_path)
+    with fake_for(day, paused=True) as fake:
+        fake.late_minute(OPEN + 7 * M, 30)
+        result = live_session(fake)
+    assert result.outcome == "succeeded", result.message
+    assert not late_start(result.path)
+    assert _bar_times(result.path) == [OPEN + m * M for m in range(MINUTES)]
+    assert not decided_without(result.path)
+    end = OPEN + MINUTES * M  # after the window the fake has no bar: minutes empty, stale
+    feed = [e.payload for e in replay(result.path).events if e.type == FEED_EVENT]
+    assert not [p for p in feed if p["kind"] == "minute_empty" and pd.Timestamp(p["time"]) < end]
+    assert not [p for p in feed if p["kind"] == "feed_source"
+                and pd.Timestamp(p["from_minute"]) < end]  # the stream stayed the source
+    assert trades_of(result.path) == want
 
 
 STOPS = {"sl_stop": 0.002, "tp_stop": 0.002}  # near: the protections fill inside the window

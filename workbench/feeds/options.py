@@ -39,7 +39,7 @@ class FeedOptions:
     stale_s: float = 60.0        # no stream bar this long after bars were due: poll instead
     poll_delay_s: float = 2.0    # after a minute's close: poll for it (REST has it by then)
     poll_retry_s: float = 5.0    # after a failed poll, or one that could not settle a minute
-    empty_after_s: float = 60.0  # after a minute's close: no bar anywhere means it had none
+    empty_after_s: float = 30.0  # after a minute's close: no bar anywhere means it had none
     reconnect_min_s: float = 1.0     # stream restart backoff: first delay, doubling ...
     reconnect_max_s: float = 60.0    # ... up to this; each delay jittered to [d/2, d]
     spike_band: float | None = 0.5   # the store's spike rule (None: off)
