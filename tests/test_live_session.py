@@ -18,6 +18,7 @@ an alert), and the comparison with the whole replayed window would not hold.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -75,11 +76,12 @@ def fake_for(bars, **kw) -> FakeAlpaca:
                       end=end, idle_timeout=60, **kw)
 
 
-def live_session(fake, **kw):
-    """A sim-broker session on the paused ``fake``, its replay played once the session
-    listens (its feed made, its first minute fixed, its stream subscribed to bars). Until
-    then the session's clock reads the fake's stopped one (the replay's lead before the
-    open), so the session starts before the open however long its start takes."""
+@contextlib.contextmanager
+def played_when_listening(fake):
+    """Play the paused ``fake``'s replay once a session listens (its feed made, its first
+    minute fixed, its stream subscribed to bars). Until then the session's clock reads the
+    fake's stopped one (the replay's lead before the open), so the session starts before
+    the open however long its start takes."""
     over = threading.Event()  # the session ended (or failed) before it listened
 
     def play_when_listening():
@@ -94,13 +96,19 @@ def live_session(fake, **kw):
     player = threading.Thread(target=play_when_listening, daemon=True)
     player.start()
     try:
-        result = run_live_session(strategy(), PARAMS, broker="sim", speed=SPEED, risk=LOOSE,
-                                  settings=settings_for(fake), feed_options=OPTIONS, **SIZING,
-                                  **kw)
+        yield
     finally:
         over.set()
         player.join(5)
-    return result
+
+
+def live_session(fake, **kw):
+    """A sim-broker session on the paused ``fake``, its replay played once the session
+    listens (:func:`played_when_listening`)."""
+    with played_when_listening(fake):
+        return run_live_session(strategy(), PARAMS, broker="sim", speed=SPEED, risk=LOOSE,
+                                settings=settings_for(fake), **{"feed_options": OPTIONS,
+                                                                **SIZING, **kw})
 
 
 def settings_for(fake):
@@ -169,6 +177,28 @@ def test_a_minute_whose_market_data_is_late_is_decided_on_its_bars_like_the_repl
     assert not [p for p in feed if p["kind"] == "feed_source"
                 and pd.Timestamp(p["from_minute"]) < end]  # the stream stayed the source
     assert trades_of(result.path) == want
+
+
+@pytest.mark.slow
+def test_a_minute_decided_before_its_late_bars_came_is_said_at_the_end(day, tmp_path):
+    """Minute 7's bars come out 35 fake s after its close, past empty_after_s (25 s here):
+    the minute is decided empty before they come. That decision differs from the replay's:
+    each late bar is a ``bar_late`` event (an alert where alert channels are set), and the
+    session's end message says which minutes were decided without which symbols (it said
+    only 'the trading day is over': without channels a journal event was all)."""
+    options = FeedOptions(**{**OPTIONS.__dict__, "empty_after_s": 25})
+    with fake_for(day, paused=True) as fake:
+        fake.late_minute(OPEN + 7 * M, 35)
+        result = live_session(fake, feed_options=options)
+    assert result.outcome == "succeeded" and result.bars == MINUTES - 1, result.message
+    late = sorted(decided_without(result.path))
+    assert late == [(s, (OPEN + 7 * M).isoformat()) for s in sorted(day["symbol"].unique())]
+    said = (f"1 minute(s) decided without a bar that came after (bar_late: a backtest on "
+            f"the stored bars decides them with it): {(OPEN + 7 * M).isoformat()} without "
+            f"{', '.join(s for s, _ in late)}")
+    assert result.message == f"the trading day is over; {said}"
+    (end,) = [e for e in replay(result.path).events if e.type == ev.SESSION_END]
+    assert end.payload["message"] == result.message
 
 
 STOPS = {"sl_stop": 0.002, "tp_stop": 0.002}  # near: the protections fill inside the window
