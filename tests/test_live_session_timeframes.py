@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.test_live_session import KEY, LOOSE, OPEN, OPTIONS, SECRET, SPEED, M, late_start, \
-    played_when_listening, strategy, trades_of
+    outages, played_when_listening, strategy, trades_of
 from workbench.config import load_settings
 from workbench.data import calendar
 from workbench.data.aggregate import aggregate_bars
@@ -98,6 +98,7 @@ def test_a_5min_live_session_trades_like_the_replayed_5min_session(keys, workben
         result = live(fake.url, "5Min")
     assert result.outcome == "succeeded", result.message
     assert not late_start(result.path)
+    assert not outages(result.path, OPEN + minutes * M)
     assert trades_of(result.path) == want
     events = bar_events(result.path)
     volumes = stored_volumes(bars, "5Min")
