@@ -278,12 +278,13 @@ def _live_loop(alpaca_feed, settings, history: Bars, day, clock: MarketClock, fe
                     return
             _journal_broker_events(journal, broker_events, clock)
         finally:
-            if late:  # each said in an alert; the end says them all
+            if late:  # each a feed event (an alert with channels); the end says them all
                 session.undecided.append(_decided_without(late))
     return loop
 
 
 def _decided_without(late: dict[str, set[str]]) -> str:
+    """The end message's line for the minutes decided before some of their bars came."""
     times = sorted(late)
     shown = "; ".join(f"{t} without {', '.join(sorted(late[t]))}" for t in times[:5])
     more = f"; and {len(times) - 5} more" if len(times) > 5 else ""
