@@ -227,13 +227,14 @@ def decided_without(run_path) -> list[tuple]:
 
 
 def outages(run_path, end) -> list[dict]:
-    """The feed's switches to REST polling before ``end`` (after the fake's window its
-    clock jumps to the close and the stream has nothing left: stale). The stale window is
-    45 fake s = 0.375 s real: a stream that late on a loaded machine is an outage, and the
+    """The feed's switches to REST polling while the window played (before ``end`` on
+    the session's clock; after it the fake's clock jumps to the close and the stream has
+    nothing left: stale, whatever minute is still to decide). The stale window is 45
+    fake s = 0.375 s real: a stream that late on a loaded machine is an outage, and the
     feed-disconnected switch (30 s) may block entries, a trade the replay makes."""
     return [e.payload for e in replay(run_path).events if e.type == FEED_EVENT
             and e.payload["kind"] == "feed_source" and e.payload["source"] == "polling"
-            and pd.Timestamp(e.payload["from_minute"]) < end]
+            and pd.Timestamp(e.payload["at"]) < end]
 
 
 def _bar_times(run_path) -> list[pd.Timestamp]:
