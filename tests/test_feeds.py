@@ -18,7 +18,7 @@ DAY = "2025-12-29"
 OPEN = calendar.session_open(DAY)  # 14:30 UTC
 M = pd.Timedelta(minutes=1)
 S = pd.Timedelta(seconds=1)
-OPTS = FeedOptions(cutoff_s=5, stale_s=30, poll_delay_s=2, poll_retry_s=4,
+OPTS = FeedOptions(cutoff_s=5, stale_s=30, poll_delay_s=2, poll_retry_s=4, empty_after_s=20,
                    reconnect_min_s=1, reconnect_max_s=8)
 
 
@@ -71,18 +71,61 @@ def test_the_first_stream_minute_is_confirmed_by_a_poll_then_decided():
     assert b.book.counts["duplicates"] == 1  # the polled AAA equals the streamed one
 
 
-def test_a_minute_with_no_bar_is_polled_not_decided_by_the_cutoff():
+def _streamed_minutes_0_to_2():
     b = Book()
     for m in range(3):
         b.book.add([bar("AAA", m), bar("BBB", m)], "stream", OPEN + (m + 1) * M)
         b.book.tick(OPEN + (m + 1) * M)
+    return b
+
+
+def test_a_minute_with_no_bar_is_polled_not_decided_by_the_cutoff():
+    b = _streamed_minutes_0_to_2()
     # minute 3: nothing at all (a mute stream and a quiet market look alike)
     step = b.book.tick(OPEN + 4 * M + 5 * S)
     assert step.rows == [] and step.poll == (OPEN + 3 * M, OPEN + 3 * M)
     b.book.polled(OPEN + 3 * M, OPEN + 3 * M, [], OPEN + 4 * M + 6 * S)
-    assert b.book.tick(OPEN + 4 * M + 6 * S).rows == []  # empty everywhere: skipped
+    # REST's silence 6 s after the close proves nothing yet: asked again poll_retry_s later
+    assert b.book.tick(OPEN + 4 * M + 9 * S).poll is None and b.book.next == 3
+    # the stream shows minute 4: the market data is past minute 3, whose silence now holds
+    b.book.add([bar("AAA", 4), bar("BBB", 4)], "stream", OPEN + 5 * M)
+    step = b.book.tick(OPEN + 5 * M)
+    assert step.rows == [] and step.poll == (OPEN + 3 * M, OPEN + 3 * M)
+    b.book.polled(*step.poll, [], OPEN + 5 * M)
+    assert [r.time for r in b.book.tick(OPEN + 5 * M).rows] == [OPEN + 4 * M]  # 3 skipped
     assert b.kinds("minute_empty") == [{"time": (OPEN + 3 * M).isoformat()}]
-    assert b.book.next == 4
+    assert b.book.next == 5 and b.book.counts["polls_too_early"] == 1
+
+
+def test_a_minute_rest_does_not_have_yet_is_decided_on_its_bars_when_they_come():
+    """The market data is late (a loaded data source, REST behind the clock): the poll
+    after the cutoff finds nothing for the minute. It is asked again, not skipped; when
+    REST has the minute it is decided on its bars, as a backtest on the stored day sees."""
+    b = _streamed_minutes_0_to_2()
+    step = b.book.tick(OPEN + 4 * M + 5 * S)
+    b.book.polled(*step.poll, [], OPEN + 4 * M + 6 * S)
+    assert b.book.tick(OPEN + 4 * M + 6 * S).rows == [] and not b.kinds("minute_empty")
+    step = b.book.tick(OPEN + 4 * M + 10 * S)  # poll_retry_s after the early poll
+    assert step.poll == (OPEN + 3 * M, OPEN + 3 * M)
+    b.book.polled(*step.poll, [bar("AAA", 3, 11), bar("BBB", 3, 12)], OPEN + 4 * M + 10 * S)
+    assert closes(b.book.tick(OPEN + 4 * M + 10 * S).rows) == [(OPEN + 3 * M, 11.0, 12.0)]
+    assert not b.kinds("minute_empty") and not b.kinds("bar_late")
+
+
+def test_a_minute_nothing_shows_is_empty_once_rest_had_empty_after_s_to_show_it():
+    b = _streamed_minutes_0_to_2()
+    now = OPEN + 4 * M + 5 * S
+    polls = []
+    while b.book.next == 3 and now < OPEN + 5 * M:
+        step = b.book.tick(now)
+        if step.poll:
+            polls.append(now)
+            b.book.polled(*step.poll, [], now)
+            b.book.tick(now)
+        now += S
+    # every poll_retry_s (4 s) from the cutoff, until one empty_after_s (20 s) after the close
+    assert polls == [OPEN + 4 * M + s * S for s in (5, 9, 13, 17, 21)]
+    assert b.kinds("minute_empty") == [{"time": (OPEN + 3 * M).isoformat()}]
 
 
 def test_rows_come_in_order_even_when_a_later_minute_completes_first():

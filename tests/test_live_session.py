@@ -18,6 +18,7 @@ an alert), and the comparison with the whole replayed window would not hold.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -47,7 +48,7 @@ SPEED = 120.0
 OPEN = calendar.session_open(DAY)
 M = pd.Timedelta(minutes=1)
 OPTIONS = FeedOptions(cutoff_s=20, stale_s=45, poll_delay_s=2, poll_retry_s=5,
-                      reconnect_min_s=2, reconnect_max_s=16)
+                      empty_after_s=40, reconnect_min_s=2, reconnect_max_s=16)
 PARAMS = {"fast": 2, "slow": 5}
 LOOSE = RiskSettings(
     daily_loss_reduce="0.98", daily_loss_halt="0.99", position_loss_exit="0.99",
@@ -75,11 +76,12 @@ def fake_for(bars, **kw) -> FakeAlpaca:
                       end=end, idle_timeout=60, **kw)
 
 
-def live_session(fake, **kw):
-    """A sim-broker session on the paused ``fake``, its replay played once the session
-    listens (its feed made, its first minute fixed, its stream subscribed to bars). Until
-    then the session's clock reads the fake's stopped one (the replay's lead before the
-    open), so the session starts before the open however long its start takes."""
+@contextlib.contextmanager
+def played_when_listening(fake):
+    """Play the paused ``fake``'s replay once a session listens (its feed made, its first
+    minute fixed, its stream subscribed to bars). Until then the session's clock reads the
+    fake's stopped one (the replay's lead before the open), so the session starts before
+    the open however long its start takes."""
     over = threading.Event()  # the session ended (or failed) before it listened
 
     def play_when_listening():
@@ -94,13 +96,19 @@ def live_session(fake, **kw):
     player = threading.Thread(target=play_when_listening, daemon=True)
     player.start()
     try:
-        result = run_live_session(strategy(), PARAMS, broker="sim", speed=SPEED, risk=LOOSE,
-                                  settings=settings_for(fake), feed_options=OPTIONS, **SIZING,
-                                  **kw)
+        yield
     finally:
         over.set()
         player.join(5)
-    return result
+
+
+def live_session(fake, **kw):
+    """A sim-broker session on the paused ``fake``, its replay played once the session
+    listens (:func:`played_when_listening`)."""
+    with played_when_listening(fake):
+        return run_live_session(strategy(), PARAMS, broker="sim", speed=SPEED, risk=LOOSE,
+                                settings=settings_for(fake), **{"feed_options": OPTIONS,
+                                                                **SIZING, **kw})
 
 
 def settings_for(fake):
@@ -144,9 +152,53 @@ def test_sim_broker_on_the_alpaca_feed_trades_like_the_replay(day, tmp_path):
     assert not late_start(result.path)
     assert result.bars == MINUTES
     assert not decided_without(result.path)
+    assert not outages(result.path, OPEN + MINUTES * M)
     assert trades_of(result.path) == want
     start = next(e for e in replay(result.path).events if e.type == ev.SESSION_START)
     assert start.payload["broker_kind"] == "sim" and start.payload["feed"] == "alpaca"
+
+
+@pytest.mark.slow
+def test_a_minute_whose_market_data_is_late_is_decided_on_its_bars_like_the_replay(day, tmp_path):
+    """Minute 7's bars come out (REST and stream) 30 fake s after its close, past the
+    feed's cutoff (20 s), before its stale window (45 s) and empty_after_s (40 s): the
+    poll at the cutoff finds nothing. The minute is polled again, not skipped as empty, and decided on its bars,
+    as the replay of the stored day is (before: 19 bars, minute 7's late, other trades)."""
+    want = replayed(tmp_path)
+    with fake_for(day, paused=True) as fake:
+        fake.late_minute(OPEN + 7 * M, 30)
+        result = live_session(fake)
+    assert result.outcome == "succeeded", result.message
+    assert not late_start(result.path)
+    assert _bar_times(result.path) == [OPEN + m * M for m in range(MINUTES)]
+    assert not decided_without(result.path)
+    end = OPEN + MINUTES * M  # after the window the fake has no bar: minutes empty, stale
+    feed = [e.payload for e in replay(result.path).events if e.type == FEED_EVENT]
+    assert not [p for p in feed if p["kind"] == "minute_empty" and pd.Timestamp(p["time"]) < end]
+    assert not outages(result.path, end)  # the stream stayed the source
+    assert trades_of(result.path) == want
+
+
+@pytest.mark.slow
+def test_a_minute_decided_before_its_late_bars_came_is_said_at_the_end(day, tmp_path):
+    """Minute 7's bars come out 35 fake s after its close, past empty_after_s (25 s here):
+    the minute is decided empty before they come. That decision differs from the replay's:
+    each late bar is a ``bar_late`` event (an alert where alert channels are set), and the
+    session's end message says which minutes were decided without which symbols (it said
+    only 'the trading day is over': without channels a journal event was all)."""
+    options = FeedOptions(**{**OPTIONS.__dict__, "empty_after_s": 25})
+    with fake_for(day, paused=True) as fake:
+        fake.late_minute(OPEN + 7 * M, 35)
+        result = live_session(fake, feed_options=options)
+    assert result.outcome == "succeeded" and result.bars == MINUTES - 1, result.message
+    late = sorted(decided_without(result.path))
+    assert late == [(s, (OPEN + 7 * M).isoformat()) for s in sorted(day["symbol"].unique())]
+    said = (f"1 minute(s) decided without a bar that came after (bar_late: a backtest on "
+            f"the stored bars decides them with it): {(OPEN + 7 * M).isoformat()} without "
+            f"{', '.join(s for s, _ in late)}")
+    assert result.message == f"the trading day is over; {said}"
+    (end,) = [e for e in replay(result.path).events if e.type == ev.SESSION_END]
+    assert end.payload["message"] == result.message
 
 
 STOPS = {"sl_stop": 0.002, "tp_stop": 0.002}  # near: the protections fill inside the window
@@ -172,6 +224,17 @@ def decided_without(run_path) -> list[tuple]:
     real at SPEED 120): a row without them, hence trades the replay would not make."""
     return [(e.payload["symbol"], e.payload["time"]) for e in replay(run_path).events
             if e.type == FEED_EVENT and e.payload["kind"] == "bar_late"]
+
+
+def outages(run_path, end) -> list[dict]:
+    """The feed's switches to REST polling while the window played (before ``end`` on
+    the session's clock; after it the fake's clock jumps to the close and the stream has
+    nothing left: stale, whatever minute is still to decide). The stale window is 45
+    fake s = 0.375 s real: a stream that late on a loaded machine is an outage, and the
+    feed-disconnected switch (30 s) may block entries, a trade the replay makes."""
+    return [e.payload for e in replay(run_path).events if e.type == FEED_EVENT
+            and e.payload["kind"] == "feed_source" and e.payload["source"] == "polling"
+            and pd.Timestamp(e.payload["at"]) < end]
 
 
 def _bar_times(run_path) -> list[pd.Timestamp]:

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_live_session import KEY, LOOSE, OPEN, OPTIONS, SECRET, SPEED, M, strategy, \
-    trades_of
+from tests.test_live_session import KEY, LOOSE, OPEN, OPTIONS, SECRET, SPEED, M, late_start, \
+    outages, played_when_listening, strategy, trades_of
 from workbench.config import load_settings
 from workbench.data import calendar
 from workbench.data.aggregate import aggregate_bars
@@ -92,9 +92,13 @@ def test_a_5min_live_session_trades_like_the_replayed_5min_session(keys, workben
     assert replayed.outcome == "succeeded" and replayed.bars == 8, replayed.message
     want = trades_of(replayed.path)
     assert len(want[0]) >= 5 and len(want[1]) >= 3  # entries and exits, filled
-    with fake_for(bars, minutes) as fake:
+    # paused until the session listens: a start after 09:35 (seconds under load, the
+    # fake's lead is 0.5 s) would not decide the first bar, and trade unlike the replay
+    with fake_for(bars, minutes, paused=True) as fake, played_when_listening(fake):
         result = live(fake.url, "5Min")
     assert result.outcome == "succeeded", result.message
+    assert not late_start(result.path)
+    assert not outages(result.path, OPEN + minutes * M)
     assert trades_of(result.path) == want
     events = bar_events(result.path)
     volumes = stored_volumes(bars, "5Min")

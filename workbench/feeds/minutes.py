@@ -6,7 +6,12 @@ under their minute and hands out one :class:`~workbench.engine.feed.BarRow` per 
 the session, in order, each exactly once. A minute is decided when
 
 1. every subscribed symbol's bar is in, or
-2. a poll made after the minute closed covered it (what REST did not return is NaN), or
+2. a poll made after the minute closed covered it (what REST did not return is NaN) and
+   its silence can be believed: REST answered a bar of that minute or a later one (now or
+   before), some source showed a bar of a later minute, or the poll came ``empty_after_s``
+   after the minute's close. A poll too early to say (REST may not have the minute yet
+   when the market data is late) settles the minutes before it and is made again
+   ``poll_retry_s`` later, so a late minute is decided on its bars, not skipped, or
 3. ``cutoff_s`` after its close, on a live stream, when the stream delivered some of its
    bars (a minute's bars come in one burst; the missing symbols had no trades: NaN).
 
@@ -110,10 +115,13 @@ class MinuteBook:
         self._poll_through = -1      # minutes up to here need a poll's word
         self._polled_through = -1    # a poll after their close covered minutes up to here
         self._poll_not_before = now
+        self._rest_latest = -1       # the latest minute REST answered a bar of
+        self._seen_latest = -1       # the latest minute any source showed a bar of
         self._attempt = 0
         self._restart_at: pd.Timestamp | None = None
         self.counts = {"duplicates": 0, "before_start": 0, "rejected": 0, "late": 0,
-                       "corrected": 0, "empty": 0, "polls": 0, "poll_failures": 0}
+                       "corrected": 0, "empty": 0, "polls": 0, "poll_failures": 0,
+                       "polls_too_early": 0}
 
     # -- input ------------------------------------------------------------------------------
     def add(self, bars: Iterable[MinuteBar], source: str, now) -> None:
@@ -124,6 +132,9 @@ class MinuteBook:
             i = self._place(bar, source)
             if i is None:
                 continue
+            self._seen_latest = max(self._seen_latest, i)
+            if source == REST:
+                self._rest_latest = max(self._rest_latest, i)
             if source == STREAM:
                 self._stream_bar(i, now)
             if i < self.next or bar.symbol in self._pending.get(i, {}) or (i, bar.symbol) in seen:
@@ -137,10 +148,22 @@ class MinuteBook:
             self._file_known(known, source)
 
     def polled(self, first: pd.Timestamp, last: pd.Timestamp, bars: Iterable[MinuteBar], now) -> None:
-        """A poll for minutes ``first .. last`` (as :attr:`Step.poll` asked) answered ``bars``."""
+        """A poll for minutes ``first .. last`` (as :attr:`Step.poll` asked) answered ``bars``.
+
+        It settles the minutes whose silence can be believed (the module doc, rule 2); the
+        others are polled again ``poll_retry_s`` later."""
+        now = _utc(now)
         self.counts["polls"] += 1
         self.add(bars, REST, now)
-        self._polled_through = max(self._polled_through, self._index[int(_utc(last).value)])
+        last_i = self._index[int(_utc(last).value)]
+        waited = int(self.closes.searchsorted(
+            now - pd.Timedelta(seconds=self.options.empty_after_s), side="right")) - 1
+        through = min(last_i, max(self._rest_latest, self._seen_latest - 1, waited))
+        if through < last_i:  # REST may not have these minutes yet: ask again
+            self.counts["polls_too_early"] += 1
+            self._poll_not_before = max(self._poll_not_before,
+                                        now + pd.Timedelta(seconds=self.options.poll_retry_s))
+        self._polled_through = max(self._polled_through, through)
 
     def poll_failed(self, first: pd.Timestamp, last: pd.Timestamp, error: BaseException, now) -> None:
         now = _utc(now)

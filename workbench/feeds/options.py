@@ -38,14 +38,15 @@ class FeedOptions:
     cutoff_s: float = 5.0        # after a minute's close: decide it without its missing symbols
     stale_s: float = 60.0        # no stream bar this long after bars were due: poll instead
     poll_delay_s: float = 2.0    # after a minute's close: poll for it (REST has it by then)
-    poll_retry_s: float = 5.0    # after a failed poll
+    poll_retry_s: float = 5.0    # after a failed poll, or one that could not settle a minute
+    empty_after_s: float = 30.0  # after a minute's close: no bar anywhere means it had none
     reconnect_min_s: float = 1.0     # stream restart backoff: first delay, doubling ...
     reconnect_max_s: float = 60.0    # ... up to this; each delay jittered to [d/2, d]
     spike_band: float | None = 0.5   # the store's spike rule (None: off)
 
     def __post_init__(self) -> None:
-        for name in ("cutoff_s", "stale_s", "poll_delay_s", "poll_retry_s", "reconnect_min_s",
-                     "reconnect_max_s"):
+        for name in ("cutoff_s", "stale_s", "poll_delay_s", "poll_retry_s", "empty_after_s",
+                     "reconnect_min_s", "reconnect_max_s"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"feed option {name} must be a positive number of seconds, "

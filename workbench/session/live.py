@@ -249,8 +249,12 @@ def _live_loop(alpaca_feed, settings, history: Bars, day, clock: MarketClock, fe
     symbols = history.symbols
 
     def loop(session, resume_at) -> None:
+        late: dict[str, set[str]] = {}  # minute -> symbols whose bar came after its decision
+
         def on_event(kind: str, data: dict) -> None:
             journal.append(FEED_EVENT, kind=kind, **data)
+            if kind == "bar_late":
+                late.setdefault(data["time"], set()).add(data["symbol"])
             if kind == "feed_source":
                 polling = data.get("source") != "stream"
                 session.feed_down_since = (session.feed_down_since or clock.now()) \
@@ -267,13 +271,26 @@ def _live_loop(alpaca_feed, settings, history: Bars, day, clock: MarketClock, fe
             _catch_up(session, feed, day, first, resume_at)
         role = "fill" if daily.is_daily(tf) else "bar"
         session.engine.prime()  # the history's state before the first bar is waited for
-        for row in feed:
+        try:
+            for row in feed:
+                _journal_broker_events(journal, broker_events, clock)
+                session.on_row(row, role)
+                if session.stop_reason:
+                    return
             _journal_broker_events(journal, broker_events, clock)
-            session.on_row(row, role)
-            if session.stop_reason:
-                return
-        _journal_broker_events(journal, broker_events, clock)
+        finally:
+            if late:  # each a feed event (an alert with channels); the end says them all
+                session.undecided.append(_decided_without(late))
     return loop
+
+
+def _decided_without(late: dict[str, set[str]]) -> str:
+    """The end message's line for the minutes decided before some of their bars came."""
+    times = sorted(late)
+    shown = "; ".join(f"{t} without {', '.join(sorted(late[t]))}" for t in times[:5])
+    more = f"; and {len(times) - 5} more" if len(times) > 5 else ""
+    return (f"{len(times)} minute(s) decided without a bar that came after (bar_late: a "
+            f"backtest on the stored bars decides them with it): {shown}{more}")
 
 
 def _decide_day_before(session, history: Bars, day, clock) -> None:

@@ -10,6 +10,8 @@ m + 1 min) it lets the book fill due orders against minute m's bars, publishes t
 hub, records them in ``served``, and moves on. After the window the clock jumps to the
 session's close (the market shows closed) and DAY orders expire. Minutes are published in
 order and each once; a slow machine publishes late, never out of order or skipped.
+``late[minute] = seconds`` publishes that minute (and so the ones after it, in order) that
+many fake seconds after its close: market data behind the clock, deterministically.
 """
 
 from __future__ import annotations
@@ -148,6 +150,7 @@ class Replay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.published: pd.Timestamp | None = None
+        self.late: dict[pd.Timestamp, float] = {}  # minute -> fake seconds after its close
         self.error: BaseException | None = None  # what ended the replay early, if anything
 
     @property
@@ -164,8 +167,9 @@ class Replay:
 
     def _run(self) -> None:
         for minute, rows in self.minutes:
+            due = minute + MINUTE + pd.Timedelta(seconds=self.late.get(minute, 0.0))
             while not self._stop.is_set():
-                wait = self.clock.seconds_until(minute + MINUTE)
+                wait = self.clock.seconds_until(due)
                 if wait <= 0:
                     break
                 self._stop.wait(min(wait, 0.5))

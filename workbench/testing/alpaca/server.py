@@ -270,6 +270,18 @@ class FakeAlpaca:
         self._published = max(self._published, minute.value)  # REST shows m with the stream
         self.hub.bars(rows)
 
+    def late_minute(self, minute, seconds: float) -> None:
+        """Publish the replay's ``minute`` (REST and stream alike) ``seconds`` of the fake's
+        clock after its close, not at it: market data behind the clock (before it is out)."""
+        minute = pd.Timestamp(minute).tz_convert("UTC")  # tz-aware, as the replay's minutes
+        if self._replay is None or not seconds >= 0 \
+                or minute not in {m for m, _ in self._replay.minutes}:
+            raise ConfigError(f"late_minute({minute}, {seconds!r}): a replayed minute and "
+                              "seconds >= 0")
+        if self._replay.published is not None and self._replay.published >= minute:
+            raise RuntimeError(f"minute {minute} is already out")
+        self._replay.late[minute] = float(seconds)
+
     def wait_until_done(self, timeout: float) -> None:
         """Block until the replay has published its last minute; TimeoutError if not in time."""
         if self._replay is None:
