@@ -9,7 +9,7 @@ from workbench.model.enums import OrderStatus as S
 from workbench.model.enums import TimeInForce
 from workbench.model.types import Order
 from workbench.orders.book import OrderBook
-from workbench.session.ending import expired_unfilled
+from workbench.session.ending import unfilled_at_close
 
 
 def _book(*orders: tuple) -> OrderBook:
@@ -31,8 +31,8 @@ def test_expired_and_still_open_day_orders_are_named_legs_stops_and_filled_ones_
                  ("s1", S.EXPIRED, "FFF", D(0), TimeInForce.DAY, "stop_loss"),
                  ("s2", S.ACCEPTED, "FFF", D(0), TimeInForce.DAY, "take_profit"))
     book.parents["e1.sl"] = "e1"
-    text = expired_unfilled(book)
+    text = unfilled_at_close(book)
     assert text == ("2 order(s) expired unfilled at the close, trades the session did not "
                     "make: AAA buy 10 (e1), BBB buy 6 of 10 (e2); 1 DAY order(s) still open at "
                     "the end, left to the broker's expiry after the close: CCC buy 10 (o1)")
-    assert expired_unfilled(_book(("f1", S.FILLED, "EEE", D(10), TimeInForce.DAY))) == ""
+    assert unfilled_at_close(_book(("f1", S.FILLED, "EEE", D(10), TimeInForce.DAY))) == ""

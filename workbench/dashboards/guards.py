@@ -67,11 +67,8 @@ QUERY_KEY_ENV = "WORKBENCH_DASHBOARD_QUERY_KEY"
 
 
 #: a URL's query parameters that carry a credential (the token, a key, the XSRF value)
-_SECRET_PARAM = re.compile(r"([?&](?:token|key|_xsrf)=)[^&#]*", re.IGNORECASE)
-
-
-#: the same in a bare query string (``token=...&run=...``, no ``?``)
-_SECRET_QUERY_PARAM = re.compile(r"((?:^|[?&])(?:token|key|_xsrf)=)[^&#]*", re.IGNORECASE)
+#: (also at the start of a bare query string: ``token=...&run=...``)
+_SECRET_PARAM = re.compile(r"((?:^|[?&])(?:token|key|_xsrf)=)[^&#]*", re.IGNORECASE)
 
 #: the variables Voilà gives a page's kernel that hold the page's request URL or query
 REQUEST_URL_VARIABLES = frozenset({"QUERY_STRING", "VOILA_REQUEST_URL"})
@@ -82,7 +79,7 @@ def without_credentials(variables: dict) -> dict:
     request's URL masked (``token=[masked]``): Voilà puts the page's whole URL, token
     included, in the kernel's ``VOILA_REQUEST_URL`` and ``QUERY_STRING``, where the page's
     code and every process it starts could read it."""
-    return {name: _SECRET_QUERY_PARAM.sub(r"\1[masked]", value)
+    return {name: _SECRET_PARAM.sub(r"\1[masked]", value)
             if name in REQUEST_URL_VARIABLES and isinstance(value, str) else value
             for name, value in variables.items()}
 

@@ -187,17 +187,13 @@ class Engine:
 
     def prime(self) -> bool:
         """Evaluate the preloaded window once now, as the first bar would: the carried state
-        (module doc) is then the history's, and the first bar costs what any bar costs
-        instead of a whole-window evaluation (130-180 ms at 500 symbols with four days
-        preloaded, the session's slowest bar). Call it after the last preload, before the
-        first bar is waited for; whether it evaluated (no: not incremental, not ready, or
-        already started). A strategy that fails on the history raises here, at the start."""
+        (module doc) is then the history's, and the first bar costs what any bar costs, not
+        a whole-window evaluation (130-180 ms at 500 symbols with four days preloaded). Call
+        it after the last preload; whether it evaluated (no: not incremental, not ready, or
+        started). A strategy that fails on the history raises here, at the start."""
         if not self.incremental or self._started or not self.ready:
             return False
-        self._note_sliding()
-        self._evaluate(None)
-        self._started = True
-        self.eval_rows = self._rows_needed()
+        self._evaluate_carried()
         return True
 
     def on_bars(self, row: BarRow) -> Decision:
@@ -262,6 +258,10 @@ class Engine:
         return bar_close(bar_time, self.window.timeframe)
 
     def _decide(self, bar_time: pd.Timestamp) -> tuple[Signal, ...]:
+        return self._last_row(self._evaluate_carried(), bar_time)
+
+    def _evaluate_carried(self) -> Signals:
+        """The strategy on the rows the carried state needs (the whole window to start it)."""
         self._note_sliding()
         rows = self.eval_rows if self._started else None
         signals = self._evaluate(rows)
@@ -275,7 +275,7 @@ class Engine:
             signals = self._evaluate(None)
         self._started = True
         self.eval_rows = self._rows_needed()
-        return self._last_row(signals, bar_time)
+        return signals
 
     def _evaluate(self, rows: int | None) -> Signals:
         if not self.incremental:  # recomputed on the whole window at every bar

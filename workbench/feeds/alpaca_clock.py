@@ -51,15 +51,16 @@ def clock_reader(settings: Settings | None = None,
     client._session.mount("https://", adapter)
     client._session.mount("http://", adapter)
 
-    first = [True]
+    first = True
 
     def read() -> pd.Timestamp:
-        deadline = time.monotonic() + (START_WAIT_S if first[0] else 0.0)
+        nonlocal first
+        deadline = time.monotonic() + (START_WAIT_S if first else 0.0)
         retried = False
         while True:
             try:
                 raw = client.get_clock()
-                first[0] = False
+                first = False
                 return pd.Timestamp(raw["timestamp"]).tz_convert("UTC")
             except requests.ConnectionError as e:
                 if time.monotonic() < deadline:

@@ -9,7 +9,7 @@ from workbench.engine.engine import LatencyStats
 from workbench.model import events as ev
 from workbench.model.enums import OrderStatus, TimeInForce
 
-__all__ = ["SessionResult", "close_failed", "expired_unfilled", "finish", "latency_ms"]
+__all__ = ["SessionResult", "close_failed", "finish", "latency_ms", "unfilled_at_close"]
 
 
 @dataclass(frozen=True)
@@ -41,13 +41,14 @@ def finish(session, outcome: str, message: str, broker_path, expire: bool):
         if hasattr(session.broker, "expire"):  # a real broker expires DAY orders itself
             session.broker.expire()
         session.manager.process_updates()
-        expired = expired_unfilled(session.manager.book)
-        if expired:  # what the backtest may have filled later: never silent
+        unfilled = unfilled_at_close(session.manager.book)
+        if unfilled:  # what the backtest may have filled later: never silent
             session.journal.append(ev.ALERT, source="session", level="warning",
-                                   message=expired, at=session.engine.clock.now().isoformat())
-            message = f"{message}; {expired}"
+                                   message=unfilled, at=session.engine.clock.now().isoformat())
+            message = f"{message}; {unfilled}"
     session.heartbeat()
-    if getattr(session, "undecided", None):  # a late start: the bars it did not decide
+    if getattr(session, "undecided", None):  # bars not decided (a late start) or decided
+        # without bars that came after (a live feed's bar_late)
         message = f"{message}; {'; '.join(session.undecided)}"
     positions = {s: f"{p.quantity:f}" for s, p in session.manager.positions().items()}
     equity = session.equity()
@@ -65,17 +66,16 @@ def finish(session, outcome: str, message: str, broker_path, expire: bool):
     return SessionResult(run_id=session.record.run_id, path=str(session.record.path), **summary)
 
 
-#: the reasons of protective orders (stops, take-profits), left out of expired_unfilled
+#: the reasons of protective orders (stops, take-profits), left out of unfilled_at_close
 _PROTECTION = frozenset({"stop_loss", "take_profit"})
 
 
-def expired_unfilled(book) -> str:
+def unfilled_at_close(book) -> str:
     """The orders of ``book`` (bracket legs and protective stops aside) the close left
-    unfilled, in one line (""
-    if none): expired with quantity left, or DAY orders still open (a real broker expires
-    them after the close). A DAY order the market never filled (a symbol without a bar at
-    its open, a limit never reached) is a trade the session did not make; its backtest may
-    fill it at the next bar, so the session's end says which."""
+    unfilled, in one line ("" if none): expired with quantity left, or DAY orders still
+    open (a real broker expires them after the close). A DAY order the market never
+    filled (a symbol without a bar at its open, a limit never reached) is a trade the
+    session did not make; its backtest may fill it at the next bar, so the end says which."""
     ended, still = [], []
     for cid, order in book.orders.items():
         if cid in book.parents or order.remaining <= 0 or order.intent.reason in _PROTECTION:

@@ -104,13 +104,13 @@ class Strategy:
             most = int(counts.max()) if len(counts) else 0
             raise StrategyError(
                 f"{self.name}: too little history: {most} bar(s) at most per symbol "
-                f"({named_counts(short)}), but warmup needs {need} before the first signal; load "
-                "more bars (start earlier)")
+                f"({named_counts(short)}), but warmup needs {need} before the first signal; "
+                "load more bars (start earlier)")
         if short:
             warnings.warn(f"{self.name}: warmup needs {need} bars of a symbol before its first "
                           f"signal; {len(short)} of {len(counts)} symbols have no more: "
-                          f"{named_counts(short)}: no signal for them in these bars (load more bars, "
-                          "start earlier)", ShortWarmupWarning)
+                          f"{named_counts(short)}: no signal for them in these bars (load "
+                          "more bars, start earlier)", ShortWarmupWarning)
         return need
 
     def __call__(self, bars: Bars, **given: Any) -> Signals:
