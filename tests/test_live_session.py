@@ -162,8 +162,9 @@ def test_sim_broker_on_the_alpaca_feed_trades_like_the_replay(day, tmp_path):
 def test_a_minute_whose_market_data_is_late_is_decided_on_its_bars_like_the_replay(day, tmp_path):
     """Minute 7's bars come out (REST and stream) 30 fake s after its close, past the
     feed's cutoff (20 s), before its stale window (45 s) and empty_after_s (40 s): the
-    poll at the cutoff finds nothing. The minute is polled again, not skipped as empty, and decided on its bars,
-    as the replay of the stored day is (before: 19 bars, minute 7's late, other trades)."""
+    poll at the cutoff finds nothing. The minute is polled again, not skipped as empty,
+    and decided on its bars, as the replay of the stored day is (before: 19 bars, minute
+    7's late, other trades)."""
     want = replayed(tmp_path)
     with fake_for(day, paused=True) as fake:
         fake.late_minute(OPEN + 7 * M, 30)
