@@ -22,6 +22,11 @@ from workbench.testing.sinks import ListSink
 S = OrderStatus
 
 
+#: the request timeout of the stalled-order tests: short, as a stall costs it in full, but
+#: every request of the adapter has it, the constructor's account read too, which once
+#: took longer than 0.5 s on the loaded CI machine
+STALL_TIMEOUT = 2.0
+
 def _manager(b):
     return OrderManager(b, ListSink(), SimClock(pd.Timestamp(T0)))
 
@@ -50,7 +55,7 @@ def test_1_accepted_then_504_leaves_one_order_settled_by_lookup(fake):
 
 
 def test_2_no_answer_times_out_unknown_and_is_never_sent_twice(fake):
-    b = broker(fake, stream=False, timeout=0.5)
+    b = broker(fake, stream=False, timeout=STALL_TIMEOUT)
     try:
         m = _manager(b)
         fake.stall(path="/v2/orders", method="POST", takes_effect=True)
@@ -171,7 +176,7 @@ def test_23_refused_at_the_handshake_backs_off_too(fake):
 
 
 def test_2_no_answer_and_nothing_placed_settles_as_never_arrived_after_the_window(fake):
-    b = broker(fake, stream=False, timeout=0.5)
+    b = broker(fake, stream=False, timeout=STALL_TIMEOUT)
     try:
         m = _manager(b)
         fake.stall(path="/v2/orders", method="POST", takes_effect=False)
