@@ -27,6 +27,7 @@ S = OrderStatus
 #: took longer than 0.5 s on the loaded CI machine
 STALL_TIMEOUT = 2.0
 
+
 def _manager(b):
     return OrderManager(b, ListSink(), SimClock(pd.Timestamp(T0)))
 
